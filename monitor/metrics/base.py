@@ -1,0 +1,73 @@
+"""The accumulator protocol every per-window, per-slice state follows.
+
+An accumulator is a small class over numpy arrays:
+
+- ``update(cols)`` folds a micro-batch (:class:`Columns`, the records of one
+  model × version × slice × window group) into the state, vectorised;
+- ``merge(other)`` folds another accumulator of the same kind and parameters into this one;
+  merge is associative and ``a.update(x); a.update(y)`` equals ``a.update(x); b.update(y);
+  a.merge(b)`` (exactly for counts and sums, to float rounding for moments);
+- ``to_state()`` returns plain JSON-able data and ``from_state(state)`` rebuilds it (checkpoints);
+- ``result()`` returns ``{metric_name: value}`` (NaN when undefined, e.g. no labels yet).
+
+``needs_label`` tells the window which records to feed: label-side accumulators only see
+records whose label is known (inline, or joined later by prediction id), prediction-side ones
+see every prediction once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Prepared arrays of one model's records, all of length ``n``.
+
+    - ``score``: float64, NaN when absent (binary: P(positive); multiclass: P(predicted class)).
+    - ``predicted``: binary → float64 0/1 (NaN when unknown); multiclass → int64 class codes
+      (-1 unknown); regression → float64 predicted value.
+    - ``label``: binary → float64 0/1; multiclass → int64 class codes; regression → float64;
+      missing (not labelled yet) is NaN, or -1 for codes.
+    - ``outcome``: int8 serving outcome codes (0 ok, 1 error, 2 timeout, 3 fallback).
+    - ``features``: name → float64 (numeric) or object (categorical) array.
+    """
+
+    score: np.ndarray
+    predicted: np.ndarray
+    label: np.ndarray
+    outcome: np.ndarray
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.outcome.shape[0])
+
+    def take(self, index: np.ndarray) -> Columns:
+        return Columns(self.score[index], self.predicted[index], self.label[index],
+                       self.outcome[index], {k: v[index] for k, v in self.features.items()})
+
+    def labelled(self) -> np.ndarray:
+        """Boolean mask of records whose label is known."""
+        if self.label.dtype.kind == "f":
+            return ~np.isnan(self.label)
+        return self.label >= 0
+
+
+@runtime_checkable
+class Accumulator(Protocol):
+    kind: ClassVar[str]
+    needs_label: ClassVar[bool]
+
+    def update(self, cols: Columns) -> None: ...
+
+    def merge(self, other: Any) -> None: ...
+
+    def to_state(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Any: ...
+
+    def result(self) -> dict[str, float]: ...

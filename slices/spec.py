@@ -1,0 +1,158 @@
+"""Typed, validated spec objects. Built by :func:`slices.load.load_spec`; immutable afterwards.
+
+Everything downstream (assignment, windows, metrics, drift, alerts, exporters, dashboard
+generation) reads these objects, never raw YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Task = Literal["binary", "multiclass", "regression"]
+FeatureType = Literal["numeric", "categorical"]
+SliceKind = Literal["overall", "feature_keys", "feature_values", "buckets", "where", "tags"]
+
+OUTCOMES: tuple[str, ...] = ("ok", "error", "timeout", "fallback")
+OTHER = "__other__"
+MISSING = "__missing__"
+
+
+@dataclass(frozen=True)
+class SchemaSpec:
+    """Where each record role lives in the user's records (dot paths, e.g. ``prediction.score``).
+
+    ``features`` is the path of a mapping whose keys are feature names; ``feature_paths``
+    overrides the place of single features (``{country: ctx.country}``).
+    """
+
+    model: str = "model"
+    version: str = "model_version"
+    id: str = "prediction_id"
+    time: str = "timestamp"
+    features: str = "features"
+    feature_paths: dict[str, str] = field(default_factory=dict)
+    score: str = "prediction.score"
+    pred_class: str = "prediction.class"
+    value: str = "prediction.value"
+    label: str = "label"
+    tags: str = "tags"
+    outcome: str = "outcome"
+    label_id: str = "prediction_id"
+    label_value: str = "label"
+    label_time: str = "timestamp"
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A tumbling window: ``kind='time'`` with ``size`` seconds or ``kind='count'`` of records."""
+
+    kind: Literal["time", "count"] = "time"
+    size: float = 300.0
+    allowed_lateness: float = 0.0
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    type: FeatureType = "numeric"
+    # Drift overrides (issue 3); None means "use the default selection rules".
+    test: str | None = None
+    threshold: float | None = None
+    min_samples: int | None = None
+
+
+@dataclass(frozen=True)
+class SliceSpec:
+    """One slicing rule; it yields zero or more slice values per record.
+
+    ``name`` is unique within a model. For ``feature_keys`` a record falls into the slice value
+    of its feature values (a cross when several keys); ``buckets`` maps a numeric feature onto
+    ``[edge_i, edge_i+1)`` intervals; ``where`` is a parsed predicate; ``tags`` yields one slice
+    value per listed tag the record carries.
+    """
+
+    name: str
+    kind: SliceKind
+    keys: tuple[str, ...] = ()
+    values: dict[str, Any] = field(default_factory=dict)
+    buckets: tuple[float, ...] = ()
+    where: str | None = None
+    predicate: Any = None  # slices.predicate.Expr, parsed at load time
+    tags: tuple[str, ...] = ()
+    critical: bool = False
+    max_values: int = 50
+    min_size: int = 0
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    """Drift checks of one model (issue 3)."""
+
+    enabled: bool = False
+    profile: str | None = None  # path of a reference profile JSON
+    rolling_windows: int = 0  # >0: reference = previous N windows instead of a profile
+    fdr: float = 0.05
+    features: tuple[str, ...] = ()  # empty: every declared feature
+    prediction: bool = True
+    label: bool = True
+    per_slice: bool = True
+    concept_detector: str | None = None  # River detector name, e.g. "ADWIN"
+    concept_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: Task
+    threshold: float = 0.5
+    window: WindowSpec = field(default_factory=WindowSpec)
+    metrics: tuple[str, ...] = ()
+    features: tuple[FeatureSpec, ...] = ()
+    slices: tuple[SliceSpec, ...] = ()
+    classes: tuple[str, ...] = ()  # multiclass: known classes (others fold into __other__)
+    positive_label: Any = 1
+    calibration_bins: int = 10
+    label_delay: float = 0.0  # seconds a label may arrive after its prediction
+    schema: SchemaSpec | None = None  # overrides the top-level schema
+    drift: DriftSpec = field(default_factory=DriftSpec)
+
+    def feature(self, name: str) -> FeatureSpec | None:
+        return next((f for f in self.features if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    type: Literal["file", "stdin", "kafka"] = "file"
+    paths: tuple[str, ...] = ()
+    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
+    follow: bool = False
+    batch_size: int = 10_000
+    labels: tuple[str, ...] = ()  # label files (file source)
+    dead_letter: str | None = None
+    kafka: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    listen: str = "127.0.0.1:9108"
+    stale_after_windows: int = 3
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole slicewatch spec, as loaded from one YAML file."""
+
+    file: str
+    models: tuple[ModelSpec, ...]
+    schema: SchemaSpec = field(default_factory=SchemaSpec)
+    source: SourceSpec = field(default_factory=SourceSpec)
+    server: ServerSpec = field(default_factory=ServerSpec)
+    checkpoint: str | None = None
+    alerting: Any = None  # alerts.config.AlertingSpec (issue 5)
+
+    def model(self, name: str) -> ModelSpec | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def schema_for(self, model: ModelSpec) -> SchemaSpec:
+        return model.schema or self.schema
