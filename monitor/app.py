@@ -1,0 +1,128 @@
+"""Wiring for ``slicewatch run``: spec → source → daemon → HTTP server, with signal handling.
+
+The CLI builds a :class:`RunOptions` and calls :func:`run`; only the CLI turns exceptions
+into exit codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+from prometheus_client.registry import CollectorRegistry
+
+from monitor.daemon import Daemon, ResultListener, RunSummary
+from monitor.deadletter import DeadLetter
+from monitor.exporter import MetricsServer, SlicewatchCollector
+from monitor.report import TablePrinter
+from monitor.sources.base import Chunk, SourceError
+from monitor.sources.file import FileSource
+from slices.spec import Spec
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    inputs: tuple[str, ...] = ()  # override source paths ("-" = stdin)
+    listen: str | None = None  # override server.listen; "" = no HTTP server
+    follow: bool | None = None
+    linger: float = 0.0  # keep serving /metrics this long after a replay ends (inf = forever)
+    quiet: bool = False
+    dead_letter: str | None = None
+
+
+def effective_spec(spec: Spec, opts: RunOptions) -> Spec:
+    """The spec with command-line overrides applied."""
+    source = spec.source
+    if opts.inputs:
+        kind = "stdin" if opts.inputs == ("-",) else "file"
+        source = dataclasses.replace(source, type=kind, paths=tuple(opts.inputs))
+    if opts.follow is not None:
+        source = dataclasses.replace(source, follow=opts.follow)
+    if opts.dead_letter:
+        source = dataclasses.replace(source, dead_letter=opts.dead_letter)
+    server = spec.server
+    if opts.listen is not None:
+        server = dataclasses.replace(server, listen=opts.listen)
+    return dataclasses.replace(spec, source=source, server=server)
+
+
+def open_source(spec: Spec, stop: threading.Event) -> Iterator[Chunk]:
+    """The chunks of the spec's source (file/stdin now; Kafka in ``monitor.sources.kafka``)."""
+    src = spec.source
+    if src.type == "kafka":
+        raise SourceError("the Kafka source is not part of this build yet")
+    paths = src.paths or (("-",) if src.type == "stdin" else ())
+    if not paths:
+        raise SourceError("no input: set source.path in the spec or pass --input")
+    yield from FileSource(paths, fmt=src.format, batch_size=src.batch_size, follow=src.follow,
+                          stop=stop).chunks()
+
+
+def serve(daemon: Daemon, listen: str,
+          extra_collectors: tuple = ()) -> MetricsServer:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot, extra_collectors))
+    return MetricsServer(registry, listen, lambda: daemon.snapshot).start()
+
+
+def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
+        listeners: Iterable[ResultListener] = (),
+        chunks: Callable[[threading.Event], Iterable[Chunk]] | None = None) -> RunSummary:
+    """Run the daemon until its input ends (replay) or a signal arrives (follow)."""
+    out = out or sys.stdout
+    spec = effective_spec(spec, opts)
+    listeners = list(listeners)
+    if not opts.quiet:
+        listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
+    daemon = Daemon(spec, dead_letter=DeadLetter(spec.source.dead_letter), listeners=listeners)
+    server = serve(daemon, spec.server.listen) if spec.server.listen else None
+    if server:
+        print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
+    restore = install_signal_handlers(daemon.stop)
+    try:
+        source = chunks(daemon.stop) if chunks else open_source(spec, daemon.stop)
+        t0 = time.perf_counter()
+        daemon.run(source, flush_at_end=False)
+        if not (daemon.stop.is_set() and spec.source.follow):
+            daemon.flush()  # a replay that ended: its last windows are complete
+        summary = daemon.summary(time.perf_counter() - t0)
+        print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
+              f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s",
+              file=out, flush=True)
+        if server and opts.linger > 0 and not daemon.stop.is_set():
+            print(f"slicewatch: input done; still serving {server.address}/metrics "
+                  "(Ctrl-C to stop)", file=out, flush=True)
+            daemon.stop.wait(None if opts.linger == float("inf") else opts.linger)
+        return summary
+    finally:
+        restore()
+        if server:
+            server.stop()
+        daemon.dead_letter.close()
+
+
+def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """First SIGINT/SIGTERM: graceful stop (the loop finishes its batch); second: exit now."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise SystemExit(130)
+        stop.set()
+
+    for s in previous:
+        signal.signal(s, handler)
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    return restore

@@ -1,0 +1,111 @@
+"""``slicewatch`` command line. Thin: parse arguments, call one library function, map errors
+to exit codes.
+
+Exit codes: 0 success; 1 runtime failure (input cannot be read, service unreachable…);
+2 invalid spec or usage; 130 interrupted twice (forced stop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from slices.errors import SlicewatchError, SpecError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+EPILOG = "exit codes: 0 ok · 1 runtime failure · 2 invalid spec or usage · 130 forced stop"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="slicewatch",
+        description="ML monitoring daemon: metrics per slice over event-time windows, drift "
+                    "against reference profiles, alerts to on-call.", epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the daemon on the spec's source",
+                         description="Run the daemon: read the spec's source (or --input), "
+                                     "window, slice, evaluate, serve /metrics.", epilog=EPILOG)
+    run.add_argument("-c", "--config", required=True, help="spec YAML file")
+    run.add_argument("-i", "--input", action="append", default=[],
+                     help="input file or glob (JSONL, CSV, Parquet; '-' = stdin); repeatable; "
+                          "overrides source.path")
+    run.add_argument("--listen", help="address for /metrics, e.g. 127.0.0.1:9108 "
+                                      "('' disables the HTTP server)")
+    run.add_argument("--follow", action="store_true", default=None,
+                     help="tail the input files as they grow")
+    run.add_argument("--linger", type=float, default=0.0,
+                     help="after a replay ends keep serving /metrics this many seconds "
+                          "(-1 = until interrupted)")
+    run.add_argument("--dead-letter", help="file for rejected and late records (JSONL)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no per-window table")
+
+    val = sub.add_parser("validate", help="check a spec; print every problem",
+                         description="Check a spec and print every problem as "
+                                     "file:line:column: path: message.", epilog=EPILOG)
+    val.add_argument("-c", "--config", required=True, help="spec YAML file")
+
+    demo = sub.add_parser("demo", help="run on a synthetic stream with drift injected",
+                          description="Generate a synthetic stream for a binary classifier "
+                                      "with a degradation and a feature shift injected "
+                                      "half-way, run the daemon on it and serve /metrics.",
+                          epilog=EPILOG)
+    demo.add_argument("--listen", default="127.0.0.1:9108", help="address for /metrics "
+                      "(port 0 picks a free one)")
+    demo.add_argument("--windows", type=int, default=12, help="event-time windows to generate")
+    demo.add_argument("--per-window", type=int, default=3000, help="records per window")
+    demo.add_argument("--seconds", type=float, default=15.0,
+                      help="wall-clock seconds over which the stream is played")
+    demo.add_argument("--linger", type=float, default=-1,
+                      help="seconds to keep serving /metrics afterwards (-1 = until Ctrl-C)")
+    demo.add_argument("--out", default=None, help="directory for the demo's files "
+                      "(default: a temporary one)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return EXIT_USAGE
+    except SlicewatchError as exc:
+        print(f"slicewatch: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from slices.load import load_spec
+
+    if args.command == "validate":
+        spec = load_spec(args.config)
+        n_slices = sum(len(m.slices) for m in spec.models)
+        print(f"{args.config}: ok ({len(spec.models)} model(s), {n_slices} slice rule(s))")
+        return EXIT_OK
+    if args.command == "run":
+        from monitor.app import RunOptions, run
+
+        spec = load_spec(args.config)
+        linger = float("inf") if args.linger < 0 else args.linger
+        run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen, follow=args.follow,
+                             linger=linger, quiet=args.quiet, dead_letter=args.dead_letter))
+        return EXIT_OK
+    if args.command == "demo":
+        from monitor.demo import run_demo
+
+        linger = float("inf") if args.linger < 0 else args.linger
+        run_demo(listen=args.listen, windows=args.windows, per_window=args.per_window,
+                 seconds=args.seconds, linger=linger, out_dir=args.out)
+        return EXIT_OK
+    raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

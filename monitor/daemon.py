@@ -1,0 +1,158 @@
+"""The daemon loop: the only place that knows every stage.
+
+source chunks → decode (rejects → dead letter) → per model: pipeline (late → dead letter) →
+closed windows → evaluate → tracker → snapshot (→ /metrics) and ``on_results`` listeners.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.deadletter import DeadLetter
+from monitor.decode import Decoder, Reject
+from monitor.evaluate import SliceResult, evaluate_window
+from monitor.metrics import accumulators_for
+from monitor.pipeline import ClosedWindow, ModelPipeline
+from monitor.records import RecordBatch
+from monitor.snapshot import EMPTY, Snapshot, Tracker
+from monitor.sources.base import Chunk
+from slices.spec import OUTCOMES, Spec
+
+ResultListener = Callable[[ClosedWindow, list[SliceResult]], None]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    records: int
+    rejected: int
+    late: int
+    windows: int
+    seconds: float
+
+
+class Daemon:
+    """Runs a spec over a stream of chunks; publishes snapshots for the exporter."""
+
+    def __init__(self, spec: Spec, *, dead_letter: DeadLetter | None = None,
+                 listeners: Iterable[ResultListener] = ()):
+        self.spec = spec
+        self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
+        self.listeners = list(listeners)
+        feature_types: dict[str, str] = {}
+        for m in spec.models:
+            for f in m.features:
+                feature_types.setdefault(f.name, f.type)
+        self.decoder = Decoder(spec.schema,
+                               default_model=spec.models[0].name if len(spec.models) == 1 else None,
+                               known_models=[m.name for m in spec.models],
+                               feature_types=feature_types)
+        self.pipelines = {m.name: ModelPipeline(m, self._factory(m)) for m in spec.models}
+        self.tracker = Tracker(spec.server.stale_after_windows)
+        self._snapshot: Snapshot = EMPTY
+        self.alive = time.time()
+        self.stop = threading.Event()
+
+    @staticmethod
+    def _factory(model):
+        return lambda slice_name: accumulators_for(model)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def publish(self) -> None:
+        self._snapshot = self.tracker.snapshot()
+
+    # ---- the loop ---------------------------------------------------------------------
+    def run(self, chunks: Iterable[Chunk], *, flush_at_end: bool = True) -> RunSummary:
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            self.process(chunk)
+            if self.stop.is_set():
+                break
+        if flush_at_end:
+            self.flush()
+        self.dead_letter.flush()
+        return self.summary(time.perf_counter() - t0)
+
+    def summary(self, seconds: float) -> RunSummary:
+        t = self.tracker
+        return RunSummary(sum(t.records.values()), sum(t.bad.values()), sum(t.late.values()),
+                          sum(t.closed.values()), seconds)
+
+    def process(self, chunk: Chunk) -> list[SliceResult]:
+        """Decode and fold one chunk; returns the results of windows it closed."""
+        self.alive = time.time()
+        if chunk.kind == "lines":
+            batch, rejects = self.decoder.decode_lines(chunk.payload)
+        else:
+            batch, rejects = self.decoder.decode_frame(chunk.payload)
+        self._reject(rejects, chunk.origin)
+        results = self.process_batch(batch)
+        self.publish()
+        return results
+
+    def process_batch(self, batch: RecordBatch) -> list[SliceResult]:
+        results: list[SliceResult] = []
+        if not len(batch):
+            return results
+        models, inverse = np.unique(batch.model.astype(str), return_inverse=True)
+        for i, name in enumerate(models):
+            rows = np.flatnonzero(inverse == i)
+            part = batch if rows.size == len(batch) else batch.take(rows)
+            self._count(str(name), part)
+            late, closed = self.pipelines[str(name)].process(part)
+            if late.any():
+                self.tracker.late[str(name)] += int(late.sum())
+                for j in np.flatnonzero(late):
+                    self.dead_letter.write("late", _row(part, int(j)), origin=str(name))
+            self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
+            for window in closed:
+                results.extend(self._closed(window))
+        return results
+
+    def flush(self) -> list[SliceResult]:
+        results: list[SliceResult] = []
+        for pipeline in self.pipelines.values():
+            for window in pipeline.flush():
+                results.extend(self._closed(window))
+        self.publish()
+        return results
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _closed(self, window: ClosedWindow) -> list[SliceResult]:
+        model = self.spec.model(window.model)
+        results = evaluate_window(window, model)
+        self.tracker.window_closed(window.model, window.end, results)
+        for listener in self.listeners:
+            listener(window, results)
+        return results
+
+    def _count(self, model: str, batch: RecordBatch) -> None:
+        self.tracker.records[model] += len(batch)
+        versions, v_inv = np.unique(batch.version.astype(str), return_inverse=True)
+        counts = np.zeros((len(versions), len(OUTCOMES)), dtype=np.int64)
+        np.add.at(counts, (v_inv, batch.outcome.astype(np.int64)), 1)
+        for vi, version in enumerate(versions):
+            for oi, outcome in enumerate(OUTCOMES):
+                if counts[vi, oi]:
+                    self.tracker.outcomes[(model, str(version), outcome)] += int(counts[vi, oi])
+
+    def _reject(self, rejects: list[Reject], origin: str) -> None:
+        for r in rejects:
+            self.tracker.bad[r.reason] += 1
+            self.dead_letter.write(r.reason, r.raw, detail=r.detail, origin=origin)
+
+
+def _row(batch: RecordBatch, i: int) -> dict:
+    """One record of a batch back as a plain dict (for dead-letter output)."""
+    return {"model": batch.model[i], "model_version": batch.version[i], "id": batch.id[i],
+            "time": float(batch.time[i]),
+            "score": None if np.isnan(batch.score[i]) else float(batch.score[i]),
+            "features": {k: (v[i].item() if hasattr(v[i], "item") else v[i])
+                         for k, v in batch.features.items()}}

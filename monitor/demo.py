@@ -1,0 +1,149 @@
+"""``slicewatch demo``: a synthetic fraud-model stream with a known degradation half-way.
+
+What is injected at the half-way window (so the user knows what to look for):
+
+- **feature shift**: ``amount`` is multiplied by 1.8 for every record (inflow drift);
+- **degradation**: for ``country=BR`` the model's score stops tracking the label
+  (ROC AUC falls towards 0.5, accuracy drops) — a slice problem invisible in ``overall`` at
+  first glance;
+- **serving failures**: 8 % of ``device=web`` predictions time out (no score).
+
+The stream is written progressively to a JSONL file that the daemon tails (follow mode), so
+the demo runs the same path as ``slicewatch run --follow``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import orjson
+
+from monitor.app import RunOptions, run
+from monitor.sources.file import FileSource
+from slices.load import load_spec_text
+
+COUNTRIES = np.array(["US", "CA", "GB", "DE", "BR", "IN"], dtype=object)
+COUNTRY_P = np.array([0.38, 0.12, 0.14, 0.12, 0.14, 0.10])
+DEVICES = np.array(["ios", "android", "web"], dtype=object)
+WINDOW_SECONDS = 60
+
+DEMO_SPEC = """
+version: 1
+source: {type: file, path: "%(path)s", dead_letter: "%(dead)s", batch_size: 2000}
+server: {listen: "%(listen)s", stale_after_windows: 3}
+models:
+  - name: fraud
+    task: binary
+    threshold: 0.5
+    window: 1m
+    allowed_lateness: 5s
+    features:
+      amount: numeric
+      account_age_days: numeric
+      country: categorical
+      device: categorical
+    slices:
+      - overall: true
+      - feature_keys: [country]
+        max_values: 10
+      - feature_keys: [device]
+      - feature_keys: [country, device]
+        max_values: 20
+      - buckets: {amount: [0, 20, 100, 500]}
+      - name: new_user_big_amount
+        where: 'amount > 100 and "new_user" in tags'
+        critical: true
+        min_size: 30
+      - tags: [new_user]
+"""
+
+
+def demo_records(windows: int, per_window: int, *, seed: int = 7,
+                 start: float | None = None) -> Iterator[list[dict]]:
+    """Yield one list of records per event-time window (see the module doc for the drift)."""
+    rng = np.random.default_rng(seed)
+    if start is None:
+        start = (int(time.time()) // WINDOW_SECONDS - windows) * WINDOW_SECONDS
+    for w in range(windows):
+        shifted = w >= windows // 2
+        n = per_window
+        country = rng.choice(COUNTRIES, size=n, p=COUNTRY_P)
+        device = rng.choice(DEVICES, size=n, p=[0.45, 0.35, 0.20])
+        age = rng.exponential(400, size=n).round()
+        amount = rng.lognormal(3.5, 1.0, size=n) * (1.8 if shifted else 1.0)
+        logit = -4.0 + 1.5 * np.log1p(amount / 30) + 2.2 * (age < 30) + 0.8 * (device == "web")
+        label = rng.random(n) < 1 / (1 + np.exp(-logit))
+        # The model sees the true logit with noise; after the shift it breaks for BR.
+        model_logit = logit + rng.normal(0, 0.5, size=n)
+        score = 1 / (1 + np.exp(-model_logit))
+        if shifted:
+            broken = country == "BR"
+            score[broken] = rng.beta(2, 5, size=int(broken.sum()))
+        outcome = np.full(n, "ok", dtype=object)
+        if shifted:
+            outcome[(device == "web") & (rng.random(n) < 0.08)] = "timeout"
+        times = start + w * WINDOW_SECONDS + np.sort(rng.uniform(0, WINDOW_SECONDS, size=n))
+        records = []
+        for i in range(n):
+            tags = ["new_user"] if age[i] < 30 else []
+            rec = {
+                "model": "fraud", "model_version": "v3", "prediction_id": f"p{w}-{i}",
+                "timestamp": float(round(times[i], 3)),
+                "features": {"amount": round(float(amount[i]), 2),
+                             "account_age_days": float(age[i]),
+                             "country": country[i], "device": device[i]},
+                "prediction": ({"score": round(float(score[i]), 5)}
+                               if outcome[i] == "ok" else {}),
+                "label": int(label[i]), "tags": tags, "outcome": outcome[i],
+            }
+            records.append(rec)
+        yield records
+
+
+def run_demo(*, listen: str = "127.0.0.1:9108", windows: int = 12, per_window: int = 3000,
+             seconds: float = 15.0, linger: float = float("inf"),
+             out_dir: str | None = None) -> None:
+    out_dir = out_dir or tempfile.mkdtemp(prefix="slicewatch-demo-")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "predictions.jsonl")
+    open(path, "wb").close()
+    spec = load_spec_text(DEMO_SPEC % {"path": path, "listen": listen,
+                                       "dead": os.path.join(out_dir, "dead-letter.jsonl")},
+                          "<demo spec>")
+    print(f"slicewatch demo: {windows} windows × {per_window} records of a fraud model, "
+          f"written to {path}\n  half-way: amount ×1.8 (feature shift), country=BR scores "
+          "decoupled from labels (degradation), 8% timeouts on device=web", flush=True)
+    done = threading.Event()
+
+    def write() -> None:
+        pause = seconds / max(windows, 1)
+        with open(path, "ab") as fh:
+            for records in demo_records(windows, per_window):
+                fh.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+                fh.flush()
+                time.sleep(pause)
+        done.set()
+
+    writer = threading.Thread(target=write, name="demo-writer", daemon=True)
+    writer.start()
+    run(spec, RunOptions(linger=linger),
+        chunks=lambda stop: FileSource([path], follow=True, batch_size=2000,
+                                       poll_interval=0.1, stop=_either(done, stop)).chunks())
+
+
+def _either(a: threading.Event, b: threading.Event) -> threading.Event:
+    """An event set when either ``a`` or ``b`` is set."""
+    both = threading.Event()
+
+    def watch() -> None:
+        while not (a.wait(0.05) or b.is_set()):
+            pass
+        both.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return both

@@ -1,0 +1,204 @@
+"""``/metrics`` (Prometheus text or OpenMetrics) and ``/healthz`` over the latest snapshot.
+
+A custom :class:`Collector` builds metric families fresh from the snapshot on each scrape —
+no ``.labels()`` calls per record, and series of expired slices simply stop appearing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from monitor.snapshot import Snapshot
+
+SLICE_LABELS = ["model", "version", "slice"]
+
+# Help text of each per-slice metric family ``slicewatch_slice_<name>``.
+SLICE_METRIC_HELP: dict[str, str] = {
+    "count": "Records in the slice in the last closed window.",
+    "failure_rate": "Share of predictions whose serving outcome was not ok.",
+    "error_rate": "Share of predictions with outcome=error.",
+    "timeout_rate": "Share of predictions with outcome=timeout.",
+    "fallback_rate": "Share of predictions with outcome=fallback.",
+    "labelled_rate": "Share of predictions whose label is known.",
+    "score_mean": "Mean prediction score.",
+    "score_std": "Standard deviation of the prediction score.",
+    "positive_rate": "Share of predictions at or above the decision threshold.",
+    "label_positive_rate": "Share of labelled records whose label is positive.",
+    "accuracy": "Accuracy on labelled records.",
+    "precision": "Precision at the decision threshold.",
+    "recall": "Recall at the decision threshold.",
+    "f1": "F1 score at the decision threshold.",
+    "roc_auc": "Area under the ROC curve.",
+    "pr_auc": "Area under the precision-recall curve (average precision).",
+    "log_loss": "Mean log loss.",
+    "brier": "Brier score (mean squared error of the probability).",
+    "ece": "Expected calibration error over equal-width bins.",
+    "macro_precision": "Macro-averaged precision.",
+    "macro_recall": "Macro-averaged recall.",
+    "macro_f1": "Macro-averaged F1 score.",
+    "prediction_mean": "Mean predicted value.",
+    "prediction_std": "Standard deviation of the predicted value.",
+    "mae": "Mean absolute error, in label units.",
+    "rmse": "Root mean squared error, in label units.",
+    "mape": "Mean absolute percentage error (as a ratio; labels equal to 0 excluded).",
+    "mean_error": "Mean of prediction minus label, in label units.",
+    "label_mean": "Mean label.",
+}
+
+
+def slice_metric_name(metric: str) -> str:
+    """Exported family name of a per-slice metric: ``roc_auc`` → ``slicewatch_slice_roc_auc``;
+    ``count`` → ``slicewatch_slice_records`` (a gauge may not end in ``_count``)."""
+    return "slicewatch_slice_records" if metric == "count" else f"slicewatch_slice_{metric}"
+
+
+class SlicewatchCollector(Collector):
+    """Yields every slicewatch metric family from ``get_snapshot()``.
+
+    Extra families (drift, alerts…) come from ``extra_collectors``: callables taking the
+    snapshot and yielding metric families.
+    """
+
+    def __init__(self, get_snapshot: Callable[[], Snapshot],
+                 extra_collectors: tuple[Callable[[Snapshot], Iterator[Metric]], ...] = ()):
+        self.get_snapshot = get_snapshot
+        self.extra_collectors = extra_collectors
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.get_snapshot()
+        yield from _counter("slicewatch_records", "Prediction records accepted.", ["model"],
+                            {(m,): v for m, v in s.records.items()})
+        yield from _counter("slicewatch_bad_records", "Records rejected, by reason "
+                            "(written to the dead-letter output).", ["reason"],
+                            {(r,): v for r, v in s.bad_records.items()})
+        yield from _counter("slicewatch_late_records", "Records that arrived after their "
+                            "window closed (counted, dead-lettered, not aggregated).", ["model"],
+                            {(m,): v for m, v in s.late_records.items()})
+        yield from _counter("slicewatch_windows_closed", "Windows closed and evaluated.",
+                            ["model"], {(m,): v for m, v in s.windows_closed.items()})
+        yield from _counter("slicewatch_predictions", "Predictions by serving outcome.",
+                            ["model", "version", "outcome"], dict(s.outcomes.items()))
+        yield from _gauge("slicewatch_watermark_timestamp_seconds", "Event-time watermark.",
+                          ["model"], {(m,): v for m, v in s.watermark.items()})
+        yield from _gauge("slicewatch_last_window_end_timestamp_seconds",
+                          "Event-time end of the last closed window.", ["model"],
+                          {(m,): v for m, v in s.last_window_end.items()})
+        yield from _counter("slicewatch_slices_suppressed", "Slice results not reported "
+                            "because the slice had fewer records than its min_size.", ["model"],
+                            {(m,): v for m, v in s.suppressed.items()})
+        yield from self._slices(s)
+        yield from _gauge("slicewatch_up_time_seconds", "Seconds since the daemon started.",
+                          [], {(): time.time() - s.started} if s.started else {})
+        for extra in self.extra_collectors:
+            yield from extra(s)
+
+    def _slices(self, s: Snapshot) -> Iterator[Metric]:
+        families: dict[str, GaugeMetricFamily] = {}
+        info = GaugeMetricFamily("slicewatch_slice_info", "Slices reported in the last windows "
+                                 "(value 1); critical=true marks critical slices.",
+                                 labels=["model", "version", "slice", "slice_spec", "critical"])
+        window_end = GaugeMetricFamily("slicewatch_slice_window_end_timestamp_seconds",
+                                       "Event-time end of the window the slice's values are "
+                                       "from.", labels=SLICE_LABELS)
+        for (model, version, slice_label), r in sorted(s.series.items()):
+            labels = [model, version, slice_label]
+            info.add_metric([*labels, r.slice_name, "true" if r.critical else "false"], 1.0)
+            window_end.add_metric(labels, r.window_end)
+            for metric, value in r.metrics.items():
+                if value is None or (isinstance(value, float) and math.isnan(value)):
+                    continue
+                name = slice_metric_name(metric)
+                fam = families.get(name)
+                if fam is None:
+                    help_text = SLICE_METRIC_HELP.get(metric, f"Per-slice metric {metric}.")
+                    fam = families[name] = GaugeMetricFamily(name, help_text, labels=SLICE_LABELS)
+                fam.add_metric(labels, float(value))
+        yield info
+        yield window_end
+        yield from families.values()
+
+
+def _counter(name, doc, labels, values) -> Iterator[Metric]:
+    fam = CounterMetricFamily(name, doc, labels=labels)
+    for key, value in sorted(values.items()):
+        fam.add_metric(list(key), float(value))
+    yield fam
+
+
+def _gauge(name, doc, labels, values) -> Iterator[Metric]:
+    fam = GaugeMetricFamily(name, doc, labels=labels)
+    for key, value in sorted(values.items()):
+        if value is not None and math.isfinite(value):
+            fam.add_metric(list(key), float(value))
+    yield fam
+
+
+class MetricsServer:
+    """A small threaded HTTP server: ``/metrics``, ``/healthz``, ``/`` (an index)."""
+
+    def __init__(self, registry: CollectorRegistry, listen: str,
+                 get_snapshot: Callable[[], Snapshot], *, stall_seconds: float = 300.0):
+        host, _, port = listen.rpartition(":")
+        self.registry = registry
+        self.get_snapshot = get_snapshot
+        self.stall_seconds = stall_seconds
+        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http",
+                                       daemon=True)
+
+    @property
+    def address(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> MetricsServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    encoder, ctype = choose_encoder(self.headers.get("Accept", ""))
+                    self._send(200, ctype, encoder(server.registry))
+                elif path == "/healthz":
+                    snap = server.get_snapshot()
+                    age = time.time() - snap.heartbeat if snap.heartbeat else math.inf
+                    ok = age <= server.stall_seconds
+                    body = {"status": "ok" if ok else "stalled", "last_batch_age_seconds": age}
+                    self._send(200 if ok else 503, "application/json",
+                               json.dumps(body).encode())
+                elif path == "/":
+                    self._send(200, "text/plain; charset=utf-8",
+                               b"slicewatch: /metrics /healthz\n")
+                else:
+                    self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+            def _send(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:  # quiet
+                return
+
+        return Handler

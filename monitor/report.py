@@ -1,0 +1,72 @@
+"""A compact per-window, per-slice table on the console (used by ``run`` and ``demo``)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import TextIO
+
+from monitor.evaluate import SliceResult
+from monitor.pipeline import ClosedWindow
+
+COLUMNS = {  # metric → (header, format)
+    "binary": [("accuracy", "acc", "{:.3f}"), ("roc_auc", "auc", "{:.3f}"),
+               ("f1", "f1", "{:.3f}"), ("ece", "ece", "{:.3f}"),
+               ("score_mean", "score", "{:.3f}"), ("failure_rate", "fail%", "{:.1%}")],
+    "multiclass": [("accuracy", "acc", "{:.3f}"), ("macro_f1", "macroF1", "{:.3f}"),
+                   ("failure_rate", "fail%", "{:.1%}")],
+    "regression": [("mae", "mae", "{:.3g}"), ("rmse", "rmse", "{:.3g}"),
+                   ("mean_error", "bias", "{:+.3g}"), ("failure_rate", "fail%", "{:.1%}")],
+}
+
+
+# The metric that ranks slices worst-first, and whether lower values are worse.
+PRIMARY = {"binary": ("roc_auc", True), "multiclass": ("macro_f1", True),
+           "regression": ("mae", False)}
+
+
+def worst_first(results: list[SliceResult], task: str) -> list[SliceResult]:
+    """Critical slices, then overall, then the rest from worst to best on the task's primary
+    metric (slices where it is undefined last)."""
+    metric, lower_is_worse = PRIMARY[task]
+
+    def key(r: SliceResult):
+        v = r.metrics.get(metric, math.nan)
+        undefined = v is None or (isinstance(v, float) and math.isnan(v))
+        rank = 0.0 if undefined else (v if lower_is_worse else -v)
+        return (not r.critical, r.slice_name != "overall", undefined, rank, r.slice)
+
+    return sorted(results, key=key)
+
+
+class TablePrinter:
+    """Listener: prints each closed window's slices — critical first, then overall, then the
+    worst slices on the task's primary metric — at most ``max_rows``."""
+
+    def __init__(self, tasks: dict[str, str], out: TextIO | None = None, max_rows: int = 12):
+        self.tasks = tasks
+        self.out = out or sys.stdout
+        self.max_rows = max_rows
+
+    def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
+        task = self.tasks.get(window.model, "binary")
+        cols = COLUMNS[task]
+        shown = worst_first([r for r in results if r.reported], task)
+        start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(window.start)) \
+            if math.isfinite(window.start) else "?"
+        print(f"\n── {window.model} · window {start}Z · {len(shown)} slices", file=self.out)
+        header = f"  {'slice':<34} {'ver':<6} {'n':>7} " + " ".join(f"{h:>7}" for _, h, _ in cols)
+        print(header, file=self.out)
+        for r in shown[: self.max_rows]:
+            cells = []
+            for metric, _, fmt in cols:
+                v = r.metrics.get(metric)
+                cells.append(f"{'-':>7}" if v is None or (isinstance(v, float) and math.isnan(v))
+                             else f"{fmt.format(v):>7}")
+            mark = "!" if r.critical else " "
+            print(f" {mark}{r.slice[:34]:<34} {r.version[:6]:<6} {r.count:>7} " + " ".join(cells),
+                  file=self.out)
+        if len(shown) > self.max_rows:
+            print(f"  … {len(shown) - self.max_rows} more slices on /metrics", file=self.out)
+        self.out.flush()

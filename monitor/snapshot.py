@@ -1,0 +1,84 @@
+"""What the exporter reads: an immutable snapshot, published by the daemon loop.
+
+The loop owns a :class:`Tracker` (mutable, single-threaded); after each batch or window close
+it publishes ``tracker.snapshot()``; the ``/metrics`` thread only reads the latest snapshot, so
+no lock is held across the hot path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from monitor.evaluate import SliceResult
+
+SeriesKey = tuple[str, str, str]  # (model, version, slice)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    records: MappingProxyType  # model → accepted records
+    bad_records: MappingProxyType  # reason → count
+    late_records: MappingProxyType  # model → count
+    windows_closed: MappingProxyType  # model → count
+    watermark: MappingProxyType  # model → epoch seconds
+    last_window_end: MappingProxyType  # model → epoch seconds
+    outcomes: MappingProxyType  # (model, version, outcome) → count
+    series: MappingProxyType  # SeriesKey → SliceResult (latest closed window)
+    suppressed: MappingProxyType  # model → slices below min_size, cumulative
+    extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    started: float = 0.0
+    heartbeat: float = 0.0
+
+
+class Tracker:
+    """Counters and the latest result per series; drops series unseen for N windows."""
+
+    def __init__(self, stale_after_windows: int = 3):
+        self.stale_after = max(1, stale_after_windows)
+        self.records: Counter = Counter()
+        self.bad: Counter = Counter()
+        self.late: Counter = Counter()
+        self.closed: Counter = Counter()
+        self.suppressed: Counter = Counter()
+        self.outcomes: Counter = Counter()
+        self.watermark: dict[str, float] = {}
+        self.last_end: dict[str, float] = {}
+        self.series: dict[SeriesKey, SliceResult] = {}
+        self._seen_at: dict[SeriesKey, int] = {}
+        self.extra: dict[str, object] = {}
+        self.started = time.time()
+        self.heartbeat = self.started
+
+    def window_closed(self, model: str, window_end: float, results: list[SliceResult]) -> None:
+        """Record one closed window of ``model`` and expire series not seen recently."""
+        self.closed[model] += 1
+        seq = self.closed[model]
+        self.last_end[model] = max(self.last_end.get(model, window_end), window_end)
+        for r in results:
+            if not r.reported:
+                self.suppressed[model] += 1
+                continue
+            key = (r.model, r.version, r.slice)
+            self.series[key] = r
+            self._seen_at[key] = seq
+        for key in [k for k in self.series if k[0] == model]:
+            if seq - self._seen_at[key] >= self.stale_after:
+                del self.series[key]
+                del self._seen_at[key]
+
+    def snapshot(self) -> Snapshot:
+        self.heartbeat = time.time()
+        p = MappingProxyType
+        return Snapshot(
+            records=p(dict(self.records)), bad_records=p(dict(self.bad)),
+            late_records=p(dict(self.late)), windows_closed=p(dict(self.closed)),
+            watermark=p(dict(self.watermark)), last_window_end=p(dict(self.last_end)),
+            outcomes=p(dict(self.outcomes)), series=p(dict(self.series)),
+            suppressed=p(dict(self.suppressed)), extra=p(dict(self.extra)),
+            started=self.started, heartbeat=self.heartbeat)
+
+
+EMPTY = Tracker().snapshot()
