@@ -354,7 +354,7 @@ class _Loader:
         if task is not None:
             kw["metrics"] = self.metrics((*path, "metrics"), v.get("metrics"), task)
         features = self.features((*path, "features"), v.get("features"))
-        declared = {f.name: f for f in features} if "features" in v else None
+        declared = {f.name: f for f in features} if "features" in v and features else None
         kw["features"] = features
         kw["slices"] = self.slices((*path, "slices"), v.get("slices"), declared)
         kw["drift"] = self.drift((*path, "drift"), v.get("drift"), declared)
