@@ -1,0 +1,323 @@
+"""The alert engine: observations → rules → lifecycle → routes/groups → outbox → receivers.
+
+>>> # engine = AlertEngine(spec.alerting, "state/alerts.sqlite")
+>>> # engine.observe([Observation(...)], now)   # after each window closes
+>>> # engine.dispatch()                          # every second, from a background loop
+
+``observe`` and ``dispatch`` may run in different threads. State (series, groups, the latest
+metrics of each model × version × slice for change baselines) lives in the outbox's SQLite
+file and is written in the same transaction as the notifications it produced, so a restarted
+engine continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from itertools import groupby
+from typing import Any
+
+import requests
+
+from alerts.config import AlertingSpec, ChangeSpec, ReceiverSpec
+from alerts.errors import AlertsError, DeliveryError, MissingEnvError
+from alerts.lifecycle import Series
+from alerts.model import Alert, Notification, Observation
+from alerts.outbox import Backoff, Entry, Outbox
+from alerts.receivers import deliver
+from alerts.route import Group, group_key, group_labels, inhibited, match_routes
+from alerts.rules import evaluate
+
+log = logging.getLogger("slicewatch.alerts")
+OUTCOMES: tuple[str, ...] = ("sent", "retried", "failed")
+
+
+def _series_key(model: str, version: str, slice_: str) -> str:
+    return f"{model}\x1f{version}\x1f{slice_}"
+
+
+class AlertEngine:
+    """Evaluates rules on observations and delivers notifications through a durable outbox.
+
+    ``clock`` gives the time when ``now`` is not passed; ``backoff``, ``rng``, ``session`` and
+    ``env`` (the mapping ``${VAR}`` is read from, default ``os.environ``) are for tests and
+    tuning.
+    """
+
+    def __init__(self, spec: AlertingSpec, outbox_path: str,
+                 clock: Callable[[], float] = time.time, *, backoff: Backoff | None = None,
+                 rng: random.Random | None = None, session: requests.Session | None = None,
+                 env: Mapping[str, str] | None = None):
+        self.spec = spec
+        self.clock = clock
+        self.outbox = Outbox(outbox_path, backoff, rng)
+        self.session = session or requests.Session()
+        self.env = env
+        self._lock = threading.RLock()
+        self._dispatch_lock = threading.Lock()
+        self._series: dict[str, Series] = {}
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._groups: dict[str, Group] = {}
+        self._counts: Counter[tuple[str, str]] = Counter(
+            {(r.name, o): 0 for r in spec.receivers for o in OUTCOMES})
+        self._restore()
+
+    # ---- state
+
+    def _state(self) -> dict[str, Any]:
+        return {"series": {k: s.to_state() for k, s in self._series.items()},
+                "latest": self._latest,
+                "groups": {k: g.to_state() for k, g in self._groups.items()}}
+
+    def _restore(self) -> None:
+        state = self.outbox.load_state()
+        if not state:
+            return
+        rules = {r.name for r in self.spec.rules}
+        receivers = {r.name for r in self.spec.receivers}
+        gone: list[Alert] = []
+        for key, data in state["series"].items():
+            series = Series.from_state(data)
+            if series.alert is not None and series.alert.labels.get("alertname") not in rules:
+                if series.firing:  # rule removed from the spec: its alert ends silently
+                    series.alert.status, series.alert.ends_at = "resolved", self.clock()
+                    gone.append(series.alert)
+                continue
+            self._series[key] = series
+        self._latest = state["latest"]
+        self._groups = {k: Group.from_state(g) for k, g in state["groups"].items()
+                        if g["receiver"] in receivers}
+        if gone:
+            self.outbox.commit([], self.clock(), alerts=gone, state=self._state())
+
+    # ---- evaluation
+
+    def observe(self, observations: list[Observation], now: float | None = None
+                ) -> list[Notification]:
+        """Judge every rule on ``observations`` (windows of any series, any order) and enqueue
+        the notifications due now. Returns the enqueued notifications."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            touched: dict[str, Alert] = {}
+            ordered = sorted(observations, key=lambda o: o.window_end)
+            for _, batch in groupby(ordered, key=lambda o: o.window_end):
+                batch = list(batch)
+                previous = {id(o): self._latest.get(_series_key(o.model, o.version, o.slice))
+                            for o in batch}
+                for o in batch:
+                    key = _series_key(o.model, o.version, o.slice)
+                    last = self._latest.get(key)
+                    if last is None or last["window_end"] < o.window_end:
+                        self._latest[key] = {"window_end": o.window_end,
+                                             "metrics": dict(o.metrics)}
+                for o in batch:
+                    self._judge(o, previous[id(o)], now, touched)
+            notes = self._flush(now)
+            self.outbox.commit(notes, now, alerts=list(touched.values()), state=self._state())
+        return notes
+
+    def _judge(self, obs: Observation, previous: dict[str, Any] | None, now: float,
+               touched: dict[str, Alert]) -> None:
+        def baseline_of(o: Observation, change: ChangeSpec, metric: str) -> float | None:
+            if change.baseline == "reference":
+                return (o.reference_metrics or {}).get(metric)
+            if change.baseline == "previous":
+                if previous is None or previous["window_end"] >= o.window_end:
+                    return None
+                return previous["metrics"].get(metric)
+            if str(o.version) == change.version:
+                return None
+            other = self._latest.get(_series_key(o.model, str(change.version), o.slice))
+            return None if other is None else other["metrics"].get(metric)
+
+        for rule in self.spec.rules:
+            for verdict in evaluate(rule, obs, baseline_of):
+                series = self._series.setdefault(verdict.fingerprint, Series())
+                transition = series.step(verdict, (obs.window_start, obs.window_end),
+                                         obs.count, now)
+                if series.alert is not None and (transition or series.firing):
+                    touched[series.alert.fingerprint] = series.alert
+                if transition == "fired":
+                    assert series.alert is not None
+                    self._enter_groups(series.alert, now)
+
+    def _enter_groups(self, alert: Alert, now: float) -> None:
+        for route_id, node in match_routes(self.spec.route, alert.labels):
+            key = group_key(route_id, node, alert.labels)
+            group = self._groups.get(key)
+            if group is None:
+                receiver = self.spec.receiver(node.receiver)
+                repeat, interval = node.repeat_interval, node.group_interval
+                if receiver is not None and receiver.type == "alertmanager":
+                    repeat = min(repeat, receiver.resend_interval)
+                    interval = min(interval, receiver.resend_interval)
+                group = Group(key=key, receiver=node.receiver,
+                              labels=group_labels(node, alert.labels), repeat_interval=repeat,
+                              group_interval=interval, next_flush=now + node.group_wait)
+                self._groups[key] = group
+            group.add(alert.fingerprint)
+
+    def _flush(self, now: float) -> list[Notification]:
+        alerts = {s.alert.fingerprint: s.alert for s in self._series.values() if s.alert}
+        firing = [a for a in alerts.values() if a.status == "firing"]
+        muted = {a.fingerprint for a in firing
+                 if inhibited(a, firing, self.spec.inhibit_rules)}
+        notes = []
+        for key, group in list(self._groups.items()):
+            if group.next_flush > now:
+                continue
+            receiver = self.spec.receiver(group.receiver)
+            note = group.flush(now, alerts, muted,
+                               receiver.send_resolved if receiver else True)
+            if note is not None:
+                notes.append(note)
+            if group.empty:
+                del self._groups[key]
+        return notes
+
+    def flush(self, now: float | None = None) -> list[Notification]:
+        """Enqueue what alert groups whose timers are due have to say."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            notes = self._flush(now)
+            if notes:
+                self.outbox.commit(notes, now, state=self._state())
+        return notes
+
+    # ---- delivery
+
+    def dispatch(self, now: float | None = None, max_rounds: int = 100) -> int:
+        """Flush due groups, then send due outbox entries (in order per dedup key).
+
+        Returns the number delivered. Call it regularly (every second or so).
+        """
+        now = self.clock() if now is None else now
+        self.flush(now)
+        sent = 0
+        with self._dispatch_lock:
+            for _ in range(max_rounds):
+                claimed = [e for e in self.outbox.due(now) if self.outbox.claim(e.id, now)]
+                if not claimed:
+                    break
+                sent += sum(self._send(e, now) for e in claimed)
+        return sent
+
+    def _send(self, entry: Entry, now: float) -> bool:
+        receiver = self.spec.receiver(entry.receiver)
+        if receiver is None:
+            self.outbox.mark_failed(entry.id, now, f"receiver {entry.receiver!r} is no longer "
+                                    "in the spec")
+            self._counts[(entry.receiver, "failed")] += 1
+            return False
+        try:
+            status = deliver(receiver, entry.notification, now, self.session, self.env)
+        except MissingEnvError as exc:
+            self._fail(entry, now, str(exc), None)
+            return False
+        except DeliveryError as exc:
+            if not exc.retryable:
+                self._fail(entry, now, f"{exc}; response: {exc.body}", exc.status)
+                return False
+            if self.outbox.mark_retry(entry.id, now, str(exc), exc.status, exc.retry_after):
+                self._counts[(entry.receiver, "retried")] += 1
+                log.info("notification %d to %s will be retried: %s", entry.id,
+                         entry.receiver, exc)
+            else:
+                self._counts[(entry.receiver, "failed")] += 1
+                log.error("notification %d to %s given up: %s", entry.id, entry.receiver, exc)
+            return False
+        self.outbox.mark_sent(entry.id, now, status)
+        self._counts[(entry.receiver, "sent")] += 1
+        return True
+
+    def _fail(self, entry: Entry, now: float, error: str, status: int | None) -> None:
+        self.outbox.mark_failed(entry.id, now, error, status)
+        self._counts[(entry.receiver, "failed")] += 1
+        log.error("notification %d to %s failed: %s", entry.id, entry.receiver, error)
+
+    # ---- reading
+
+    def firing(self) -> list[Alert]:
+        """Alerts firing now (copies), including inhibited ones."""
+        with self._lock:
+            return [Alert.from_dict(s.alert.to_dict()) for s in self._series.values()
+                    if s.firing and s.alert is not None]
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """Plain data for the exporter.
+
+        ``{"firing": {(model, severity): n}, "notifications_total": {(receiver, outcome): n},
+        "outbox_depth": n}`` with outcomes ``sent``, ``retried`` (an attempt to be retried),
+        ``failed`` (given up or refused).
+        """
+        firing: Counter[tuple[str, str]] = Counter()
+        for alert in self.firing():
+            firing[(alert.labels.get("model", ""), alert.severity)] += 1
+        return {"firing": dict(firing), "notifications_total": dict(self._counts),
+                "outbox_depth": self.outbox.depth()}
+
+    def close(self) -> None:
+        self.outbox.close()
+
+
+# ---- CLI helpers
+
+
+def send_test_notification(spec: Any, receiver_name: str | None = None,
+                           now: float | None = None, env: Mapping[str, str] | None = None,
+                           session: requests.Session | None = None) -> list[tuple[str, int]]:
+    """Send a clearly marked test notification to one receiver (or all); returns
+    ``[(receiver, http_status), …]``. PagerDuty and Alertmanager get a trigger and a resolve,
+    so nothing stays open. Raises :class:`AlertsError` subclasses on failure."""
+    alerting: AlertingSpec | None = getattr(spec, "alerting", spec)
+    if alerting is None:
+        raise AlertsError("the spec has no receivers to test")
+    targets: list[ReceiverSpec] = list(alerting.receivers)
+    if receiver_name is not None:
+        found = alerting.receiver(receiver_name)
+        if found is None:
+            names = ", ".join(r.name for r in alerting.receivers) or "none"
+            raise AlertsError(f"unknown receiver {receiver_name!r}; receivers: {names}")
+        targets = [found]
+    now = time.time() if now is None else now
+    out = []
+    for receiver in targets:
+        for note in _test_notes(receiver, now):
+            out.append((receiver.name, deliver(receiver, note, now, session, env)))
+    return out
+
+
+def _test_notes(receiver: ReceiverSpec, now: float) -> list[Notification]:
+    labels = {"alertname": "SlicewatchTest", "model": "test", "version": "test",
+              "slice": "overall", "severity": "info", "test": "true"}
+    alert = Alert(fingerprint="slicewatch-test", labels=labels,
+                  annotations={"summary": "[TEST] slicewatch test notification — ignore",
+                               "description": "Sent by `slicewatch alerts test`; no action."},
+                  status="firing", starts_at=now, value=0.0, threshold="test", metric="test",
+                  window_start=now, window_end=now)
+    key = f"test:{receiver.name}:{int(now * 1000)}"
+    firing = Notification(receiver=receiver.name, group_key=key, dedup_key="slicewatch-" + key,
+                          status="firing", alerts=(alert,), group_labels={}, created_at=now,
+                          test=True)
+    if receiver.type not in ("pagerduty", "alertmanager"):
+        return [firing]
+    done = Alert.from_dict({**alert.to_dict(), "status": "resolved", "ends_at": now})
+    return [firing, Notification(**{**firing.__dict__, "status": "resolved",
+                                    "alerts": (done,)})]
+
+
+def list_firing(outbox_path: str) -> list[Alert]:
+    """Alerts firing according to the state file of a (possibly running) engine."""
+    if not os.path.exists(outbox_path):
+        return []
+    box = Outbox(outbox_path)
+    try:
+        return sorted(box.alerts("firing"), key=lambda a: (a.labels.get("model", ""),
+                                                           a.starts_at))
+    finally:
+        box.close()

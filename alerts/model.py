@@ -1,0 +1,105 @@
+"""Plain data exchanged with the daemon: what it observed, and what alerting makes of it.
+
+The daemon builds :class:`Observation` objects from its evaluations; ``alerts/`` never sees
+``monitor/`` types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SEVERITIES: tuple[str, ...] = ("critical", "error", "warning", "info")  # most severe first
+
+
+@dataclass(frozen=True)
+class DriftObservation:
+    """One drift test of one feature (or ``prediction`` / ``label``) in one window."""
+
+    feature: str
+    test: str
+    score: float
+    pvalue: float | None = None
+    detected: bool = False
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Evaluated values of one model × version × slice × window.
+
+    ``quality`` maps feature → check name → value (e.g. ``{"amount": {"missing_rate": 0.02}}``).
+    ``reference_metrics`` are the reference profile's metrics of the same slice, the baseline
+    of ``change: {baseline: reference}`` rules.
+    """
+
+    model: str
+    version: str
+    slice: str
+    window_start: float
+    window_end: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+    critical: bool = False
+    drift: tuple[DriftObservation, ...] | list[DriftObservation] = ()
+    concept_drift_events: int = 0
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
+    reference_metrics: dict[str, float] | None = None
+
+
+@dataclass
+class Alert:
+    """One alert: a rule broken for one label set. ``fingerprint`` is stable across restarts."""
+
+    fingerprint: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    status: Literal["firing", "resolved"]
+    starts_at: float
+    ends_at: float | None = None
+    value: float | None = None
+    threshold: str = ""
+    metric: str = ""
+    window_start: float | None = None
+    window_end: float | None = None
+    flapping: bool = False
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "warning")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one receiver is told about one alert group at one flush.
+
+    ``status`` is ``firing`` while any alert of the group fires, else ``resolved``;
+    ``dedup_key`` is stable for the group and receiver (PagerDuty's ``dedup_key``; the outbox
+    keeps notifications of one key in order).
+    """
+
+    receiver: str
+    group_key: str
+    dedup_key: str
+    status: Literal["firing", "resolved"]
+    alerts: tuple[Alert, ...]
+    group_labels: dict[str, str]
+    created_at: float
+    test: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["alerts"] = [a.to_dict() for a in self.alerts]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Notification:
+        data = dict(data)
+        data["alerts"] = tuple(Alert.from_dict(a) for a in data["alerts"])
+        return cls(**data)

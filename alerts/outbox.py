@@ -1,0 +1,258 @@
+"""Durable outbox in SQLite (WAL): notifications are written before any send is tried.
+
+Guarantees, from the outbox's point of view:
+
+* **written first** — :meth:`Outbox.commit` stores new notifications together with the
+  alert state in one transaction;
+* **ordered per dedup key** — an entry is due only when no older entry of its key is still
+  pending, so a resolve never overtakes its trigger;
+* **exactly once** — an entry is marked ``sent`` in one transaction right after a 2xx and is
+  never picked again; a sender claims an entry (a lease) before sending, so two dispatchers do
+  not send it twice. A process killed between the 2xx and the commit re-sends that one entry
+  after the lease expires (at-least-once at that single point, which no outbox can close);
+* **retries** — 429, 5xx and network errors back off exponentially with jitter, honouring
+  ``Retry-After``; other 4xx are recorded ``failed`` with the response body; an entry still
+  failing after ``Backoff.max_age`` seconds is recorded ``failed`` (bounded retries).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.model import Alert, Notification
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dedup_key TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | sent | failed
+    notification TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    claimed_until REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
+    response_status INTEGER,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, dedup_key, id);
+CREATE TABLE IF NOT EXISTS alert_state (
+    fingerprint TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    alert TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS engine_state (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry ``n`` (1-based): ``min(cap, base·factor^(n−1))·U(1−jitter, 1)``.
+
+    ``Retry-After`` lengthens the delay (up to ``max_retry_after``), never shortens it.
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 300.0
+    jitter: float = 0.5
+    max_age: float = 86400.0
+    max_retry_after: float = 3600.0
+
+    def __post_init__(self) -> None:
+        for name in ("base", "cap", "max_age", "max_retry_after"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"The {name!r} parameter of Backoff must be > 0. "
+                                 f"Got {getattr(self, name)!r}.")
+        if self.factor < 1:
+            raise ValueError(f"The 'factor' parameter of Backoff must be >= 1. "
+                             f"Got {self.factor!r}.")
+        if not 0 <= self.jitter < 1:
+            raise ValueError(f"The 'jitter' parameter of Backoff must be in [0, 1). "
+                             f"Got {self.jitter!r}.")
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+        raw = min(self.cap, self.base * self.factor ** max(attempt - 1, 0))
+        delay = raw * (1.0 - self.jitter * rng.random())
+        if retry_after is not None and retry_after > 0:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        return delay
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    dedup_key: str
+    receiver: str
+    status: str
+    notification: Notification
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    sent_at: float | None
+    response_status: int | None
+    last_error: str | None
+
+
+class Outbox:
+    """The SQLite file holding the outbox, the alert state and the engine state."""
+
+    def __init__(self, path: str, backoff: Backoff | None = None,
+                 rng: random.Random | None = None, lease: float = 60.0):
+        self.path = path
+        self.backoff = backoff or Backoff()
+        self.rng = rng or random.Random()
+        self.lease = lease
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self):
+        return _Transaction(self._db, self._lock)
+
+    # ---- writing
+
+    def commit(self, notifications: list[Notification], now: float,
+               alerts: list[Alert] | None = None, state: dict[str, Any] | None = None) -> None:
+        """Enqueue ``notifications`` and store alert/engine state, in one transaction."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO outbox (dedup_key, receiver, notification, created_at, "
+                "next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+                [(n.dedup_key, n.receiver, json.dumps(n.to_dict()), now, now)
+                 for n in notifications])
+            if alerts is not None:
+                db.executemany(
+                    "INSERT OR REPLACE INTO alert_state (fingerprint, status, alert) "
+                    "VALUES (?, ?, ?)",
+                    [(a.fingerprint, a.status, json.dumps(a.to_dict())) for a in alerts])
+            if state is not None:
+                db.execute("INSERT OR REPLACE INTO engine_state (name, value) VALUES (?, ?)",
+                           ("engine", json.dumps(state)))
+
+    def claim(self, entry_id: int, now: float) -> bool:
+        """Take the lease of a pending entry; False if another sender holds it or it is done."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE outbox SET claimed_until = ? WHERE id = ? AND status = "
+                             "'pending' AND claimed_until <= ?", (now + self.lease, entry_id, now))
+            return cur.rowcount == 1
+
+    def mark_sent(self, entry_id: int, now: float, status: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET status='sent', sent_at=?, response_status=?, "
+                       "attempts=attempts+1, claimed_until=0, last_error=NULL WHERE id=?",
+                       (now, status, entry_id))
+
+    def mark_failed(self, entry_id: int, now: float, error: str, status: int | None = None
+                    ) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET status='failed', sent_at=?, response_status=?, "
+                       "attempts=attempts+1, claimed_until=0, last_error=? WHERE id=?",
+                       (now, status, error[:4000], entry_id))
+
+    def mark_retry(self, entry_id: int, now: float, error: str, status: int | None = None,
+                   retry_after: float | None = None) -> bool:
+        """Schedule the next attempt; False (and ``failed``) when past ``Backoff.max_age``."""
+        with self._tx() as db:
+            row = db.execute("SELECT attempts, created_at FROM outbox WHERE id=?",
+                             (entry_id,)).fetchone()
+            attempts = row[0] + 1
+            if now - row[1] >= self.backoff.max_age:
+                db.execute("UPDATE outbox SET status='failed', attempts=?, claimed_until=0, "
+                           "response_status=?, last_error=? WHERE id=?",
+                           (attempts, status, f"gave up after {attempts} attempts: {error}"
+                            [:4000], entry_id))
+                return False
+            delay = self.backoff.delay(attempts, self.rng, retry_after)
+            db.execute("UPDATE outbox SET attempts=?, next_attempt_at=?, claimed_until=0, "
+                       "response_status=?, last_error=? WHERE id=?",
+                       (attempts, now + delay, status, error[:4000], entry_id))
+            return True
+
+    # ---- reading
+
+    def due(self, now: float, limit: int = 100) -> list[Entry]:
+        """Pending entries whose time has come and that no older pending entry blocks."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM outbox o WHERE o.status='pending' AND o.next_attempt_at <= ? "
+                "AND o.claimed_until <= ? AND NOT EXISTS (SELECT 1 FROM outbox p WHERE "
+                "p.dedup_key = o.dedup_key AND p.status='pending' AND p.id < o.id) "
+                "ORDER BY o.id LIMIT ?", (now, now, limit)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def entries(self, status: str | None = None) -> list[Entry]:
+        with self._lock:
+            if status is None:
+                rows = self._db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+            else:
+                rows = self._db.execute("SELECT * FROM outbox WHERE status=? ORDER BY id",
+                                        (status,)).fetchall()
+        return [_entry(r) for r in rows]
+
+    def depth(self) -> int:
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE status='pending'").fetchone()[0]
+
+    def next_due(self) -> float | None:
+        """When the earliest pending entry becomes due (for a dispatcher's sleep)."""
+        with self._lock:
+            return self._db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE "
+                                    "status='pending'").fetchone()[0]
+
+    def load_state(self) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM engine_state WHERE name='engine'"
+                                   ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def alerts(self, status: str | None = "firing") -> list[Alert]:
+        with self._lock:
+            if status is None:
+                rows = self._db.execute("SELECT alert FROM alert_state").fetchall()
+            else:
+                rows = self._db.execute("SELECT alert FROM alert_state WHERE status=?",
+                                        (status,)).fetchall()
+        return [Alert.from_dict(json.loads(r[0])) for r in rows]
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
+
+
+def _entry(row: tuple) -> Entry:
+    (id_, key, receiver, status, note, created, next_at, _claimed, attempts, sent_at,
+     resp, err) = row
+    return Entry(id=id_, dedup_key=key, receiver=receiver, status=status,
+                 notification=Notification.from_dict(json.loads(note)), attempts=attempts,
+                 created_at=created, next_attempt_at=next_at, sent_at=sent_at,
+                 response_status=resp, last_error=err)

@@ -1,0 +1,185 @@
+"""Rule evaluation: one observation × one rule → zero or more :class:`Verdict` (pure functions).
+
+A verdict says whether the rule's condition holds ("breached") for one label set in one window.
+Values that cannot be judged (a missing or NaN metric, a missing baseline, a slice smaller than
+``min_count``) give no verdict: the alert's state is left as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from alerts.config import ChangeSpec, RuleSpec
+from alerts.model import Observation
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rule: RuleSpec
+    labels: dict[str, str]
+    breached: bool
+    value: float
+    threshold: str
+    metric: str
+    baseline: float | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """Stable 16-hex-digit id of a label set (order-independent)."""
+    text = json.dumps(sorted(labels.items()), separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def value_breach(value: float, lower: float | None, upper: float | None) -> str | None:
+    """The bound ``value`` breaks (``"< 0.7"`` / ``"> 0.2"``), or ``None`` when within bounds.
+
+    TFMA ``GenericValueThreshold``: passes when ``lower <= value <= upper``.
+
+    >>> value_breach(0.65, 0.7, None), value_breach(0.8, 0.7, None)
+    ('< 0.7', None)
+    """
+    if lower is not None and value < lower:
+        return f"< {lower:g}"
+    if upper is not None and value > upper:
+        return f"> {upper:g}"
+    return None
+
+
+def relative_change(diff: float, baseline: float) -> float:
+    """``diff / baseline``; with a zero baseline the limit: 0 if ``diff == 0`` else ±inf.
+
+    TFMA yields NaN there, which fails every relative check; we take the limit instead so that
+    an unchanged zero never alerts and any change away from zero breaks a relative bound.
+
+    >>> relative_change(-0.1, 0.5), relative_change(0.0, 0.0), relative_change(0.2, 0.0)
+    (-0.2, 0.0, inf)
+    """
+    if math.isclose(baseline, 0.0, abs_tol=1e-12):
+        return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return diff / baseline
+
+
+def change_breach(candidate: float, baseline: float, change: ChangeSpec) -> str | None:
+    """The change bound broken, or ``None`` when the change passes (TFMA semantics).
+
+    ``diff = candidate − baseline``, ``rel = diff / baseline``. ``higher_is_better`` passes when
+    ``diff >= absolute and rel >= relative``; ``lower_is_better`` when both are ``<=``. Unset
+    bounds pass.
+
+    >>> c = ChangeSpec(baseline="previous", absolute=-0.05, direction="higher_is_better")
+    >>> change_breach(0.80, 0.90, c), change_breach(0.88, 0.90, c)
+    ('diff -0.1 < -0.05', None)
+    """
+    diff = candidate - baseline
+    rel = relative_change(diff, baseline)
+    higher = change.direction == "higher_is_better"
+    for name, got, bound in (("diff", diff, change.absolute), ("relative", rel, change.relative)):
+        if bound is None:
+            continue
+        if higher and not got >= bound:
+            return f"{name} {got:.4g} < {bound:g}"
+        if not higher and not got <= bound:
+            return f"{name} {got:.4g} > {bound:g}"
+    return None
+
+
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+Baselines = Callable[[Observation, ChangeSpec, str], float | None]
+
+
+def base_labels(rule: RuleSpec, obs: Observation) -> dict[str, str]:
+    severity = "critical" if obs.critical else rule.severity
+    return {**rule.labels, "alertname": rule.name, "model": obs.model,
+            "version": str(obs.version), "slice": obs.slice, "severity": severity}
+
+
+def evaluate(rule: RuleSpec, obs: Observation, baseline_of: Baselines) -> list[Verdict]:
+    """Judge ``rule`` on ``obs``; ``baseline_of(obs, change, metric)`` gives change baselines."""
+    if not rule.applies_to(obs.model, obs.slice) or obs.count < rule.min_count:
+        return []
+    labels = base_labels(rule, obs)
+    if rule.kind == "metric":
+        verdict = _metric(rule, obs, labels, baseline_of)
+        return [verdict] if verdict else []
+    if rule.kind == "concept_drift":
+        events = int(obs.concept_drift_events)
+        return [Verdict(rule, labels, events > 0, float(events), "> 0 events", "concept_drift")]
+    if rule.kind == "drift":
+        out = []
+        for d in obs.drift:
+            if rule.features and d.feature not in rule.features:
+                continue
+            pv = "" if d.pvalue is None else f" (p={d.pvalue:.3g})"
+            out.append(Verdict(rule, {**labels, "feature": d.feature}, bool(d.detected),
+                               float(d.score), f"{d.test} drift{pv}", f"drift_{d.test}",
+                               context={"feature": d.feature}))
+        return out
+    out = []
+    for feature, checks in obs.quality.items():
+        if rule.features and feature not in rule.features:
+            continue
+        value = _finite(checks.get(rule.check or ""))
+        if value is None:
+            continue
+        broken = value_breach(value, rule.lower, rule.upper)
+        shown = broken or _bounds_text(rule.lower, rule.upper)
+        out.append(Verdict(rule, {**labels, "feature": feature}, broken is not None, value,
+                           shown, str(rule.check), context={"feature": feature}))
+    return out
+
+
+def _bounds_text(lower: float | None, upper: float | None) -> str:
+    parts = ([f">= {lower:g}"] if lower is not None else []) + (
+        [f"<= {upper:g}"] if upper is not None else [])
+    return " and ".join(parts)
+
+
+def _metric(rule: RuleSpec, obs: Observation, labels: dict[str, str],
+            baseline_of: Baselines) -> Verdict | None:
+    metric = str(rule.metric)
+    value = _finite(obs.metrics.get(metric))
+    if value is None:
+        return None
+    judged, broken, baseline = False, None, None
+    threshold = ""
+    if rule.lower is not None or rule.upper is not None:
+        judged = True
+        broken = value_breach(value, rule.lower, rule.upper)
+        threshold = broken or _bounds_text(rule.lower, rule.upper)
+    if rule.change is not None:
+        baseline = _finite(baseline_of(obs, rule.change, metric))
+        if baseline is not None:
+            judged = True
+            change_broken = change_breach(value, baseline, rule.change)
+            if broken is None:
+                broken = change_broken
+                threshold = (f"{change_broken} vs {rule.change.baseline}" if change_broken
+                             else _change_text(rule.change))
+    if not judged:
+        return None
+    return Verdict(rule, labels, broken is not None, value, threshold, metric, baseline,
+                   context={"baseline": baseline})
+
+
+def _change_text(change: ChangeSpec) -> str:
+    op = ">=" if change.direction == "higher_is_better" else "<="
+    parts = [f"diff {op} {change.absolute:g}"] if change.absolute is not None else []
+    if change.relative is not None:
+        parts.append(f"relative {op} {change.relative:g}")
+    return " and ".join(parts) + f" vs {change.baseline}"
