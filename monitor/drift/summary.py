@@ -258,8 +258,8 @@ class _Unhashable(str):
 def category_keys(uniques: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Normalise distinct non-missing values to string keys, flagging type mismatches.
 
-    ``str`` stays itself; bool → ``"True"``/``"False"``; integers and integral floats →
-    ``str(int(v))`` (so ``1``, ``1.0`` and ``"1"`` are one category); anything else
+    ``str`` stays itself; bools, integers and integral floats → ``str(int(v))`` (so ``True``,
+    ``1``, ``1.0`` and ``"1"`` are one category — Python hashes them alike); anything else
     (non-integral floats, lists, dicts, …) is a type mismatch and keyed by ``repr``.
     Runs once per *distinct* value of a batch, not per record.
     """
@@ -271,8 +271,6 @@ def category_keys(uniques: np.ndarray) -> tuple[list[str], np.ndarray]:
             bad[i] = True
         elif isinstance(u, str):
             keys.append(u)
-        elif isinstance(u, bool | np.bool_):
-            keys.append(str(bool(u)))
         elif _integral(u):
             keys.append(str(int(u)))
         else:
@@ -282,7 +280,7 @@ def category_keys(uniques: np.ndarray) -> tuple[list[str], np.ndarray]:
 
 
 def _integral(u: Any) -> bool:
-    if isinstance(u, int | np.integer):
+    if isinstance(u, int | np.integer | np.bool_):
         return True
     return isinstance(u, float | np.floating) and bool(np.isfinite(u)) and float(u).is_integer()
 
