@@ -26,6 +26,7 @@ from monitor.records import OUTCOME_CODES, RecordBatch
 from slices.spec import SchemaSpec
 
 _MISSING = object()
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,10 @@ def parse_times(values: Sequence[Any]) -> np.ndarray:
         strs = [v for v, k in zip(values, is_str, strict=True) if k]
         parsed = pd.to_datetime(pd.Series(strs), utc=True, format="ISO8601", errors="coerce")
         if parsed.isna().any():  # mixed formats in one batch: parse one by one
-            parsed = pd.Series([pd.to_datetime(s, utc=True, errors="coerce") for s in strs])
-        secs = parsed.astype("int64", copy=False).to_numpy() / 1e9 if not parsed.isna().any() \
-            else np.array([p.timestamp() if not pd.isna(p) else np.nan for p in parsed])
+            parsed = pd.Series([pd.to_datetime(s, utc=True, errors="coerce") for s in strs],
+                               dtype="datetime64[ns, UTC]")
+        secs = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64,
+                                                                      na_value=np.nan)
         out[is_str] = secs
     return out
 
