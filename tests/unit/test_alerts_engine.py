@@ -1,0 +1,224 @@
+"""Engine behaviour without a network: for:, lifecycle, grouping, repeat, inhibition,
+flapping guard, baselines, persistence across restarts."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.config import parse_alerting
+from alerts.engine import AlertEngine, list_firing
+from alerts.lifecycle import changes
+from alerts.model import Observation
+from slices.spec import ModelSpec
+from slices.yamlpos import Checker, load_text
+
+MODELS = (ModelSpec(name="fraud", task="binary"),)
+W = 60.0  # window length of these tests
+
+
+def spec_of(text: str):
+    doc = load_text(text, "spec.yaml")
+    checker = Checker(doc)
+    spec = parse_alerting(checker, doc.data, MODELS)
+    checker.raise_if_any()
+    return spec
+
+
+def make(tmp_path, rules: str, route: str = "{receiver: hook, group_wait: 0s, "
+         "group_interval: 1m, repeat_interval: 1h, group_by: [model]}",
+         extra: str = "") -> AlertEngine:
+    text = (f"alerts:\n{rules}\nreceivers:\n  - {{name: hook, type: webhook, "
+            f"url: 'http://127.0.0.1:9/'}}\n  - {{name: pd, type: pagerduty, "
+            f"routing_key: k}}\nroute: {route}\n{extra}")
+    return AlertEngine(spec_of(text), str(tmp_path / "alerts.sqlite"), clock=lambda: 0.0)
+
+
+def auc(i: int, value: float, slice_: str = "overall", critical: bool = False,
+        version: str = "v1", **kw) -> Observation:
+    return Observation(model="fraud", version=version, slice=slice_, window_start=i * W,
+                       window_end=(i + 1) * W, metrics={"roc_auc": value}, count=1000,
+                       critical=critical, **kw)
+
+
+AUC_RULE = "  - {name: auc_low, metric: roc_auc, threshold: {lower: 0.7}, for: %d}"
+
+
+def run(engine, values, slice_="overall", start=0):
+    """Observe one window per value; returns the notifications of each window."""
+    return [engine.observe([auc(start + i, v, slice_)], now=(start + i + 1) * W)
+            for i, v in enumerate(values)]
+
+
+def test_for_needs_n_consecutive_windows(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 3)
+    notes = run(engine, [0.6, 0.6, 0.8, 0.6, 0.6, 0.6])
+    fired_at = [i for i, n in enumerate(notes) if n]
+    assert fired_at == [5]
+    [note] = notes[5]
+    assert note.status == "firing" and note.alerts[0].value == 0.6
+    assert note.alerts[0].starts_at == 6 * W
+    assert [a.labels["alertname"] for a in engine.firing()] == ["auc_low"]
+
+
+def test_fire_then_resolve_and_no_duplicate_within_repeat(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1)
+    notes = run(engine, [0.6, 0.6, 0.5, 0.6, 0.9])
+    assert [n[0].status if n else None for n in notes] == ["firing", None, None, None,
+                                                           "resolved"]
+    resolved = notes[4][0].alerts[0]
+    assert resolved.status == "resolved" and resolved.ends_at == 5 * W
+    assert engine.firing() == []
+
+
+def test_repeat_interval_resends_firing(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1, route="{receiver: hook, group_wait: 0s, "
+                  "group_interval: 1m, repeat_interval: 3m}")
+    notes = run(engine, [0.6] * 8)
+    assert [i for i, n in enumerate(notes) if n] == [0, 3, 6]
+    assert all(n[0].status == "firing" for n in notes if n)
+
+
+def test_group_wait_batches_and_flush_on_tick(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1, route="{receiver: hook, group_wait: 30s, "
+                  "group_interval: 5m, group_by: [model]}")
+    first = engine.observe([auc(0, 0.6, "a")], now=60.0)
+    second = engine.observe([auc(0, 0.5, "b")], now=70.0)
+    assert first == [] and second == []
+    assert engine.flush(now=89.0) == []
+    [note] = engine.flush(now=90.0)
+    assert sorted(a.labels["slice"] for a in note.alerts) == ["a", "b"]
+    assert note.group_labels == {"model": "fraud"}
+    # a third slice joins: it waits for the group_interval tick, not group_wait
+    assert engine.observe([auc(1, 0.6, "c")], now=100.0) == []
+    assert engine.flush(now=389.0) == []
+    [again] = engine.flush(now=390.0)
+    assert sorted(a.labels["slice"] for a in again.alerts) == ["a", "b", "c"]
+
+
+def test_group_by_splits_groups_and_dedup_keys(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1, route="{receiver: hook, group_wait: 0s, "
+                  "group_by: [slice]}")
+    notes = engine.observe([auc(0, 0.6, "a"), auc(0, 0.6, "b")], now=60.0)
+    assert len(notes) == 2 and len({n.dedup_key for n in notes}) == 2
+    assert {n.group_labels["slice"] for n in notes} == {"a", "b"}
+
+
+def test_routes_matchers_and_continue(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1, route=(
+        "{receiver: hook, group_wait: 0s, routes: ["
+        "{matchers: ['severity=\"critical\"'], receiver: pd, continue: true},"
+        "{matchers: {slice: b}, receiver: hook}]}"))
+    [note] = engine.observe([auc(0, 0.6, "a")], now=60.0)
+    assert note.receiver == "hook" and note.group_key.startswith("0:")  # root route
+    notes = engine.observe([auc(0, 0.6, "b", critical=True)], now=61.0)
+    # critical: pd, and (continue) the next matching sibling too
+    assert [(n.receiver, n.group_key[:3]) for n in notes] == [("pd", "0.0"), ("hook", "0.1")]
+
+
+def test_inhibition_mutes_warning_while_critical_fires(tmp_path):
+    rules = ("  - {name: auc_low, metric: roc_auc, threshold: {lower: 0.7}, "
+             "severity: critical}\n"
+             "  - {name: auc_soft, metric: roc_auc, threshold: {lower: 0.8}, "
+             "severity: warning}")
+    engine = make(tmp_path, rules, route="{receiver: hook, group_wait: 0s, "
+                  "group_by: ['...']}")
+    notes = engine.observe([auc(0, 0.6, "a")], now=60.0)
+    assert [n.alerts[0].labels["alertname"] for n in notes] == ["auc_low"]
+    # another slice: only the warning breaks, nothing inhibits it
+    other = engine.observe([auc(0, 0.75, "b")], now=61.0)
+    assert [(n.alerts[0].labels["alertname"], n.alerts[0].labels["slice"]) for n in other] == [
+        ("auc_soft", "b")]
+    # critical resolves on slice a, warning still breaks → the warning is now notified
+    assert engine.observe([auc(1, 0.75, "a")], now=120.0) == []  # next tick: 60 + 5m
+    later = engine.flush(now=360.0)
+    got = sorted((n.status, n.alerts[0].labels["alertname"]) for n in later)
+    assert got == [("firing", "auc_soft"), ("resolved", "auc_low")]
+    assert {a.labels["alertname"] for a in engine.firing()} == {"auc_soft"}
+
+
+def test_flapping_guard_holds_resolve(tmp_path):
+    engine = make(tmp_path, "  - {name: auc_low, metric: roc_auc, threshold: {lower: 0.7}, "
+                  "flapping: {window: 6, changes: 3}}")
+    values = [0.6, 0.8, 0.6, 0.8, 0.6, 0.8, 0.6, 0.8, 0.8, 0.8, 0.8, 0.8]
+    notes = run(engine, values)
+    statuses = [(i, n[0].status) for i, n in enumerate(notes) if n]
+    # fires, resolves (1 change), fires again, then resolves are held while the last 6
+    # windows show >= 3 changes; it resolves once they have calmed.
+    assert statuses[:3] == [(0, "firing"), (1, "resolved"), (2, "firing")]
+    assert statuses[3][1] == "resolved" and len(statuses) == 4
+    held_until = statuses[3][0]
+    history = [int(v < 0.7) for v in values[: held_until + 1]][-6:]
+    assert changes(history) < 3
+    assert changes([int(v < 0.7) for v in values[: held_until]][-6:]) >= 3
+
+
+def test_change_vs_previous_window(tmp_path):
+    engine = make(tmp_path, "  - {name: drop, metric: roc_auc, change: {baseline: previous, "
+                  "absolute: -0.05, direction: higher_is_better}}")
+    notes = run(engine, [0.90, 0.88, 0.80, 0.80])
+    assert [n[0].status if n else None for n in notes] == [None, None, "firing", "resolved"]
+
+
+def test_change_vs_other_version_and_reference(tmp_path):
+    engine = make(tmp_path, "  - {name: worse, metric: roc_auc, change: {baseline: version, "
+                  "version: v1, relative: -0.1, direction: higher_is_better}}\n"
+                  "  - {name: vs_ref, metric: roc_auc, change: {baseline: reference, "
+                  "absolute: -0.1, direction: higher_is_better}}")
+    notes = engine.observe([auc(0, 0.90, version="v1"), auc(0, 0.75, version="v2")], now=60.0)
+    assert [(n.alerts[0].labels["alertname"], n.alerts[0].labels["version"]) for n in notes] == [
+        ("worse", "v2")]
+    assert notes[0].alerts[0].threshold.startswith("relative -0.1667 < -0.1 vs version")
+    notes = engine.observe([auc(1, 0.70, version="v1", reference_metrics={"roc_auc": 0.9})],
+                           now=120.0)
+    [note] = notes  # one group (group_by model): the new alert joins the firing one
+    assert [a.labels["alertname"] for a in note.alerts] == ["worse", "vs_ref"]
+
+
+def test_repeated_window_is_ignored(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 2)
+    engine.observe([auc(0, 0.6)], now=60.0)
+    assert engine.observe([auc(0, 0.6)], now=61.0) == []  # same window again: no 2nd count
+    assert engine.firing() == []
+
+
+def test_annotations_rendered(tmp_path):
+    engine = make(tmp_path, "  - {name: auc_low, metric: roc_auc, threshold: {lower: 0.7}, "
+                  "annotations: {summary: '{{ model }}/{{ slice }}: {{ metric }} {{ value }} "
+                  "{{ threshold }}'}}")
+    [note] = engine.observe([auc(0, 0.61234, "country=DE")], now=60.0)
+    assert note.alerts[0].annotations["summary"] == "fraud/country=DE: roc_auc 0.6123 < 0.7"
+    assert "window" not in note.alerts[0].annotations  # only declared + default annotations
+    assert "description" in note.alerts[0].annotations
+
+
+def test_state_survives_restart_and_list_firing(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1)
+    engine.observe([auc(0, 0.6)], now=60.0)
+    engine.close()
+    again = make(tmp_path, AUC_RULE % 1)
+    assert [a.labels["alertname"] for a in again.firing()] == ["auc_low"]
+    assert [a.labels["alertname"] for a in list_firing(str(tmp_path / "alerts.sqlite"))] == [
+        "auc_low"]
+    # still firing: no new notification within repeat_interval after the restart
+    assert again.observe([auc(1, 0.6)], now=120.0) == []
+    [note] = again.observe([auc(2, 0.9)], now=180.0)
+    assert note.status == "resolved"
+    assert list_firing(str(tmp_path / "alerts.sqlite")) == []
+    assert list_firing(str(tmp_path / "missing.sqlite")) == []
+
+
+def test_metrics_snapshot(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1)
+    engine.observe([auc(0, 0.6, "a", critical=True), auc(0, 0.6, "b")], now=60.0)
+    snap = engine.metrics_snapshot()
+    assert snap["firing"] == {("fraud", "critical"): 1, ("fraud", "warning"): 1}
+    assert snap["outbox_depth"] == 1  # one group
+    assert snap["notifications_total"][("hook", "sent")] == 0
+
+
+@pytest.mark.parametrize("bad", [{"base": 0}, {"factor": 0.5}, {"jitter": 1.0}])
+def test_backoff_rejects_bad_params(bad):
+    from alerts.outbox import Backoff
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Backoff(**bad)
