@@ -287,8 +287,7 @@ def test_value_vocab_rejects_bad_max_values() -> None:
         ValueVocab(0)
 
 
-def test_large_batch_is_vectorised() -> None:
-    import time
+def test_large_batch_crosses_and_buckets() -> None:
     rng = np.random.default_rng(0)
     n = 200_000
     b = Batch(n, country=np.array(rng.choice(["US", "CA", "FR", "DE", "GB"], n), object),
@@ -296,7 +295,10 @@ def test_large_batch_is_vectorised() -> None:
               amount=rng.lognormal(3, 1, n))
     a = SliceAssigner(model(fk("country", "device"), SliceSpec(
         "amount", "buckets", keys=("amount",), buckets=(1.0, 10.0, 100.0))))
-    start = time.perf_counter()
     out = a.assign(b)
-    assert time.perf_counter() - start < 2.0  # ~0.1 s here; a per-record loop takes far longer
     assert sum(1 for _ in out[0].groups()) == 10
+    assert (out[0].codes >= 0).all() and (out[1].codes >= 0).all()
+    bucket_sizes = np.bincount(out[1].codes, minlength=len(out[1].labels))
+    want = np.bincount(np.searchsorted([1.0, 10.0, 100.0], b.column("amount"), side="right"),
+                       minlength=4)
+    assert sorted(bucket_sizes[bucket_sizes > 0].tolist()) == sorted(want.tolist())
