@@ -21,6 +21,7 @@ from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.deadletter import DeadLetter
 from monitor.exporter import MetricsServer, SlicewatchCollector
 from monitor.report import TablePrinter
+from monitor.results import ResultsWriter
 from monitor.sources.base import Chunk, SourceError
 from monitor.sources.file import FileSource
 from slices.spec import Spec
@@ -34,6 +35,7 @@ class RunOptions:
     linger: float = 0.0  # keep serving /metrics this long after a replay ends (inf = forever)
     quiet: bool = False
     dead_letter: str | None = None
+    results: str | None = None  # JSONL history of every closed window's results
 
 
 def effective_spec(spec: Spec, opts: RunOptions) -> Spec:
@@ -80,6 +82,8 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
     listeners = list(listeners)
     if not opts.quiet:
         listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
+    if opts.results:
+        listeners.append(ResultsWriter(opts.results))
     daemon = Daemon(spec, dead_letter=DeadLetter(spec.source.dead_letter), listeners=listeners)
     server = serve(daemon, spec.server.listen) if spec.server.listen else None
     if server:

@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="after a replay ends keep serving /metrics this many seconds "
                           "(-1 = until interrupted)")
     run.add_argument("--dead-letter", help="file for rejected and late records (JSONL)")
+    run.add_argument("--results", help="append every closed window's per-slice results to "
+                                       "this JSONL file (metrics history)")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-window table")
 
     val = sub.add_parser("validate", help="check a spec; print every problem",
@@ -95,7 +97,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         spec = load_spec(args.config)
         linger = float("inf") if args.linger < 0 else args.linger
         run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen, follow=args.follow,
-                             linger=linger, quiet=args.quiet, dead_letter=args.dead_letter))
+                             linger=linger, quiet=args.quiet, dead_letter=args.dead_letter,
+                             results=args.results))
         return EXIT_OK
     if args.command == "demo":
         from monitor.demo import run_demo

@@ -88,6 +88,8 @@ class Daemon:
     def process(self, chunk: Chunk) -> list[SliceResult]:
         """Decode and fold one chunk; returns the results of windows it closed."""
         self.alive = time.time()
+        if chunk.stream == "labels":
+            return self.process_labels(chunk)
         if chunk.kind == "lines":
             batch, rejects = self.decoder.decode_lines(chunk.payload)
         else:
@@ -116,6 +118,10 @@ class Daemon:
                 results.extend(self._closed(window))
         return results
 
+    def process_labels(self, chunk: Chunk) -> list[SliceResult]:
+        """Label records (``stream='labels'``) joined by prediction id (see monitor.join)."""
+        raise NotImplementedError("label streams are joined by monitor.join (issue 4)")
+
     def flush(self) -> list[SliceResult]:
         results: list[SliceResult] = []
         for pipeline in self.pipelines.values():
@@ -123,6 +129,21 @@ class Daemon:
                 results.extend(self._closed(window))
         self.publish()
         return results
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict:
+        """The daemon's whole resumable state as plain JSON-able data: every model's open
+        windows (accumulator states), watermarks, slice vocabularies and the counters."""
+        return {"format": 1, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
+                "tracker": self.tracker.to_state()}
+
+    def load_state(self, state: dict) -> None:
+        """Resume from :meth:`state` output (models no longer in the spec are ignored)."""
+        for name, pstate in state["pipelines"].items():
+            if name in self.pipelines:
+                self.pipelines[name].load_state(pstate)
+        self.tracker.load_state(state["tracker"])
+        self.publish()
 
     # ---- helpers ------------------------------------------------------------------------
     def _closed(self, window: ClosedWindow) -> list[SliceResult]:

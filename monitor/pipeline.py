@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.metrics.base import Accumulator
+from monitor.metrics.registry import accumulator_from_state, state_of
 from monitor.prepare import Preparer
 from monitor.records import RecordBatch
 from monitor.windows import EventWindows, Group, GroupKey, Window, factorize, group_rows
@@ -40,31 +41,57 @@ class ModelPipeline:
         self.open: dict[float, Window] = {}
 
     def process(self, batch: RecordBatch) -> tuple[np.ndarray, list[ClosedWindow]]:
-        """Fold ``batch`` (records of this model only) into the open windows."""
+        """Fold ``batch`` (records of this model only) into the open windows.
+
+        Returns the late-record mask and the windows that closed. ``self.last_starts`` holds
+        the window of each record of the batch (the label join remembers it).
+        """
         starts, late = self.windows.assign(batch.time)
+        self.last_starts = starts
         on_time = np.flatnonzero(~late)
         if on_time.size:
             part = batch if on_time.size == len(batch) else batch.take(on_time)
             self._accumulate(part, starts[on_time])
-        return late, self._close(self.windows.closable(list(self.open)))
+        return late, self.close_due()
+
+    def close_due(self) -> list[ClosedWindow]:
+        """Close the windows the watermark has passed (plus the label delay, if any)."""
+        return self._close(self.windows.closable(list(self.open), self.model.label_delay))
+
+    def process_labels(self, batch: RecordBatch, starts: np.ndarray) -> np.ndarray:
+        """Fold late-arriving labels into the windows of their predictions.
+
+        ``batch`` holds the predictions (as first seen) with their labels filled in, and
+        ``starts`` their windows. Only label-side accumulators are updated (the prediction
+        was counted when it arrived). Returns the mask of records applied; the others
+        belong to windows already closed.
+        """
+        applied = np.array([float(s) in self.open for s in starts], dtype=bool)
+        rows = np.flatnonzero(applied)
+        if rows.size:
+            part = batch if rows.size == len(batch) else batch.take(rows)
+            self._accumulate(part, starts[rows], labels_only=True)
+        return applied
 
     def flush(self) -> list[ClosedWindow]:
         """Close every open window (end of a replay, shutdown)."""
         return self._close(sorted(self.open))
 
-    def _accumulate(self, batch: RecordBatch, starts: np.ndarray) -> None:
+    def _accumulate(self, batch: RecordBatch, starts: np.ndarray, *,
+                    labels_only: bool = False) -> None:
         cols = self.preparer.columns(batch)
         w_uniques, w_codes = np.unique(starts, return_inverse=True)
         v_codes, v_uniques = factorize(batch.version)
         n_w, n_v = len(w_uniques), max(len(v_uniques), 1)
         windows = [self.open.setdefault(float(s), Window(float(s))) for s in w_uniques]
-        first = np.full(n_w, np.inf)
-        last = np.full(n_w, -np.inf)
-        np.minimum.at(first, w_codes, batch.time)
-        np.maximum.at(last, w_codes, batch.time)
-        for w, window in enumerate(windows):
-            window.first_time = min(window.first_time, float(first[w]))
-            window.last_time = max(window.last_time, float(last[w]))
+        if not labels_only:
+            first = np.full(n_w, np.inf)
+            last = np.full(n_w, -np.inf)
+            np.minimum.at(first, w_codes, batch.time)
+            np.maximum.at(last, w_codes, batch.time)
+            for w, window in enumerate(windows):
+                window.first_time = min(window.first_time, float(first[w]))
+                window.last_time = max(window.last_time, float(last[w]))
         for sc in self.assigner.assign(batch):
             rows = np.flatnonzero(sc.codes >= 0)
             if not rows.size:
@@ -78,10 +105,15 @@ class ModelPipeline:
                 group = window.groups.get(gkey)
                 if group is None:
                     group = window.groups[gkey] = Group(self.factory(sc.spec.name))
-                group.update(cols.take(rows[part]))
+                if labels_only:
+                    group.update_labels(cols.take(rows[part]))
+                else:
+                    group.update(cols.take(rows[part]))
 
     def _close(self, keys: list[float]) -> list[ClosedWindow]:
         out = []
+        if keys:
+            self.assigner.refresh()  # re-rank kept slice values between windows
         for key in keys:
             window = self.open.pop(key)
             self.windows.mark_closed(key)
@@ -91,3 +123,30 @@ class ModelPipeline:
                 start, end = window.first_time, window.last_time
             out.append(ClosedWindow(self.model.name, key, start, end, window.groups))
         return out
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def to_state(self) -> dict:
+        """Everything needed to resume exactly: watermark, slice vocabularies, class codes and
+        every open window's accumulator states (plain JSON-able data)."""
+        return {
+            "windows": self.windows.to_state(),
+            "assigner": self.assigner.to_state(),
+            "preparer": self.preparer.to_state(),
+            "open": [{"key": w.start, "first": w.first_time, "last": w.last_time,
+                      "groups": [[list(k), g.count, [state_of(a) for a in g.accumulators]]
+                                 for k, g in w.groups.items()]}
+                     for w in self.open.values()],
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.windows.load_state(state["windows"])
+        self.assigner = SliceAssigner.from_state(self.model, state["assigner"])
+        self.preparer.load_state(state["preparer"])
+        self.open = {}
+        for w in state["open"]:
+            window = Window(float(w["key"]), first_time=float(w["first"]),
+                            last_time=float(w["last"]))
+            for key, count, accs in w["groups"]:
+                window.groups[tuple(key)] = Group([accumulator_from_state(a) for a in accs],
+                                                  count=int(count))
+            self.open[window.start] = window

@@ -69,6 +69,25 @@ class Tracker:
                 del self.series[key]
                 del self._seen_at[key]
 
+    def to_state(self) -> dict:
+        """Counters (cumulative across restarts) — not the latest series, which the next
+        closed windows rebuild."""
+        pairs = lambda c: [[list(k) if isinstance(k, tuple) else k, v] for k, v in c.items()]  # noqa: E731
+        return {"records": pairs(self.records), "bad": pairs(self.bad), "late": pairs(self.late),
+                "closed": pairs(self.closed), "suppressed": pairs(self.suppressed),
+                "outcomes": pairs(self.outcomes), "watermark": self.watermark,
+                "last_end": self.last_end}
+
+    def load_state(self, state: dict) -> None:
+        def counter(items) -> Counter:
+            return Counter({tuple(k) if isinstance(k, list) else k: v for k, v in items})
+
+        self.records, self.bad = counter(state["records"]), counter(state["bad"])
+        self.late, self.closed = counter(state["late"]), counter(state["closed"])
+        self.suppressed, self.outcomes = counter(state["suppressed"]), counter(state["outcomes"])
+        self.watermark = dict(state["watermark"])
+        self.last_end = dict(state["last_end"])
+
     def snapshot(self) -> Snapshot:
         self.heartbeat = time.time()
         p = MappingProxyType

@@ -61,12 +61,16 @@ class EventWindows:
             self.watermark = max(self.watermark, self.max_time - self.spec.allowed_lateness)
         return starts, late
 
-    def closable(self, open_starts: Sequence[float]) -> list[float]:
-        """Which of the open windows may close now (sorted)."""
+    def closable(self, open_starts: Sequence[float], hold: float = 0.0) -> list[float]:
+        """Which of the open windows may close now (sorted).
+
+        ``hold`` keeps time windows open that much longer (the label delay), so late labels
+        can still join; predictions arriving after ``end + allowed_lateness`` stay late.
+        """
         if self.spec.kind == "count":
             current = self.seen // int(self.spec.size)
             return sorted(s for s in open_starts if s < current)
-        return sorted(s for s in open_starts if s + self.spec.size <= self.watermark)
+        return sorted(s for s in open_starts if s + self.spec.size + hold <= self.watermark)
 
     def mark_closed(self, start: float) -> None:
         if self.spec.kind == "time":
@@ -105,6 +109,16 @@ class Group:
                     acc.update(labelled)
             else:
                 acc.update(cols)
+
+    def update_labels(self, cols: Columns) -> None:
+        """Labels that arrived after their predictions: label-side accumulators only."""
+        mask = cols.labelled()
+        if not mask.any():
+            return
+        labelled = cols if mask.all() else cols.take(np.flatnonzero(mask))
+        for acc in self.accumulators:
+            if acc.needs_label:
+                acc.update(labelled)
 
 
 @dataclass
