@@ -62,6 +62,9 @@ def open_source(spec: Spec, stop: threading.Event) -> Iterator[Chunk]:
     paths = src.paths or (("-",) if src.type == "stdin" else ())
     if not paths:
         raise SourceError("no input: set source.path in the spec or pass --input")
+    if src.labels:  # label files first: their labels wait for (and attach to) predictions
+        yield from FileSource(src.labels, fmt="jsonl", batch_size=src.batch_size,
+                              stream="labels").chunks()
     yield from FileSource(paths, fmt=src.format, batch_size=src.batch_size, follow=src.follow,
                           stop=stop).chunks()
 

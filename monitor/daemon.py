@@ -16,6 +16,7 @@ import numpy as np
 from monitor.deadletter import DeadLetter
 from monitor.decode import Decoder, Reject
 from monitor.evaluate import SliceResult, evaluate_window
+from monitor.join import LabelJoin
 from monitor.metrics import accumulators_for
 from monitor.pipeline import ClosedWindow, ModelPipeline
 from monitor.records import RecordBatch
@@ -53,6 +54,7 @@ class Daemon:
                                feature_types=feature_types)
         self.pipelines = {m.name: ModelPipeline(m, self._factory(m)) for m in spec.models}
         self.tracker = Tracker(spec.server.stale_after_windows)
+        self.join = LabelJoin()
         self._snapshot: Snapshot = EMPTY
         self.alive = time.time()
         self.stop = threading.Event()
@@ -108,7 +110,10 @@ class Daemon:
             rows = np.flatnonzero(inverse == i)
             part = batch if rows.size == len(batch) else batch.take(rows)
             self._count(str(name), part)
-            late, closed = self.pipelines[str(name)].process(part)
+            part = self.join.attach_early(part)
+            pipeline = self.pipelines[str(name)]
+            late, closed = pipeline.process(part)
+            self.join.remember(str(name), part, pipeline.last_starts, ~late)
             if late.any():
                 self.tracker.late[str(name)] += int(late.sum())
                 for j in np.flatnonzero(late):
@@ -116,17 +121,32 @@ class Daemon:
             self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
             for window in closed:
                 results.extend(self._closed(window))
+        self._sync_join_counts()
         return results
 
+    def _sync_join_counts(self) -> None:
+        self.tracker.labels = dict(self.join.counts)
+
     def process_labels(self, chunk: Chunk) -> list[SliceResult]:
-        """Label records (``stream='labels'``) joined by prediction id (see monitor.join)."""
-        raise NotImplementedError("label streams are joined by monitor.join (issue 4)")
+        """Label records (``stream='labels'``), joined to their predictions by id: into the
+        prediction's window if it is still open (see :mod:`monitor.join`)."""
+        labels, rejects = self.decoder.decode_label_lines(chunk.payload)
+        self._reject(rejects, chunk.origin)
+        matched = self.join.add_labels(labels["id"], labels["label"], labels["time"])
+        for model, (batch, starts) in matched.items():
+            applied = self.pipelines[model].process_labels(batch, starts)
+            if not applied.all():
+                self.join.counts[(model, "too_late")] += int((~applied).sum())
+        self._sync_join_counts()
+        self.publish()
+        return []
 
     def flush(self) -> list[SliceResult]:
         results: list[SliceResult] = []
         for pipeline in self.pipelines.values():
             for window in pipeline.flush():
                 results.extend(self._closed(window))
+        self._sync_join_counts()
         self.publish()
         return results
 
@@ -135,7 +155,7 @@ class Daemon:
         """The daemon's whole resumable state as plain JSON-able data: every model's open
         windows (accumulator states), watermarks, slice vocabularies and the counters."""
         return {"format": 1, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
-                "tracker": self.tracker.to_state()}
+                "tracker": self.tracker.to_state(), "join": self.join.to_state()}
 
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` output (models no longer in the spec are ignored)."""
@@ -143,10 +163,13 @@ class Daemon:
             if name in self.pipelines:
                 self.pipelines[name].load_state(pstate)
         self.tracker.load_state(state["tracker"])
+        self.join.load_state(state["join"])
+        self._sync_join_counts()
         self.publish()
 
     # ---- helpers ------------------------------------------------------------------------
     def _closed(self, window: ClosedWindow) -> list[SliceResult]:
+        self.join.expire(window.model, {window.key})
         model = self.spec.model(window.model)
         results = evaluate_window(window, model)
         self.tracker.window_closed(window.model, window.end, results)

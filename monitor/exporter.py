@@ -95,6 +95,11 @@ class SlicewatchCollector(Collector):
         yield from _counter("slicewatch_slices_suppressed", "Slice results not reported "
                             "because the slice had fewer records than its min_size.", ["model"],
                             {(m,): v for m, v in s.suppressed.items()})
+        yield from _counter("slicewatch_label_join", "Delayed labels and predictions by join "
+                            "outcome: joined, expired (window closed before the label came), "
+                            "too_late (label after its window closed), orphaned (label never "
+                            "matched a prediction), dropped_full (pending store full).",
+                            ["model", "outcome"], dict(s.labels.items()))
         yield from self._slices(s)
         yield from _gauge("slicewatch_up_time_seconds", "Seconds since the daemon started.",
                           [], {(): time.time() - s.started} if s.started else {})

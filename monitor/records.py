@@ -121,3 +121,42 @@ def concat(batches: list[RecordBatch]) -> RecordBatch:
 def _numeric(batches: list[RecordBatch], name: str) -> bool:
     return any(b.features.get(name) is not None and b.features[name].dtype.kind == "f"
                for b in batches)
+
+
+def _floats_to_state(a: np.ndarray) -> list:
+    return [None if np.isnan(x) else float(x) for x in a]
+
+
+def batch_to_state(b: RecordBatch) -> dict:
+    """A batch as plain JSON-able data (NaN → null), for checkpoints."""
+    return {
+        "time": b.time.tolist(), "model": b.model.tolist(), "version": b.version.tolist(),
+        "id": b.id.tolist(), "score": _floats_to_state(b.score),
+        "pred_class": b.pred_class.tolist(), "value": _floats_to_state(b.value),
+        "label": b.label.tolist(), "outcome": b.outcome.tolist(),
+        "features": {k: (_floats_to_state(v) if v.dtype.kind == "f" else v.tolist())
+                     for k, v in b.features.items()},
+        "feature_kinds": {k: v.dtype.kind for k, v in b.features.items()},
+        "tag_names": list(b.tag_names), "tag_rows": b.tag_rows.tolist(),
+        "tag_codes": b.tag_codes.tolist(),
+    }
+
+
+def batch_from_state(d: dict) -> RecordBatch:
+    def floats(xs: list) -> np.ndarray:
+        return np.array([np.nan if x is None else x for x in xs], dtype=np.float64)
+
+    def objects(xs: list) -> np.ndarray:
+        out = np.empty(len(xs), dtype=object)
+        out[:] = xs
+        return out
+
+    return RecordBatch(
+        time=np.asarray(d["time"], np.float64), model=objects(d["model"]),
+        version=objects(d["version"]), id=objects(d["id"]), score=floats(d["score"]),
+        pred_class=objects(d["pred_class"]), value=floats(d["value"]),
+        label=objects(d["label"]), outcome=np.asarray(d["outcome"], np.int8),
+        features={k: floats(v) if d["feature_kinds"][k] == "f" else objects(v)
+                  for k, v in d["features"].items()},
+        tag_names=tuple(d["tag_names"]), tag_rows=np.asarray(d["tag_rows"], np.int64),
+        tag_codes=np.asarray(d["tag_codes"], np.int32))

@@ -28,6 +28,7 @@ class Snapshot:
     outcomes: MappingProxyType  # (model, version, outcome) → count
     series: MappingProxyType  # SeriesKey → SliceResult (latest closed window)
     suppressed: MappingProxyType  # model → slices below min_size, cumulative
+    labels: MappingProxyType  # (model, outcome) → delayed labels by join outcome
     extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     started: float = 0.0
     heartbeat: float = 0.0
@@ -49,6 +50,7 @@ class Tracker:
         self.series: dict[SeriesKey, SliceResult] = {}
         self._seen_at: dict[SeriesKey, int] = {}
         self.extra: dict[str, object] = {}
+        self.labels: dict[tuple[str, str], int] = {}  # (model, join outcome) → count
         self.started = time.time()
         self.heartbeat = self.started
 
@@ -96,7 +98,8 @@ class Tracker:
             late_records=p(dict(self.late)), windows_closed=p(dict(self.closed)),
             watermark=p(dict(self.watermark)), last_window_end=p(dict(self.last_end)),
             outcomes=p(dict(self.outcomes)), series=p(dict(self.series)),
-            suppressed=p(dict(self.suppressed)), extra=p(dict(self.extra)),
+            suppressed=p(dict(self.suppressed)), labels=p(dict(self.labels)),
+            extra=p(dict(self.extra)),
             started=self.started, heartbeat=self.heartbeat)
 
 
