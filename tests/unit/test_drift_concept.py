@@ -1,0 +1,130 @@
+"""Concept-drift monitors: same change points as River fed directly, restarts, bad params."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from river import drift
+
+from monitor.drift.concept import (
+    BINARY_ONLY,
+    DETECTORS,
+    ConceptMonitor,
+    error_stream,
+    make_detector,
+)
+from monitor.drift.errors import DriftParamError
+from monitor.metrics.base import Columns
+from slices.vocab import CONCEPT_DETECTORS
+
+RIVER = {"ADWIN": drift.ADWIN, "DDM": drift.binary.DDM, "EDDM": drift.binary.EDDM,
+         "HDDM_A": drift.binary.HDDMA, "HDDM_W": drift.binary.HDDMW,
+         "PageHinkley": drift.PageHinkley, "KSWIN": drift.KSWIN}
+PARAMS = {"ADWIN": {"delta": 0.01}, "DDM": {"warm_start": 50}, "EDDM": {},
+          "HDDM_A": {"two_sided_test": True}, "HDDM_W": {"lambda_val": 0.1},
+          "PageHinkley": {"threshold": 20.0}, "KSWIN": {"alpha": 0.001, "seed": 7}}
+
+
+def _stream(binary: bool, seed: int = 0, seg: int = 700) -> np.ndarray:
+    """Four segments with different error levels (KSWIN, which runs a KS test per record,
+    gets shorter segments to keep the tests fast)."""
+    rng = np.random.default_rng(seed)
+    if binary:
+        rates = [0.1, 0.45, 0.05, 0.3]
+        return np.concatenate([(rng.random(seg) < r) for r in rates]).astype(float)
+    return np.abs(np.concatenate([rng.normal(m, 1, seg) for m in (0, 2, 0.5, 3)]))
+
+
+def _seg(name: str) -> int:
+    return 250 if name == "KSWIN" else 700
+
+
+def _direct(name: str, params: dict, stream: np.ndarray) -> list[int]:
+    det = RIVER[name](**params)
+    hits = []
+    for i, x in enumerate(stream):
+        det.update(bool(x) if name in BINARY_ONLY else float(x))
+        if det.drift_detected:
+            hits.append(i)
+    return hits
+
+
+def test_detector_names_are_the_vocabulary():
+    assert tuple(DETECTORS) == CONCEPT_DETECTORS
+    assert all(DETECTORS[k] is RIVER[k] for k in RIVER)
+
+
+@pytest.mark.parametrize("name", CONCEPT_DETECTORS)
+def test_change_points_equal_river_fed_directly(name):
+    stream = _stream(binary=True, seed=1, seg=_seg(name))
+    m = ConceptMonitor(name, PARAMS[name])
+    hits = []
+    for start in range(0, stream.shape[0], 333):  # batches of arbitrary size
+        hits += [start + i for i in m.update(stream[start:start + 333])]
+    assert hits == _direct(name, PARAMS[name], stream)
+    assert hits, f"{name} found no change in a stream with three changes"
+    assert m.events == len(hits) and m.n == stream.shape[0]
+
+
+@pytest.mark.parametrize("name", ["ADWIN", "PageHinkley", "KSWIN"])
+def test_real_valued_detectors_on_regression_errors(name):
+    stream = _stream(binary=False, seed=2, seg=_seg(name))
+    m = ConceptMonitor(name, PARAMS[name], task="regression")
+    assert m.update(stream) == _direct(name, PARAMS[name], stream)
+
+
+@pytest.mark.parametrize("name", CONCEPT_DETECTORS)
+def test_state_survives_a_restart(name):
+    stream = _stream(binary=True, seed=3, seg=_seg(name))
+    whole = ConceptMonitor(name, PARAMS[name])
+    want = whole.update(stream)
+    cut = stream.shape[0] // 3
+    first = ConceptMonitor(name, PARAMS[name])
+    got = first.update(stream[:cut])
+    state = json.loads(json.dumps(first.to_state()))
+    second = ConceptMonitor.from_state(state)
+    got += [cut + i for i in second.update(stream[cut:])]
+    assert any(h >= cut for h in want), "the test needs a change after the restart"
+    assert got == want and second.events == whole.events and second.n == whole.n
+
+
+def test_kswin_defaults_to_a_fixed_seed():
+    assert make_detector("KSWIN").seed == 0
+    a, b = ConceptMonitor("KSWIN"), ConceptMonitor("KSWIN")
+    s = _stream(True, 4, seg=150)
+    assert a.update(s) == b.update(s)
+
+
+def test_bad_parameters_name_the_culprit():
+    with pytest.raises(ValueError, match="detector 'ADWIN' has no parameter 'delt'; allowed: "
+                                         "delta, clock"):
+        ConceptMonitor("ADWIN", {"delt": 0.1})
+    with pytest.raises(DriftParamError, match="unknown concept-drift detector 'CUSUM'"):
+        ConceptMonitor("CUSUM")
+    with pytest.raises(DriftParamError, match=r"'KSWIN': bad parameters .*Alpha must be"):
+        ConceptMonitor("KSWIN", {"alpha": 2.0})
+    with pytest.raises(DriftParamError, match=r"'PageHinkley': bad parameters .*mode"):
+        ConceptMonitor("PageHinkley", {"mode": "sideways"})
+    for name in BINARY_ONLY:
+        with pytest.raises(DriftParamError, match=f"{name}' takes a 0/1 error stream"):
+            ConceptMonitor(name, task="regression")
+    with pytest.raises(DriftParamError, match="needs 0/1 errors"):
+        ConceptMonitor("DDM").update(np.array([0.0, 0.5]))
+    with pytest.raises(DriftParamError, match="finite"):
+        ConceptMonitor("ADWIN").update(np.array([np.nan]))
+
+
+def test_error_stream_per_task():
+    n = 6
+    label = np.array([1.0, 0.0, np.nan, 1.0, 0.0, 1.0])
+    pred = np.array([1.0, 1.0, 1.0, np.nan, 0.0, 0.0])
+    cols = Columns(np.zeros(n), pred, label, np.zeros(n, np.int8))
+    assert error_stream("binary", cols).tolist() == [0.0, 1.0, 0.0, 1.0]
+    codes = Columns(np.zeros(n), np.array([0, 1, 2, -1, 2, 0]), np.array([0, 2, -1, 1, 2, 1]),
+                    np.zeros(n, np.int8))
+    assert error_stream("multiclass", codes).tolist() == [0.0, 1.0, 0.0, 1.0]
+    reg = Columns(np.zeros(n), np.array([1.0, 2.0, 3.0, np.nan, 5.0, 0.0]),
+                  np.array([1.5, 2.0, np.nan, 1.0, 3.0, -1.0]), np.zeros(n, np.int8))
+    assert error_stream("regression", reg).tolist() == [0.5, 0.0, 2.0, 1.0]
