@@ -308,7 +308,7 @@ def _test_notes(receiver: ReceiverSpec, now: float) -> list[Notification]:
         return [firing]
     done = Alert.from_dict({**alert.to_dict(), "status": "resolved", "ends_at": now})
     return [firing, Notification(**{**firing.__dict__, "status": "resolved",
-                                    "alerts": (done,)})]
+                                    "alerts": (done,), "id": firing.id + "-resolve"})]
 
 
 def list_firing(outbox_path: str) -> list[Alert]:

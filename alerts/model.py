@@ -6,6 +6,7 @@ The daemon builds :class:`Observation` objects from its evaluations; ``alerts/``
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -81,7 +82,8 @@ class Notification:
 
     ``status`` is ``firing`` while any alert of the group fires, else ``resolved``;
     ``dedup_key`` is stable for the group and receiver (PagerDuty's ``dedup_key``; the outbox
-    keeps notifications of one key in order).
+    keeps notifications of one key in order). ``id`` is unique: receivers may use it to drop
+    the rare duplicate (webhook: body ``notificationId``, header ``X-Slicewatch-Notification``).
     """
 
     receiver: str
@@ -92,6 +94,7 @@ class Notification:
     group_labels: dict[str, str]
     created_at: float
     test: bool = False
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)  # unique per notification
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -33,8 +33,8 @@ def payload(routing_key: str, note: Notification, source: str | None = None) -> 
         summary = "[TEST] " + summary
     details = {
         "metric": worst.metric, "value": worst.value, "threshold": worst.threshold,
-        "window": {"start": iso8601(worst.window_start) if worst.window_start else None,
-                   "end": iso8601(worst.window_end) if worst.window_end else None},
+        "window": {"start": None if worst.window_start is None else iso8601(worst.window_start),
+                   "end": None if worst.window_end is None else iso8601(worst.window_end)},
         "slice": worst.labels.get("slice"), "model": worst.labels.get("model"),
         "version": worst.labels.get("version"),
         "description": worst.annotations.get("description", ""),

@@ -20,6 +20,7 @@ from alerts.receivers.base import Request, substitute
 from alerts.timefmt import iso8601
 
 SIGNATURE_HEADER = "X-Slicewatch-Signature"
+ID_HEADER = "X-Slicewatch-Notification"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -52,7 +53,8 @@ def common(items: list[dict[str, str]]) -> dict[str, str]:
 
 def payload(receiver: ReceiverSpec, note: Notification) -> dict[str, Any]:
     return {
-        "version": "1", "receiver": receiver.name, "status": note.status, "test": note.test,
+        "version": "1", "notificationId": note.id, "receiver": receiver.name,
+        "status": note.status, "test": note.test,
         "groupKey": note.group_key, "dedupKey": note.dedup_key,
         "groupLabels": note.group_labels,
         "commonLabels": common([a.labels for a in note.alerts]),
@@ -65,6 +67,7 @@ def build(receiver: ReceiverSpec, note: Notification, now: float, env=None) -> R
     body = orjson.dumps(payload(receiver, note))
     headers = {k: substitute(receiver, f"headers.{k}", v, env)
                for k, v in receiver.headers.items()}
+    headers[ID_HEADER] = note.id
     if receiver.secret:
         headers[SIGNATURE_HEADER] = sign(substitute(receiver, "secret", receiver.secret, env),
                                          body)
