@@ -46,18 +46,21 @@ class AlertEngine:
 
     ``clock`` gives the time when ``now`` is not passed; ``backoff``, ``rng``, ``session`` and
     ``env`` (the mapping ``${VAR}`` is read from, default ``os.environ``) are for tests and
-    tuning.
+    tuning. Sent and failed entries, and resolved alerts, are deleted ``retention`` seconds
+    after they were done with.
     """
 
     def __init__(self, spec: AlertingSpec, outbox_path: str,
                  clock: Callable[[], float] = time.time, *, backoff: Backoff | None = None,
                  rng: random.Random | None = None, session: requests.Session | None = None,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, retention: float = 7 * 86400.0):
         self.spec = spec
         self.clock = clock
         self.outbox = Outbox(outbox_path, backoff, rng)
         self.session = session or requests.Session()
         self.env = env
+        self.retention = retention
+        self._pruned_at = float("-inf")
         self._lock = threading.RLock()
         self._dispatch_lock = threading.Lock()
         self._series: dict[str, Series] = {}
@@ -118,8 +121,19 @@ class AlertEngine:
                 for o in batch:
                     self._judge(o, previous[id(o)], now, touched)
             notes = self._flush(now)
+            self._compact()
             self.outbox.commit(notes, now, alerts=list(touched.values()), state=self._state())
         return notes
+
+    def _compact(self) -> None:
+        """Forget series that hold nothing worth keeping: never fired and not breaching, or
+        resolved, calm for their whole flapping window and no longer in any group."""
+        grouped = {fp for g in self._groups.values() for fp in g.members}
+        for key, s in list(self._series.items()):
+            if s.streak or s.firing:
+                continue
+            if s.alert is None or (not any(s.history) and key not in grouped):
+                del self._series[key]
 
     def _judge(self, obs: Observation, previous: dict[str, Any] | None, now: float,
                touched: dict[str, Alert]) -> None:
@@ -198,6 +212,9 @@ class AlertEngine:
         """
         now = self.clock() if now is None else now
         self.flush(now)
+        if now - self._pruned_at > 3600.0:
+            self.outbox.prune(now - self.retention)
+            self._pruned_at = now
         sent = 0
         with self._dispatch_lock:
             for _ in range(max_rounds):

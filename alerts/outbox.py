@@ -185,6 +185,16 @@ class Outbox:
                        (attempts, now + delay, status, error[:4000], entry_id))
             return True
 
+    def prune(self, before: float) -> int:
+        """Delete sent/failed entries and resolved alerts older than ``before``; returns the
+        number of outbox entries removed (retention bound of the file)."""
+        with self._tx() as db:
+            n = db.execute("DELETE FROM outbox WHERE status != 'pending' AND sent_at < ?",
+                           (before,)).rowcount
+            db.execute("DELETE FROM alert_state WHERE status = 'resolved' AND "
+                       "json_extract(alert, '$.ends_at') < ?", (before,))
+        return n
+
     # ---- reading
 
     def due(self, now: float, limit: int = 100) -> list[Entry]:

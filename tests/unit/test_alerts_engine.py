@@ -222,3 +222,27 @@ def test_backoff_rejects_bad_params(bad):
 
     with pytest.raises(ValueError, match=next(iter(bad))):
         Backoff(**bad)
+
+
+def test_state_stays_bounded(tmp_path):
+    engine = make(tmp_path, "  - {name: auc_low, metric: roc_auc, threshold: {lower: 0.7}, "
+                  "flapping: {window: 3, changes: 2}}")
+    many = [auc(0, 0.9, f"s{k}") for k in range(50)]
+    engine.observe(many, now=60.0)
+    assert engine._series == {}  # nothing breaching, nothing kept
+    run(engine, [0.6, 0.9, 0.9, 0.9, 0.9], start=1)
+    assert engine._series == {} and engine._groups == {}
+    assert len(engine._latest) == 51  # one metrics row per model × version × slice seen
+
+
+def test_prune_removes_old_done_entries(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1)
+    engine.observe([auc(0, 0.6)], now=60.0)
+    [entry] = engine.outbox.entries()
+    engine.outbox.mark_failed(entry.id, 60.0, "refused", 400)
+    engine.observe([auc(1, 0.9)], now=120.0)
+    assert engine.outbox.prune(before=100.0) == 1
+    assert [e.notification.status for e in engine.outbox.entries()] == ["resolved"]
+    assert engine.outbox.alerts(None)[0].status == "resolved"
+    engine.outbox.prune(before=1000.0)
+    assert engine.outbox.alerts(None) == []
