@@ -45,12 +45,15 @@ def numeric_edges(values: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
     x = x[np.isfinite(x)]
     if x.shape[0] == 0:
         return np.zeros(0)
+    edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
+    if edges.shape[0] == bins + 1:  # no tied quantiles: more than `bins` distinct values
+        return edges
     uniq = np.unique(x)
     if uniq.shape[0] == 1:
         return np.array([uniq[0], uniq[0] + max(1.0, abs(uniq[0])) * 1e-9])
     if uniq.shape[0] <= bins:
         return np.concatenate([[uniq[0]], (uniq[:-1] + uniq[1:]) / 2, [uniq[-1]]])
-    return np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
+    return edges
 
 
 def top_values(values: np.ndarray, max_categories: int = DEFAULT_MAX_CATEGORIES) -> list[str]:
