@@ -1,0 +1,17 @@
+"""The runnable examples in the drift modules' docstrings."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["monitor.drift.summary", "monitor.drift.profile", "monitor.drift.tests",
+           "monitor.drift.concept"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
