@@ -74,7 +74,8 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="slicewatch-bench-")
     spec = os.path.join(tmp, "spec.yaml")
     with open(spec, "w") as fh:
-        fh.write(DEMO_SPEC % {"path": "unused", "listen": "127.0.0.1:0", "dead": os.path.join(tmp, "dl")})
+        fh.write(DEMO_SPEC % {"path": "unused", "listen": "127.0.0.1:0",
+                              "dead": os.path.join(tmp, "dl")})
     _, _, floor = measure("floor", "-", spec)
     print(f"floor (imports only): peak RSS {floor:.0f} MiB")
     print(f"{'records':>10} {'decode-only rec/s':>18} {'daemon rec/s':>13} {'ratio':>6} "

@@ -98,7 +98,8 @@ def concat(batches: list[RecordBatch]) -> RecordBatch:
         for b in batches:
             col = b.features.get(k)
             if col is None:
-                col = np.full(len(b), np.nan) if _numeric(batches, k) else np.full(len(b), None, object)
+                col = (np.full(len(b), np.nan) if _numeric(batches, k)
+                       else np.full(len(b), None, object))
             parts.append(col)
         features[k] = np.concatenate(parts)
     rows, codes, offset = [], [], 0

@@ -93,7 +93,8 @@ def load_file(path: str) -> Document:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as exc:
-        raise SpecError([Problem(path, 1, 1, "<root>", f"cannot read spec: {exc.strerror}")]) from None
+        problem = Problem(path, 1, 1, "<root>", f"cannot read spec: {exc.strerror}")
+        raise SpecError([problem]) from None
     return load_text(text, path)
 
 
@@ -148,7 +149,8 @@ class Checker:
         for key in value:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+                extra = (f"; did you mean {hint[0]!r}?" if hint
+                         else f"; allowed: {', '.join(allowed)}")
                 self.error((*path, key), f"unknown key {key!r}{extra}", at_key=True)
         for key in required:
             if key not in value:
