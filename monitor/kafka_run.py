@@ -1,0 +1,155 @@
+"""Wiring for ``slicewatch run`` on a Kafka source: consume → daemon → checkpoint → commit.
+
+The loop folds each consumed batch into the daemon, marks its offsets as processed, and
+checkpoints (offsets + daemon state, one SQLite transaction) when windows closed or the
+interval / record budget is spent. SIGTERM/SIGINT: checkpoint, leave the group, exit.
+Results of a window are this instance's part of it (see docs/kafka.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterable
+from typing import TextIO
+
+from monitor.checkpoint import Checkpoint
+from monitor.daemon import Daemon, ResultListener, RunSummary
+from monitor.sources.base import SourceError
+from monitor.sources.kafka import (
+    KafkaDeadLetter,
+    KafkaSettings,
+    KafkaSource,
+    lag_metrics,
+    parse_kafka_settings,
+)
+from slices.spec import Spec
+
+log = logging.getLogger("slicewatch.kafka")
+
+
+def checkpoint_for(spec: Spec, settings: KafkaSettings) -> Checkpoint:
+    """The spec's checkpoint database, opened for this instance."""
+    if not spec.checkpoint:
+        raise SourceError("source.type kafka needs a checkpoint database: set 'checkpoint: "
+                          "PATH' in the spec (offsets and window state are saved there)")
+    return Checkpoint(spec.checkpoint, owner=settings.instance_id)
+
+
+def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
+              listeners: Iterable[ResultListener] = ()) -> RunSummary:
+    """Run ``spec`` (already with command-line overrides applied) on its Kafka source until
+    SIGTERM/SIGINT. ``opts`` is a :class:`monitor.app.RunOptions`."""
+    from monitor.app import install_signal_handlers, serve
+    from monitor.report import TablePrinter
+    from monitor.results import ResultsWriter
+
+    out = out or sys.stdout
+    _log_to(out)
+    settings = parse_kafka_settings(spec.source.kafka)
+    if "features" in settings.topics and not hasattr(Daemon, "process_features"):
+        raise SourceError("source.kafka.topics.features: joining a feature-log topic is not "
+                          "part of this build yet")
+    listeners = list(listeners)
+    if not opts.quiet:
+        listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
+    if opts.results:
+        listeners.append(ResultsWriter(opts.results))
+    checkpoint = checkpoint_for(spec, settings)
+    checkpoint.acquire(socket.gethostname(), os.getpid())
+    daemon = Daemon(spec, dead_letter=KafkaDeadLetter(spec.source.dead_letter, settings),
+                    listeners=listeners)
+    initial = daemon.state()
+    loaded = checkpoint.load()
+    if loaded is not None:
+        daemon.load_state(loaded[1])
+        print(f"slicewatch: resumed {settings.instance_id} from checkpoint #{checkpoint.seq} "
+              f"({len(loaded[0])} partition offset(s))", file=out, flush=True)
+    source = KafkaSource(settings, checkpoint, state=daemon.state,
+                         restore=lambda st: daemon.load_state(st if st is not None else initial),
+                         stop=daemon.stop)
+    server = (serve(daemon, spec.server.listen,
+                    (lambda _snap: lag_metrics(source.metrics_snapshot()),))
+              if spec.server.listen else None)
+    if server:
+        print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
+    restore = install_signal_handlers(daemon.stop)
+    t0 = time.perf_counter()
+    try:
+        if source.start():
+            consume(daemon, source)
+        summary = daemon.summary(time.perf_counter() - t0)
+        print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
+              f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s "
+              f"({source.saves} checkpoints)", file=out, flush=True)
+        return summary
+    finally:
+        restore()
+        source.close()
+        daemon.dead_letter.close()
+        if server:
+            server.stop()
+        checkpoint.release()
+        checkpoint.close()
+
+
+def consume(daemon: Daemon, source: KafkaSource) -> None:
+    """The loop: until ``daemon.stop`` is set."""
+    while not daemon.stop.is_set():
+        batch = source.poll()
+        closed = False
+        for chunk in batch.chunks:
+            closed |= bool(daemon.process(chunk))
+        source.advance(batch)
+        if source.due(closed):
+            daemon.dead_letter.flush()  # dead letters reach their topic before the offsets move
+            source.save()
+
+
+def _log_to(out: TextIO) -> None:
+    """Kafka log lines (retries, rebalances) go to stderr as ``slicewatch: …``."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("slicewatch: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m monitor.kafka_run -c SPEC [--results F] [--listen A] [--dead-letter F] [-q]``:
+    ``slicewatch run`` for a Kafka spec (same exit codes) until ``monitor.app.run``
+    dispatches Kafka specs here itself."""
+    import argparse
+
+    from monitor.app import RunOptions, effective_spec
+    from monitor.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+    from slices.errors import SlicewatchError, SpecError
+    from slices.load import load_spec
+
+    p = argparse.ArgumentParser(prog="python -m monitor.kafka_run")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("--results")
+    p.add_argument("--listen")
+    p.add_argument("--dead-letter")
+    p.add_argument("-q", "--quiet", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        opts = RunOptions(listen=args.listen, quiet=args.quiet, dead_letter=args.dead_letter,
+                          results=args.results)
+        run_kafka(effective_spec(load_spec(args.config), opts), opts)
+        return EXIT_OK
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return EXIT_USAGE
+    except SlicewatchError as exc:
+        print(f"slicewatch: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

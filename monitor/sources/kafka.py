@@ -1,0 +1,568 @@
+"""Kafka source: a consumer-group member whose offsets live in the checkpoint, not in Kafka.
+
+Offsets and the daemon state are saved together (:class:`monitor.checkpoint.Checkpoint`);
+on assignment each partition starts at its checkpointed offset (passed to ``assign``), on
+revocation the revoked partitions' progress is checkpointed before the callback returns, on
+loss the in-memory progress since the last checkpoint is rolled back. Kafka offset commits
+are made after each checkpoint for lag monitoring only. See docs/kafka.md.
+
+>>> s = parse_kafka_settings({"bootstrap_servers": "127.0.0.1:9092", "group_id": "sw",
+...                           "topics": {"predictions": "preds"},
+...                           "config": {"sasl.password": "${PW}"}}, env={"PW": "hunter2"})
+>>> s.topics, s.config["sasl.password"], mask(s.config)["sasl.password"]
+({'predictions': 'preds'}, 'hunter2', '***')
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from monitor.deadletter import DeadLetter
+from monitor.sources.base import Chunk, SourceError
+
+log = logging.getLogger("slicewatch.kafka")
+
+SETTINGS_KEYS = ("bootstrap_servers", "group_id", "topics", "dead_letter_topic", "consume_batch",
+                 "consume_timeout", "checkpoint_interval", "checkpoint_records", "instance_id",
+                 "config")
+STREAMS = ("predictions", "labels", "features")
+SECRET_WORDS = ("password", "secret", "key", "token")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# Throughput-minded fetch defaults; any of them can be overridden under ``config:``.
+FETCH_DEFAULTS = {
+    "fetch.min.bytes": 65536,
+    "fetch.wait.max.ms": 100,
+    "max.partition.fetch.bytes": 4 << 20,
+    "queued.min.messages": 100_000,
+    "queued.max.messages.kbytes": 65536,  # bound on the prefetch queue: 64 MiB
+    "auto.offset.reset": "earliest",
+}
+# Set by the source; the exactly-once design depends on them.
+FIXED = {"enable.auto.commit": False, "enable.auto.offset.store": False,
+         "enable.partition.eof": False}
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """``source.kafka`` of a spec, validated (see docs/kafka.md)."""
+
+    bootstrap_servers: str
+    group_id: str
+    topics: dict[str, str]  # stream → topic
+    dead_letter_topic: str | None = None
+    consume_batch: int = 5000
+    consume_timeout: float = 0.5
+    checkpoint_interval: float = 5.0  # seconds
+    checkpoint_records: int = 200_000  # or after this many records, whichever first
+    instance_id: str = "default"
+    config: dict[str, Any] = field(default_factory=dict)  # librdkafka pass-through, resolved
+
+    def stream_of(self) -> dict[str, str]:
+        """topic → stream."""
+        return {t: s for s, t in self.topics.items()}
+
+
+def mask(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the values of secret-looking keys (password, secret, key, token)
+    replaced by ``***`` — the only form in which settings are ever logged."""
+    return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) else v)
+            for k, v in config.items()}
+
+
+def scrub(text: str, config: Mapping[str, Any]) -> str:
+    """``text`` with every secret value of ``config`` replaced by ``***``."""
+    for k, v in config.items():
+        if any(w in k.lower() for w in SECRET_WORDS) and isinstance(v, str) and len(v) >= 3:
+            text = text.replace(v, "***")
+    return text
+
+
+def _substitute(where: str, value: Any, env: Mapping[str, str]) -> Any:
+    if not isinstance(value, str):
+        return value
+
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in env:
+            raise SourceError(f"{where}: environment variable {name} is not set "
+                              f"(referenced as ${{{name}}})")
+        return env[name]
+
+    return _ENV_REF.sub(one, value)
+
+
+def parse_kafka_settings(d: Mapping[str, Any] | None,
+                         env: Mapping[str, str] | None = None) -> KafkaSettings:
+    """Validate ``source.kafka``; ``${VAR}`` in any string value is read from ``env``
+    (default ``os.environ``). Raises :class:`SourceError` naming the key and the bound."""
+    env = os.environ if env is None else env
+    where = "source.kafka"
+    if not isinstance(d, Mapping) or not d:
+        raise SourceError(f"{where} must be a mapping with at least bootstrap_servers, "
+                          "group_id and topics.predictions")
+    unknown = sorted(set(d) - set(SETTINGS_KEYS))
+    if unknown:
+        raise SourceError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                          f"expected {', '.join(SETTINGS_KEYS)}")
+
+    def text(key: str, required: bool = False) -> str | None:
+        v = d.get(key)
+        if v is None:
+            if required:
+                raise SourceError(f"{where}.{key} is required")
+            return None
+        if isinstance(v, list) and key == "bootstrap_servers":
+            v = ",".join(str(x) for x in v)
+        if not isinstance(v, str) or not v.strip():
+            raise SourceError(f"{where}.{key} must be a non-empty string; got {v!r}")
+        return _substitute(f"{where}.{key}", v, env)
+
+    def number(key: str, default, lo: float, hi: float, kind=float):
+        v = d.get(key, default)
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and (
+            kind is float or float(v).is_integer())
+        if not ok or not lo <= v <= hi:
+            what = "an integer" if kind is int else "a number"
+            raise SourceError(f"{where}.{key} must be {what} in [{lo}, {hi}]; got {v!r}")
+        return kind(v)
+
+    topics_raw = d.get("topics")
+    if not isinstance(topics_raw, Mapping) or not topics_raw.get("predictions"):
+        raise SourceError(f"{where}.topics must be a mapping with at least 'predictions' "
+                          f"(and optionally 'labels', 'features'); got {topics_raw!r}")
+    topics: dict[str, str] = {}
+    for stream, topic in topics_raw.items():
+        if stream not in STREAMS:
+            raise SourceError(f"{where}.topics: unknown stream {stream!r}; expected one of "
+                              f"{', '.join(STREAMS)}")
+        if not isinstance(topic, str) or not topic:
+            raise SourceError(f"{where}.topics.{stream} must be a topic name; got {topic!r}")
+        topics[stream] = _substitute(f"{where}.topics.{stream}", topic, env)
+    if len(set(topics.values())) != len(topics):
+        raise SourceError(f"{where}.topics: each stream needs its own topic; got {topics}")
+
+    config_raw = d.get("config") or {}
+    if not isinstance(config_raw, Mapping):
+        raise SourceError(f"{where}.config must be a mapping of librdkafka settings")
+    config: dict[str, Any] = {}
+    for k, v in config_raw.items():
+        if not isinstance(v, str | int | float | bool):
+            raise SourceError(f"{where}.config.{k} must be a string, number or boolean")
+        if k in FIXED or k in ("bootstrap.servers", "group.id"):
+            raise SourceError(f"{where}.config.{k} is set by slicewatch (exactly-once "
+                              "checkpoints) or by its own key; remove it")
+        config[str(k)] = _substitute(f"{where}.config.{k}", v, env)
+    strategy = str(config.get("partition.assignment.strategy", ""))
+    if "cooperative" in strategy or str(config.get("group.protocol", "classic")) != "classic":
+        raise SourceError(f"{where}.config: incremental rebalancing (cooperative-sticky, "
+                          "group.protocol=consumer) is not supported; the checkpoint handover "
+                          "relies on eager rebalances (range or roundrobin)")
+
+    return KafkaSettings(
+        bootstrap_servers=text("bootstrap_servers", True), group_id=text("group_id", True),
+        topics=topics, dead_letter_topic=text("dead_letter_topic"),
+        consume_batch=number("consume_batch", 5000, 1, 1_000_000, int),
+        consume_timeout=number("consume_timeout", 0.5, 0.001, 60.0),
+        checkpoint_interval=number("checkpoint_interval", 5.0, 0.01, 86400.0),
+        checkpoint_records=number("checkpoint_records", 200_000, 1, 10**12, int),
+        instance_id=text("instance_id") or "default", config=config)
+
+
+def consumer_config(s: KafkaSettings) -> dict[str, Any]:
+    """The librdkafka configuration of the consumer (pass-through settings win over the
+    fetch defaults; the exactly-once settings win over everything)."""
+    return {**FETCH_DEFAULTS, **s.config, "bootstrap.servers": s.bootstrap_servers,
+            "group.id": s.group_id, **FIXED}
+
+
+def producer_config(s: KafkaSettings) -> dict[str, Any]:
+    """Producer settings for the dead-letter topic: connection and security settings only."""
+    consumer_only = ("fetch.", "max.partition", "queued.", "auto.offset", "session.timeout",
+                     "heartbeat", "max.poll", "partition.assignment", "group.", "isolation",
+                     "check.crcs", "auto.commit", "enable.auto", "enable.partition")
+    conf = {k: v for k, v in s.config.items() if not k.startswith(consumer_only)}
+    return {**conf, "bootstrap.servers": s.bootstrap_servers, "linger.ms": 50}
+
+
+def key_of(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+def split_key(key: str) -> tuple[str, int]:
+    topic, _, part = key.rpartition(":")
+    return topic, int(part)
+
+
+# ------------------------------------------------------------------------------ dead letter
+
+class KafkaDeadLetter(DeadLetter):
+    """Dead-letter output that also produces each record to a Kafka topic, with the reason,
+    detail and origin in headers (``slicewatch.reason`` …). At-least-once: a replay after a
+    crash may produce a record again."""
+
+    def __init__(self, path: str | None, settings: KafkaSettings):
+        super().__init__(path)
+        from confluent_kafka import Producer
+
+        self.topic = settings.dead_letter_topic
+        self._config = settings.config
+        self.producer = Producer(producer_config(settings), error_cb=self._error) \
+            if self.topic else None
+        self.produced = 0
+
+    def write(self, reason: str, record: Any, *, detail: str = "", origin: str = "") -> None:
+        super().write(reason, record, detail=detail, origin=origin)
+        if self.producer is None:
+            return
+        if isinstance(record, bytes):
+            value = record
+        elif isinstance(record, str):
+            value = record.encode()
+        else:
+            value = orjson.dumps(record, default=repr, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = [("slicewatch.reason", reason.encode()),
+                   ("slicewatch.detail", detail[:1000].encode()),
+                   ("slicewatch.origin", origin.encode())]
+        while True:
+            try:
+                self.producer.produce(self.topic, value=value, headers=headers)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                self.producer.poll(0.1)
+        self.produced += 1
+        self.producer.poll(0)
+
+    def flush(self) -> None:
+        super().flush()
+        if self.producer is not None:
+            left = self.producer.flush(30)
+            if left:
+                log.warning("kafka: %d dead-letter message(s) not yet delivered to %s",
+                            left, self.topic)
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+    def _error(self, err) -> None:
+        log.warning("kafka: dead-letter producer: %s", scrub(str(err), self._config))
+
+
+# ----------------------------------------------------------------------------------- source
+
+@dataclass
+class Batch:
+    """One ``consume`` call: its chunks and the next offset of each partition it touched."""
+
+    chunks: list[Chunk]
+    positions: dict[str, int]
+    count: int
+
+
+class KafkaSource:
+    """A consumer-group member that starts partitions at checkpointed offsets.
+
+    ``checkpoint`` is a :class:`monitor.checkpoint.Checkpoint`; ``state()`` returns the
+    daemon state to save with the offsets; ``restore(state_or_None)`` rolls the daemon back
+    to a saved state (None: to its initial state). The caller loops::
+
+        batch = source.poll()
+        for chunk in batch.chunks: daemon.process(chunk)
+        source.advance(batch)
+        if source.due(): source.save()
+    """
+
+    def __init__(self, settings: KafkaSettings, checkpoint, *, state: Callable[[], dict],
+                 restore: Callable[[dict | None], None], stop: threading.Event | None = None,
+                 retry_max: float = 30.0):
+        self.settings = settings
+        self.checkpoint = checkpoint
+        self.state = state
+        self.restore = restore
+        self.stop = stop or threading.Event()
+        self.retry_max = retry_max
+        self.positions: dict[str, int] = {}  # owned partition → next offset to process
+        self.assigned: set[str] = set()
+        self.messages: dict[str, int] = {t: 0 for t in settings.topics.values()}
+        self.lag: dict[tuple[str, int], int] = {}
+        self.saves = 0
+        self._streams = settings.stream_of()
+        self._since_save = 0
+        self._last_save = time.monotonic()
+        self._last_lag = 0.0
+        self._error_at: dict[str, float] = {}
+        self.consumer = None
+
+    # ---- start ---------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Create the consumer, wait (retrying with backoff, one log line per try) until the
+        brokers answer and every topic exists, then subscribe. False if stopped first."""
+        from confluent_kafka import Consumer, KafkaException
+
+        conf = {**consumer_config(self.settings), "error_cb": self._on_error,
+                "logger": _RateLimitedLogger(log)}
+        try:
+            self.consumer = Consumer(conf)
+        except KafkaException as exc:
+            raise SourceError("kafka: invalid consumer settings: "
+                              f"{scrub(str(exc), self.settings.config)}") from None
+        delay = 1.0
+        while not self.stop.is_set():
+            problem = self._missing()
+            if problem is None:
+                break
+            log.warning("kafka: %s; retrying in %.0f s", problem, delay)
+            self.stop.wait(delay)
+            delay = min(delay * 2, self.retry_max)
+        if self.stop.is_set():
+            return False
+        self.consumer.subscribe(list(self.settings.topics.values()), on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        log.info("kafka: consuming %s as %s/%s from %s",
+                 ", ".join(self.settings.topics.values()), self.settings.group_id,
+                 self.settings.instance_id, self.settings.bootstrap_servers)
+        return True
+
+    def _missing(self) -> str | None:
+        """Why consuming cannot start yet (brokers unreachable, topic missing), or None."""
+        from confluent_kafka import KafkaException
+
+        bootstrap = self.settings.bootstrap_servers
+        try:
+            md = self.consumer.list_topics(timeout=5)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else exc
+            return (f"cannot reach the brokers at {bootstrap} "
+                    f"({scrub(str(getattr(err, 'str', lambda: err)()), self.settings.config)})")
+        missing = [t for t in self.settings.topics.values()
+                   if t not in md.topics or md.topics[t].error is not None]
+        if missing:
+            return (f"topic(s) {', '.join(map(repr, missing))} do not exist on {bootstrap} "
+                    "(create them, or fix source.kafka.topics)")
+        return None
+
+    # ---- the loop ------------------------------------------------------------------------
+    def poll(self) -> Batch:
+        """Consume up to ``consume_batch`` messages (rebalance callbacks run in here)."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        s = self.settings
+        msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
+        by_stream: dict[str, list[bytes]] = {}
+        nxt: dict[tuple[str, int], int] = {}
+        streams = self._streams
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.fatal():
+                    raise SourceError(f"kafka: fatal consumer error: "
+                                      f"{scrub(err.str(), s.config)}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    self._on_error(err)
+                continue
+            topic = m.topic()
+            value = m.value()
+            by_stream.setdefault(streams[topic], []).append(b"null" if value is None else value)
+            nxt[(topic, m.partition())] = m.offset() + 1
+        chunks = [Chunk("lines", lines, stream, self.settings.topics[stream], None)
+                  for stream, lines in by_stream.items()]
+        count = sum(len(c.payload) for c in chunks)
+        for c in chunks:
+            self.messages[c.origin] += len(c.payload)
+        positions = {key_of(t, p): o for (t, p), o in nxt.items()}
+        self._refresh_lag(KafkaException)
+        return Batch(chunks, positions, count)
+
+    def advance(self, batch: Batch) -> None:
+        """Mark ``batch`` as folded into the daemon state (call after processing it)."""
+        for key, offset in batch.positions.items():
+            if key in self.assigned:
+                self.positions[key] = offset
+        self._since_save += batch.count
+
+    def due(self, windows_closed: bool = False) -> bool:
+        """A checkpoint is due: windows closed, or the interval or record budget is spent."""
+        return bool(self._since_save) and (
+            windows_closed or self._since_save >= self.settings.checkpoint_records
+            or time.monotonic() - self._last_save >= self.settings.checkpoint_interval)
+
+    def save(self) -> bool:
+        """Checkpoint offsets of owned partitions + daemon state; then commit the offsets to
+        Kafka (async, lag monitoring only). If another instance claimed a partition
+        meanwhile (we were a zombie), roll back to our last checkpoint instead."""
+        from monitor.checkpoint import Fenced
+
+        try:
+            self.checkpoint.save(dict(self.positions), self.state())
+        except Fenced as exc:
+            log.warning("kafka: %s; rolling back to the last checkpoint", exc)
+            self._rollback(set(exc.lost))
+            return False
+        self.saves += 1
+        self._since_save = 0
+        self._last_save = time.monotonic()
+        self._commit(self.positions)
+        return True
+
+    def close(self) -> None:
+        """Checkpoint, then leave the group (the revoke callback checkpoints once more)."""
+        if self.consumer is None:
+            return
+        if self.assigned:
+            self.save()
+        try:
+            self.consumer.close()
+        except Exception as exc:
+            log.warning("kafka: closing the consumer: %s", scrub(str(exc), self.settings.config))
+        self.consumer = None
+
+    # ---- rebalance callbacks (run inside consume) --------------------------------------------
+    def _on_assign(self, consumer, partitions) -> None:
+        from confluent_kafka import OFFSET_STORED, TopicPartition
+
+        keys = [key_of(p.topic, p.partition) for p in partitions]
+        saved = self.checkpoint.claim(keys)
+        start = []
+        for p, key in zip(partitions, keys, strict=True):
+            offset = saved.get(key, OFFSET_STORED)
+            if key in saved:
+                self.positions[key] = offset
+            start.append(TopicPartition(p.topic, p.partition, offset))
+        self.assigned = set(keys)
+        consumer.assign(start)
+        log.info("kafka: assigned %s", _describe(keys, saved))
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        keys = {key_of(p.topic, p.partition) for p in partitions}
+        if self.positions:
+            self.save()
+        for key in keys:
+            self.positions.pop(key, None)
+        self.assigned -= keys
+        consumer.unassign()
+        log.info("kafka: revoked %s", ", ".join(sorted(keys)) or "nothing")
+
+    def _on_lost(self, consumer, partitions) -> None:
+        keys = {key_of(p.topic, p.partition) for p in partitions}
+        log.warning("kafka: lost %s without a clean revoke; dropping progress since the last "
+                    "checkpoint", ", ".join(sorted(keys)))
+        self._rollback(keys)
+        consumer.unassign()
+
+    def _rollback(self, lost: set[str]) -> None:
+        """Back to the last checkpoint: daemon state and positions; drop ``lost`` partitions
+        and restart the ones we keep at their checkpointed offsets."""
+        from confluent_kafka import TopicPartition
+
+        loaded = self.checkpoint.load()
+        positions, state = loaded if loaded is not None else ({}, None)
+        self.restore(state)
+        self._since_save = 0
+        keep = self.assigned - lost
+        self.assigned = keep
+        self.positions = {k: v for k, v in positions.items() if k in keep}
+        if self.consumer is not None and keep:
+            from confluent_kafka import OFFSET_STORED
+
+            self.consumer.assign([TopicPartition(*split_key(k),
+                                                 self.positions.get(k, OFFSET_STORED))
+                                  for k in sorted(keep)])
+
+    # ---- lag, commits, errors ----------------------------------------------------------------
+    def _commit(self, positions: dict[str, int]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        owned = [TopicPartition(*split_key(k), o) for k, o in positions.items()
+                 if k in self.assigned]
+        if not owned or self.consumer is None:
+            return
+        try:
+            self.consumer.commit(offsets=owned, asynchronous=True)
+        except KafkaException as exc:  # lag reporting only: never fatal
+            log.debug("kafka: offset commit skipped: %s", exc)
+
+    def _refresh_lag(self, KafkaException, every: float = 1.0) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < every:
+            return
+        self._last_lag = now
+        from confluent_kafka import TopicPartition
+
+        lag = {}
+        for key in self.assigned:
+            topic, part = split_key(key)
+            try:
+                _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, part),
+                                                                 cached=True)
+            except KafkaException:
+                continue
+            pos = self.positions.get(key)
+            if high is not None and high >= 0 and pos is not None:
+                lag[(topic, part)] = max(high - pos, 0)
+        self.lag = lag
+
+    def metrics_snapshot(self) -> dict:
+        """Plain data for :func:`lag_metrics` (safe to read from another thread)."""
+        return {"lag": dict(self.lag), "messages": dict(self.messages)}
+
+    def _on_error(self, err) -> None:
+        text = scrub(err.str() if hasattr(err, "str") else str(err), self.settings.config)
+        now = time.monotonic()
+        if now - self._error_at.get(text, 0.0) >= 10.0:  # one line per error per 10 s
+            self._error_at[text] = now
+            log.warning("kafka: %s", text)
+
+
+def _describe(keys: list[str], saved: dict[str, int]) -> str:
+    if not keys:
+        return "nothing"
+    return ", ".join(f"{k}@{saved[k]}" if k in saved else f"{k}@committed/reset"
+                     for k in sorted(keys))
+
+
+class _RateLimitedLogger(logging.LoggerAdapter):
+    """librdkafka's own log lines, at most one identical line per 10 s."""
+
+    def __init__(self, logger: logging.Logger):
+        super().__init__(logger, {})
+        self._seen: dict[str, float] = {}
+
+    def log(self, level, msg, *args, **kwargs):
+        text = msg % args if args else str(msg)
+        now = time.monotonic()
+        if now - self._seen.get(text, 0.0) < 10.0:
+            return
+        self._seen[text] = now
+        self.logger.log(level, "kafka: librdkafka: %s", text)
+
+
+def lag_metrics(snapshot: Mapping[str, Any]) -> Iterator[Metric]:
+    """Prometheus families from :meth:`KafkaSource.metrics_snapshot`:
+    ``slicewatch_kafka_consumer_lag{topic,partition}`` (messages behind the high watermark)
+    and ``slicewatch_kafka_messages_total{topic}`` (messages consumed by this process).
+
+    >>> [m.name for m in lag_metrics({"lag": {("p", 0): 3}, "messages": {"p": 10}})]
+    ['slicewatch_kafka_consumer_lag', 'slicewatch_kafka_messages']
+    """
+    lag = GaugeMetricFamily("slicewatch_kafka_consumer_lag", "Messages between this "
+                            "consumer's checkpointed position and the partition's high "
+                            "watermark.", labels=["topic", "partition"])
+    for (topic, part), value in sorted(snapshot.get("lag", {}).items()):
+        lag.add_metric([topic, str(part)], value)
+    yield lag
+    total = CounterMetricFamily("slicewatch_kafka_messages", "Messages consumed by this "
+                                "process, by topic.", labels=["topic"])
+    for topic, value in sorted(snapshot.get("messages", {}).items()):
+        total.add_metric([topic], value)
+    yield total
