@@ -63,6 +63,7 @@ class AlertEngine:
         self._pruned_at = float("-inf")
         self._lock = threading.RLock()
         self._dispatch_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
         self._series: dict[str, Series] = {}
         self._latest: dict[str, dict[str, Any]] = {}
         self._groups: dict[str, Group] = {}
@@ -229,7 +230,7 @@ class AlertEngine:
         if receiver is None:
             self.outbox.mark_failed(entry.id, now, f"receiver {entry.receiver!r} is no longer "
                                     "in the spec")
-            self._counts[(entry.receiver, "failed")] += 1
+            self._count(entry.receiver, "failed")
             return False
         try:
             status = deliver(receiver, entry.notification, now, self.session, self.env)
@@ -241,20 +242,24 @@ class AlertEngine:
                 self._fail(entry, now, f"{exc}; response: {exc.body}", exc.status)
                 return False
             if self.outbox.mark_retry(entry.id, now, str(exc), exc.status, exc.retry_after):
-                self._counts[(entry.receiver, "retried")] += 1
+                self._count(entry.receiver, "retried")
                 log.info("notification %d to %s will be retried: %s", entry.id,
                          entry.receiver, exc)
             else:
-                self._counts[(entry.receiver, "failed")] += 1
+                self._count(entry.receiver, "failed")
                 log.error("notification %d to %s given up: %s", entry.id, entry.receiver, exc)
             return False
         self.outbox.mark_sent(entry.id, now, status)
-        self._counts[(entry.receiver, "sent")] += 1
+        self._count(entry.receiver, "sent")
         return True
+
+    def _count(self, receiver: str, outcome: str) -> None:
+        with self._counts_lock:
+            self._counts[(receiver, outcome)] += 1
 
     def _fail(self, entry: Entry, now: float, error: str, status: int | None) -> None:
         self.outbox.mark_failed(entry.id, now, error, status)
-        self._counts[(entry.receiver, "failed")] += 1
+        self._count(entry.receiver, "failed")
         log.error("notification %d to %s failed: %s", entry.id, entry.receiver, error)
 
     # ---- reading
@@ -275,7 +280,9 @@ class AlertEngine:
         firing: Counter[tuple[str, str]] = Counter()
         for alert in self.firing():
             firing[(alert.labels.get("model", ""), alert.severity)] += 1
-        return {"firing": dict(firing), "notifications_total": dict(self._counts),
+        with self._counts_lock:
+            counts = dict(self._counts)
+        return {"firing": dict(firing), "notifications_total": counts,
                 "outbox_depth": self.outbox.depth()}
 
     def close(self) -> None:

@@ -332,6 +332,37 @@ def test_receiver_down_while_alerts_fire_and_resolve(receiver, tmp_path):
     assert snap[("hook", "sent")] == enqueued and snap[("hook", "retried")] > 0
 
 
+def test_observe_and_dispatch_in_two_threads(receiver, tmp_path):
+    spec = spec_for(receiver.port, HOOK_ONLY)
+    engine = AlertEngine(spec, str(tmp_path / "a.sqlite"), env=ENV,
+                         backoff=Backoff(base=0.05, cap=0.2))
+    stop = threading.Event()
+
+    def dispatcher():
+        while not stop.is_set():
+            engine.dispatch()
+            engine.metrics_snapshot()
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=dispatcher)
+    thread.start()
+    try:
+        for w in range(40):
+            engine.observe([obs(w, 0.5 if (w // (k + 1)) % 2 else 0.9, f"s{k}")
+                            for k in range(3)])
+            time.sleep(0.06)
+    finally:
+        stop.set()
+        thread.join()
+    time.sleep(0.1)  # past the last group interval
+    deadline = time.monotonic() + 10
+    while engine.outbox.depth() and time.monotonic() < deadline:
+        engine.dispatch()
+        time.sleep(0.02)
+    assert len(engine.outbox.entries()) >= 20
+    delivered_exactly_once_in_order(receiver, engine.outbox)
+
+
 CHILD = """
 import sys, time
 sys.path.insert(0, {repo!r})
