@@ -68,10 +68,11 @@ _FLOATS = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
 
 
 def _tag(value):
-    """JSON has no inf/NaN (watermarks start at -inf): write them as ``{"$f": "-inf"}``."""
+    """JSON has no inf/NaN (watermarks start at -inf): write them as ``{"$f": "-inf"}``
+    (daemon states have no ``$f`` keys of their own)."""
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            return {"$f": repr(value)}
+            return {"$f": repr(float(value))}
         return value
     if isinstance(value, dict):
         return {k: _tag(v) for k, v in value.items()}
@@ -84,7 +85,7 @@ def _tag(value):
 
 def _untag(value):
     if isinstance(value, dict):
-        if len(value) == 1 and "$f" in value:
+        if len(value) == 1 and value.get("$f") in _FLOATS:
             return _FLOATS[value["$f"]]
         return {k: _untag(v) for k, v in value.items()}
     if isinstance(value, list):
