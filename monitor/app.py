@@ -17,6 +17,7 @@ from typing import TextIO
 
 from prometheus_client.registry import CollectorRegistry
 
+from monitor.alerting import AlertStage
 from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.deadletter import DeadLetter
 from monitor.exporter import MetricsServer, SlicewatchCollector
@@ -36,6 +37,7 @@ class RunOptions:
     quiet: bool = False
     dead_letter: str | None = None
     results: str | None = None  # JSONL history of every closed window's results
+    alerts_db: str | None = None  # SQLite outbox + alert state (default slicewatch-state/)
 
 
 def effective_spec(spec: Spec, opts: RunOptions) -> Spec:
@@ -87,8 +89,12 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
     if opts.results:
         listeners.append(ResultsWriter(opts.results))
+    stage = AlertStage(spec, opts.alerts_db).start() if spec.alerting else None
+    if stage:
+        listeners.append(stage)
     daemon = Daemon(spec, dead_letter=DeadLetter(spec.source.dead_letter), listeners=listeners)
-    server = serve(daemon, spec.server.listen) if spec.server.listen else None
+    collectors = (stage.collect,) if stage else ()
+    server = serve(daemon, spec.server.listen, collectors) if spec.server.listen else None
     if server:
         print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
     restore = install_signal_handlers(daemon.stop)
@@ -109,6 +115,8 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         return summary
     finally:
         restore()
+        if stage:
+            stage.stop()
         if server:
             server.stop()
         daemon.dead_letter.close()

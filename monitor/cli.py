@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 runtime failure (input cannot be read, service unreacha
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dead-letter", help="file for rejected and late records (JSONL)")
     run.add_argument("--results", help="append every closed window's per-slice results to "
                                        "this JSONL file (metrics history)")
+    run.add_argument("--alerts-db", help="SQLite file of the alert outbox and state "
+                                         "(default slicewatch-state/alerts.db)")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-window table")
 
     val = sub.add_parser("validate", help="check a spec; print every problem",
@@ -64,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
                       help="seconds to keep serving /metrics afterwards (-1 = until Ctrl-C)")
     demo.add_argument("--out", default=None, help="directory for the demo's files "
                       "(default: a temporary one)")
+    alerts = sub.add_parser("alerts", help="test receivers, list firing alerts",
+                            description="Alert tools: send a test notification, list the "
+                                        "alerts firing.", epilog=EPILOG)
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    test = alerts_sub.add_parser("test", help="send a clearly marked test notification",
+                                 description="Send a test notification (marked as a test) to "
+                                             "every receiver of the spec, or one.",
+                                 epilog=EPILOG)
+    test.add_argument("-c", "--config", required=True, help="spec YAML file")
+    test.add_argument("--receiver", help="only this receiver")
+    lst = alerts_sub.add_parser("list", help="show the alerts firing now",
+                                description="List the alerts firing, from the daemon's alert "
+                                            "state file.", epilog=EPILOG)
+    lst.add_argument("--db", default=None, help="alert state file "
+                                                "(default slicewatch-state/alerts.db)")
     return p
 
 
@@ -98,8 +116,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         linger = float("inf") if args.linger < 0 else args.linger
         run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen, follow=args.follow,
                              linger=linger, quiet=args.quiet, dead_letter=args.dead_letter,
-                             results=args.results))
+                             results=args.results, alerts_db=args.alerts_db))
         return EXIT_OK
+    if args.command == "alerts":
+        return _alerts(args, load_spec)
     if args.command == "demo":
         from monitor.demo import run_demo
 
@@ -108,6 +128,35 @@ def _dispatch(args: argparse.Namespace) -> int:
                  seconds=args.seconds, linger=linger, out_dir=args.out)
         return EXIT_OK
     raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+def _alerts(args: argparse.Namespace, load_spec) -> int:
+    from alerts import list_firing, send_test_notification
+    from monitor.alerting import DEFAULT_DB
+
+    if args.alerts_command == "test":
+        spec = load_spec(args.config)
+        if spec.alerting is None:
+            print(f"{args.config}: no receivers configured", file=sys.stderr)
+            return EXIT_USAGE
+        failed = 0
+        for receiver, status in send_test_notification(spec, args.receiver):
+            print(f"{receiver}: HTTP {status}")
+            failed += not 200 <= int(status) < 300
+        return EXIT_FAILURE if failed else EXIT_OK
+    db = args.db or DEFAULT_DB
+    if not os.path.exists(db):
+        print(f"slicewatch: no alert state at {db} (has the daemon run with alert rules?)",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    firing = list_firing(db)
+    if not firing:
+        print("no alerts firing")
+    for a in firing:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        print(f"{a.labels.get('severity', '?'):<8} {a.labels.get('alertname', '?'):<24} "
+              f"value={a.value} {a.threshold}  {{{labels}}}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

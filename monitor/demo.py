@@ -1,6 +1,7 @@
 """``slicewatch demo``: a synthetic fraud-model stream with a known degradation half-way.
 
-What is injected at the half-way window (so the user knows what to look for):
+What is injected from the half-way window until three quarters of the stream (so the user
+knows what to look for), after which the stream recovers:
 
 - **feature shift**: ``amount`` is multiplied by 1.8 for every record (inflow drift);
 - **degradation**: for ``country=BR`` the model's score stops tracking the label
@@ -9,7 +10,8 @@ What is injected at the half-way window (so the user knows what to look for):
 - **serving failures**: 8 % of ``device=web`` predictions time out (no score).
 
 The stream is written progressively to a JSONL file that the daemon tails (follow mode), so
-the demo runs the same path as ``slicewatch run --follow``.
+the demo runs the same path as ``slicewatch run --follow``. Alert rules page a local webhook
+receiver that the demo starts and prints: alerts fire during the incident and resolve after.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterator
 
 import numpy as np
@@ -62,6 +65,39 @@ models:
       - tags: [new_user]
 """
 
+DEMO_ALERTS = """
+alerts:
+  - name: slice_auc_low
+    model: fraud
+    metric: roc_auc
+    threshold: {lower: 0.6}
+    slices: ["country=[A-Z][A-Z]"]
+    min_count: 150
+    severity: error
+    annotations:
+      summary: "{{ model }} {{ slice }}: ROC AUC {{ value }} ({{ threshold }})"
+  - name: timeouts
+    model: fraud
+    metric: timeout_rate
+    threshold: {upper: 0.03}
+    slices: ["device=*"]
+    min_count: 200
+    severity: warning
+receivers:
+  - {name: demo-webhook, type: webhook, url: "%(webhook)s"}
+route:
+  receiver: demo-webhook
+  group_by: [alertname, slice]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+"""
+
+
+def incident(window: int, windows: int) -> bool:
+    """Whether ``window`` is inside the injected incident: [half, three quarters)."""
+    return windows // 2 <= window < max(windows * 3 // 4, windows // 2 + 1)
+
 
 def demo_records(windows: int, per_window: int, *, seed: int = 7,
                  start: float | None = None) -> Iterator[list[dict]]:
@@ -70,7 +106,7 @@ def demo_records(windows: int, per_window: int, *, seed: int = 7,
     if start is None:
         start = (int(time.time()) // WINDOW_SECONDS - windows) * WINDOW_SECONDS
     for w in range(windows):
-        shifted = w >= windows // 2
+        shifted = incident(w, windows)
         n = per_window
         country = rng.choice(COUNTRIES, size=n, p=COUNTRY_P)
         device = rng.choice(DEVICES, size=n, p=[0.45, 0.35, 0.20])
@@ -112,12 +148,17 @@ def run_demo(*, listen: str = "127.0.0.1:9108", windows: int = 12, per_window: i
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "predictions.jsonl")
     open(path, "wb").close()
-    spec = load_spec_text(DEMO_SPEC % {"path": path, "listen": listen,
-                                       "dead": os.path.join(out_dir, "dead-letter.jsonl")},
+    receiver = DemoReceiver().start()
+    spec = load_spec_text((DEMO_SPEC + DEMO_ALERTS) % {"path": path, "listen": listen,
+                                       "dead": os.path.join(out_dir, "dead-letter.jsonl"),
+                                       "webhook": receiver.url},
                           "<demo spec>")
+    first, last = windows // 2, max(windows * 3 // 4, windows // 2 + 1)
     print(f"slicewatch demo: {windows} windows × {per_window} records of a fraud model, "
-          f"written to {path}\n  half-way: amount ×1.8 (feature shift), country=BR scores "
-          "decoupled from labels (degradation), 8% timeouts on device=web", flush=True)
+          f"written to {path}\n  windows {first + 1}–{last}: amount ×1.8 (feature shift), "
+          "country=BR scores decoupled from labels (degradation), 8% timeouts on device=web;"
+          f" then it recovers\n  alerts go to a local webhook receiver at {receiver.url}",
+          flush=True)
     done = threading.Event()
 
     def write() -> None:
@@ -131,9 +172,46 @@ def run_demo(*, listen: str = "127.0.0.1:9108", windows: int = 12, per_window: i
 
     writer = threading.Thread(target=write, name="demo-writer", daemon=True)
     writer.start()
-    run(spec, RunOptions(linger=linger),
-        chunks=lambda stop: FileSource([path], follow=True, batch_size=2000,
-                                       poll_interval=0.1, stop=_either(done, stop)).chunks())
+    try:
+        run(spec, RunOptions(linger=linger, alerts_db=os.path.join(out_dir, "alerts.db")),
+            chunks=lambda stop: FileSource([path], follow=True, batch_size=2000,
+                                           poll_interval=0.1, stop=_either(done, stop)).chunks())
+    finally:
+        receiver.stop()
+
+
+class DemoReceiver:
+    """A local webhook receiver (127.0.0.1) that prints each notification on one line."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                note = orjson.loads(body)
+                outer.received.append(note)
+                for alert in note.get("alerts", []):
+                    mark = "🔔 FIRING  " if alert["status"] == "firing" else "✅ RESOLVED"
+                    summary = alert["annotations"].get("summary", alert["labels"]["alertname"])
+                    print(f"  {mark} [{alert['labels'].get('severity')}] {summary}", flush=True)
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+
+    def start(self) -> DemoReceiver:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def _either(a: threading.Event, b: threading.Event) -> threading.Event:

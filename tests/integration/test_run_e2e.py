@@ -155,11 +155,17 @@ def test_pricing_example_runs_on_csv():
 
 def test_demo_shows_windows_and_slices(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    out = subprocess.run([*SLICEWATCH, "demo", "--listen", "127.0.0.1:0", "--windows", "4",
-                          "--per-window", "400", "--seconds", "1", "--linger", "0",
+    out = subprocess.run([*SLICEWATCH, "demo", "--listen", "127.0.0.1:0", "--windows", "8",
+                          "--per-window", "1500", "--seconds", "2", "--linger", "0",
                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                          timeout=120, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.count("── fraud · window") == 4
+    assert out.stdout.count("── fraud · window") == 8
     assert "country=BR" in out.stdout and "overall" in out.stdout
-    assert "1600 records, 0 rejected, 0 late, 4 windows" in out.stdout
+    assert "12000 records, 0 rejected, 0 late, 8 windows" in out.stdout
+    # the injected incident (windows 5-6) pages the demo's receiver, then resolves
+    lines = out.stdout.splitlines()
+    fired = [i for i, x in enumerate(lines) if "FIRING" in x and "country=BR:" in x]
+    resolved = [i for i, x in enumerate(lines) if "RESOLVED" in x and "country=BR:" in x]
+    assert fired and resolved and fired[0] < resolved[-1], out.stdout
+    assert any("FIRING" in x and "device=web" in x for x in lines), out.stdout
