@@ -67,6 +67,20 @@ def _parser() -> argparse.ArgumentParser:
                       help="seconds to keep serving /metrics afterwards (-1 = until Ctrl-C)")
     demo.add_argument("--out", default=None, help="directory for the demo's files "
                       "(default: a temporary one)")
+    base = sub.add_parser("baseline", help="build reference profiles for drift detection",
+                          description="Reference profiles for drift detection.", epilog=EPILOG)
+    base_sub = base.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    build = base_sub.add_parser("build", help="build a profile from reference data",
+                                description="Build a reference profile per model (and per "
+                                            "slice when drift.per_slice) from reference data "
+                                            "in the spec's record shape.", epilog=EPILOG)
+    build.add_argument("-c", "--config", required=True, help="spec YAML file")
+    build.add_argument("--data", required=True, action="append",
+                       help="reference data: .parquet, .csv or .jsonl (glob ok; repeatable)")
+    build.add_argument("-o", "--output", required=True,
+                       help="profile JSON path ({model} is replaced by the model name)")
+    build.add_argument("--model", help="only this model")
+
     alerts = sub.add_parser("alerts", help="test receivers, list firing alerts",
                             description="Alert tools: send a test notification, list the "
                                         "alerts firing.", epilog=EPILOG)
@@ -120,6 +134,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "alerts":
         return _alerts(args, load_spec)
+    if args.command == "baseline":
+        from monitor.baseline import build_baselines
+
+        spec = load_spec(args.config)
+        for r in build_baselines(spec, args.data, args.output, args.model):
+            print(f"{r.model}: profile of {r.rows} records ({r.rejected} rejected, "
+                  f"{r.slices} slice references) written to {r.path}")
+        return EXIT_OK
     if args.command == "demo":
         from monitor.demo import run_demo
 
