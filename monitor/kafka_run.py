@@ -109,6 +109,31 @@ def consume(daemon: Daemon, source: KafkaSource) -> None:
             source.save()
 
 
+def drain_instance(spec: Spec, instance_id: str,
+                   listeners: Iterable[ResultListener] = ()) -> list:
+    """Close every open window of a departed instance's checkpointed state and return (and
+    hand to ``listeners``) their results — that instance's part of each window — then delete
+    its state. For scale-down: an instance that leaves the group for good keeps its open
+    windows in the checkpoint until it returns or is drained. Refused while it runs."""
+    if not spec.checkpoint:
+        raise SourceError("drain needs the spec's checkpoint database ('checkpoint: PATH')")
+    checkpoint = Checkpoint(spec.checkpoint, owner=instance_id)
+    try:
+        checkpoint.acquire(socket.gethostname(), os.getpid())
+        loaded = checkpoint.load()
+        if loaded is None:
+            return []
+        daemon = Daemon(spec, listeners=listeners)
+        daemon.load_state(loaded[1])
+        results = daemon.flush()
+        daemon.dead_letter.close()
+        checkpoint.drop_state()
+        return results
+    finally:
+        checkpoint.release()
+        checkpoint.close()
+
+
 def _log_to(out: TextIO) -> None:
     """Kafka log lines (retries, rebalances) go to stderr as ``slicewatch: …``."""
     if not log.handlers:

@@ -1,0 +1,375 @@
+"""The Kafka source against the real broker: exactly-once under kill -9, two instances
+handing partitions over, a broker outage, the dead-letter topic, missing topic / broker.
+
+Every run's closed-window results are compared with an uninterrupted in-process run of the
+same daemon over the same records (counts exactly, float metrics to 1e-12 relative: float
+sums depend on where batches cut). Windows close when sentinel records far in the future
+arrive on every partition, produced once everything else has been consumed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.checkpoint import Checkpoint
+from monitor.daemon import Daemon
+from monitor.kafka_run import drain_instance
+from monitor.results import read_results, result_record
+from monitor.sources.base import Chunk
+from slices.load import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+RUN = [sys.executable, "-m", "monitor.kafka_run"]
+T0 = 1_700_000_000.0
+SPAN = 300.0  # five 1-minute windows
+PARTITIONS = 4
+
+SPEC = """
+version: 1
+source:
+  type: kafka
+  dead_letter: {dead}
+  kafka:
+    bootstrap_servers: {bootstrap}
+    group_id: {group}
+    instance_id: {instance}
+    topics: {{predictions: {topic}}}
+    {dlq}
+    consume_batch: 2000
+    consume_timeout: 0.2
+    checkpoint_interval: 0.5
+    config: {{session.timeout.ms: 6000, heartbeat.interval.ms: 500}}
+checkpoint: {checkpoint}
+server: {{listen: "127.0.0.1:0"}}
+models:
+  - name: m
+    task: binary
+    window: 1m
+    allowed_lateness: 1h
+    metrics: [count, score_mean, positive_rate, accuracy, precision, recall, roc_auc,
+              log_loss, brier]
+    features: {{country: categorical, device: categorical, amount: numeric}}
+    slices:
+      - overall: true
+      - feature_keys: [country]
+      - feature_keys: [country, device]
+      - buckets: {{amount: [0, 20, 100, 500]}}
+"""
+
+
+def write_spec(tmp_path: Path, bootstrap: str, topic: str, *, group: str = "g",
+               instance: str = "a", dlq: str | None = None) -> Path:
+    path = tmp_path / f"spec-{instance}.yaml"
+    path.write_text(SPEC.format(bootstrap=bootstrap, topic=topic, group=f"{group}-{topic}",
+                                instance=instance, checkpoint=tmp_path / "cp.db",
+                                dead=tmp_path / f"dead-{instance}.jsonl",
+                                dlq=f"dead_letter_topic: {dlq}" if dlq else ""))
+    return path
+
+
+def records(n: int, seed: int = 0) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    t = T0 + np.sort(rng.uniform(0, SPAN, n))
+    score = rng.random(n)
+    label = (rng.random(n) < 0.2 + 0.6 * score).astype(int)
+    country = rng.choice(["US", "CA", "DE", "FR"], n)
+    device = rng.choice(["ios", "android", "web"], n)
+    amount = rng.gamma(2.0, 40.0, n).round(2)
+    return [orjson.dumps({"model": "m", "model_version": "v1", "prediction_id": f"p{i}",
+                          "timestamp": float(t[i]), "prediction": {"score": float(score[i])},
+                          "label": int(label[i]),
+                          "features": {"country": str(country[i]), "device": str(device[i]),
+                                       "amount": float(amount[i])}})
+            for i in range(n)]
+
+
+def sentinel(p: int) -> bytes:
+    return orjson.dumps({"model": "m", "model_version": "v1", "timestamp": T0 + 3 * 3600 + p,
+                         "prediction": {"score": 0.5}, "label": 0,
+                         "features": {"country": "US", "device": "ios", "amount": 1.0}})
+
+
+def produce(bootstrap: str, topic: str, lines: list[bytes], *, seconds: float = 0.0,
+            start: int = 0) -> None:
+    """Round-robin over the partitions, spread over ``seconds`` of wall time."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+    t0 = time.monotonic()
+    step = max(len(lines) // 50, 1)
+    for i, line in enumerate(lines):
+        p.produce(topic, line, partition=(start + i) % PARTITIONS)
+        if i % step == 0:
+            p.poll(0)
+            if seconds:
+                ahead = t0 + seconds * i / len(lines) - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+    assert p.flush(30) == 0
+
+
+def reference(spec_path: Path, lines: list[bytes]) -> dict[tuple, dict]:
+    """The uninterrupted run: the same daemon over the same records, in-process."""
+    daemon = Daemon(load_spec(str(spec_path)))
+    out = []
+    for i in range(0, len(lines), 5000):
+        out += daemon.process(Chunk("lines", lines[i:i + 5000]))
+    out += daemon.process(Chunk("lines", [sentinel(p) for p in range(PARTITIONS)]))
+    return {(r.model, r.version, r.slice, r.window_start): result_record(r) for r in out}
+
+
+def assert_same_results(got: dict[tuple, dict], want: dict[tuple, dict]) -> None:
+    assert set(got) == set(want)
+    for key, w in want.items():
+        g = got[key]
+        assert g["count"] == w["count"], key
+        for name, wv in w["metrics"].items():
+            gv = g["metrics"][name]
+            if wv is None or (isinstance(wv, float) and math.isnan(wv)):
+                assert gv is None or math.isnan(gv), (key, name)
+            else:
+                assert gv == pytest.approx(wv, rel=1e-12, abs=1e-15), (key, name)
+
+
+class Daemon_:
+    """One ``python -m monitor.kafka_run`` process; stderr collected by a thread."""
+
+    def __init__(self, spec: Path, results: Path):
+        self.proc = subprocess.Popen([*RUN, "-c", str(spec), "--results", str(results), "-q"],
+                                     cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True)
+        self.lines: list[str] = []
+        self.url: str | None = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if "serving http://" in line:
+                self.url = line.split("serving ")[1].split("/metrics")[0]
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in x for x in self.lines):
+            assert self.proc.poll() is None, "".join(self.lines)
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{''.join(self.lines)}"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(30)
+        time.sleep(0.1)
+        out = "".join(self.lines)
+        assert "Traceback" not in out, out
+        return rc
+
+
+def wait_consumed(db: Path, total: int, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    got = 0
+    while time.monotonic() < deadline:
+        if db.exists():
+            got = sum(n for n, _ in Checkpoint(str(db), owner="probe").positions().values())
+            if got == total:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"checkpointed offsets reached {got} of {total}")
+
+
+def wait_results(paths: list[Path], keys: set, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = set()
+        for p in paths:
+            if p.exists():
+                seen |= set(read_results(str(p)))
+        if keys <= seen:
+            return
+        time.sleep(0.2)
+    raise AssertionError("windows did not close")
+
+
+# ---------------------------------------------------------------------------------- tests
+
+def test_exactly_once_across_five_kill_9(tmp_path, kafka_bootstrap, kafka_topic):
+    n = int(os.environ.get("SLICEWATCH_KAFKA_TEST_RECORDS", "200000"))
+    topic = kafka_topic("preds", partitions=PARTITIONS)
+    spec = write_spec(tmp_path, kafka_bootstrap, topic)
+    lines = records(n)
+    want = reference(spec, lines)
+    results = tmp_path / "results.jsonl"
+    producer = threading.Thread(target=produce, args=(kafka_bootstrap, topic, lines),
+                                kwargs={"seconds": 15.0})
+    producer.start()
+    rng = random.Random(4)
+    kills = 0
+    while kills < 5:
+        d = Daemon_(spec, results)
+        d.wait_for("kafka: assigned")
+        time.sleep(rng.uniform(0.2, 2.0))
+        d.kill()
+        kills += 1
+    producer.join()
+    d = Daemon_(spec, results)
+    d.wait_for("resumed a from checkpoint")
+    wait_consumed(tmp_path / "cp.db", n)
+    produce(kafka_bootstrap, topic, [sentinel(p) for p in range(PARTITIONS)])
+    wait_results([results], set(want))
+    assert d.stop() == 0
+    assert_same_results(read_results(str(results)), want)
+    # every record counted once: the overall slice's counts sum to n
+    overall = sum(r["count"] for r in want.values() if r["slice_name"] == "overall")
+    assert overall == n
+
+
+def test_two_instances_split_partitions_and_hand_over(tmp_path, kafka_bootstrap, kafka_topic):
+    n = 120_000
+    topic = kafka_topic("preds", partitions=PARTITIONS)
+    spec_a = write_spec(tmp_path, kafka_bootstrap, topic, instance="a")
+    spec_b = write_spec(tmp_path, kafka_bootstrap, topic, instance="b")
+    lines = records(n, seed=1)
+    want = reference(spec_a, lines)
+    res_a, res_b = tmp_path / "res-a.jsonl", tmp_path / "res-b.jsonl"
+    producer = threading.Thread(target=produce, args=(kafka_bootstrap, topic, lines),
+                                kwargs={"seconds": 12.0})
+    producer.start()
+    a = Daemon_(spec_a, res_a)
+    a.wait_for("kafka: assigned")
+    b = Daemon_(spec_b, res_b)
+    b.wait_for("kafka: assigned")
+    deadline = time.monotonic() + 20  # until both own partitions
+    db = tmp_path / "cp.db"
+    while {o for _, o in Checkpoint(str(db), owner="probe").positions().values()} != {"a", "b"}:
+        assert time.monotonic() < deadline, a.lines + b.lines
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert a.stop() == 0  # a leaves mid-stream: b takes its partitions at a's offsets
+    producer.join()
+    wait_consumed(db, n)
+    positions = Checkpoint(str(db), owner="probe").positions()
+    assert {o for _, o in positions.values()} == {"b"}
+    produce(kafka_bootstrap, topic, [sentinel(p) for p in range(PARTITIONS)])
+    wait_results([res_b], set(want))
+    assert b.stop() == 0
+    # a's windows were still open when it left: drain its checkpointed state
+    spec = load_spec(str(spec_a))
+    drained = drain_instance(spec, "a")
+    a_part = {(r.model, r.version, r.slice, r.window_start): r.count for r in drained}
+    b_part = {k: r["count"] for k, r in read_results(str(res_b)).items()}
+    assert sum(a_part.values()) > 0 and sum(b_part.values()) > 0
+    for key, w in want.items():
+        assert a_part.get(key, 0) + b_part.get(key, 0) == w["count"], key
+    assert Checkpoint(str(db), owner="a").load() is None  # drained state removed
+
+
+def test_broker_outage_of_ten_seconds_loses_nothing(tmp_path, kafka_bootstrap, kafka_topic,
+                                                    kafka_service):
+    n = 60_000
+    topic = kafka_topic("preds", partitions=PARTITIONS)
+    spec = write_spec(tmp_path, kafka_bootstrap, topic)
+    lines = records(n, seed=2)
+    want = reference(spec, lines)
+    results = tmp_path / "results.jsonl"
+    d = Daemon_(spec, results)
+    produce(kafka_bootstrap, topic, lines[: n // 2])
+    wait_consumed(tmp_path / "cp.db", n // 2)
+    kafka_service.stop()
+    time.sleep(10)
+    kafka_service.start()
+    produce(kafka_bootstrap, topic, lines[n // 2:], start=n // 2)
+    wait_consumed(tmp_path / "cp.db", n, timeout=120)
+    produce(kafka_bootstrap, topic, [sentinel(p) for p in range(PARTITIONS)])
+    wait_results([results], set(want), timeout=60)
+    assert d.stop() == 0
+    assert_same_results(read_results(str(results)), want)
+
+
+def test_poison_messages_go_to_the_dead_letter_topic(tmp_path, kafka_bootstrap, kafka_topic):
+    topic = kafka_topic("preds", partitions=1)
+    dlq = kafka_topic("dead", partitions=1)
+    spec = write_spec(tmp_path, kafka_bootstrap, topic, dlq=dlq)
+    good = records(300, seed=3)
+    poison = [b"{not json", b'{"model": "m", "prediction": {"score": 0.1}}', b"[1, 2]"]
+    p = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i, line in enumerate(good):
+        if i in (10, 150, 299):
+            p.produce(topic, poison[(10, 150, 299).index(i)])
+        p.produce(topic, line)
+    p.produce(topic, None)  # a tombstone: no value at all
+    assert p.flush(10) == 0
+    d = Daemon_(spec, tmp_path / "results.jsonl")
+    wait_consumed(tmp_path / "cp.db", len(good) + 4)  # the partition is never blocked
+    c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"read-{dlq}",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([dlq])
+    got, deadline = [], time.monotonic() + 20
+    while len(got) < 4 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append((dict(m.headers()), m.value()))
+    c.close()
+    reasons = sorted(h["slicewatch.reason"].decode() for h, _ in got)
+    assert reasons == ["invalid_json", "missing_field:time", "not_an_object", "not_an_object"]
+    assert {v for _, v in got} >= {b"{not json"}
+    assert all(h["slicewatch.origin"] == topic.encode() for h, _ in got)
+    # counted by reason, and consumption is visible in the lag metrics
+    deadline = time.monotonic() + 10
+    while True:
+        fams = {f.name: f for f in text_string_to_metric_families(
+            requests.get(f"{d.url}/metrics", timeout=5).text)}
+        bad = {s.labels["reason"]: s.value for s in fams["slicewatch_bad_records"].samples
+               if s.name.endswith("_total")}
+        msgs = [s.value for s in fams["slicewatch_kafka_messages"].samples]
+        lag = [s for s in fams["slicewatch_kafka_consumer_lag"].samples]
+        if lag or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert bad == {"invalid_json": 1, "missing_field:time": 1, "not_an_object": 2}
+    assert msgs == [len(good) + 4]
+    assert [(s.labels, s.value) for s in lag] == [({"topic": topic, "partition": "0"}, 0.0)]
+    assert d.stop() == 0
+
+
+def test_missing_topic_is_reported_and_retried(tmp_path, kafka_bootstrap, kafka_admin):
+    from confluent_kafka.admin import NewTopic
+
+    topic = f"later-{os.getpid()}-{int(time.time())}"
+    spec = write_spec(tmp_path, kafka_bootstrap, topic)
+    d = Daemon_(spec, tmp_path / "results.jsonl")
+    d.wait_for(f"topic(s) '{topic}' do not exist on {kafka_bootstrap}")
+    d.wait_for("retrying in 2 s")  # backoff grows
+    try:
+        kafka_admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        p = Producer({"bootstrap.servers": kafka_bootstrap})
+        for line in records(50, seed=5):
+            p.produce(topic, line, partition=0)
+        assert p.flush(10) == 0
+        wait_consumed(tmp_path / "cp.db", 50, timeout=60)
+        assert d.stop() == 0
+    finally:
+        kafka_admin.delete_topics([topic])
+
+
+def test_unreachable_broker_is_reported_and_retried(tmp_path, free_port):
+    spec = write_spec(tmp_path, f"127.0.0.1:{free_port()}", "nowhere")
+    d = Daemon_(spec, tmp_path / "results.jsonl")
+    d.wait_for("cannot reach the brokers at 127.0.0.1:")
+    d.wait_for("retrying in 2 s", timeout=30)
+    assert d.stop() == 0
