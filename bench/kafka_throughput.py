@@ -1,0 +1,199 @@
+"""Kafka throughput: consume+decode only vs the full daemon, on the same topic, in one run.
+
+Produces ``--records`` realistic records (20 features, ~700 bytes each) to a fresh topic, then
+measures (a) a consumer that only consumes and decodes (the practical limit of one Python
+process) and (b) the full Kafka loop of ``monitor.kafka_run`` (10 slice rules including a
+cross, binary metrics, drift against rolling windows, checkpoints every 5 s). Prints both
+rates and their ratio.
+
+    scripts/services start && source .services/env
+    .venv/bin/python bench/kafka_throughput.py --records 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monitor.checkpoint import Checkpoint
+from monitor.daemon import Daemon
+from monitor.kafka_run import consume
+from monitor.sources.kafka import KafkaSource, consumer_config, parse_kafka_settings
+from slices.load import load_spec
+
+NUMERIC = [f"x{i}" for i in range(16)]
+UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile"
+CATEGORICAL = {"country": ["US", "CA", "DE", "FR", "GB", "BR", "IN", "JP"],
+               "device": ["ios", "android", "web"], "channel": ["app", "site", "partner"],
+               "plan": ["free", "pro", "team", "enterprise"]}
+
+SPEC = """
+version: 1
+source:
+  type: kafka
+  kafka:
+    bootstrap_servers: {bootstrap}
+    group_id: bench-full-{topic}
+    topics: {{predictions: {topic}}}
+    consume_batch: 10000
+    checkpoint_interval: 5
+checkpoint: {checkpoint}
+server: {{listen: "127.0.0.1:0"}}
+models:
+  - name: fraud
+    task: binary
+    window: 5m
+    allowed_lateness: 1m
+    metrics: [count, score_mean, positive_rate, accuracy, precision, recall, f1, roc_auc,
+              log_loss, brier]
+    features:
+{features}
+    drift: {{enabled: true, rolling_windows: 3}}
+    slices:
+      - overall: true
+      - feature_keys: [country]
+      - feature_keys: [device]
+      - feature_keys: [channel]
+      - feature_keys: [plan]
+      - feature_keys: [country, device]
+      - buckets: {{x0: [0, 1, 2, 5]}}
+      - buckets: {{x1: [-1, 0, 1]}}
+      - where: 'x2 > 1 and country in ("US", "CA")'
+        name: big_na
+      - tags: [new_user, returning]
+"""
+
+
+def make_records(n: int, seed: int = 0) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    t0 = 1_780_000_000.0
+    times = t0 + np.arange(n) * (3600.0 / 200_000)  # 200k records per event-time hour
+    score = rng.random(n)
+    label = (rng.random(n) < score).astype(int)
+    num = rng.normal(1.0, 1.0, (n, len(NUMERIC))).round(6)
+    cats = {k: rng.choice(v, n) for k, v in CATEGORICAL.items()}
+    tags = rng.choice(["new_user", "returning"], n)
+    out = []
+    for i in range(n):
+        feats = {name: float(num[i, j]) for j, name in enumerate(NUMERIC)}
+        feats.update({k: str(c[i]) for k, c in cats.items()})
+        out.append(orjson.dumps({
+            "model": "fraud", "model_version": "v7", "prediction_id": f"pred-{i:012d}",
+            "timestamp": float(times[i]), "prediction": {"score": float(score[i])},
+            "label": int(label[i]), "tags": [str(tags[i])], "outcome": "ok",
+            "features": feats, "ctx": {"request_id": uuid.UUID(int=i).hex, "ua": UA}}))
+    return out
+
+
+def produce(bootstrap: str, topic: str, lines: list[bytes], partitions: int) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1 << 20,
+                  "compression.type": "lz4", "queue.buffering.max.kbytes": 1 << 20})
+    for i, line in enumerate(lines):
+        while True:
+            try:
+                p.produce(topic, line, partition=i % partitions)
+                break
+            except BufferError:
+                p.poll(0.05)
+        if i % 20000 == 0:
+            p.poll(0)
+    p.flush(120)
+
+
+def decode_only(bootstrap: str, topic: str, spec, n: int) -> float:
+    """(a): consume + decode to a RecordBatch, nothing else; records per second."""
+    daemon = Daemon(spec)  # for its decoder only
+    settings = parse_kafka_settings({**spec.source.kafka, "group_id": f"bench-decode-{topic}"})
+    c = Consumer(consumer_config(settings))
+    c.subscribe([topic])
+    got, t0 = 0, None
+    while got < n:
+        msgs = c.consume(10000, 1.0)
+        if not msgs:
+            continue
+        t0 = t0 or time.perf_counter()
+        batch, rejects = daemon.decoder.decode_lines([m.value() for m in msgs])
+        got += len(batch) + len(rejects)
+    rate = got / (time.perf_counter() - t0)
+    c.close()
+    return rate
+
+
+def full_daemon(spec, n: int) -> tuple[float, int]:
+    """(b): the Kafka loop of monitor.kafka_run (checkpoints included); records per second."""
+    settings = parse_kafka_settings(spec.source.kafka)
+    cp = Checkpoint(spec.checkpoint, owner="bench")
+    daemon = Daemon(spec)
+    source = KafkaSource(settings, cp, state=daemon.state, restore=lambda s: None,
+                         stop=daemon.stop)
+    assert source.start()
+    done = {"t0": None}
+
+    def watch() -> None:
+        while not daemon.stop.is_set():
+            if done["t0"] is None and sum(source.messages.values()):
+                done["t0"] = time.perf_counter()
+            if sum(source.messages.values()) >= n:
+                daemon.stop.set()
+            time.sleep(0.005)
+
+    threading.Thread(target=watch, daemon=True).start()
+    consume(daemon, source)
+    elapsed = time.perf_counter() - done["t0"]
+    source.close()
+    return sum(source.messages.values()) / elapsed, source.saves
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bootstrap", default=os.environ.get("SLICEWATCH_TEST_KAFKA"))
+    ap.add_argument("--records", type=int, default=2_000_000)
+    ap.add_argument("--partitions", type=int, default=4)
+    args = ap.parse_args()
+    if not args.bootstrap:
+        sys.exit("no broker: pass --bootstrap or source .services/env")
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(30)
+    tmp = Path(tempfile.mkdtemp())
+    features = "\n".join([f"      {f}: numeric" for f in NUMERIC]
+                         + [f"      {f}: categorical" for f in CATEGORICAL])
+    spec_path = tmp / "spec.yaml"
+    spec_path.write_text(SPEC.format(bootstrap=args.bootstrap, topic=topic, features=features,
+                                     checkpoint=tmp / "cp.db"))
+    spec = load_spec(str(spec_path))
+    try:
+        t = time.perf_counter()
+        lines = make_records(args.records)
+        size = sum(map(len, lines)) / len(lines)
+        print(f"generated {len(lines):,} records, {size:.0f} bytes each, "
+              f"in {time.perf_counter() - t:.0f}s", flush=True)
+        t = time.perf_counter()
+        produce(args.bootstrap, topic, lines, args.partitions)
+        print(f"produced to {topic} ({args.partitions} partitions) in "
+              f"{time.perf_counter() - t:.0f}s", flush=True)
+        del lines
+        a = decode_only(args.bootstrap, topic, spec, args.records)
+        print(f"(a) consume + decode:  {a:,.0f} records/s", flush=True)
+        b, saves = full_daemon(spec, args.records)
+        print(f"(b) full daemon:       {b:,.0f} records/s ({saves} checkpoints)", flush=True)
+        print(f"ratio b/a: {b / a:.2f} (target >= 0.7)")
+    finally:
+        admin.delete_topics([topic])
+
+
+if __name__ == "__main__":
+    main()
