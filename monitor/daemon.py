@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.deadletter import DeadLetter
+from monitor.drift_stage import DriftStage
 from monitor.decode import Decoder, Reject
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.join import LabelJoin
@@ -52,16 +53,26 @@ class Daemon:
                                default_model=spec.models[0].name if len(spec.models) == 1 else None,
                                known_models=[m.name for m in spec.models],
                                feature_types=feature_types)
-        self.pipelines = {m.name: ModelPipeline(m, self._factory(m)) for m in spec.models}
+        self.pipelines: dict[str, ModelPipeline] = {}
+        self.drift: dict[str, DriftStage] = {}
+        for m in spec.models:
+            pipeline = ModelPipeline(m, self._factory(m))
+            if m.drift.enabled:
+                stage = self.drift[m.name] = DriftStage(m, pipeline.preparer.classes)
+                pipeline.on_group = stage.on_labelled
+            self.pipelines[m.name] = pipeline
         self.tracker = Tracker(spec.server.stale_after_windows)
         self.join = LabelJoin()
         self._snapshot: Snapshot = EMPTY
         self.alive = time.time()
         self.stop = threading.Event()
 
-    @staticmethod
-    def _factory(model):
-        return lambda slice_name: accumulators_for(model)
+    def _factory(self, model):
+        def make(slice_name: str) -> list:
+            stage = self.drift.get(model.name)
+            return accumulators_for(model) + (stage.accumulators(slice_name) if stage else [])
+
+        return make
 
     @property
     def snapshot(self) -> Snapshot:
@@ -112,6 +123,9 @@ class Daemon:
             self._count(str(name), part)
             part = self.join.attach_early(part)
             pipeline = self.pipelines[str(name)]
+            stage = self.drift.get(str(name))
+            if stage is not None and stage.profile is None:
+                stage.learn_bins(pipeline.preparer.columns(part))
             late, closed = pipeline.process(part)
             self.join.remember(str(name), part, pipeline.last_starts, ~late)
             if late.any():
@@ -155,13 +169,23 @@ class Daemon:
         """The daemon's whole resumable state as plain JSON-able data: every model's open
         windows (accumulator states), watermarks, slice vocabularies and the counters."""
         return {"format": 1, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
-                "tracker": self.tracker.to_state(), "join": self.join.to_state()}
+                "tracker": self.tracker.to_state(), "join": self.join.to_state(),
+                "drift": {n: s.to_state() for n, s in self.drift.items()}}
 
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` output (models no longer in the spec are ignored)."""
+        for name, dstate in state.get("drift", {}).items():
+            if name in self.drift:
+                self.drift[name].load_state(dstate)
         for name, pstate in state["pipelines"].items():
             if name in self.pipelines:
                 self.pipelines[name].load_state(pstate)
+                stage = self.drift.get(name)
+                if stage is not None:
+                    stage.classes = self.pipelines[name].preparer.classes
+                    for window in self.pipelines[name].open.values():
+                        for group in window.groups.values():
+                            stage.attach_classes(group.accumulators)
         self.tracker.load_state(state["tracker"])
         self.join.load_state(state["join"])
         self._sync_join_counts()
@@ -172,7 +196,14 @@ class Daemon:
         self.join.expire(window.model, {window.key})
         model = self.spec.model(window.model)
         results = evaluate_window(window, model)
+        stage = self.drift.get(window.model)
+        if stage is not None:
+            results = stage.annotate(window, results)
+            self.tracker.concept.update(stage.concept_counts())
         self.tracker.window_closed(window.model, window.end, results)
+        delays = dict(self.tracker.extra.get("close_delay", {}))
+        delays[window.model] = time.time() - window.end
+        self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable
         for listener in self.listeners:
             listener(window, results)
         return results

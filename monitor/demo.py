@@ -65,6 +65,13 @@ models:
       - tags: [new_user]
 """
 
+# Appended right after DEMO_SPEC: continues the model's mapping.
+DEMO_DRIFT = """    drift:
+      profile: "%(profile)s"
+      per_slice: true
+      concept: {detector: ADWIN}
+"""
+
 DEMO_ALERTS = """
 alerts:
   - name: slice_auc_low
@@ -83,6 +90,13 @@ alerts:
     slices: ["device=*"]
     min_count: 200
     severity: warning
+  - name: amount_drift
+    model: fraud
+    drift: {features: [amount]}
+    slices: [overall]
+    severity: warning
+    annotations:
+      summary: "{{ model }} {{ slice }}: {{ feature }} drifted (effect size {{ value }})"
 receivers:
   - {name: demo-webhook, type: webhook, url: "%(webhook)s"}
 route:
@@ -94,19 +108,43 @@ route:
 """
 
 
+def demo_spec(path: str, *, listen: str = "127.0.0.1:0", dead: str = "",
+              profile: str | None = None, webhook: str | None = None) -> str:
+    """The demo's spec text: the fraud model, plus drift against ``profile`` and alert rules
+    paging ``webhook`` when given."""
+    text = DEMO_SPEC + (DEMO_DRIFT if profile else "") + (DEMO_ALERTS if webhook else "")
+    return text % {"path": path, "listen": listen, "dead": dead or path + ".dead-letter",
+                   "profile": profile, "webhook": webhook}
+
+
+def write_demo_profile(path: str, per_window: int = 3000, windows: int = 6) -> None:
+    """The reference profile of the demo model: the same stream without the incident (another
+    seed), built exactly as ``slicewatch baseline build`` does."""
+    from monitor.baseline import profile_for
+    from monitor.decode import Decoder
+    from monitor.drift import save_profile
+
+    spec = load_spec_text(demo_spec("reference.jsonl", profile=path), "<demo spec>")
+    lines = [orjson.dumps(r) for records in demo_records(windows, per_window, seed=99,
+                                                          inject=False) for r in records]
+    batch, _ = Decoder(spec.schema, default_model="fraud").decode_lines(lines)
+    save_profile(profile_for(spec.models[0], batch, source="demo reference stream"), path)
+
+
 def incident(window: int, windows: int) -> bool:
     """Whether ``window`` is inside the injected incident: [half, three quarters)."""
     return windows // 2 <= window < max(windows * 3 // 4, windows // 2 + 1)
 
 
 def demo_records(windows: int, per_window: int, *, seed: int = 7,
-                 start: float | None = None) -> Iterator[list[dict]]:
-    """Yield one list of records per event-time window (see the module doc for the drift)."""
+                 start: float | None = None, inject: bool = True) -> Iterator[list[dict]]:
+    """Yield one list of records per event-time window (see the module doc for the drift;
+    ``inject=False``: no incident, e.g. for a reference profile)."""
     rng = np.random.default_rng(seed)
     if start is None:
         start = (int(time.time()) // WINDOW_SECONDS - windows) * WINDOW_SECONDS
     for w in range(windows):
-        shifted = incident(w, windows)
+        shifted = inject and incident(w, windows)
         n = per_window
         country = rng.choice(COUNTRIES, size=n, p=COUNTRY_P)
         device = rng.choice(DEVICES, size=n, p=[0.45, 0.35, 0.20])
@@ -149,15 +187,17 @@ def run_demo(*, listen: str = "127.0.0.1:9108", windows: int = 12, per_window: i
     path = os.path.join(out_dir, "predictions.jsonl")
     open(path, "wb").close()
     receiver = DemoReceiver().start()
-    spec = load_spec_text((DEMO_SPEC + DEMO_ALERTS) % {"path": path, "listen": listen,
-                                       "dead": os.path.join(out_dir, "dead-letter.jsonl"),
-                                       "webhook": receiver.url},
+    profile = os.path.join(out_dir, "reference-profile.json")
+    write_demo_profile(profile, per_window)
+    spec = load_spec_text(demo_spec(path, listen=listen, profile=profile, webhook=receiver.url,
+                                    dead=os.path.join(out_dir, "dead-letter.jsonl")),
                           "<demo spec>")
     first, last = windows // 2, max(windows * 3 // 4, windows // 2 + 1)
     print(f"slicewatch demo: {windows} windows × {per_window} records of a fraud model, "
           f"written to {path}\n  windows {first + 1}–{last}: amount ×1.8 (feature shift), "
           "country=BR scores decoupled from labels (degradation), 8% timeouts on device=web;"
-          f" then it recovers\n  alerts go to a local webhook receiver at {receiver.url}",
+          f" then it recovers\n  drift is tested against {profile} (built from an "
+          f"incident-free stream)\n  alerts go to a local webhook receiver at {receiver.url}",
           flush=True)
     done = threading.Event()
 

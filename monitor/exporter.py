@@ -130,6 +130,69 @@ class SlicewatchCollector(Collector):
         yield info
         yield window_end
         yield from families.values()
+        yield from _drift_families(s)
+
+
+DRIFT_LABELS = ["model", "version", "slice", "feature", "test"]
+QUALITY_HELP = {
+    "missing_rate": ("slicewatch_data_missing_ratio", "Share of records missing the feature."),
+    "out_of_range_share": ("slicewatch_data_out_of_range_ratio",
+                           "Share of present numeric values outside the reference [min, max]."),
+    "unseen_share": ("slicewatch_data_unseen_category_ratio",
+                     "Share of present categorical values not among the reference's values."),
+    "nonfinite": ("slicewatch_data_nonfinite", "NaN or infinite values of the feature."),
+    "type_mismatches": ("slicewatch_data_type_mismatches",
+                        "Values of the wrong type for the feature."),
+}
+
+
+def _drift_families(s: Snapshot) -> Iterator[Metric]:
+    """Drift decisions and data quality of each series' last window; concept-drift events."""
+    score = GaugeMetricFamily("slicewatch_drift_score", "Drift effect size (the gate "
+                              "distance of the test) against the reference.",
+                              labels=DRIFT_LABELS)
+    pvalue = GaugeMetricFamily("slicewatch_drift_pvalue", "Drift test p-value, raw.",
+                               labels=DRIFT_LABELS)
+    adjusted = GaugeMetricFamily("slicewatch_drift_pvalue_adjusted", "Drift test p-value "
+                                 "adjusted with Benjamini-Hochberg across the window's tests.",
+                                 labels=DRIFT_LABELS)
+    detected = GaugeMetricFamily("slicewatch_drift_detected", "1 when drift is declared "
+                                 "(BH-significant and effect size over the threshold), else 0.",
+                                 labels=DRIFT_LABELS)
+    insufficient = GaugeMetricFamily("slicewatch_drift_insufficient", "1 when the window or the "
+                                     "reference had too few values for a decision.",
+                                     labels=DRIFT_LABELS)
+    threshold = GaugeMetricFamily("slicewatch_drift_threshold", "Effect-size threshold of the "
+                                  "drift decision.", labels=DRIFT_LABELS)
+    quality = {k: GaugeMetricFamily(name, doc, labels=["model", "version", "slice", "feature"])
+               for k, (name, doc) in QUALITY_HELP.items()}
+    for (model, version, slice_label), r in sorted(s.series.items()):
+        for d in r.extra.get("drift", ()):
+            labels = [model, version, slice_label, d["feature"], d["test"]]
+            threshold.add_metric(labels, d["threshold"])
+            if d["status"] == "insufficient":
+                insufficient.add_metric(labels, 1.0)
+                continue
+            insufficient.add_metric(labels, 0.0)
+            detected.add_metric(labels, 1.0 if d["status"] == "drift" else 0.0)
+            if d["distance"] is not None:
+                score.add_metric(labels, d["distance"])
+            if d["pvalue"] is not None:
+                pvalue.add_metric(labels, d["pvalue"])
+            if d["pvalue_adjusted"] is not None:
+                adjusted.add_metric(labels, d["pvalue_adjusted"])
+        for feature, values in r.extra.get("quality", {}).items():
+            for k, v in values.items():
+                if k in quality and math.isfinite(v):
+                    quality[k].add_metric([model, version, slice_label, feature], v)
+    yield from (score, pvalue, adjusted, detected, insufficient, threshold)
+    yield from quality.values()
+    yield from _counter("slicewatch_concept_drift_events", "Concept-drift detector signals on "
+                        "the slice's error stream.", ["model", "version", "slice", "detector"],
+                        dict(s.concept.items()))
+    yield from _gauge("slicewatch_window_close_delay_seconds", "Wall-clock time at the last "
+                      "window close minus that window's event-time end.", ["model"],
+                      {(m,): v for m, v in s.extra.get("close_delay", {}).items()})
 
 
 def _counter(name, doc, labels, values) -> Iterator[Metric]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.metrics.base import Accumulator
+from monitor.metrics.base import Accumulator, Columns
 from monitor.metrics.registry import accumulator_from_state, state_of
 from monitor.prepare import Preparer
 from monitor.records import RecordBatch
@@ -32,9 +32,11 @@ class ClosedWindow:
 
 
 class ModelPipeline:
-    def __init__(self, model: ModelSpec, factory: Callable[[str], list[Accumulator]]):
+    def __init__(self, model: ModelSpec, factory: Callable[[str], list[Accumulator]],
+                 on_group: Callable[[str, str, Columns], None] | None = None):
         self.model = model
         self.factory = factory
+        self.on_group = on_group  # (version, slice label, columns) after each group update
         self.preparer = Preparer(model)
         self.assigner = SliceAssigner(model)
         self.windows = EventWindows(model.window)
@@ -105,10 +107,13 @@ class ModelPipeline:
                 group = window.groups.get(gkey)
                 if group is None:
                     group = window.groups[gkey] = Group(self.factory(sc.spec.name))
+                part_cols = cols.take(rows[part])
                 if labels_only:
-                    group.update_labels(cols.take(rows[part]))
+                    group.update_labels(part_cols)
                 else:
-                    group.update(cols.take(rows[part]))
+                    group.update(part_cols)
+                if self.on_group is not None:
+                    self.on_group(gkey[0], gkey[2], part_cols)
 
     def _close(self, keys: list[float]) -> list[ClosedWindow]:
         out = []

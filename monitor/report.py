@@ -48,6 +48,7 @@ class TablePrinter:
         self.tasks = tasks
         self.out = out or sys.stdout
         self.max_rows = max_rows
+        self._concept_seen: dict[str, str] = {}
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
         task = self.tasks.get(window.model, "binary")
@@ -69,4 +70,38 @@ class TablePrinter:
                   file=self.out)
         if len(shown) > self.max_rows:
             print(f"  … {len(shown) - self.max_rows} more slices on /metrics", file=self.out)
+        for line in drift_lines(shown):
+            if line.startswith("  concept drift:"):
+                if self._concept_seen.get(window.model) == line:
+                    continue  # print the cumulative count only when it changes
+                self._concept_seen[window.model] = line
+            print(line, file=self.out)
         self.out.flush()
+
+
+def drift_lines(results: list[SliceResult]) -> list[str]:
+    """One line per drifted feature: in how many slices, with the overall decision (or the
+    strongest slice's)."""
+    by_feature: dict[str, list[tuple[SliceResult, dict]]] = {}
+    tested = 0
+    for r in results:
+        for d in r.extra.get("drift", ()):
+            tested += d["status"] != "insufficient"
+            if d["status"] == "drift":
+                by_feature.setdefault(d["feature"], []).append((r, d))
+    concept = sum(1 for r in results if r.slice == "overall"
+                  and r.extra.get("concept_drift_events"))
+    lines = []
+    if tested and not by_feature:
+        lines.append(f"  drift: none ({tested} tests, BH-corrected, effect-size gated)")
+    for feature, hits in sorted(by_feature.items(), key=lambda kv: -len(kv[1])):
+        r, d = next(((r, d) for r, d in hits if r.slice == "overall"),
+                    max(hits, key=lambda h: h[1]["distance"] or 0))
+        p = d["pvalue_adjusted"]
+        ptxt = f", p_adj={p:.1e}" if p is not None else ""
+        lines.append(f"  drift ▲ {feature}: {len(hits)} slice(s) — {r.slice}: test {d['test']},"
+                     f" distance {d['distance']:.3f} ≥ {d['threshold']}{ptxt}")
+    if concept:
+        events = next(r.extra["concept_drift_events"] for r in results if r.slice == "overall")
+        lines.append(f"  concept drift: {events} detector event(s) so far on overall's errors")
+    return lines

@@ -29,6 +29,7 @@ class Snapshot:
     series: MappingProxyType  # SeriesKey → SliceResult (latest closed window)
     suppressed: MappingProxyType  # model → slices below min_size, cumulative
     labels: MappingProxyType  # (model, outcome) → delayed labels by join outcome
+    concept: MappingProxyType  # (model, version, slice, detector) → concept-drift events
     extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     started: float = 0.0
     heartbeat: float = 0.0
@@ -51,6 +52,7 @@ class Tracker:
         self._seen_at: dict[SeriesKey, int] = {}
         self.extra: dict[str, object] = {}
         self.labels: dict[tuple[str, str], int] = {}  # (model, join outcome) → count
+        self.concept: dict[tuple[str, str, str, str], int] = {}  # (model, version, slice, det.)
         self.started = time.time()
         self.heartbeat = self.started
 
@@ -99,6 +101,7 @@ class Tracker:
             watermark=p(dict(self.watermark)), last_window_end=p(dict(self.last_end)),
             outcomes=p(dict(self.outcomes)), series=p(dict(self.series)),
             suppressed=p(dict(self.suppressed)), labels=p(dict(self.labels)),
+            concept=p(dict(self.concept)),
             extra=p(dict(self.extra)),
             started=self.started, heartbeat=self.heartbeat)
 

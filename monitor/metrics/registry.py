@@ -102,6 +102,16 @@ def accumulators_for(model: ModelSpec) -> list[Any]:
     return [_FACTORIES[kind](model) for kind in REGISTRY if kind in kinds]
 
 
+def register(cls: type) -> type:
+    """Register another accumulator kind (e.g. drift summaries) so window state holding it
+    can be checkpointed and restored; usable as a class decorator."""
+    existing = REGISTRY.get(cls.kind)
+    if existing is not None and existing is not cls:
+        raise MetricError(f"accumulator kind {cls.kind!r} is already registered")
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
 def state_of(acc: Accumulator) -> dict[str, Any]:
     """``acc.to_state()`` plus its ``kind``: plain JSON-able data."""
     return {"kind": acc.kind, **acc.to_state()}

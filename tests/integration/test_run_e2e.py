@@ -169,3 +169,7 @@ def test_demo_shows_windows_and_slices(tmp_path):
     resolved = [i for i, x in enumerate(lines) if "RESOLVED" in x and "country=BR:" in x]
     assert fired and resolved and fired[0] < resolved[-1], out.stdout
     assert any("FIRING" in x and "device=web" in x for x in lines), out.stdout
+    # drift against the demo's reference profile: amount in the incident windows only
+    windows = out.stdout.split("── fraud · window")[1:]
+    amount = [any(x.startswith("  drift ▲ amount:") for x in w.splitlines()) for w in windows]
+    assert amount[4] and amount[5] and not any(amount[:4]) and not any(amount[6:]), amount

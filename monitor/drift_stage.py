@@ -1,0 +1,221 @@
+"""Drift in the daemon: window summaries as accumulators, tests at window close, concept
+drift on each slice's error stream.
+
+Per model with ``drift:`` in its spec, a :class:`DriftStage`
+
+- gives each new window group two extra accumulators: :class:`FeatureDrift` (features and
+  prediction, fed every record) and :class:`LabelDrift` (the label, fed labelled records,
+  including labels joined later) — both with the reference's fixed bins, so memory is
+  bounded by bins × features × slices;
+- at window close runs :func:`monitor.drift.evaluate_drift` (all tests of the window, BH,
+  effect-size gate) and :func:`monitor.drift.data_quality`, and attaches the decisions to the
+  slice results (``extra["drift"]``, ``extra["quality"]``);
+- feeds a River detector per model × version × slice with the per-record error stream
+  (``drift.concept``) and counts its events.
+
+The reference is a profile file (``drift.profile``) or the previous N windows
+(``drift.rolling_windows``); a rolling reference takes its bins from the first micro-batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from collections import Counter
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from monitor.drift import (
+    LABEL,
+    ConceptMonitor,
+    FeatureSummaries,
+    Profile,
+    RollingReference,
+    build_profile,
+    data_quality,
+    error_stream,
+    evaluate_drift,
+    load_profile,
+)
+from monitor.evaluate import SliceResult
+from monitor.metrics.base import Accumulator, Columns
+from monitor.metrics.registry import register
+from monitor.pipeline import ClosedWindow
+from slices.spec import ModelSpec
+
+
+@register
+class FeatureDrift:
+    """Features and prediction of one group, summarised with the reference's bins."""
+
+    kind = "drift_features"
+    needs_label = False
+
+    def __init__(self, summaries: FeatureSummaries, classes: list[str] | None = None):
+        self.summaries = summaries
+        self.classes = classes
+
+    def update(self, cols: Columns) -> None:
+        self.summaries.update(cols, label=False, classes=self.classes)
+
+    def merge(self, other: FeatureDrift) -> None:
+        self.summaries.merge(other.summaries)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"summaries": self.summaries.to_state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FeatureDrift:
+        return cls(FeatureSummaries.from_state(state["summaries"]))
+
+    def result(self) -> dict[str, float]:
+        return {}
+
+
+@register
+class LabelDrift(FeatureDrift):
+    """The label of one group (labelled records only, whenever the label arrives)."""
+
+    kind = "drift_label"
+    needs_label = True
+
+    def update(self, cols: Columns) -> None:
+        self.summaries.update_label(cols.label, classes=self.classes)
+
+
+def _seed(*parts: Any) -> int:
+    return zlib.crc32("\x1f".join(map(str, parts)).encode())
+
+
+class DriftStage:
+    def __init__(self, model: ModelSpec, classes: list[str]):
+        self.model = model
+        self.spec = model.drift
+        self.classes = classes  # the preparer's live class list (multiclass names)
+        self.profile: Profile | None = load_profile(self.spec.profile) if self.spec.profile \
+            else None
+        self.rolling = RollingReference(self.spec.rolling_windows) \
+            if self.spec.rolling_windows else None
+        self.concept: dict[tuple[str, str], ConceptMonitor] = {}
+        self.concept_events: Counter = Counter()  # (version, slice) → events
+
+    # ---- accumulators for a new group ---------------------------------------------------
+    def wants(self, slice_name: str) -> bool:
+        return self.spec.per_slice or slice_name == "overall"
+
+    def accumulators(self, slice_name: str) -> list[Accumulator]:
+        if self.profile is None or not self.wants(slice_name):
+            return []
+        classes = self.classes if self.model.task == "multiclass" else None
+        names = self.spec.features or None
+        feats = self.profile.window_summaries(_seed(self.model.name, slice_name), names)
+        label = FeatureSummaries(feats.task, {k: v for k, v in feats.summaries.items()
+                                              if k == LABEL})
+        feats = FeatureSummaries(feats.task, {k: v for k, v in feats.summaries.items()
+                                              if k != LABEL})
+        return [FeatureDrift(feats, classes), LabelDrift(label, classes)]
+
+    def learn_bins(self, cols: Columns) -> None:
+        """Rolling reference without a profile: bins from the first micro-batch."""
+        if self.profile is None and self.rolling is not None and len(cols):
+            self.profile = build_profile(self.model, cols, source="first micro-batch",
+                                         classes=self.classes or None)
+
+    def attach_classes(self, accs: list[Accumulator]) -> None:
+        for acc in accs:
+            if isinstance(acc, FeatureDrift) and self.model.task == "multiclass":
+                acc.classes = self.classes
+
+    # ---- concept drift ------------------------------------------------------------------
+    def on_labelled(self, version: str, slice_label: str, cols: Columns) -> None:
+        if self.spec.concept_detector is None:
+            return
+        errors = error_stream(self.model.task, cols)
+        if not errors.size:
+            return
+        key = (version, slice_label)
+        monitor = self.concept.get(key)
+        if monitor is None:
+            monitor = self.concept[key] = ConceptMonitor(
+                self.spec.concept_detector, self.spec.concept_params, task=self.model.task)
+        hits = monitor.update(errors)
+        if hits:
+            self.concept_events[key] += len(hits)
+
+    # ---- window close --------------------------------------------------------------------
+    def annotate(self, window: ClosedWindow, results: list[SliceResult]) -> list[SliceResult]:
+        """Drift decisions, data quality and concept events attached to each slice result."""
+        by_version: dict[str, dict[str, FeatureSummaries]] = {}
+        for (version, _, label), group in window.groups.items():
+            parts = [a for a in group.accumulators if isinstance(a, FeatureDrift)]
+            if not parts:
+                continue
+            merged = {}
+            for acc in parts:
+                merged.update(acc.summaries.summaries)
+            by_version.setdefault(version, {})[label] = FeatureSummaries(
+                self.model.task, merged)
+        extra: dict[tuple[str, str], dict[str, Any]] = {}
+        reference = self.rolling if self.rolling is not None else self.profile
+        for version, current in by_version.items():
+            ready = reference is not None and (self.rolling is None or self.rolling.ready)
+            decisions = evaluate_drift(reference, current, self.model) if ready else []
+            for d in decisions:
+                extra.setdefault((version, d.slice), {}).setdefault("drift", []).append(
+                    _decision_dict(d))
+            for label, sums in current.items():
+                extra.setdefault((version, label), {})["quality"] = {
+                    q.feature: _quality_dict(q) for q in data_quality(sums)}
+            if self.rolling is not None:
+                self.rolling.push(current)
+        out = []
+        for r in results:
+            e = dict(extra.get((r.version, r.slice), {}))
+            if self.spec.concept_detector is not None:
+                e["concept_drift_events"] = self.concept_events.get((r.version, r.slice), 0)
+            out.append(dataclasses.replace(r, extra=MappingProxyType({**r.extra, **e}))
+                       if e else r)
+        return out
+
+    def concept_counts(self) -> dict[tuple[str, str, str, str], int]:
+        """(model, version, slice, detector) → events so far."""
+        return {(self.model.name, v, s, self.spec.concept_detector or ""): n
+                for (v, s), n in self.concept_events.items()}
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {"concept": [[list(k), m.to_state()] for k, m in self.concept.items()],
+                "events": [[list(k), n] for k, n in self.concept_events.items()],
+                "rolling": self.rolling.to_state() if self.rolling is not None else None,
+                "learned": self.profile.to_dict() if self.profile is not None
+                and not self.spec.profile else None}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.concept = {tuple(k): ConceptMonitor.from_state(m) for k, m in state["concept"]}
+        self.concept_events = Counter({tuple(k): n for k, n in state["events"]})
+        if state.get("rolling") is not None:
+            self.rolling = RollingReference.from_state(state["rolling"])
+        if state.get("learned") is not None:
+            self.profile = Profile.from_dict(state["learned"])
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _decision_dict(d) -> dict[str, Any]:
+    return {"feature": d.feature, "test": d.test, "gate": d.gate,
+            "statistic": _finite(d.statistic), "pvalue": _finite(d.pvalue),
+            "pvalue_adjusted": _finite(d.adjusted_pvalue), "distance": _finite(d.distance),
+            "threshold": d.threshold, "status": d.status, "n_reference": d.n_reference,
+            "n_current": d.n_current, "reference": d.reference}
+
+
+def _quality_dict(q) -> dict[str, float]:
+    return {k: float(v) for k, v in (
+        ("missing_rate", q.missing_rate), ("nonfinite", q.nonfinite),
+        ("out_of_range_share", q.out_of_range_share), ("unseen_share", q.unseen_share),
+        ("type_mismatches", q.type_mismatches)) if not (isinstance(v, float) and np.isnan(v))}

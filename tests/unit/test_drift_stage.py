@@ -1,0 +1,138 @@
+"""Drift wired into the daemon: decisions per slice at window close, exported families,
+concept drift equal to River fed directly, checkpoint round trip, rolling reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import orjson
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
+from river import drift as river_drift
+
+from monitor.baseline import profile_for
+from monitor.daemon import Daemon
+from monitor.deadletter import DeadLetter
+from monitor.decode import Decoder
+from monitor.drift import save_profile
+from monitor.exporter import SlicewatchCollector
+from monitor.sources.base import Chunk
+from slices.load import load_spec_text
+
+SPEC = """
+models:
+  - name: m
+    task: binary
+    window: 1m
+    features: {x: numeric, y: numeric, c: categorical}
+    slices: [{overall: true}, {feature_keys: [c]}]
+    drift: {%s, concept: {detector: ADWIN, params: {delta: 0.01}}}
+"""
+
+
+def records(n, start, *, shift=0.0, seed=0, flip=False):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        x = float(rng.normal(shift, 1))
+        score = float(rng.random())
+        label = int(rng.random() < score)
+        if flip:
+            label = 1 - label
+        out.append({"model": "m", "prediction_id": f"{seed}-{i}",
+                    "timestamp": start + i * 60.0 / n,
+                    "features": {"x": x, "y": float(rng.normal()), "c": "ab"[i % 2]},
+                    "prediction": {"score": score}, "label": label})
+    return out
+
+
+def lines(recs):
+    return [orjson.dumps(r) for r in recs]
+
+
+def make_spec(tmp_path, reference=None, rolling=0):
+    if rolling:
+        return load_spec_text(SPEC % f"rolling_windows: {rolling}")
+    path = tmp_path / "profile.json"
+    spec = load_spec_text(SPEC % f"profile: {path}")
+    batch, _ = Decoder(spec.schema, default_model="m").decode_lines(lines(reference))
+    save_profile(profile_for(spec.models[0], batch, source="test"), path)
+    return spec
+
+
+def run(spec, chunks):
+    got = []
+    daemon = Daemon(spec, dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.append(rs)])
+    daemon.run(chunks)
+    return daemon, got
+
+
+def drifted(results):
+    return {(r.slice, d["feature"]) for r in results for d in r.extra.get("drift", ())
+            if d["status"] == "drift"}
+
+
+def test_shift_in_one_feature_is_declared_there_only(tmp_path):
+    spec = make_spec(tmp_path, records(6000, 0, seed=1))
+    stream = records(3000, 0, seed=2) + records(3000, 60, shift=0.5, seed=3)
+    daemon, windows = run(spec, [Chunk("lines", lines(stream))])
+    assert drifted(windows[0]) == set()
+    assert drifted(windows[1]) == {("overall", "x"), ("c=a", "x"), ("c=b", "x")}
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot))
+    fams = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    detected = {(s.labels["slice"], s.labels["feature"]): s.value
+                for s in fams["slicewatch_drift_detected"].samples}
+    assert detected[("overall", "x")] == 1.0 and detected[("overall", "y")] == 0.0
+    assert detected[("overall", "__prediction__")] == 0.0
+    adjusted = {(s.labels["slice"], s.labels["feature"]): s.value
+                for s in fams["slicewatch_drift_pvalue_adjusted"].samples}
+    assert adjusted[("overall", "x")] < 0.05
+    missing = {(s.labels["slice"], s.labels["feature"]): s.value
+               for s in fams["slicewatch_data_missing_ratio"].samples}
+    assert missing[("overall", "x")] == 0.0
+
+
+def test_concept_events_equal_river_fed_directly(tmp_path):
+    spec = make_spec(tmp_path, records(2000, 0, seed=1))
+    stream = records(2000, 0, seed=2) + records(2000, 60, seed=3, flip=True)
+    daemon, _ = run(spec, [Chunk("lines", lines(stream[i:i + 700]))
+                           for i in range(0, len(stream), 700)])
+    detector = river_drift.ADWIN(delta=0.01)
+    events = 0
+    for r in stream:
+        detector.update(int((r["prediction"]["score"] >= 0.5) != r["label"]))
+        events += detector.drift_detected
+    assert events > 0
+    assert daemon.snapshot.concept[("m", "", "overall", "ADWIN")] == events
+
+
+def test_checkpoint_round_trip_keeps_drift_and_concept_state(tmp_path):
+    spec = make_spec(tmp_path, records(3000, 0, seed=1))
+    stream = lines(records(2000, 0, seed=2) + records(2000, 60, shift=1.0, seed=3, flip=True))
+    _, straight = run(spec, [Chunk("lines", stream[i:i + 500]) for i in range(0, 4000, 500)])
+    first = Daemon(spec, dead_letter=DeadLetter(None))
+    for i in range(0, 2500, 500):
+        first.process(Chunk("lines", stream[i:i + 500]))
+    state = json.loads(json.dumps(first.state()))
+    got = []
+    second = Daemon(spec, dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.append(rs)])
+    second.load_state(state)
+    second.run([Chunk("lines", stream[i:i + 500]) for i in range(2500, 4000, 500)])
+    key = lambda rs: {(r.slice, d["feature"]): (d["status"], d["distance"])  # noqa: E731
+                      for r in rs for d in r.extra.get("drift", ())}
+    assert key(got[-1]) == key(straight[-1])
+    concept = lambda rs: {r.slice: r.extra.get("concept_drift_events") for r in rs}  # noqa: E731
+    assert concept(got[-1]) == concept(straight[-1])
+
+
+def test_rolling_reference_learns_bins_and_waits_until_ready(tmp_path):
+    spec = make_spec(tmp_path, rolling=2)
+    stream = (records(2000, 0, seed=1) + records(2000, 60, seed=2) + records(2000, 120, seed=3)
+              + records(2000, 180, shift=1.0, seed=4))
+    _, windows = run(spec, [Chunk("lines", lines(stream))])
+    assert [bool(r.extra.get("drift")) for r in windows[0] if r.slice == "overall"] == [False]
+    assert drifted(windows[2]) == set()
+    assert ("overall", "x") in drifted(windows[3])
