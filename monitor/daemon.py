@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.deadletter import DeadLetter
-from monitor.drift_stage import DriftStage
 from monitor.decode import Decoder, Reject
+from monitor.drift_stage import DriftStage
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.join import LabelJoin
 from monitor.metrics import accumulators_for
