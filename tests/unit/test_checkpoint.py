@@ -7,8 +7,10 @@ import math
 import multiprocessing
 import os
 import sqlite3
+import zlib
 
 import numpy as np
+import orjson
 import pytest
 
 from monitor.checkpoint import Checkpoint, CheckpointError, Fenced, decode_state, encode_state
@@ -29,10 +31,14 @@ def test_save_then_load_round_trips_positions_and_state(tmp_path):
     assert loaded["x"][0] == 1.5 and math.isnan(loaded["x"][1]) and loaded["x"][2] == math.inf
 
 
-def test_state_encoding_keeps_non_finite_floats_and_numpy_values():
-    state = {"a": np.float64(-np.inf), "b": np.array([1, 2]), "d": 0.1}
+def test_state_encoding_keeps_non_finite_floats_and_refuses_classes():
+    state = {"a": -math.inf, "b": [1, (2, 3)], "d": 0.1, "e": b"raw"}
     back = decode_state(encode_state(state))
-    assert back["a"] == -math.inf and back["b"] == [1, 2] and back["d"] == 0.1
+    assert back == {"a": -math.inf, "b": [1, (2, 3)], "d": 0.1, "e": b"raw"}
+    with pytest.raises(CheckpointError, match="numpy"):
+        decode_state(encode_state({"x": np.float64(1.0)}))  # would import numpy: refused
+    legacy = zlib.compress(orjson.dumps({"w": {"$f": "-inf"}, "v": [1.5]}))
+    assert decode_state(legacy) == {"w": -math.inf, "v": [1.5]}
 
 
 def test_a_real_daemon_state_survives_the_round_trip(tmp_path):
