@@ -301,13 +301,17 @@ def model_dashboard(spec: Spec, model: ModelSpec) -> dict[str, Any]:
     if has_concept(model):
         events = sel("slicewatch_concept_drift_events_total", **sl)
         b.row("Concept drift")
-        b.add(timeseries("Concept-drift events", [target(
-            f"sum by (slice, detector) (increase({events}[{RATE}]))", "{{slice}} {{detector}}")],
+        b.add(timeseries("Concept-drift events (since start)", [target(
+            f"sum by (slice, detector) ({events})", "{{slice}} {{detector}}")],
             unit="short", description=f"Detector {model.drift.concept_detector} on the "
-                                      "model's error stream; also shown as annotations."), 24)
+                                      "model's error stream; each event is also an "
+                                      "annotation."), 24)
+        # A counter series is born at its first event, so increase() alone would miss it.
         annotations.append({
             "datasource": DATASOURCE, "enable": True, "hide": False, "iconColor": "red",
-            "name": "Concept drift", "expr": f"increase({events}[{RATE}]) > 0",
+            "name": "Concept drift",
+            "expr": f"increase({events}[{RATE}]) > 0 or ({events} > 0 unless {events} "
+                    f"offset {RATE})",
             "step": "60s", "titleFormat": "Concept drift", "tagKeys": "slice,detector",
             "textFormat": "{{detector}} on {{slice}}", "useValueForTime": False})
     if has_alerting(spec):

@@ -55,12 +55,15 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("slicewatch_drift_pvalue", "gauge", _DRIFT_LABELS, "drift"),
     Family("slicewatch_drift_pvalue_adjusted", "gauge", _DRIFT_LABELS, "drift"),
     Family("slicewatch_drift_detected", "gauge", _DRIFT_LABELS, "drift"),
+    Family("slicewatch_drift_insufficient", "gauge", _DRIFT_LABELS, "drift"),
+    Family("slicewatch_drift_threshold", "gauge", _DRIFT_LABELS, "drift"),
     Family("slicewatch_concept_drift_events_total", "counter", (*SLICE_LABELS, "detector"),
            "concept"),
     Family("slicewatch_data_missing_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_out_of_range_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_unseen_category_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_nonfinite", "gauge", _FEATURE_LABELS, "drift"),
+    Family("slicewatch_data_type_mismatches", "gauge", _FEATURE_LABELS, "drift"),
     # alerting (issue 5)
     Family("slicewatch_alerts_firing", "gauge", ("model", "severity"), "alerting"),
     Family("slicewatch_notifications_total", "counter", ("receiver", "outcome"), "alerting"),
@@ -80,6 +83,7 @@ QUALITY_FAMILIES: dict[str, str] = {
     "out_of_range_share": "slicewatch_data_out_of_range_ratio",
     "unseen_share": "slicewatch_data_unseen_category_ratio",
     "nonfinite": "slicewatch_data_nonfinite",
+    "type_mismatches": "slicewatch_data_type_mismatches",
 }
 
 
