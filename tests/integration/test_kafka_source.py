@@ -144,6 +144,20 @@ def assert_same_results(got: dict[tuple, dict], want: dict[tuple, dict]) -> None
                 assert gv == pytest.approx(wv, rel=1e-12, abs=1e-15), (key, name)
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_daemons():
+    """A failed test must not leave its daemons running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class Daemon_:
     """One ``python -m monitor.kafka_run`` process; stderr collected by a thread."""
 
@@ -151,6 +165,7 @@ class Daemon_:
         self.proc = subprocess.Popen([*RUN, "-c", str(spec), "--results", str(results), "-q"],
                                      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True)
+        STARTED.append(self.proc)
         self.lines: list[str] = []
         self.url: str | None = None
         threading.Thread(target=self._read, daemon=True).start()
