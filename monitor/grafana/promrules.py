@@ -265,19 +265,20 @@ def _slice_for(rule: PromRule) -> str:
     return "".join(out)
 
 
+def _eps(bound: float) -> float:
+    return max(abs(bound) * 1e-3, 1e-3)
+
+
 def _bad_value(rule: PromRule) -> float:
+    """Just outside the bound, so a bound moved by more than 0.1 % fails the test."""
     if rule.lower is not None:
-        return rule.lower - max(0.25, abs(rule.lower) * 0.5)
-    return (rule.upper or 0.0) + max(0.25, abs(rule.upper or 0.0) * 0.5)
+        return rule.lower - _eps(rule.lower)
+    return (rule.upper or 0.0) + _eps(rule.upper or 0.0)
 
 
 def _good_value(rule: PromRule) -> float:
-    lo, hi = rule.lower, rule.upper
-    if lo is not None and hi is not None:
-        return (lo + hi) / 2
-    if lo is not None:
-        return lo + max(0.25, abs(lo) * 0.5)
-    return (hi or 0.0) - max(0.25, abs(hi or 0.0) * 0.5)
+    """Exactly on the bound: not breached (bounds are inclusive, as in TFMA)."""
+    return rule.lower if rule.lower is not None else (rule.upper or 0.0)
 
 
 def _series_text(name: str, labels: dict[str, str]) -> str:
