@@ -1,8 +1,15 @@
 """Decode raw records (JSON lines, dicts, data frames) into a :class:`RecordBatch`.
 
-The spec's ``schema:`` block says where each role lives (dot paths). Decoding is the one
-place with per-record Python work; everything after it is columnar. A record that cannot be
+The spec's ``schema:`` block says where each role lives (dot paths). A record that cannot be
 used is returned as a :class:`Reject` with a reason and the raw input, never dropped silently.
+
+Decoding works column by column: each dot path is walked once per batch with one list
+comprehension (shared prefixes such as ``prediction`` are walked once), then each column is
+checked and converted in bulk. Columns whose values all have the usual JSON types take a fast
+path (``np.array``); a column with odd values (bools, numbers as strings, subclasses) falls
+back to per-value conversion for that column only, so results never depend on the path.
+The garbage collector is paused while a batch is decoded: the parsed records are acyclic,
+and collections triggered by their allocation otherwise cost more than the decoding.
 
 >>> from slices.spec import SchemaSpec
 >>> d = Decoder(SchemaSpec(), default_model="fraud")
@@ -13,9 +20,13 @@ used is returned as a :class:`Reject` with a reason and the raw input, never dro
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import is_, itemgetter
 from typing import Any
 
 import numpy as np
@@ -25,8 +36,13 @@ import pandas as pd
 from monitor.records import OUTCOME_CODES, RecordBatch
 from slices.spec import SchemaSpec
 
-_MISSING = object()
+_ABSENT = object()  # a path that is not in the record (JSON null is None)
 _EPOCH = pd.Timestamp(0, tz="UTC")
+_NONE = type(None)
+_NUMBER_TYPES = {int, float, _NONE}
+_STR_TYPES = {str, _NONE}
+_JSON_TYPES = {int, float, str, bool, _NONE, dict, list}
+_OUTCOME_LOOKUP: dict[str | None, int] = {**OUTCOME_CODES, None: 0}
 
 
 @dataclass(frozen=True)
@@ -38,20 +54,15 @@ class Reject:
     detail: str = ""
 
 
-def _getter(path: str):
-    parts = tuple(path.split(".")) if path else ()
-
-    def get(record: Any) -> Any:
-        value = record
-        for part in parts:
-            if not isinstance(value, dict):
-                return _MISSING
-            value = value.get(part, _MISSING)
-            if value is _MISSING:
-                return _MISSING
-        return value
-
-    return get
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def parse_times(values: Sequence[Any]) -> np.ndarray:
@@ -60,6 +71,9 @@ def parse_times(values: Sequence[Any]) -> np.ndarray:
     Numbers are epoch seconds (numbers above 1e11 are taken as milliseconds); strings are
     RFC 3339 / ISO 8601 (``2026-11-28T16:00:00Z``, offsets allowed).
     """
+    if _types(values) <= {int, float}:
+        nums = np.fromiter(values, np.float64, len(values))
+        return np.where(np.abs(nums) > 1e11, nums / 1000.0, nums)
     out = np.full(len(values), np.nan)
     is_num = np.fromiter((isinstance(v, int | float) and not isinstance(v, bool) for v in values),
                          dtype=bool, count=len(values))
@@ -80,6 +94,58 @@ def parse_times(values: Sequence[Any]) -> np.ndarray:
     return out
 
 
+class _Reasons:
+    """The first reason flagged for each record of a batch (later flags do not overwrite)."""
+
+    def __init__(self, n: int):
+        self.code = np.zeros(n, dtype=np.int16)
+        self.names = [""]
+
+    def flag(self, mask: np.ndarray, why: str) -> None:
+        mask = mask & (self.code == 0)
+        if mask.any():
+            self.names.append(why)
+            self.code[mask] = len(self.names) - 1
+
+    def rejects(self, records: Sequence[Any]) -> list[Reject]:
+        return [Reject(self.names[self.code[i]], records[i]) for i in np.flatnonzero(self.code)]
+
+
+class _Paths:
+    """Columns of values at dot paths over a list of records; prefixes are walked once.
+
+    A step into a non-dict or a missing key gives ``default`` (None, or ``_ABSENT`` for the
+    last step of a single-feature path, where "absent" and "null" differ). ``plain`` says the
+    records hold only JSON types (straight from the parser): then a lookup may simply try
+    ``itemgetter`` first, as no dict subclass or mapping-like object can be met.
+    """
+
+    def __init__(self, records: list[Any], *, plain: bool):
+        self._cache: dict[tuple, list[Any]] = {(): records}
+        self.plain = plain
+
+    def values(self, path: str, default: Any = None) -> list[Any]:
+        if not path:
+            return self._cache[()]
+        parts = tuple(path.split("."))
+        if (parts, default) in self._cache:
+            return self._cache[(parts, default)]
+        parent = self.values(".".join(parts[:-1]))
+        col = _lookup(parent, parts[-1], default, plain=self.plain)
+        self._cache[(parts, default)] = col
+        return col
+
+
+def _lookup(values: list[Any], key: str, default: Any, *, plain: bool) -> list[Any]:
+    """``[v.get(key, default) if isinstance(v, dict) else default for v in values]``, fast."""
+    if plain or _types(values) <= {dict}:
+        try:  # every value is a dict with the key: one C loop
+            return list(map(itemgetter(key), values))
+        except (KeyError, TypeError):
+            pass
+    return [v.get(key, default) if isinstance(v, dict) else default for v in values]
+
+
 class Decoder:
     """Turns raw records into columns following a :class:`SchemaSpec`.
 
@@ -96,21 +162,13 @@ class Decoder:
         self.default_model = default_model
         self.known_models = set(known_models) if known_models is not None else None
         self.feature_types = dict(feature_types or {})
-        s = schema
-        self._get = {role: _getter(path) for role, path in (
-            ("model", s.model), ("version", s.version), ("id", s.id), ("time", s.time),
-            ("score", s.score), ("pred_class", s.pred_class), ("value", s.value),
-            ("label", s.label), ("tags", s.tags), ("outcome", s.outcome))}
-        self._features = _getter(s.features)
-        self._feature_paths = {k: _getter(v) for k, v in s.feature_paths.items()}
-        self._label_get = {"id": _getter(s.label_id), "label": _getter(s.label_value),
-                           "time": _getter(s.label_time)}
 
     # ---- entry points ------------------------------------------------------------------
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
         """Decode JSON lines (blank lines are skipped)."""
-        records, rejects = _parse_json_lines(lines)
-        batch, more = self.decode_records(records)
+        with _gc_paused():
+            records, rejects = _parse_json_lines(lines)
+            batch, more = self._decode(records, plain=True)
         return batch, rejects + more
 
     def decode_frame(self, frame: pd.DataFrame) -> tuple[RecordBatch, list[Reject]]:
@@ -118,156 +176,133 @@ class Decoder:
 
         Columns named ``<features path>.<name>`` become features; so do nested dicts.
         """
-        records = [_unflatten(r) for r in frame.to_dict(orient="records")]
-        return self.decode_records(records)
+        with _gc_paused():
+            records = [_unflatten(r) for r in frame.to_dict(orient="records")]
+            return self._decode(records, plain=False)
 
     def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
         """Decode already-parsed records (dicts)."""
-        rejects: list[Reject] = []
-        good = []
+        with _gc_paused():
+            return self._decode(records, plain=False)
+
+    def decode_label_lines(self, lines: Sequence[bytes | str]
+                           ) -> tuple[dict[str, np.ndarray], list[Reject]]:
+        """Decode label records → ``{"id": object[], "label": object[], "time": float64[]}``."""
+        with _gc_paused():
+            records, rejects = _parse_json_lines(lines)
+            s = self.schema
+            paths = _Paths(records, plain=True)
+            ids, labels = paths.values(s.label_id), paths.values(s.label_value)
+            reasons = _Reasons(len(records))
+            reasons.flag(~_is_dict(records), "not_an_object")
+            reasons.flag(_is_none(ids), "missing_field:id")
+            reasons.flag(_is_none(labels), "missing_field:label")
+            keep = np.flatnonzero(reasons.code == 0)
+            times = parse_times(_take(paths.values(s.label_time), keep))
+            ids = [v if type(v) is str else str(v) for v in _take(ids, keep)]
+            out = {"id": np.array(ids, dtype=object),
+                   "label": np.array(_take(labels, keep), dtype=object), "time": times}
+            return out, rejects + reasons.rejects(records)
+
+    # ---- the column builder ------------------------------------------------------------
+    def _decode(self, records: Sequence[Any], *, plain: bool) -> tuple[RecordBatch, list[Reject]]:
+        records = list(records)
+        if _types(records) <= {dict}:
+            return self._columns(records, [], plain=plain)
+        good, rejects = [], []
         for r in records:
             if isinstance(r, dict):
                 good.append(r)
             else:
-                rejects.append(Reject("not_an_object", r, f"expected a JSON object, got {type(r).__name__}"))
-        return self._columns(good, rejects)
+                rejects.append(Reject("not_an_object", r,
+                                      f"expected a JSON object, got {type(r).__name__}"))
+        return self._columns(good, rejects, plain=plain)
 
-    def decode_label_lines(self, lines: Sequence[bytes | str]) -> tuple[dict[str, np.ndarray], list[Reject]]:
-        """Decode label records → ``{"id": object[], "label": object[], "time": float64[]}``."""
-        records, rejects = _parse_json_lines(lines)
-        ids = [self._label_get["id"](r) if isinstance(r, dict) else _MISSING for r in records]
-        labels = [self._label_get["label"](r) if isinstance(r, dict) else _MISSING for r in records]
-        times_raw = [self._label_get["time"](r) if isinstance(r, dict) else None for r in records]
-        keep = []
-        for i, r in enumerate(records):
-            if not isinstance(r, dict):
-                rejects.append(Reject("not_an_object", r))
-            elif ids[i] is _MISSING or ids[i] is None:
-                rejects.append(Reject("missing_field:id", r))
-            elif labels[i] is _MISSING or labels[i] is None:
-                rejects.append(Reject("missing_field:label", r))
-            else:
-                keep.append(i)
-        times = parse_times([None if times_raw[i] is _MISSING else times_raw[i] for i in keep])
-        return ({"id": np.array([str(ids[i]) for i in keep], dtype=object),
-                 "label": np.array([labels[i] for i in keep], dtype=object),
-                 "time": times}, rejects)
-
-    # ---- the column builder ------------------------------------------------------------
-    def _columns(self, records: list[dict], rejects: list[Reject]) -> tuple[RecordBatch, list[Reject]]:
+    def _columns(self, records: list[dict], rejects: list[Reject], *,
+                 plain: bool) -> tuple[RecordBatch, list[Reject]]:
         if not records:
             return RecordBatch.empty(), rejects
-        g = self._get
+        s = self.schema
         n = len(records)
-        reason: list[str | None] = [None] * n
+        paths = _Paths(records, plain=plain)
+        reasons = _Reasons(n)
 
-        def flag(i: int, why: str) -> None:
-            if reason[i] is None:
-                reason[i] = why
-
-        model = [g["model"](r) for r in records]
-        for i, m in enumerate(model):
-            if m is _MISSING or m is None:
-                if self.default_model is None:
-                    flag(i, "missing_field:model")
-                else:
-                    model[i] = self.default_model
-            elif not isinstance(m, str):
-                model[i] = str(m)
-            if self.known_models is not None and reason[i] is None and model[i] not in self.known_models:
-                flag(i, "unknown_model")
-
-        raw_time = [g["time"](r) for r in records]
-        times = parse_times([None if t is _MISSING else t for t in raw_time])
-        for i in np.flatnonzero(~np.isfinite(times)):
-            flag(int(i), "missing_field:time" if raw_time[i] in (_MISSING, None) else "bad_time")
-
-        outcome = np.zeros(n, dtype=np.int8)
-        for i, r in enumerate(records):
-            o = g["outcome"](r)
-            if o is _MISSING or o is None:
-                continue
-            code = OUTCOME_CODES.get(str(o).lower())
-            if code is None:
-                flag(i, "bad_outcome")
+        model = paths.values(s.model)
+        if not _types(model) <= {str}:
+            model = [m if type(m) is str else (None if m is None else str(m)) for m in model]
+            if self.default_model is None:
+                reasons.flag(_is_none(model), "missing_field:model")
             else:
-                outcome[i] = code
+                model = [self.default_model if m is None else m for m in model]
+        known = self.known_models
+        if known is not None and not set(model) <= known:
+            reasons.flag(~np.fromiter(map(known.__contains__, model), bool, n), "unknown_model")
 
-        score = self._numbers([g["score"](r) for r in records], "score", flag)
-        value = self._numbers([g["value"](r) for r in records], "value", flag)
-        pred_class = [g["pred_class"](r) for r in records]
-        pred_class = [None if c is _MISSING or c is None else str(c) for c in pred_class]
-        for i in range(n):
-            if outcome[i] == 0 and np.isnan(score[i]) and np.isnan(value[i]) and pred_class[i] is None:
-                flag(i, "missing_prediction")
+        raw_time = paths.values(s.time)
+        times = parse_times(raw_time)
+        bad = ~np.isfinite(times)
+        if bad.any():
+            missing = bad & _is_none(raw_time)
+            reasons.flag(missing, "missing_field:time")
+            reasons.flag(bad & ~missing, "bad_time")
 
-        label = [g["label"](r) for r in records]
-        label = [None if v is _MISSING else v for v in label]
-        ids = [g["id"](r) for r in records]
-        ids = ["" if v is _MISSING or v is None else str(v) for v in ids]
-        versions = [g["version"](r) for r in records]
-        versions = ["" if v is _MISSING or v is None else str(v) for v in versions]
+        outcome = _outcomes(paths.values(s.outcome))
+        reasons.flag(outcome < 0, "bad_outcome")
+        outcome[outcome < 0] = 0
 
-        feature_maps = [self._feature_map(r) for r in records]
-        for i, fm in enumerate(feature_maps):
-            if fm is None:
-                flag(i, "wrong_type:features")
+        score = _numbers(paths.values(s.score), "score", reasons)
+        value = _numbers(paths.values(s.value), "value", reasons)
+        pred_class = paths.values(s.pred_class)
+        if not _types(pred_class) <= _STR_TYPES:
+            pred_class = [c if c is None or type(c) is str else str(c) for c in pred_class]
+        pred_class = _object_array(pred_class)
+        no_prediction = (outcome == 0) & np.isnan(score) & np.isnan(value)
+        if no_prediction.any():
+            reasons.flag(no_prediction & _is_none(pred_class), "missing_prediction")
 
-        keep = np.array([why is None for why in reason])
-        for i in np.flatnonzero(~keep):
-            rejects.append(Reject(reason[i], records[i]))
-        idx = np.flatnonzero(keep)
-        kept_maps = [feature_maps[i] for i in idx]
-        features = self._feature_columns(kept_maps)
-        tag_names, tag_rows, tag_codes = _tags([g["tags"](records[i]) for i in idx])
-        obj = lambda xs: _object_array([xs[i] for i in idx])  # noqa: E731
+        maps = paths.values(s.features) if s.features else [None] * n
+        if not _types(maps) <= {dict, _NONE}:
+            reasons.flag(~(_is_dict(maps) | _is_none(maps)), "wrong_type:features")
+
+        rejects.extend(reasons.rejects(records))
+        idx = np.flatnonzero(reasons.code == 0)
+        kept = paths if idx.size == n else _Paths(_take(records, idx), plain=plain)
+        features = self._feature_columns(kept, _take(maps, idx))
+        tag_names, tag_rows, tag_codes = _tags(kept.values(s.tags))
         batch = RecordBatch(
-            time=times[idx], model=obj(model), version=obj(versions), id=obj(ids),
-            score=score[idx], pred_class=obj(pred_class), value=value[idx], label=obj(label),
-            outcome=outcome[idx], features=features, tag_names=tag_names,
-            tag_rows=tag_rows, tag_codes=tag_codes)
+            time=times[idx], model=_object_array(model)[idx],
+            version=_strings(paths.values(s.version))[idx], id=_strings(paths.values(s.id))[idx],
+            score=score[idx], pred_class=pred_class[idx], value=value[idx],
+            label=_object_array(paths.values(s.label))[idx], outcome=outcome[idx].astype(np.int8),
+            features=features, tag_names=tag_names, tag_rows=tag_rows, tag_codes=tag_codes)
         return batch, rejects
 
-    def _numbers(self, values: list[Any], role: str, flag) -> np.ndarray:
-        out = np.full(len(values), np.nan)
-        for i, v in enumerate(values):
-            if v is _MISSING or v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                flag(i, f"wrong_type:{role}")
-            elif math.isnan(v) or math.isinf(v):
-                flag(i, f"nan_{role}")
-            else:
-                out[i] = v
-        return out
-
-    def _feature_map(self, record: dict) -> dict | None:
-        fm = self._features(record) if self.schema.features else {}
-        if fm is _MISSING or fm is None:
-            fm = {}
-        if not isinstance(fm, dict):
-            return None
-        if self._feature_paths:
-            fm = dict(fm)
-            for name, get in self._feature_paths.items():
-                v = get(record)
-                if v is not _MISSING:
-                    fm[name] = v
-        return fm
-
-    def _feature_columns(self, maps: list[dict]) -> dict[str, np.ndarray]:
-        names: set[str] = set(self.feature_types)
-        for m in maps:
-            names.update(m.keys())
+    def _feature_columns(self, paths: _Paths, maps: list[Any]) -> dict[str, np.ndarray]:
+        if _NONE in _types(maps):
+            maps = [{} if m is None else m for m in maps]
+        names: set[Any] = set(self.feature_types)
+        names.update(*maps)
+        overrides = {}
+        for name, path in self.schema.feature_paths.items():
+            vals = paths.values(path, _ABSENT)
+            if any(v is not _ABSENT for v in vals):
+                names.add(name)
+                overrides[name] = vals
         out: dict[str, np.ndarray] = {}
         for name in sorted(names, key=str):
-            raw = [m.get(name) for m in maps]
+            raw = _lookup(maps, name, None, plain=paths.plain)
+            if name in overrides:
+                raw = [m if v is _ABSENT else v for m, v in zip(raw, overrides[name], strict=True)]
             kind = self.feature_types.get(name) or _infer_kind(raw)
             out[str(name)] = _numeric_column(raw) if kind == "numeric" else _categorical_column(raw)
         return out
 
 
 def _parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Reject]]:
+    try:  # a blank or bad line fails here too: the slow loop below sorts them out
+        return list(map(orjson.loads, lines)), []
+    except (orjson.JSONDecodeError, TypeError):
+        pass
     records, rejects = [], []
     for line in lines:
         if not line or not line.strip():
@@ -280,7 +315,83 @@ def _parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Rej
     return records, rejects
 
 
+# ---- column helpers: a fast path for plain JSON values, per-value rules otherwise ------
+def _take(values: list[Any], idx: np.ndarray) -> list[Any]:
+    return values if idx.size == len(values) else [values[i] for i in idx]
+
+
+def _types(values: Iterable[Any]) -> set[type]:
+    return set(map(type, values))
+
+
+def _is_none(values: Sequence[Any]) -> np.ndarray:
+    return np.fromiter(map(is_, values, repeat(None)), bool, len(values))
+
+
+def _is_dict(values: Sequence[Any]) -> np.ndarray:
+    return np.fromiter(map(isinstance, values, repeat(dict)), bool, len(values))
+
+
+def _outcomes(raw: list[Any]) -> np.ndarray:
+    """Outcome codes (0 when absent), -1 where the outcome is not one of :data:`OUTCOME_CODES`."""
+    if _types(raw) <= _STR_TYPES:
+        codes = np.fromiter(map(_OUTCOME_LOOKUP.get, raw, repeat(-1)), np.int16, len(raw))
+    else:
+        codes = np.array([OUTCOME_CODES.get(o, -1) if type(o) is str else (0 if o is None else -1)
+                          for o in raw], dtype=np.int16)
+    for i in np.flatnonzero(codes < 0):  # "OK", "Timeout", odd types: the full rule
+        codes[i] = OUTCOME_CODES.get(str(raw[i]).lower(), -1)
+    return codes
+
+
+def _numbers(values: list[Any], role: str, reasons: _Reasons) -> np.ndarray:
+    """float64 with NaN where absent; flags ``wrong_type:<role>`` and ``nan_<role>``."""
+    types = _types(values)
+    if types <= _NUMBER_TYPES:
+        if types == {_NONE}:
+            return np.full(len(values), np.nan)
+        out = _floats(values, types)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            bad &= ~_is_none(values)
+            reasons.flag(bad, f"nan_{role}")
+            out[bad] = np.nan
+        return out
+    out = np.full(len(values), np.nan)
+    wrong = np.zeros(len(values), dtype=bool)
+    nan = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            wrong[i] = True
+        elif math.isnan(v) or math.isinf(v):
+            nan[i] = True
+        else:
+            out[i] = v
+    reasons.flag(wrong, f"wrong_type:{role}")
+    reasons.flag(nan, f"nan_{role}")
+    return out
+
+
+def _floats(values: list[Any], types: set[type]) -> np.ndarray:
+    """Ints, floats and None (→ NaN) → float64."""
+    if _NONE in types:
+        return np.array(values, dtype=np.float64)
+    return np.fromiter(values, np.float64, len(values))
+
+
+def _strings(values: list[Any]) -> np.ndarray:
+    if not _types(values) <= {str}:
+        values = [v if type(v) is str else ("" if v is None else str(v)) for v in values]
+    return _object_array(values)
+
+
 def _infer_kind(values: list[Any]) -> str:
+    types = set(map(type, values))
+    if types <= _JSON_TYPES:
+        present = types - {_NONE}
+        return "numeric" if present and present <= {int, float} else "categorical"
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
         return "numeric"
@@ -290,30 +401,33 @@ def _infer_kind(values: list[Any]) -> str:
 def _numeric_column(values: list[Any]) -> np.ndarray:
     """Numbers → float64; None, strings that are not numbers, bools → NaN (type mismatches
     are counted by data-quality checks, not rejected)."""
+    types = _types(values)
+    if types <= _NUMBER_TYPES:
+        return np.full(len(values), np.nan) if types == {_NONE} else _floats(values, types)
     out = np.full(len(values), np.nan)
     for i, v in enumerate(values):
         if isinstance(v, int | float) and not isinstance(v, bool):
             out[i] = v
         elif isinstance(v, str):
-            try:
+            with suppress(ValueError):
                 out[i] = float(v)
-            except ValueError:
-                pass
     return out
 
 
 def _categorical_column(values: list[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            out[i] = None
-        elif isinstance(v, bool):
-            out[i] = "true" if v else "false"
-        elif isinstance(v, float) and v.is_integer():
-            out[i] = str(int(v))
-        else:
-            out[i] = str(v)
-    return out
+    if set(map(type, values)) <= _STR_TYPES:
+        return _object_array(values)
+    return _object_array([_category(v) for v in values])
+
+
+def _category(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _object_array(values: list[Any]) -> np.ndarray:
@@ -323,21 +437,15 @@ def _object_array(values: list[Any]) -> np.ndarray:
 
 
 def _tags(raw: list[Any]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    if not _types(raw) <= {list}:  # a single tag as a string; anything else is no tags
+        raw = [[t] if isinstance(t, str) else (t if isinstance(t, list) else []) for t in raw]
+    rows = np.repeat(np.arange(len(raw), dtype=np.int64), list(map(len, raw)))
+    flat = list(chain.from_iterable(raw))
+    if not _types(flat) <= {str}:
+        flat = [t if type(t) is str else str(t) for t in flat]
     vocab: dict[str, int] = {}
-    rows: list[int] = []
-    codes: list[int] = []
-    for i, tags in enumerate(raw):
-        if tags is _MISSING or tags is None:
-            continue
-        if isinstance(tags, str):
-            tags = [tags]
-        if not isinstance(tags, list):
-            continue
-        for t in tags:
-            code = vocab.setdefault(str(t), len(vocab))
-            rows.append(i)
-            codes.append(code)
-    return tuple(vocab), np.array(rows, dtype=np.int64), np.array(codes, dtype=np.int32)
+    codes = [vocab.setdefault(t, len(vocab)) for t in flat]
+    return tuple(vocab), rows, np.array(codes, dtype=np.int32)
 
 
 def _unflatten(row: dict[str, Any]) -> dict[str, Any]:

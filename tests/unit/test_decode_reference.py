@@ -1,0 +1,615 @@
+"""The columnar decoder gives exactly what the per-record decoder it replaced gave.
+
+``_ReferenceDecoder`` below is that decoder, verbatim (renamed; it keeps its own copy of
+``parse_times`` as ``old_parse_times``). Random valid and invalid records — every reject
+reason, odd types, absent vs null, big ints, bad lines — go through both, and every column,
+dtype, value type, reject reason, detail and raw payload must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.decode import Decoder, Reject
+from monitor.records import OUTCOME_CODES, RecordBatch
+from slices.spec import SchemaSpec
+
+ABSENT = object()
+SCHEMAS = {
+    "default": SchemaSpec(),
+    "custom": SchemaSpec(model="meta.model", time="meta.ts", id="meta.id", score="out.p",
+                         value="out.v", pred_class="out.c", features="x", label="y",
+                         feature_paths={"country": "ctx.country", "amount": "x.amt"}),
+    "no_features_path": SchemaSpec(features="", feature_paths={"city": "where"}),
+    "shared_leaf": SchemaSpec(label="prediction", tags="features.tags"),
+}
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _reference_decode(schema: SchemaSpec, lines: Sequence[bytes | str], **kw: Any):
+    """The old decoder's ``decode_lines``."""
+    return _ReferenceDecoder(schema, **kw).decode_lines(lines)
+
+
+def canon(value: Any) -> str:
+    """A repr that tells 1 from 1.0 from "1" from True, and NaN equal to NaN."""
+    return repr(value)
+
+
+def assert_same_batch(new: RecordBatch, old: RecordBatch) -> None:
+    for name in ("time", "model", "version", "id", "score", "pred_class", "value", "label",
+                 "outcome", "tag_rows", "tag_codes"):
+        a, b = getattr(new, name), getattr(old, name)
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        assert canon(a.tolist()) == canon(b.tolist()), name
+    assert new.tag_names == old.tag_names
+    assert list(new.features) == list(old.features)
+    for k in old.features:
+        a, b = new.features[k], old.features[k]
+        assert a.dtype == b.dtype and canon(a.tolist()) == canon(b.tolist()), k
+
+
+def assert_same(new: tuple, old: tuple) -> None:
+    (nb, nr), (ob, orj) = new, old
+    assert_same_batch(nb, ob)
+    assert canon([(r.reason, r.raw, r.detail) for r in nr]) == \
+        canon([(r.reason, r.raw, r.detail) for r in orj])
+
+
+# ---- random records ----------------------------------------------------------------------
+big_ints = st.sampled_from([2**63, 2**64 - 1, 2**64, 2**70, -(2**63) - 1, -(2**63)])
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), big_ints,
+                    st.floats(allow_nan=False, allow_infinity=False, width=64),
+                    st.text(max_size=6), st.sampled_from(["US", "BR", "12", "1.5", "oops"]))
+json_values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=6)
+times = st.one_of(st.integers(-10**13, 10**13), st.floats(-1e14, 1e14), big_ints,
+                  st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T01:00:00.5+01:00",
+                                   "2026-01-01", "yesterday", "", "2026-13-01T00:00:00Z"]),
+                  st.booleans(), st.none(), st.just([1]))
+numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-5, 5),
+                    big_ints, st.none(), st.booleans(), st.sampled_from(["high", "0.5"]))
+features = st.one_of(
+    st.dictionaries(st.sampled_from(["amount", "country", "zip", "flag", "tags", "amt", "x"]),
+                    st.one_of(scalars, st.lists(scalars, max_size=2)), max_size=5),
+    json_values)
+tags = st.one_of(st.lists(st.one_of(st.sampled_from(["a", "b", "new_user"]), scalars),
+                          max_size=3), st.sampled_from(["a", "b"]), scalars)
+
+
+@st.composite
+def records(draw) -> Any:
+    """A record in the default or the custom schema's layout (every path exists): each field
+    usually valid (so that most records are kept and their columns compared), sometimes odd,
+    null or absent; now and then not an object at all."""
+
+    def field(good: st.SearchStrategy, odd: st.SearchStrategy) -> Any:
+        k = draw(st.integers(0, 5))
+        return draw(good) if k >= 2 else (draw(odd) if k == 1 else ABSENT)
+
+    score = st.floats(0, 1)
+    pred = draw(st.one_of(
+        st.fixed_dictionaries({"score": score}, optional={"class": scalars, "value": numbers}),
+        st.fixed_dictionaries({}, optional={"score": numbers, "class": scalars,
+                                            "value": numbers}), json_values))
+    good_time = st.one_of(st.floats(0, 2e9), st.integers(0, 2 * 10**12),
+                          st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01T01:00:00.5+01:00"]))
+    rec = {
+        "model": field(st.just("fraud"), st.one_of(st.sampled_from(["m2", "other"]), scalars)),
+        "model_version": field(st.just("v1"), scalars), "prediction_id": field(scalars, scalars),
+        "timestamp": field(good_time, times), "features": field(features, json_values),
+        "prediction": pred, "label": field(json_values, json_values),
+        "tags": field(tags, tags),
+        "outcome": field(st.just("ok"), st.one_of(st.sampled_from(
+            ["OK", "timeout", "Error", "fallback", "exploded"]), scalars)),
+        # the custom schema's places, and the extra single-feature paths
+        "meta": field(st.fixed_dictionaries({"model": st.just("fraud"), "ts": good_time},
+                                            optional={"id": scalars}),
+                      st.fixed_dictionaries({}, optional={
+                          "model": st.sampled_from(["fraud", "m2", "x"]), "ts": times,
+                          "id": scalars})),
+        "out": field(st.fixed_dictionaries({"p": score}, optional={"v": numbers, "c": scalars}),
+                     st.one_of(st.fixed_dictionaries({}, optional={
+                         "p": numbers, "v": numbers, "c": scalars}), scalars)),
+        "x": field(features, json_values), "y": field(json_values, json_values),
+        "ctx": field(st.fixed_dictionaries({}, optional={"country": scalars}), scalars),
+        "where": field(scalars, scalars),
+    }
+    rec = {k: v for k, v in rec.items() if v is not ABSENT}
+    return rec if draw(st.integers(0, 9)) else draw(json_values)
+
+
+bad_lines = st.sampled_from([b"{", b"", b"  \n", b"\n", b"[1, 2]\n", b"null", b'"s"', b"NaN",
+                             b'{"score": NaN}', b"\xff{}", b"{} {}", b"1, 2", "{\"a\": 1}",
+                             b'{"model": "fraud", "model": 3, "timestamp": 1, '
+                             b'"prediction": {"score": 0.1}}', b"\xef\xbb\xbf{}",
+                             b'{"timestamp": 18446744073709551616, "prediction": {"score": 1}}'])
+
+
+def dumps(record: Any) -> bytes:
+    """JSON text of a record (the stdlib writes ints beyond 64 bits, which orjson refuses)."""
+    return json.dumps(record, ensure_ascii=False).encode()
+
+
+lines = st.lists(st.one_of(records().map(lambda r: dumps(r) + b"\n"),
+                           records().map(lambda r: json.dumps(r)), bad_lines), max_size=25)
+options = st.fixed_dictionaries({
+    "default_model": st.sampled_from([None, "fraud"]),
+    "known_models": st.sampled_from([None, ["fraud", "m2"], []]),
+    "feature_types": st.sampled_from([None, {"amount": "numeric", "country": "categorical",
+                                             "declared_only": "numeric", "zip": "numeric"}]),
+})
+
+
+# ---- the comparisons ---------------------------------------------------------------------
+@SETTINGS
+@given(schema=st.sampled_from(sorted(SCHEMAS)), kw=options, batch=lines)
+def test_lines_decode_as_the_reference_does(schema, kw, batch):
+    spec = SCHEMAS[schema]
+    assert_same(Decoder(spec, **kw).decode_lines(batch), _reference_decode(spec, batch, **kw))
+
+
+@SETTINGS
+@given(schema=st.sampled_from(sorted(SCHEMAS)), kw=options, n=st.integers(1, 20),
+       data=st.data())
+def test_clean_batches_take_the_fast_paths_and_agree(schema, kw, n, data):
+    """Batches without odd values (the common case) — the fast paths — agree too."""
+    good = [{"model": "fraud", "model_version": "v1", "prediction_id": f"p{i}",
+             "timestamp": data.draw(st.one_of(st.floats(0, 2e9), st.integers(0, 2 * 10**12))),
+             "features": {"amount": data.draw(st.floats(0, 1e4)), "country": "US",
+                          "zip": data.draw(st.integers(0, 99999))},
+             "prediction": {"score": data.draw(st.floats(0, 1))}, "label": i % 2,
+             "tags": data.draw(st.lists(st.sampled_from(["a", "b"]), max_size=2)),
+             "outcome": "ok"} for i in range(n)]
+    raw = [orjson.dumps(r) for r in good]
+    spec = SCHEMAS[schema]
+    assert_same(Decoder(spec, **kw).decode_lines(raw), _reference_decode(spec, raw, **kw))
+
+
+class Score(float):
+    """A float subclass (as numpy's float64 is)."""
+
+
+@SETTINGS
+@given(kw=options, batch=st.lists(records(), max_size=15), data=st.data())
+def test_python_records_with_odd_types_decode_as_the_reference_does(kw, batch, data):
+    """``decode_records`` sees any Python objects: subclasses, numpy scalars, NaN, tuples."""
+    odd = st.sampled_from([np.float64(0.25), np.int64(3), Score(0.5), math.nan, math.inf,
+                           (1, 2), "tag", np.str_("US"), True, OUTCOME_CODES])
+    out = []
+    for r in batch:
+        if isinstance(r, dict) and data.draw(st.booleans()):
+            r = dict(r)
+            r[data.draw(st.sampled_from(["timestamp", "label", "model", "tags"]))] = data.draw(odd)
+            r["features"] = {"amount": data.draw(odd), "country": data.draw(odd)}
+            r["prediction"] = {"score": data.draw(odd)}
+            wrap = data.draw(st.sampled_from([dict, OrderedDict,
+                                              lambda d: defaultdict(int, d)]))
+            r = wrap(r)
+        out.append(r)
+    spec = SchemaSpec()
+    assert_same(Decoder(spec, **kw).decode_records(out),
+                _ReferenceDecoder(spec, **kw).decode_records(out))
+
+
+@SETTINGS
+@given(kw=options, batch=st.lists(records(), max_size=12))
+def test_frames_decode_as_the_reference_does(kw, batch):
+    rows = [r for r in batch if isinstance(r, dict)]
+    frame = pd.json_normalize(rows) if rows else pd.DataFrame()
+    spec = SchemaSpec()
+    assert_same(Decoder(spec, **kw).decode_frame(frame),
+                _ReferenceDecoder(spec, **kw).decode_frame(frame))
+
+
+@SETTINGS
+@given(batch=st.lists(st.one_of(records().map(dumps), bad_lines), max_size=20))
+def test_label_lines_decode_as_the_reference_does(batch):
+    for spec in (SchemaSpec(), SchemaSpec(label_id="meta.id", label_value="y",
+                                          label_time="meta.ts")):
+        new, new_rej = Decoder(spec).decode_label_lines(batch)
+        old, old_rej = _ReferenceDecoder(spec).decode_label_lines(batch)
+        for k in ("id", "label", "time"):
+            assert new[k].dtype == old[k].dtype and canon(new[k].tolist()) == canon(old[k].tolist())
+        assert canon([(r.reason, r.raw, r.detail) for r in new_rej]) == \
+            canon([(r.reason, r.raw, r.detail) for r in old_rej])
+
+
+def base(**kw: Any) -> dict:
+    rec = {"model": "fraud", "model_version": "v1", "prediction_id": "p1", "timestamp": 100,
+           "features": {"amount": 12.5, "country": "US"}, "prediction": {"score": 0.7},
+           "label": 1, "tags": ["a"], "outcome": "ok"}
+    rec.update(kw)
+    return {k: v for k, v in rec.items() if v is not ABSENT}
+
+
+EVERY_REASON = [
+    (b"{not json", "invalid_json"),
+    (b"[1, 2]", "not_an_object"),
+    (orjson.dumps(base(model=ABSENT)), "missing_field:model"),
+    (orjson.dumps(base(timestamp=ABSENT)), "missing_field:time"),
+    (orjson.dumps(base(timestamp="yesterday")), "bad_time"),
+    (orjson.dumps(base(prediction={"score": "high"})), "wrong_type:score"),
+    (orjson.dumps(base(prediction={"value": [1]})), "wrong_type:value"),
+    (orjson.dumps(base(model="other")), "unknown_model"),
+    (orjson.dumps(base(outcome="exploded")), "bad_outcome"),
+    (orjson.dumps(base(prediction={})), "missing_prediction"),
+    (orjson.dumps(base(features=[1, 2])), "wrong_type:features"),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), EVERY_REASON)
+def test_every_reject_reason_agrees_with_the_reference(raw, reason):
+    kw = {"known_models": ["fraud"]}
+    good = [orjson.dumps(base(prediction_id=f"p{i}")) for i in range(3)]
+    batch = [good[0], raw, good[1], raw, good[2]]
+    new = Decoder(SchemaSpec(), **kw).decode_lines(batch)
+    assert_same(new, _reference_decode(SchemaSpec(), batch, **kw))
+    assert [r.reason for r in new[1]] == [reason, reason]
+    assert len(new[0]) == 3
+
+
+@pytest.mark.parametrize("role", ["score", "value"])
+def test_nan_and_inf_numbers_agree_with_the_reference(role):
+    recs = [base(prediction={role: v}) for v in (math.nan, math.inf, -math.inf, 0.5)]
+    new = Decoder(SchemaSpec()).decode_records(recs)
+    assert_same(new, _ReferenceDecoder(SchemaSpec()).decode_records(recs))
+    assert [r.reason for r in new[1]] == [f"nan_{role}"] * 3
+
+
+def test_gc_state_is_restored():
+    import gc
+    d = Decoder(SchemaSpec())
+    d.decode_lines([orjson.dumps(base())])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        d.decode_lines([orjson.dumps(base())])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+# ---- the reference: the per-record decoder before the columnar rewrite ---------------------
+_MISSING = object()
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def _getter(path: str):
+    parts = tuple(path.split(".")) if path else ()
+
+    def get(record: Any) -> Any:
+        value = record
+        for part in parts:
+            if not isinstance(value, dict):
+                return _MISSING
+            value = value.get(part, _MISSING)
+            if value is _MISSING:
+                return _MISSING
+        return value
+
+    return get
+
+
+def old_parse_times(values: Sequence[Any]) -> np.ndarray:
+    """Event times → float64 epoch seconds (NaN where unparseable).
+
+    Numbers are epoch seconds (numbers above 1e11 are taken as milliseconds); strings are
+    RFC 3339 / ISO 8601 (``2026-11-28T16:00:00Z``, offsets allowed).
+    """
+    out = np.full(len(values), np.nan)
+    is_num = np.fromiter((isinstance(v, int | float) and not isinstance(v, bool) for v in values),
+                         dtype=bool, count=len(values))
+    if is_num.any():
+        nums = np.array([v for v, k in zip(values, is_num, strict=True) if k], dtype=np.float64)
+        nums = np.where(np.abs(nums) > 1e11, nums / 1000.0, nums)
+        out[is_num] = nums
+    is_str = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+    if is_str.any():
+        strs = [v for v, k in zip(values, is_str, strict=True) if k]
+        parsed = pd.to_datetime(pd.Series(strs), utc=True, format="ISO8601", errors="coerce")
+        if parsed.isna().any():  # mixed formats in one batch: parse one by one
+            parsed = pd.Series([pd.to_datetime(s, utc=True, errors="coerce") for s in strs],
+                               dtype="datetime64[ns, UTC]")
+        secs = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64,
+                                                                      na_value=np.nan)
+        out[is_str] = secs
+    return out
+
+
+class _ReferenceDecoder:
+    """The per-record decoder that the columnar one replaced, verbatim (only renamed).
+
+    ``default_model`` fills the model of records that carry none (single-model specs);
+    ``known_models`` rejects records of other models (reason ``unknown_model``);
+    ``feature_types`` fixes a feature's type (``numeric`` or ``categorical``); undeclared
+    features are numeric when every present value is a number, categorical otherwise.
+    """
+
+    def __init__(self, schema: SchemaSpec, *, default_model: str | None = None,
+                 known_models: Iterable[str] | None = None,
+                 feature_types: dict[str, str] | None = None):
+        self.schema = schema
+        self.default_model = default_model
+        self.known_models = set(known_models) if known_models is not None else None
+        self.feature_types = dict(feature_types or {})
+        s = schema
+        self._get = {role: _getter(path) for role, path in (
+            ("model", s.model), ("version", s.version), ("id", s.id), ("time", s.time),
+            ("score", s.score), ("pred_class", s.pred_class), ("value", s.value),
+            ("label", s.label), ("tags", s.tags), ("outcome", s.outcome))}
+        self._features = _getter(s.features)
+        self._feature_paths = {k: _getter(v) for k, v in s.feature_paths.items()}
+        self._label_get = {"id": _getter(s.label_id), "label": _getter(s.label_value),
+                           "time": _getter(s.label_time)}
+
+    # ---- entry points ------------------------------------------------------------------
+    def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
+        """Decode JSON lines (blank lines are skipped)."""
+        records, rejects = _parse_json_lines(lines)
+        batch, more = self.decode_records(records)
+        return batch, rejects + more
+
+    def decode_frame(self, frame: pd.DataFrame) -> tuple[RecordBatch, list[Reject]]:
+        """Decode a table (CSV, Parquet): a dotted path may name a column directly.
+
+        Columns named ``<features path>.<name>`` become features; so do nested dicts.
+        """
+        records = [_unflatten(r) for r in frame.to_dict(orient="records")]
+        return self.decode_records(records)
+
+    def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
+        """Decode already-parsed records (dicts)."""
+        rejects: list[Reject] = []
+        good = []
+        for r in records:
+            if isinstance(r, dict):
+                good.append(r)
+            else:
+                rejects.append(Reject("not_an_object", r,
+                                      f"expected a JSON object, got {type(r).__name__}"))
+        return self._columns(good, rejects)
+
+    def decode_label_lines(self, lines: Sequence[bytes | str]
+                           ) -> tuple[dict[str, np.ndarray], list[Reject]]:
+        """Decode label records → ``{"id": object[], "label": object[], "time": float64[]}``."""
+        records, rejects = _parse_json_lines(lines)
+        ids = [self._label_get["id"](r) if isinstance(r, dict) else _MISSING for r in records]
+        labels = [self._label_get["label"](r) if isinstance(r, dict) else _MISSING for r in records]
+        times_raw = [self._label_get["time"](r) if isinstance(r, dict) else None for r in records]
+        keep = []
+        for i, r in enumerate(records):
+            if not isinstance(r, dict):
+                rejects.append(Reject("not_an_object", r))
+            elif ids[i] is _MISSING or ids[i] is None:
+                rejects.append(Reject("missing_field:id", r))
+            elif labels[i] is _MISSING or labels[i] is None:
+                rejects.append(Reject("missing_field:label", r))
+            else:
+                keep.append(i)
+        times = old_parse_times([None if times_raw[i] is _MISSING else times_raw[i] for i in keep])
+        return ({"id": np.array([str(ids[i]) for i in keep], dtype=object),
+                 "label": np.array([labels[i] for i in keep], dtype=object),
+                 "time": times}, rejects)
+
+    # ---- the column builder ------------------------------------------------------------
+    def _columns(self, records: list[dict], rejects: list[Reject]
+                 ) -> tuple[RecordBatch, list[Reject]]:
+        if not records:
+            return RecordBatch.empty(), rejects
+        g = self._get
+        n = len(records)
+        reason: list[str | None] = [None] * n
+
+        def flag(i: int, why: str) -> None:
+            if reason[i] is None:
+                reason[i] = why
+
+        model = [g["model"](r) for r in records]
+        for i, m in enumerate(model):
+            if m is _MISSING or m is None:
+                if self.default_model is None:
+                    flag(i, "missing_field:model")
+                else:
+                    model[i] = self.default_model
+            elif not isinstance(m, str):
+                model[i] = str(m)
+            if (self.known_models is not None and reason[i] is None
+                    and model[i] not in self.known_models):
+                flag(i, "unknown_model")
+
+        raw_time = [g["time"](r) for r in records]
+        times = old_parse_times([None if t is _MISSING else t for t in raw_time])
+        for i in np.flatnonzero(~np.isfinite(times)):
+            flag(int(i), "missing_field:time" if raw_time[i] in (_MISSING, None) else "bad_time")
+
+        outcome = np.zeros(n, dtype=np.int8)
+        for i, r in enumerate(records):
+            o = g["outcome"](r)
+            if o is _MISSING or o is None:
+                continue
+            code = OUTCOME_CODES.get(str(o).lower())
+            if code is None:
+                flag(i, "bad_outcome")
+            else:
+                outcome[i] = code
+
+        score = self._numbers([g["score"](r) for r in records], "score", flag)
+        value = self._numbers([g["value"](r) for r in records], "value", flag)
+        pred_class = [g["pred_class"](r) for r in records]
+        pred_class = [None if c is _MISSING or c is None else str(c) for c in pred_class]
+        for i in range(n):
+            if (outcome[i] == 0 and np.isnan(score[i]) and np.isnan(value[i])
+                    and pred_class[i] is None):
+                flag(i, "missing_prediction")
+
+        label = [g["label"](r) for r in records]
+        label = [None if v is _MISSING else v for v in label]
+        ids = [g["id"](r) for r in records]
+        ids = ["" if v is _MISSING or v is None else str(v) for v in ids]
+        versions = [g["version"](r) for r in records]
+        versions = ["" if v is _MISSING or v is None else str(v) for v in versions]
+
+        feature_maps = [self._feature_map(r) for r in records]
+        for i, fm in enumerate(feature_maps):
+            if fm is None:
+                flag(i, "wrong_type:features")
+
+        keep = np.array([why is None for why in reason])
+        for i in np.flatnonzero(~keep):
+            rejects.append(Reject(reason[i], records[i]))
+        idx = np.flatnonzero(keep)
+        kept_maps = [feature_maps[i] for i in idx]
+        features = self._feature_columns(kept_maps)
+        tag_names, tag_rows, tag_codes = _tags([g["tags"](records[i]) for i in idx])
+        obj = lambda xs: _object_array([xs[i] for i in idx])  # noqa: E731
+        batch = RecordBatch(
+            time=times[idx], model=obj(model), version=obj(versions), id=obj(ids),
+            score=score[idx], pred_class=obj(pred_class), value=value[idx], label=obj(label),
+            outcome=outcome[idx], features=features, tag_names=tag_names,
+            tag_rows=tag_rows, tag_codes=tag_codes)
+        return batch, rejects
+
+    def _numbers(self, values: list[Any], role: str, flag) -> np.ndarray:
+        out = np.full(len(values), np.nan)
+        for i, v in enumerate(values):
+            if v is _MISSING or v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                flag(i, f"wrong_type:{role}")
+            elif math.isnan(v) or math.isinf(v):
+                flag(i, f"nan_{role}")
+            else:
+                out[i] = v
+        return out
+
+    def _feature_map(self, record: dict) -> dict | None:
+        fm = self._features(record) if self.schema.features else {}
+        if fm is _MISSING or fm is None:
+            fm = {}
+        if not isinstance(fm, dict):
+            return None
+        if self._feature_paths:
+            fm = dict(fm)
+            for name, get in self._feature_paths.items():
+                v = get(record)
+                if v is not _MISSING:
+                    fm[name] = v
+        return fm
+
+    def _feature_columns(self, maps: list[dict]) -> dict[str, np.ndarray]:
+        names: set[str] = set(self.feature_types)
+        for m in maps:
+            names.update(m.keys())
+        out: dict[str, np.ndarray] = {}
+        for name in sorted(names, key=str):
+            raw = [m.get(name) for m in maps]
+            kind = self.feature_types.get(name) or _infer_kind(raw)
+            out[str(name)] = _numeric_column(raw) if kind == "numeric" else _categorical_column(raw)
+        return out
+
+
+def _parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Reject]]:
+    records, rejects = [], []
+    for line in lines:
+        if not line or not line.strip():
+            continue
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            rejects.append(Reject("invalid_json", raw.rstrip("\n"), str(exc)))
+    return records, rejects
+
+
+def _infer_kind(values: list[Any]) -> str:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return "numeric"
+    return "categorical"
+
+
+def _numeric_column(values: list[Any]) -> np.ndarray:
+    """Numbers → float64; None, strings that are not numbers, bools → NaN (type mismatches
+    are counted by data-quality checks, not rejected)."""
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out[i] = v
+        elif isinstance(v, str):
+            with suppress(ValueError):
+                out[i] = float(v)
+    return out
+
+
+def _categorical_column(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out[i] = None
+        elif isinstance(v, bool):
+            out[i] = "true" if v else "false"
+        elif isinstance(v, float) and v.is_integer():
+            out[i] = str(int(v))
+        else:
+            out[i] = str(v)
+    return out
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _tags(raw: list[Any]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    vocab: dict[str, int] = {}
+    rows: list[int] = []
+    codes: list[int] = []
+    for i, tags in enumerate(raw):
+        if tags is _MISSING or tags is None:
+            continue
+        if isinstance(tags, str):
+            tags = [tags]
+        if not isinstance(tags, list):
+            continue
+        for t in tags:
+            code = vocab.setdefault(str(t), len(vocab))
+            rows.append(i)
+            codes.append(code)
+    return tuple(vocab), np.array(rows, dtype=np.int64), np.array(codes, dtype=np.int32)
+
+
+def _unflatten(row: dict[str, Any]) -> dict[str, Any]:
+    """``{"prediction.score": 0.1}`` → ``{"prediction": {"score": 0.1}}``; NaN cells → absent."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        parts = str(key).split(".")
+        node = out
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = node[part] = {}
+            node = nxt
+        node[parts[-1]] = value
+    return out
