@@ -60,7 +60,8 @@ def open_source(spec: Spec, stop: threading.Event) -> Iterator[Chunk]:
     """The chunks of the spec's source (file/stdin now; Kafka in ``monitor.sources.kafka``)."""
     src = spec.source
     if src.type == "kafka":
-        raise SourceError("the Kafka source is not part of this build yet")
+        raise SourceError("the Kafka source checkpoints offsets with the window state: run it "
+                          "through monitor.app.run (slicewatch run), not open_source")
     paths = src.paths or (("-",) if src.type == "stdin" else ())
     if not paths:
         raise SourceError("no input: set source.path in the spec or pass --input")
@@ -84,14 +85,11 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
     """Run the daemon until its input ends (replay) or a signal arrives (follow)."""
     out = out or sys.stdout
     spec = effective_spec(spec, opts)
-    listeners = list(listeners)
-    if not opts.quiet:
-        listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
-    if opts.results:
-        listeners.append(ResultsWriter(opts.results))
-    stage = AlertStage(spec, opts.alerts_db).start() if spec.alerting else None
-    if stage:
-        listeners.append(stage)
+    if spec.source.type == "kafka" and chunks is None:
+        from monitor.kafka_run import run_kafka  # offsets and state checkpointed together
+
+        return run_kafka(spec, opts, out=out, listeners=listeners)
+    listeners, stage = outputs(spec, opts, out, listeners)
     daemon = Daemon(spec, dead_letter=DeadLetter(spec.source.dead_letter), listeners=listeners)
     collectors = (stage.collect,) if stage else ()
     server = serve(daemon, spec.server.listen, collectors) if spec.server.listen else None
@@ -120,6 +118,21 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         if server:
             server.stop()
         daemon.dead_letter.close()
+
+
+def outputs(spec: Spec, opts: RunOptions, out: TextIO,
+            listeners: Iterable[ResultListener] = ()) -> tuple[list, AlertStage | None]:
+    """The result listeners every run mode shares: the console table, the results history,
+    and the alert stage (started; the caller stops it)."""
+    listeners = list(listeners)
+    if not opts.quiet:
+        listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
+    if opts.results:
+        listeners.append(ResultsWriter(opts.results))
+    stage = AlertStage(spec, opts.alerts_db).start() if spec.alerting else None
+    if stage:
+        listeners.append(stage)
+    return listeners, stage
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

@@ -43,9 +43,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
               listeners: Iterable[ResultListener] = ()) -> RunSummary:
     """Run ``spec`` (already with command-line overrides applied) on its Kafka source until
     SIGTERM/SIGINT. ``opts`` is a :class:`monitor.app.RunOptions`."""
-    from monitor.app import install_signal_handlers, serve
-    from monitor.report import TablePrinter
-    from monitor.results import ResultsWriter
+    from monitor.app import install_signal_handlers, outputs, serve
 
     out = out or sys.stdout
     _log_to(out)
@@ -53,13 +51,9 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     if "features" in settings.topics and not hasattr(Daemon, "process_features"):
         raise SourceError("source.kafka.topics.features: joining a feature-log topic is not "
                           "part of this build yet")
-    listeners = list(listeners)
-    if not opts.quiet:
-        listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
-    if opts.results:
-        listeners.append(ResultsWriter(opts.results))
     checkpoint = checkpoint_for(spec, settings)
     checkpoint.acquire(socket.gethostname(), os.getpid())
+    listeners, stage = outputs(spec, opts, out, listeners)
     daemon = Daemon(spec, dead_letter=KafkaDeadLetter(spec.source.dead_letter, settings),
                     listeners=listeners)
     initial = daemon.state()
@@ -71,9 +65,9 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     source = KafkaSource(settings, checkpoint, state=daemon.state,
                          restore=lambda st: daemon.load_state(st if st is not None else initial),
                          stop=daemon.stop)
-    server = (serve(daemon, spec.server.listen,
-                    (lambda _snap: lag_metrics(source.metrics_snapshot()),))
-              if spec.server.listen else None)
+    collectors = (lambda _snap: lag_metrics(source.metrics_snapshot()),) + \
+        ((stage.collect,) if stage else ())
+    server = serve(daemon, spec.server.listen, collectors) if spec.server.listen else None
     if server:
         print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
     restore = install_signal_handlers(daemon.stop)
@@ -88,6 +82,8 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
         return summary
     finally:
         restore()
+        if stage:
+            stage.stop()
         source.close()
         daemon.dead_letter.close()
         if server:

@@ -34,7 +34,7 @@ from monitor.sources.base import Chunk
 from slices.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
-RUN = [sys.executable, "-m", "monitor.kafka_run"]
+RUN = [sys.executable, "-m", "monitor.cli", "run"]
 T0 = 1_700_000_000.0
 SPAN = 300.0  # five 1-minute windows
 PARTITIONS = 4
