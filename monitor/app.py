@@ -38,6 +38,7 @@ class RunOptions:
     dead_letter: str | None = None
     results: str | None = None  # JSONL history of every closed window's results
     alerts_db: str | None = None  # SQLite outbox + alert state (default slicewatch-state/)
+    pushgateway: str | None = None  # push the final metrics there after a replay
 
 
 def effective_spec(spec: Spec, opts: RunOptions) -> Spec:
@@ -106,6 +107,8 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
               f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s",
               file=out, flush=True)
+        if opts.pushgateway:
+            push_final(daemon, spec, opts.pushgateway, collectors, out)
         if server and opts.linger > 0 and not daemon.stop.is_set():
             print(f"slicewatch: input done; still serving {server.address}/metrics "
                   "(Ctrl-C to stop)", file=out, flush=True)
@@ -118,6 +121,16 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         if server:
             server.stop()
         daemon.dead_letter.close()
+
+
+def push_final(daemon: Daemon, spec: Spec, url: str, collectors: tuple, out: TextIO) -> None:
+    """A batch run's final metrics → Pushgateway (what Prometheus recommends for batch jobs)."""
+    from monitor.grafana import push_to_gateway
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot, collectors))
+    key = push_to_gateway(url, spec, registry)
+    print(f"slicewatch: pushed final metrics to {url} ({key})", file=out, flush=True)
 
 
 def outputs(spec: Spec, opts: RunOptions, out: TextIO,

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                                        "this JSONL file (metrics history)")
     run.add_argument("--alerts-db", help="SQLite file of the alert outbox and state "
                                          "(default slicewatch-state/alerts.db)")
+    run.add_argument("--pushgateway", metavar="URL",
+                     help="after a replay, push the final metrics to this Prometheus "
+                          "Pushgateway (grouping key: job=slicewatch, model)")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-window table")
 
     val = sub.add_parser("validate", help="check a spec; print every problem",
@@ -80,6 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", required=True,
                        help="profile JSON path ({model} is replaced by the model name)")
     build.add_argument("--model", help="only this model")
+
+    graf = sub.add_parser("grafana", help="write Grafana dashboards and provisioning",
+                          description="Generate the operations dashboard, one dashboard per "
+                                      "model and Grafana file provisioning from the spec.",
+                          epilog=EPILOG)
+    graf.add_argument("-c", "--config", required=True, help="spec YAML file")
+    graf.add_argument("-o", "--output", default="grafana", help="output directory")
+    graf.add_argument("--prometheus-url", default="http://localhost:9090",
+                      help="URL of the provisioned Prometheus datasource")
+    rules = sub.add_parser("prom-rules", help="write Prometheus alerting rules",
+                           description="Translate the spec's alert rules into Prometheus "
+                                       "alerting rules, with a promtool unit-test file beside "
+                                       "them.", epilog=EPILOG)
+    rules.add_argument("-c", "--config", required=True, help="spec YAML file")
+    rules.add_argument("-o", "--output", required=True, help="rules file (e.g. rules.yml)")
 
     alerts = sub.add_parser("alerts", help="test receivers, list firing alerts",
                             description="Alert tools: send a test notification, list the "
@@ -130,7 +148,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         linger = float("inf") if args.linger < 0 else args.linger
         run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen, follow=args.follow,
                              linger=linger, quiet=args.quiet, dead_letter=args.dead_letter,
-                             results=args.results, alerts_db=args.alerts_db))
+                             results=args.results, alerts_db=args.alerts_db,
+                             pushgateway=args.pushgateway))
+        return EXIT_OK
+    if args.command == "grafana":
+        from monitor.grafana import write_dashboards
+
+        for path in write_dashboards(load_spec(args.config), args.output,
+                                     prometheus_url=args.prometheus_url):
+            print(path)
+        return EXIT_OK
+    if args.command == "prom-rules":
+        from monitor.grafana import write_prom_rules
+
+        for path in write_prom_rules(load_spec(args.config), args.output):
+            print(path)
         return EXIT_OK
     if args.command == "alerts":
         return _alerts(args, load_spec)

@@ -62,6 +62,10 @@ class Daemon:
                 pipeline.on_group = stage.on_labelled
             self.pipelines[m.name] = pipeline
         self.tracker = Tracker(spec.server.stale_after_windows)
+        for m in spec.models:  # counters exist from the start, so rate() and panels see 0
+            for counter in (self.tracker.records, self.tracker.late, self.tracker.closed,
+                            self.tracker.suppressed):
+                counter[m.name] += 0
         self.join = LabelJoin()
         self._snapshot: Snapshot = EMPTY
         self.alive = time.time()

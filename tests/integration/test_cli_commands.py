@@ -25,7 +25,7 @@ def cli(*args: str, **kw) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["demo"], ["baseline"],
                                      ["baseline", "build"], ["alerts"], ["alerts", "test"],
-                                     ["alerts", "list"]])
+                                     ["alerts", "list"], ["grafana"], ["prom-rules"]])
 def test_every_command_has_help(command):
     out = cli(*command, "--help")
     assert out.returncode == 0, out.stderr
@@ -100,3 +100,26 @@ route: {{receiver: hook, group_wait: 0s}}
         assert fired and fired[0]["status"] == "firing"
     finally:
         receiver.httpd.shutdown()
+
+
+def test_grafana_and_prom_rules_commands(tmp_path):
+    out = cli("grafana", "-c", "configs/fraud.yaml", "-o", str(tmp_path / "g"))
+    assert out.returncode == 0, out.stderr
+    for rel in ("dashboards/slicewatch-model-fraud.json", "dashboards/slicewatch-ops-fraud.json",
+                "provisioning/datasources/slicewatch.yaml"):
+        assert (tmp_path / "g" / rel).read_bytes() == (REPO / "grafana" / rel).read_bytes()
+    out = cli("prom-rules", "-c", "configs/fraud.yaml", "-o", str(tmp_path / "rules.yml"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "rules.test.yml").exists()
+
+
+def test_replay_pushes_final_metrics_to_the_pushgateway(pushgateway_url):
+    import requests
+
+    out = cli("run", "-c", "configs/pricing.yaml", "--listen", "", "-q",
+              "--pushgateway", pushgateway_url)
+    assert out.returncode == 0, out.stderr
+    text = requests.get(f"{pushgateway_url}/metrics", timeout=5).text
+    line = next(x for x in text.splitlines() if x.startswith("slicewatch_records_total{")
+                and 'model="pricing"' in x and 'job="slicewatch"' in x)
+    assert float(line.rsplit(" ", 1)[1]) == 3000
