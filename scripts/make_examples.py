@@ -27,6 +27,22 @@ def fraud(path: pathlib.Path) -> None:
     path.write_bytes(b"\n".join(lines) + b"\n")
 
 
+def fraud_profile(path: pathlib.Path) -> None:
+    """The reference profile configs/fraud.yaml uses: an incident-free stream, another seed."""
+    from monitor.baseline import build_baselines
+    from slices.load import load_spec
+
+    ref = path.with_name("fraud-reference.jsonl")
+    lines = []
+    for records in demo_records(10, 200, seed=12, start=START - 3000, inject=False):
+        for r in records:
+            r["ctx"] = {"country": r["features"].pop("country")}
+            lines.append(orjson.dumps(r))
+    ref.write_bytes(b"\n".join(lines) + b"\n")
+    build_baselines(load_spec(str(ROOT / "configs" / "fraud.yaml")), [str(ref)], str(path))
+    ref.unlink()
+
+
 def pricing(path: pathlib.Path) -> None:
     rng = np.random.default_rng(5)
     n = 3000
@@ -47,4 +63,5 @@ def pricing(path: pathlib.Path) -> None:
 if __name__ == "__main__":
     (ROOT / "examples").mkdir(exist_ok=True)
     fraud(ROOT / "examples" / "fraud.jsonl")
+    fraud_profile(ROOT / "examples" / "fraud-profile.json")
     pricing(ROOT / "examples" / "pricing.csv")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import replace
 from typing import Any, get_args
 
@@ -68,14 +69,33 @@ TASK_ONLY = {"threshold": "binary", "positive_label": "binary", "calibration_bin
 
 
 def load_spec(path: str) -> Spec:
-    """Load and validate a spec file; raises :class:`SpecError` listing every problem."""
+    """Load and validate a spec file; raises :class:`SpecError` listing every problem.
+
+    Relative file paths in the spec (source paths and labels, dead letter, checkpoint, drift
+    profiles) are relative to the spec file's directory, so it runs from anywhere.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as exc:
         raise SpecError([Problem(path, 1, 1, "<root>",
                                  f"cannot read spec: {exc.strerror or exc}")]) from None
-    return load_spec_text(text, path)
+    return resolve_paths(load_spec_text(text, path), os.path.dirname(os.path.abspath(path)))
+
+
+def resolve_paths(spec: Spec, base: str) -> Spec:
+    """``spec`` with its relative file paths joined to ``base`` (``-`` = stdin stays)."""
+    def at(p: str | None) -> str | None:
+        if p is None or p == "-" or os.path.isabs(p):
+            return p
+        return os.path.normpath(os.path.join(base, os.path.expanduser(p)))
+
+    source = replace(spec.source, paths=tuple(at(p) for p in spec.source.paths),
+                     labels=tuple(at(p) for p in spec.source.labels),
+                     dead_letter=at(spec.source.dead_letter))
+    models = tuple(replace(m, drift=replace(m.drift, profile=at(m.drift.profile)))
+                   for m in spec.models)
+    return replace(spec, source=source, models=models, checkpoint=at(spec.checkpoint))
 
 
 def load_spec_text(text: str, file: str = "<spec>") -> Spec:

@@ -155,6 +155,8 @@ def _small_batches(config: Path, out: Path) -> Path:
     window closed (within one batch they would not be late)."""
     text, n = re.subn(r"batch_size: \d+", "batch_size: 500", config.read_text())
     assert n == 1, config
+    # paths in a spec are relative to its file: keep pointing at the repository's examples
+    text = text.replace("../examples/", f"{REPO}/examples/").replace("../out/", f"{out.parent}/")
     out.write_text(text)
     return out
 

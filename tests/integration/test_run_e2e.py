@@ -77,7 +77,8 @@ def expected_last_window() -> tuple[float, float, int]:
 def test_run_serves_metrics_equal_to_an_independent_computation(tmp_path, input_with_bad_lines):
     dead = tmp_path / "dead.jsonl"
     proc, url = start(["run", "-c", "configs/fraud.yaml", "-i", str(input_with_bad_lines),
-                       "--listen", "127.0.0.1:0", "--linger", "-1", "--dead-letter", str(dead)])
+                       "--listen", "127.0.0.1:0", "--linger", "-1", "--dead-letter", str(dead),
+                       "--alerts-db", str(tmp_path / "alerts.db")])
     try:
         deadline = time.time() + 60
         families = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import types
@@ -182,9 +183,28 @@ def test_undeclared_features_allowed_without_features_block() -> None:
 
 
 def test_load_spec_file_round_trip(tmp_path) -> None:
+    """A file loads like its text, with relative paths anchored at the file's directory."""
+    from slices.load import resolve_paths
+
     path = tmp_path / "fraud.yaml"
     path.write_text(FULL)
-    assert load_spec(str(path)) == load_spec_text(FULL, str(path))
+    spec = load_spec(str(path))
+    assert spec == resolve_paths(load_spec_text(FULL, str(path)), str(tmp_path))
+    assert all(p == "-" or p.startswith(str(tmp_path)) for p in spec.source.paths)
+
+
+def test_relative_paths_are_relative_to_the_spec_file(tmp_path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "s.yaml"
+    path.write_text("source: {path: ../data/*.jsonl, dead_letter: dl.jsonl, labels: /abs/l.jsonl}"
+                    "\ncheckpoint: state.db\nmodels:\n  - name: m\n    task: binary\n"
+                    "    drift: {profile: ~/p.json}\n")
+    spec = load_spec(str(path))
+    assert spec.source.paths == (str(tmp_path / "data" / "*.jsonl"),)
+    assert spec.source.dead_letter == str(tmp_path / "conf" / "dl.jsonl")
+    assert spec.source.labels == ("/abs/l.jsonl",)
+    assert spec.checkpoint == str(tmp_path / "conf" / "state.db")
+    assert spec.models[0].drift.profile == os.path.expanduser("~/p.json")
 
 
 def test_docs_examples_load() -> None:
