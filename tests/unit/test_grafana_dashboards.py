@@ -114,7 +114,7 @@ def test_provisioning_resolves_panels_datasource(tmp_path):
 
 
 def test_optional_families_only_when_the_spec_uses_them():
-    plain = json.dumps(dashboards(load_spec(str(REPO / "configs/fraud.yaml"))))
+    plain = json.dumps(dashboards(load_spec(str(REPO / "configs/pricing.yaml"))))
     for name, fam in FAMILIES.items():
         if fam.when in ("drift", "concept", "alerting", "kafka", "labels"):
             assert name not in plain, name
