@@ -71,27 +71,35 @@ def parse_times(values: Sequence[Any]) -> np.ndarray:
     Numbers are epoch seconds (numbers above 1e11 are taken as milliseconds); strings are
     RFC 3339 / ISO 8601 (``2026-11-28T16:00:00Z``, offsets allowed).
     """
-    if _types(values) <= {int, float}:
-        nums = np.fromiter(values, np.float64, len(values))
-        return np.where(np.abs(nums) > 1e11, nums / 1000.0, nums)
+    types = _types(values)
+    if types <= {int, float}:
+        return _epoch_seconds(np.fromiter(values, np.float64, len(values)))
+    if types <= {str}:
+        return _iso_seconds(values)
     out = np.full(len(values), np.nan)
     is_num = np.fromiter((isinstance(v, int | float) and not isinstance(v, bool) for v in values),
                          dtype=bool, count=len(values))
     if is_num.any():
         nums = np.array([v for v, k in zip(values, is_num, strict=True) if k], dtype=np.float64)
-        nums = np.where(np.abs(nums) > 1e11, nums / 1000.0, nums)
-        out[is_num] = nums
+        out[is_num] = _epoch_seconds(nums)
     is_str = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
     if is_str.any():
-        strs = [v for v, k in zip(values, is_str, strict=True) if k]
-        parsed = pd.to_datetime(pd.Series(strs), utc=True, format="ISO8601", errors="coerce")
-        if parsed.isna().any():  # mixed formats in one batch: parse one by one
-            parsed = pd.Series([pd.to_datetime(s, utc=True, errors="coerce") for s in strs],
-                               dtype="datetime64[ns, UTC]")
-        secs = ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64,
-                                                                      na_value=np.nan)
-        out[is_str] = secs
+        out[is_str] = _iso_seconds([v for v, k in zip(values, is_str, strict=True) if k])
     return out
+
+
+def _epoch_seconds(nums: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(nums) > 1e11, nums / 1000.0, nums)
+
+
+def _iso_seconds(strs: list[str]) -> np.ndarray:
+    parsed = pd.to_datetime(pd.Series(strs, dtype=object), utc=True, format="ISO8601",
+                            errors="coerce")
+    if parsed.isna().any():  # mixed formats in one batch: parse one by one
+        parsed = pd.Series([pd.to_datetime(s, utc=True, errors="coerce") for s in strs],
+                           dtype="datetime64[ns, UTC]")
+    return ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64,
+                                                                  na_value=np.nan)
 
 
 class _Reasons:
@@ -280,8 +288,9 @@ class Decoder:
     def _feature_columns(self, paths: _Paths, maps: list[Any]) -> dict[str, np.ndarray]:
         if _NONE in _types(maps):
             maps = [{} if m is None else m for m in maps]
+        table = _same_keys_columns(maps) if paths.plain else None
         names: set[Any] = set(self.feature_types)
-        names.update(*maps)
+        names.update(*([table] if table is not None else maps))
         overrides = {}
         for name, path in self.schema.feature_paths.items():
             vals = paths.values(path, _ABSENT)
@@ -290,12 +299,28 @@ class Decoder:
                 overrides[name] = vals
         out: dict[str, np.ndarray] = {}
         for name in sorted(names, key=str):
-            raw = _lookup(maps, name, None, plain=paths.plain)
+            if table is not None:
+                raw = table.get(name) or [None] * len(maps)
+            else:
+                raw = _lookup(maps, name, None, plain=paths.plain)
             if name in overrides:
                 raw = [m if v is _ABSENT else v for m, v in zip(raw, overrides[name], strict=True)]
-            kind = self.feature_types.get(name) or _infer_kind(raw)
-            out[str(name)] = _numeric_column(raw) if kind == "numeric" else _categorical_column(raw)
+            out[str(name)] = _feature_column(raw, self.feature_types.get(name))
         return out
+
+
+def _same_keys_columns(maps: list[dict]) -> dict[Any, list[Any]] | None:
+    """``{key: column}`` when every map has the keys of the first (the usual case), else None.
+
+    Each map having all ``k`` keys of the first and ``k`` keys in all means equal key sets.
+    """
+    keys = list(maps[0]) if maps else []
+    if sum(map(len, maps)) != len(keys) * len(maps):
+        return None
+    try:
+        return {key: list(map(itemgetter(key), maps)) for key in keys}
+    except KeyError:
+        return None
 
 
 def _parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Reject]]:
@@ -387,8 +412,16 @@ def _strings(values: list[Any]) -> np.ndarray:
     return _object_array(values)
 
 
-def _infer_kind(values: list[Any]) -> str:
-    types = set(map(type, values))
+def _feature_column(values: list[Any], kind: str | None) -> np.ndarray:
+    """A feature's values as float64 (``numeric``) or object (``categorical``); ``kind=None``:
+    numeric when every present value is a number."""
+    types = _types(values)
+    if (kind or _infer_kind(values, types)) == "numeric":
+        return _numeric_column(values, types)
+    return _categorical_column(values, types)
+
+
+def _infer_kind(values: list[Any], types: set[type]) -> str:
     if types <= _JSON_TYPES:
         present = types - {_NONE}
         return "numeric" if present and present <= {int, float} else "categorical"
@@ -398,10 +431,9 @@ def _infer_kind(values: list[Any]) -> str:
     return "categorical"
 
 
-def _numeric_column(values: list[Any]) -> np.ndarray:
+def _numeric_column(values: list[Any], types: set[type]) -> np.ndarray:
     """Numbers → float64; None, strings that are not numbers, bools → NaN (type mismatches
     are counted by data-quality checks, not rejected)."""
-    types = _types(values)
     if types <= _NUMBER_TYPES:
         return np.full(len(values), np.nan) if types == {_NONE} else _floats(values, types)
     out = np.full(len(values), np.nan)
@@ -414,8 +446,8 @@ def _numeric_column(values: list[Any]) -> np.ndarray:
     return out
 
 
-def _categorical_column(values: list[Any]) -> np.ndarray:
-    if set(map(type, values)) <= _STR_TYPES:
+def _categorical_column(values: list[Any], types: set[type]) -> np.ndarray:
+    if types <= _STR_TYPES:
         return _object_array(values)
     return _object_array([_category(v) for v in values])
 
