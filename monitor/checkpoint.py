@@ -60,8 +60,10 @@ class Fenced(CheckpointError):
 def encode_state(state: dict) -> bytes:
     """Daemon state (plain data) → bytes: pickle protocol 5, uncompressed — 25× faster than
     JSON for multi-MB states of float lists (a checkpoint every few seconds must be cheap).
-    Loading refuses every class reference (:class:`_PlainUnpickler`), so a tampered
-    database cannot run code."""
+    Loading refuses every class reference (:class:`_PlainUnpickler`); note that the River
+    concept-drift detectors carry their own pickled state inside (a string), which
+    :class:`monitor.drift.ConceptMonitor` loads — keep checkpoint files as private as the
+    daemon's configuration."""
     return pickle.dumps(state, protocol=5)
 
 
