@@ -20,10 +20,11 @@ and collections triggered by their allocation otherwise cost more than the decod
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import is_, itemgetter
@@ -54,15 +55,21 @@ class Reject:
     detail: str = ""
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _gc_paused(method: Callable) -> Callable:
+    """``method`` with the garbage collector paused during the call. Its locals (the parsed
+    records) are freed when it returns, before collection resumes: nothing left to scan."""
+
+    @functools.wraps(method)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return run
 
 
 def parse_times(values: Sequence[Any]) -> np.ndarray:
@@ -146,11 +153,13 @@ class _Paths:
 
 def _lookup(values: list[Any], key: str, default: Any, *, plain: bool) -> list[Any]:
     """``[v.get(key, default) if isinstance(v, dict) else default for v in values]``, fast."""
-    if plain or _types(values) <= {dict}:
+    if plain:
         try:  # every value is a dict with the key: one C loop
             return list(map(itemgetter(key), values))
         except (KeyError, TypeError):
             pass
+    if _types(values) <= {dict}:
+        return list(map(dict.get, values, repeat(key), repeat(default)))
     return [v.get(key, default) if isinstance(v, dict) else default for v in values]
 
 
@@ -172,45 +181,45 @@ class Decoder:
         self.feature_types = dict(feature_types or {})
 
     # ---- entry points ------------------------------------------------------------------
+    @_gc_paused
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
         """Decode JSON lines (blank lines are skipped)."""
-        with _gc_paused():
-            records, rejects = _parse_json_lines(lines)
-            batch, more = self._decode(records, plain=True)
+        records, rejects = _parse_json_lines(lines)
+        batch, more = self._decode(records, plain=True)
         return batch, rejects + more
 
+    @_gc_paused
     def decode_frame(self, frame: pd.DataFrame) -> tuple[RecordBatch, list[Reject]]:
         """Decode a table (CSV, Parquet): a dotted path may name a column directly.
 
         Columns named ``<features path>.<name>`` become features; so do nested dicts.
         """
-        with _gc_paused():
-            records = [_unflatten(r) for r in frame.to_dict(orient="records")]
-            return self._decode(records, plain=False)
+        records = [_unflatten(r) for r in frame.to_dict(orient="records")]
+        return self._decode(records, plain=False)
 
+    @_gc_paused
     def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
         """Decode already-parsed records (dicts)."""
-        with _gc_paused():
-            return self._decode(records, plain=False)
+        return self._decode(records, plain=False)
 
+    @_gc_paused
     def decode_label_lines(self, lines: Sequence[bytes | str]
                            ) -> tuple[dict[str, np.ndarray], list[Reject]]:
         """Decode label records → ``{"id": object[], "label": object[], "time": float64[]}``."""
-        with _gc_paused():
-            records, rejects = _parse_json_lines(lines)
-            s = self.schema
-            paths = _Paths(records, plain=True)
-            ids, labels = paths.values(s.label_id), paths.values(s.label_value)
-            reasons = _Reasons(len(records))
-            reasons.flag(~_is_dict(records), "not_an_object")
-            reasons.flag(_is_none(ids), "missing_field:id")
-            reasons.flag(_is_none(labels), "missing_field:label")
-            keep = np.flatnonzero(reasons.code == 0)
-            times = parse_times(_take(paths.values(s.label_time), keep))
-            ids = [v if type(v) is str else str(v) for v in _take(ids, keep)]
-            out = {"id": np.array(ids, dtype=object),
-                   "label": np.array(_take(labels, keep), dtype=object), "time": times}
-            return out, rejects + reasons.rejects(records)
+        records, rejects = _parse_json_lines(lines)
+        s = self.schema
+        paths = _Paths(records, plain=True)
+        ids, labels = paths.values(s.label_id), paths.values(s.label_value)
+        reasons = _Reasons(len(records))
+        reasons.flag(~_is_dict(records), "not_an_object")
+        reasons.flag(_is_none(ids), "missing_field:id")
+        reasons.flag(_is_none(labels), "missing_field:label")
+        keep = np.flatnonzero(reasons.code == 0)
+        times = parse_times(_take(paths.values(s.label_time), keep))
+        ids = [v if type(v) is str else str(v) for v in _take(ids, keep)]
+        out = {"id": np.array(ids, dtype=object),
+               "label": np.array(_take(labels, keep), dtype=object), "time": times}
+        return out, rejects + reasons.rejects(records)
 
     # ---- the column builder ------------------------------------------------------------
     def _decode(self, records: Sequence[Any], *, plain: bool) -> tuple[RecordBatch, list[Reject]]:
@@ -237,7 +246,7 @@ class Decoder:
 
         model = paths.values(s.model)
         if not _types(model) <= {str}:
-            model = [m if type(m) is str else (None if m is None else str(m)) for m in model]
+            model = [m if isinstance(m, str) else (None if m is None else str(m)) for m in model]
             if self.default_model is None:
                 reasons.flag(_is_none(model), "missing_field:model")
             else:

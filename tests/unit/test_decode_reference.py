@@ -184,19 +184,47 @@ class Score(float):
     """A float subclass (as numpy's float64 is)."""
 
 
+class Tag(str):
+    """A str subclass (as numpy's str_ is)."""
+
+
+ODD_VALUES = [np.float64(0.25), np.int64(3), Score(0.5), math.nan, math.inf, -math.inf, (1, 2),
+              "tag", np.str_("US"), np.str_("fraud"), np.str_("ok"), Tag("timeout"), True, 12.0,
+              OUTCOME_CODES, None, [np.str_("a"), 1], np.bool_(True)]
+ODD_ROLES = ["timestamp", "label", "model", "tags", "model_version", "prediction_id", "outcome"]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_each_odd_value_in_each_place_decodes_as_the_reference_does(value):
+    places = [{role: value} for role in ODD_ROLES] + [
+        {"features": {"amount": value}}, {"features": {"country": value}},
+        {"prediction": {"score": value}}, {"prediction": {"class": value}},
+        {"prediction": {"value": value}}, {"features": value}, {"prediction": value}]
+    recs = [base(**place) for place in places]
+    for kw in ({"known_models": ["fraud"]}, {"feature_types": {"amount": "numeric"}},
+               {"feature_types": {"country": "categorical", "amount": "categorical"}}):
+        for batch in ([r] for r in recs):
+            assert_same(Decoder(SchemaSpec(), **kw).decode_records(batch),
+                        _ReferenceDecoder(SchemaSpec(), **kw).decode_records(batch))
+        assert_same(Decoder(SchemaSpec(), **kw).decode_records(recs),
+                    _ReferenceDecoder(SchemaSpec(), **kw).decode_records(recs))
+
+
 @SETTINGS
 @given(kw=options, batch=st.lists(records(), max_size=15), data=st.data())
 def test_python_records_with_odd_types_decode_as_the_reference_does(kw, batch, data):
     """``decode_records`` sees any Python objects: subclasses, numpy scalars, NaN, tuples."""
-    odd = st.sampled_from([np.float64(0.25), np.int64(3), Score(0.5), math.nan, math.inf,
-                           (1, 2), "tag", np.str_("US"), True, OUTCOME_CODES])
+    odd = st.sampled_from(ODD_VALUES)
+    roles = ODD_ROLES
     out = []
     for r in batch:
         if isinstance(r, dict) and data.draw(st.booleans()):
             r = dict(r)
-            r[data.draw(st.sampled_from(["timestamp", "label", "model", "tags"]))] = data.draw(odd)
+            for role in data.draw(st.lists(st.sampled_from(roles), max_size=3)):
+                r[role] = data.draw(odd)
             r["features"] = {"amount": data.draw(odd), "country": data.draw(odd)}
-            r["prediction"] = {"score": data.draw(odd)}
+            r["prediction"] = data.draw(st.sampled_from([dict, OrderedDict]))(
+                {"score": data.draw(odd), "class": data.draw(odd)})
             wrap = data.draw(st.sampled_from([dict, OrderedDict,
                                               lambda d: defaultdict(int, d)]))
             r = wrap(r)
