@@ -3,13 +3,16 @@
 The spec's ``schema:`` block says where each role lives (dot paths). A record that cannot be
 used is returned as a :class:`Reject` with a reason and the raw input, never dropped silently.
 
-Decoding works column by column: each dot path is walked once per batch with one list
-comprehension (shared prefixes such as ``prediction`` are walked once), then each column is
-checked and converted in bulk. Columns whose values all have the usual JSON types take a fast
-path (``np.array``); a column with odd values (bools, numbers as strings, subclasses) falls
-back to per-value conversion for that column only, so results never depend on the path.
-The garbage collector is paused while a batch is decoded: the parsed records are acyclic,
-and collections triggered by their allocation otherwise cost more than the decoding.
+Decoding works column by column: lines are parsed with ``orjson`` (one ``map`` over the batch;
+per line only when some line fails, to name it), each dot path is walked once per batch with
+one C-level pass (``itemgetter``; shared prefixes such as ``prediction`` once), then each column
+is checked and converted in bulk. A column whose values all have the plain JSON types takes the
+fast path (``np.fromiter``, object arrays as they are); a column with odd values (bools, numbers
+as strings, subclasses, NaN) falls back to the per-value rules for that column only, so results
+never depend on the path taken (tests/unit/test_decode_reference.py checks this against the
+per-record decoder this one replaced). The garbage collector is paused during each call: the
+parsed records are freed before it resumes, and the collections their allocation would trigger
+cost more than the rest of the decoding.
 
 >>> from slices.spec import SchemaSpec
 >>> d = Decoder(SchemaSpec(), default_model="fraud")
