@@ -102,13 +102,18 @@ def accumulators_for(model: ModelSpec) -> list[Any]:
     return [_FACTORIES[kind](model) for kind in REGISTRY if kind in kinds]
 
 
+# Accumulators of other stages kept in window state (drift summaries): restorable by kind,
+# but not metric accumulators (REGISTRY stays exactly the metric kinds).
+OTHER_KINDS: dict[str, type] = {}
+
+
 def register(cls: type) -> type:
-    """Register another accumulator kind (e.g. drift summaries) so window state holding it
-    can be checkpointed and restored; usable as a class decorator."""
-    existing = REGISTRY.get(cls.kind)
+    """Register a non-metric accumulator kind (e.g. drift summaries) so window state holding
+    it can be checkpointed and restored; usable as a class decorator."""
+    existing = REGISTRY.get(cls.kind) or OTHER_KINDS.get(cls.kind)
     if existing is not None and existing is not cls:
         raise MetricError(f"accumulator kind {cls.kind!r} is already registered")
-    REGISTRY[cls.kind] = cls
+    OTHER_KINDS[cls.kind] = cls
     return cls
 
 
@@ -120,7 +125,7 @@ def state_of(acc: Accumulator) -> dict[str, Any]:
 def accumulator_from_state(state: dict[str, Any]) -> Any:
     """Rebuild an accumulator from :func:`state_of` output, dispatching on ``kind``."""
     kind = state.get("kind")
-    cls = REGISTRY.get(kind)  # type: ignore[arg-type]
+    cls = REGISTRY.get(kind) or OTHER_KINDS.get(kind)  # type: ignore[arg-type]
     if cls is None:
         raise MetricError(f"unknown accumulator kind {kind!r}; known: {', '.join(REGISTRY)}")
     return cls.from_state(state)
