@@ -1,0 +1,16 @@
+"""Suite-wide settings.
+
+Hypothesis runs derandomised (the same examples every run, from a seed derived from each
+test) and without per-example deadlines: a red CI must mean a real defect, never an unlucky
+draw or a loaded machine. Set HYPOTHESIS_PROFILE=explore to search with fresh random seeds.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
