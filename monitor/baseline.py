@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.decode import Decoder
+from monitor.decode_models import decoder_for
 from monitor.drift.profile import Profile, build_profile, save_profile
 from monitor.prepare import Preparer
 from monitor.records import RecordBatch, concat
@@ -32,10 +32,7 @@ class BaselineReport:
 
 def read_reference(spec: Spec, paths: list[str]) -> tuple[RecordBatch, int]:
     """Every usable record of ``paths`` (decoded like the daemon does) and the reject count."""
-    decoder = Decoder(spec.schema,
-                      default_model=spec.models[0].name if len(spec.models) == 1 else None,
-                      known_models=[m.name for m in spec.models],
-                      feature_types={f.name: f.type for m in spec.models for f in m.features})
+    decoder = decoder_for(spec)
     batches, rejected = [], 0
     for chunk in FileSource(paths, batch_size=50_000).chunks():
         if chunk.kind == "lines":

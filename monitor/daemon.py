@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitor.deadletter import DeadLetter
-from monitor.decode import Decoder, Reject
+from monitor.decode import Reject
+from monitor.decode_models import decoder_for
 from monitor.drift_stage import DriftStage
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.join import LabelJoin
@@ -45,14 +46,7 @@ class Daemon:
         self.spec = spec
         self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
         self.listeners = list(listeners)
-        feature_types: dict[str, str] = {}
-        for m in spec.models:
-            for f in m.features:
-                feature_types.setdefault(f.name, f.type)
-        self.decoder = Decoder(spec.schema,
-                               default_model=spec.models[0].name if len(spec.models) == 1 else None,
-                               known_models=[m.name for m in spec.models],
-                               feature_types=feature_types)
+        self.decoder = decoder_for(spec)
         self.pipelines: dict[str, ModelPipeline] = {}
         self.drift: dict[str, DriftStage] = {}
         for m in spec.models:
