@@ -19,7 +19,7 @@ Unlabelled records count as missing in the label summary.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from monitor.drift.summary import (
     CategoricalSummary,
     NumericSummary,
     Summary,
+    as_float,
     summary_from_state,
 )
 from monitor.metrics.base import Columns
@@ -91,11 +92,31 @@ class FeatureSummaries:
         """Fold one micro-batch in; ``label=False`` leaves the label summary to
         :meth:`update_label` (labels joined later)."""
         n = len(cols)
+        numeric: list[tuple[str, Getter, NumericSummary]] = []
+        categorical: list[tuple[str, Getter, CategoricalSummary]] = []
         for name in self.features:
+            s = self.summaries[name]
             col = cols.features.get(name)
-            self.summaries[name].update(col if col is not None else np.full(n, None, object))
+            if col is None:
+                s.update(np.full(n, None, object))
+            elif isinstance(s, NumericSummary) and col.dtype.kind in "fiub":
+                numeric.append((name, _feature(name), s))
+            elif isinstance(s, NumericSummary):
+                _fold(s, cols, name, _feature(name))
+            else:
+                categorical.append((name, _feature(name), s))
         if PREDICTION in self.summaries:
-            self.summaries[PREDICTION].update(self._prediction(cols, classes))
+            s = self.summaries[PREDICTION]
+            if self.task == "binary" and isinstance(s, NumericSummary):
+                numeric.append(("__score__", _score, s))
+            elif self.task == "binary":
+                categorical.append(("__predicted__", _predicted, s))
+            else:
+                s.update(self._prediction(cols, classes))
+        if numeric:
+            _numeric_block(cols, numeric)
+        if categorical:
+            _categorical_block(cols, categorical)
         if label:
             self.update_label(cols.label, classes=classes)
 
@@ -140,4 +161,106 @@ class FeatureSummaries:
                                             for i, k in enumerate(keep)})
 
     def copy(self) -> FeatureSummaries:
-        return FeatureSummaries.from_state(self.to_state())
+        return FeatureSummaries(self.task, {k: v.copy() for k, v in self.summaries.items()})
+
+
+Getter = Callable[[Columns], np.ndarray]
+
+
+def _feature(name: str) -> Getter:
+    return lambda c: c.features[name]
+
+
+def _score(c: Columns) -> np.ndarray:
+    return c.score
+
+
+def _predicted(c: Columns) -> np.ndarray:
+    return c.predicted
+
+
+def _fold(summary: Summary, cols: Columns, key: str, get: Getter) -> None:
+    """``summary.update(get(cols))``, with the bucket / category codes computed once per batch
+    (:meth:`Columns.derived`) and only indexed for each group of it."""
+    if isinstance(summary, NumericSummary):
+        codes = cols.derived(("drift_bucket", key, summary.code_key),
+                             lambda c: summary.bucket_codes(as_float(get(c)), get(c)))
+        summary.update_coded(as_float(get(cols)), codes)
+    else:
+        codes = cols.derived(("drift_category", key, summary.code_key),
+                             lambda c: summary.category_codes(get(c)))
+        summary.update_coded(codes)
+
+
+def _offsets(widths: list[int]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+
+
+def _numeric_block(cols: Columns, block: list[tuple[str, Getter, NumericSummary]]) -> None:
+    """Every numeric column of a group at once, equal to ``s.update(get(cols))`` for each
+    (moments to float rounding), with one key per record shared by the reservoirs.
+
+    Per batch (:meth:`Columns.derived`): the ``n × F`` float matrix of the columns and their
+    bucket codes, offset per column so that one ``bincount`` gives every histogram. Per group:
+    one ``bincount``, moments along axis 0, one key draw and one bottom-k selection."""
+    names = tuple(name for name, _, _ in block)
+    widths = [s.edges.shape[0] + 5 for _, _, s in block]
+    offsets = _offsets(widths)
+    x_key = ("drift_matrix", names)
+
+    def matrix(c: Columns) -> np.ndarray:
+        return np.column_stack([as_float(get(c)) for _, get, _ in block])
+
+    def codes(c: Columns) -> np.ndarray:
+        x = c.derived(x_key, matrix)
+        return np.column_stack([s.bucket_codes(np.ascontiguousarray(x[:, j])) + offsets[j]
+                                for j, (_, _, s) in enumerate(block)])
+
+    x = cols.derived(x_key, matrix)
+    c = cols.derived(("drift_matrix_codes", names, tuple(s.code_key for _, _, s in block)),
+                     codes)
+    hist = np.bincount(c.ravel(), minlength=int(offsets[-1]))
+    special = [s.count_coded(hist[offsets[j]:offsets[j + 1]])
+               for j, (_, _, s) in enumerate(block)]
+    m = x.shape[0]
+    if m == 0:
+        return
+    keys = block[0][2].reservoir.rng.random((len(block), m))  # independent per column
+    clean = [j for j, sp in enumerate(special) if not sp]
+    if clean:  # columns as contiguous rows: reductions along axis 1 are the fast ones
+        xc = np.ascontiguousarray((x if len(clean) == len(block) else x[:, clean]).T)
+        mean = xc.mean(axis=1)
+        m2 = np.square(xc - mean[:, None]).sum(axis=1).tolist()
+        lo, hi = xc.min(axis=1).tolist(), xc.max(axis=1).tolist()
+        for i, (j, mu) in enumerate(zip(clean, mean.tolist(), strict=True)):
+            block[j][2]._combine(m, mu, m2[i], lo[i], hi[i])
+            r = block[j][2].reservoir
+            r.n += m
+            r._keep(xc[i], keys[j])
+    for j, sp in enumerate(special):
+        if sp:
+            s = block[j][2]
+            finite = c[:, j] - offsets[j] <= s.edges.shape[0]
+            xj = x[finite, j]
+            if xj.shape[0]:
+                mu = float(xj.mean())
+                s._combine(xj.shape[0], mu, float(np.square(xj - mu).sum()),
+                           float(xj.min()), float(xj.max()))
+                s.reservoir.update(xj, keys[j][finite])
+
+
+def _categorical_block(cols: Columns,
+                       block: list[tuple[str, Getter, CategoricalSummary]]) -> None:
+    """Every categorical column of a group with one ``bincount`` (codes offset per column,
+    computed once per batch)."""
+    offsets = _offsets([len(s.vocabulary) + 3 for _, _, s in block])
+
+    def codes(c: Columns) -> np.ndarray:
+        return np.column_stack([s.category_codes(get(c)) + offsets[j]
+                                for j, (_, get, s) in enumerate(block)])
+
+    key = ("drift_category_codes", tuple(name for name, _, _ in block),
+           tuple(s.code_key for _, _, s in block))
+    hist = np.bincount(cols.derived(key, codes).ravel(), minlength=int(offsets[-1]))
+    for j, (_, _, s) in enumerate(block):
+        s.count_coded(hist[offsets[j]:offsets[j + 1]])

@@ -304,6 +304,7 @@ class RollingReference:
             raise ProfileError(f"rolling reference needs n_windows >= 1, got {n_windows}")
         self.n_windows = int(n_windows)
         self.windows: list[dict[str, FeatureSummaries]] = []
+        self._merged: dict[str | None, FeatureSummaries | None] = {}  # since the last push
 
     @property
     def ready(self) -> bool:
@@ -312,15 +313,19 @@ class RollingReference:
     def push(self, current_by_slice: Mapping[str, FeatureSummaries]) -> None:
         self.windows.append({k: v.copy() for k, v in current_by_slice.items()})
         del self.windows[:-self.n_windows]
+        self._merged = {}
 
     def for_slice(self, key: str | None) -> tuple[FeatureSummaries, str] | None:
-        parts = [w[key] for w in self.windows if key in w]
-        if not parts:
-            return None
-        merged = parts[0].copy()
-        for p in parts[1:]:
-            merged.merge(p)
-        return merged, "rolling"
+        """The merged reference of slice ``key`` (merged once per push, then shared: treat it
+        as read-only)."""
+        if key not in self._merged:
+            parts = [w[key] for w in self.windows if key in w]
+            merged = parts[0].copy() if parts else None
+            for p in parts[1:]:
+                merged.merge(p)
+            self._merged[key] = merged
+        merged = self._merged[key]
+        return None if merged is None else (merged, "rolling")
 
     def to_state(self) -> dict[str, Any]:
         return {"n_windows": self.n_windows,

@@ -31,10 +31,6 @@ import pandas as pd
 from monitor.drift.errors import DriftError
 from slices.spec import MISSING, OTHER
 
-# numpy's hypergeometric sampler needs ngood + nbad below this; above it we use the binomial
-# limit of the hypergeometric (the difference is O(k / n) and n is then > 1e9).
-_HYPERGEOM_MAX = 10**9 - 1
-
 
 def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
     """PCG64 state as JSON-safe data (its 128-bit integers as decimal strings)."""
@@ -55,17 +51,24 @@ def _rng_from_state(state: dict[str, Any]) -> np.random.Generator:
     return np.random.Generator(bg)
 
 
+def as_float(values: np.ndarray) -> np.ndarray:
+    """``values`` as float64; object arrays through ``pandas.to_numeric`` (non-numbers → NaN)."""
+    x = np.asarray(values)
+    if x.dtype.kind in "fiub":
+        return x.astype(np.float64, copy=False)
+    return pd.to_numeric(pd.Series(x, dtype=object), errors="coerce").to_numpy(np.float64)
+
+
 class Reservoir:
     """A uniform random sample without replacement of at most ``k`` values of a stream.
 
-    Invariant: after seeing ``n`` values, ``values`` is a uniformly random ``min(k, n)``-subset
-    of them. ``update(x)`` first reduces the batch to a uniform ``k``-subset of itself, then
-    merges it like another reservoir. Merging samples A (size ``n_a`` seen) and B (``n_b``):
-    the number of A-items in a uniform ``k``-subset of A ∪ B is hypergeometric,
-    ``m ~ H(n_a, n_b, k)``; take a uniform ``m``-subset of A's sample and a uniform
-    ``(k - m)``-subset of B's. Given the invariant for A and B this is exactly a uniform
-    ``k``-subset of A ∪ B, so the result does not depend on how the stream was split (in
-    distribution; the concrete draw depends on the random stream).
+    Bottom-k sampling: every value seen gets an independent key ``u ~ U(0, 1)`` (from this
+    reservoir's generator) and ``values`` are the ``min(k, n)`` values with the smallest keys
+    (``keys`` alongside). Since the keys are i.i.d., every ``min(k, n)``-subset of the stream
+    is equally likely. ``merge`` keeps the ``k`` smallest keys of both samples, which is
+    *exactly* the bottom-k sample of the union of the two (disjoint) streams — no randomness
+    at merge time, so merging is associative and commutative and the result does not depend
+    on how the stream was split (in distribution; the keys depend on the random streams).
     """
 
     def __init__(self, k: int = 1000, seed: int | Sequence[int] = 0):
@@ -74,41 +77,72 @@ class Reservoir:
         self.k = int(k)
         self.n = 0
         self.values = np.empty(0, dtype=np.float64)
-        self.rng = np.random.default_rng(seed)
+        self.keys = np.empty(0, dtype=np.float64)
+        self._rng: np.random.Generator | None = None
+        self._rng_from: Any = seed  # a seed, or a bit generator state (copies)
+        self._top: float | None = None  # largest key when full
 
-    def update(self, x: np.ndarray) -> None:
+    @property
+    def rng(self) -> np.random.Generator:
+        """The generator of the keys (made on first use: copies that only merge never pay)."""
+        if self._rng is None:
+            src = self._rng_from
+            if isinstance(src, dict):
+                self._rng = np.random.Generator(np.random.PCG64())
+                self._rng.bit_generator.state = src
+            else:
+                self._rng = np.random.default_rng(src)
+        return self._rng
+
+    @rng.setter
+    def rng(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+
+    def update(self, x: np.ndarray, keys: np.ndarray | None = None) -> None:
+        """Fold ``x`` in; ``keys`` (i.i.d. U(0, 1), one per value) default to fresh draws."""
         m = int(x.shape[0])
         if m == 0:
             return
-        if m > self.k:
-            x = x[self.rng.choice(m, self.k, replace=False)]
-        self._absorb(np.asarray(x, dtype=np.float64), m)
+        self.n += m
+        self._keep(np.asarray(x, dtype=np.float64), self.rng.random(m) if keys is None else keys)
 
     def merge(self, other: Reservoir) -> None:
         if other.k != self.k:
             raise DriftError(f"cannot merge reservoirs of size {self.k} and {other.k}")
         if other.n:
-            self._absorb(other.values, other.n)
+            self.n += other.n
+            self._keep(other.values, other.keys)
 
-    def _absorb(self, sample: np.ndarray, n_b: int) -> None:
-        n_a, k = self.n, self.k
-        if n_a + n_b <= k:
-            self.values = np.concatenate([self.values, sample])
-        else:
-            if n_a + n_b <= _HYPERGEOM_MAX:
-                m = int(self.rng.hypergeometric(n_a, n_b, k)) if n_a else 0
-            else:
-                m = int(self.rng.binomial(k, n_a / (n_a + n_b)))
-            m = min(m, self.values.shape[0], k)
-            m = max(m, k - sample.shape[0])
-            keep_a = self.rng.choice(self.values.shape[0], m, replace=False)
-            keep_b = self.rng.choice(sample.shape[0], k - m, replace=False)
-            self.values = np.concatenate([self.values[keep_a], sample[keep_b]])
-        self.n = n_a + n_b
+    def _keep(self, values: np.ndarray, keys: np.ndarray) -> None:
+        """Fold candidates in: keep the ``k`` smallest keys of the sample and ``values``."""
+        k = self.k
+        if self._top is not None:  # full: only keys below the current largest can enter
+            enter = np.flatnonzero(keys < self._top)
+            if not enter.shape[0]:
+                return
+            values, keys = values[enter], keys[enter]
+        all_keys = np.concatenate([self.keys, keys])
+        all_values = np.concatenate([self.values, values])
+        if all_keys.shape[0] > k:
+            part = np.argpartition(all_keys, k - 1)
+            self._top = float(all_keys[part[k - 1]])
+            keep = part[:k]
+            all_keys, all_values = all_keys[keep], all_values[keep]
+        elif all_keys.shape[0] == k:
+            self._top = float(all_keys.max())
+        self.keys, self.values = all_keys, all_values
+
+    def copy(self) -> Reservoir:
+        r = Reservoir.__new__(Reservoir)
+        r.k, r.n, r._top = self.k, self.n, self._top
+        r.values, r.keys = self.values.copy(), self.keys.copy()
+        r._rng = None
+        r._rng_from = self._rng_from if self._rng is None else self._rng.bit_generator.state
+        return r
 
     def to_state(self) -> dict[str, Any]:
         return {"k": self.k, "n": self.n, "values": self.values.tolist(),
-                "rng": _rng_state(self.rng)}
+                "keys": self.keys.tolist(), "rng": _rng_state(self.rng)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Reservoir:
@@ -116,7 +150,30 @@ class Reservoir:
         r.n = int(state["n"])
         r.values = np.asarray(state["values"], dtype=np.float64)
         r.rng = _rng_from_state(state["rng"])
+        if r.values.shape[0] != min(r.k, r.n):
+            raise DriftError(f"reservoir state holds {r.values.shape[0]} values for k={r.k}, "
+                             f"n={r.n} (expected min(k, n))")
+        if "keys" in state:
+            r.keys = np.asarray(state["keys"], dtype=np.float64)
+            if r.keys.shape != r.values.shape:
+                raise DriftError(f"reservoir state has {r.keys.shape[0]} keys for "
+                                 f"{r.values.shape[0]} values")
+        else:  # a state written before keys were stored: draw keys consistent with it
+            r.keys = _bottom_keys(r.rng, r.values.shape[0], r.n)
+        r._top = float(r.keys.max()) if r.keys.shape[0] == r.k else None
         return r
+
+
+def _bottom_keys(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
+    """Keys for a uniform ``size``-sample of ``n`` values: the ``size`` smallest of ``n``
+    i.i.d. uniforms, in random order. Order statistics via exponential spacings:
+    ``U_(i) = S_i / S_(n+1)``, ``S_j`` the sums of i.i.d. Exp(1), ``S_(n+1) = S_size +
+    Gamma(n + 1 - size)``."""
+    if size == n:
+        return rng.random(size)
+    s = np.cumsum(rng.standard_exponential(size))
+    total = s[-1] + rng.gamma(n + 1 - size) if size else 1.0
+    return (s / total)[rng.permutation(size)]
 
 
 class NumericSummary:
@@ -147,6 +204,15 @@ class NumericSummary:
         self.min = np.inf
         self.max = -np.inf
         self.reservoir = Reservoir(sample_size, seed)
+        self._set_search_edges()
+
+    def _set_search_edges(self) -> None:
+        # searchsorted(side="right") over these puts x == e_B in bucket B (the closed last
+        # interior bin) and x > e_B in B + 1: x > e_B ⇔ x >= nextafter(e_B, inf).
+        self._search = self.edges.copy()
+        if self._search.shape[0]:
+            self._search[-1] = np.nextafter(self._search[-1], np.inf)
+        self.code_key = self.edges.tobytes()
 
     # --- derived ---
     @property
@@ -173,36 +239,60 @@ class NumericSummary:
         return self.counts
 
     def same_bins(self, other: Any) -> bool:
-        return isinstance(other, NumericSummary) and np.array_equal(self.edges, other.edges)
+        return isinstance(other, NumericSummary) and (
+            other.edges is self.edges or np.array_equal(self.edges, other.edges))
 
     # --- protocol ---
     def update(self, values: np.ndarray) -> None:
-        x = np.asarray(values)
-        if x.dtype.kind not in "fiub":
-            present = ~pd.isna(x)
-            x = pd.to_numeric(pd.Series(x, dtype=object), errors="coerce").to_numpy(np.float64)
-            self.mismatches += int(np.count_nonzero(present & np.isnan(x)))
-        else:
-            x = x.astype(np.float64, copy=False)
-        nan = np.isnan(x)
-        self.missing += int(np.count_nonzero(nan))
-        x = x[~nan]
-        if x.shape[0] == 0:
-            return
-        idx = np.searchsorted(self.edges, x, side="right")
-        if self.edges.shape[0]:
-            idx[x == self.edges[-1]] = self.edges.shape[0] - 1
-        self.counts += np.bincount(idx, minlength=self.counts.shape[0])
-        finite = np.isfinite(x)
-        if not finite.all():
-            self.nonfinite += int(np.count_nonzero(~finite))
+        original = np.asarray(values)
+        x = as_float(original)
+        self.update_coded(x, self.bucket_codes(x, original))
+
+    def bucket_codes(self, x: np.ndarray, original: np.ndarray | None = None) -> np.ndarray:
+        """Per-record code of float64 ``x`` with ``E`` edges: its bucket ``0..E`` when finite,
+        ``E+1`` = -inf, ``E+2`` = +inf, ``E+3`` = missing (NaN), ``E+4`` = present in
+        ``original`` (an object array) but not a number. Depends on the edges only, so a batch
+        can be coded once and its groups folded with :meth:`update_coded`."""
+        codes = np.searchsorted(self._search, x, side="right")
+        e = self.edges.shape[0]
+        if not np.isfinite(x).all():
+            codes[np.isnan(x)] = e + 3
+            codes[x == -np.inf] = e + 1
+            codes[x == np.inf] = e + 2
+            if original is not None and original.dtype.kind not in "fiub":
+                codes[np.isnan(x) & ~pd.isna(original)] = e + 4
+        return codes
+
+    def update_coded(self, x: np.ndarray, codes: np.ndarray,
+                     keys: np.ndarray | None = None) -> None:
+        """Fold float64 ``x`` whose :meth:`bucket_codes` are ``codes`` (``keys``: the
+        reservoir keys of ``x``, default fresh draws)."""
+        e = self.edges.shape[0]
+        if self.count_coded(np.bincount(codes, minlength=e + 5)):
+            finite = codes <= e
             x = x[finite]
+            keys = None if keys is None else keys[finite]
         if x.shape[0] == 0:
             return
         mean_b = float(x.mean())
         self._combine(x.shape[0], mean_b, float(np.square(x - mean_b).sum()),
                       float(x.min()), float(x.max()))
-        self.reservoir.update(x)
+        self.reservoir.update(x, keys)
+
+    def count_coded(self, c: np.ndarray) -> bool:
+        """Add the histogram of codes ``c`` (``np.bincount`` of :meth:`bucket_codes`, length
+        ``E + 5``) to the counts; True when it holds non-finite or missing values."""
+        e = self.edges.shape[0]
+        self.counts += c[:e + 1]
+        if not c[e + 1:].any():
+            return False
+        neg, pos, missing, bad = (int(v) for v in c[e + 1:])
+        self.counts[0] += neg
+        self.counts[e] += pos
+        self.nonfinite += neg + pos
+        self.missing += missing + bad
+        self.mismatches += bad
+        return True
 
     def _combine(self, n_b: int, mean_b: float, m2_b: float, min_b: float, max_b: float) -> None:
         n_a = self.n
@@ -248,7 +338,21 @@ class NumericSummary:
         return s
 
     def empty_like(self, seed: int | Sequence[int] = 0) -> NumericSummary:
-        return NumericSummary(self.edges, self.reservoir.k, seed)
+        s = NumericSummary.__new__(NumericSummary)  # edges already checked: shared
+        s.edges, s._search, s.code_key = self.edges, self._search, self.code_key
+        s.counts = np.zeros_like(self.counts)
+        s.missing = s.nonfinite = s.mismatches = s.n = 0
+        s.mean, s.m2, s.min, s.max = 0.0, 0.0, np.inf, -np.inf
+        s.reservoir = Reservoir(self.reservoir.k, seed)
+        return s
+
+    def copy(self) -> NumericSummary:
+        """An independent copy (edges shared: they are never modified)."""
+        s = NumericSummary.__new__(NumericSummary)
+        s.__dict__.update(self.__dict__)
+        s.counts = self.counts.copy()
+        s.reservoir = self.reservoir.copy()
+        return s
 
 
 class _Unhashable(str):
@@ -346,16 +450,42 @@ class CategoricalSummary:
         if missing is not None:
             self.missing += int(np.count_nonzero(missing))
             values = values[~missing]
-        codes, keys, bad = factorize(values)
-        per_unique = np.bincount(codes[codes >= 0], minlength=len(keys))
-        self.missing += int(np.count_nonzero(codes < 0))
-        other = len(self.vocabulary)
-        target = np.array([self._index.get(k, other) if not b else other
-                           for k, b in zip(keys, bad, strict=True)], dtype=np.int64)
-        if len(keys):
-            self.counts += np.bincount(target, weights=per_unique,
-                                       minlength=other + 1).astype(np.int64)
-            self.mismatches += int(per_unique[bad].sum())
+        self.update_coded(self.category_codes(values))
+
+    @property
+    def code_key(self) -> tuple[str, ...]:
+        return self.vocabulary
+
+    def category_codes(self, values: np.ndarray) -> np.ndarray:
+        """Per-record code with ``V`` vocabulary values: its index ``0..V-1``, ``V`` =
+        ``__other__``, ``V+1`` = missing, ``V+2`` = type mismatch (counted as ``__other__``
+        too). Depends on the vocabulary only, so a batch can be coded once and its groups
+        folded with :meth:`update_coded`."""
+        arr = np.asarray(values)
+        if arr.dtype.kind == "f":  # numbers (labels): sorted uniques instead of hashing
+            uniques = np.unique(arr)
+            uniques = uniques[~np.isnan(uniques)]
+            keys, bad = category_keys(uniques.astype(object))
+            codes = np.searchsorted(uniques, arr)  # NaN sorts last: the "missing" entry
+        else:
+            codes, keys, bad = factorize(arr)
+        v = len(self.vocabulary)
+        target = np.array([v + 2 if b else self._index.get(k, v)
+                           for k, b in zip(keys, bad, strict=True)] + [v + 1], dtype=np.int64)
+        return target[codes]  # code -1 / len(keys) (missing) picks the last entry, v + 1
+
+    def update_coded(self, codes: np.ndarray) -> None:
+        """Fold records whose :meth:`category_codes` are ``codes``."""
+        self.count_coded(np.bincount(codes, minlength=len(self.vocabulary) + 3))
+
+    def count_coded(self, c: np.ndarray) -> None:
+        """Add the histogram ``c`` of :meth:`category_codes` (length ``V + 3``)."""
+        v = len(self.vocabulary)
+        self.counts += c[:v + 1]
+        if c[v + 1] or c[v + 2]:
+            self.counts[v] += c[v + 2]
+            self.missing += int(c[v + 1])
+            self.mismatches += int(c[v + 2])
 
     def merge(self, other: CategoricalSummary) -> None:
         if not self.same_bins(other):
@@ -381,6 +511,12 @@ class CategoricalSummary:
 
     def empty_like(self, seed: int | Sequence[int] = 0) -> CategoricalSummary:
         return CategoricalSummary(self.vocabulary)
+
+    def copy(self) -> CategoricalSummary:
+        s = CategoricalSummary.__new__(CategoricalSummary)
+        s.__dict__.update(self.__dict__)
+        s.counts = self.counts.copy()
+        return s
 
 
 Summary = NumericSummary | CategoricalSummary

@@ -122,7 +122,10 @@ def ks_2samp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     key = (n1, n2, round(d * ((n1 // g) * n2)))
     hit = _ks_pvalues.get(key)
     if hit is None:
-        res = stats.ks_2samp(s1, s2)
+        try:  # without scipy's axis/NaN-policy wrapper (the data are 1-d and finite)
+            res = stats.ks_2samp(s1, s2, _no_deco=True)
+        except TypeError:  # a scipy without that switch
+            res = stats.ks_2samp(s1, s2)
         hit = (float(res.statistic), float(res.pvalue))
         if len(_ks_pvalues) >= _KS_CACHE_MAX:
             _ks_pvalues.clear()

@@ -17,6 +17,7 @@ see every prediction once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -41,13 +42,32 @@ class Columns:
     label: np.ndarray
     outcome: np.ndarray
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    # per-record arrays derived from these columns (see `derived`), and where a `take` came from
+    _derived: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _parent: tuple[Columns, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.outcome.shape[0])
 
     def take(self, index: np.ndarray) -> Columns:
         return Columns(self.score[index], self.predicted[index], self.label[index],
-                       self.outcome[index], {k: v[index] for k, v in self.features.items()})
+                       self.outcome[index], {k: v[index] for k, v in self.features.items()},
+                       _parent=(self, index))
+
+    def derived(self, key: Any, compute: Callable[[Columns], np.ndarray]) -> np.ndarray:
+        """``compute(self)`` — a per-record array that depends on the columns only — computed
+        once per batch: on columns made by :meth:`take`, the parent's array is computed (and
+        kept) and indexed. So the groups of one batch share one pass over the whole batch.
+        ``key`` names the computation (it must determine ``compute``)."""
+        hit = self._derived.get(key)
+        if hit is None:
+            if self._parent is not None:
+                parent, index = self._parent
+                hit = parent.derived(key, compute)[index]
+            else:
+                hit = compute(self)
+            self._derived[key] = hit
+        return hit
 
     def labelled(self) -> np.ndarray:
         """Boolean mask of records whose label is known."""
