@@ -28,6 +28,7 @@ from monitor.drift.errors import DriftError
 from monitor.drift.summary import (
     CategoricalSummary,
     NumericSummary,
+    Reservoir,
     Summary,
     as_float,
     summary_from_state,
@@ -234,9 +235,8 @@ def _numeric_block(cols: Columns, block: list[tuple[str, Getter, NumericSummary]
         lo, hi = xc.min(axis=1).tolist(), xc.max(axis=1).tolist()
         for i, (j, mu) in enumerate(zip(clean, mean.tolist(), strict=True)):
             block[j][2]._combine(m, mu, m2[i], lo[i], hi[i])
-            r = block[j][2].reservoir
-            r.n += m
-            r._keep(xc[i], keys[j])
+        Reservoir.update_rows([block[j][2].reservoir for j in clean], xc,
+                              keys if len(clean) == len(block) else keys[clean])
     for j, sp in enumerate(special):
         if sp:
             s = block[j][2]

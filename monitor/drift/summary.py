@@ -69,6 +69,10 @@ class Reservoir:
     *exactly* the bottom-k sample of the union of the two (disjoint) streams — no randomness
     at merge time, so merging is associative and commutative and the result does not depend
     on how the stream was split (in distribution; the keys depend on the random streams).
+
+    Updates only filter: values whose key is below the current k-th smallest key are set
+    aside, and the k smallest are selected when more than ``k`` wait or the sample is read,
+    so the selection costs O(1) per candidate instead of O(k) per update.
     """
 
     def __init__(self, k: int = 1000, seed: int | Sequence[int] = 0):
@@ -76,11 +80,13 @@ class Reservoir:
             raise DriftError(f"reservoir size k must be >= 1, got {k}")
         self.k = int(k)
         self.n = 0
-        self.values = np.empty(0, dtype=np.float64)
-        self.keys = np.empty(0, dtype=np.float64)
+        self._values = np.empty(0, dtype=np.float64)
+        self._keys = np.empty(0, dtype=np.float64)
+        self._waiting: list[tuple[np.ndarray, np.ndarray]] = []  # (values, keys) to select
+        self._n_waiting = 0
+        self._top = np.inf  # k-th smallest key when k are held: larger keys never enter
         self._rng: np.random.Generator | None = None
         self._rng_from: Any = seed  # a seed, or a bit generator state (copies)
-        self._top: float | None = None  # largest key when full
 
     @property
     def rng(self) -> np.random.Generator:
@@ -98,44 +104,85 @@ class Reservoir:
     def rng(self, rng: np.random.Generator) -> None:
         self._rng = rng
 
+    @property
+    def values(self) -> np.ndarray:
+        """The sample: ``min(k, n)`` values (read-only; order is arbitrary)."""
+        self._select()
+        return self._values
+
+    @property
+    def keys(self) -> np.ndarray:
+        self._select()
+        return self._keys
+
     def update(self, x: np.ndarray, keys: np.ndarray | None = None) -> None:
         """Fold ``x`` in; ``keys`` (i.i.d. U(0, 1), one per value) default to fresh draws."""
         m = int(x.shape[0])
         if m == 0:
             return
         self.n += m
-        self._keep(np.asarray(x, dtype=np.float64), self.rng.random(m) if keys is None else keys)
+        self._offer(np.asarray(x, dtype=np.float64), self.rng.random(m) if keys is None else keys)
+
+    @staticmethod
+    def update_rows(reservoirs: Sequence[Reservoir], x: np.ndarray, keys: np.ndarray) -> None:
+        """``reservoirs[j].update(x[j], keys[j])`` for every row ``j`` of ``x`` and ``keys``
+        (``F × m``), with one 2-d filter for all rows."""
+        m = int(x.shape[1])
+        if m == 0:
+            return
+        tops = np.array([r._top for r in reservoirs])
+        rows, cols = np.nonzero(keys < tops[:, None])  # row-major: grouped by row
+        values, keys = x[rows, cols], keys[rows, cols]
+        bounds = np.searchsorted(rows, np.arange(len(reservoirs) + 1)).tolist()
+        for j, r in enumerate(reservoirs):
+            r.n += m
+            if bounds[j + 1] > bounds[j]:
+                r._wait(values[bounds[j]:bounds[j + 1]], keys[bounds[j]:bounds[j + 1]])
 
     def merge(self, other: Reservoir) -> None:
         if other.k != self.k:
             raise DriftError(f"cannot merge reservoirs of size {self.k} and {other.k}")
         if other.n:
             self.n += other.n
-            self._keep(other.values, other.keys)
+            self._offer(other.values, other.keys)
 
-    def _keep(self, values: np.ndarray, keys: np.ndarray) -> None:
-        """Fold candidates in: keep the ``k`` smallest keys of the sample and ``values``."""
-        k = self.k
-        if self._top is not None:  # full: only keys below the current largest can enter
+    def _offer(self, values: np.ndarray, keys: np.ndarray) -> None:
+        if self._top < np.inf:
             enter = np.flatnonzero(keys < self._top)
             if not enter.shape[0]:
                 return
             values, keys = values[enter], keys[enter]
-        all_keys = np.concatenate([self.keys, keys])
-        all_values = np.concatenate([self.values, values])
-        if all_keys.shape[0] > k:
-            part = np.argpartition(all_keys, k - 1)
-            self._top = float(all_keys[part[k - 1]])
+        self._wait(values, keys)
+
+    def _wait(self, values: np.ndarray, keys: np.ndarray) -> None:
+        self._waiting.append((values, keys))
+        self._n_waiting += keys.shape[0]
+        if self._n_waiting > self.k:
+            self._select()
+
+    def _select(self) -> None:
+        """Keep the ``k`` smallest keys of the sample and the values waiting."""
+        if not self._waiting:
+            return
+        keys = np.concatenate([self._keys, *(kw for _, kw in self._waiting)])
+        values = np.concatenate([self._values, *(vw for vw, _ in self._waiting)])
+        self._waiting, self._n_waiting = [], 0
+        k = self.k
+        if keys.shape[0] > k:
+            part = np.argpartition(keys, k - 1)
+            self._top = float(keys[part[k - 1]])
             keep = part[:k]
-            all_keys, all_values = all_keys[keep], all_values[keep]
-        elif all_keys.shape[0] == k:
-            self._top = float(all_keys.max())
-        self.keys, self.values = all_keys, all_values
+            keys, values = keys[keep], values[keep]
+        elif keys.shape[0] == k:
+            self._top = float(keys.max())
+        self._keys, self._values = keys, values
 
     def copy(self) -> Reservoir:
+        self._select()
         r = Reservoir.__new__(Reservoir)
         r.k, r.n, r._top = self.k, self.n, self._top
-        r.values, r.keys = self.values.copy(), self.keys.copy()
+        r._values, r._keys = self._values.copy(), self._keys.copy()
+        r._waiting, r._n_waiting = [], 0
         r._rng = None
         r._rng_from = self._rng_from if self._rng is None else self._rng.bit_generator.state
         return r
@@ -148,19 +195,19 @@ class Reservoir:
     def from_state(cls, state: dict[str, Any]) -> Reservoir:
         r = cls(state["k"])
         r.n = int(state["n"])
-        r.values = np.asarray(state["values"], dtype=np.float64)
+        r._values = np.asarray(state["values"], dtype=np.float64)
         r.rng = _rng_from_state(state["rng"])
-        if r.values.shape[0] != min(r.k, r.n):
-            raise DriftError(f"reservoir state holds {r.values.shape[0]} values for k={r.k}, "
+        if r._values.shape[0] != min(r.k, r.n):
+            raise DriftError(f"reservoir state holds {r._values.shape[0]} values for k={r.k}, "
                              f"n={r.n} (expected min(k, n))")
         if "keys" in state:
-            r.keys = np.asarray(state["keys"], dtype=np.float64)
-            if r.keys.shape != r.values.shape:
-                raise DriftError(f"reservoir state has {r.keys.shape[0]} keys for "
-                                 f"{r.values.shape[0]} values")
+            r._keys = np.asarray(state["keys"], dtype=np.float64)
+            if r._keys.shape != r._values.shape:
+                raise DriftError(f"reservoir state has {r._keys.shape[0]} keys for "
+                                 f"{r._values.shape[0]} values")
         else:  # a state written before keys were stored: draw keys consistent with it
-            r.keys = _bottom_keys(r.rng, r.values.shape[0], r.n)
-        r._top = float(r.keys.max()) if r.keys.shape[0] == r.k else None
+            r._keys = _bottom_keys(r.rng, r._values.shape[0], r.n)
+        r._top = float(r._keys.max()) if r._keys.shape[0] == r.k else np.inf
         return r
 
 
