@@ -78,7 +78,7 @@ def main() -> None:
                     help="event-time records per window (several: one run each)")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--profile", type=int, default=0, metavar="N",
-                    help="cProfile one full run (first window size), print the top N")
+                    help="cProfile one full run (last window size), print the top N")
     args = ap.parse_args()
     t = time.perf_counter()
     lines = make_records(args.records)
@@ -86,7 +86,7 @@ def main() -> None:
           f"each, in {time.perf_counter() - t:.0f}s", flush=True)
     if args.profile:
         prof = cProfile.Profile()
-        prof.runcall(full, load(args.window[0]), lines)
+        prof.runcall(full, load(args.window[-1]), lines)
         pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile)
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile)
         return

@@ -97,10 +97,10 @@ class FeatureSummaries:
         categorical: list[tuple[str, Getter, CategoricalSummary]] = []
         for name in self.features:
             s = self.summaries[name]
-            col = cols.features.get(name)
-            if col is None:
+            dtype = cols.feature_dtype(name)
+            if dtype is None:
                 s.update(np.full(n, None, object))
-            elif isinstance(s, NumericSummary) and col.dtype.kind in "fiub":
+            elif isinstance(s, NumericSummary) and dtype.kind in "fiub":
                 numeric.append((name, _feature(name), s))
             elif isinstance(s, NumericSummary):
                 _fold(s, cols, name, _feature(name))
@@ -168,8 +168,14 @@ class FeatureSummaries:
 Getter = Callable[[Columns], np.ndarray]
 
 
+_GETTERS: dict[str, Getter] = {}
+
+
 def _feature(name: str) -> Getter:
-    return lambda c: c.features[name]
+    get = _GETTERS.get(name)
+    if get is None:
+        get = _GETTERS[name] = lambda c: c.features[name]
+    return get
 
 
 def _score(c: Columns) -> np.ndarray:
@@ -198,55 +204,53 @@ def _offsets(widths: list[int]) -> np.ndarray:
 
 
 def _numeric_block(cols: Columns, block: list[tuple[str, Getter, NumericSummary]]) -> None:
-    """Every numeric column of a group at once, equal to ``s.update(get(cols))`` for each
-    (moments to float rounding), with one key per record shared by the reservoirs.
+    """Every numeric column of a group at once: the same counts as ``s.update(get(cols))``
+    for each, moments to float rounding, and each reservoir a uniform sample of its column.
 
-    Per batch (:meth:`Columns.derived`): the ``n × F`` float matrix of the columns and their
+    Per batch (:meth:`Columns.derived`): the ``F × n`` float matrix of the columns and their
     bucket codes, offset per column so that one ``bincount`` gives every histogram. Per group:
-    one ``bincount``, moments along axis 0, one key draw and one bottom-k selection."""
+    one ``bincount``, moments along axis 1, one ``F × m`` key draw and one 2-d filter."""
     names = tuple(name for name, _, _ in block)
-    widths = [s.edges.shape[0] + 5 for _, _, s in block]
-    offsets = _offsets(widths)
+    offsets = _offsets([s.edges.shape[0] + 5 for _, _, s in block])
     x_key = ("drift_matrix", names)
 
     def matrix(c: Columns) -> np.ndarray:
-        return np.column_stack([as_float(get(c)) for _, get, _ in block])
+        return np.stack([as_float(get(c)) for _, get, _ in block])
 
     def codes(c: Columns) -> np.ndarray:
-        x = c.derived(x_key, matrix)
-        return np.column_stack([s.bucket_codes(np.ascontiguousarray(x[:, j])) + offsets[j]
-                                for j, (_, _, s) in enumerate(block)])
+        x = c.derived(x_key, matrix, axis=1)
+        return np.stack([s.bucket_codes(x[j]) + offsets[j] for j, (_, _, s) in enumerate(block)])
 
-    x = cols.derived(x_key, matrix)
+    x = cols.derived(x_key, matrix, axis=1)
     c = cols.derived(("drift_matrix_codes", names, tuple(s.code_key for _, _, s in block)),
-                     codes)
+                     codes, axis=1)
     hist = np.bincount(c.ravel(), minlength=int(offsets[-1]))
     special = [s.count_coded(hist[offsets[j]:offsets[j + 1]])
                for j, (_, _, s) in enumerate(block)]
-    m = x.shape[0]
+    m = x.shape[1]
     if m == 0:
         return
-    keys = block[0][2].reservoir.rng.random((len(block), m))  # independent per column
+    rng = block[0][2].reservoir.rng  # keys independent per column, from one generator
     clean = [j for j, sp in enumerate(special) if not sp]
-    if clean:  # columns as contiguous rows: reductions along axis 1 are the fast ones
-        xc = np.ascontiguousarray((x if len(clean) == len(block) else x[:, clean]).T)
+    if clean:
+        xc = x if len(clean) == len(block) else x[clean]
         mean = xc.mean(axis=1)
-        m2 = np.square(xc - mean[:, None]).sum(axis=1).tolist()
+        d = xc - mean[:, None]
+        m2 = np.einsum("ij,ij->i", d, d).tolist()
         lo, hi = xc.min(axis=1).tolist(), xc.max(axis=1).tolist()
         for i, (j, mu) in enumerate(zip(clean, mean.tolist(), strict=True)):
             block[j][2]._combine(m, mu, m2[i], lo[i], hi[i])
-        Reservoir.update_rows([block[j][2].reservoir for j in clean], xc,
-                              keys if len(clean) == len(block) else keys[clean])
+        Reservoir.update_rows([block[j][2].reservoir for j in clean], xc, rng)
     for j, sp in enumerate(special):
         if sp:
             s = block[j][2]
-            finite = c[:, j] - offsets[j] <= s.edges.shape[0]
-            xj = x[finite, j]
+            finite = c[j] - offsets[j] <= s.edges.shape[0]
+            xj = x[j, finite]
             if xj.shape[0]:
                 mu = float(xj.mean())
                 s._combine(xj.shape[0], mu, float(np.square(xj - mu).sum()),
                            float(xj.min()), float(xj.max()))
-                s.reservoir.update(xj, keys[j][finite])
+                s.reservoir.update(xj, rng.random(xj.shape[0]))
 
 
 def _categorical_block(cols: Columns,
@@ -256,11 +260,11 @@ def _categorical_block(cols: Columns,
     offsets = _offsets([len(s.vocabulary) + 3 for _, _, s in block])
 
     def codes(c: Columns) -> np.ndarray:
-        return np.column_stack([s.category_codes(get(c)) + offsets[j]
-                                for j, (_, get, s) in enumerate(block)])
+        return np.stack([s.category_codes(get(c)) + offsets[j]
+                         for j, (_, get, s) in enumerate(block)])
 
     key = ("drift_category_codes", tuple(name for name, _, _ in block),
            tuple(s.code_key for _, _, s in block))
-    hist = np.bincount(cols.derived(key, codes).ravel(), minlength=int(offsets[-1]))
+    hist = np.bincount(cols.derived(key, codes, axis=1).ravel(), minlength=int(offsets[-1]))
     for j, (_, _, s) in enumerate(block):
         s.count_coded(hist[offsets[j]:offsets[j + 1]])

@@ -124,18 +124,51 @@ class Reservoir:
         self._offer(np.asarray(x, dtype=np.float64), self.rng.random(m) if keys is None else keys)
 
     @staticmethod
-    def update_rows(reservoirs: Sequence[Reservoir], x: np.ndarray, keys: np.ndarray) -> None:
-        """``reservoirs[j].update(x[j], keys[j])`` for every row ``j`` of ``x`` and ``keys``
-        (``F × m``), with one 2-d filter for all rows."""
-        m = int(x.shape[1])
+    def update_rows(reservoirs: Sequence[Reservoir], x: np.ndarray,
+                    rng: np.random.Generator) -> None:
+        """``reservoirs[j].update(x[j])`` for every row ``j`` of ``x`` (``F × m``), with keys
+        from ``rng`` and one 2-d pass for all rows.
+
+        A row whose reservoir is full with largest key ``t`` only takes the values whose key is
+        below ``t``; drawing every key to find them is wasteful once ``t`` is small. There, the
+        same law is drawn directly: ``c ~ Binomial(m, t)`` values enter, at a uniform random
+        ``c``-subset of the positions (i.i.d. positions, redrawn when they collide), with keys
+        i.i.d. ``U(0, t)`` — exactly the law of the keys below ``t`` among ``m`` uniforms.
+        """
+        f, m = x.shape
         if m == 0:
             return
         tops = np.array([r._top for r in reservoirs])
-        rows, cols = np.nonzero(keys < tops[:, None])  # row-major: grouped by row
-        values, keys = x[rows, cols], keys[rows, cols]
-        bounds = np.searchsorted(rows, np.arange(len(reservoirs) + 1)).tolist()
-        for j, r in enumerate(reservoirs):
+        sparse = tops <= 1.0 / np.sqrt(8.0 * m)  # expected entries c with c² <= m / 8
+        pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, value, key)
+        dense = np.flatnonzero(~sparse)
+        if dense.shape[0]:
+            keys = rng.random((dense.shape[0], m))
+            rows, cols = np.nonzero(keys < tops[dense, None])
+            pieces.append((dense[rows], x[dense[rows], cols], keys[rows, cols]))
+        if sparse.any():
+            rows_s = np.flatnonzero(sparse)
+            counts = rng.binomial(m, tops[rows_s])
+            total = int(counts.sum())
+            if total:
+                rows = np.repeat(rows_s, counts)
+                while True:
+                    cols = rng.integers(0, m, total)
+                    if np.unique(rows * m + cols).shape[0] == total:
+                        break
+                pieces.append((rows, x[rows, cols], tops[rows] * rng.random(total)))
+        for r in reservoirs:
             r.n += m
+        if not pieces:
+            return
+        rows = np.concatenate([p[0] for p in pieces])
+        values = np.concatenate([p[1] for p in pieces])
+        keys = np.concatenate([p[2] for p in pieces])
+        if len(pieces) > 1:
+            order = np.argsort(rows, kind="stable")
+            rows, values, keys = rows[order], values[order], keys[order]
+        bounds = np.searchsorted(rows, np.arange(f + 1)).tolist()
+        for j, r in enumerate(reservoirs):
             if bounds[j + 1] > bounds[j]:
                 r._wait(values[bounds[j]:bounds[j + 1]], keys[bounds[j]:bounds[j + 1]])
 

@@ -50,30 +50,99 @@ class Columns:
         return int(self.outcome.shape[0])
 
     def take(self, index: np.ndarray) -> Columns:
+        """The records at ``index`` (positions or a boolean mask); feature columns are indexed
+        when first read."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
         return Columns(self.score[index], self.predicted[index], self.label[index],
-                       self.outcome[index], {k: v[index] for k, v in self.features.items()},
+                       self.outcome[index], _TakenFeatures(self.features, index),
                        _parent=(self, index))
 
-    def derived(self, key: Any, compute: Callable[[Columns], np.ndarray]) -> np.ndarray:
-        """``compute(self)`` — a per-record array that depends on the columns only — computed
-        once per batch: on columns made by :meth:`take`, the parent's array is computed (and
-        kept) and indexed. So the groups of one batch share one pass over the whole batch.
-        ``key`` names the computation (it must determine ``compute``)."""
+    def derived(self, key: Any, compute: Callable[[Columns], np.ndarray], *,
+                axis: int = 0) -> np.ndarray:
+        """``compute(self)`` — an array over the records (along ``axis``) that depends on the
+        columns only — computed once per batch: on columns made by :meth:`take`, the parent's
+        array is computed (and kept) and indexed. So the groups of one batch share one pass
+        over the whole batch. ``key`` names the computation (it must determine ``compute``)."""
         hit = self._derived.get(key)
         if hit is None:
             if self._parent is not None:
                 parent, index = self._parent
-                hit = parent.derived(key, compute)[index]
+                whole = parent.derived(key, compute, axis=axis)
+                hit = whole[index] if axis == 0 else np.take(whole, index, axis=axis)
             else:
                 hit = compute(self)
             self._derived[key] = hit
         return hit
+
+    def feature_dtype(self, name: str) -> np.dtype | None:
+        """The dtype of feature ``name`` (None when absent), without indexing a taken column."""
+        f = self.features
+        if name not in f:
+            return None
+        return f.dtype(name) if isinstance(f, _TakenFeatures) else np.asarray(f[name]).dtype
 
     def labelled(self) -> np.ndarray:
         """Boolean mask of records whose label is known."""
         if self.label.dtype.kind == "f":
             return ~np.isnan(self.label)
         return self.label >= 0
+
+
+class _TakenFeatures(dict):
+    """``{name: column[index]}`` over the columns of a batch, each column indexed on first
+    read (groups often need none of them: drift reads per-batch codes, metrics no features).
+    """
+
+    def __init__(self, source: dict[str, np.ndarray], index: np.ndarray):
+        super().__init__()
+        if isinstance(source, _TakenFeatures):  # a take of a take: index the batch once
+            source, index = source._source, source._index[index]
+        self._source, self._index = source, index
+
+    def __missing__(self, name: str) -> np.ndarray:
+        col = self._source[name][self._index]
+        self[name] = col
+        return col
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self._source else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._source
+
+    def __iter__(self):
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def keys(self):
+        return self._source.keys()
+
+    def items(self):
+        return [(name, self[name]) for name in self._source]
+
+    def values(self):
+        return [self[name] for name in self._source]
+
+    def copy(self) -> dict[str, np.ndarray]:
+        return dict(self.items())
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self.items()) == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def __reduce__(self):
+        return dict, (self.items(),)
+
+    def dtype(self, name: str) -> np.dtype:
+        return np.asarray(self._source[name]).dtype
 
 
 @runtime_checkable

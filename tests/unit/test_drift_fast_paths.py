@@ -179,3 +179,36 @@ def test_grouped_feature_summaries_equal_one_summary_per_column(seed):
                 assert grouped[g][name].reservoir.n == alone[name].reservoir.n
                 src = cols.features[name][part] if name != PREDICTION else cols.score[part]
                 assert np.isin(sample, src).all()
+
+
+def test_take_with_a_boolean_mask_equals_take_with_positions():
+    rng = np.random.default_rng(4)
+    cols = _cols(500, rng)
+    mask = rng.random(500) < 0.4
+    by_mask, by_rows = cols.take(mask), cols.take(np.flatnonzero(mask))
+    stack = lambda c: np.stack([c.features["x"], c.features["y"]])  # noqa: E731
+    assert np.array_equal(by_mask.derived("xy", stack, axis=1),
+                          by_rows.derived("xy", stack, axis=1), equal_nan=True)
+    inner = by_mask.take(np.arange(0, int(mask.sum()), 3))
+    assert inner.features["c"].tolist() == cols.features["c"][mask][::3].tolist()
+    assert inner.feature_dtype("y") == np.float64 and inner.feature_dtype("nope") is None
+
+
+def test_update_rows_samples_uniformly_also_once_keys_are_drawn_sparsely():
+    """2000 values in 20 batches into k = 20: from the ~600th value on, the entering keys are
+    drawn by their binomial count (sparse path). Inclusion per block of positions must be
+    uniform (chi-squared) — blocks of 25, finer than the batches, so a bias inside a batch
+    shows too."""
+    from monitor.drift.summary import Reservoir
+
+    n_items, k, reps = 2000, 20, 300
+    hits = np.zeros(80)
+    x = np.arange(n_items, dtype=np.float64)[None, :]
+    for rep in range(reps):
+        rng = np.random.default_rng([99, rep])
+        r = Reservoir(k, seed=0)
+        for part in np.split(x, 20, axis=1):
+            Reservoir.update_rows([r], part, rng)
+        assert r.n == n_items and r.values.shape == (k,) and np.unique(r.values).shape == (k,)
+        hits += np.bincount((r.values // 25).astype(int), minlength=80)
+    assert stats.chisquare(hits).pvalue > 0.001
