@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from monitor.deadletter import DeadLetter
 from monitor.decode import Reject
 from monitor.decode_models import decoder_for
 from monitor.drift_stage import DriftStage
 from monitor.evaluate import SliceResult, evaluate_window
+from monitor.feature_join import FeatureJoin
 from monitor.join import LabelJoin
 from monitor.metrics import accumulators_for
 from monitor.pipeline import ClosedWindow, ModelPipeline
@@ -61,6 +63,7 @@ class Daemon:
                             self.tracker.suppressed):
                 counter[m.name] += 0
         self.join = LabelJoin()
+        self.feature_join = _feature_join(spec)
         self._snapshot: Snapshot = EMPTY
         self.alive = time.time()
         self.stop = threading.Event()
@@ -101,7 +104,11 @@ class Daemon:
         self.alive = time.time()
         if chunk.stream == "labels":
             return self.process_labels(chunk)
-        if chunk.kind == "lines":
+        if chunk.stream == "features":
+            return self.process_features(chunk)
+        if chunk.kind == "lines" and self.feature_join is not None:
+            batch, rejects = self._admit(chunk.payload)
+        elif chunk.kind == "lines":
             batch, rejects = self.decoder.decode_lines(chunk.payload)
         else:
             batch, rejects = self.decoder.decode_frame(chunk.payload)
@@ -138,6 +145,8 @@ class Daemon:
 
     def _sync_join_counts(self) -> None:
         self.tracker.labels = dict(self.join.counts)
+        if self.feature_join is not None:
+            self.tracker.features_join = dict(self.feature_join.counts)
 
     def process_labels(self, chunk: Chunk) -> list[SliceResult]:
         """Label records (``stream='labels'``), joined to their predictions by id: into the
@@ -153,8 +162,36 @@ class Daemon:
         self.publish()
         return []
 
+    def process_features(self, chunk: Chunk) -> list[SliceResult]:
+        """Feature records logged apart from predictions (see :mod:`monitor.feature_join`):
+        held predictions whose features came go on into the windows."""
+        self._reject(self.feature_join.add_features(chunk.payload), chunk.origin)
+        batch, rejects = self.decoder.decode_records(self.feature_join.admit([]))
+        self._reject(rejects, chunk.origin)
+        results = self.process_batch(batch)
+        self.publish()
+        return results
+
+    def _admit(self, lines: list[bytes]):
+        """Predictions through the feature join: parsed, merged or held, then decoded."""
+        records, rejects = [], []
+        for line in lines:
+            if not line or not line.strip():
+                continue
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+                rejects.append(Reject("invalid_json", raw.rstrip("\n"), str(exc)))
+        batch, more = self.decoder.decode_records(self.feature_join.admit(records))
+        return batch, rejects + more
+
     def flush(self) -> list[SliceResult]:
         results: list[SliceResult] = []
+        if self.feature_join is not None:  # end of input: held predictions go on as they are
+            batch, rejects = self.decoder.decode_records(self.feature_join.flush())
+            self._reject(rejects, "feature-join")
+            results.extend(self.process_batch(batch))
         for pipeline in self.pipelines.values():
             for window in pipeline.flush():
                 results.extend(self._closed(window))
@@ -168,7 +205,8 @@ class Daemon:
         windows (accumulator states), watermarks, slice vocabularies and the counters."""
         return {"format": 1, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
                 "tracker": self.tracker.to_state(), "join": self.join.to_state(),
-                "drift": {n: s.to_state() for n, s in self.drift.items()}}
+                "drift": {n: s.to_state() for n, s in self.drift.items()},
+                "features": self.feature_join.to_state() if self.feature_join else None}
 
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` output (models no longer in the spec are ignored)."""
@@ -186,6 +224,8 @@ class Daemon:
                             stage.attach_classes(group.accumulators)
         self.tracker.load_state(state["tracker"])
         self.join.load_state(state["join"])
+        if self.feature_join is not None and state.get("features") is not None:
+            self.feature_join.load_state(state["features"])
         self._sync_join_counts()
         self.publish()
 
@@ -220,6 +260,16 @@ class Daemon:
         for r in rejects:
             self.tracker.bad[r.reason] += 1
             self.dead_letter.write(r.reason, r.raw, detail=r.detail, origin=origin)
+
+
+def _feature_join(spec: Spec) -> FeatureJoin | None:
+    """The feature join, when features come on their own Kafka topic."""
+    kafka = spec.source.kafka if spec.source.type == "kafka" else {}
+    if not (isinstance(kafka.get("topics"), dict) and kafka["topics"].get("features")):
+        return None
+    from monitor.sources.kafka import parse_kafka_settings
+
+    return FeatureJoin(spec.schema, delay=parse_kafka_settings(kafka).feature_delay)
 
 
 def _row(batch: RecordBatch, i: int) -> dict:

@@ -100,6 +100,10 @@ class SlicewatchCollector(Collector):
                             "too_late (label after its window closed), orphaned (label never "
                             "matched a prediction), dropped_full (pending store full).",
                             ["model", "outcome"], dict(s.labels.items()))
+        yield from _counter("slicewatch_feature_join", "Predictions and feature-log records by "
+                            "join outcome: joined, missing (went on without features after "
+                            "feature_delay), orphaned (features never matched).", ["outcome"],
+                            {(k,): v for k, v in s.features_join.items()})
         yield from self._slices(s)
         yield from _gauge("slicewatch_up_time_seconds", "Seconds since the daemon started.",
                           [], {(): time.time() - s.started} if s.started else {})

@@ -48,9 +48,6 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     out = out or sys.stdout
     _log_to(out)
     settings = parse_kafka_settings(spec.source.kafka)
-    if "features" in settings.topics and not hasattr(Daemon, "process_features"):
-        raise SourceError("source.kafka.topics.features: joining a feature-log topic is not "
-                          "part of this build yet")
     checkpoint = checkpoint_for(spec, settings)
     checkpoint.acquire(socket.gethostname(), os.getpid())
     listeners, stage = outputs(spec, opts, out, listeners)

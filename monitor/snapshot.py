@@ -30,6 +30,7 @@ class Snapshot:
     suppressed: MappingProxyType  # model → slices below min_size, cumulative
     labels: MappingProxyType  # (model, outcome) → delayed labels by join outcome
     concept: MappingProxyType  # (model, version, slice, detector) → concept-drift events
+    features_join: MappingProxyType  # joined / missing / orphaned feature-log records
     extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     started: float = 0.0
     heartbeat: float = 0.0
@@ -53,6 +54,7 @@ class Tracker:
         self.extra: dict[str, object] = {}
         self.labels: dict[tuple[str, str], int] = {}  # (model, join outcome) → count
         self.concept: dict[tuple[str, str, str, str], int] = {}  # (model, version, slice, det.)
+        self.features_join: dict[str, int] = {}  # feature-log join outcome → count
         self.started = time.time()
         self.heartbeat = self.started
 
@@ -101,7 +103,7 @@ class Tracker:
             watermark=p(dict(self.watermark)), last_window_end=p(dict(self.last_end)),
             outcomes=p(dict(self.outcomes)), series=p(dict(self.series)),
             suppressed=p(dict(self.suppressed)), labels=p(dict(self.labels)),
-            concept=p(dict(self.concept)),
+            concept=p(dict(self.concept)), features_join=p(dict(self.features_join)),
             extra=p(dict(self.extra)),
             started=self.started, heartbeat=self.heartbeat)
 

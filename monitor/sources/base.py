@@ -17,13 +17,13 @@ class Chunk:
     """A micro-batch of raw records.
 
     ``kind='lines'``: ``payload`` is a list of JSON lines (bytes); ``kind='frame'``: a pandas
-    DataFrame (CSV, Parquet); ``stream`` is ``'predictions'`` or ``'labels'``; ``origin``
-    names the file or topic; ``position`` is an opaque resume position (file offset,
-    Kafka offsets) that a checkpoint may store.
+    DataFrame (CSV, Parquet); ``stream`` is ``'predictions'``, ``'labels'`` or
+    ``'features'``; ``origin`` names the file or topic; ``position`` is an opaque resume
+    position (file offset, Kafka offsets) that a checkpoint may store.
     """
 
     kind: Literal["lines", "frame"]
     payload: Any
-    stream: Literal["predictions", "labels"] = "predictions"
+    stream: Literal["predictions", "labels", "features"] = "predictions"
     origin: str = ""
     position: Any = None

@@ -34,6 +34,7 @@ log = logging.getLogger("slicewatch.kafka")
 
 SETTINGS_KEYS = ("bootstrap_servers", "group_id", "topics", "dead_letter_topic", "consume_batch",
                  "consume_timeout", "checkpoint_interval", "checkpoint_records", "instance_id",
+                 "feature_delay",
                  "config")
 STREAMS = ("predictions", "labels", "features")
 SECRET_WORDS = ("password", "secret", "key", "token")
@@ -66,6 +67,7 @@ class KafkaSettings:
     checkpoint_interval: float = 5.0  # seconds
     checkpoint_records: int = 200_000  # or after this many records, whichever first
     instance_id: str = "default"
+    feature_delay: float = 60.0  # seconds of event time a prediction waits for its features
     config: dict[str, Any] = field(default_factory=dict)  # librdkafka pass-through, resolved
 
     def stream_of(self) -> dict[str, str]:
@@ -176,7 +178,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
         consume_timeout=number("consume_timeout", 0.5, 0.001, 60.0),
         checkpoint_interval=number("checkpoint_interval", 5.0, 0.01, 86400.0),
         checkpoint_records=number("checkpoint_records", 200_000, 1, 10**12, int),
-        instance_id=text("instance_id") or "default", config=config)
+        instance_id=text("instance_id") or "default",
+        feature_delay=number("feature_delay", 60.0, 0.0, 86400.0 * 7), config=config)
 
 
 def consumer_config(s: KafkaSettings) -> dict[str, Any]:
