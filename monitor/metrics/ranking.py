@@ -79,7 +79,10 @@ class ScoreHistogram(AccumulatorBase):
         keep = ~(np.isnan(y) | np.isnan(s))
         if not keep.any():
             return
-        idx = score_bins(s[keep], self.bins) + self.bins * positive(y[keep])
+        bins = self.bins  # bin of every score, once per batch (NaN scores are dropped below)
+        every = cols.derived(("score_bins", bins),
+                             lambda c: score_bins(np.asarray(c.score, np.float64), bins))
+        idx = every[keep] + bins * positive(y[keep])
         self.counts += np.bincount(idx, minlength=2 * self.bins).reshape(2, self.bins)
 
     def merge(self, other: Any) -> None:
