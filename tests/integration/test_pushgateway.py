@@ -4,6 +4,7 @@ pushed series read back from the Pushgateway equal the run's own values."""
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
 import orjson
@@ -68,6 +69,10 @@ def test_replay_pushes_and_series_read_back(pushgateway_url):
         assert all(again[k] == v for k, v in got.items() if k[0] not in moving)
     finally:
         requests.delete(f"{pushgateway_url}/metrics/job/{job}/model/fraud", timeout=10)
+    # the Pushgateway applies writes asynchronously: the group goes shortly after the DELETE
+    deadline = time.monotonic() + 10
+    while _pushed(pushgateway_url, job) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not _pushed(pushgateway_url, job)
 
 
