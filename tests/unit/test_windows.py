@@ -72,3 +72,16 @@ def test_group_rows_is_a_stable_partition():
     groups = group_rows(keys)
     assert [k for k, _ in groups] == [1, 2, 3]
     assert [rows.tolist() for _, rows in groups] == [[1, 4], [3], [0, 2, 5]]
+
+
+def test_fractional_window_sizes_do_not_make_the_next_window_late():
+    size = 300.006
+    w = EventWindows(WindowSpec("time", size, 0.0))
+    times = np.arange(0, 30 * size, 0.5)  # k * size + size > (k + 1) * size for k = 14, 17…
+    late_total = 0
+    for chunk in np.array_split(times, 40):
+        _, late = w.assign(chunk)
+        late_total += int(late.sum())
+        for start in w.closable(sorted({float(s) for s in np.floor(chunk / size) * size})):
+            w.mark_closed(start)
+    assert late_total == 0
