@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 
 from monitor.deadletter import DeadLetter
-from monitor.decode import Reject
+from monitor.decode import Reject, parse_json_lines
 from monitor.decode_models import decoder_for
 from monitor.drift_stage import DriftStage
 from monitor.evaluate import SliceResult, evaluate_window
@@ -174,15 +173,7 @@ class Daemon:
 
     def _admit(self, lines: list[bytes]):
         """Predictions through the feature join: parsed, merged or held, then decoded."""
-        records, rejects = [], []
-        for line in lines:
-            if not line or not line.strip():
-                continue
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-                rejects.append(Reject("invalid_json", raw.rstrip("\n"), str(exc)))
+        records, rejects = parse_json_lines(lines)
         batch, more = self.decoder.decode_records(self.feature_join.admit(records))
         return batch, rejects + more
 

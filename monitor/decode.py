@@ -187,7 +187,7 @@ class Decoder:
     @_gc_paused
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
         """Decode JSON lines (blank lines are skipped)."""
-        records, rejects = _parse_json_lines(lines)
+        records, rejects = parse_json_lines(lines)
         batch, more = self._decode(records, plain=True)
         return batch, rejects + more
 
@@ -209,7 +209,7 @@ class Decoder:
     def decode_label_lines(self, lines: Sequence[bytes | str]
                            ) -> tuple[dict[str, np.ndarray], list[Reject]]:
         """Decode label records → ``{"id": object[], "label": object[], "time": float64[]}``."""
-        records, rejects = _parse_json_lines(lines)
+        records, rejects = parse_json_lines(lines)
         s = self.schema
         paths = _Paths(records, plain=True)
         ids, labels = paths.values(s.label_id), paths.values(s.label_value)
@@ -335,7 +335,9 @@ def _same_keys_columns(maps: list[dict]) -> dict[Any, list[Any]] | None:
         return None
 
 
-def _parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Reject]]:
+def parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Reject]]:
+    """JSON lines → (parsed values, rejects for the lines that are not JSON); blank lines
+    are skipped."""
     try:  # a blank or bad line fails here too: the slow loop below sorts them out
         return list(map(orjson.loads, lines)), []
     except (orjson.JSONDecodeError, TypeError):

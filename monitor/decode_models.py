@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import pandas as pd
 
-from monitor.decode import Decoder, Reject
+from monitor.decode import Decoder, Reject, parse_json_lines
 from monitor.records import RecordBatch, concat
 from slices.spec import Spec
 
@@ -64,15 +63,7 @@ class PerModelDecoder:
         return concat(batches), rejects
 
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
-        records, rejects = [], []
-        for line in lines:
-            if not line or not line.strip():
-                continue
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-                rejects.append(Reject("invalid_json", raw.rstrip("\n"), str(exc)))
+        records, rejects = parse_json_lines(lines)
         batch, more = self.decode_records(records)
         return batch, rejects + more
 
