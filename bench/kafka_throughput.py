@@ -1,10 +1,14 @@
 """Kafka throughput: consume+decode only vs the full daemon, on the same topic, in one run.
 
-Produces ``--records`` realistic records (20 features, ~700 bytes each) to a fresh topic, then
+Produces ``--records`` realistic records (20 features, ~650 bytes each) to a fresh topic, then
 measures (a) a consumer that only consumes and decodes (the practical limit of one Python
 process) and (b) the full Kafka loop of ``monitor.kafka_run`` (10 slice rules including a
-cross, binary metrics, drift against rolling windows, checkpoints every 5 s). Prints both
-rates and their ratio.
+cross, binary metrics, drift of every feature and the score in every slice against a stored
+reference profile, checkpoints every 5 s). Prints both rates and their ratio.
+
+Event time advances ``--rate`` records per second (default 2 000/s, a busy production model:
+5-minute windows of 600k records); drift tests run at every window close, so a lower rate
+means more closes per record (``--rate 200`` for 60k-record windows).
 
     scripts/services start && source .services/env
     .venv/bin/python bench/kafka_throughput.py --records 2000000
@@ -28,6 +32,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor.baseline import build_baselines
 from monitor.checkpoint import Checkpoint
 from monitor.daemon import Daemon
 from monitor.kafka_run import consume
@@ -61,7 +66,7 @@ models:
               log_loss, brier]
     features:
 {features}
-    drift: {{enabled: true, rolling_windows: 3}}
+    drift: {{enabled: true, {drift}}}
     slices:
       - overall: true
       - feature_keys: [country]
@@ -77,10 +82,13 @@ models:
 """
 
 
-def make_records(n: int, seed: int = 0) -> list[bytes]:
+RATE = 2000.0  # event-time records per second
+T0 = 1_780_000_000.0
+
+
+def make_records(n: int, seed: int = 0, rate: float = RATE, t0: float = T0) -> list[bytes]:
     rng = np.random.default_rng(seed)
-    t0 = 1_780_000_000.0
-    times = t0 + np.arange(n) * (3600.0 / 200_000)  # 200k records per event-time hour
+    times = t0 + np.arange(n) / rate
     score = rng.random(n)
     label = (rng.random(n) < score).astype(int)
     num = rng.normal(1.0, 1.0, (n, len(NUMERIC))).round(6)
@@ -91,10 +99,27 @@ def make_records(n: int, seed: int = 0) -> list[bytes]:
         feats = {name: float(num[i, j]) for j, name in enumerate(NUMERIC)}
         feats.update({k: str(c[i]) for k, c in cats.items()})
         out.append(orjson.dumps({
-            "model": "fraud", "model_version": "v7", "prediction_id": f"pred-{i:012d}",
+            "model": "fraud", "model_version": "v7", "prediction_id": f"pred-{seed}-{i:012d}",
             "timestamp": float(times[i]), "prediction": {"score": float(score[i])},
             "label": int(label[i]), "tags": [str(tags[i])], "outcome": "ok",
             "features": feats, "ctx": {"request_id": uuid.UUID(int=i).hex, "ua": UA}}))
+    return out
+
+
+FEATURES = "\n".join([f"      {f}: numeric" for f in NUMERIC]
+                     + [f"      {f}: categorical" for f in CATEGORICAL])
+
+
+def reference_profile(spec_text: str, tmp: Path, records: int = 200_000) -> Path:
+    """A stored reference profile (``slicewatch baseline build``'s code) from ``records``
+    records of another seed and an earlier day, per slice like the spec asks."""
+    ref_lines = make_records(records, seed=1, t0=T0 - 86_400)
+    data = tmp / "reference.jsonl"
+    data.write_bytes(b"\n".join(ref_lines) + b"\n")
+    spec_path = tmp / "baseline-spec.yaml"
+    spec_path.write_text(spec_text.replace("{drift}", "rolling_windows: 3"))
+    out = tmp / "profile.json"
+    build_baselines(load_spec(str(spec_path)), [str(data)], str(out))
     return out
 
 
@@ -162,6 +187,8 @@ def main() -> None:
     ap.add_argument("--bootstrap", default=os.environ.get("SLICEWATCH_TEST_KAFKA"))
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--rate", type=float, default=RATE,
+                    help="event-time records per second (window size = 300 × rate)")
     args = ap.parse_args()
     if not args.bootstrap:
         sys.exit("no broker: pass --bootstrap or source .services/env")
@@ -169,17 +196,21 @@ def main() -> None:
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
     admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(30)
     tmp = Path(tempfile.mkdtemp())
-    features = "\n".join([f"      {f}: numeric" for f in NUMERIC]
-                         + [f"      {f}: categorical" for f in CATEGORICAL])
+    text = SPEC.format(bootstrap=args.bootstrap, topic=topic, features=FEATURES,
+                       checkpoint=tmp / "cp.db", drift="{drift}")
+    t = time.perf_counter()
+    profile = reference_profile(text, tmp)
+    print(f"reference profile from 200,000 records in {time.perf_counter() - t:.0f}s",
+          flush=True)
     spec_path = tmp / "spec.yaml"
-    spec_path.write_text(SPEC.format(bootstrap=args.bootstrap, topic=topic, features=features,
-                                     checkpoint=tmp / "cp.db"))
+    spec_path.write_text(text.replace("{drift}", f"profile: {profile}"))
     spec = load_spec(str(spec_path))
     try:
         t = time.perf_counter()
-        lines = make_records(args.records)
+        lines = make_records(args.records, rate=args.rate)
         size = sum(map(len, lines)) / len(lines)
-        print(f"generated {len(lines):,} records, {size:.0f} bytes each, "
+        print(f"generated {len(lines):,} records, {size:.0f} bytes each, {args.rate:,.0f} per "
+              f"event-time second ({300 * args.rate:,.0f} per 5m window), "
               f"in {time.perf_counter() - t:.0f}s", flush=True)
         t = time.perf_counter()
         produce(args.bootstrap, topic, lines, args.partitions)

@@ -54,7 +54,8 @@ class Daemon:
             pipeline = ModelPipeline(m, self._factory(m))
             if m.drift.enabled:
                 stage = self.drift[m.name] = DriftStage(m, pipeline.preparer.classes)
-                pipeline.on_group = stage.on_labelled
+                if m.drift.concept_detector is not None:
+                    pipeline.on_group = stage.on_labelled
             self.pipelines[m.name] = pipeline
         self.tracker = Tracker(spec.server.stale_after_windows)
         for m in spec.models:  # counters exist from the start, so rate() and panels see 0

@@ -41,6 +41,7 @@ from monitor.drift import (
     load_profile,
 )
 from monitor.evaluate import SliceResult
+from monitor.kernels import warm_up
 from monitor.metrics.base import Accumulator, Columns
 from monitor.metrics.registry import register
 from monitor.pipeline import ClosedWindow
@@ -60,6 +61,12 @@ class FeatureDrift:
 
     def update(self, cols: Columns) -> None:
         self.summaries.update(cols, label=False, classes=self.classes)
+
+    @staticmethod
+    def update_many(cols: Columns, items: list[tuple[FeatureDrift, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of one batch, at once."""
+        FeatureSummaries.update_groups(cols, [(acc.summaries, rows) for acc, rows in items],
+                                       classes=items[0][0].classes if items else None)
 
     def merge(self, other: FeatureDrift) -> None:
         self.summaries.merge(other.summaries)
@@ -85,6 +92,12 @@ class LabelDrift(FeatureDrift):
     def update(self, cols: Columns) -> None:
         self.summaries.update_label(cols.label, classes=self.classes)
 
+    @staticmethod
+    def update_many(cols: Columns, items: list[tuple[LabelDrift, np.ndarray]]) -> None:
+        FeatureSummaries.update_label_groups(
+            cols, [(acc.summaries, rows) for acc, rows in items],
+            classes=items[0][0].classes if items else None)
+
 
 def _seed(*parts: Any) -> int:
     return zlib.crc32("\x1f".join(map(str, parts)).encode())
@@ -101,6 +114,7 @@ class DriftStage:
             if self.spec.rolling_windows else None
         self.concept: dict[tuple[str, str], ConceptMonitor] = {}
         self.concept_events: Counter = Counter()  # (version, slice) → events
+        warm_up()  # the compiled summary kernels, before the first batch
 
     # ---- accumulators for a new group ---------------------------------------------------
     def wants(self, slice_name: str) -> bool:

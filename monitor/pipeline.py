@@ -15,7 +15,15 @@ from monitor.metrics.base import Accumulator, Columns
 from monitor.metrics.registry import accumulator_from_state, state_of
 from monitor.prepare import Preparer
 from monitor.records import RecordBatch
-from monitor.windows import EventWindows, Group, GroupKey, Window, factorize, group_rows
+from monitor.windows import (
+    EventWindows,
+    Group,
+    GroupKey,
+    Window,
+    factorize,
+    group_rows,
+    update_groups,
+)
 from slices.assign import SliceAssigner
 from slices.spec import ModelSpec
 
@@ -94,6 +102,7 @@ class ModelPipeline:
             for w, window in enumerate(windows):
                 window.first_time = min(window.first_time, float(first[w]))
                 window.last_time = max(window.last_time, float(last[w]))
+        parts: list[tuple[GroupKey, Group, np.ndarray]] = []
         for sc in self.assigner.assign(batch):
             rows = np.flatnonzero(sc.codes >= 0)
             if not rows.size:
@@ -107,13 +116,11 @@ class ModelPipeline:
                 group = window.groups.get(gkey)
                 if group is None:
                     group = window.groups[gkey] = Group(self.factory(sc.spec.name))
-                part_cols = cols.take(rows[part])
-                if labels_only:
-                    group.update_labels(part_cols)
-                else:
-                    group.update(part_cols)
-                if self.on_group is not None:
-                    self.on_group(gkey[0], gkey[2], part_cols)
+                parts.append((gkey, group, rows[part]))
+        update_groups(cols, [(group, rows) for _, group, rows in parts], labels_only=labels_only)
+        if self.on_group is not None:
+            for gkey, _, rows in parts:
+                self.on_group(gkey[0], gkey[2], cols.take(rows))
 
     def _close(self, keys: list[float]) -> list[ClosedWindow]:
         out = []

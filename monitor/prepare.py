@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from monitor.metrics.base import Columns
 from monitor.records import RecordBatch
@@ -95,22 +96,44 @@ def _truthy(values: np.ndarray, positive: Any) -> np.ndarray:
 
     The positive label (as logged or as text) is 1; with a numeric or boolean positive label,
     0/false/no are 0 and anything else is unreadable (NaN); with a text positive label
-    (``positive_label: fraud``) every other value is 0.
+    (``positive_label: fraud``) every other value is 0. Decided once per distinct value
+    (``pandas.factorize``), unless this positive label reads ``True``/``1``/``1.0`` (or
+    ``False``/``0``/``0.0``) differently — values a hash table takes for one.
     """
-    out = np.full(values.shape[0], np.nan)
+    n = values.shape[0]
+    if n == 0:
+        return np.full(0, np.nan)
+    if _equal_keys_differ(positive):
+        return np.array([_truthy_one(v, positive) for v in values], dtype=np.float64)
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists, dicts): none of them reads as a label
+        return np.array([_truthy_one(v, positive) for v in values], dtype=np.float64)
+    mapped = np.array([_truthy_one(u, positive) for u in uniques] + [np.nan], dtype=np.float64)
+    return mapped[codes]  # code -1 (missing) picks the NaN at the end
+
+
+def _truthy_one(v: Any, positive: Any) -> float:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return np.nan
     pos_text = str(positive).lower()
     text_positive = isinstance(positive, str) and pos_text not in _TRUE
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            continue
-        t = str(v).lower()
-        if isinstance(v, bool):
-            t = "true" if v else "false"
-        if t == pos_text or (not text_positive and t in _TRUE):
-            out[i] = 1.0
-        elif text_positive or t in _FALSE:
-            out[i] = 0.0
-    return out
+    t = ("true" if v else "false") if isinstance(v, bool | np.bool_) else str(v).lower()
+    if t == pos_text or (not text_positive and t in _TRUE):
+        return 1.0
+    if text_positive or t in _FALSE:
+        return 0.0
+    return np.nan
+
+
+def _equal_keys_differ(positive: Any) -> bool:
+    """Whether ``True``, ``1`` and ``1.0`` (or ``False``, ``0``, ``0.0``), which hash alike,
+    read as different labels for this positive label."""
+    def same(*vs: Any) -> bool:
+        out = [_truthy_one(v, positive) for v in vs]
+        return all(o == out[0] or (np.isnan(o) and np.isnan(out[0])) for o in out)
+
+    return not (same(True, 1, 1.0) and same(False, 0, 0.0))
 
 
 def _floats(values: np.ndarray) -> np.ndarray:

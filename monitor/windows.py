@@ -135,6 +135,41 @@ class Window:
     last_time: float = -math.inf
 
 
+def update_groups(cols: Columns, parts: list[tuple[Group, np.ndarray]], *,
+                  labels_only: bool = False) -> None:
+    """``group.update(cols.take(rows))`` (or ``update_labels``) for every ``(group, rows)`` of
+    one batch, accumulator kind by kind: a kind with ``update_many(cols, [(acc, rows), …])``
+    folds all its groups at once (the slices of a batch overlap, so per-batch work is shared);
+    the others get their group's records one group at a time."""
+    labelled: np.ndarray | None = None
+    by_kind: dict[type, list[tuple[Accumulator, np.ndarray]]] = {}
+    for group, rows in parts:
+        if not labels_only:
+            group.count += rows.shape[0]
+        label_rows = None
+        for acc in group.accumulators:
+            if acc.needs_label:
+                if label_rows is None:
+                    if labelled is None:
+                        labelled = cols.labelled()
+                    label_rows = rows[labelled[rows]]
+                if label_rows.shape[0]:
+                    by_kind.setdefault(type(acc), []).append((acc, label_rows))
+            elif not labels_only:
+                by_kind.setdefault(type(acc), []).append((acc, rows))
+    taken: dict[int, Columns] = {}
+    for kind, items in by_kind.items():
+        many = getattr(kind, "update_many", None)
+        if many is not None:
+            many(cols, items)
+            continue
+        for acc, rows in items:
+            part = taken.get(id(rows))
+            if part is None:
+                part = taken[id(rows)] = cols.take(rows)
+            acc.update(part)
+
+
 def group_rows(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Split row positions by an int64 key: ``[(key, rows), ...]`` in key order, rows in
     original order (stable sort; one pass, no per-group mask)."""

@@ -123,6 +123,15 @@ def run_test(ref: Summary, cur: Summary, choice: Choice) -> tuple[TestResult, fl
 def pending(model: str, slice_key: str, feature: str, ref: Summary | None, cur: Summary,
             choice: Choice, reference: str = "overall") -> Decision:
     """Run the chosen test (or mark ``insufficient``); status is settled by :func:`decide`."""
+    skipped = _insufficient(model, slice_key, feature, ref, cur, choice, reference)
+    if skipped is not None:
+        return skipped
+    return _decision(model, slice_key, feature, ref, cur, choice, reference,
+                     *run_test(ref, cur, choice))
+
+
+def _insufficient(model: str, slice_key: str, feature: str, ref: Summary | None, cur: Summary,
+                  choice: Choice, reference: str) -> Decision | None:
     n_ref = ref.present if ref is not None else 0
     n_cur = cur.present
     sample_ok = not (choice.test in ("ks", "wasserstein") or choice.gate in ("ks", "wasserstein")) \
@@ -131,9 +140,14 @@ def pending(model: str, slice_key: str, feature: str, ref: Summary | None, cur: 
         return Decision(model, slice_key, feature, choice.test, choice.gate, math.nan, None,
                         None, math.nan, choice.threshold, "insufficient", n_ref, n_cur,
                         reference)
-    result, dist = run_test(ref, cur, choice)
+    return None
+
+
+def _decision(model: str, slice_key: str, feature: str, ref: Summary, cur: Summary,
+              choice: Choice, reference: str, result: TestResult, dist: float) -> Decision:
     return Decision(model, slice_key, feature, choice.test, choice.gate, result.statistic,
-                    result.pvalue, None, dist, choice.threshold, "ok", n_ref, n_cur, reference)
+                    result.pvalue, None, dist, choice.threshold, "ok", ref.present, cur.present,
+                    reference)
 
 
 def decide(results: Sequence[Decision], fdr: float = 0.05) -> list[Decision]:
@@ -172,7 +186,8 @@ def evaluate_drift(reference: Reference, current_by_slice: Mapping[str, FeatureS
     """All drift decisions of one model's window: every summarised feature (and prediction,
     label) of every slice, tested against the reference and decided together (BH at
     ``model_spec.drift.fdr``)."""
-    pend: list[Decision] = []
+    pend: list[Decision | None] = []
+    jobs: list[tuple[int, str, str, Summary, Summary, Choice, str]] = []
     for slice_key, current in current_by_slice.items():
         found = reference.for_slice(slice_key)
         ref_sums, scope = found if found is not None else (None, "none")
@@ -182,5 +197,18 @@ def evaluate_drift(reference: Reference, current_by_slice: Mapping[str, FeatureS
                 raise DriftError(f"model {model_spec.name!r}, slice {slice_key!r}, feature "
                                  f"{name!r}: window summary and reference have different bins")
             choice = select(feature_type(cur), cur.present, model_spec.feature(name))
-            pend.append(pending(model_spec.name, slice_key, name, ref, cur, choice, scope))
-    return decide(pend, model_spec.drift.fdr)
+            skipped = _insufficient(model_spec.name, slice_key, name, ref, cur, choice, scope)
+            pend.append(skipped)
+            if skipped is None:
+                jobs.append((len(pend) - 1, slice_key, name, ref, cur, choice, scope))
+    # KS tests that are their own gate (most numeric tests) run batched; the rest one by one
+    ks = [j for j in jobs if j[5].test == "ks" and j[5].gate == "ks"]
+    ks_results = get_test("ks").compute_many([(j[3], j[4]) for j in ks]) if ks else []
+    for (i, slice_key, name, ref, cur, choice, scope), res in zip(ks, ks_results, strict=True):
+        pend[i] = _decision(model_spec.name, slice_key, name, ref, cur, choice, scope, res,
+                            res.distance)
+    for i, slice_key, name, ref, cur, choice, scope in jobs:
+        if pend[i] is None:
+            pend[i] = _decision(model_spec.name, slice_key, name, ref, cur, choice, scope,
+                                *run_test(ref, cur, choice))
+    return decide([d for d in pend if d is not None], model_spec.drift.fdr)

@@ -33,6 +33,7 @@ from monitor.drift.summary import (
     as_float,
     summary_from_state,
 )
+from monitor.grouped import Layers, layers_for
 from monitor.metrics.base import Columns
 
 PREDICTION = "__prediction__"
@@ -92,34 +93,103 @@ class FeatureSummaries:
                classes: Sequence[str] | None = None) -> None:
         """Fold one micro-batch in; ``label=False`` leaves the label summary to
         :meth:`update_label` (labels joined later)."""
-        n = len(cols)
-        numeric: list[tuple[str, Getter, NumericSummary]] = []
-        categorical: list[tuple[str, Getter, CategoricalSummary]] = []
+        FeatureSummaries.update_groups(cols, [(self, np.arange(len(cols)))], classes=classes)
+        if label:
+            self.update_label(cols.label, classes=classes)
+
+    @staticmethod
+    def update_groups(cols: Columns, parts: Sequence[tuple[FeatureSummaries, np.ndarray]], *,
+                      classes: Sequence[str] | None = None) -> None:
+        """``s.update(cols.take(rows), label=False)`` for every ``(s, rows)`` of one batch.
+
+        The groups of a batch (its slices) overlap, so the columns are coded once per batch
+        and every group is folded in one pass per block: one ``bincount`` for all histograms,
+        ``reduceat`` for the moments, and one key per record shared by every reservoir the
+        record is offered to (coordinated bottom-k sampling: each reservoir is still a uniform
+        sample of its column, and merges stay exact)."""
+        buckets: dict[tuple, list[tuple[FeatureSummaries, np.ndarray]]] = {}
+        for s, rows in parts:
+            rows = np.asarray(rows)
+            if rows.dtype == bool:
+                rows = np.flatnonzero(rows)
+            if rows.shape[0]:
+                buckets.setdefault(s._layout(), []).append((s, rows))
+        for group in buckets.values():
+            first = group[0][0]
+            numeric, categorical, absent = first._plan(cols, classes)
+            sums = [s.summaries for s, _ in group]
+            rows_list = [rows for _, rows in group]
+            layers = layers_for(cols, rows_list) if numeric or categorical else None
+            if numeric:
+                _numeric_groups(cols, numeric, [[d[name] for name, _, _ in numeric]
+                                                for d in sums], layers)
+            if categorical:
+                _categorical_groups(cols, categorical, [[d[name] for name, _ in categorical]
+                                                        for d in sums], layers)
+            for name in absent:
+                for d, rows in zip(sums, rows_list, strict=True):
+                    d[name].update(np.full(rows.shape[0], None, object))
+
+    @staticmethod
+    def update_label_groups(cols: Columns, parts: Sequence[tuple[FeatureSummaries, np.ndarray]],
+                            *, classes: Sequence[str] | None = None) -> None:
+        """``s.update_label(cols.take(rows).label)`` for every ``(s, rows)`` of one batch, the
+        label column coded once (``rows``: the labelled records of each group)."""
+        buckets: dict[tuple, list[tuple[Summary, np.ndarray]]] = {}
+        for s, rows in parts:
+            rows = np.asarray(rows)
+            if rows.dtype == bool:
+                rows = np.flatnonzero(rows)
+            if LABEL in s.summaries and rows.shape[0]:
+                summary = s.summaries[LABEL]
+                buckets.setdefault((s.task, summary.kind, summary.code_key), []).append(
+                    (summary, rows))
+        for (task, kind, _), group in buckets.items():
+            sums = [[summary] for summary, _ in group]
+            layers = layers_for(cols, [rows for _, rows in group])
+            if kind == "numeric":
+                _numeric_groups(cols, [(LABEL, _label, cols.label.dtype.kind not in "fiub")],
+                                sums, layers)
+            else:
+                names = tuple(classes) if classes is not None else None
+                get = _label_names(names) if task == "multiclass" else _label
+                _categorical_groups(cols, [(LABEL, get)], sums, layers)
+
+    def _layout(self) -> tuple:
+        """What decides how columns are coded: task, names, kinds and bins."""
+        return (self.task, *((k, s.kind, s.code_key) for k, s in self.summaries.items()
+                            if k != LABEL))
+
+    def _plan(self, cols: Columns, classes: Sequence[str] | None
+              ) -> tuple[list[tuple[str, Getter, bool]], list[tuple[str, Getter]], list[str]]:
+        """Columns to fold: numeric ``(name, getter, is_object)``, categorical
+        ``(name, getter)``, and features absent from ``cols`` (all missing)."""
+        numeric: list[tuple[str, Getter, bool]] = []
+        categorical: list[tuple[str, Getter]] = []
+        absent: list[str] = []
         for name in self.features:
             s = self.summaries[name]
             dtype = cols.feature_dtype(name)
             if dtype is None:
-                s.update(np.full(n, None, object))
-            elif isinstance(s, NumericSummary) and dtype.kind in "fiub":
-                numeric.append((name, _feature(name), s))
+                absent.append(name)
             elif isinstance(s, NumericSummary):
-                _fold(s, cols, name, _feature(name))
+                numeric.append((name, _feature(name), dtype.kind not in "fiub"))
             else:
-                categorical.append((name, _feature(name), s))
+                categorical.append((name, _feature(name)))
         if PREDICTION in self.summaries:
             s = self.summaries[PREDICTION]
             if self.task == "binary" and isinstance(s, NumericSummary):
-                numeric.append(("__score__", _score, s))
+                numeric.append((PREDICTION, _score, False))
             elif self.task == "binary":
-                categorical.append(("__predicted__", _predicted, s))
+                categorical.append((PREDICTION, _predicted))
+            elif self.task == "multiclass":
+                names = tuple(classes) if classes is not None else None
+                categorical.append((PREDICTION, _class_names(names)))
+            elif isinstance(s, NumericSummary):
+                numeric.append((PREDICTION, _predicted, False))
             else:
-                s.update(self._prediction(cols, classes))
-        if numeric:
-            _numeric_block(cols, numeric)
-        if categorical:
-            _categorical_block(cols, categorical)
-        if label:
-            self.update_label(cols.label, classes=classes)
+                categorical.append((PREDICTION, _predicted))
+        return numeric, categorical, absent
 
     def update_label(self, label: np.ndarray, *, classes: Sequence[str] | None = None) -> None:
         """Fold labels in (binary 0/1 float, multiclass codes, regression values)."""
@@ -186,85 +256,155 @@ def _predicted(c: Columns) -> np.ndarray:
     return c.predicted
 
 
-def _fold(summary: Summary, cols: Columns, key: str, get: Getter) -> None:
-    """``summary.update(get(cols))``, with the bucket / category codes computed once per batch
-    (:meth:`Columns.derived`) and only indexed for each group of it."""
-    if isinstance(summary, NumericSummary):
-        codes = cols.derived(("drift_bucket", key, summary.code_key),
-                             lambda c: summary.bucket_codes(as_float(get(c)), get(c)))
-        summary.update_coded(as_float(get(cols)), codes)
-    else:
-        codes = cols.derived(("drift_category", key, summary.code_key),
-                             lambda c: summary.category_codes(get(c)))
-        summary.update_coded(codes)
+def _label(c: Columns) -> np.ndarray:
+    return c.label
+
+
+_NAMERS: dict[tuple[str, tuple[str, ...] | None], Getter] = {}
+
+
+def _names_getter(column: str, classes: tuple[str, ...] | None) -> Getter:
+    """Multiclass codes of ``column`` (predicted / label) as class names; one function per
+    class list, so :meth:`Columns.derived` keys on it."""
+    get = _NAMERS.get((column, classes))
+    if get is None:
+        if len(_NAMERS) > 256:
+            _NAMERS.clear()
+        get = _NAMERS[(column, classes)] = lambda c: class_names(getattr(c, column), classes)
+    return get
+
+
+def _class_names(classes: tuple[str, ...] | None) -> Getter:
+    return _names_getter("predicted", classes)
+
+
+def _label_names(classes: tuple[str, ...] | None) -> Getter:
+    return _names_getter("label", classes)
 
 
 def _offsets(widths: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
 
 
-def _numeric_block(cols: Columns, block: list[tuple[str, Getter, NumericSummary]]) -> None:
-    """Every numeric column of a group at once: the same counts as ``s.update(get(cols))``
-    for each, moments to float rounding, and each reservoir a uniform sample of its column.
+def _numeric_groups(cols: Columns, block: list[tuple[str, Getter, bool]],
+                    summaries: list[list[NumericSummary]], layers: Layers) -> None:
+    """Fold the numeric columns ``block`` into ``summaries[g][j]`` (group ``g``, column ``j``)
+    for the records of group ``g`` in ``layers``: the same counts as
+    ``s.update(column[rows])``, moments to float rounding, and each reservoir a uniform sample
+    of its column.
 
-    Per batch (:meth:`Columns.derived`): the ``F × n`` float matrix of the columns and their
-    bucket codes, offset per column so that one ``bincount`` gives every histogram. Per group:
-    one ``bincount``, moments along axis 1, one ``F × m`` key draw and one 2-d filter."""
+    Per batch (:meth:`Columns.derived`): the float matrix of the columns, their bucket codes
+    (offset per column) and one reservoir key per record. Per call: one compiled pass
+    (:func:`~monitor.kernels.fold_numeric`) for every group's histograms, shifted sums,
+    minima and maxima, then the records whose key is below some reservoir's k-th key in
+    their group are offered (once the reservoirs are full, a vanishing share)."""
+    from monitor.kernels import fold_numeric
+
     names = tuple(name for name, _, _ in block)
-    offsets = _offsets([s.edges.shape[0] + 5 for _, _, s in block])
+    first = summaries[0]
+    offsets = _offsets([s.edges.shape[0] + 5 for s in first])
     x_key = ("drift_matrix", names)
+    c_key = ("drift_matrix_codes", names, tuple(s.code_key for s in first))
 
     def matrix(c: Columns) -> np.ndarray:
         return np.stack([as_float(get(c)) for _, get, _ in block])
 
     def codes(c: Columns) -> np.ndarray:
         x = c.derived(x_key, matrix, axis=1)
-        return np.stack([s.bucket_codes(x[j]) + offsets[j] for j, (_, _, s) in enumerate(block)])
+        return np.stack([s.bucket_codes(x[j], get(c) if obj else None) + offsets[j]
+                         for j, ((_, get, obj), s) in enumerate(zip(block, first, strict=True))])
 
-    x = cols.derived(x_key, matrix, axis=1)
-    c = cols.derived(("drift_matrix_codes", names, tuple(s.code_key for _, _, s in block)),
-                     codes, axis=1)
-    hist = np.bincount(c.ravel(), minlength=int(offsets[-1]))
-    special = [s.count_coded(hist[offsets[j]:offsets[j + 1]])
-               for j, (_, _, s) in enumerate(block)]
-    m = x.shape[1]
-    if m == 0:
+    x = cols.derived(x_key, matrix, axis=1)  # F × n
+    c = cols.derived(c_key, codes, axis=1)
+    ends = offsets[:-1] + np.array([s.edges.shape[0] + 1 for s in first])  # past finite codes
+    finite = c < ends[:, None]
+    if finite.all():
+        shift = x.mean(axis=1)
+    else:
+        shift = np.array([float(row[ok].mean()) if ok.any() else 0.0
+                          for row, ok in zip(x, finite, strict=True)])
+    n_groups, n_cols, width = len(summaries), len(block), int(offsets[-1])
+    layer_codes, layer_groups = layers
+    hist = np.zeros((n_groups, width), dtype=np.int64)
+    s1, s2 = np.zeros((n_groups, n_cols)), np.zeros((n_groups, n_cols))
+    lo, hi = np.full((n_groups, n_cols), np.inf), np.full((n_groups, n_cols), -np.inf)
+    fold_numeric(x, c, ends, shift, layer_codes, layer_groups, hist, s1, s2, lo, hi)
+    finite_n = np.stack([hist[:, offsets[j]:ends[j]].sum(axis=1) for j in range(n_cols)],
+                        axis=1)
+    special_at = np.concatenate([np.arange(e, offsets[j + 1]) for j, e in enumerate(ends)])
+    special = hist[:, special_at].reshape(n_groups, n_cols, 4).any(axis=2).tolist()
+    shift_l, ends_l, off_l = shift.tolist(), ends.tolist(), offsets.tolist()
+    s1_l, s2_l, lo_l, hi_l, fn_l = (a.tolist() for a in (s1, s2, lo, hi, finite_n))
+    for g, group in enumerate(summaries):
+        hg = hist[g]
+        for j, s in enumerate(group):
+            if special[g][j]:
+                s.count_coded(hg[off_l[j]:off_l[j + 1]])
+            else:
+                s.counts += hg[off_l[j]:ends_l[j]]
+            m = fn_l[g][j]
+            if m:
+                d = s1_l[g][j] / m
+                s._combine(m, shift_l[j] + d, max(s2_l[g][j] - d * s1_l[g][j], 0.0),
+                           lo_l[g][j], hi_l[g][j])
+    rng = first[0].reservoir.rng  # one key per record, shared by all its reservoirs
+    keys = cols.derived(("drift_reservoir_keys",), lambda col: rng.random(len(col)))
+    _offer(x, finite, keys, layer_codes, layer_groups, summaries, fn_l)
+
+
+def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.ndarray,
+           layer_groups: np.ndarray, summaries: list[list[NumericSummary]],
+           finite_n: list[list[int]]) -> None:
+    """Offer each group's finite values to its reservoirs, keyed by the record's key: only
+    records whose key is below the largest k-th key among their group's reservoirs are
+    looked at."""
+    from monitor.kernels import reservoir_candidates
+
+    tops = np.array([[s.reservoir._top for s in group] for group in summaries])
+    for group, counts in zip(summaries, finite_n, strict=True):
+        for s, m in zip(group, counts, strict=True):
+            s.reservoir.n += m
+    groups, rows = reservoir_candidates(keys, tops.max(axis=1), layer_codes, layer_groups)
+    if not rows.shape[0]:
         return
-    rng = block[0][2].reservoir.rng  # keys independent per column, from one generator
-    clean = [j for j, sp in enumerate(special) if not sp]
-    if clean:
-        xc = x if len(clean) == len(block) else x[clean]
-        mean = xc.mean(axis=1)
-        d = xc - mean[:, None]
-        m2 = np.einsum("ij,ij->i", d, d).tolist()
-        lo, hi = xc.min(axis=1).tolist(), xc.max(axis=1).tolist()
-        for i, (j, mu) in enumerate(zip(clean, mean.tolist(), strict=True)):
-            block[j][2]._combine(m, mu, m2[i], lo[i], hi[i])
-        Reservoir.update_rows([block[j][2].reservoir for j in clean], xc, rng)
-    for j, sp in enumerate(special):
-        if sp:
-            s = block[j][2]
-            finite = c[j] - offsets[j] <= s.edges.shape[0]
-            xj = x[j, finite]
-            if xj.shape[0]:
-                mu = float(xj.mean())
-                s._combine(xj.shape[0], mu, float(np.square(xj - mu).sum()),
-                           float(xj.min()), float(xj.max()))
-                s.reservoir.update(xj, rng.random(xj.shape[0]))
+    cuts = np.searchsorted(groups, np.arange(len(summaries) + 1)).tolist()
+    for g, group in enumerate(summaries):
+        if cuts[g + 1] == cuts[g]:
+            continue
+        r = rows[cuts[g]:cuts[g + 1]]
+        k = keys[r]
+        enter = (k[None, :] < tops[g][:, None]) & finite[:, r]
+        reservoirs = [s.reservoir for s in group]
+        if enter.all() and Reservoir.coordinated(reservoirs):
+            Reservoir.offer_coordinated(reservoirs, x[:, r], k)
+            continue
+        xv = x[:, r]
+        for j, res in enumerate(reservoirs):
+            sel = enter[j]
+            if sel.any():
+                res._wait(xv[j, sel], k[sel])
 
 
-def _categorical_block(cols: Columns,
-                       block: list[tuple[str, Getter, CategoricalSummary]]) -> None:
-    """Every categorical column of a group with one ``bincount`` (codes offset per column,
-    computed once per batch)."""
-    offsets = _offsets([len(s.vocabulary) + 3 for _, _, s in block])
+def _categorical_groups(cols: Columns, block: list[tuple[str, Getter]],
+                        summaries: list[list[CategoricalSummary]], layers: Layers) -> None:
+    """Fold the categorical columns ``block`` into ``summaries[g][j]`` for the records of
+    group ``g`` in ``layers``: codes once per batch, one compiled pass for every group and
+    column."""
+    from monitor.kernels import fold_codes
+
+    first = summaries[0]
+    offsets = _offsets([len(s.vocabulary) + 3 for s in first])
 
     def codes(c: Columns) -> np.ndarray:
         return np.stack([s.category_codes(get(c)) + offsets[j]
-                         for j, (_, get, s) in enumerate(block)])
+                         for j, ((_, get), s) in enumerate(zip(block, first, strict=True))])
 
-    key = ("drift_category_codes", tuple(name for name, _, _ in block),
-           tuple(s.code_key for _, _, s in block))
-    hist = np.bincount(cols.derived(key, codes, axis=1).ravel(), minlength=int(offsets[-1]))
-    for j, (_, _, s) in enumerate(block):
-        s.count_coded(hist[offsets[j]:offsets[j + 1]])
+    key = ("drift_category_codes", tuple(name for name, _ in block),
+           tuple(get for _, get in block), tuple(s.code_key for s in first))
+    c = cols.derived(key, codes, axis=1)
+    hist = np.zeros((len(summaries), int(offsets[-1])), dtype=np.int64)
+    fold_codes(c, *layers, hist)
+    off_l = offsets.tolist()
+    for g, group in enumerate(summaries):
+        for j, s in enumerate(group):
+            s.count_coded(hist[g, off_l[j]:off_l[j + 1]])

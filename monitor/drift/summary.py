@@ -167,6 +167,34 @@ class Reservoir:
             if bounds[j + 1] > bounds[j]:
                 r._wait(values[bounds[j]:bounds[j + 1]], keys[bounds[j]:bounds[j + 1]])
 
+    @staticmethod
+    def coordinated(reservoirs: Sequence[Reservoir]) -> bool:
+        """True when ``reservoirs`` (the columns of one slice) hold the same keys and have
+        nothing waiting: they have always been offered the same records."""
+        first = reservoirs[0]
+        keys = first._keys
+        return all(not r._waiting and r.k == first.k and r._top == first._top
+                   and (r._keys is keys or np.array_equal(r._keys, keys)) for r in reservoirs)
+
+    @staticmethod
+    def offer_coordinated(reservoirs: Sequence[Reservoir], x: np.ndarray,
+                          keys: np.ndarray) -> None:
+        """``reservoirs[j]._offer(x[j], keys)`` for :meth:`coordinated` reservoirs whose keys
+        all enter, with one selection for all (their keys stay one shared array)."""
+        first = reservoirs[0]
+        k = first.k
+        all_keys = np.concatenate([first._keys, keys])
+        values = np.concatenate([np.stack([r._values for r in reservoirs]), x], axis=1)
+        top = first._top
+        if all_keys.shape[0] > k:
+            part = np.argpartition(all_keys, k - 1)
+            top = float(all_keys[part[k - 1]])
+            all_keys, values = all_keys[part[:k]], values[:, part[:k]]
+        elif all_keys.shape[0] == k:
+            top = float(all_keys.max())
+        for j, r in enumerate(reservoirs):
+            r._keys, r._values, r._top = all_keys, values[j], top
+
     def merge(self, other: Reservoir) -> None:
         if other.k != self.k:
             raise DriftError(f"cannot merge reservoirs of size {self.k} and {other.k}")

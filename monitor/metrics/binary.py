@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.grouped import count_codes, sum_values
 from monitor.metrics._common import AccumulatorBase, positive, ratio, state_params
 from monitor.metrics.base import Columns
 
@@ -44,6 +45,19 @@ class Confusion(AccumulatorBase):
         row = np.where(np.isnan(p), 2, positive(p).astype(np.intp))
         idx = row * 2 + positive(y).astype(np.intp)
         self.counts += np.bincount(idx, minlength=6).reshape(3, 2)
+
+
+    @staticmethod
+    def update_many(cols: Columns, items: list[tuple[Confusion, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
+        y = np.asarray(cols.label, np.float64)
+        p = np.asarray(cols.predicted, np.float64)
+        with np.errstate(invalid="ignore"):
+            row = np.where(np.isnan(p), 2, positive(p))
+            code = np.where(np.isnan(y), 6, row * 2 + positive(y))
+        hist = count_codes(cols, [rows for _, rows in items], code, 7)
+        for (acc, _), h in zip(items, hist, strict=True):
+            acc.counts += h[:6].reshape(3, 2)
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
@@ -108,6 +122,27 @@ class ProbabilisticLoss(AccumulatorBase):
         self.n += int(p.size)
         self.log_loss_sum += float(-np.log(np.clip(q, EPS, 1.0 - EPS)).sum())
         self.brier_sum += float(np.square(p - pos).sum())
+
+
+    @staticmethod
+    def update_many(cols: Columns, items: list[tuple[ProbabilisticLoss, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
+        y = np.asarray(cols.label, np.float64)
+        p = np.asarray(cols.score, np.float64)
+        keep = ~(np.isnan(y) | np.isnan(p))
+        pos = positive(np.where(keep, y, 0.0))
+        pc = np.clip(np.where(keep, p, 0.5), 0.0, 1.0)
+        q = np.where(pos, pc, 1.0 - pc)
+        loss = np.where(keep, -np.log(np.clip(q, EPS, 1.0 - EPS)), 0.0)
+        brier = np.where(keep, np.square(pc - pos), 0.0)
+        rows_list = [rows for _, rows in items]
+        sums = sum_values(cols, rows_list, np.stack([loss, brier])).tolist()
+        counts = count_codes(cols, rows_list, keep.astype(np.int64), 2)[:, 1].tolist()
+        for (acc, _), (ll, br), n in zip(items, sums, counts, strict=True):
+            if n:
+                acc.n += n
+                acc.log_loss_sum += ll
+                acc.brier_sum += br
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.grouped import count_codes
 from monitor.metrics._common import AccumulatorBase, ratio, state_params
 from monitor.metrics.base import Columns
 from monitor.metrics.errors import MetricError
@@ -51,6 +52,19 @@ class OutcomeCounts(AccumulatorBase):
             raise MetricError(f"outcome codes must be in the range [0, {len(OUTCOME_NAMES) - 1}]"
                               f" ({', '.join(OUTCOME_NAMES)}). Got {lo if lo < 0 else hi}.")
         self.counts += np.bincount(codes.astype(np.intp), minlength=len(OUTCOME_NAMES))
+
+
+    @staticmethod
+    def update_many(cols: Columns, items: list[tuple[OutcomeCounts, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
+        codes = np.asarray(cols.outcome)
+        if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= len(OUTCOME_NAMES)):
+            for acc, rows in items:  # raises for the group holding the bad code
+                acc.update(cols.take(rows))
+            return
+        hist = count_codes(cols, [rows for _, rows in items], codes, len(OUTCOME_NAMES))
+        for (acc, _), h in zip(items, hist, strict=True):
+            acc.counts += h
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
@@ -100,6 +114,15 @@ class LabelCount(AccumulatorBase):
 
     def update(self, cols: Columns) -> None:
         self.labelled += int(np.count_nonzero(cols.labelled()))
+
+
+    @staticmethod
+    def update_many(cols: Columns, items: list[tuple[LabelCount, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
+        hist = count_codes(cols, [rows for _, rows in items],
+                           cols.labelled().astype(np.int64), 2)
+        for (acc, _), n in zip(items, hist[:, 1].tolist(), strict=True):
+            acc.labelled += n
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)

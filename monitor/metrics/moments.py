@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.grouped import count_codes, sum_values
 from monitor.metrics._common import AccumulatorBase, check_choice, positive, ratio, state_params
 from monitor.metrics.base import Columns
 
@@ -82,6 +83,39 @@ class ScoreMoments(AccumulatorBase):
             known = ~np.isnan(p)
             self.n_predicted += int(np.count_nonzero(known))
             self.n_positive += int(np.count_nonzero(positive(p[known])))
+
+
+    @staticmethod
+    def update_many(cols: Columns, items: list[tuple[ScoreMoments, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass
+        per task: sums of the values minus their batch mean (and squared), merged with
+        :func:`chan_merge` — equal to the per-group update to float rounding."""
+        by_task: dict[str, list[tuple[ScoreMoments, np.ndarray]]] = {}
+        for acc, rows in items:
+            by_task.setdefault(acc.task, []).append((acc, rows))
+        for task, group in by_task.items():
+            x = np.asarray(cols.predicted if task == "regression" else cols.score, np.float64)
+            finite = np.isfinite(x)
+            shift = float(x[finite].mean()) if finite.any() else 0.0
+            d = np.where(finite, x - shift, 0.0)
+            rows_list = [rows for _, rows in group]
+            sums = sum_values(cols, rows_list, np.stack([d, d * d])).tolist()
+            codes = [finite.astype(np.int64)]
+            if task == "binary":
+                p = np.asarray(cols.predicted, np.float64)
+                with np.errstate(invalid="ignore"):
+                    codes.append(np.where(np.isnan(p), 2, 3 + positive(p)))
+            hist = count_codes(cols, rows_list, np.stack(codes), 5).tolist()
+            for (acc, _), (s1, s2), h in zip(group, sums, hist, strict=True):
+                n_b = h[1]
+                if n_b:
+                    mean_d = s1 / n_b
+                    acc.n, acc.mean, acc.m2 = chan_merge(acc.n, acc.mean, acc.m2, n_b,
+                                                         shift + mean_d,
+                                                         max(s2 - mean_d * s1, 0.0))
+                if task == "binary":
+                    acc.n_predicted += h[3] + h[4]
+                    acc.n_positive += h[4]
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)

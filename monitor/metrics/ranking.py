@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.grouped import count_codes
 from monitor.metrics._common import AccumulatorBase, check_int, positive, state_params
 from monitor.metrics.base import Columns
 from monitor.metrics.errors import MetricError
@@ -84,6 +85,25 @@ class ScoreHistogram(AccumulatorBase):
                              lambda c: score_bins(np.asarray(c.score, np.float64), bins))
         idx = every[keep] + bins * positive(y[keep])
         self.counts += np.bincount(idx, minlength=2 * self.bins).reshape(2, self.bins)
+
+
+    @staticmethod
+    def update_many(cols: Columns, items: list[tuple[ScoreHistogram, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass
+        per bin count."""
+        by_bins: dict[int, list[tuple[ScoreHistogram, np.ndarray]]] = {}
+        for acc, rows in items:
+            by_bins.setdefault(acc.bins, []).append((acc, rows))
+        y = np.asarray(cols.label, np.float64)
+        s = np.asarray(cols.score, np.float64)
+        keep = ~(np.isnan(y) | np.isnan(s))
+        for bins, group in by_bins.items():
+            every = cols.derived(("score_bins", bins),
+                                 lambda c, b=bins: score_bins(np.asarray(c.score, np.float64), b))
+            code = np.where(keep, every + bins * positive(np.where(keep, y, 0.0)), 2 * bins)
+            hist = count_codes(cols, [rows for _, rows in group], code, 2 * bins + 1)
+            for (acc, _), h in zip(group, hist, strict=True):
+                acc.counts += h[:2 * bins].reshape(2, bins)
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)

@@ -226,7 +226,7 @@ def wait_results(paths: list[Path], keys: set, timeout: float = 30.0, logs=()) -
 # ---------------------------------------------------------------------------------- tests
 
 def test_exactly_once_across_five_kill_9(tmp_path, kafka_bootstrap, kafka_topic):
-    n = int(os.environ.get("SLICEWATCH_KAFKA_TEST_RECORDS", "200000"))
+    n = int(os.environ.get("SLICEWATCH_KAFKA_TEST_RECORDS", "1000000"))
     topic = kafka_topic("preds", partitions=PARTITIONS)
     spec = write_spec(tmp_path, kafka_bootstrap, topic)
     lines = records(n)

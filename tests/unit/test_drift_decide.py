@@ -111,24 +111,30 @@ def test_fdr_is_controlled_on_500_windows_without_drift(reference):
     assert any_gated <= any_bh
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_half_sigma_shift_on_one_feature_is_declared_in_that_feature_only(reference, seed):
-    rng = np.random.default_rng(seed)
-    shifted = int(rng.integers(N_FEATURES))
+def test_half_sigma_shift_on_one_feature_is_declared_in_that_feature(reference):
+    """40 windows of 500 records, one feature shifted by half a sigma in each: the shifted
+    feature is declared every time (KS power at this size is ≈ 1), and another feature is
+    declared too in few windows — BH at fdr = 0.05 over 19 null features rejects one of them
+    in about 5 % of windows (binomial(40, 0.05) exceeds 6 with probability ≈ 0.01)."""
     model = _model()
-    before = reference.window_summaries(seed=1)
-    before.update(_cols(rng.normal(size=(500, N_FEATURES))))
-    assert [d.status for d in evaluate_drift(reference, {"all": before}, model)] == \
-        ["ok"] * N_FEATURES
-    x = rng.normal(size=(500, N_FEATURES))
-    x[:, shifted] += 0.5
-    after = reference.window_summaries(seed=2)
-    after.update(_cols(x))
-    out = evaluate_drift(reference, {"all": after}, model)
-    assert [d.feature for d in out if d.status == "drift"] == [f"x{shifted}"]
-    hit = next(d for d in out if d.status == "drift")
-    assert hit.test == "ks" and hit.adjusted_pvalue <= 0.05 and hit.distance >= 0.1
-    assert hit.reference == "overall"
+    extra = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        shifted = int(rng.integers(N_FEATURES))
+        x = rng.normal(size=(500, N_FEATURES))
+        x[:, shifted] += 0.5
+        after = reference.window_summaries(seed=2)
+        after.update(_cols(x))
+        out = evaluate_drift(reference, {"all": after}, model)
+        declared = [d.feature for d in out if d.status == "drift"]
+        assert f"x{shifted}" in declared, seed
+        extra += len(declared) > 1
+        hit = next(d for d in out if d.feature == f"x{shifted}")
+        assert hit.test == "ks" and hit.adjusted_pvalue <= 0.05 and hit.distance >= 0.1
+        assert hit.reference == "overall"
+        want = stats.ks_2samp(x[:, shifted], reference.overall[f"x{shifted}"].sample)
+        assert hit.pvalue == pytest.approx(want.pvalue, rel=1e-9)
+    assert extra <= 6, f"{extra}/40 windows declared a feature that did not move"
 
 
 def test_large_windows_switch_to_binned_distance_and_small_ones_are_insufficient(reference):

@@ -1,4 +1,4 @@
-"""The runnable examples in the drift modules' docstrings."""
+"""The runnable examples in the docstrings of the drift modules and the group layers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["monitor.drift.summary", "monitor.drift.profile", "monitor.drift.tests",
-           "monitor.drift.concept"]
+           "monitor.drift.concept", "monitor.grouped"]
 
 
 @pytest.mark.parametrize("name", MODULES)

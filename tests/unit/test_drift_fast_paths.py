@@ -175,3 +175,92 @@ def test_update_rows_samples_uniformly_also_once_keys_are_drawn_sparsely():
         assert r.n == n_items and r.values.shape == (k,) and np.unique(r.values).shape == (k,)
         hits += np.bincount((r.values // 25).astype(int), minlength=80)
     assert stats.chisquare(hits).pvalue > 0.001
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_update_groups_over_overlapping_groups_equals_each_summary_alone(seed):
+    """FeatureSummaries.update_groups over overlapping groups (three slice rules; the compiled
+    one-pass kernels, the shared reservoir keys) against every summary updated alone from its
+    group's values: counts, missing, extremes exactly; moments to rounding; each reservoir a
+    sample of its group's finite values of the right size; labels too."""
+    from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries
+    from monitor.drift.summary import CategoricalSummary, NumericSummary
+
+    rng = np.random.default_rng(seed)
+    edges = np.linspace(-2, 2, 9)
+
+    def fresh(i):
+        return FeatureSummaries("binary", {
+            "x": NumericSummary(edges, 30, [seed, i, 0]),
+            "y": NumericSummary(edges, 30, [seed, i, 1]),
+            "c": CategoricalSummary(["a", "b"]),
+            PREDICTION: NumericSummary(np.linspace(0, 1, 5), 30, [seed, i, 2]),
+            LABEL: CategoricalSummary(["0", "1"])})
+
+    n = 2000
+    groups = []
+    for values in (1, 4, 3):
+        codes = rng.integers(-1, values, n) if values > 1 else np.zeros(n, int)
+        groups += [np.flatnonzero(codes == v) for v in range(values)]
+    grouped = [fresh(i) for i in range(len(groups))]
+    alone = [fresh(i) for i in range(len(groups))]
+    seen = {name: [set() for _ in groups] for name in ("x", "y")}
+    for rep in range(3):  # the later passes find full reservoirs
+        cols = _cols(n, np.random.default_rng([seed, rep]))
+        for name in seen:
+            for g, rows in enumerate(groups):
+                seen[name][g] |= set(cols.features[name][rows].tolist())
+        FeatureSummaries.update_groups(cols, list(zip(grouped, groups, strict=True)))
+        lab = cols.labelled()
+        FeatureSummaries.update_label_groups(
+            cols, [(s, rows[lab[rows]]) for s, rows in zip(grouped, groups, strict=True)])
+        for s, rows in zip(alone, groups, strict=True):
+            for name in ("x", "y", "c"):
+                s[name].update(cols.features[name][rows])
+            s[PREDICTION].update(cols.score[rows])
+            s[LABEL].update(cols.label[rows][lab[rows]])
+    for g, (a, b) in enumerate(zip(grouped, alone, strict=True)):
+        for name in ("x", "y", "c", PREDICTION, LABEL):
+            sa, sb = a[name].to_state(), b[name].to_state()
+            for key in ("counts", "missing", "nonfinite", "mismatches", "n", "min", "max"):
+                assert sa.get(key) == sb.get(key), (g, name, key)
+            if isinstance(a[name], NumericSummary):
+                assert a[name].mean == pytest.approx(b[name].mean, rel=1e-12, abs=1e-12)
+                assert a[name].m2 == pytest.approx(b[name].m2, rel=1e-10)
+                assert a[name].reservoir.n == b[name].reservoir.n
+                sample = a[name].sample
+                assert sample.shape[0] == min(30, b[name].n)
+                assert np.all(np.isfinite(sample))
+                assert np.unique(sample).shape == sample.shape
+                if name in seen:
+                    assert set(sample.tolist()) <= seen[name][g]
+
+
+def test_update_groups_samples_uniformly_from_every_group():
+    """Values 0..1999 arrive in 20 batches into two overlapping groups (all records; the
+    even ones) with k = 20: each group's inclusion per block of positions must be uniform
+    (chi-squared), also once the reservoirs are full and only a few keys enter."""
+    from monitor.drift.features import FeatureSummaries
+    from monitor.drift.summary import NumericSummary
+    from monitor.metrics.base import Columns
+
+    n_items, k, reps = 2000, 20, 300
+    hits = {"all": np.zeros(80), "even": np.zeros(80)}
+    edges = np.linspace(0, n_items, 11)
+    for rep in range(reps):
+        sums = {g: FeatureSummaries("binary", {"v": NumericSummary(edges, k, [rep, i])})
+                for i, g in enumerate(hits)}
+        for part in np.split(np.arange(n_items, dtype=np.float64), 20):
+            m = part.shape[0]
+            cols = Columns(np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan),
+                           np.zeros(m, np.int8), {"v": part})
+            FeatureSummaries.update_groups(cols, [(sums["all"], np.arange(m)),
+                                                  (sums["even"], np.arange(0, m, 2))])
+        for g, s in sums.items():
+            sample = s["v"].sample
+            assert sample.shape == (k,) and np.unique(sample).shape == (k,)
+            if g == "even":
+                assert np.all(sample % 2 == 0)
+            hits[g] += np.bincount((sample // 25).astype(int), minlength=80)
+    for h in hits.values():
+        assert stats.chisquare(h).pvalue > 0.001
