@@ -162,7 +162,7 @@ def full_daemon(spec, n: int) -> tuple[float, int]:
     settings = parse_kafka_settings(spec.source.kafka)
     cp = Checkpoint(spec.checkpoint, owner="bench")
     daemon = Daemon(spec)
-    source = KafkaSource(settings, cp, state=daemon.state, restore=lambda s: None,
+    source = KafkaSource(settings, cp, state=daemon.checkpoint_state, restore=lambda s: None,
                          stop=daemon.stop)
     assert source.start()
     done = {"t0": None}

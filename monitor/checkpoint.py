@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import array
 import io
 import os
 import pickle
@@ -75,9 +76,12 @@ def decode_state(blob: bytes) -> dict:
 
 
 class _PlainUnpickler(pickle.Unpickler):
-    """Only plain data (dict, list, tuple, str, bytes, numbers, None): no globals."""
+    """Only plain data (dict, list, tuple, str, bytes, numbers, None, ``array.array`` of
+    numbers): no other globals."""
 
     def find_class(self, module: str, name: str):
+        if module == "array" and name in ("array", "_array_reconstructor"):
+            return getattr(array, name)
         raise CheckpointError(f"checkpoint state refers to {module}.{name}; only plain data "
                               "is allowed in a checkpoint")
 

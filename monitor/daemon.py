@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from monitor.deadletter import DeadLetter
 from monitor.decode import Reject, parse_json_lines
 from monitor.decode_models import decoder_for
+from monitor.drift.summary import compact_state
 from monitor.drift_stage import DriftStage
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.feature_join import FeatureJoin
@@ -121,9 +123,9 @@ class Daemon:
         results: list[SliceResult] = []
         if not len(batch):
             return results
-        models, inverse = np.unique(batch.model.astype(str), return_inverse=True)
+        inverse, models = pd.factorize(batch.model, use_na_sentinel=False)
         for i, name in enumerate(models):
-            rows = np.flatnonzero(inverse == i)
+            rows = np.flatnonzero(inverse == i) if len(models) > 1 else np.arange(len(batch))
             part = batch if rows.size == len(batch) else batch.take(rows)
             self._count(str(name), part)
             part = self.join.attach_early(part)
@@ -199,6 +201,13 @@ class Daemon:
                 "tracker": self.tracker.to_state(), "join": self.join.to_state(),
                 "drift": {n: s.to_state() for n, s in self.drift.items()},
                 "features": self.feature_join.to_state() if self.feature_join else None}
+
+    def checkpoint_state(self) -> dict:
+        """:meth:`state` for a checkpoint: the same, with the large float arrays as
+        ``array.array`` (pickled as bytes, not JSON; :func:`monitor.drift.summary.
+        compact_state`)."""
+        with compact_state():
+            return self.state()
 
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` output (models no longer in the spec are ignored)."""

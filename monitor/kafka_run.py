@@ -59,7 +59,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
         daemon.load_state(loaded[1])
         print(f"slicewatch: resumed {settings.instance_id} from checkpoint #{checkpoint.seq} "
               f"({len(loaded[0])} partition offset(s))", file=out, flush=True)
-    source = KafkaSource(settings, checkpoint, state=daemon.state,
+    source = KafkaSource(settings, checkpoint, state=daemon.checkpoint_state,
                          restore=lambda st: daemon.load_state(st if st is not None else initial),
                          stop=daemon.stop)
     collectors = (lambda _snap: lag_metrics(source.metrics_snapshot()),) + \

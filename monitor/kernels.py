@@ -23,6 +23,37 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def bucket_codes(x: np.ndarray, search: np.ndarray, n_edges: np.ndarray,
+                 offsets: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Per value of ``x`` (``F × n``), its bucket code over column ``f``'s ``E = n_edges[f]``
+    search edges ``search[f, :E]`` — ``searchsorted(side="right")``, i.e. ``0..E`` — or
+    ``E + 1`` for -inf, ``E + 2`` for +inf, ``E + 3`` for NaN; plus ``offsets[f]``."""
+    f_cols, n = x.shape
+    out = np.empty((f_cols, n), dtype=np.int64)
+    for f in range(f_cols):
+        e = n_edges[f]
+        base = offsets[f]
+        for i in range(n):
+            v = x[f, i]
+            if v != v:
+                out[f, i] = base + e + 3
+            elif v == np.inf:
+                out[f, i] = base + e + 2
+            elif v == -np.inf:
+                out[f, i] = base + e + 1
+            else:
+                lo, hi = 0, e
+                while lo < hi:  # first edge > v
+                    mid = (lo + hi) // 2
+                    if search[f, mid] <= v:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                out[f, i] = base + lo
+    return out
+
+
+@njit(cache=True, nogil=True)
 def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.ndarray,
                  layer_codes: np.ndarray, layer_groups: np.ndarray, hist: np.ndarray,
                  s1: np.ndarray, s2: np.ndarray, lo: np.ndarray,
@@ -115,6 +146,7 @@ def warm_up() -> None:
     not on its first batch."""
     x = np.zeros((1, 1))
     codes = np.zeros((1, 1), dtype=np.int64)
+    bucket_codes(x, np.ones((1, 1)), np.ones(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
     layer_codes = np.zeros((1, 1), dtype=np.int64)
     layer_groups = np.zeros((1, 2), dtype=np.int64)
     hist = np.zeros((1, 2), dtype=np.int64)

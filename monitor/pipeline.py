@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from monitor.metrics.base import Accumulator, Columns
 from monitor.metrics.registry import accumulator_from_state, state_of
@@ -90,7 +91,7 @@ class ModelPipeline:
     def _accumulate(self, batch: RecordBatch, starts: np.ndarray, *,
                     labels_only: bool = False) -> None:
         cols = self.preparer.columns(batch)
-        w_uniques, w_codes = np.unique(starts, return_inverse=True)
+        w_codes, w_uniques = pd.factorize(starts)
         v_codes, v_uniques = factorize(batch.version)
         n_w, n_v = len(w_uniques), max(len(v_uniques), 1)
         windows = [self.open.setdefault(float(s), Window(float(s))) for s in w_uniques]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from monitor.metrics.base import Accumulator, Columns
 from slices.spec import WindowSpec
@@ -175,6 +176,8 @@ def group_rows(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
     original order (stable sort; one pass, no per-group mask)."""
     if keys.shape[0] == 0:
         return []
+    if keys.min() >= 0 and keys.max() < 1 << 16:
+        keys = keys.astype(np.uint16)  # numpy sorts 16-bit integers by radix, in O(n)
     order = np.argsort(keys, kind="stable")
     cuts = np.flatnonzero(np.diff(keys[order])) + 1
     return [(int(keys[part[0]]), part)
@@ -182,11 +185,14 @@ def group_rows(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
 
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-    """Values → (int64 codes, uniques) — small wrapper over ``np.unique``."""
+    """Values → (int64 codes, their distinct values as strings), by hashing
+    (``pandas.factorize``); values that are not all strings are compared as strings."""
     if values.shape[0] == 0:
         return np.zeros(0, np.int64), []
-    uniques, inverse = np.unique(values.astype(object).astype(str), return_inverse=True)
-    return inverse.astype(np.int64), list(uniques)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    if not all(isinstance(u, str) for u in uniques):
+        codes, uniques = pd.factorize(values.astype(object).astype(str), use_na_sentinel=False)
+    return codes.astype(np.int64), [str(u) for u in uniques]
 
 
 AccumulatorFactory = Callable[[str], list[Accumulator]]  # slice spec name → fresh accumulators

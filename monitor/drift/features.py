@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from monitor.drift.errors import DriftError
 from monitor.drift.summary import (
@@ -298,7 +299,7 @@ def _numeric_groups(cols: Columns, block: list[tuple[str, Getter, bool]],
     (:func:`~monitor.kernels.fold_numeric`) for every group's histograms, shifted sums,
     minima and maxima, then the records whose key is below some reservoir's k-th key in
     their group are offered (once the reservoirs are full, a vanishing share)."""
-    from monitor.kernels import fold_numeric
+    from monitor.kernels import bucket_codes, fold_numeric
 
     names = tuple(name for name, _, _ in block)
     first = summaries[0]
@@ -311,8 +312,16 @@ def _numeric_groups(cols: Columns, block: list[tuple[str, Getter, bool]],
 
     def codes(c: Columns) -> np.ndarray:
         x = c.derived(x_key, matrix, axis=1)
-        return np.stack([s.bucket_codes(x[j], get(c) if obj else None) + offsets[j]
-                         for j, ((_, get, obj), s) in enumerate(zip(block, first, strict=True))])
+        widths = [s._search.shape[0] for s in first]
+        search = np.full((len(first), max(widths)), np.inf)
+        for j, s in enumerate(first):
+            search[j, :widths[j]] = s._search
+        out = bucket_codes(x, search, np.array(widths, dtype=np.int64), offsets[:-1])
+        for j, (_, get, obj) in enumerate(block):  # present but not a number: E + 4
+            if obj:
+                bad = np.isnan(x[j]) & ~pd.isna(get(c))
+                out[j, bad] = offsets[j] + widths[j] + 4
+        return out
 
     x = cols.derived(x_key, matrix, axis=1)  # F × n
     c = cols.derived(c_key, codes, axis=1)

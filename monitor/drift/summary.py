@@ -22,13 +22,17 @@ Numeric bins (``edges`` e_0 < … < e_B, from a reference profile)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from monitor.drift.errors import DriftError
+from slices.assign import factorize_once
 from slices.spec import MISSING, OTHER
 
 
@@ -49,6 +53,33 @@ def _rng_from_state(state: dict[str, Any]) -> np.random.Generator:
                 "state": {k: int(v) for k, v in state["state"].items()},
                 "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
     return np.random.Generator(bg)
+
+
+_COMPACT: ContextVar[dict[int, tuple[np.ndarray, array]] | None] = ContextVar(
+    "compact_state", default=None)
+
+
+@contextmanager
+def compact_state() -> Iterator[None]:
+    """Inside, ``to_state`` gives a reservoir's values and keys as ``array.array('d')``
+    instead of lists (a checkpoint pickles them as bytes — not JSON, for checkpoints only)
+    and a keys array shared by coordinated reservoirs once (pickle's memo keeps one copy).
+    ``from_state`` reads both forms."""
+    token = _COMPACT.set({})
+    try:
+        yield
+    finally:
+        _COMPACT.reset(token)
+
+
+def _floats_out(a: np.ndarray) -> list[float] | array:
+    memo = _COMPACT.get()
+    if memo is None:
+        return a.tolist()
+    hit = memo.get(id(a))
+    if hit is None or hit[0] is not a:
+        hit = memo[id(a)] = (a, array("d", np.ascontiguousarray(a, dtype=np.float64).tobytes()))
+    return hit[1]
 
 
 def as_float(values: np.ndarray) -> np.ndarray:
@@ -169,31 +200,36 @@ class Reservoir:
 
     @staticmethod
     def coordinated(reservoirs: Sequence[Reservoir]) -> bool:
-        """True when ``reservoirs`` (the columns of one slice) hold the same keys and have
-        nothing waiting: they have always been offered the same records."""
+        """True when ``reservoirs`` (the columns of one slice) have always been offered the
+        same records with the same keys: equal kept keys, the same keys waiting."""
         first = reservoirs[0]
-        keys = first._keys
-        return all(not r._waiting and r.k == first.k and r._top == first._top
-                   and (r._keys is keys or np.array_equal(r._keys, keys)) for r in reservoirs)
+        keys, waiting = first._keys, first._waiting
+        for r in reservoirs[1:]:
+            if r.k != first.k or r._top != first._top or len(r._waiting) != len(waiting) \
+                    or not (r._keys is keys or np.array_equal(r._keys, keys)) \
+                    or any(a[1] is not b[1] for a, b in zip(r._waiting, waiting, strict=True)):
+                return False
+        return True
 
     @staticmethod
     def offer_coordinated(reservoirs: Sequence[Reservoir], x: np.ndarray,
                           keys: np.ndarray) -> None:
-        """``reservoirs[j]._offer(x[j], keys)`` for :meth:`coordinated` reservoirs whose keys
-        all enter, with one selection for all (their keys stay one shared array)."""
+        """``reservoirs[j]._wait(x[j], keys)`` for :meth:`coordinated` reservoirs whose keys
+        all enter; when more than ``k`` wait, one selection for all of them."""
         first = reservoirs[0]
-        k = first.k
-        all_keys = np.concatenate([first._keys, keys])
-        values = np.concatenate([np.stack([r._values for r in reservoirs]), x], axis=1)
-        top = first._top
-        if all_keys.shape[0] > k:
-            part = np.argpartition(all_keys, k - 1)
-            top = float(all_keys[part[k - 1]])
-            all_keys, values = all_keys[part[:k]], values[:, part[:k]]
-        elif all_keys.shape[0] == k:
-            top = float(all_keys.max())
         for j, r in enumerate(reservoirs):
-            r._keys, r._values, r._top = all_keys, values[j], top
+            r._waiting.append((x[j], keys))
+            r._n_waiting += keys.shape[0]
+        if first._n_waiting <= first.k:
+            return
+        k = first.k
+        all_keys = np.concatenate([first._keys, *(kw for _, kw in first._waiting)])
+        part = np.argpartition(all_keys, k - 1)
+        keep, top = part[:k], float(all_keys[part[k - 1]])
+        kept_keys = all_keys[keep]
+        for r in reservoirs:
+            r._values = np.concatenate([r._values, *(vw for vw, _ in r._waiting)])[keep]
+            r._keys, r._top, r._waiting, r._n_waiting = kept_keys, top, [], 0
 
     def merge(self, other: Reservoir) -> None:
         if other.k != self.k:
@@ -244,15 +280,21 @@ class Reservoir:
         return r
 
     def to_state(self) -> dict[str, Any]:
-        return {"k": self.k, "n": self.n, "values": self.values.tolist(),
-                "keys": self.keys.tolist(), "rng": _rng_state(self.rng)}
+        src = self._rng_from
+        if self._rng is None and not isinstance(src, dict):  # never drew: its seed is enough
+            rng: dict[str, Any] = {"seed": src if isinstance(src, int) else list(src)}
+        else:
+            rng = _rng_state(self.rng)
+        return {"k": self.k, "n": self.n, "values": _floats_out(self.values),
+                "keys": _floats_out(self.keys), "rng": rng}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Reservoir:
-        r = cls(state["k"])
+        r = cls(state["k"], state["rng"].get("seed", 0))
         r.n = int(state["n"])
         r._values = np.asarray(state["values"], dtype=np.float64)
-        r.rng = _rng_from_state(state["rng"])
+        if "seed" not in state["rng"]:
+            r.rng = _rng_from_state(state["rng"])
         if r._values.shape[0] != min(r.k, r.n):
             raise DriftError(f"reservoir state holds {r._values.shape[0]} values for k={r.k}, "
                              f"n={r.n} (expected min(k, n))")
@@ -526,7 +568,7 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``(codes, keys, mismatch)``: codes into ``keys`` (-1 = missing) for a categorical column."""
     arr = np.asarray(values)
     try:
-        codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+        codes, uniques = factorize_once(arr)  # shared with the slice rules of the batch
     except TypeError:  # unhashable values (lists, dicts): key them by their repr
         missing = pd.isna(arr) if arr.dtype == object else np.zeros(arr.shape[0], bool)
         as_text = np.array([_Unhashable(repr(v)) if isinstance(v, list | dict | set) else v

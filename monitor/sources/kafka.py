@@ -362,22 +362,24 @@ class KafkaSource:
 
         s = self.settings
         msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
-        by_stream: dict[str, list[bytes]] = {}
-        nxt: dict[tuple[str, int], int] = {}
+        if any(m.error() is not None for m in msgs):
+            msgs = self._drop_errors(msgs, KafkaError)
+        # one pass per attribute (C calls in a comprehension) rather than one Python loop body
+        # per message: messages come in partition runs, and the last offset of a partition
+        # wins in the dict
+        values = [m.value() for m in msgs]
+        if None in values:  # tombstones decode as JSON null (then dead-lettered)
+            values = [b"null" if v is None else v for v in values]
+        topics = [m.topic() for m in msgs]
+        nxt = dict(zip(zip(topics, [m.partition() for m in msgs], strict=True),
+                       [m.offset() + 1 for m in msgs], strict=True))
         streams = self._streams
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.fatal():
-                    raise SourceError(f"kafka: fatal consumer error: "
-                                      f"{scrub(err.str(), s.config)}")
-                if err.code() != KafkaError._PARTITION_EOF:
-                    self._on_error(err)
-                continue
-            topic = m.topic()
-            value = m.value()
-            by_stream.setdefault(streams[topic], []).append(b"null" if value is None else value)
-            nxt[(topic, m.partition())] = m.offset() + 1
+        if len(set(topics)) <= 1:
+            by_stream = {streams[topics[0]]: values} if values else {}
+        else:
+            by_stream: dict[str, list[bytes]] = {}
+            for topic, value in zip(topics, values, strict=True):
+                by_stream.setdefault(streams[topic], []).append(value)
         chunks = [Chunk("lines", lines, stream, self.settings.topics[stream], None)
                   for stream, lines in by_stream.items()]
         count = sum(len(c.payload) for c in chunks)
@@ -386,6 +388,21 @@ class KafkaSource:
         positions = {key_of(t, p): o for (t, p), o in nxt.items()}
         self._refresh_lag(KafkaException)
         return Batch(chunks, positions, count)
+
+    def _drop_errors(self, msgs: list, KafkaError) -> list:
+        """The messages that carry no error; fatal errors raise, others are logged
+        (end-of-partition events are not errors)."""
+        keep = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                keep.append(m)
+            elif err.fatal():
+                raise SourceError(f"kafka: fatal consumer error: "
+                                  f"{scrub(err.str(), self.settings.config)}")
+            elif err.code() != KafkaError._PARTITION_EOF:
+                self._on_error(err)
+        return keep
 
     def advance(self, batch: Batch) -> None:
         """Mark ``batch`` as folded into the daemon state (call after processing it)."""
