@@ -119,7 +119,10 @@ class Checkpoint:
             self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                        check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # NORMAL in WAL mode: a committed save survives a process crash (kill -9); a power
+            # loss may undo the last saves, never part of one — offsets and state stay a
+            # pair, so the instance resumes from an earlier checkpoint and reads more again
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             row = self._db.execute("SELECT seq FROM states WHERE owner=?", (owner,)).fetchone()
         except (OSError, sqlite3.Error) as exc:

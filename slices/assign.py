@@ -296,7 +296,7 @@ class _FeatureKeys(_Rule):
                                 + [tokens.setdefault(MISSING, len(tokens))], dtype=np.int64)
             combined = combined * len(tokens) + token_of[codes]
             tables.append([f"{key}={t}" for t in tokens])
-        combos, inverse = np.unique(combined, return_inverse=True)
+        inverse, combos = pd.factorize(combined)
         global_codes = np.empty(len(combos), dtype=np.int32)
         for i, combo in enumerate(combos.tolist()):
             parts = []

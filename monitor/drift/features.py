@@ -217,6 +217,8 @@ class FeatureSummaries:
             s.merge(other.summaries[name])
 
     def to_state(self) -> dict[str, Any]:
+        Reservoir.settle([s.reservoir for s in self.summaries.values()
+                          if isinstance(s, NumericSummary) and s.reservoir._waiting])
         return {"task": self.task,
                 "summaries": {k: s.to_state() for k, s in self.summaries.items()}}
 

@@ -220,12 +220,27 @@ class Reservoir:
         for j, r in enumerate(reservoirs):
             r._waiting.append((x[j], keys))
             r._n_waiting += keys.shape[0]
-        if first._n_waiting <= first.k:
-            return
+        if first._n_waiting > first.k:
+            Reservoir._select_coordinated(reservoirs)
+
+    @staticmethod
+    def settle(reservoirs: Sequence[Reservoir]) -> None:
+        """Select what waits in :meth:`coordinated` reservoirs with one selection (their kept
+        keys stay one shared array, e.g. before a checkpoint); others select one by one."""
+        if len(reservoirs) > 1 and reservoirs[0]._waiting and Reservoir.coordinated(reservoirs):
+            Reservoir._select_coordinated(reservoirs)
+
+    @staticmethod
+    def _select_coordinated(reservoirs: Sequence[Reservoir]) -> None:
+        first = reservoirs[0]
         k = first.k
         all_keys = np.concatenate([first._keys, *(kw for _, kw in first._waiting)])
-        part = np.argpartition(all_keys, k - 1)
-        keep, top = part[:k], float(all_keys[part[k - 1]])
+        if all_keys.shape[0] > k:
+            part = np.argpartition(all_keys, k - 1)
+            keep, top = part[:k], float(all_keys[part[k - 1]])
+        else:
+            keep = np.arange(all_keys.shape[0])
+            top = float(all_keys.max()) if all_keys.shape[0] == k else np.inf
         kept_keys = all_keys[keep]
         for r in reservoirs:
             r._values = np.concatenate([r._values, *(vw for vw, _ in r._waiting)])[keep]
