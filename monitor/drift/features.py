@@ -157,9 +157,14 @@ class FeatureSummaries:
                 _categorical_groups(cols, [(LABEL, get)], sums, layers)
 
     def _layout(self) -> tuple:
-        """What decides how columns are coded: task, names, kinds and bins."""
-        return (self.task, *((k, s.kind, s.code_key) for k, s in self.summaries.items()
-                            if k != LABEL))
+        """What decides how columns are coded: task, names, kinds and bins (kept: the
+        summaries of a FeatureSummaries and their bins never change)."""
+        cached = self.__dict__.get("_layout_key")
+        if cached is None or cached[0] is not self.summaries or cached[1] != len(self.summaries):
+            key = (self.task, *((k, s.kind, s.code_key) for k, s in self.summaries.items()
+                                if k != LABEL))
+            cached = self._layout_key = (self.summaries, len(self.summaries), key)
+        return cached[2]
 
     def _plan(self, cols: Columns, classes: Sequence[str] | None
               ) -> tuple[list[tuple[str, Getter, bool]], list[tuple[str, Getter]], list[str]]:
@@ -344,8 +349,8 @@ def _numeric_groups(cols: Columns, block: list[tuple[str, Getter, bool]],
                         axis=1)
     special_at = np.concatenate([np.arange(e, offsets[j + 1]) for j, e in enumerate(ends)])
     special = hist[:, special_at].reshape(n_groups, n_cols, 4).any(axis=2).tolist()
-    shift_l, ends_l, off_l = shift.tolist(), ends.tolist(), offsets.tolist()
-    s1_l, s2_l, lo_l, hi_l, fn_l = (a.tolist() for a in (s1, s2, lo, hi, finite_n))
+    ends_l, off_l = ends.tolist(), offsets.tolist()
+    cells = [s for group in summaries for s in group]
     for g, group in enumerate(summaries):
         hg = hist[g]
         for j, s in enumerate(group):
@@ -353,14 +358,33 @@ def _numeric_groups(cols: Columns, block: list[tuple[str, Getter, bool]],
                 s.count_coded(hg[off_l[j]:off_l[j + 1]])
             else:
                 s.counts += hg[off_l[j]:ends_l[j]]
-            m = fn_l[g][j]
-            if m:
-                d = s1_l[g][j] / m
-                s._combine(m, shift_l[j] + d, max(s2_l[g][j] - d * s1_l[g][j], 0.0),
-                           lo_l[g][j], hi_l[g][j])
+    per = np.maximum(finite_n, 1)
+    _merge_moments(cells, finite_n.ravel(), (shift[None, :] + s1 / per).ravel(),
+                   (s2 - s1 * s1 / per).ravel(), lo.ravel(), hi.ravel())
+    fn_l = finite_n.tolist()
     rng = first[0].reservoir.rng  # one key per record, shared by all its reservoirs
     keys = cols.derived(("drift_reservoir_keys",), lambda col: rng.random(len(col)))
     _offer(x, finite, keys, layer_codes, layer_groups, summaries, fn_l)
+
+
+def _merge_moments(cells: list[NumericSummary], n_b: np.ndarray, mean_b: np.ndarray,
+                   m2_b: np.ndarray, lo_b: np.ndarray, hi_b: np.ndarray) -> None:
+    """Chan-merge a batch's ``(n, mean, M2, min, max)`` into every summary of ``cells`` at
+    once (``NumericSummary._combine``, vectorised; cells with ``n_b = 0`` are untouched)."""
+    n_a = np.array([s.n for s in cells], dtype=np.float64)
+    mean_a = np.array([s.mean for s in cells])
+    m2_a = np.array([s.m2 for s in cells])
+    n = n_a + n_b
+    safe = np.maximum(n, 1.0)
+    delta = mean_b - mean_a
+    mean = mean_a + delta * n_b / safe
+    m2 = m2_a + np.maximum(m2_b, 0.0) + delta * delta * n_a * n_b / safe
+    lo = np.minimum([s.min for s in cells], lo_b).tolist()
+    hi = np.maximum([s.max for s in cells], hi_b).tolist()
+    for i, (s, nb, nn, mu, v) in enumerate(zip(cells, n_b.tolist(), n.tolist(), mean.tolist(),
+                                               m2.tolist(), strict=True)):
+        if nb:
+            s.n, s.mean, s.m2, s.min, s.max = int(nn), mu, v, lo[i], hi[i]
 
 
 def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.ndarray,

@@ -118,6 +118,7 @@ class Reservoir:
         self._top = np.inf  # k-th smallest key when k are held: larger keys never enter
         self._rng: np.random.Generator | None = None
         self._rng_from: Any = seed  # a seed, or a bit generator state (copies)
+        self._mark: object | None = None  # shared while offered the same records as others
 
     @property
     def rng(self) -> np.random.Generator:
@@ -203,6 +204,9 @@ class Reservoir:
         """True when ``reservoirs`` (the columns of one slice) have always been offered the
         same records with the same keys: equal kept keys, the same keys waiting."""
         first = reservoirs[0]
+        mark = first._mark
+        if mark is not None and all(r._mark is mark for r in reservoirs):
+            return True
         keys, waiting = first._keys, first._waiting
         for r in reservoirs[1:]:
             if r.k != first.k or r._top != first._top or len(r._waiting) != len(waiting) \
@@ -217,9 +221,11 @@ class Reservoir:
         """``reservoirs[j]._wait(x[j], keys)`` for :meth:`coordinated` reservoirs whose keys
         all enter; when more than ``k`` wait, one selection for all of them."""
         first = reservoirs[0]
+        mark = object()
         for j, r in enumerate(reservoirs):
             r._waiting.append((x[j], keys))
             r._n_waiting += keys.shape[0]
+            r._mark = mark
         if first._n_waiting > first.k:
             Reservoir._select_coordinated(reservoirs)
 
@@ -229,6 +235,9 @@ class Reservoir:
         keys stay one shared array, e.g. before a checkpoint); others select one by one."""
         if len(reservoirs) > 1 and reservoirs[0]._waiting and Reservoir.coordinated(reservoirs):
             Reservoir._select_coordinated(reservoirs)
+            mark = object()
+            for r in reservoirs:
+                r._mark = mark
 
     @staticmethod
     def _select_coordinated(reservoirs: Sequence[Reservoir]) -> None:
@@ -262,6 +271,7 @@ class Reservoir:
         self._wait(values, keys)
 
     def _wait(self, values: np.ndarray, keys: np.ndarray) -> None:
+        self._mark = None
         self._waiting.append((values, keys))
         self._n_waiting += keys.shape[0]
         if self._n_waiting > self.k:
@@ -271,6 +281,7 @@ class Reservoir:
         """Keep the ``k`` smallest keys of the sample and the values waiting."""
         if not self._waiting:
             return
+        self._mark = None
         keys = np.concatenate([self._keys, *(kw for _, kw in self._waiting)])
         values = np.concatenate([self._values, *(vw for vw, _ in self._waiting)])
         self._waiting, self._n_waiting = [], 0
@@ -292,6 +303,7 @@ class Reservoir:
         r._waiting, r._n_waiting = [], 0
         r._rng = None
         r._rng_from = self._rng_from if self._rng is None else self._rng.bit_generator.state
+        r._mark = None
         return r
 
     def to_state(self) -> dict[str, Any]:
