@@ -52,7 +52,6 @@ source:
     bootstrap_servers: {bootstrap}
     group_id: bench-full-{topic}
     topics: {{predictions: {topic}}}
-    consume_batch: 10000
     checkpoint_interval: 5
 checkpoint: {checkpoint}
 server: {{listen: "127.0.0.1:0"}}

@@ -156,50 +156,6 @@ class Reservoir:
         self._offer(np.asarray(x, dtype=np.float64), self.rng.random(m) if keys is None else keys)
 
     @staticmethod
-    def update_rows(reservoirs: Sequence[Reservoir], x: np.ndarray,
-                    rng: np.random.Generator) -> None:
-        """``reservoirs[j].update(x[j])`` for every row ``j`` of ``x`` (``F × m``), with keys
-        from ``rng`` (independent across rows) and one 2-d pass for all rows.
-
-        A row whose reservoir is full with largest key ``t`` only takes the values whose key is
-        below ``t``; drawing every key to find them is wasteful once ``t`` is small. There the
-        same law is drawn directly: which of the ``m`` keys fall below ``t`` is a Bernoulli(t)
-        process, so the gaps between entering positions are i.i.d. Geometric(t), and their keys
-        are i.i.d. ``U(0, t)`` — exactly the law of the keys below ``t`` among ``m`` uniforms.
-        """
-        f, m = x.shape
-        if m == 0:
-            return
-        tops = np.array([r._top for r in reservoirs])
-        sparse = (tops <= SPARSE_TOP) & (tops > 0.0)
-        pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, value, key)
-        dense = np.flatnonzero(~sparse)
-        if dense.shape[0]:
-            keys = rng.random((dense.shape[0], m))
-            rows, cols = np.nonzero(keys < tops[dense, None])
-            pieces.append((dense[rows], x[dense[rows], cols], keys[rows, cols]))
-        if sparse.any():
-            rows_s = np.flatnonzero(sparse)
-            rows, cols = _bernoulli_positions(rng, tops[rows_s], m)
-            if rows.shape[0]:
-                rows = rows_s[rows]
-                pieces.append((rows, x[rows, cols], tops[rows] * rng.random(rows.shape[0])))
-        for r in reservoirs:
-            r.n += m
-        if not pieces:
-            return
-        rows = np.concatenate([p[0] for p in pieces])
-        values = np.concatenate([p[1] for p in pieces])
-        keys = np.concatenate([p[2] for p in pieces])
-        if len(pieces) > 1:
-            order = np.argsort(rows, kind="stable")
-            rows, values, keys = rows[order], values[order], keys[order]
-        bounds = np.searchsorted(rows, np.arange(f + 1)).tolist()
-        for j, r in enumerate(reservoirs):
-            if bounds[j + 1] > bounds[j]:
-                r._wait(values[bounds[j]:bounds[j + 1]], keys[bounds[j]:bounds[j + 1]])
-
-    @staticmethod
     def coordinated(reservoirs: Sequence[Reservoir]) -> bool:
         """True when ``reservoirs`` (the columns of one slice) have always been offered the
         same records with the same keys: equal kept keys, the same keys waiting."""
@@ -334,36 +290,6 @@ class Reservoir:
             r._keys = _bottom_keys(r.rng, r._values.shape[0], r.n)
         r._top = float(r._keys.max()) if r._keys.shape[0] == r.k else np.inf
         return r
-
-
-SPARSE_TOP = 0.15  # below this k-th key, full reservoirs draw entering positions directly
-
-
-def _bernoulli_positions(rng: np.random.Generator, p: np.ndarray,
-                         m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Successes of independent Bernoulli(``p[j]``) trials ``0..m-1`` for every row ``j``, as
-    ``(rows, positions)`` sorted by row: cumulative sums of i.i.d. Geometric(``p[j]``) gaps,
-    drawn until every row has passed ``m``. ``p`` in (0, 1)."""
-    rows_out, pos_out = [], []
-    rows = np.arange(p.shape[0])
-    start = np.full(p.shape[0], -1, dtype=np.int64)  # last position drawn per row
-    while rows.shape[0]:
-        pj = p[rows]
-        width = int(np.ceil((m - start.min()) * pj.max() + 4 * np.sqrt(m * pj.max()) + 8))
-        # Geometric(p) gaps as 1 + floor(E / -log(1 - p)), E ~ Exp(1): P(gap > g) = (1 - p)^g
-        rate = -np.log1p(-pj)
-        gaps = np.floor(rng.standard_exponential((rows.shape[0], width)) / rate[:, None])
-        pos = start[:, None] + np.cumsum(gaps.astype(np.int64) + 1, axis=1)
-        r, c = np.nonzero(pos < m)
-        rows_out.append(rows[r])
-        pos_out.append(pos[r, c])
-        more = pos[:, -1] < m - 1  # may still have successes before m
-        rows, start = rows[more], pos[more, -1]
-    out_rows, out_pos = np.concatenate(rows_out), np.concatenate(pos_out)
-    if len(rows_out) > 1:
-        order = np.argsort(out_rows, kind="stable")
-        out_rows, out_pos = out_rows[order], out_pos[order]
-    return out_rows, out_pos
 
 
 def _bottom_keys(rng: np.random.Generator, size: int, n: int) -> np.ndarray:

@@ -62,7 +62,7 @@ class KafkaSettings:
     group_id: str
     topics: dict[str, str]  # stream → topic
     dead_letter_topic: str | None = None
-    consume_batch: int = 5000
+    consume_batch: int = 20000
     consume_timeout: float = 0.5
     checkpoint_interval: float = 5.0  # seconds
     checkpoint_records: int = 200_000  # or after this many records, whichever first
@@ -174,7 +174,7 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
     return KafkaSettings(
         bootstrap_servers=text("bootstrap_servers", True), group_id=text("group_id", True),
         topics=topics, dead_letter_topic=text("dead_letter_topic"),
-        consume_batch=number("consume_batch", 5000, 1, 1_000_000, int),
+        consume_batch=number("consume_batch", 20000, 1, 1_000_000, int),
         consume_timeout=number("consume_timeout", 0.5, 0.001, 60.0),
         checkpoint_interval=number("checkpoint_interval", 5.0, 0.01, 86400.0),
         checkpoint_records=number("checkpoint_records", 200_000, 1, 10**12, int),
@@ -362,7 +362,7 @@ class KafkaSource:
 
         s = self.settings
         msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
-        if any(m.error() is not None for m in msgs):
+        if any([m.error() for m in msgs]):
             msgs = self._drop_errors(msgs, KafkaError)
         # one pass per attribute (C calls in a comprehension) rather than one Python loop body
         # per message: messages come in partition runs, and the last offset of a partition
@@ -370,13 +370,16 @@ class KafkaSource:
         values = [m.value() for m in msgs]
         if None in values:  # tombstones decode as JSON null (then dead-lettered)
             values = [b"null" if v is None else v for v in values]
-        topics = [m.topic() for m in msgs]
-        nxt = dict(zip(zip(topics, [m.partition() for m in msgs], strict=True),
-                       [m.offset() + 1 for m in msgs], strict=True))
         streams = self._streams
-        if len(set(topics)) <= 1:
-            by_stream = {streams[topics[0]]: values} if values else {}
+        parts = [m.partition() for m in msgs]
+        offsets = [m.offset() + 1 for m in msgs]
+        if len(streams) == 1:  # one topic: no need to ask each message
+            topic = next(iter(streams))
+            nxt = {(topic, p): o for p, o in dict(zip(parts, offsets, strict=True)).items()}
+            by_stream = {streams[topic]: values} if values else {}
         else:
+            topics = [m.topic() for m in msgs]
+            nxt = dict(zip(zip(topics, parts, strict=True), offsets, strict=True))
             by_stream: dict[str, list[bytes]] = {}
             for topic, value in zip(topics, values, strict=True):
                 by_stream.setdefault(streams[topic], []).append(value)

@@ -149,7 +149,7 @@ BASE = {"bootstrap_servers": "127.0.0.1:9092", "group_id": "g", "topics": {"pred
 
 def test_settings_defaults_and_consumer_config():
     s = parse_kafka_settings(BASE, env={})
-    assert (s.consume_batch, s.instance_id, s.dead_letter_topic) == (5000, "default", None)
+    assert (s.consume_batch, s.instance_id, s.dead_letter_topic) == (20000, "default", None)
     conf = consumer_config(s)
     assert conf["enable.auto.commit"] is False and conf["enable.auto.offset.store"] is False
     assert conf["group.id"] == "g" and conf["queued.max.messages.kbytes"] > 0

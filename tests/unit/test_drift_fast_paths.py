@@ -157,26 +157,6 @@ def test_take_with_a_boolean_mask_equals_take_with_positions():
     assert inner.feature_dtype("y") == np.float64 and inner.feature_dtype("nope") is None
 
 
-def test_update_rows_samples_uniformly_also_once_keys_are_drawn_sparsely():
-    """2000 values in 20 batches into k = 20: from the ~600th value on, the entering keys are
-    drawn by their binomial count (sparse path). Inclusion per block of positions must be
-    uniform (chi-squared) — blocks of 25, finer than the batches, so a bias inside a batch
-    shows too."""
-    from monitor.drift.summary import Reservoir
-
-    n_items, k, reps = 2000, 20, 300
-    hits = np.zeros(80)
-    x = np.arange(n_items, dtype=np.float64)[None, :]
-    for rep in range(reps):
-        rng = np.random.default_rng([99, rep])
-        r = Reservoir(k, seed=0)
-        for part in np.split(x, 20, axis=1):
-            Reservoir.update_rows([r], part, rng)
-        assert r.n == n_items and r.values.shape == (k,) and np.unique(r.values).shape == (k,)
-        hits += np.bincount((r.values // 25).astype(int), minlength=80)
-    assert stats.chisquare(hits).pvalue > 0.001
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_update_groups_over_overlapping_groups_equals_each_summary_alone(seed):
     """FeatureSummaries.update_groups over overlapping groups (three slice rules; the compiled
