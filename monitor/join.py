@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from monitor.records import RecordBatch, batch_from_state, batch_to_state, concat
 
@@ -72,8 +73,7 @@ class LabelJoin:
     def remember(self, model: str, batch: RecordBatch, starts: np.ndarray,
                  keep: np.ndarray) -> None:
         """Keep the unlabelled predictions among ``keep`` (on-time rows) until their label."""
-        want = keep & np.fromiter((lab is None for lab in batch.label), bool, len(batch)) \
-            & (batch.id != "")
+        want = keep & pd.isna(batch.label) & (batch.id != "")
         rows = np.flatnonzero(want)
         if not rows.size:
             return

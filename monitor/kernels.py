@@ -42,14 +42,10 @@ def bucket_codes(x: np.ndarray, search: np.ndarray, n_edges: np.ndarray,
             elif v == -np.inf:
                 out[f, i] = base + e + 1
             else:
-                lo, hi = 0, e
-                while lo < hi:  # first edge > v
-                    mid = (lo + hi) // 2
-                    if search[f, mid] <= v:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                out[f, i] = base + lo
+                k = 0
+                for j in range(e):  # edges at or below v (branch-free; bins are few)
+                    k += search[f, j] <= v
+                out[f, i] = base + k
     return out
 
 
