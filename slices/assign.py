@@ -164,7 +164,7 @@ def factorize_once(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     codes.flags.writeable = False
     _FACTORIZED[id(values)] = (values, (codes, uniques))
-    if len(_FACTORIZED) > 32:
+    if len(_FACTORIZED) > 16:  # a batch's categorical columns
         _FACTORIZED.popitem(last=False)
     return codes, uniques
 
