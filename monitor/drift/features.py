@@ -206,14 +206,6 @@ class FeatureSummaries:
             label = class_names(label, classes)
         s.update(label)
 
-    def _prediction(self, cols: Columns, classes: Sequence[str] | None) -> np.ndarray:
-        s = self.summaries[PREDICTION]
-        if self.task == "binary":
-            return cols.score if isinstance(s, NumericSummary) else cols.predicted
-        if self.task == "multiclass":
-            return class_names(cols.predicted, classes)
-        return cols.predicted
-
     def merge(self, other: FeatureSummaries) -> None:
         if set(other.summaries) != set(self.summaries):
             raise DriftError("cannot merge feature summaries over different features: "
