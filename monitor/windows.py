@@ -102,29 +102,6 @@ class Group:
     accumulators: list[Accumulator]
     count: int = 0
 
-    def update(self, cols: Columns) -> None:
-        self.count += len(cols)
-        labelled = None
-        for acc in self.accumulators:
-            if acc.needs_label:
-                if labelled is None:
-                    mask = cols.labelled()
-                    labelled = cols if mask.all() else cols.take(np.flatnonzero(mask))
-                if len(labelled):
-                    acc.update(labelled)
-            else:
-                acc.update(cols)
-
-    def update_labels(self, cols: Columns) -> None:
-        """Labels that arrived after their predictions: label-side accumulators only."""
-        mask = cols.labelled()
-        if not mask.any():
-            return
-        labelled = cols if mask.all() else cols.take(np.flatnonzero(mask))
-        for acc in self.accumulators:
-            if acc.needs_label:
-                acc.update(labelled)
-
 
 @dataclass
 class Window:
@@ -138,10 +115,11 @@ class Window:
 
 def update_groups(cols: Columns, parts: list[tuple[Group, np.ndarray]], *,
                   labels_only: bool = False) -> None:
-    """``group.update(cols.take(rows))`` (or ``update_labels``) for every ``(group, rows)`` of
-    one batch, accumulator kind by kind: a kind with ``update_many(cols, [(acc, rows), …])``
-    folds all its groups at once (the slices of a batch overlap, so per-batch work is shared);
-    the others get their group's records one group at a time."""
+    """Fold the records ``rows`` of one batch into each ``group`` (``labels_only``: labels
+    that arrived after their predictions, label-side accumulators only). Label-side
+    accumulators see the labelled records only. Accumulator kind by kind: a kind with
+    ``update_many(cols, [(acc, rows), …])`` folds all its groups at once (the slices of a
+    batch overlap, so per-batch work is shared); the others get ``cols.take(rows)``."""
     labelled: np.ndarray | None = None
     by_kind: dict[type, list[tuple[Accumulator, np.ndarray]]] = {}
     for group, rows in parts:

@@ -20,6 +20,7 @@ Unlabelled records count as missing in the label summary.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -104,17 +105,15 @@ class FeatureSummaries:
         """``s.update(cols.take(rows), label=False)`` for every ``(s, rows)`` of one batch.
 
         The groups of a batch (its slices) overlap, so the columns are coded once per batch
-        and every group is folded in one pass per block: one ``bincount`` for all histograms,
-        ``reduceat`` for the moments, and one key per record shared by every reservoir the
-        record is offered to (coordinated bottom-k sampling: each reservoir is still a uniform
-        sample of its column, and merges stay exact)."""
+        and every group is folded by compiled passes over layers of disjoint groups
+        (:mod:`monitor.kernels`), with one key per record shared by every reservoir the record
+        is offered to (coordinated bottom-k sampling: each reservoir is still a uniform sample
+        of its column, and merges stay exact)."""
         buckets: dict[tuple, list[tuple[FeatureSummaries, np.ndarray]]] = {}
         for s, rows in parts:
-            rows = np.asarray(rows)
-            if rows.dtype == bool:
-                rows = np.flatnonzero(rows)
+            rows = _positions(rows)
             if rows.shape[0]:
-                buckets.setdefault(s._layout(), []).append((s, rows))
+                buckets.setdefault(s._layout, []).append((s, rows))
         for group in buckets.values():
             first = group[0][0]
             numeric, categorical, absent = first._plan(cols, classes)
@@ -138,9 +137,7 @@ class FeatureSummaries:
         label column coded once (``rows``: the labelled records of each group)."""
         buckets: dict[tuple, list[tuple[Summary, np.ndarray]]] = {}
         for s, rows in parts:
-            rows = np.asarray(rows)
-            if rows.dtype == bool:
-                rows = np.flatnonzero(rows)
+            rows = _positions(rows)
             if LABEL in s.summaries and rows.shape[0]:
                 summary = s.summaries[LABEL]
                 buckets.setdefault((s.task, summary.kind, summary.code_key), []).append(
@@ -156,15 +153,12 @@ class FeatureSummaries:
                 get = _label_names(names) if task == "multiclass" else _label
                 _categorical_groups(cols, [(LABEL, get)], sums, layers)
 
+    @cached_property
     def _layout(self) -> tuple:
         """What decides how columns are coded: task, names, kinds and bins (kept: the
         summaries of a FeatureSummaries and their bins never change)."""
-        cached = self.__dict__.get("_layout_key")
-        if cached is None or cached[0] is not self.summaries or cached[1] != len(self.summaries):
-            key = (self.task, *((k, s.kind, s.code_key) for k, s in self.summaries.items()
-                                if k != LABEL))
-            cached = self._layout_key = (self.summaries, len(self.summaries), key)
-        return cached[2]
+        return (self.task, *((k, s.kind, s.code_key) for k, s in self.summaries.items()
+                             if k != LABEL))
 
     def _plan(self, cols: Columns, classes: Sequence[str] | None
               ) -> tuple[list[tuple[str, Getter, bool]], list[tuple[str, Getter]], list[str]]:
@@ -282,6 +276,12 @@ def _label_names(classes: tuple[str, ...] | None) -> Getter:
     return _names_getter("label", classes)
 
 
+def _positions(rows: np.ndarray) -> np.ndarray:
+    """Row positions (a boolean mask becomes the positions it marks)."""
+    rows = np.asarray(rows)
+    return np.flatnonzero(rows) if rows.dtype == bool else rows
+
+
 def _offsets(widths: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
 
@@ -339,17 +339,11 @@ def _numeric_groups(cols: Columns, block: list[tuple[str, Getter, bool]],
     fold_numeric(x, c, ends, shift, layer_codes, layer_groups, hist, s1, s2, lo, hi)
     finite_n = np.stack([hist[:, offsets[j]:ends[j]].sum(axis=1) for j in range(n_cols)],
                         axis=1)
-    special_at = np.concatenate([np.arange(e, offsets[j + 1]) for j, e in enumerate(ends)])
-    special = hist[:, special_at].reshape(n_groups, n_cols, 4).any(axis=2).tolist()
-    ends_l, off_l = ends.tolist(), offsets.tolist()
+    off_l = offsets.tolist()
     cells = [s for group in summaries for s in group]
     for g, group in enumerate(summaries):
-        hg = hist[g]
         for j, s in enumerate(group):
-            if special[g][j]:
-                s.count_coded(hg[off_l[j]:off_l[j + 1]])
-            else:
-                s.counts += hg[off_l[j]:ends_l[j]]
+            s.count_coded(hist[g, off_l[j]:off_l[j + 1]])
     per = np.maximum(finite_n, 1)
     _merge_moments(cells, finite_n.ravel(), (shift[None, :] + s1 / per).ravel(),
                    (s2 - s1 * s1 / per).ravel(), lo.ravel(), hi.ravel())

@@ -176,13 +176,12 @@ class Reservoir:
                           keys: np.ndarray) -> None:
         """``reservoirs[j]._wait(x[j], keys)`` for :meth:`coordinated` reservoirs whose keys
         all enter; when more than ``k`` wait, one selection for all of them."""
-        first = reservoirs[0]
         mark = object()
         for j, r in enumerate(reservoirs):
             r._waiting.append((x[j], keys))
             r._n_waiting += keys.shape[0]
             r._mark = mark
-        if first._n_waiting > first.k:
+        if reservoirs[0]._n_waiting > reservoirs[0].k:
             Reservoir._select_coordinated(reservoirs)
 
     @staticmethod
@@ -191,25 +190,18 @@ class Reservoir:
         keys stay one shared array, e.g. before a checkpoint); others select one by one."""
         if len(reservoirs) > 1 and reservoirs[0]._waiting and Reservoir.coordinated(reservoirs):
             Reservoir._select_coordinated(reservoirs)
-            mark = object()
-            for r in reservoirs:
-                r._mark = mark
 
     @staticmethod
     def _select_coordinated(reservoirs: Sequence[Reservoir]) -> None:
         first = reservoirs[0]
-        k = first.k
         all_keys = np.concatenate([first._keys, *(kw for _, kw in first._waiting)])
-        if all_keys.shape[0] > k:
-            part = np.argpartition(all_keys, k - 1)
-            keep, top = part[:k], float(all_keys[part[k - 1]])
-        else:
-            keep = np.arange(all_keys.shape[0])
-            top = float(all_keys.max()) if all_keys.shape[0] == k else np.inf
+        keep, top = _bottom_k(all_keys, first.k)
         kept_keys = all_keys[keep]
+        mark = object()  # still coordinated: one selection, shared keys
         for r in reservoirs:
             r._values = np.concatenate([r._values, *(vw for vw, _ in r._waiting)])[keep]
             r._keys, r._top, r._waiting, r._n_waiting = kept_keys, top, [], 0
+            r._mark = mark
 
     def merge(self, other: Reservoir) -> None:
         if other.k != self.k:
@@ -241,15 +233,8 @@ class Reservoir:
         keys = np.concatenate([self._keys, *(kw for _, kw in self._waiting)])
         values = np.concatenate([self._values, *(vw for vw, _ in self._waiting)])
         self._waiting, self._n_waiting = [], 0
-        k = self.k
-        if keys.shape[0] > k:
-            part = np.argpartition(keys, k - 1)
-            self._top = float(keys[part[k - 1]])
-            keep = part[:k]
-            keys, values = keys[keep], values[keep]
-        elif keys.shape[0] == k:
-            self._top = float(keys.max())
-        self._keys, self._values = keys, values
+        keep, self._top = _bottom_k(keys, self.k)
+        self._keys, self._values = keys[keep], values[keep]
 
     def copy(self) -> Reservoir:
         self._select()
@@ -290,6 +275,15 @@ class Reservoir:
             r._keys = _bottom_keys(r.rng, r._values.shape[0], r.n)
         r._top = float(r._keys.max()) if r._keys.shape[0] == r.k else np.inf
         return r
+
+
+def _bottom_k(keys: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """``(positions of the min(k, len) smallest keys, k-th smallest key or inf)``."""
+    if keys.shape[0] > k:
+        part = np.argpartition(keys, k - 1)
+        return part[:k], float(keys[part[k - 1]])
+    top = float(keys.max()) if keys.shape[0] == k else np.inf
+    return np.arange(keys.shape[0]), top
 
 
 def _bottom_keys(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
