@@ -161,7 +161,7 @@ def full_daemon(spec, n: int, rep: int = 0) -> tuple[float, int]:
     settings = parse_kafka_settings({**spec.source.kafka,
                                      "group_id": f"{spec.source.kafka['group_id']}-{rep}"})
     cp = Checkpoint(f"{spec.checkpoint}.{rep}", owner="bench")
-    daemon = Daemon(spec)
+    daemon = Daemon(spec, close_in_worker=True)  # as monitor.kafka_run makes it
     source = KafkaSource(settings, cp, state=daemon.checkpoint_state, restore=lambda s: None,
                          stop=daemon.stop)
     assert source.start()
@@ -178,8 +178,10 @@ def full_daemon(spec, n: int, rep: int = 0) -> tuple[float, int]:
 
     source.poll = counted_poll
     consume(daemon, source)
+    daemon.settle()  # closes still in the worker count
     elapsed = time.perf_counter() - done["t0"]
     source.close()
+    daemon.close()
     return sum(source.messages.values()) / elapsed, source.saves
 
 

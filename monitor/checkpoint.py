@@ -134,7 +134,11 @@ class Checkpoint:
         """Write ``positions`` (key → next position) and ``state`` atomically; returns the new
         sequence number. Raises :class:`Fenced` (writing nothing) if another owner holds any
         of the positions."""
-        blob = encode_state(state)
+        return self.save_encoded(positions, encode_state(state))
+
+    def save_encoded(self, positions: dict[str, int], blob: bytes) -> int:
+        """:meth:`save` with the state already encoded (:func:`encode_state`): the part that
+        may run in another thread (SQLite releases the GIL while it writes)."""
         now = time.time()
         with self._lock, self._tx() as db:
             seq = self.seq + 1

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from monitor.close_worker import InlineCloser, Pending, ProcessCloser
 from monitor.deadletter import DeadLetter
 from monitor.decode import Reject, parse_json_lines
 from monitor.decode_models import decoder_for
 from monitor.drift.summary import compact_state
-from monitor.drift_stage import DriftStage
+from monitor.drift_stage import CloseJob, DriftStage, close_extras
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.feature_join import FeatureJoin
 from monitor.join import LabelJoin
@@ -27,6 +29,7 @@ from monitor.pipeline import ClosedWindow, ModelPipeline
 from monitor.records import RecordBatch
 from monitor.snapshot import EMPTY, Snapshot, Tracker
 from monitor.sources.base import Chunk
+from monitor.windows import factorize
 from slices.spec import OUTCOMES, Spec
 
 ResultListener = Callable[[ClosedWindow, list[SliceResult]], None]
@@ -45,7 +48,10 @@ class Daemon:
     """Runs a spec over a stream of chunks; publishes snapshots for the exporter."""
 
     def __init__(self, spec: Spec, *, dead_letter: DeadLetter | None = None,
-                 listeners: Iterable[ResultListener] = ()):
+                 listeners: Iterable[ResultListener] = (), close_in_worker: bool = False):
+        """``close_in_worker``: run window-close drift tests in a worker process
+        (:mod:`monitor.close_worker`) while ingestion goes on; results still come in window
+        order, and :meth:`state` waits for them."""
         self.spec = spec
         self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
         self.listeners = list(listeners)
@@ -69,6 +75,9 @@ class Daemon:
         self._snapshot: Snapshot = EMPTY
         self.alive = time.time()
         self.stop = threading.Event()
+        self.closer = ProcessCloser() if close_in_worker and self.drift else InlineCloser()
+        self._closing: deque[tuple[ClosedWindow, list[SliceResult], CloseJob | None,
+                                   Pending | None]] = deque()
 
     def _factory(self, model):
         def make(slice_name: str) -> list:
@@ -141,7 +150,8 @@ class Daemon:
                     self.dead_letter.write("late", _row(part, int(j)), origin=str(name))
             self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
             for window in closed:
-                results.extend(self._closed(window))
+                self._begin_close(window)
+        results.extend(self._finish_closes(wait=False))
         self._sync_join_counts()
         return results
 
@@ -161,8 +171,9 @@ class Daemon:
             if not applied.all():
                 self.join.counts[(model, "too_late")] += int((~applied).sum())
         self._sync_join_counts()
+        results = self._finish_closes(wait=False)
         self.publish()
-        return []
+        return results
 
     def process_features(self, chunk: Chunk) -> list[SliceResult]:
         """Feature records logged apart from predictions (see :mod:`monitor.feature_join`):
@@ -188,7 +199,8 @@ class Daemon:
             results.extend(self.process_batch(batch))
         for pipeline in self.pipelines.values():
             for window in pipeline.flush():
-                results.extend(self._closed(window))
+                self._begin_close(window)
+        results.extend(self.settle())
         self._sync_join_counts()
         self.publish()
         return results
@@ -196,7 +208,9 @@ class Daemon:
     # ---- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
         """The daemon's whole resumable state as plain JSON-able data: every model's open
-        windows (accumulator states), watermarks, slice vocabularies and the counters."""
+        windows (accumulator states), watermarks, slice vocabularies and the counters. Closes
+        still in the worker are finished (their results handed on) first."""
+        self.settle()
         return {"format": 1, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
                 "tracker": self.tracker.to_state(), "join": self.join.to_state(),
                 "drift": {n: s.to_state() for n, s in self.drift.items()},
@@ -210,7 +224,9 @@ class Daemon:
             return self.state()
 
     def load_state(self, state: dict) -> None:
-        """Resume from :meth:`state` output (models no longer in the spec are ignored)."""
+        """Resume from :meth:`state` output (models no longer in the spec are ignored). Closes
+        still in the worker are dropped: they belong to the state being replaced."""
+        self._closing.clear()
         for name, dstate in state.get("drift", {}).items():
             if name in self.drift:
                 self.drift[name].load_state(dstate)
@@ -231,27 +247,50 @@ class Daemon:
         self.publish()
 
     # ---- helpers ------------------------------------------------------------------------
-    def _closed(self, window: ClosedWindow) -> list[SliceResult]:
+    def settle(self) -> list[SliceResult]:
+        """Wait for closes still in the worker and hand their results on; returns them."""
+        return self._finish_closes(wait=True)
+
+    def close(self) -> None:
+        """Stop the close worker (if any) once its closes are finished."""
+        self.settle()
+        self.closer.close()
+
+    def _begin_close(self, window: ClosedWindow) -> None:
+        """Metrics now; drift tests submitted to the closer; results handed on in window order
+        by :meth:`_finish_closes`."""
         self.join.expire(window.model, {window.key})
-        model = self.spec.model(window.model)
-        results = evaluate_window(window, model)
+        results = evaluate_window(window, self.spec.model(window.model))
         stage = self.drift.get(window.model)
-        if stage is not None:
-            results = stage.annotate(window, results)
-            self.tracker.concept.update(stage.concept_counts())
-        self.tracker.window_closed(window.model, window.end, results)
-        delays = dict(self.tracker.extra.get("close_delay", {}))
-        delays[window.model] = time.time() - window.end
-        self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable
-        for listener in self.listeners:
-            listener(window, results)
-        return results
+        job = stage.begin_close(window) if stage is not None else None
+        pending = self.closer.submit(close_extras, job) if job is not None else None
+        self._closing.append((window, results, job, pending))
+
+    def _finish_closes(self, *, wait: bool) -> list[SliceResult]:
+        """Hand on the results of closes whose drift tests are done (all of them if
+        ``wait``), oldest first; returns them."""
+        out: list[SliceResult] = []
+        while self._closing and (wait or self._closing[0][3] is None
+                                 or self._closing[0][3].done()):
+            window, results, job, pending = self._closing.popleft()
+            if job is not None and pending is not None:
+                extra = pending.result()
+                results = self.drift[window.model].finish_close(job, extra, results)
+                self.tracker.concept.update(job.concept_counts)
+            self.tracker.window_closed(window.model, window.end, results)
+            delays = dict(self.tracker.extra.get("close_delay", {}))
+            delays[window.model] = time.time() - window.end
+            self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable
+            for listener in self.listeners:
+                listener(window, results)
+            out.extend(results)
+        return out
 
     def _count(self, model: str, batch: RecordBatch) -> None:
         self.tracker.records[model] += len(batch)
-        versions, v_inv = np.unique(batch.version.astype(str), return_inverse=True)
-        counts = np.zeros((len(versions), len(OUTCOMES)), dtype=np.int64)
-        np.add.at(counts, (v_inv, batch.outcome.astype(np.int64)), 1)
+        v_codes, versions = factorize(batch.version)
+        counts = np.bincount(v_codes * len(OUTCOMES) + batch.outcome.astype(np.int64),
+                             minlength=len(versions) * len(OUTCOMES)).reshape(-1, len(OUTCOMES))
         for vi, version in enumerate(versions):
             for oi, outcome in enumerate(OUTCOMES):
                 if counts[vi, oi]:

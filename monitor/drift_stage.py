@@ -23,6 +23,7 @@ import dataclasses
 import math
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -103,6 +104,45 @@ def _seed(*parts: Any) -> int:
     return zlib.crc32("\x1f".join(map(str, parts)).encode())
 
 
+@dataclass(frozen=True)
+class FrozenReference:
+    """The references of a window's slices, looked up when the window closed."""
+
+    by_slice: dict[str, tuple[FeatureSummaries, str] | None]
+
+    def for_slice(self, key: str | None) -> tuple[FeatureSummaries, str] | None:
+        return self.by_slice.get(key)
+
+
+@dataclass(frozen=True)
+class CloseJob:
+    """A closed window's drift work, detached from the stage (picklable): per version, the
+    window's summaries by slice and the reference to test them against (None: the rolling
+    reference is not ready yet)."""
+
+    model: ModelSpec
+    versions: list[tuple[str, dict[str, FeatureSummaries], FrozenReference | None]]
+    concept_events: dict[tuple[str, str], int]
+    concept_counts: dict[tuple[str, str, str, str], int]
+
+
+def close_extras(job: CloseJob) -> dict[tuple[str, str], dict[str, Any]]:
+    """(version, slice) → ``{"drift": [decision, …], "quality": {feature: …}}`` for a closed
+    window: every drift test of the window decided together (:func:`evaluate_drift`) and the
+    data-quality figures. A pure function of ``job`` (it may run in a worker process)."""
+    extra: dict[tuple[str, str], dict[str, Any]] = {}
+    for version, current, reference in job.versions:
+        decisions = evaluate_drift(reference, current, job.model) if reference is not None \
+            else []
+        for d in decisions:
+            extra.setdefault((version, d.slice), {}).setdefault("drift", []).append(
+                _decision_dict(d))
+        for label, sums in current.items():
+            extra.setdefault((version, label), {})["quality"] = {
+                q.feature: _quality_dict(q) for q in data_quality(sums)}
+    return extra
+
+
 class DriftStage:
     def __init__(self, model: ModelSpec, classes: list[str]):
         self.model = model
@@ -161,7 +201,16 @@ class DriftStage:
 
     # ---- window close --------------------------------------------------------------------
     def annotate(self, window: ClosedWindow, results: list[SliceResult]) -> list[SliceResult]:
-        """Drift decisions, data quality and concept events attached to each slice result."""
+        """Drift decisions, data quality and concept events attached to each slice result
+        (:meth:`begin_close`, :func:`close_extras`, :meth:`finish_close` in one go)."""
+        job = self.begin_close(window)
+        return self.finish_close(job, close_extras(job), results)
+
+    def begin_close(self, window: ClosedWindow) -> CloseJob:
+        """The stateful part of a window close, in window order: the window's summaries per
+        version, the reference each version is tested against (the rolling reference then
+        takes the window in) and the concept-drift counts so far. The returned job holds no
+        live state: :func:`close_extras` may run on it anywhere, later."""
         by_version: dict[str, dict[str, FeatureSummaries]] = {}
         for (version, _, label), group in window.groups.items():
             parts = [a for a in group.accumulators if isinstance(a, FeatureDrift)]
@@ -172,24 +221,27 @@ class DriftStage:
                 merged.update(acc.summaries.summaries)
             by_version.setdefault(version, {})[label] = FeatureSummaries(
                 self.model.task, merged)
-        extra: dict[tuple[str, str], dict[str, Any]] = {}
+        versions = []
         reference = self.rolling if self.rolling is not None else self.profile
         for version, current in by_version.items():
             ready = reference is not None and (self.rolling is None or self.rolling.ready)
-            decisions = evaluate_drift(reference, current, self.model) if ready else []
-            for d in decisions:
-                extra.setdefault((version, d.slice), {}).setdefault("drift", []).append(
-                    _decision_dict(d))
-            for label, sums in current.items():
-                extra.setdefault((version, label), {})["quality"] = {
-                    q.feature: _quality_dict(q) for q in data_quality(sums)}
+            frozen = FrozenReference({key: reference.for_slice(key) for key in current}) \
+                if ready else None
+            versions.append((version, current, frozen))
             if self.rolling is not None:
                 self.rolling.push(current)
+        return CloseJob(self.model, versions, dict(self.concept_events),
+                        self.concept_counts())
+
+    def finish_close(self, job: CloseJob, extra: dict[tuple[str, str], dict[str, Any]],
+                     results: list[SliceResult]) -> list[SliceResult]:
+        """``results`` with ``extra`` (from :func:`close_extras`) and the concept events of
+        ``job`` attached."""
         out = []
         for r in results:
             e = dict(extra.get((r.version, r.slice), {}))
             if self.spec.concept_detector is not None:
-                e["concept_drift_events"] = self.concept_events.get((r.version, r.slice), 0)
+                e["concept_drift_events"] = job.concept_events.get((r.version, r.slice), 0)
             out.append(dataclasses.replace(r, extra=MappingProxyType({**r.extra, **e}))
                        if e else r)
         return out

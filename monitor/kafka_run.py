@@ -52,7 +52,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     checkpoint.acquire(socket.gethostname(), os.getpid())
     listeners, stage = outputs(spec, opts, out, listeners)
     daemon = Daemon(spec, dead_letter=KafkaDeadLetter(spec.source.dead_letter, settings),
-                    listeners=listeners)
+                    listeners=listeners, close_in_worker=True)
     initial = daemon.state()
     loaded = checkpoint.load()
     if loaded is not None:
@@ -72,6 +72,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     try:
         if source.start():
             consume(daemon, source)
+        daemon.settle()
         summary = daemon.summary(time.perf_counter() - t0)
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
               f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s "
@@ -82,6 +83,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
         if stage:
             stage.stop()
         source.close()
+        daemon.close()
         daemon.dead_letter.close()
         if server:
             server.stop()
@@ -99,7 +101,7 @@ def consume(daemon: Daemon, source: KafkaSource) -> None:
         source.advance(batch)
         if source.due(closed):
             daemon.dead_letter.flush()  # dead letters reach their topic before the offsets move
-            source.save()
+            source.save(wait=False)  # the database write overlaps the next batches
 
 
 def drain_instance(spec: Spec, instance_id: str,

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,6 +306,8 @@ class KafkaSource:
         self._last_save = time.monotonic()
         self._last_lag = 0.0
         self._error_at: dict[str, float] = {}
+        self._writer: ThreadPoolExecutor | None = None  # background checkpoint writes
+        self._writing: tuple[Future, dict[str, int]] | None = None
         self.consumer = None
 
     # ---- start ---------------------------------------------------------------------------
@@ -420,26 +423,59 @@ class KafkaSource:
             windows_closed or self._since_save >= self.settings.checkpoint_records
             or time.monotonic() - self._last_save >= self.settings.checkpoint_interval)
 
-    def save(self) -> bool:
+    def save(self, *, wait: bool = True) -> bool:
         """Checkpoint offsets of owned partitions + daemon state; then commit the offsets to
         Kafka (async, lag monitoring only). If another instance claimed a partition
-        meanwhile (we were a zombie), roll back to our last checkpoint instead."""
+        meanwhile (we were a zombie), roll back to our last checkpoint instead.
+
+        ``wait=False``: the state is taken and encoded now, the database write runs in a
+        background thread; its outcome (fencing included) is taken by the next save,
+        rebalance, rollback or :meth:`close` (:meth:`settle`). A crash meanwhile leaves the
+        previous checkpoint: offsets and state are written together or not at all."""
+        from monitor.checkpoint import encode_state
+
+        if not self.settle():
+            return False
+        positions = dict(self.positions)
+        blob = encode_state(self.state())
+        self._since_save = 0
+        self._last_save = time.monotonic()
+        if wait:
+            return self._written(positions, lambda: self.checkpoint.save_encoded(positions, blob))
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="slicewatch-checkpoint")
+        self._writing = (self._writer.submit(self.checkpoint.save_encoded, positions, blob),
+                         positions)
+        return True
+
+    def settle(self) -> bool:
+        """Wait for the checkpoint write in flight (if any) and take its outcome: False if it
+        was fenced (and the source rolled back)."""
+        if self._writing is None:
+            return True
+        future, positions = self._writing
+        self._writing = None
+        return self._written(positions, future.result)
+
+    def _written(self, positions: dict[str, int], write: Callable[[], Any]) -> bool:
         from monitor.checkpoint import Fenced
 
         try:
-            self.checkpoint.save(dict(self.positions), self.state())
+            write()
         except Fenced as exc:
             log.warning("kafka: %s; rolling back to the last checkpoint", exc)
             self._rollback(set(exc.lost))
             return False
         self.saves += 1
-        self._since_save = 0
-        self._last_save = time.monotonic()
-        self._commit(self.positions)
+        self._commit(positions)
         return True
 
     def close(self) -> None:
         """Checkpoint, then leave the group (the revoke callback checkpoints once more)."""
+        self.settle()
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
         if self.consumer is None:
             return
         if self.assigned:
@@ -454,6 +490,7 @@ class KafkaSource:
     def _on_assign(self, consumer, partitions) -> None:
         from confluent_kafka import OFFSET_STORED, TopicPartition
 
+        self.settle()
         keys = [key_of(p.topic, p.partition) for p in partitions]
         saved = self.checkpoint.claim(keys)
         start = []
@@ -470,6 +507,7 @@ class KafkaSource:
         keys = {key_of(p.topic, p.partition) for p in partitions}
         if self.positions:
             self.save()
+        self.settle()
         for key in keys:
             self.positions.pop(key, None)
         self.assigned -= keys
@@ -488,6 +526,7 @@ class KafkaSource:
         and restart the ones we keep at their checkpointed offsets."""
         from confluent_kafka import TopicPartition
 
+        self.settle()
         loaded = self.checkpoint.load()
         positions, state = loaded if loaded is not None else ({}, None)
         self.restore(state)

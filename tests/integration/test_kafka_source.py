@@ -26,8 +26,11 @@ import requests
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.baseline import profile_for
 from monitor.checkpoint import Checkpoint
 from monitor.daemon import Daemon
+from monitor.decode import Decoder
+from monitor.drift import save_profile
 from monitor.kafka_run import drain_instance
 from monitor.results import read_results, result_record
 from monitor.sources.base import Chunk
@@ -105,13 +108,13 @@ def sentinel(p: int) -> bytes:
 
 
 def produce(bootstrap: str, topic: str, lines: list[bytes], *, seconds: float = 0.0,
-            start: int = 0) -> None:
+            start: int = 0, partitions: int = PARTITIONS) -> None:
     """Round-robin over the partitions, spread over ``seconds`` of wall time."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
     t0 = time.monotonic()
     step = max(len(lines) // 50, 1)
     for i, line in enumerate(lines):
-        p.produce(topic, line, partition=(start + i) % PARTITIONS)
+        p.produce(topic, line, partition=(start + i) % partitions)
         if i % step == 0:
             p.poll(0)
             if seconds:
@@ -391,3 +394,89 @@ def test_unreachable_broker_is_reported_and_retried(tmp_path, free_port):
     d.wait_for("cannot reach the brokers at 127.0.0.1:")
     d.wait_for("retrying in 2 s", timeout=30)
     assert d.stop() == 0
+
+
+# windows close as the stream goes (one partition: records come in event-time order, none is
+# late), with drift tests against a stored profile
+DRIFT = """    allowed_lateness: 5s
+    drift: {{enabled: true, profile: {profile}}}
+"""
+HISTOGRAM_TESTS = {"ks_binned", "chi2", "linf", "psi", "js", "hellinger"}
+
+
+def assert_same_drift(got: dict, want: dict) -> None:
+    """Same decisions: tests on the histograms to float rounding; tests on the reservoir
+    samples (which depend on where batches cut) by their sizes and inputs only."""
+    for key, w in want.items():
+        gd, wd = got[key].get("extra", {}).get("drift"), w.get("extra", {}).get("drift")
+        assert (gd is None) == (wd is None), key
+        for g, x in zip(gd or [], wd or [], strict=True):
+            for field in ("feature", "test", "gate", "n_reference", "n_current", "reference"):
+                assert g[field] == x[field], (key, field)
+            if x["test"] in HISTOGRAM_TESTS:
+                assert g["status"] == x["status"], key
+                assert (g["statistic"] is None) == (x["statistic"] is None), key
+                if x["statistic"] is not None:
+                    assert g["statistic"] == pytest.approx(x["statistic"], rel=1e-9), key
+
+
+def _spawned_by(pid: int) -> list[int]:
+    """Live processes started by ``multiprocessing`` spawn for parent ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if b"--multiprocessing-fork" in cmd and ppid == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def test_kill_9_while_window_closes_are_in_the_worker(tmp_path, kafka_bootstrap, kafka_topic):
+    """Windows close all along the stream (no lateness) with drift tests in the close worker:
+    kill -9 at random moments (a close may be in the worker), restart; the final results —
+    drift decisions included — equal an uninterrupted in-process run with inline closes, and
+    a killed daemon leaves no worker behind."""
+    n = 200_000
+    topic = kafka_topic("preds", partitions=1)
+    spec = write_spec(tmp_path, kafka_bootstrap, topic)
+    profile = tmp_path / "profile.json"
+    base = load_spec(str(spec))
+    batch, _ = Decoder(base.schema, default_model="m").decode_lines(records(50_000, seed=8))
+    save_profile(profile_for(base.models[0], batch, source="test"), profile)
+    text = spec.read_text().replace("    allowed_lateness: 1h\n", DRIFT.format(profile=profile))
+    spec.write_text(text.replace("consume_batch: 2000", "consume_batch: 500"))
+    lines = records(n, seed=7)
+    want = reference(spec, lines)
+    assert any("drift" in r.get("extra", {}) for r in want.values())
+    results = tmp_path / "results.jsonl"
+    producer = threading.Thread(target=produce, args=(kafka_bootstrap, topic, lines),
+                                kwargs={"seconds": 10.0, "partitions": 1})
+    producer.start()
+    rng = random.Random(11)
+    orphans: list[int] = []
+    for _ in range(4):
+        d = Daemon_(spec, results)
+        d.wait_for("kafka: assigned")
+        time.sleep(rng.uniform(1.0, 3.0))
+        workers = _spawned_by(d.proc.pid)
+        d.kill()
+        orphans += workers
+    producer.join()
+    d = Daemon_(spec, results)
+    d.wait_for("resumed a from checkpoint")
+    wait_consumed(tmp_path / "cp.db", n)
+    produce(kafka_bootstrap, topic, [sentinel(0)], partitions=1)
+    wait_results([results], set(want))
+    assert d.stop() == 0
+    got = read_results(str(results))
+    assert_same_results(got, want)
+    assert_same_drift(got, want)
+    assert orphans  # some kill came while a daemon had its close worker
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in orphans) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in orphans if Path(f"/proc/{p}").exists()]
