@@ -161,7 +161,7 @@ def full_daemon(spec, n: int, rep: int = 0) -> tuple[float, int]:
     settings = parse_kafka_settings({**spec.source.kafka,
                                      "group_id": f"{spec.source.kafka['group_id']}-{rep}"})
     cp = Checkpoint(f"{spec.checkpoint}.{rep}", owner="bench")
-    daemon = Daemon(spec, close_in_worker=True)  # as monitor.kafka_run makes it
+    daemon = Daemon(spec, close_in_worker=settings.close_worker)  # as monitor.kafka_run does
     source = KafkaSource(settings, cp, state=daemon.checkpoint_state, restore=lambda s: None,
                          stop=daemon.stop)
     assert source.start()

@@ -52,7 +52,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     checkpoint.acquire(socket.gethostname(), os.getpid())
     listeners, stage = outputs(spec, opts, out, listeners)
     daemon = Daemon(spec, dead_letter=KafkaDeadLetter(spec.source.dead_letter, settings),
-                    listeners=listeners, close_in_worker=True)
+                    listeners=listeners, close_in_worker=settings.close_worker)
     initial = daemon.state()
     loaded = checkpoint.load()
     if loaded is not None:

@@ -35,8 +35,7 @@ log = logging.getLogger("slicewatch.kafka")
 
 SETTINGS_KEYS = ("bootstrap_servers", "group_id", "topics", "dead_letter_topic", "consume_batch",
                  "consume_timeout", "checkpoint_interval", "checkpoint_records", "instance_id",
-                 "feature_delay",
-                 "config")
+                 "feature_delay", "close_worker", "config")
 STREAMS = ("predictions", "labels", "features")
 SECRET_WORDS = ("password", "secret", "key", "token")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -69,6 +68,7 @@ class KafkaSettings:
     checkpoint_records: int = 200_000  # or after this many records, whichever first
     instance_id: str = "default"
     feature_delay: float = 60.0  # seconds of event time a prediction waits for its features
+    close_worker: bool = True  # window-close drift tests in a worker process
     config: dict[str, Any] = field(default_factory=dict)  # librdkafka pass-through, resolved
 
     def stream_of(self) -> dict[str, str]:
@@ -140,6 +140,12 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
             raise SourceError(f"{where}.{key} must be {what} in [{lo}, {hi}]; got {v!r}")
         return kind(v)
 
+    def flag(key: str, default: bool) -> bool:
+        v = d.get(key, default)
+        if not isinstance(v, bool):
+            raise SourceError(f"{where}.{key} must be true or false; got {v!r}")
+        return v
+
     topics_raw = d.get("topics")
     if not isinstance(topics_raw, Mapping) or not topics_raw.get("predictions"):
         raise SourceError(f"{where}.topics must be a mapping with at least 'predictions' "
@@ -180,7 +186,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
         checkpoint_interval=number("checkpoint_interval", 5.0, 0.01, 86400.0),
         checkpoint_records=number("checkpoint_records", 200_000, 1, 10**12, int),
         instance_id=text("instance_id") or "default",
-        feature_delay=number("feature_delay", 60.0, 0.0, 86400.0 * 7), config=config)
+        feature_delay=number("feature_delay", 60.0, 0.0, 86400.0 * 7),
+        close_worker=flag("close_worker", True), config=config)
 
 
 def consumer_config(s: KafkaSettings) -> dict[str, Any]:

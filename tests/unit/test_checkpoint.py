@@ -183,6 +183,7 @@ def test_missing_environment_variable_is_named_and_no_secret_leaks():
     ({**BASE, "consume_timeout": "1s"}, r"consume_timeout must be a number"),
     ({**BASE, "checkpoint_interval": -1}, r"checkpoint_interval must be a number"),
     ({**BASE, "colour": 1}, r"unknown key\(s\) 'colour'"),
+    ({**BASE, "close_worker": "yes"}, r"close_worker must be true or false; got 'yes'"),
     ({**BASE, "config": {"enable.auto.commit": True}}, r"enable\.auto\.commit is set by"),
     ({**BASE, "config": {"partition.assignment.strategy": "cooperative-sticky"}},
      r"incremental rebalancing"),
@@ -200,3 +201,8 @@ def test_lag_metrics_families():
     assert [(s.labels, s.value) for s in lag.samples] == [
         ({"topic": "p", "partition": "0"}, 3), ({"topic": "p", "partition": "1"}, 7)]
     assert [(s.name, s.value) for s in total.samples] == [("slicewatch_kafka_messages_total", 10)]
+
+
+def test_close_worker_defaults_to_on_and_can_be_turned_off():
+    assert parse_kafka_settings(BASE, env={}).close_worker is True
+    assert parse_kafka_settings({**BASE, "close_worker": False}, env={}).close_worker is False
