@@ -151,7 +151,7 @@ class Daemon:
             self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
             for window in closed:
                 self._begin_close(window)
-        results.extend(self._finish_closes(wait=False))
+        results.extend(self.finish_closes(wait=False))
         self._sync_join_counts()
         return results
 
@@ -171,7 +171,7 @@ class Daemon:
             if not applied.all():
                 self.join.counts[(model, "too_late")] += int((~applied).sum())
         self._sync_join_counts()
-        results = self._finish_closes(wait=False)
+        results = self.finish_closes(wait=False)
         self.publish()
         return results
 
@@ -249,7 +249,7 @@ class Daemon:
     # ---- helpers ------------------------------------------------------------------------
     def settle(self) -> list[SliceResult]:
         """Wait for closes still in the worker and hand their results on; returns them."""
-        return self._finish_closes(wait=True)
+        return self.finish_closes(wait=True)
 
     def close(self) -> None:
         """Stop the close worker (if any) once its closes are finished."""
@@ -258,7 +258,7 @@ class Daemon:
 
     def _begin_close(self, window: ClosedWindow) -> None:
         """Metrics now; drift tests submitted to the closer; results handed on in window order
-        by :meth:`_finish_closes`."""
+        by :meth:`finish_closes`."""
         self.join.expire(window.model, {window.key})
         results = evaluate_window(window, self.spec.model(window.model))
         stage = self.drift.get(window.model)
@@ -266,10 +266,12 @@ class Daemon:
         pending = self.closer.submit(close_extras, job) if job is not None else None
         self._closing.append((window, results, job, pending))
 
-    def _finish_closes(self, *, wait: bool) -> list[SliceResult]:
+    def finish_closes(self, *, wait: bool) -> list[SliceResult]:
         """Hand on the results of closes whose drift tests are done (all of them if
-        ``wait``), oldest first; returns them."""
+        ``wait``), oldest first, and publish them; returns them. The Kafka loop calls it on
+        every turn, so results of the last close before an idle spell are not held back."""
         out: list[SliceResult] = []
+        before = len(self._closing)
         while self._closing and (wait or self._closing[0][3] is None
                                  or self._closing[0][3].done()):
             window, results, job, pending = self._closing.popleft()
@@ -284,6 +286,8 @@ class Daemon:
             for listener in self.listeners:
                 listener(window, results)
             out.extend(results)
+        if len(self._closing) < before:
+            self.publish()
         return out
 
     def _count(self, model: str, batch: RecordBatch) -> None:

@@ -95,7 +95,7 @@ def consume(daemon: Daemon, source: KafkaSource) -> None:
     """The loop: until ``daemon.stop`` is set."""
     while not daemon.stop.is_set():
         batch = source.poll()
-        closed = False
+        closed = bool(daemon.finish_closes(wait=False))  # closes done in the worker meanwhile
         for chunk in batch.chunks:
             closed |= bool(daemon.process(chunk))
         source.advance(batch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from concurrent.futures import Future
 
 import pytest
@@ -98,3 +99,19 @@ def test_load_state_drops_closes_of_the_replaced_state(tmp_path):
     assert len(daemon._closing) == 2 and not got  # windows closed, their tests still out
     daemon.load_state(saved)
     assert not daemon._closing and daemon.state() is not None and not got
+
+
+def test_results_come_and_are_published_without_new_records(tmp_path):
+    spec = make_spec(tmp_path, records(4000, 0, seed=1))
+    got = []
+    daemon = Daemon(spec, dead_letter=DeadLetter(None), close_in_worker=True,
+                    listeners=[lambda w, rs: got.append(w.key)])
+    for chunk in _stream()[:5]:
+        daemon.process(chunk)
+    assert daemon._closing and daemon.snapshot.windows_closed.get("m", 0) < 2
+    deadline = time.monotonic() + 60
+    while daemon._closing and time.monotonic() < deadline:  # an idle stream: no chunks
+        daemon.finish_closes(wait=False)
+        time.sleep(0.05)
+    assert got == [0.0, 60.0] and daemon.snapshot.windows_closed["m"] == 2
+    daemon.close()
