@@ -76,6 +76,8 @@ class Daemon:
         self.alive = time.time()
         self.stop = threading.Event()
         self.closer = ProcessCloser() if close_in_worker and self.drift else InlineCloser()
+        # closes in window order: (window, metrics, drift job, its pending tests); the last two
+        # are None for a model without drift
         self._closing: deque[tuple[ClosedWindow, list[SliceResult], CloseJob | None,
                                    Pending | None]] = deque()
 
@@ -275,10 +277,10 @@ class Daemon:
         while self._closing and (wait or self._closing[0][3] is None
                                  or self._closing[0][3].done()):
             window, results, job, pending = self._closing.popleft()
-            if job is not None and pending is not None:
-                extra = pending.result()
-                results = self.drift[window.model].finish_close(job, extra, results)
-                self.tracker.concept.update(job.concept_counts)
+            if job is not None:  # a model with drift: its tests were submitted
+                stage = self.drift[window.model]
+                results = stage.finish_close(job, pending.result(), results)
+                self.tracker.concept.update(stage.concept_counts(job.concept_events))
             self.tracker.window_closed(window.model, window.end, results)
             delays = dict(self.tracker.extra.get("close_delay", {}))
             delays[window.model] = time.time() - window.end

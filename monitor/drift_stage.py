@@ -122,8 +122,7 @@ class CloseJob:
 
     model: ModelSpec
     versions: list[tuple[str, dict[str, FeatureSummaries], FrozenReference | None]]
-    concept_events: dict[tuple[str, str], int]
-    concept_counts: dict[tuple[str, str, str, str], int]
+    concept_events: dict[tuple[str, str], int]  # (version, slice) → events at the close
 
 
 def close_extras(job: CloseJob) -> dict[tuple[str, str], dict[str, Any]]:
@@ -230,8 +229,7 @@ class DriftStage:
             versions.append((version, current, frozen))
             if self.rolling is not None:
                 self.rolling.push(current)
-        return CloseJob(self.model, versions, dict(self.concept_events),
-                        self.concept_counts())
+        return CloseJob(self.model, versions, dict(self.concept_events))
 
     def finish_close(self, job: CloseJob, extra: dict[tuple[str, str], dict[str, Any]],
                      results: list[SliceResult]) -> list[SliceResult]:
@@ -246,10 +244,13 @@ class DriftStage:
                        if e else r)
         return out
 
-    def concept_counts(self) -> dict[tuple[str, str, str, str], int]:
-        """(model, version, slice, detector) → events so far."""
+    def concept_counts(self, events: dict[tuple[str, str], int] | None = None
+                       ) -> dict[tuple[str, str, str, str], int]:
+        """(model, version, slice, detector) → events so far (or in ``events``, a
+        :class:`CloseJob`'s snapshot)."""
+        events = self.concept_events if events is None else events
         return {(self.model.name, v, s, self.spec.concept_detector or ""): n
-                for (v, s), n in self.concept_events.items()}
+                for (v, s), n in events.items()}
 
     # ---- checkpoints -----------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
