@@ -207,6 +207,12 @@ class Daemon:
         self.publish()
         return results
 
+    def open_records(self) -> tuple[int, int]:
+        """(records, windows) still open: what a stop without a checkpoint leaves unreported
+        (a stopped run does not report incomplete windows; :meth:`flush` would)."""
+        windows = [w for p in self.pipelines.values() for w in p.open.values()]
+        return sum(w.records for w in windows), len(windows)
+
     # ---- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
         """The daemon's whole resumable state as plain JSON-able data: every model's open

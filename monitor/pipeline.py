@@ -100,9 +100,11 @@ class ModelPipeline:
             last = np.full(n_w, -np.inf)
             np.minimum.at(first, w_codes, batch.time)
             np.maximum.at(last, w_codes, batch.time)
+            counts = np.bincount(w_codes, minlength=n_w)
             for w, window in enumerate(windows):
                 window.first_time = min(window.first_time, float(first[w]))
                 window.last_time = max(window.last_time, float(last[w]))
+                window.records += int(counts[w])
         parts: list[tuple[GroupKey, Group, np.ndarray]] = []
         for sc in self.assigner.assign(batch):
             rows = np.flatnonzero(sc.codes >= 0)
@@ -146,6 +148,7 @@ class ModelPipeline:
             "assigner": self.assigner.to_state(),
             "preparer": self.preparer.to_state(),
             "open": [{"key": w.start, "first": w.first_time, "last": w.last_time,
+                      "records": w.records,
                       "groups": [[list(k), g.count, [state_of(a) for a in g.accumulators]]
                                  for k, g in w.groups.items()]}
                      for w in self.open.values()],
@@ -158,7 +161,7 @@ class ModelPipeline:
         self.open = {}
         for w in state["open"]:
             window = Window(float(w["key"]), first_time=float(w["first"]),
-                            last_time=float(w["last"]))
+                            last_time=float(w["last"]), records=int(w.get("records", 0)))
             for key, count, accs in w["groups"]:
                 window.groups[tuple(key)] = Group([accumulator_from_state(a) for a in accs],
                                                   count=int(count))
