@@ -286,7 +286,7 @@ class Daemon:
             if job is not None:  # a model with drift: its tests were submitted
                 stage = self.drift[window.model]
                 results = stage.finish_close(job, pending.result(), results)
-                self.tracker.concept.update(stage.concept_counts(job.concept_events))
+                self.tracker.concept.update(stage.concept_counts())
             self.tracker.window_closed(window.model, window.end, results)
             delays = dict(self.tracker.extra.get("close_delay", {}))
             delays[window.model] = time.time() - window.end

@@ -42,10 +42,11 @@ class ClosedWindow:
 
 class ModelPipeline:
     def __init__(self, model: ModelSpec, factory: Callable[[str], list[Accumulator]],
-                 on_group: Callable[[str, str, Columns], None] | None = None):
+                 on_group: Callable[[float, str, str, Columns, np.ndarray], None] | None = None):
         self.model = model
         self.factory = factory
-        self.on_group = on_group  # (version, slice label, columns) after each group update
+        # (window key, version, slice label, columns, event times) after each group update
+        self.on_group = on_group
         self.preparer = Preparer(model)
         self.assigner = SliceAssigner(model)
         self.windows = EventWindows(model.window)
@@ -105,7 +106,7 @@ class ModelPipeline:
                 window.first_time = min(window.first_time, float(first[w]))
                 window.last_time = max(window.last_time, float(last[w]))
                 window.records += int(counts[w])
-        parts: list[tuple[GroupKey, Group, np.ndarray]] = []
+        parts: list[tuple[GroupKey, Group, np.ndarray, float]] = []
         for sc in self.assigner.assign(batch):
             rows = np.flatnonzero(sc.codes >= 0)
             if not rows.size:
@@ -119,11 +120,12 @@ class ModelPipeline:
                 group = window.groups.get(gkey)
                 if group is None:
                     group = window.groups[gkey] = Group(self.factory(sc.spec.name))
-                parts.append((gkey, group, rows[part]))
-        update_groups(cols, [(group, rows) for _, group, rows in parts], labels_only=labels_only)
+                parts.append((gkey, group, rows[part], window.start))
+        update_groups(cols, [(group, rows) for _, group, rows, _ in parts],
+                      labels_only=labels_only)
         if self.on_group is not None:
-            for gkey, _, rows in parts:
-                self.on_group(gkey[0], gkey[2], cols.take(rows))
+            for gkey, _, rows, key in parts:
+                self.on_group(key, gkey[0], gkey[2], cols.take(rows), batch.time[rows])
 
     def _close(self, keys: list[float]) -> list[ClosedWindow]:
         out = []

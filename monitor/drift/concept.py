@@ -77,14 +77,20 @@ def error_stream(task: str, cols: Columns) -> np.ndarray:
 
     binary/multiclass: ``predicted != label`` as 0.0/1.0; regression: ``|predicted - label|``.
     """
+    return error_rows(task, cols)[0]
+
+
+def error_rows(task: str, cols: Columns) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`error_stream` and the positions in ``cols`` of its records."""
     pred, label = cols.predicted, cols.label
     if task == "regression" or pred.dtype.kind == "f":
         known = ~np.isnan(pred) & ~np.isnan(label)
     else:
         known = (pred >= 0) & (label >= 0)
+    rows = np.flatnonzero(known)
     if task == "regression":
-        return np.abs(pred[known] - label[known]).astype(np.float64)
-    return (pred[known] != label[known]).astype(np.float64)
+        return np.abs(pred[rows] - label[rows]).astype(np.float64), rows
+    return (pred[rows] != label[rows]).astype(np.float64), rows
 
 
 class ConceptMonitor:

@@ -136,3 +136,36 @@ def test_rolling_reference_learns_bins_and_waits_until_ready(tmp_path):
     assert [bool(r.extra.get("drift")) for r in windows[0] if r.slice == "overall"] == [False]
     assert drifted(windows[2]) == set()
     assert ("overall", "x") in drifted(windows[3])
+
+
+def test_concept_events_belong_to_the_window_of_their_predictions(tmp_path):
+    """With a label delay both windows are open when the labels come: the events fired by the
+    second window's (flipped) labels are that window's, none the first's; each carries the
+    event time of its prediction; the counter adds each window's events once, at its close."""
+    make_spec(tmp_path, records(2000, 0, seed=1))  # writes the profile
+    spec = load_spec_text((SPEC % f"profile: {tmp_path / 'profile.json'}").replace(
+        "window: 1m", "window: 1m\n    label_delay: 10m"))
+    stream = records(2000, 0, seed=2) + records(2000, 60, seed=3, flip=True)
+    preds = [orjson.dumps({k: v for k, v in r.items() if k != "label"}) for r in stream]
+    labels = [orjson.dumps({"prediction_id": r["prediction_id"], "label": r["label"],
+                            "timestamp": r["timestamp"] + 30}) for r in stream]
+    got, counter = [], []
+    daemon = Daemon(spec, dead_letter=DeadLetter(None), listeners=[
+        lambda w, rs: (got.append(rs), counter.append(dict(daemon.tracker.concept)))])
+    daemon.run([Chunk("lines", preds)] + [Chunk("lines", labels[i:i + 500], stream="labels")
+                                          for i in range(0, len(labels), 500)])
+    detector, hits = river_drift.ADWIN(delta=0.01), []
+    for r in stream:
+        detector.update(int((r["prediction"]["score"] >= 0.5) != r["label"]))
+        if detector.drift_detected:
+            hits.append(r["timestamp"])
+    assert hits and min(hits) >= 60  # River: drift only once the flipped labels come
+    overall = [next(r for r in rs if r.slice == "overall") for rs in got]
+    assert [r.window_start for r in overall] == [0.0, 60.0]
+    assert overall[0].extra["concept_drift_events"] == 0
+    assert overall[0].extra["concept_drift_event_times"] == []
+    assert overall[1].extra["concept_drift_events"] == len(hits)
+    assert overall[1].extra["concept_drift_event_times"] == hits
+    key = ("m", "", "overall", "ADWIN")
+    assert [c.get(key, 0) for c in counter] == [0, len(hits)]  # a true counter
+    assert daemon.snapshot.concept[key] == len(hits)
