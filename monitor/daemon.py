@@ -238,6 +238,7 @@ class Daemon:
         for name, dstate in state.get("drift", {}).items():
             if name in self.drift:
                 self.drift[name].load_state(dstate)
+                self.tracker.concept.update(self.drift[name].concept_counts())
         for name, pstate in state["pipelines"].items():
             if name in self.pipelines:
                 self.pipelines[name].load_state(pstate)

@@ -169,3 +169,6 @@ def test_concept_events_belong_to_the_window_of_their_predictions(tmp_path):
     key = ("m", "", "overall", "ADWIN")
     assert [c.get(key, 0) for c in counter] == [0, len(hits)]  # a true counter
     assert daemon.snapshot.concept[key] == len(hits)
+    resumed = Daemon(spec, dead_letter=DeadLetter(None))
+    resumed.load_state(json.loads(json.dumps(daemon.state())))
+    assert resumed.snapshot.concept[key] == len(hits)  # the counter goes on after a restart
