@@ -18,6 +18,7 @@ from monitor.deadletter import DeadLetter
 from monitor.decode import Decoder
 from monitor.drift import save_profile
 from monitor.drift.concept import REGRESSION_DEFAULTS, WARMUP
+from monitor.drift_stage import MAX_EVENT_TIMES, WindowEvents
 from monitor.exporter import SlicewatchCollector
 from monitor.sources.base import Chunk
 from slices.load import load_spec_text
@@ -226,3 +227,11 @@ def test_page_hinkley_defaults_on_large_scale_regression_errors():
         raw.update(float(e))
         raw_hits.append(raw.drift_detected)
     assert sum(raw_hits[:n]) > 10  # what the raw stream did: many events in the first window
+
+
+def test_window_events_keep_a_bounded_list_of_times_and_count_all():
+    events = WindowEvents()
+    events.add(np.arange(MAX_EVENT_TIMES - 1, dtype=float))
+    events.add(np.array([500.0, 501.0, 502.0]))
+    assert events.count == MAX_EVENT_TIMES + 2
+    assert events.times == [*map(float, range(MAX_EVENT_TIMES - 1)), 500.0]
