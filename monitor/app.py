@@ -101,8 +101,11 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         source = chunks(daemon.stop) if chunks else open_source(spec, daemon.stop)
         t0 = time.perf_counter()
         daemon.run(source, flush_at_end=False)
-        if not (daemon.stop.is_set() and spec.source.follow):
+        if not daemon.stop.is_set():
             daemon.flush()  # a replay that ended: its last windows are complete
+        else:  # stopped: incomplete windows are not reported (nor alerted on)
+            daemon.settle()
+            report_unreported(daemon, out)
         summary = daemon.summary(time.perf_counter() - t0)
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
               f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s",
@@ -121,6 +124,14 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         if server:
             server.stop()
         daemon.dead_letter.close()
+
+
+def report_unreported(daemon: Daemon, out: TextIO) -> None:
+    """One line: how many records a stop left unreported in windows still open."""
+    records, windows = daemon.open_records()
+    if windows:
+        print(f"slicewatch: stopped: {records} record(s) in {windows} incomplete window(s) "
+              "left unreported (no checkpoint keeps them)", file=out, flush=True)
 
 
 def push_final(daemon: Daemon, spec: Spec, url: str, collectors: tuple, out: TextIO) -> None:

@@ -207,6 +207,12 @@ class Daemon:
         self.publish()
         return results
 
+    def open_records(self) -> tuple[int, int]:
+        """(records, windows) still open: what a stop without a checkpoint leaves unreported
+        (a stopped run does not report incomplete windows; :meth:`flush` would)."""
+        windows = [w for p in self.pipelines.values() for w in p.open.values()]
+        return sum(w.records for w in windows), len(windows)
+
     # ---- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
         """The daemon's whole resumable state as plain JSON-able data: every model's open
@@ -232,6 +238,7 @@ class Daemon:
         for name, dstate in state.get("drift", {}).items():
             if name in self.drift:
                 self.drift[name].load_state(dstate)
+                self.tracker.concept.update(self.drift[name].concept_counts())
         for name, pstate in state["pipelines"].items():
             if name in self.pipelines:
                 self.pipelines[name].load_state(pstate)
@@ -280,7 +287,7 @@ class Daemon:
             if job is not None:  # a model with drift: its tests were submitted
                 stage = self.drift[window.model]
                 results = stage.finish_close(job, pending.result(), results)
-                self.tracker.concept.update(stage.concept_counts(job.concept_events))
+                self.tracker.concept.update(stage.concept_counts())
             self.tracker.window_closed(window.model, window.end, results)
             delays = dict(self.tracker.extra.get("close_delay", {}))
             delays[window.model] = time.time() - window.end

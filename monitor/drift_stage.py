@@ -11,7 +11,9 @@ Per model with ``drift:`` in its spec, a :class:`DriftStage`
   effect-size gate) and :func:`monitor.drift.data_quality`, and attaches the decisions to the
   slice results (``extra["drift"]``, ``extra["quality"]``);
 - feeds a River detector per model × version × slice with the per-record error stream
-  (``drift.concept``) and counts its events.
+  (``drift.concept``) and gives each window its own events: an event belongs to the window of
+  the prediction at which the detector fired (its event time is kept, at most
+  :data:`MAX_EVENT_TIMES` per window and slice).
 
 The reference is a profile file (``drift.profile``) or the previous N windows
 (``drift.rolling_windows``); a rolling reference takes its bins from the first micro-batch.
@@ -37,7 +39,7 @@ from monitor.drift import (
     RollingReference,
     build_profile,
     data_quality,
-    error_stream,
+    error_rows,
     evaluate_drift,
     load_profile,
 )
@@ -100,6 +102,24 @@ class LabelDrift(FeatureDrift):
             classes=items[0][0].classes if items else None)
 
 
+MAX_EVENT_TIMES = 100  # event times kept per window × version × slice (all are counted)
+
+
+@dataclass
+class WindowEvents:
+    """Concept-drift events of one window × version × slice: how many, and the event times
+    of the predictions they fired at (the first :data:`MAX_EVENT_TIMES`)."""
+
+    count: int = 0
+    times: list[float] = dataclasses.field(default_factory=list)
+
+    def add(self, times: np.ndarray) -> None:
+        self.count += int(times.shape[0])
+        room = MAX_EVENT_TIMES - len(self.times)
+        if room > 0:
+            self.times.extend(float(t) for t in times[:room])
+
+
 def _seed(*parts: Any) -> int:
     return zlib.crc32("\x1f".join(map(str, parts)).encode())
 
@@ -122,7 +142,7 @@ class CloseJob:
 
     model: ModelSpec
     versions: list[tuple[str, dict[str, FeatureSummaries], FrozenReference | None]]
-    concept_events: dict[tuple[str, str], int]  # (version, slice) → events at the close
+    concept_events: dict[tuple[str, str], WindowEvents]  # (version, slice) → this window's
 
 
 def close_extras(job: CloseJob) -> dict[tuple[str, str], dict[str, Any]]:
@@ -152,7 +172,9 @@ class DriftStage:
         self.rolling = RollingReference(self.spec.rolling_windows) \
             if self.spec.rolling_windows else None
         self.concept: dict[tuple[str, str], ConceptMonitor] = {}
-        self.concept_events: Counter = Counter()  # (version, slice) → events
+        # events of windows still open: window key → (version, slice) → events
+        self.open_events: dict[float, dict[tuple[str, str], WindowEvents]] = {}
+        self.concept_events: Counter = Counter()  # (version, slice) → events of closed windows
         warm_up()  # the compiled summary kernels, before the first batch
 
     # ---- accumulators for a new group ---------------------------------------------------
@@ -183,10 +205,13 @@ class DriftStage:
                 acc.classes = self.classes
 
     # ---- concept drift ------------------------------------------------------------------
-    def on_labelled(self, version: str, slice_label: str, cols: Columns) -> None:
+    def on_labelled(self, window: float, version: str, slice_label: str, cols: Columns,
+                    times: np.ndarray) -> None:
+        """Feed the errors of labelled records of one group (window ``window``) to the
+        slice's detector; its events go to that window, with the records' event times."""
         if self.spec.concept_detector is None:
             return
-        errors = error_stream(self.model.task, cols)
+        errors, rows = error_rows(self.model.task, cols)
         if not errors.size:
             return
         key = (version, slice_label)
@@ -196,7 +221,8 @@ class DriftStage:
                 self.spec.concept_detector, self.spec.concept_params, task=self.model.task)
         hits = monitor.update(errors)
         if hits:
-            self.concept_events[key] += len(hits)
+            events = self.open_events.setdefault(window, {}).setdefault(key, WindowEvents())
+            events.add(times[rows[hits]])
 
     # ---- window close --------------------------------------------------------------------
     def annotate(self, window: ClosedWindow, results: list[SliceResult]) -> list[SliceResult]:
@@ -208,7 +234,7 @@ class DriftStage:
     def begin_close(self, window: ClosedWindow) -> CloseJob:
         """The stateful part of a window close, in window order: the window's summaries per
         version, the reference each version is tested against (the rolling reference then
-        takes the window in) and the concept-drift counts so far. The returned job holds no
+        takes the window in) and the window's concept-drift events. The returned job holds no
         live state: :func:`close_extras` may run on it anywhere, later."""
         by_version: dict[str, dict[str, FeatureSummaries]] = {}
         for (version, _, label), group in window.groups.items():
@@ -229,33 +255,37 @@ class DriftStage:
             versions.append((version, current, frozen))
             if self.rolling is not None:
                 self.rolling.push(current)
-        return CloseJob(self.model, versions, dict(self.concept_events))
+        return CloseJob(self.model, versions, self.open_events.pop(window.key, {}))
 
     def finish_close(self, job: CloseJob, extra: dict[tuple[str, str], dict[str, Any]],
                      results: list[SliceResult]) -> list[SliceResult]:
-        """``results`` with ``extra`` (from :func:`close_extras`) and the concept events of
-        ``job`` attached."""
+        """``results`` with ``extra`` (from :func:`close_extras`) and the window's concept
+        events (``concept_drift_events``, ``concept_drift_event_times``) attached; the events
+        are added to :attr:`concept_events` (call once per job, in window order)."""
+        for key, events in job.concept_events.items():
+            self.concept_events[key] += events.count
         out = []
         for r in results:
             e = dict(extra.get((r.version, r.slice), {}))
             if self.spec.concept_detector is not None:
-                e["concept_drift_events"] = job.concept_events.get((r.version, r.slice), 0)
+                events = job.concept_events.get((r.version, r.slice), WindowEvents())
+                e["concept_drift_events"] = events.count
+                e["concept_drift_event_times"] = list(events.times)
             out.append(dataclasses.replace(r, extra=MappingProxyType({**r.extra, **e}))
                        if e else r)
         return out
 
-    def concept_counts(self, events: dict[tuple[str, str], int] | None = None
-                       ) -> dict[tuple[str, str, str, str], int]:
-        """(model, version, slice, detector) → events so far (or in ``events``, a
-        :class:`CloseJob`'s snapshot)."""
-        events = self.concept_events if events is None else events
+    def concept_counts(self) -> dict[tuple[str, str, str, str], int]:
+        """(model, version, slice, detector) → events of the windows closed so far."""
         return {(self.model.name, v, s, self.spec.concept_detector or ""): n
-                for (v, s), n in events.items()}
+                for (v, s), n in self.concept_events.items()}
 
     # ---- checkpoints -----------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {"concept": [[list(k), m.to_state()] for k, m in self.concept.items()],
                 "events": [[list(k), n] for k, n in self.concept_events.items()],
+                "open_events": [[[w, *k], e.count, e.times] for w, by in self.open_events.items()
+                                for k, e in by.items()],
                 "rolling": self.rolling.to_state() if self.rolling is not None else None,
                 "learned": self.profile.to_dict() if self.profile is not None
                 and not self.spec.profile else None}
@@ -263,6 +293,9 @@ class DriftStage:
     def load_state(self, state: dict[str, Any]) -> None:
         self.concept = {tuple(k): ConceptMonitor.from_state(m) for k, m in state["concept"]}
         self.concept_events = Counter({tuple(k): n for k, n in state["events"]})
+        self.open_events = {}
+        for (w, v, s), n, times in state.get("open_events", []):
+            self.open_events.setdefault(float(w), {})[(v, s)] = WindowEvents(int(n), list(times))
         if state.get("rolling") is not None:
             self.rolling = RollingReference.from_state(state["rolling"])
         if state.get("learned") is not None:

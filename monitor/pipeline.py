@@ -42,10 +42,11 @@ class ClosedWindow:
 
 class ModelPipeline:
     def __init__(self, model: ModelSpec, factory: Callable[[str], list[Accumulator]],
-                 on_group: Callable[[str, str, Columns], None] | None = None):
+                 on_group: Callable[[float, str, str, Columns, np.ndarray], None] | None = None):
         self.model = model
         self.factory = factory
-        self.on_group = on_group  # (version, slice label, columns) after each group update
+        # (window key, version, slice label, columns, event times) after each group update
+        self.on_group = on_group
         self.preparer = Preparer(model)
         self.assigner = SliceAssigner(model)
         self.windows = EventWindows(model.window)
@@ -100,10 +101,12 @@ class ModelPipeline:
             last = np.full(n_w, -np.inf)
             np.minimum.at(first, w_codes, batch.time)
             np.maximum.at(last, w_codes, batch.time)
+            counts = np.bincount(w_codes, minlength=n_w)
             for w, window in enumerate(windows):
                 window.first_time = min(window.first_time, float(first[w]))
                 window.last_time = max(window.last_time, float(last[w]))
-        parts: list[tuple[GroupKey, Group, np.ndarray]] = []
+                window.records += int(counts[w])
+        parts: list[tuple[GroupKey, Group, np.ndarray, float]] = []
         for sc in self.assigner.assign(batch):
             rows = np.flatnonzero(sc.codes >= 0)
             if not rows.size:
@@ -117,11 +120,12 @@ class ModelPipeline:
                 group = window.groups.get(gkey)
                 if group is None:
                     group = window.groups[gkey] = Group(self.factory(sc.spec.name))
-                parts.append((gkey, group, rows[part]))
-        update_groups(cols, [(group, rows) for _, group, rows in parts], labels_only=labels_only)
+                parts.append((gkey, group, rows[part], window.start))
+        update_groups(cols, [(group, rows) for _, group, rows, _ in parts],
+                      labels_only=labels_only)
         if self.on_group is not None:
-            for gkey, _, rows in parts:
-                self.on_group(gkey[0], gkey[2], cols.take(rows))
+            for gkey, _, rows, key in parts:
+                self.on_group(key, gkey[0], gkey[2], cols.take(rows), batch.time[rows])
 
     def _close(self, keys: list[float]) -> list[ClosedWindow]:
         out = []
@@ -146,6 +150,7 @@ class ModelPipeline:
             "assigner": self.assigner.to_state(),
             "preparer": self.preparer.to_state(),
             "open": [{"key": w.start, "first": w.first_time, "last": w.last_time,
+                      "records": w.records,
                       "groups": [[list(k), g.count, [state_of(a) for a in g.accumulators]]
                                  for k, g in w.groups.items()]}
                      for w in self.open.values()],
@@ -158,7 +163,7 @@ class ModelPipeline:
         self.open = {}
         for w in state["open"]:
             window = Window(float(w["key"]), first_time=float(w["first"]),
-                            last_time=float(w["last"]))
+                            last_time=float(w["last"]), records=int(w.get("records", 0)))
             for key, count, accs in w["groups"]:
                 window.groups[tuple(key)] = Group([accumulator_from_state(a) for a in accs],
                                                   count=int(count))

@@ -48,7 +48,6 @@ class TablePrinter:
         self.tasks = tasks
         self.out = out or sys.stdout
         self.max_rows = max_rows
-        self._concept_seen: dict[str, str] = {}
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
         task = self.tasks.get(window.model, "binary")
@@ -71,10 +70,6 @@ class TablePrinter:
         if len(shown) > self.max_rows:
             print(f"  … {len(shown) - self.max_rows} more slices on /metrics", file=self.out)
         for line in drift_lines(shown):
-            if line.startswith("  concept drift:"):
-                if self._concept_seen.get(window.model) == line:
-                    continue  # print the cumulative count only when it changes
-                self._concept_seen[window.model] = line
             print(line, file=self.out)
         self.out.flush()
 
@@ -103,5 +98,6 @@ def drift_lines(results: list[SliceResult]) -> list[str]:
                      f" distance {d['distance']:.3f} ≥ {d['threshold']}{ptxt}")
     if concept:
         events = next(r.extra["concept_drift_events"] for r in results if r.slice == "overall")
-        lines.append(f"  concept drift: {events} detector event(s) so far on overall's errors")
+        lines.append(f"  concept drift: {events} detector event(s) in this window on overall's "
+                     "errors")
     return lines

@@ -111,6 +111,7 @@ class Window:
     groups: dict[GroupKey, Group] = field(default_factory=dict)
     first_time: float = math.inf
     last_time: float = -math.inf
+    records: int = 0  # records folded in (labels joined later not counted again)
 
 
 def update_groups(cols: Columns, parts: list[tuple[Group, np.ndarray]], *,

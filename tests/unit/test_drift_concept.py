@@ -11,7 +11,10 @@ from river import drift
 from monitor.drift.concept import (
     BINARY_ONLY,
     DETECTORS,
+    REGRESSION_DEFAULTS,
+    WARMUP,
     ConceptMonitor,
+    error_scale,
     error_stream,
     make_detector,
 )
@@ -70,9 +73,43 @@ def test_change_points_equal_river_fed_directly(name):
 
 @pytest.mark.parametrize("name", ["ADWIN", "PageHinkley", "KSWIN"])
 def test_real_valued_detectors_on_regression_errors(name):
-    stream = _stream(binary=False, seed=2, seg=_seg(name))
+    """Regression errors are fed standardised: the first WARMUP set the scale (their median
+    absolute error) and are not fed; the detections are River's on ``errors / scale``, with
+    the regression defaults for parameters left unset."""
+    stream = 1e5 * _stream(binary=False, seed=2, seg=_seg(name))
     m = ConceptMonitor(name, PARAMS[name], task="regression")
-    assert m.update(stream) == _direct(name, PARAMS[name], stream)
+    hits = []
+    for start in range(0, stream.shape[0], 37):  # the warm-up ends inside a batch
+        hits += [start + i for i in m.update(stream[start:start + 37])]
+    scale = float(np.median(stream[:WARMUP]))
+    assert m.scale == scale
+    params = {**REGRESSION_DEFAULTS.get(name, {}), **PARAMS[name]}
+    want = [WARMUP + i for i in _direct(name, params, stream[WARMUP:] / scale)]
+    assert hits == want and want and m.n == stream.shape[0]
+
+
+def test_regression_warm_up_survives_a_restart():
+    stream = 1e5 * _stream(binary=False, seed=5)
+    whole = ConceptMonitor("PageHinkley", task="regression")
+    want = whole.update(stream)
+    first = ConceptMonitor("PageHinkley", task="regression")
+    got = first.update(stream[:60])  # in the middle of the warm-up
+    second = ConceptMonitor.from_state(json.loads(json.dumps(first.to_state())))
+    got += [60 + i for i in second.update(stream[60:])]
+    assert got == want and want and second.scale == whole.scale
+
+
+def test_page_hinkley_regression_defaults_apply_to_unset_parameters_only():
+    ph = make_detector("PageHinkley", {"threshold": 30.0}, task="regression")
+    assert (ph.delta, ph.threshold) == (0.1, 30.0)
+    ph = make_detector("PageHinkley", task="binary")
+    assert (ph.delta, ph.threshold) == (0.005, 50.0)  # River's defaults for 0/1 errors
+
+
+def test_error_scale_is_robust_and_never_zero():
+    assert error_scale(np.array([1.0, 2.0, 3.0, 1e9])) == 2.5
+    assert error_scale(np.array([0.0, 0.0, 0.0, 8.0])) == 2.0  # median 0: the mean
+    assert error_scale(np.zeros(5)) == 1.0
 
 
 @pytest.mark.parametrize("name", CONCEPT_DETECTORS)

@@ -17,6 +17,8 @@ from monitor.daemon import Daemon
 from monitor.deadletter import DeadLetter
 from monitor.decode import Decoder
 from monitor.drift import save_profile
+from monitor.drift.concept import REGRESSION_DEFAULTS, WARMUP
+from monitor.drift_stage import MAX_EVENT_TIMES, WindowEvents
 from monitor.exporter import SlicewatchCollector
 from monitor.sources.base import Chunk
 from slices.load import load_spec_text
@@ -136,3 +138,100 @@ def test_rolling_reference_learns_bins_and_waits_until_ready(tmp_path):
     assert [bool(r.extra.get("drift")) for r in windows[0] if r.slice == "overall"] == [False]
     assert drifted(windows[2]) == set()
     assert ("overall", "x") in drifted(windows[3])
+
+
+def test_concept_events_belong_to_the_window_of_their_predictions(tmp_path):
+    """With a label delay both windows are open when the labels come: the events fired by the
+    second window's (flipped) labels are that window's, none the first's; each carries the
+    event time of its prediction; the counter adds each window's events once, at its close."""
+    make_spec(tmp_path, records(2000, 0, seed=1))  # writes the profile
+    spec = load_spec_text((SPEC % f"profile: {tmp_path / 'profile.json'}").replace(
+        "window: 1m", "window: 1m\n    label_delay: 10m"))
+    stream = records(2000, 0, seed=2) + records(2000, 60, seed=3, flip=True)
+    preds = [orjson.dumps({k: v for k, v in r.items() if k != "label"}) for r in stream]
+    labels = [orjson.dumps({"prediction_id": r["prediction_id"], "label": r["label"],
+                            "timestamp": r["timestamp"] + 30}) for r in stream]
+    got, counter = [], []
+    daemon = Daemon(spec, dead_letter=DeadLetter(None), listeners=[
+        lambda w, rs: (got.append(rs), counter.append(dict(daemon.tracker.concept)))])
+    daemon.run([Chunk("lines", preds)] + [Chunk("lines", labels[i:i + 500], stream="labels")
+                                          for i in range(0, len(labels), 500)])
+    detector, hits = river_drift.ADWIN(delta=0.01), []
+    for r in stream:
+        detector.update(int((r["prediction"]["score"] >= 0.5) != r["label"]))
+        if detector.drift_detected:
+            hits.append(r["timestamp"])
+    assert hits and min(hits) >= 60  # River: drift only once the flipped labels come
+    overall = [next(r for r in rs if r.slice == "overall") for rs in got]
+    assert [r.window_start for r in overall] == [0.0, 60.0]
+    assert overall[0].extra["concept_drift_events"] == 0
+    assert overall[0].extra["concept_drift_event_times"] == []
+    assert overall[1].extra["concept_drift_events"] == len(hits)
+    assert overall[1].extra["concept_drift_event_times"] == hits
+    key = ("m", "", "overall", "ADWIN")
+    assert [c.get(key, 0) for c in counter] == [0, len(hits)]  # a true counter
+    assert daemon.snapshot.concept[key] == len(hits)
+    resumed = Daemon(spec, dead_letter=DeadLetter(None))
+    resumed.load_state(json.loads(json.dumps(daemon.state())))
+    assert resumed.snapshot.concept[key] == len(hits)  # the counter goes on after a restart
+
+
+REGRESSION = """
+models:
+  - name: p
+    task: regression
+    window: 1m
+    features: {x: numeric}
+    slices: [{overall: true}]
+    drift: {rolling_windows: 2, concept: PageHinkley}
+"""
+
+
+def test_page_hinkley_defaults_on_large_scale_regression_errors():
+    """Prices ~1e5, errors ~5e3: River's PageHinkley (defaults) on the raw absolute errors
+    fires in every window; on the standardised stream it is quiet until the error scale
+    triples in the fourth window."""
+    rng = np.random.default_rng(11)
+    n, recs, errors = 2000, [], []
+    for w, sd in enumerate([5e3, 5e3, 5e3, 1.5e4]):
+        price = rng.uniform(5e4, 2e5, n)
+        err = rng.normal(0, sd, n)
+        errors.append(np.abs(err))
+        recs += [{"model": "p", "prediction_id": f"{w}-{i}", "timestamp": 60.0 * w + i * 0.03,
+                  "features": {"x": float(price[i])}, "label": float(price[i]),
+                  "prediction": {"value": float(price[i] + err[i])}} for i in range(n)]
+    got = []
+    daemon = Daemon(load_spec_text(REGRESSION), dead_letter=DeadLetter(None),
+                    listeners=[lambda w, rs: got.append(rs)])
+    daemon.run([Chunk("lines", lines(recs[i:i + 1000])) for i in range(0, len(recs), 1000)])
+    events = [rs[0].extra["concept_drift_events"] for rs in got]
+    assert events[:3] == [0, 0, 0] and events[3] >= 1, events
+    stream = np.concatenate(errors)  # River on the stream the daemon feeds it
+    fed = stream[WARMUP:] / np.median(stream[:WARMUP])
+    detector = river_drift.PageHinkley(**REGRESSION_DEFAULTS["PageHinkley"])
+    hits = []
+    for i, z in enumerate(fed.tolist(), start=WARMUP):
+        detector.update(z)
+        if detector.drift_detected:
+            hits.append(recs[i]["timestamp"])
+    assert got[3][0].extra["concept_drift_event_times"] == hits
+    river_defaults = river_drift.PageHinkley()  # made for 0/1 errors: they fire here too
+    fired = 0
+    for z in fed[:3 * n - WARMUP].tolist():
+        river_defaults.update(z)
+        fired += river_defaults.drift_detected
+    assert fired >= 1
+    raw = river_drift.PageHinkley()
+    raw_hits = []
+    for e in np.concatenate(errors[:3]):
+        raw.update(float(e))
+        raw_hits.append(raw.drift_detected)
+    assert sum(raw_hits[:n]) > 10  # what the raw stream did: many events in the first window
+
+
+def test_window_events_keep_a_bounded_list_of_times_and_count_all():
+    events = WindowEvents()
+    events.add(np.arange(MAX_EVENT_TIMES - 1, dtype=float))
+    events.add(np.array([500.0, 501.0, 502.0]))
+    assert events.count == MAX_EVENT_TIMES + 2
+    assert events.times == [*map(float, range(MAX_EVENT_TIMES - 1)), 500.0]
