@@ -6,17 +6,14 @@ no ``.labels()`` calls per record, and series of expired slices simply stop appe
 
 from __future__ import annotations
 
-import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
+from monitor.httpserver import MetricsServer  # noqa: F401 (re-exported: the server lives there)
 from monitor.snapshot import Snapshot
 
 SLICE_LABELS = ["model", "version", "slice"]
@@ -212,69 +209,3 @@ def _gauge(name, doc, labels, values) -> Iterator[Metric]:
         if value is not None and math.isfinite(value):
             fam.add_metric(list(key), float(value))
     yield fam
-
-
-class MetricsServer:
-    """A small threaded HTTP server: ``/metrics``, ``/healthz``, ``/`` (an index).
-
-    ``/healthz`` answers 200 while the process serves (a quiet stream is not a failure);
-    how long ago the last batch came is in the body, and staleness is for alerting on
-    ``slicewatch_watermark_timestamp_seconds``.
-    """
-
-    def __init__(self, registry: CollectorRegistry, listen: str,
-                 get_snapshot: Callable[[], Snapshot]):
-        host, _, port = listen.rpartition(":")
-        self.registry = registry
-        self.get_snapshot = get_snapshot
-        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http",
-                                       daemon=True)
-
-    @property
-    def address(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> MetricsServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    encoder, ctype = choose_encoder(self.headers.get("Accept", ""))
-                    self._send(200, ctype, encoder(server.registry))
-                elif path == "/healthz":
-                    snap = server.get_snapshot()
-                    age = time.time() - snap.heartbeat if snap.heartbeat else None
-                    body = {"status": "ok", "seconds_since_last_batch": age,
-                            "records": sum(snap.records.values()),
-                            "windows_closed": sum(snap.windows_closed.values())}
-                    self._send(200, "application/json", json.dumps(body).encode())
-                elif path == "/":
-                    self._send(200, "text/plain; charset=utf-8",
-                               b"slicewatch: /metrics /healthz\n")
-                else:
-                    self._send(404, "text/plain; charset=utf-8", b"not found\n")
-
-            def _send(self, code: int, ctype: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:  # quiet
-                return
-
-        return Handler
