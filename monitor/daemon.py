@@ -23,7 +23,7 @@ from monitor.drift.summary import compact_state
 from monitor.drift_stage import CloseJob, DriftStage, close_extras
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.feature_join import FeatureJoin
-from monitor.join import LabelJoin
+from monitor.join import LabelJoin, late_horizon
 from monitor.metrics import accumulators_for
 from monitor.pipeline import ClosedWindow, ModelPipeline
 from monitor.records import RecordBatch
@@ -70,7 +70,7 @@ class Daemon:
             for counter in (self.tracker.records, self.tracker.late, self.tracker.closed,
                             self.tracker.suppressed):
                 counter[m.name] += 0
-        self.join = LabelJoin()
+        self.join = LabelJoin(models=[m.name for m in spec.models])
         self.feature_join = _feature_join(spec)
         self._snapshot: Snapshot = EMPTY
         self.alive = time.time()
@@ -138,13 +138,13 @@ class Daemon:
         for i, name in enumerate(models):
             rows = np.flatnonzero(inverse == i) if len(models) > 1 else np.arange(len(batch))
             part = batch if rows.size == len(batch) else batch.take(rows)
-            self._count(str(name), part)
             part = self.join.attach_early(part)
             pipeline = self.pipelines[str(name)]
             stage = self.drift.get(str(name))
             if stage is not None and stage.profile is None:
                 stage.learn_bins(pipeline.preparer.columns(part))
             late, closed = pipeline.process(part)
+            self._count(str(name), part if not late.any() else part.take(np.flatnonzero(~late)))
             self.join.remember(str(name), part, pipeline.last_starts, ~late)
             if late.any():
                 self.tracker.late[str(name)] += int(late.sum())
@@ -158,6 +158,7 @@ class Daemon:
         return results
 
     def _sync_join_counts(self) -> None:
+        self.join.expire_early({n: late_horizon(p.windows) for n, p in self.pipelines.items()})
         self.tracker.labels = dict(self.join.counts)
         if self.feature_join is not None:
             self.tracker.features_join = dict(self.feature_join.counts)
@@ -293,6 +294,7 @@ class Daemon:
         return out
 
     def _count(self, model: str, batch: RecordBatch) -> None:
+        """Accepted (on-time) records, by model and by version × serving outcome."""
         self.tracker.records[model] += len(batch)
         v_codes, versions = factorize(batch.version)
         counts = np.bincount(v_codes * len(OUTCOMES) + batch.outcome.astype(np.int64),
