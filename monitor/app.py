@@ -20,7 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from monitor.alerting import AlertStage
 from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.deadletter import DeadLetter
-from monitor.exporter import SlicewatchCollector
+from monitor.exporter import SeriesBudget, SlicewatchCollector
 from monitor.httpserver import HealthCheck, MetricsServer
 from monitor.report import TablePrinter
 from monitor.results import ResultsWriter
@@ -80,7 +80,8 @@ def serve(daemon: Daemon, listen: str, extra_collectors: tuple = (),
     returning ``(ok, reason)``; ``/healthz`` answers 503 with the reasons of those failing.
     Raises :class:`monitor.httpserver.ServeError` when it cannot listen."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SlicewatchCollector(lambda: daemon.snapshot, extra_collectors))
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot, extra_collectors,
+                                          SeriesBudget.of(daemon.spec.server)))
     return MetricsServer(registry, listen, lambda: daemon.snapshot,
                          health_checks=health_checks).start()
 
@@ -133,7 +134,8 @@ def push_final(daemon: Daemon, spec: Spec, url: str, collectors: tuple, out: Tex
     from monitor.grafana import push_to_gateway
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SlicewatchCollector(lambda: daemon.snapshot, collectors))
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot, collectors,
+                                          SeriesBudget.of(spec.server)))
     key = push_to_gateway(url, spec, registry)
     print(f"slicewatch: pushed final metrics to {url} ({key})", file=out, flush=True)
 
