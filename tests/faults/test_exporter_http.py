@@ -178,3 +178,11 @@ def test_version_comes_from_the_package_metadata():
     r = cli("--version")
     assert r.returncode == 0, r
     assert r.stdout.strip() == f"slicewatch {importlib.metadata.version('slicewatch')}"
+
+
+def test_grafana_without_output_refuses_and_writes_nothing(tmp_path):
+    r = cli("grafana", "-c", str(REPO / "configs/fraud.yaml"), cwd=tmp_path)
+    assert r.returncode == 2, r
+    assert r.stderr.splitlines()[-1].endswith("the following arguments are required: "
+                                              "-o/--output"), r.stderr
+    assert list(tmp_path.iterdir()) == []
