@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -20,7 +20,8 @@ from prometheus_client.registry import CollectorRegistry
 from monitor.alerting import AlertStage
 from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.deadletter import DeadLetter
-from monitor.exporter import MetricsServer, SlicewatchCollector
+from monitor.exporter import SeriesBudget, SlicewatchCollector
+from monitor.httpserver import HealthCheck, MetricsServer
 from monitor.report import TablePrinter
 from monitor.results import ResultsWriter
 from monitor.sources.base import Chunk, SourceError
@@ -73,11 +74,16 @@ def open_source(spec: Spec, stop: threading.Event) -> Iterator[Chunk]:
                           stop=stop).chunks()
 
 
-def serve(daemon: Daemon, listen: str,
-          extra_collectors: tuple = ()) -> MetricsServer:
+def serve(daemon: Daemon, listen: str, extra_collectors: tuple = (),
+          health_checks: Sequence[HealthCheck] = ()) -> MetricsServer:
+    """Start the HTTP server for ``daemon``'s snapshots. ``health_checks``: callables
+    returning ``(ok, reason)``; ``/healthz`` answers 503 with the reasons of those failing.
+    Raises :class:`monitor.httpserver.ServeError` when it cannot listen."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SlicewatchCollector(lambda: daemon.snapshot, extra_collectors))
-    return MetricsServer(registry, listen, lambda: daemon.snapshot).start()
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot, extra_collectors,
+                                          SeriesBudget.of(daemon.spec.server)))
+    return MetricsServer(registry, listen, lambda: daemon.snapshot,
+                         health_checks=health_checks).start()
 
 
 def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
@@ -139,7 +145,8 @@ def push_final(daemon: Daemon, spec: Spec, url: str, collectors: tuple, out: Tex
     from monitor.grafana import push_to_gateway
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SlicewatchCollector(lambda: daemon.snapshot, collectors))
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot, collectors,
+                                          SeriesBudget.of(spec.server)))
     key = push_to_gateway(url, spec, registry)
     print(f"slicewatch: pushed final metrics to {url} ({key})", file=out, flush=True)
 

@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 runtime failure (input cannot be read, service unreacha
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -19,11 +20,33 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EPILOG = "exit codes: 0 ok · 1 runtime failure · 2 invalid spec or usage · 130 forced stop"
 
 
+def version() -> str:
+    """The installed package's version (from its metadata)."""
+    try:
+        return importlib.metadata.version("slicewatch")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def listen_address(value: str) -> str:
+    """argparse type of ``--listen``: ``host:port`` or ``''`` (no HTTP server)."""
+    if value == "":
+        return value
+    from monitor.httpserver import parse_listen
+
+    try:
+        parse_listen(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="slicewatch",
         description="ML monitoring daemon: metrics per slice over event-time windows, drift "
                     "against reference profiles, alerts to on-call.", epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"slicewatch {version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="run the daemon on the spec's source",
@@ -33,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-i", "--input", action="append", default=[],
                      help="input file or glob (JSONL, CSV, Parquet; '-' = stdin); repeatable; "
                           "overrides source.path")
-    run.add_argument("--listen", help="address for /metrics, e.g. 127.0.0.1:9108 "
-                                      "('' disables the HTTP server)")
+    run.add_argument("--listen", type=listen_address,
+                     help="address for /metrics, e.g. 127.0.0.1:9108 ('' disables the HTTP "
+                          "server)")
     run.add_argument("--follow", action="store_true", default=None,
                      help="tail the input files as they grow")
     run.add_argument("--linger", type=float, default=0.0,
@@ -60,8 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                                       "with a degradation and a feature shift injected "
                                       "half-way, run the daemon on it and serve /metrics.",
                           epilog=EPILOG)
-    demo.add_argument("--listen", default="127.0.0.1:9108", help="address for /metrics "
-                      "(port 0 picks a free one)")
+    demo.add_argument("--listen", default="127.0.0.1:9108", type=listen_address,
+                      help="address for /metrics (port 0 picks a free one)")
     demo.add_argument("--windows", type=int, default=12, help="event-time windows to generate")
     demo.add_argument("--per-window", type=int, default=3000, help="records per window")
     demo.add_argument("--seconds", type=float, default=15.0,
@@ -89,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
                                       "model and Grafana file provisioning from the spec.",
                           epilog=EPILOG)
     graf.add_argument("-c", "--config", required=True, help="spec YAML file")
-    graf.add_argument("-o", "--output", default="grafana", help="output directory")
+    graf.add_argument("-o", "--output", required=True, help="output directory (its "
+                      "dashboards/ and provisioning/ files are overwritten)")
     graf.add_argument("--prometheus-url", default="http://localhost:9090",
                       help="URL of the provisioned Prometheus datasource")
     rules = sub.add_parser("prom-rules", help="write Prometheus alerting rules",
@@ -114,11 +139,30 @@ def _parser() -> argparse.ArgumentParser:
                                             "state file.", epilog=EPILOG)
     lst.add_argument("--db", default=None, help="alert state file "
                                                 "(default slicewatch-state/alerts.db)")
+    _errors_at_leaves(p)
     return p
 
 
+def _errors_at_leaves(parser: argparse.ArgumentParser) -> None:
+    """Each parser records itself (``args._parser``; the innermost subcommand wins), so an
+    unknown option is reported with the usage of the subcommand it was given to."""
+    parser.set_defaults(_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _errors_at_leaves(child)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv``; usage errors exit 2 with the usage of the (sub)command concerned."""
+    args, extra = _parser().parse_known_args(argv)
+    if extra:
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return _dispatch(args)
     except SpecError as exc:

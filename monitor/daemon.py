@@ -6,6 +6,8 @@ closed windows → evaluate → tracker → snapshot (→ /metrics) and ``on_res
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
 from collections import deque
@@ -23,14 +25,17 @@ from monitor.drift.summary import compact_state
 from monitor.drift_stage import CloseJob, DriftStage, close_extras
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.feature_join import FeatureJoin
-from monitor.join import LabelJoin
+from monitor.join import LabelJoin, late_horizon
 from monitor.metrics import accumulators_for
 from monitor.pipeline import ClosedWindow, ModelPipeline
 from monitor.records import RecordBatch
 from monitor.snapshot import EMPTY, Snapshot, Tracker
 from monitor.sources.base import Chunk
+from monitor.versions import VersionFolder
 from monitor.windows import factorize
 from slices.spec import OUTCOMES, Spec
+
+log = logging.getLogger("slicewatch.daemon")
 
 ResultListener = Callable[[ClosedWindow, list[SliceResult]], None]
 
@@ -70,7 +75,8 @@ class Daemon:
             for counter in (self.tracker.records, self.tracker.late, self.tracker.closed,
                             self.tracker.suppressed):
                 counter[m.name] += 0
-        self.join = LabelJoin()
+        self.join = LabelJoin(models=[m.name for m in spec.models])
+        self.versions = {m.name: VersionFolder(m.max_versions) for m in spec.models}
         self.feature_join = _feature_join(spec)
         self._snapshot: Snapshot = EMPTY
         self.alive = time.time()
@@ -138,13 +144,14 @@ class Daemon:
         for i, name in enumerate(models):
             rows = np.flatnonzero(inverse == i) if len(models) > 1 else np.arange(len(batch))
             part = batch if rows.size == len(batch) else batch.take(rows)
-            self._count(str(name), part)
+            part = self._fold_versions(str(name), part)
             part = self.join.attach_early(part)
             pipeline = self.pipelines[str(name)]
             stage = self.drift.get(str(name))
             if stage is not None and stage.profile is None:
                 stage.learn_bins(pipeline.preparer.columns(part))
             late, closed = pipeline.process(part)
+            self._count(str(name), part if not late.any() else part.take(np.flatnonzero(~late)))
             self.join.remember(str(name), part, pipeline.last_starts, ~late)
             if late.any():
                 self.tracker.late[str(name)] += int(late.sum())
@@ -153,11 +160,14 @@ class Daemon:
             self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
             for window in closed:
                 self._begin_close(window)
+            if closed:
+                self.versions[str(name)].rotate()
         results.extend(self.finish_closes(wait=False))
         self._sync_join_counts()
         return results
 
     def _sync_join_counts(self) -> None:
+        self.join.expire_early({n: late_horizon(p.windows) for n, p in self.pipelines.items()})
         self.tracker.labels = dict(self.join.counts)
         if self.feature_join is not None:
             self.tracker.features_join = dict(self.feature_join.counts)
@@ -222,6 +232,7 @@ class Daemon:
         return {"format": 1, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
                 "tracker": self.tracker.to_state(), "join": self.join.to_state(),
                 "drift": {n: s.to_state() for n, s in self.drift.items()},
+                "versions": {n: v.to_state() for n, v in self.versions.items()},
                 "features": self.feature_join.to_state() if self.feature_join else None}
 
     def checkpoint_state(self) -> dict:
@@ -248,6 +259,9 @@ class Daemon:
                     for window in self.pipelines[name].open.values():
                         for group in window.groups.values():
                             stage.attach_classes(group.accumulators)
+        for name, vstate in state.get("versions", {}).items():
+            if name in self.versions:
+                self.versions[name].load_state(vstate)
         self.tracker.load_state(state["tracker"])
         self.join.load_state(state["join"])
         if self.feature_join is not None and state.get("features") is not None:
@@ -299,7 +313,23 @@ class Daemon:
             self.publish()
         return out
 
+    def _fold_versions(self, model: str, batch: RecordBatch) -> RecordBatch:
+        """The model's versions over its ``max_versions`` budget → ``__other__``."""
+        folder = self.versions[model]
+        version = folder.fold(batch.version)
+        if version is batch.version:
+            return batch
+        if "versions_folded" not in self.tracker.extra or \
+                model not in self.tracker.extra["versions_folded"]:
+            log.warning("slicewatch: model %s has more than max_versions=%d versions: the "
+                        "others are exported as version=\"__other__\" (counted in "
+                        "slicewatch_versions_folded_total)", model, folder.max_versions)
+        self.tracker.extra["versions_folded"] = {**self.tracker.extra.get(
+            "versions_folded", {}), model: folder.folded}  # a new dict: snapshots stay immutable
+        return dataclasses.replace(batch, version=version)
+
     def _count(self, model: str, batch: RecordBatch) -> None:
+        """Accepted (on-time) records, by model and by version × serving outcome."""
         self.tracker.records[model] += len(batch)
         v_codes, versions = factorize(batch.version)
         counts = np.bincount(v_codes * len(OUTCOMES) + batch.outcome.astype(np.int64),

@@ -6,18 +6,21 @@ no ``.labels()`` calls per record, and series of expired slices simply stop appe
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
+from monitor.httpserver import MetricsServer  # noqa: F401 (re-exported: the server lives there)
 from monitor.snapshot import Snapshot
+from slices.spec import ServerSpec
+
+log = logging.getLogger("slicewatch.exporter")
 
 SLICE_LABELS = ["model", "version", "slice"]
 
@@ -61,19 +64,78 @@ def slice_metric_name(metric: str) -> str:
     return "slicewatch_slice_records" if metric == "count" else f"slicewatch_slice_{metric}"
 
 
+class SeriesBudget:
+    """At most ``per_family`` series in each family and ``total`` on the page. Small families
+    are served whole first; the series over the budget (the last in label order) are left
+    out and counted in ``slicewatch_series_dropped_total{family}`` — each series once, when
+    it is first left out — and a log line says so once."""
+
+    def __init__(self, total: int = ServerSpec.max_series,
+                 per_family: int = ServerSpec.max_series_per_family):
+        self.total = total
+        self.per_family = per_family
+        self.dropped: Counter = Counter()  # family → series left out so far
+        self._left_out: dict[str, set[int]] = {}  # family → hashes of last scrape's left-outs
+        self._lock = threading.Lock()  # scrapes may run at the same time
+        self._warned = False
+
+    @classmethod
+    def of(cls, server: ServerSpec) -> SeriesBudget:
+        return cls(server.max_series, server.max_series_per_family)
+
+    def apply(self, families: list[Metric]) -> list[Metric]:
+        """``families`` cut to the budget (in place), then the dropped-series family."""
+        sizes = [len(f.samples) for f in families]
+        allowed, remaining = [0] * len(families), self.total
+        for i in sorted(range(len(families)), key=sizes.__getitem__):
+            allowed[i] = min(sizes[i], self.per_family, remaining)
+            remaining -= allowed[i]
+        with self._lock:
+            for fam, size, n in zip(families, sizes, allowed, strict=True):
+                if n == size:
+                    self._left_out.pop(fam.name, None)
+                    continue
+                left = {hash(tuple(sorted(x.labels.items()))) for x in fam.samples[n:]}
+                new = len(left - self._left_out.get(fam.name, set()))
+                self._left_out[fam.name] = left
+                self.dropped[fam.name] += new
+                fam.samples = fam.samples[:n]
+            if self.dropped and not self._warned:
+                self._warned = True
+                log.warning("slicewatch: more series than the budget (server."
+                            "max_series_per_family=%d, server.max_series=%d) in %s: the rest "
+                            "are left out of /metrics and counted in "
+                            "slicewatch_series_dropped_total", self.per_family, self.total,
+                            ", ".join(sorted(self.dropped)))
+            counted = dict(self.dropped)
+        dropped = CounterMetricFamily("slicewatch_series_dropped", "Series left out of "
+                                      "/metrics because their family or the page went over "
+                                      "the series budget (server.max_series_per_family, "
+                                      "server.max_series); each counted once when first left "
+                                      "out.", labels=["family"])
+        for family, n in sorted(counted.items()):
+            dropped.add_metric([family], float(n))
+        return [*families, dropped]
+
+
 class SlicewatchCollector(Collector):
-    """Yields every slicewatch metric family from ``get_snapshot()``.
+    """Yields every slicewatch metric family from ``get_snapshot()``, within ``budget``.
 
     Extra families (drift, alerts…) come from ``extra_collectors``: callables taking the
     snapshot and yielding metric families.
     """
 
     def __init__(self, get_snapshot: Callable[[], Snapshot],
-                 extra_collectors: tuple[Callable[[Snapshot], Iterator[Metric]], ...] = ()):
+                 extra_collectors: tuple[Callable[[Snapshot], Iterator[Metric]], ...] = (),
+                 budget: SeriesBudget | None = None):
         self.get_snapshot = get_snapshot
         self.extra_collectors = extra_collectors
+        self.budget = budget or SeriesBudget()
 
     def collect(self) -> Iterator[Metric]:
+        return iter(self.budget.apply(list(self._families())))
+
+    def _families(self) -> Iterator[Metric]:
         s = self.get_snapshot()
         yield from _counter("slicewatch_records", "Prediction records accepted.", ["model"],
                             {(m,): v for m, v in s.records.items()})
@@ -100,6 +162,10 @@ class SlicewatchCollector(Collector):
                             "too_late (label after its window closed), orphaned (label never "
                             "matched a prediction), dropped_full (pending store full).",
                             ["model", "outcome"], dict(s.labels.items()))
+        yield from _counter("slicewatch_versions_folded", "Accepted records whose model "
+                            "version went over the model's max_versions and was exported as "
+                            "version=\"__other__\".", ["model"],
+                            {(m,): v for m, v in s.extra.get("versions_folded", {}).items()})
         yield from _counter("slicewatch_feature_join", "Predictions and feature-log records by "
                             "join outcome: joined, missing (went on without features after "
                             "feature_delay), orphaned (features never matched).", ["outcome"],
@@ -212,69 +278,3 @@ def _gauge(name, doc, labels, values) -> Iterator[Metric]:
         if value is not None and math.isfinite(value):
             fam.add_metric(list(key), float(value))
     yield fam
-
-
-class MetricsServer:
-    """A small threaded HTTP server: ``/metrics``, ``/healthz``, ``/`` (an index).
-
-    ``/healthz`` answers 200 while the process serves (a quiet stream is not a failure);
-    how long ago the last batch came is in the body, and staleness is for alerting on
-    ``slicewatch_watermark_timestamp_seconds``.
-    """
-
-    def __init__(self, registry: CollectorRegistry, listen: str,
-                 get_snapshot: Callable[[], Snapshot]):
-        host, _, port = listen.rpartition(":")
-        self.registry = registry
-        self.get_snapshot = get_snapshot
-        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http",
-                                       daemon=True)
-
-    @property
-    def address(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> MetricsServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    encoder, ctype = choose_encoder(self.headers.get("Accept", ""))
-                    self._send(200, ctype, encoder(server.registry))
-                elif path == "/healthz":
-                    snap = server.get_snapshot()
-                    age = time.time() - snap.heartbeat if snap.heartbeat else None
-                    body = {"status": "ok", "seconds_since_last_batch": age,
-                            "records": sum(snap.records.values()),
-                            "windows_closed": sum(snap.windows_closed.values())}
-                    self._send(200, "application/json", json.dumps(body).encode())
-                elif path == "/":
-                    self._send(200, "text/plain; charset=utf-8",
-                               b"slicewatch: /metrics /healthz\n")
-                else:
-                    self._send(404, "text/plain; charset=utf-8", b"not found\n")
-
-            def _send(self, code: int, ctype: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:  # quiet
-                return
-
-        return Handler

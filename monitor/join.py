@@ -7,21 +7,29 @@ Two waiting rooms, both bounded:
   the prediction — as first seen, same slices and version — is folded into its window's
   label-side accumulators. When the window closes, its still-unlabelled predictions expire
   (counted as ``expired``).
-- **early labels**: labels that arrive before their prediction wait (at most ``max_early``;
-  the oldest are evicted and counted as ``orphaned``) and are attached when the prediction
-  arrives.
+- **early labels**: labels that arrive before their prediction wait and are attached when
+  the prediction arrives. A label whose prediction can no longer come on time (every model
+  it may belong to has closed the window of the label's time: :meth:`LabelJoin.expire_early`)
+  is forgotten and counted as ``orphaned``; so are the oldest when more than ``max_early``
+  wait. Label records carry no model: orphans are counted under the spec's model when it has
+  one, else under ``__unknown__``.
 
->>> join = LabelJoin()
+>>> join = LabelJoin(models=("m",))
 >>> join.add_labels(np.array(["a"], object), np.array([1], object), np.array([5.0]))
 {}
 >>> len(join.early)
 1
+>>> join.expire_early({"m": 60.0}), join.counts[("m", "orphaned")]
+(1, 1)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import math
 from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,15 +52,25 @@ class _Segment:
             self.alive = np.ones(len(self.batch), dtype=bool)
 
 
+UNKNOWN_MODEL = "__unknown__"
+
+
 class LabelJoin:
-    def __init__(self, *, max_pending: int = 2_000_000, max_early: int = 1_000_000):
+    def __init__(self, *, max_pending: int = 2_000_000, max_early: int = 1_000_000,
+                 models: Sequence[str] = ()):
+        """``models``: the spec's models (orphaned labels are counted under the model when
+        there is exactly one)."""
         self.max_pending = max_pending
         self.max_early = max_early
+        self.models = tuple(models)
+        self.orphan_model = self.models[0] if len(self.models) == 1 else UNKNOWN_MODEL
         self.segments: dict[str, list[int]] = {}  # model → segment ids
         self.index: dict[str, tuple[str, int, int]] = {}  # id → (model, segment id, row)
         self._seg_ids: dict[int, _Segment] = {}
         self._next_seg = 0
-        self.early: OrderedDict[str, Any] = OrderedDict()
+        self.early: OrderedDict[str, Any] = OrderedDict()  # id → label, oldest first
+        self.early_time: dict[str, float] = {}  # id → label time (NaN: unknown)
+        self._by_time: list[tuple[float, str]] = []  # heap of (label time, id), lazily pruned
         self.counts: Counter = Counter()  # (model, outcome) → n
 
     # ---- predictions -------------------------------------------------------------------
@@ -67,6 +85,7 @@ class LabelJoin:
         for i in hits:
             if label[i] is None:
                 label[i] = self.early.pop(batch.id[i])
+                self.early_time.pop(batch.id[i], None)
         self.counts[(str(batch.model[0]), "joined")] += len(hits)
         return dataclasses.replace(batch, label=label)
 
@@ -118,17 +137,17 @@ class LabelJoin:
         """Match labels to pending predictions → ``{model: (labelled predictions, starts)}``;
         unmatched labels wait in ``early``."""
         found: dict[tuple[str, int], list[tuple[int, Any]]] = {}
-        for pid, lab in zip(ids, labels, strict=True):
+        for pid, lab, t in zip(ids, labels, times, strict=True):
             hit = self.index.pop(pid, None)
             if hit is None:
-                self.early[pid] = lab
-                self.early.move_to_end(pid)
+                self._wait(pid, lab, float(t))
                 continue
             model, sid, row = hit
             found.setdefault((model, sid), []).append((row, lab))
         while len(self.early) > self.max_early:
-            self.early.popitem(last=False)
-            self.counts[("", "orphaned")] += 1
+            pid, _ = self.early.popitem(last=False)
+            self.early_time.pop(pid, None)
+            self.counts[(self.orphan_model, "orphaned")] += 1
         out: dict[str, list[tuple[RecordBatch, np.ndarray]]] = {}
         for (model, sid), hits in found.items():
             seg = self._seg_ids[sid]
@@ -143,6 +162,33 @@ class LabelJoin:
         return {m: (concat([b for b, _ in parts]), np.concatenate([s for _, s in parts]))
                 for m, parts in out.items()}
 
+    def _wait(self, pid: str, label: Any, t: float) -> None:
+        self.early[pid] = label
+        self.early.move_to_end(pid)
+        self.early_time[pid] = t
+        if not math.isnan(t):
+            heapq.heappush(self._by_time, (t, pid))
+        if len(self._by_time) > 2 * len(self.early) + 1024:  # drop entries of matched labels
+            self._by_time = [(t, p) for p, t in self.early_time.items() if not math.isnan(t)]
+            heapq.heapify(self._by_time)
+
+    def expire_early(self, horizons: Mapping[str, float]) -> int:
+        """Forget waiting labels whose prediction can no longer arrive on time: those with a
+        label time before every model's horizon (``model → time before which a prediction
+        is late``; a model missing here never expires labels). Counted as ``orphaned``;
+        returns how many."""
+        if not self.early or any(m not in horizons for m in self.models):
+            return 0
+        horizon = min((horizons[m] for m in self.models), default=-math.inf)
+        n = 0
+        while self._by_time and self._by_time[0][0] < horizon:
+            t, pid = heapq.heappop(self._by_time)
+            if self.early_time.get(pid) == t:  # still waiting (not matched meanwhile)
+                del self.early[pid], self.early_time[pid]
+                n += 1
+        self.counts[(self.orphan_model, "orphaned")] += n
+        return n
+
     # ---- checkpoints ---------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         segs = []
@@ -153,14 +199,39 @@ class LabelJoin:
                 if rows.size:
                     segs.append({"model": model, "starts": seg.starts[rows].tolist(),
                                  "batch": batch_to_state(seg.batch.take(rows))})
-        return {"segments": segs, "early": list(self.early.items()),
+        return {"segments": segs,
+                "early": [[k, v, _plain(self.early_time.get(k, math.nan))]
+                          for k, v in self.early.items()],
                 "counts": [[list(k), v] for k, v in self.counts.items()]}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.__init__(max_pending=self.max_pending, max_early=self.max_early)
+        self.__init__(max_pending=self.max_pending, max_early=self.max_early,
+                      models=self.models)
         for seg in state["segments"]:
             batch = batch_from_state(seg["batch"])
             self.remember(seg["model"], batch, np.asarray(seg["starts"], np.float64),
                           np.ones(len(batch), bool))
-        self.early = OrderedDict((k, v) for k, v in state["early"])
+        for k, v, *t in state["early"]:  # [id, label, time]; states before it had no time
+            self._wait(k, v, float(t[0]) if t and t[0] is not None else math.nan)
         self.counts = Counter({tuple(k): v for k, v in state["counts"]})
+
+
+def _plain(t: float) -> float | None:
+    return None if math.isnan(t) else t
+
+
+def late_horizon(windows: Any) -> float:
+    """The event time before which a prediction is late now in ``windows``
+    (:class:`monitor.windows.EventWindows`); -inf for count windows (never late).
+
+    >>> from monitor.windows import EventWindows
+    >>> from slices.spec import WindowSpec
+    >>> w = EventWindows(WindowSpec("time", 60.0, 0.0))
+    >>> _ = w.assign(np.array([125.0]))
+    >>> late_horizon(w)
+    120.0
+    """
+    spec = windows.spec
+    if spec.kind != "time" or not math.isfinite(windows.watermark):
+        return max(-math.inf, windows.closed_before) if spec.kind == "time" else -math.inf
+    return max(math.floor(windows.watermark / spec.size) * spec.size, windows.closed_before)

@@ -56,7 +56,9 @@ class TablePrinter:
         start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(window.start)) \
             if math.isfinite(window.start) else "?"
         print(f"\n── {window.model} · window {start}Z · {len(shown)} slices", file=self.out)
-        header = f"  {'slice':<34} {'ver':<6} {'n':>7} " + " ".join(f"{h:>7}" for _, h, _ in cols)
+        width = min(max([34, *(len(r.slice) for r in shown[: self.max_rows])]), 60)
+        header = (f"  {'slice':<{width}} {'ver':<6} {'n':>7} "
+                  + " ".join(f"{h:>7}" for _, h, _ in cols))
         print(header, file=self.out)
         for r in shown[: self.max_rows]:
             cells = []
@@ -65,8 +67,8 @@ class TablePrinter:
                 cells.append(f"{'-':>7}" if v is None or (isinstance(v, float) and math.isnan(v))
                              else f"{fmt.format(v):>7}")
             mark = "!" if r.critical else " "
-            print(f" {mark}{r.slice[:34]:<34} {r.version[:6]:<6} {r.count:>7} " + " ".join(cells),
-                  file=self.out)
+            print(f" {mark}{elide(r.slice, width):<{width}} {r.version[:6]:<6} {r.count:>7} "
+                  + " ".join(cells), file=self.out)
         if len(shown) > self.max_rows:
             print(f"  … {len(shown) - self.max_rows} more slices on /metrics", file=self.out)
         for line in drift_lines(shown):
@@ -101,3 +103,16 @@ def drift_lines(results: list[SliceResult]) -> list[str]:
         lines.append(f"  concept drift: {events} detector event(s) in this window on overall's "
                      "errors")
     return lines
+
+
+def elide(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, cut in the middle so names that differ at
+    either end stay distinct.
+
+    >>> elide("country=BR,device=web,tag=new_user", 20)
+    'country=BR…=new_user'
+    """
+    if len(text) <= width:
+        return text
+    head = (width - 1) - (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]

@@ -37,7 +37,9 @@ class Snapshot:
 
 
 class Tracker:
-    """Counters and the latest result per series; drops series unseen for N windows."""
+    """Counters and the latest result per series. Every series with a version or slice label
+    — slice results, predictions by version, concept-drift events — is dropped once its
+    model has closed ``stale_after_windows`` windows without it."""
 
     def __init__(self, stale_after_windows: int = 3):
         self.stale_after = max(1, stale_after_windows)
@@ -50,7 +52,9 @@ class Tracker:
         self.watermark: dict[str, float] = {}
         self.last_end: dict[str, float] = {}
         self.series: dict[SeriesKey, SliceResult] = {}
-        self._seen_at: dict[SeriesKey, int] = {}
+        self._seen_at: dict[SeriesKey, int] = {}  # reported series → last window (seq)
+        self._active_at: dict[SeriesKey, int] = {}  # every result, reported or not
+        self._version_at: dict[tuple[str, str], int] = {}  # (model, version) → last window
         self.extra: dict[str, object] = {}
         self.labels: dict[tuple[str, str], int] = {}  # (model, join outcome) → count
         self.concept: dict[tuple[str, str, str, str], int] = {}  # (model, version, slice, det.)
@@ -64,16 +68,35 @@ class Tracker:
         seq = self.closed[model]
         self.last_end[model] = max(self.last_end.get(model, window_end), window_end)
         for r in results:
+            key = (r.model, r.version, r.slice)
+            self._active_at[key] = seq
+            self._version_at[key[:2]] = seq
             if not r.reported:
                 self.suppressed[model] += 1
                 continue
-            key = (r.model, r.version, r.slice)
             self.series[key] = r
             self._seen_at[key] = seq
         for key in [k for k in self.series if k[0] == model]:
             if seq - self._seen_at[key] >= self.stale_after:
                 del self.series[key]
                 del self._seen_at[key]
+        self._expire_labelled(model, seq)
+
+    def _expire_labelled(self, model: str, seq: int) -> None:
+        """Predictions by version and concept-drift events of ``model`` whose version (or
+        version × slice) had no result in the last ``stale_after_windows`` windows."""
+        for key in [k for k, at in self._active_at.items()
+                    if k[0] == model and seq - at >= self.stale_after]:
+            del self._active_at[key]
+        versions = {k[:2] for k in self.outcomes if k[0] == model}
+        for mv in versions:  # a version not judged yet (new, or restored) gets its grace
+            if seq - self._version_at.setdefault(mv, seq) >= self.stale_after:
+                del self._version_at[mv]
+                for outcome in [k for k in self.outcomes if k[:2] == mv]:
+                    del self.outcomes[outcome]
+        # the drift stage hands over every count so far: only those of live series show
+        self.concept = {k: v for k, v in self.concept.items()
+                        if k[0] != model or k[:3] in self._active_at}
 
     def to_state(self) -> dict:
         """Counters (cumulative across restarts) — not the latest series, which the next

@@ -53,13 +53,13 @@ SLICE_KINDS: tuple[str, ...] = get_args(SliceKind)
 SLICE_COMMON = ("name", "critical", "max_values", "min_size")
 MODEL_KEYS = ("name", "task", "threshold", "positive_label", "window", "allowed_lateness",
               "label_delay", "calibration_bins", "classes", "metrics", "features", "slices",
-              "drift", "schema")
+              "drift", "schema", "max_versions")
 DRIFT_KEYS = ("enabled", "profile", "rolling_windows", "fdr", "per_slice", "prediction",
               "label", "features", "concept")
 FEATURE_KEYS = ("type", "test", "threshold", "min_samples")
 SOURCE_KEYS = ("type", "path", "format", "follow", "batch_size", "labels", "dead_letter",
                "kafka")
-SERVER_KEYS = ("listen", "stale_after_windows")
+SERVER_KEYS = ("listen", "stale_after_windows", "max_series", "max_series_per_family")
 SCHEMA_FIELDS = {"model": "model", "version": "version", "id": "id", "time": "time",
                  "features": "features", "score": "score", "class": "pred_class",
                  "value": "value", "label": "label", "tags": "tags", "outcome": "outcome"}
@@ -315,9 +315,9 @@ class _Loader:
             else:
                 self.error((*path, "listen"), f"listen must be 'host:port' with a port in "
                                               f"[0, 65535]; got {_got(listen)}")
-        if "stale_after_windows" in v and (n := self.int_(
-                (*path, "stale_after_windows"), v["stale_after_windows"], lo=1)) is not None:
-            kw["stale_after_windows"] = n
+        for key in ("stale_after_windows", "max_series", "max_series_per_family"):
+            if key in v and (n := self.int_((*path, key), v[key], lo=1)) is not None:
+                kw[key] = n
         return ServerSpec(**kw)
 
     # ------------------------------------------------------------------ models
@@ -370,6 +370,8 @@ class _Loader:
             kw["classes"] = self.classes((*path, "classes"), v["classes"])
         if "label_delay" in v:
             kw["label_delay"] = self.duration((*path, "label_delay"), v["label_delay"])
+        if "max_versions" in v:
+            kw["max_versions"] = self.int_((*path, "max_versions"), v["max_versions"], lo=1)
         kw["window"] = self.window(path, v)
         if task is not None:
             kw["metrics"] = self.metrics((*path, "metrics"), v.get("metrics"), task)

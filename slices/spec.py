@@ -116,6 +116,7 @@ class ModelSpec:
     label_delay: float = 0.0  # seconds a label may arrive after its prediction
     schema: SchemaSpec | None = None  # overrides the top-level schema
     drift: DriftSpec = field(default_factory=DriftSpec)
+    max_versions: int = 10  # version labels kept; the other versions fold into __other__
 
     def feature(self, name: str) -> FeatureSpec | None:
         return next((f for f in self.features if f.name == name), None)
@@ -137,6 +138,8 @@ class SourceSpec:
 class ServerSpec:
     listen: str = "127.0.0.1:9108"
     stale_after_windows: int = 3
+    max_series: int = 50_000  # series on /metrics in total; the rest counted, left out
+    max_series_per_family: int = 10_000  # series per metric family
 
 
 @dataclass(frozen=True)

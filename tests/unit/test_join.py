@@ -90,7 +90,8 @@ def test_unmatched_and_too_late_are_counted():
     labels = daemon.snapshot.labels
     assert labels[("m", "expired")] == 240 + 1  # all closed unlabelled (x at flush)
     assert ("m", "joined") not in labels  # the 10 labels came after their window closed
-    assert daemon.join.early and len(daemon.join.early) == 10  # …and wait as early labels
+    assert labels[("m", "orphaned")] == 10  # …their predictions can no longer come on time
+    assert not daemon.join.early
     assert frame.loc[(0.0, "overall"), "labelled_rate"] == 0.0
 
 

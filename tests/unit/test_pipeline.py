@@ -125,7 +125,7 @@ def test_late_records_are_counted_not_aggregated(tmp_path):
     dead_lines = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
     assert [d["reason"] for d in dead_lines] == ["late"] * 40
     assert {d["record"]["id"] for d in dead_lines} == {f"late{i}" for i in range(40)}
-    assert sum(daemon.tracker.records.values()) == 1040
+    assert sum(daemon.tracker.records.values()) == 1000  # accepted: the late are apart
 
 
 def test_min_size_suppresses_small_slices():
