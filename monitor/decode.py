@@ -396,15 +396,19 @@ def _same_keys_columns(maps: list[dict]) -> dict[Any, list[Any]] | None:
         return None
 
 
-def parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Reject]]:
+def parse_json_lines(lines: Sequence[bytes | str | Reject]) -> tuple[list[Any], list[Reject]]:
     """JSON lines → (parsed values, rejects for the lines that are not JSON); blank lines
-    are skipped."""
+    are skipped. A :class:`Reject` among the lines (a source's verdict: ``too_large``,
+    ``empty_line``…) is passed on as it is."""
     try:  # a blank or bad line fails here too: the slow loop below sorts them out
         return list(map(orjson.loads, lines)), []
     except (orjson.JSONDecodeError, TypeError):
         pass
     records, rejects = [], []
     for line in lines:
+        if isinstance(line, Reject):
+            rejects.append(line)
+            continue
         if not line or not line.strip():
             continue
         try:
@@ -559,7 +563,7 @@ def _unflatten(row: dict[str, Any]) -> dict[str, Any]:
     """``{"prediction.score": 0.1}`` → ``{"prediction": {"score": 0.1}}``; NaN cells → absent."""
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
             continue
         if isinstance(value, np.generic):
             value = value.item()
