@@ -15,6 +15,7 @@ from monitor.daemon import Daemon
 from monitor.decode import Decoder
 from monitor.decode_models import decoder_for
 from monitor.sources.base import Chunk
+from slices.errors import SpecError
 from slices.load import load_spec_text
 from slices.spec import SchemaSpec
 
@@ -115,3 +116,21 @@ def test_every_value_check_reaches_the_decoder_of_a_per_model_schema():
         orjson.dumps({"model": "fraud", "timestamp": NOW + 86400, "p": 0.5}),
         orjson.dumps({"model": "fraud", "timestamp": NOW, "p": 2.0})])
     assert [r.reason for r in rejects] == ["future_time", "score_out_of_range"]
+
+
+@pytest.mark.parametrize(("source", "problem"), [
+    ("max_future: -5", "2:15: source.max_future: max_future must be a duration"),
+    ("max_future: 0s", "2:15: source.max_future: max_future must be a duration above zero"),
+    ("max_future: forever", "2:15: source.max_future: max_future must be a duration"),
+    ("max_record_bytes: 3", "2:21: source.max_record_bytes: max_record_bytes must be an "
+                            "integer in [64, 1073741824]"),
+    ("max_record_bytes: 1.5e6", "2:21: source.max_record_bytes: max_record_bytes must be"),
+    ("dead_letter_max_bytes: big", "2:26: source.dead_letter_max_bytes: "
+                                   "dead_letter_max_bytes must be an integer >= 4096"),
+    ("dead_letter_max_bytes: 5000", "2:26: source.dead_letter_max_bytes: "
+                                    "dead_letter_max_bytes must be at least max_record_bytes"),
+])
+def test_validate_rejects_nonsensical_source_limits_with_their_place(source, problem):
+    with pytest.raises(SpecError) as err:
+        load_spec_text(f"source:\n  {source}\nmodels: [{{name: fraud, task: binary}}]\n", "s")
+    assert str(err.value.problems[0]).startswith(f"s:{problem}")
