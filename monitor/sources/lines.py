@@ -9,7 +9,7 @@ returned as ``empty_line`` rejects (counted, never dropped silently).
 >>> [x if isinstance(x, bytes) else x.reason for x in iter(lambda: r.next(final=True), None)]
 [b'{"a": 1}\\n', 'empty_line', 'too_large', b'{"b"']
 >>> r.offset
-121
+115
 """
 
 from __future__ import annotations
