@@ -21,6 +21,7 @@ from monitor.alerting import AlertStage
 from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.deadletter import DeadLetter
 from monitor.exporter import SeriesBudget, SlicewatchCollector
+from monitor.file_checkpoint import FileCheckpoint, HeldResults
 from monitor.httpserver import HealthCheck, MetricsServer
 from monitor.report import TablePrinter
 from monitor.results import ResultsWriter
@@ -58,20 +59,41 @@ def effective_spec(spec: Spec, opts: RunOptions) -> Spec:
     return dataclasses.replace(spec, source=source, server=server)
 
 
-def open_source(spec: Spec, stop: threading.Event) -> Iterator[Chunk]:
-    """The chunks of the spec's source (file/stdin now; Kafka in ``monitor.sources.kafka``)."""
+def open_source(spec: Spec, stop: threading.Event,
+                resume: dict[str, dict] | None = None) -> Iterator[Chunk]:
+    """The chunks of the spec's source (file/stdin now; Kafka in ``monitor.sources.kafka``);
+    ``resume``: files' saved progress (:class:`monitor.sources.file.FileProgress`)."""
     src = spec.source
     if src.type == "kafka":
         raise SourceError("the Kafka source checkpoints offsets with the window state: run it "
                           "through monitor.app.run (slicewatch run), not open_source")
-    paths = src.paths or (("-",) if src.type == "stdin" else ())
+    paths = input_paths(spec)
     if not paths:
         raise SourceError("no input: set source.path in the spec or pass --input")
     if src.labels:  # label files first: their labels wait for (and attach to) predictions
         yield from FileSource(src.labels, fmt="jsonl", batch_size=src.batch_size,
-                              stream="labels").chunks()
+                              stream="labels", max_record_bytes=src.max_record_bytes,
+                              resume=resume).chunks()
     yield from FileSource(paths, fmt=src.format, batch_size=src.batch_size, follow=src.follow,
-                          stop=stop).chunks()
+                          stop=stop, max_record_bytes=src.max_record_bytes,
+                          resume=resume).chunks()
+
+
+def input_paths(spec: Spec) -> tuple[str, ...]:
+    src = spec.source
+    return src.paths or (("-",) if src.type == "stdin" else ())
+
+
+def file_checkpoint(spec: Spec, daemon: Daemon, held: HeldResults,
+                    out: TextIO) -> FileCheckpoint | None:
+    """The spec's checkpoint for a file source (None without one; stdin cannot resume)."""
+    if not spec.checkpoint:
+        return None
+    if "-" in input_paths(spec):
+        print("slicewatch: note: stdin cannot be resumed; the checkpoint is not used",
+              file=out, flush=True)
+        return None
+    return FileCheckpoint(spec.checkpoint, daemon, held)
 
 
 def serve(daemon: Daemon, listen: str, extra_collectors: tuple = (),
@@ -97,21 +119,36 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
 
         return run_kafka(spec, opts, out=out, listeners=listeners)
     listeners, stage = outputs(spec, opts, out, listeners)
-    daemon = Daemon(spec, dead_letter=DeadLetter(spec.source.dead_letter), listeners=listeners)
-    collectors = (stage.collect,) if stage else ()
+    held = HeldResults(listeners)  # window results go out once a checkpoint covers them
+    dead_letter = DeadLetter(spec.source.dead_letter, max_bytes=spec.source.dead_letter_max_bytes)
+    daemon = Daemon(spec, dead_letter=dead_letter, listeners=[held])
+    checkpoint = file_checkpoint(spec, daemon, held, out) if chunks is None else None
+    resume = checkpoint.restore() if checkpoint else None
+    if checkpoint and resume:
+        print(f"slicewatch: resumed from checkpoint #{checkpoint.checkpoint.seq} "
+              f"({len(resume)} file position(s))", file=out, flush=True)
+    collectors = (stage.collect if stage else None, dead_letter.collect)
+    collectors = tuple(c for c in collectors if c is not None)
     server = serve(daemon, spec.server.listen, collectors) if spec.server.listen else None
     if server:
         print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
     restore = install_signal_handlers(daemon.stop)
     try:
-        source = chunks(daemon.stop) if chunks else open_source(spec, daemon.stop)
+        source = chunks(daemon.stop) if chunks else open_source(spec, daemon.stop, resume)
         t0 = time.perf_counter()
-        daemon.run(source, flush_at_end=False)
+        if checkpoint:
+            checkpoint.run(source)
+        else:
+            daemon.run(source, flush_at_end=False)
+            held.release()
         if not daemon.stop.is_set():
             daemon.flush()  # a replay that ended: its last windows are complete
         else:  # stopped: incomplete windows are not reported (nor alerted on)
             daemon.settle()
-            report_unreported(daemon, out)
+            report_unreported(daemon, out, kept=checkpoint is not None)
+        if checkpoint:
+            checkpoint.save()
+        held.release()
         summary = daemon.summary(time.perf_counter() - t0)
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
               f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s",
@@ -130,14 +167,19 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         if server:
             server.stop()
         daemon.dead_letter.close()
+        if checkpoint:
+            checkpoint.close()
 
 
-def report_unreported(daemon: Daemon, out: TextIO) -> None:
-    """One line: how many records a stop left unreported in windows still open."""
+def report_unreported(daemon: Daemon, out: TextIO, *, kept: bool = False) -> None:
+    """One line: how many records a stop left unreported in windows still open
+    (``kept``: the checkpoint holds them, so a resumed run completes those windows)."""
     records, windows = daemon.open_records()
     if windows:
+        fate = ("kept in the checkpoint for the next run" if kept
+                else "left unreported (no checkpoint keeps them)")
         print(f"slicewatch: stopped: {records} record(s) in {windows} incomplete window(s) "
-              "left unreported (no checkpoint keeps them)", file=out, flush=True)
+              f"{fate}", file=out, flush=True)
 
 
 def push_final(daemon: Daemon, spec: Spec, url: str, collectors: tuple, out: TextIO) -> None:

@@ -23,9 +23,11 @@ cost more than the rest of the decoding.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import gc
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -47,6 +49,10 @@ _NUMBER_TYPES = {int, float, _NONE}
 _STR_TYPES = {str, _NONE}
 _JSON_TYPES = {int, float, str, bool, _NONE, dict, list}
 _OUTCOME_LOOKUP: dict[str | None, int] = {**OUTCOME_CODES, None: 0}
+# event times must lie in pandas' nanosecond range (1677-09-21 … 2262-04-11); others: bad_time
+MIN_TIME = pd.Timestamp.min.value / 1e9
+MAX_TIME = pd.Timestamp.max.value / 1e9
+_DATETIMES = (dt.date, np.datetime64)  # pd.Timestamp and datetime.datetime are dt.date
 
 
 @dataclass(frozen=True)
@@ -76,10 +82,12 @@ def _gc_paused(method: Callable) -> Callable:
 
 
 def parse_times(values: Sequence[Any]) -> np.ndarray:
-    """Event times → float64 epoch seconds (NaN where unparseable).
+    """Event times → float64 epoch seconds (NaN where unparseable); never raises.
 
     Numbers are epoch seconds (numbers above 1e11 are taken as milliseconds); strings are
-    RFC 3339 / ISO 8601 (``2026-11-28T16:00:00Z``, offsets allowed).
+    RFC 3339 / ISO 8601 (``2026-11-28T16:00:00Z``, offsets allowed); native date/time values
+    (``datetime``, ``pd.Timestamp``, ``np.datetime64``, from Parquet or CSV) are exact, naive
+    ones taken as UTC. Range checks are the decoder's (:data:`MIN_TIME`, :data:`MAX_TIME`).
     """
     types = _types(values)
     if types <= {int, float}:
@@ -95,21 +103,48 @@ def parse_times(values: Sequence[Any]) -> np.ndarray:
     is_str = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
     if is_str.any():
         out[is_str] = _iso_seconds([v for v, k in zip(values, is_str, strict=True) if k])
+    for i, v in enumerate(values):
+        if isinstance(v, _DATETIMES):
+            out[i] = _native_seconds(v)
     return out
 
 
 def _epoch_seconds(nums: np.ndarray) -> np.ndarray:
-    return np.where(np.abs(nums) > 1e11, nums / 1000.0, nums)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(nums) > 1e11, nums / 1000.0, nums)
 
 
 def _iso_seconds(strs: list[str]) -> np.ndarray:
-    parsed = pd.to_datetime(pd.Series(strs, dtype=object), utc=True, format="ISO8601",
-                            errors="coerce")
-    if parsed.isna().any():  # mixed formats in one batch: parse one by one
-        parsed = pd.Series([pd.to_datetime(s, utc=True, errors="coerce") for s in strs],
-                           dtype="datetime64[ns, UTC]")
-    return ((parsed - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64,
-                                                                  na_value=np.nan)
+    try:
+        parsed = pd.to_datetime(pd.Series(strs, dtype=object), utc=True, format="ISO8601",
+                                errors="coerce")
+        if not parsed.isna().any():  # else mixed formats in one batch: one by one below
+            since = parsed - _EPOCH.as_unit(parsed.dt.unit)
+            return (since / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64,
+                                                               na_value=np.nan)
+    except (ValueError, OverflowError, TypeError):  # OutOfBoundsDatetime is a ValueError
+        pass
+    return np.array([_one_iso(s) for s in strs], dtype=np.float64)
+
+
+def _one_iso(text: str) -> float:
+    try:
+        return _native_seconds(pd.to_datetime(text, utc=True, errors="coerce"))
+    except (ValueError, OverflowError, TypeError):
+        return math.nan
+
+
+def _native_seconds(value: Any) -> float:
+    """A date/time value → epoch seconds (naive = UTC); NaN for NaT or the unrepresentable."""
+    try:
+        ts = pd.Timestamp(value)
+        if ts is pd.NaT:
+            return math.nan
+        if ts.tzinfo is None:
+            ts = ts.tz_localize("UTC")
+        return (ts - _EPOCH.as_unit(ts.unit)) / pd.Timedelta(seconds=1)
+    except (ValueError, OverflowError, TypeError):
+        return math.nan
 
 
 class _Reasons:
@@ -173,15 +208,25 @@ class Decoder:
     ``known_models`` rejects records of other models (reason ``unknown_model``);
     ``feature_types`` fixes a feature's type (``numeric`` or ``categorical``); undeclared
     features are numeric when every present value is a number, categorical otherwise.
+    ``max_future`` rejects times more than that many seconds ahead of ``clock()`` (reason
+    ``future_time``: one such record would move the watermark and make every later record
+    late); ``probability_models`` names the models whose score is a probability (binary,
+    multiclass): a score outside [0, 1] is ``score_out_of_range``.
     """
 
     def __init__(self, schema: SchemaSpec, *, default_model: str | None = None,
                  known_models: Iterable[str] | None = None,
-                 feature_types: dict[str, str] | None = None):
+                 feature_types: dict[str, str] | None = None, max_future: float | None = None,
+                 probability_models: Iterable[str] | None = None,
+                 clock: Callable[[], float] = time.time):
         self.schema = schema
         self.default_model = default_model
         self.known_models = set(known_models) if known_models is not None else None
         self.feature_types = dict(feature_types or {})
+        self.max_future = max_future
+        self.probability_models = (set(probability_models) if probability_models is not None
+                                   else None)
+        self.clock = clock
 
     # ---- entry points ------------------------------------------------------------------
     @_gc_paused
@@ -247,9 +292,11 @@ class Decoder:
         paths = _Paths(records, plain=plain)
         reasons = _Reasons(n)
 
-        model = paths.values(s.model)
+        model = paths.values(s.model, _ABSENT)
         if not _types(model) <= {str}:
-            model = [m if isinstance(m, str) else (None if m is None else str(m)) for m in model]
+            reasons.flag(_is_none(model), "null_model")  # absent: the single model; null: no
+            model = [m if isinstance(m, str) else (None if m is None or m is _ABSENT else str(m))
+                     for m in model]
             if self.default_model is None:
                 reasons.flag(_is_none(model), "missing_field:model")
             else:
@@ -265,6 +312,9 @@ class Decoder:
             missing = bad & _is_none(raw_time)
             reasons.flag(missing, "missing_field:time")
             reasons.flag(bad & ~missing, "bad_time")
+        if self.max_future is not None:
+            reasons.flag(times > self.clock() + self.max_future, "future_time")
+        reasons.flag((times < MIN_TIME) | (times > MAX_TIME), "bad_time")
 
         outcome = _outcomes(paths.values(s.outcome))
         reasons.flag(outcome < 0, "bad_outcome")
@@ -272,6 +322,8 @@ class Decoder:
 
         score = _numbers(paths.values(s.score), "score", reasons)
         value = _numbers(paths.values(s.value), "value", reasons)
+        if self.probability_models is not None:
+            reasons.flag(self._out_of_range(score, model), "score_out_of_range")
         pred_class = paths.values(s.pred_class)
         if not _types(pred_class) <= _STR_TYPES:
             pred_class = [c if c is None or type(c) is str else str(c) for c in pred_class]
@@ -296,6 +348,15 @@ class Decoder:
             label=_object_array(paths.values(s.label))[idx], outcome=outcome[idx].astype(np.int8),
             features=features, tag_names=tag_names, tag_rows=tag_rows, tag_codes=tag_codes)
         return batch, rejects
+
+    def _out_of_range(self, score: np.ndarray, model: list[Any]) -> np.ndarray:
+        """Scores outside [0, 1] of the models whose score is a probability."""
+        with np.errstate(invalid="ignore"):
+            out = (score < 0.0) | (score > 1.0)
+        probability = self.probability_models or set()
+        if out.any() and not set(model) <= probability:
+            out &= np.fromiter(map(probability.__contains__, model), bool, len(model))
+        return out
 
     def _feature_columns(self, paths: _Paths, maps: list[Any]) -> dict[str, np.ndarray]:
         if _NONE in _types(maps):
@@ -335,15 +396,19 @@ def _same_keys_columns(maps: list[dict]) -> dict[Any, list[Any]] | None:
         return None
 
 
-def parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Reject]]:
+def parse_json_lines(lines: Sequence[bytes | str | Reject]) -> tuple[list[Any], list[Reject]]:
     """JSON lines → (parsed values, rejects for the lines that are not JSON); blank lines
-    are skipped."""
+    are skipped. A :class:`Reject` among the lines (a source's verdict: ``too_large``,
+    ``empty_line``…) is passed on as it is."""
     try:  # a blank or bad line fails here too: the slow loop below sorts them out
         return list(map(orjson.loads, lines)), []
     except (orjson.JSONDecodeError, TypeError):
         pass
     records, rejects = [], []
     for line in lines:
+        if isinstance(line, Reject):
+            rejects.append(line)
+            continue
         if not line or not line.strip():
             continue
         try:
@@ -498,7 +563,7 @@ def _unflatten(row: dict[str, Any]) -> dict[str, Any]:
     """``{"prediction.score": 0.1}`` → ``{"prediction": {"score": 0.1}}``; NaN cells → absent."""
     out: dict[str, Any] = {}
     for key, value in row.items():
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
             continue
         if isinstance(value, np.generic):
             value = value.item()

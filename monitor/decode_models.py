@@ -24,11 +24,19 @@ def decoder_for(spec: Spec) -> Decoder | PerModelDecoder:
         for f in m.features:
             types.setdefault(f.name, f.type)
     single = spec.models[0].name if len(spec.models) == 1 else None
+    checks = _checks(spec)
     base = Decoder(spec.schema, default_model=single, known_models=[m.name for m in spec.models],
-                   feature_types=types)
+                   feature_types=types, **checks)
     if not any(m.schema for m in spec.models):
         return base
     return PerModelDecoder(spec, base, types)
+
+
+def _checks(spec: Spec) -> dict:
+    """The value checks every decoder of ``spec`` applies: event time at most
+    ``source.max_future`` ahead of the clock; probability scores in [0, 1]."""
+    return {"max_future": spec.source.max_future,
+            "probability_models": [m.name for m in spec.models if m.task != "regression"]}
 
 
 class PerModelDecoder:
@@ -38,7 +46,8 @@ class PerModelDecoder:
         self.parts = tuple(spec.schema.model.split("."))
         self.single = spec.models[0].name if len(spec.models) == 1 else None
         self.by_model = {m.name: Decoder(spec.schema_for(m), default_model=m.name,
-                                         known_models=[m.name], feature_types=feature_types)
+                                         known_models=[m.name], feature_types=feature_types,
+                                         **_checks(spec))
                          for m in spec.models if m.schema}
 
     def _model_of(self, record: Any) -> Any:

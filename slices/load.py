@@ -58,7 +58,7 @@ DRIFT_KEYS = ("enabled", "profile", "rolling_windows", "fdr", "per_slice", "pred
               "label", "features", "concept")
 FEATURE_KEYS = ("type", "test", "threshold", "min_samples")
 SOURCE_KEYS = ("type", "path", "format", "follow", "batch_size", "labels", "dead_letter",
-               "kafka")
+               "kafka", "max_future", "max_record_bytes", "dead_letter_max_bytes")
 SERVER_KEYS = ("listen", "stale_after_windows", "max_series", "max_series_per_family")
 SCHEMA_FIELDS = {"model": "model", "version": "version", "id": "id", "time": "time",
                  "features": "features", "score": "score", "class": "pred_class",
@@ -296,11 +296,26 @@ class _Loader:
             "dead_letter": lambda p, x: self.str_(p, x, "a file path"),
             "kafka": lambda p, x: x if self.c.mapping(p, x, list(x) if isinstance(x, dict)
                                                       else ()) is not None else None,
+            "max_future": self.positive_duration,
+            "max_record_bytes": lambda p, x: self.int_(p, x, lo=64, hi=1 << 30),
+            "dead_letter_max_bytes": lambda p, x: self.int_(p, x, lo=4096),
         }
         for key, check in checks.items():
             if key in v and (value := check((*path, key), v[key])) is not None:
                 kw["paths" if key == "path" else key] = value
+        record = kw.get("max_record_bytes", SourceSpec.max_record_bytes)
+        if kw.get("dead_letter_max_bytes", record) < record:
+            self.error((*path, "dead_letter_max_bytes"), "dead_letter_max_bytes must be at "
+                       f"least max_record_bytes ({record}); got {kw['dead_letter_max_bytes']}")
         return SourceSpec(**kw)
+
+    def positive_duration(self, path: Path, v: Any) -> float | None:
+        seconds = self.duration(path, v)
+        if seconds is not None and seconds <= 0:
+            self.error(path, f"{self._name(path)} must be a duration above zero such as '1h'; "
+                             f"got {_got(v)}")
+            return None
+        return seconds
 
     def server(self, path: Path, v: Any) -> ServerSpec | None:
         if v is None or self.c.mapping(path, v, SERVER_KEYS) is None:

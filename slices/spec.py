@@ -132,6 +132,9 @@ class SourceSpec:
     labels: tuple[str, ...] = ()  # label files (file source)
     dead_letter: str | None = None
     kafka: dict[str, Any] = field(default_factory=dict)
+    max_future: float = 3600.0  # seconds an event time may be ahead of the clock
+    max_record_bytes: int = 1 << 20  # longer lines / CSV rows are dead-lettered (too_large)
+    dead_letter_max_bytes: int = 100 << 20  # the dead-letter file rotates at this size
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from monitor.decode import Reject
+from monitor.decode import MAX_TIME, MIN_TIME, Reject
 from monitor.records import OUTCOME_CODES, RecordBatch
 from slices.spec import SchemaSpec
 
@@ -153,6 +153,8 @@ class _ReferenceDecoder:
 
         model = [g["model"](r) for r in records]
         for i, m in enumerate(model):
+            if m is None:  # rule added after the rewrite: a null model is rejected
+                flag(i, "null_model")
             if m is _MISSING or m is None:
                 if self.default_model is None:
                     flag(i, "missing_field:model")
@@ -168,6 +170,9 @@ class _ReferenceDecoder:
         times = old_parse_times([None if t is _MISSING else t for t in raw_time])
         for i in np.flatnonzero(~np.isfinite(times)):
             flag(int(i), "missing_field:time" if raw_time[i] in (_MISSING, None) else "bad_time")
+        # rule added after the rewrite: times outside pandas' nanosecond range are bad_time
+        for i in np.flatnonzero((times < MIN_TIME) | (times > MAX_TIME)):
+            flag(int(i), "bad_time")
 
         outcome = np.zeros(n, dtype=np.int8)
         for i, r in enumerate(records):
