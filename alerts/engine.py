@@ -265,7 +265,8 @@ class AlertEngine:
                 self._count("(removed)", "failed")
             self._pruned_at = now
 
-    def dispatch(self, now: float | None = None, max_rounds: int = 100) -> int:
+    def dispatch(self, now: float | None = None, max_rounds: int = 100, limit: int = 100
+                 ) -> int:
         """Flush due groups, then send due outbox entries (in order per dedup key), every
         receiver in its own thread so that a slow one delays no other; returns the number
         delivered once all are done. Call it regularly (every second or so); a long-running
@@ -277,20 +278,22 @@ class AlertEngine:
         if not names:
             return 0
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="alert-send") as pool:
-            done = [pool.submit(self.deliver_due, name, now, max_rounds) for name in names]
+            done = [pool.submit(self.deliver_due, name, now, max_rounds, limit)
+                    for name in names]
             return sum(f.result() for f in done)
 
-    def deliver_due(self, receiver: str, now: float | None = None, max_rounds: int = 100
-                    ) -> int:
-        """Send the due entries of one receiver, oldest first; returns the number delivered.
-        Each entry is claimed (leased) just before its request."""
+    def deliver_due(self, receiver: str, now: float | None = None, max_rounds: int = 100,
+                    limit: int = 100) -> int:
+        """Send the due entries of one receiver, oldest first, up to ``limit`` per round;
+        returns the number delivered. Each entry is claimed (leased) just before its
+        request."""
         if not self.notify:
             return 0
         sent = 0
         with self._send_locks[receiver]:
             for _ in range(max_rounds):
                 at = self.clock() if now is None else now
-                due = self.outbox.due(at, receiver=receiver)
+                due = self.outbox.due(at, limit, receiver)
                 if not due:
                     break
                 for entry in due:

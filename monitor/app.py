@@ -39,6 +39,7 @@ class RunOptions:
     results: str | None = None  # JSONL history of every closed window's results
     alerts_db: str | None = None  # SQLite outbox + alert state (default slicewatch-state/)
     pushgateway: str | None = None  # push the final metrics there after a replay
+    notify: bool | None = None  # send notifications; None: not for a file replay of the past
 
 
 def effective_spec(spec: Spec, opts: RunOptions) -> Spec:
@@ -74,10 +75,10 @@ def open_source(spec: Spec, stop: threading.Event) -> Iterator[Chunk]:
 
 
 def serve(daemon: Daemon, listen: str,
-          extra_collectors: tuple = ()) -> MetricsServer:
+          extra_collectors: tuple = (), health=None) -> MetricsServer:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SlicewatchCollector(lambda: daemon.snapshot, extra_collectors))
-    return MetricsServer(registry, listen, lambda: daemon.snapshot).start()
+    return MetricsServer(registry, listen, lambda: daemon.snapshot, health).start()
 
 
 def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
@@ -93,7 +94,8 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
     listeners, stage = outputs(spec, opts, out, listeners)
     daemon = Daemon(spec, dead_letter=DeadLetter(spec.source.dead_letter), listeners=listeners)
     collectors = (stage.collect,) if stage else ()
-    server = serve(daemon, spec.server.listen, collectors) if spec.server.listen else None
+    server = (serve(daemon, spec.server.listen, collectors, stage.health if stage else None)
+              if spec.server.listen else None)
     if server:
         print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
     restore = install_signal_handlers(daemon.stop)
@@ -137,15 +139,28 @@ def outputs(spec: Spec, opts: RunOptions, out: TextIO,
             listeners: Iterable[ResultListener] = ()) -> tuple[list, AlertStage | None]:
     """The result listeners every run mode shares: the console table, the results history,
     and the alert stage (started; the caller stops it)."""
-    listeners = list(listeners)
+    listeners, sinks = list(listeners), []
     if not opts.quiet:
         listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
+        sinks.append(listeners[-1].alerts)
     if opts.results:
         listeners.append(ResultsWriter(opts.results))
-    stage = AlertStage(spec, opts.alerts_db).start() if spec.alerting else None
+        sinks.append(listeners[-1].write_alerts)
+    stage = None
+    if spec.alerting:
+        stage = AlertStage(spec, opts.alerts_db, notify=notifies(spec, opts),
+                           sinks=sinks).start()
     if stage:
         listeners.append(stage)
     return listeners, stage
+
+
+def notifies(spec: Spec, opts: RunOptions) -> bool:
+    """``--notify`` / ``--no-notify`` if given; else notify except for a file replay of the
+    past (file input without ``--follow``), whose alerts are printed and recorded only."""
+    if opts.notify is not None:
+        return opts.notify
+    return not (spec.source.type == "file" and not spec.source.follow)
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

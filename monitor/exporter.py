@@ -223,10 +223,14 @@ class MetricsServer:
     """
 
     def __init__(self, registry: CollectorRegistry, listen: str,
-                 get_snapshot: Callable[[], Snapshot]):
+                 get_snapshot: Callable[[], Snapshot],
+                 health: Callable[[], list[str]] | None = None):
+        """``health`` lists problems (e.g. a dead alert dispatcher): ``/healthz`` then
+        answers 503 with them."""
         host, _, port = listen.rpartition(":")
         self.registry = registry
         self.get_snapshot = get_snapshot
+        self.health = health
         self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="metrics-http",
@@ -257,10 +261,14 @@ class MetricsServer:
                 elif path == "/healthz":
                     snap = server.get_snapshot()
                     age = time.time() - snap.heartbeat if snap.heartbeat else None
-                    body = {"status": "ok", "seconds_since_last_batch": age,
+                    problems = server.health() if server.health else []
+                    body = {"status": "unhealthy" if problems else "ok",
+                            "seconds_since_last_batch": age,
                             "records": sum(snap.records.values()),
-                            "windows_closed": sum(snap.windows_closed.values())}
-                    self._send(200, "application/json", json.dumps(body).encode())
+                            "windows_closed": sum(snap.windows_closed.values()),
+                            **({"problems": problems} if problems else {})}
+                    self._send(503 if problems else 200, "application/json",
+                               json.dumps(body).encode())
                 elif path == "/":
                     self._send(200, "text/plain; charset=utf-8",
                                b"slicewatch: /metrics /healthz\n")
