@@ -265,12 +265,13 @@ class AlertEngine:
                 self._count("(removed)", "failed")
             self._pruned_at = now
 
-    def dispatch(self, now: float | None = None, max_rounds: int = 100, limit: int = 100
-                 ) -> int:
+    def dispatch(self, now: float | None = None, max_rounds: int = 100, limit: int = 100,
+                 until: float | None = None) -> int:
         """Flush due groups, then send due outbox entries (in order per dedup key), every
         receiver in its own thread so that a slow one delays no other; returns the number
-        delivered once all are done. Call it regularly (every second or so); a long-running
-        process rather runs :class:`alerts.workers.Dispatcher`, which does not wait."""
+        delivered once all are done. No request starts after ``until`` (``time.monotonic``).
+        Call it regularly (every second or so); a long-running process rather runs
+        :class:`alerts.workers.Dispatcher`, which does not wait."""
         if not self.notify:
             return 0
         self.housekeeping(now)
@@ -278,25 +279,28 @@ class AlertEngine:
         if not names:
             return 0
         with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="alert-send") as pool:
-            done = [pool.submit(self.deliver_due, name, now, max_rounds, limit)
+            done = [pool.submit(self.deliver_due, name, now, max_rounds, limit, until)
                     for name in names]
             return sum(f.result() for f in done)
 
     def deliver_due(self, receiver: str, now: float | None = None, max_rounds: int = 100,
-                    limit: int = 100) -> int:
-        """Send the due entries of one receiver, oldest first, up to ``limit`` per round;
-        returns the number delivered. Each entry is claimed (leased) just before its
-        request."""
+                    limit: int = 100, until: float | None = None) -> int:
+        """Send the entries of one receiver due at the start of the call, oldest first, up
+        to ``limit`` per round (an entry retried meanwhile waits for a later call); returns
+        the number delivered. Each entry is claimed (leased) just before its request; none
+        starts after ``until`` (``time.monotonic``)."""
         if not self.notify:
             return 0
         sent = 0
+        start = self.clock() if now is None else now
         with self._send_locks[receiver]:
             for _ in range(max_rounds):
-                at = self.clock() if now is None else now
-                due = self.outbox.due(at, limit, receiver)
+                due = self.outbox.due(start, limit, receiver)
                 if not due:
                     break
                 for entry in due:
+                    if until is not None and time.monotonic() > until:
+                        return sent
                     at = self.clock() if now is None else now
                     if self.outbox.claim(entry.id, at):
                         sent += self._send(entry, at)

@@ -192,8 +192,9 @@ class Dispatcher:
 
     def stop(self, horizon: float = 0.0) -> None:
         """Stop the loops (a request in flight ends by its deadline), judge what is still
-        queued, and run one last round ``horizon`` seconds ahead so waiting groups flush;
-        what cannot be sent stays in the durable outbox."""
+        queued, and run one last round ``horizon`` seconds ahead so waiting groups flush
+        (no request starts after the longest receiver ``timeout``); what cannot be sent
+        stays in the durable outbox."""
         self.stopping.set()
         for loop in (self.main, *self.workers.values()):
             loop.wake.set()
@@ -204,7 +205,7 @@ class Dispatcher:
         try:
             with self._drain_lock:
                 self._drain()
-            self.engine.dispatch(now=time.time() + horizon, max_rounds=1,
-                                 limit=ENTRIES_PER_ROUND)
+            longest = max((r.timeout for r in self.engine.spec.receivers), default=0.0)
+            self.engine.dispatch(now=time.time() + horizon, until=time.monotonic() + longest)
         except Exception as exc:
             self.error("stop", exc)
