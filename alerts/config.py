@@ -30,8 +30,9 @@ DEFAULT_SUMMARY = ("{{ rule }}: {{ metric }} = {{ value }} on {{ model }}/{{ sli
                    "(threshold {{ threshold }})")
 DEFAULT_DESCRIPTION = ("Model {{ model }} version {{ version }}, slice {{ slice }}, window "
                        "{{ window_start }} – {{ window_end }} ({{ count }} records): "
-                       "{{ metric }} = {{ value }}, threshold {{ threshold }}, "
-                       "baseline {{ baseline }}.")
+                       "{{ metric }} = {{ value }}, threshold {{ threshold }}.")
+# change rules have a baseline value; value rules have none
+DEFAULT_CHANGE_DESCRIPTION = DEFAULT_DESCRIPTION[:-1] + ", baseline {{ baseline }}."
 
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV = re.compile(r"\$\{([^}]*)\}")
@@ -326,7 +327,8 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
         if reserved in labels:
             checker.error((*path, "labels", reserved), f"label {reserved!r} is set by "
                           "slicewatch and cannot be overridden", at_key=True)
-    annotations = {"summary": DEFAULT_SUMMARY, "description": DEFAULT_DESCRIPTION}
+    annotations = {"summary": DEFAULT_SUMMARY, "description": DEFAULT_CHANGE_DESCRIPTION
+                   if fields.get("change") is not None else DEFAULT_DESCRIPTION}
     raw_ann = _str_map(checker, (*path, "annotations"), raw.get("annotations", {}),
                        label_keys=True)
     for key, text in raw_ann.items():
