@@ -66,17 +66,28 @@ class BadServer:
 
 
 class Healthy:
-    def __init__(self) -> None:
+    """Records ``(time.monotonic(), body, path, headers)`` per request; answers ``status``
+    (a 4xx/5xx answer echoes the request path, as some services quote the URL back)."""
+
+    def __init__(self, status: int = 200) -> None:
         self.pages: list[tuple[float, dict]] = []
+        self.requests: list[tuple[str, dict, dict]] = []
+        self.status = status
+        self.on_request = None  # called with the parsed body, before answering
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.pages.append((time.monotonic(), json.loads(body)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if outer.on_request is not None:
+                    outer.on_request(body)
+                outer.pages.append((time.monotonic(), body))
+                outer.requests.append((self.path, body, dict(self.headers)))
+                text = b"" if outer.status < 300 else f"bad url {self.path}".encode()
+                self.send_response(outer.status)
+                self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
+                self.wfile.write(text)
 
             def log_message(self, *a) -> None:
                 return
