@@ -144,3 +144,29 @@ def test_test_notifications_carry_one_marker():
         body = json.loads(render(RECEIVERS[kind], first, 0.0, ENV).body)
         text = body["text"] if kind == "slack" else body["payload"]["summary"]
         assert text.startswith("[TEST] ") and text.count("[TEST]") == 1, text
+
+
+def test_the_verification_snippet_in_the_docs_works(tmp_path):
+    """The runnable snippet of docs/alerts.md accepts a fresh signature of the real builder
+    and refuses a stale one (run as its own program, as a receiver would)."""
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    [snippet] = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "def verify" in b]
+    now = time.time()
+    fresh = render(RECEIVERS["webhook"], note(), now, ENV)
+    stale = render(RECEIVERS["webhook"], note(), now - 3600, ENV)
+    program = tmp_path / "receiver.py"
+    program.write_text(snippet + "\nimport sys\nh1, h2, b1, b2 = sys.argv[1:]\n"
+                       "print(verify(b's3cret', h1, bytes.fromhex(b1)),"
+                       " verify(b's3cret', h2, bytes.fromhex(b2)))\n")
+    out = subprocess.run([sys.executable, str(program),
+                          fresh.headers["X-Slicewatch-Signature"],
+                          stale.headers["X-Slicewatch-Signature"],
+                          fresh.body.hex(), stale.body.hex()],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "False"], out.stderr
