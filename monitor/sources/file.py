@@ -93,7 +93,8 @@ class FileSource:
         done: set[str] = set()
         offsets: dict[str, int] = {}
         while True:
-            progressed = False
+            last = self.stop.is_set()  # a pass begun after stop is the last: what was
+            progressed = False         # written before stop is read, nothing after
             for path in self._expand_lenient():
                 if path in done:
                     continue
@@ -105,7 +106,7 @@ class FileSource:
                 for chunk in self._tail_once(path, offsets):
                     progressed = True
                     yield chunk
-            if self.stop.is_set():
+            if last:
                 return
             if not progressed:
                 self.stop.wait(self.poll_interval)
