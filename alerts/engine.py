@@ -261,8 +261,11 @@ class AlertEngine:
         self.flush(now)
         if now - self._pruned_at > 3600.0:
             self.outbox.prune(now - self.retention)
-            for _ in range(self.outbox.fail_orphans(set(self._send_locks), now)):
-                self._count("(removed)", "failed")
+            for name, n in self.outbox.fail_orphans(set(self._send_locks), now).items():
+                with self._counts_lock:
+                    self._counts[(name, "failed")] += n
+                log.error("%d notifications to %s failed: the receiver is no longer in the "
+                          "spec", n, name)
             self._pruned_at = now
 
     def dispatch(self, now: float | None = None, max_rounds: int = 100, limit: int = 100,

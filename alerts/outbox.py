@@ -27,6 +27,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.errors import AlertsError
 from alerts.model import Alert, Notification
 
 _SCHEMA = """
@@ -127,11 +128,14 @@ class Outbox:
         self.lease = lease
         self.max_pending = max_pending
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                   timeout=busy_timeout)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                       timeout=busy_timeout)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:  # not a database, locked for long, unreadable…
+            raise AlertsError(f"cannot open the alert database {path}: {exc}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -217,16 +221,17 @@ class Outbox:
                        (attempts, now + delay, status, error[:4000], entry_id))
             return True
 
-    def fail_orphans(self, receivers: set[str], now: float) -> int:
-        """Record ``failed`` the pending entries of receivers no longer in the spec."""
+    def fail_orphans(self, receivers: set[str], now: float) -> dict[str, int]:
+        """Record ``failed`` the pending entries of receivers no longer in the spec; returns
+        their number per receiver."""
         with self._tx() as db:
             rows = db.execute("SELECT DISTINCT receiver FROM outbox WHERE status='pending'"
                               ).fetchall()
             gone = [r[0] for r in rows if r[0] not in receivers]
-            return sum(db.execute("UPDATE outbox SET status='failed', sent_at=?, last_error=? "
-                                  "WHERE status='pending' AND receiver=?",
-                                  (now, f"receiver {name!r} is no longer in the spec", name)
-                                  ).rowcount for name in gone)
+            return {name: db.execute("UPDATE outbox SET status='failed', sent_at=?, "
+                                     "last_error=? WHERE status='pending' AND receiver=?",
+                                     (now, f"receiver {name!r} is no longer in the spec", name)
+                                     ).rowcount for name in gone}
 
     def prune(self, before: float) -> int:
         """Delete sent/failed entries and resolved alerts older than ``before``; returns the

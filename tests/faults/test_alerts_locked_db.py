@@ -133,3 +133,32 @@ def test_a_dead_dispatcher_thread_is_reported(tmp_path):
     finally:
         dispatcher.stop()
         engine.close()
+
+
+def test_observations_waiting_for_a_locked_database_are_bounded(tmp_path):
+    path = str(tmp_path / "alerts.sqlite")
+    engine = AlertEngine(spec_of(SPEC), path, busy_timeout=0.1)
+    dispatcher = Dispatcher(engine, interval=0.05, max_pending=2).start()
+    try:
+        with locked(path):
+            dispatcher.observe([obs(0)])
+            dispatcher.observe([obs(1)])
+            dispatcher.observe([obs(2)])  # over the bound: dropped and counted
+            assert (dispatcher.pending(), dispatcher.dropped) == (2, 1)
+        assert wait_for(lambda: dispatcher.pending() == 0)
+        assert engine.firing()[0].window_end == 120.0  # windows 0 and 1 were judged
+    finally:
+        dispatcher.stop()
+        engine.close()
+
+
+def test_an_unreadable_alert_database_is_a_clear_error_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "alerts.db"
+    db.write_bytes(b"not a database" * 100)
+    out = subprocess.run([sys.executable, "-m", "monitor.cli", "alerts", "list", "--db",
+                          str(db)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"cannot open the alert database {db}: file is not a database" in out.stderr
