@@ -45,7 +45,8 @@ def wait_for(predicate, deadline: float = 60.0) -> bool:
 @contextmanager
 def locked(path: str):
     """Another process's view: a second connection holding the write lock."""
-    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    other = sqlite3.connect(path, isolation_level=None, timeout=60)  # waits for a short
+    # transaction of the dispatcher itself
     other.execute("BEGIN EXCLUSIVE")
     try:
         yield
