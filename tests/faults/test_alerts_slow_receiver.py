@@ -131,8 +131,8 @@ def spec_for(silent: int, trickle: int, healthy: int):
 alerts:
   - {{name: auc_low, metric: roc_auc, threshold: {{lower: 0.7}}}}
 receivers:
-  - {{name: silent, type: webhook, url: "http://127.0.0.1:{silent}/", timeout: 3s}}
-  - {{name: trickle, type: webhook, url: "http://127.0.0.1:{trickle}/", timeout: 3s}}
+  - {{name: silent, type: webhook, url: "http://127.0.0.1:{silent}/", timeout: 8s}}
+  - {{name: trickle, type: webhook, url: "http://127.0.0.1:{trickle}/", timeout: 8s}}
   - {{name: ok, type: webhook, url: "http://127.0.0.1:{healthy}/", timeout: 3s}}
 route: {route}
 """)
@@ -147,19 +147,20 @@ def test_a_hanging_receiver_delays_no_other(servers, tmp_path):
     silent, trickle, healthy = servers
     engine = AlertEngine(spec_for(silent.port, trickle.port, healthy.port),
                          str(tmp_path / "a.sqlite"))
-    engine.observe([page(0), page(1)])
+    engine.observe([page(0)])
     t0 = time.monotonic()
     rounds = threading.Thread(target=engine.dispatch, daemon=True)
     rounds.start()
     deadline = time.monotonic() + 60
-    while len(healthy.pages) < 2 and time.monotonic() < deadline:
+    while not healthy.pages and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert len(healthy.pages) == 2
+    assert len(healthy.pages) == 1
     took = healthy.pages[-1][0] - t0
-    assert took < 2.5, f"the healthy receiver waited {took:.1f} s behind the hanging ones"
+    # (one after the other, it would wait at least one 8 s deadline)
+    assert took < 4, f"the healthy receiver waited {took:.1f} s behind the hanging ones"
     rounds.join(60)
     assert not rounds.is_alive()
-    # the hanging requests ended at their 3 s deadline and wait for a retry
+    # the hanging requests ended at their 8 s deadline and wait for a retry
     stuck = [e for e in engine.outbox.entries("pending")]
     assert {e.receiver for e in stuck} == {"silent", "trickle"}
     assert all("deadline" in (e.last_error or "") for e in stuck)
@@ -172,14 +173,14 @@ def test_the_daemon_dispatcher_keeps_paging_while_a_receiver_hangs(servers, tmp_
                          str(tmp_path / "a.sqlite"))
     dispatcher = Dispatcher(engine, interval=0.05).start()
     try:
-        for i in range(3):  # one page after another while both bad receivers hang
+        for i in range(2):  # one page after another while both bad receivers hang
             t0 = time.monotonic()
             dispatcher.observe([page(i)])
             deadline = time.monotonic() + 60
             while len(healthy.pages) < i + 1 and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert len(healthy.pages) == i + 1
-            assert healthy.pages[-1][0] - t0 < 2.5
+            assert healthy.pages[-1][0] - t0 < 4
         assert silent.requests >= 1 and trickle.requests >= 1
         assert dispatcher.health() == []
     finally:
