@@ -30,8 +30,9 @@ DEFAULT_SUMMARY = ("{{ rule }}: {{ metric }} = {{ value }} on {{ model }}/{{ sli
                    "(threshold {{ threshold }})")
 DEFAULT_DESCRIPTION = ("Model {{ model }} version {{ version }}, slice {{ slice }}, window "
                        "{{ window_start }} – {{ window_end }} ({{ count }} records): "
-                       "{{ metric }} = {{ value }}, threshold {{ threshold }}, "
-                       "baseline {{ baseline }}.")
+                       "{{ metric }} = {{ value }}, threshold {{ threshold }}.")
+# change rules have a baseline value; value rules have none
+DEFAULT_CHANGE_DESCRIPTION = DEFAULT_DESCRIPTION[:-1] + ", baseline {{ baseline }}."
 
 _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV = re.compile(r"\$\{([^}]*)\}")
@@ -96,8 +97,9 @@ class ReceiverSpec:
     routing_key: str | None = None  # pagerduty
     source: str | None = None  # pagerduty payload.source
     headers: dict[str, str] = field(default_factory=dict)
-    timeout: float = 10.0
+    timeout: float = 10.0  # deadline of one whole request
     send_resolved: bool = True
+    retry_max_delay: float = 30.0  # cap of the retry backoff
     resend_interval: float = 60.0  # alertmanager: re-send active alerts this often
     generator_url: str = "http://localhost/slicewatch"
 
@@ -325,7 +327,8 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
         if reserved in labels:
             checker.error((*path, "labels", reserved), f"label {reserved!r} is set by "
                           "slicewatch and cannot be overridden", at_key=True)
-    annotations = {"summary": DEFAULT_SUMMARY, "description": DEFAULT_DESCRIPTION}
+    annotations = {"summary": DEFAULT_SUMMARY, "description": DEFAULT_CHANGE_DESCRIPTION
+                   if fields.get("change") is not None else DEFAULT_DESCRIPTION}
     raw_ann = _str_map(checker, (*path, "annotations"), raw.get("annotations", {}),
                        label_keys=True)
     for key, text in raw_ann.items():
@@ -448,6 +451,7 @@ def _flapping(checker: Checker, path: Path, raw: Any) -> tuple[int, int]:
 # ---- receivers
 
 
+EXPANDED_FIELDS: tuple[str, ...] = ("url", "secret", "routing_key")  # and headers values
 _RECEIVER_FIELDS = {
     "webhook": ("url", "secret", "headers"),
     "slack": ("url",),
@@ -471,7 +475,8 @@ def _receivers(checker: Checker, value: Any) -> tuple[ReceiverSpec, ...]:
             checker.error((*path, "type"), f"unknown receiver type {rtype!r}; allowed: "
                           f"{', '.join(RECEIVER_TYPES)}")
             continue
-        allowed = ("name", "type", "timeout", "send_resolved", *_RECEIVER_FIELDS[rtype])
+        allowed = ("name", "type", "timeout", "send_resolved", "retry_max_delay",
+                   *_RECEIVER_FIELDS[rtype])
         checker.mapping(path, raw, allowed, required=("name", *_REQUIRED[rtype]))
         ok = len(checker.problems)
         name = _name(checker, (*path, "name"), raw.get("name"), "a receiver name") or "?"
@@ -483,7 +488,7 @@ def _receivers(checker: Checker, value: Any) -> tuple[ReceiverSpec, ...]:
             if key in raw:
                 text = _name(checker, (*path, key), raw[key], key)
                 if text is not None:
-                    _check_env_refs(checker, (*path, key), text)
+                    _check_env_refs(checker, (*path, key), text, key in EXPANDED_FIELDS)
                     kwargs[key] = text
         if "headers" in raw:
             kwargs["headers"] = _str_map(checker, (*path, "headers"), raw["headers"], False)
@@ -491,6 +496,9 @@ def _receivers(checker: Checker, value: Any) -> tuple[ReceiverSpec, ...]:
                 _check_env_refs(checker, (*path, "headers", key), text)
         if "timeout" in raw:
             kwargs["timeout"] = _duration(checker, (*path, "timeout"), raw["timeout"], True)
+        if "retry_max_delay" in raw:
+            kwargs["retry_max_delay"] = _duration(checker, (*path, "retry_max_delay"),
+                                                  raw["retry_max_delay"], True)
         if "resend_interval" in raw:
             kwargs["resend_interval"] = _duration(checker, (*path, "resend_interval"),
                                                   raw["resend_interval"], True)
@@ -504,7 +512,12 @@ def _receivers(checker: Checker, value: Any) -> tuple[ReceiverSpec, ...]:
     return tuple(out)
 
 
-def _check_env_refs(checker: Checker, path: Path, text: str) -> None:
+def _check_env_refs(checker: Checker, path: Path, text: str, expanded: bool = True) -> None:
+    if not expanded and "${" in text:
+        checker.error(path, f"${{...}} is expanded only in {', '.join(EXPANDED_FIELDS)} and "
+                      f"headers (fields that carry credentials); {path[-1]!r} is sent as "
+                      "written")
+        return
     for ref in _ENV.findall(text):
         if not _ENV_NAME.match(ref):
             checker.error(path, f"invalid environment reference ${{{ref}}}; expected "

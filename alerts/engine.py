@@ -12,29 +12,31 @@ engine continues where the last one stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-import requests
-
-from alerts.config import AlertingSpec, ChangeSpec, ReceiverSpec
-from alerts.errors import AlertsError, DeliveryError, MissingEnvError
+from alerts.config import DEFAULT_INHIBIT, AlertingSpec, ChangeSpec, InhibitRule, ReceiverSpec
+from alerts.errors import AlertsError, DeliveryError, MissingEnvError, UnknownReceiverError
 from alerts.lifecycle import Series
-from alerts.model import Alert, Notification, Observation
+from alerts.model import Alert, AlertEvent, Notification, Observation
 from alerts.outbox import Backoff, Entry, Outbox
 from alerts.receivers import deliver
 from alerts.route import Group, group_key, group_labels, inhibited, match_routes
 from alerts.rules import evaluate
 
 log = logging.getLogger("slicewatch.alerts")
-OUTCOMES: tuple[str, ...] = ("sent", "retried", "failed")
+OUTCOMES: tuple[str, ...] = ("sent", "retried", "failed", "dropped")
 
 
 def _series_key(model: str, version: str, slice_: str) -> str:
@@ -44,29 +46,33 @@ def _series_key(model: str, version: str, slice_: str) -> str:
 class AlertEngine:
     """Evaluates rules on observations and delivers notifications through a durable outbox.
 
-    ``clock`` gives the time when ``now`` is not passed; ``backoff``, ``rng``, ``session`` and
-    ``env`` (the mapping ``${VAR}`` is read from, default ``os.environ``) are for tests and
-    tuning. Sent and failed entries, and resolved alerts, are deleted ``retention`` seconds
-    after they were done with.
+    ``clock`` gives the time when ``now`` is not passed; ``backoff``, ``rng`` and ``env`` (the
+    mapping ``${VAR}`` is read from, default ``os.environ``) are for tests and tuning. Sent and
+    failed entries, and resolved alerts, are deleted ``retention`` seconds after they were
+    done with. ``notify=False`` (a replay of the past) judges and remembers everything but
+    runs no group timers and sends nothing: groups wait, with their firing alerts, for a run
+    that notifies. ``busy_timeout``: how long a write waits for a locked database.
     """
 
     def __init__(self, spec: AlertingSpec, outbox_path: str,
                  clock: Callable[[], float] = time.time, *, backoff: Backoff | None = None,
-                 rng: random.Random | None = None, session: requests.Session | None = None,
-                 env: Mapping[str, str] | None = None, retention: float = 7 * 86400.0):
+                 rng: random.Random | None = None, env: Mapping[str, str] | None = None,
+                 retention: float = 7 * 86400.0, notify: bool = True,
+                 busy_timeout: float = 5.0):
         self.spec = spec
         self.clock = clock
-        self.outbox = Outbox(outbox_path, backoff, rng)
-        self.session = session or requests.Session()
+        self.outbox = Outbox(outbox_path, backoff, rng, busy_timeout=busy_timeout)
         self.env = env
         self.retention = retention
+        self.notify = notify
         self._pruned_at = float("-inf")
         self._lock = threading.RLock()
-        self._dispatch_lock = threading.Lock()
+        self._send_locks = {r.name: threading.Lock() for r in spec.receivers}
         self._counts_lock = threading.Lock()
         self._series: dict[str, Series] = {}
         self._latest: dict[str, dict[str, Any]] = {}
         self._groups: dict[str, Group] = {}
+        self._memory: dict[str, float] = self.outbox.load_memory()
         self._counts: Counter[tuple[str, str]] = Counter(
             {(r.name, o): 0 for r in spec.receivers for o in OUTCOMES})
         self._restore()
@@ -77,6 +83,23 @@ class AlertEngine:
         return {"series": {k: s.to_state() for k, s in self._series.items()},
                 "latest": self._latest,
                 "groups": {k: g.to_state() for k, g in self._groups.items()}}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._series = {k: Series.from_state(v) for k, v in state["series"].items()}
+        self._latest = state["latest"]
+        self._groups = {k: Group.from_state(g) for k, g in state["groups"].items()}
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """In-memory state goes back to what it was when the block fails (e.g. the commit
+        meets ``database is locked``), so the same observations can be tried again."""
+        saved, memory = json.dumps(self._state()), dict(self._memory)
+        try:
+            yield
+        except BaseException:
+            self._set_state(json.loads(saved))
+            self._memory = memory
+            raise
 
     def _restore(self) -> None:
         state = self.outbox.load_state()
@@ -101,12 +124,17 @@ class AlertEngine:
 
     # ---- evaluation
 
-    def observe(self, observations: list[Observation], now: float | None = None
-                ) -> list[Notification]:
+    def observe(self, observations: list[Observation], now: float | None = None,
+                events: list[AlertEvent] | None = None) -> list[Notification]:
         """Judge every rule on ``observations`` (windows of any series, any order) and enqueue
-        the notifications due now. Returns the enqueued notifications."""
+        the notifications due now. Returns the enqueued notifications; the transitions
+        (fired / resolved) are appended to ``events`` if given. A window at or before the
+        last one judged for an alert is ignored, however old (the alert memory, kept in the
+        database). All or nothing: when the commit fails nothing changed."""
         now = self.clock() if now is None else now
-        with self._lock:
+        with self._lock, self._atomic():
+            found: list[AlertEvent] = []
+            judged: dict[str, float] = {}
             touched: dict[str, Alert] = {}
             ordered = sorted(observations, key=lambda o: o.window_end)
             for _, batch in groupby(ordered, key=lambda o: o.window_end):
@@ -120,10 +148,14 @@ class AlertEngine:
                         self._latest[key] = {"window_end": o.window_end,
                                              "metrics": dict(o.metrics)}
                 for o in batch:
-                    self._judge(o, previous[id(o)], now, touched)
-            notes = self._flush(now)
+                    self._judge(o, previous[id(o)], now, touched, judged, found)
+            notes = self._flush(now) if self.notify else []
             self._compact()
-            self.outbox.commit(notes, now, alerts=list(touched.values()), state=self._state())
+            refused = self.outbox.commit(notes, now, alerts=list(touched.values()),
+                                         state=self._state(), memory=judged)
+        self._refused(refused)
+        if events is not None:
+            events.extend(found)
         return notes
 
     def _compact(self) -> None:
@@ -137,7 +169,8 @@ class AlertEngine:
                 del self._series[key]
 
     def _judge(self, obs: Observation, previous: dict[str, Any] | None, now: float,
-               touched: dict[str, Alert]) -> None:
+               touched: dict[str, Alert], judged: dict[str, float],
+               events: list[AlertEvent]) -> None:
         def baseline_of(o: Observation, change: ChangeSpec, metric: str) -> float | None:
             if change.baseline == "reference":
                 return (o.reference_metrics or {}).get(metric)
@@ -152,11 +185,19 @@ class AlertEngine:
 
         for rule in self.spec.rules:
             for verdict in evaluate(rule, obs, baseline_of):
-                series = self._series.setdefault(verdict.fingerprint, Series())
+                fp = verdict.fingerprint
+                if obs.window_end <= self._memory.get(fp, float("-inf")):
+                    continue  # judged before (a replay from an older offset)
+                self._memory[fp] = judged[fp] = obs.window_end
+                series = self._series.setdefault(fp, Series())
                 transition = series.step(verdict, (obs.window_start, obs.window_end),
                                          obs.count, now)
                 if series.alert is not None and (transition or series.firing):
                     touched[series.alert.fingerprint] = series.alert
+                if transition:
+                    assert series.alert is not None
+                    events.append(AlertEvent("firing" if transition == "fired" else "resolved",
+                                             Alert.from_dict(series.alert.to_dict())))
                 if transition == "fired":
                     assert series.alert is not None
                     self._enter_groups(series.alert, now)
@@ -198,42 +239,82 @@ class AlertEngine:
     def flush(self, now: float | None = None) -> list[Notification]:
         """Enqueue what alert groups whose timers are due have to say."""
         now = self.clock() if now is None else now
-        with self._lock:
+        if not self.notify:
+            return []
+        with self._lock, self._atomic():
             notes = self._flush(now)
-            if notes:
-                self.outbox.commit(notes, now, state=self._state())
+            refused = self.outbox.commit(notes, now, state=self._state()) if notes else []
+        self._refused(refused)
         return notes
+
+    def _refused(self, notes: list[Notification]) -> None:
+        for note in notes:
+            self._count(note.receiver, "dropped")
+            log.error("notification %s to %s dropped: the outbox is full", note.id,
+                      note.receiver)
 
     # ---- delivery
 
-    def dispatch(self, now: float | None = None, max_rounds: int = 100) -> int:
-        """Flush due groups, then send due outbox entries (in order per dedup key).
-
-        Returns the number delivered. Call it regularly (every second or so).
-        """
+    def housekeeping(self, now: float | None = None) -> None:
+        """Flush due groups; hourly, prune old entries and fail those of removed receivers."""
         now = self.clock() if now is None else now
         self.flush(now)
         if now - self._pruned_at > 3600.0:
             self.outbox.prune(now - self.retention)
+            for name, n in self.outbox.fail_orphans(set(self._send_locks), now).items():
+                with self._counts_lock:
+                    self._counts[(name, "failed")] += n
+                log.error("%d notifications to %s failed: the receiver is no longer in the "
+                          "spec", n, name)
             self._pruned_at = now
+
+    def dispatch(self, now: float | None = None, max_rounds: int = 100, limit: int = 100,
+                 until: float | None = None) -> int:
+        """Flush due groups, then send due outbox entries (in order per dedup key), every
+        receiver in its own thread so that a slow one delays no other; returns the number
+        delivered once all are done. No request starts after ``until`` (``time.monotonic``).
+        Call it regularly (every second or so); a long-running process rather runs
+        :class:`alerts.workers.Dispatcher`, which does not wait."""
+        if not self.notify:
+            return 0
+        self.housekeeping(now)
+        names = list(self._send_locks)
+        if not names:
+            return 0
+        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="alert-send") as pool:
+            done = [pool.submit(self.deliver_due, name, now, max_rounds, limit, until)
+                    for name in names]
+            return sum(f.result() for f in done)
+
+    def deliver_due(self, receiver: str, now: float | None = None, max_rounds: int = 100,
+                    limit: int = 100, until: float | None = None) -> int:
+        """Send the entries of one receiver due at the start of the call, oldest first, up
+        to ``limit`` per round (an entry retried meanwhile waits for a later call); returns
+        the number delivered. Each entry is claimed (leased) just before its request; none
+        starts after ``until`` (``time.monotonic``)."""
+        if not self.notify:
+            return 0
         sent = 0
-        with self._dispatch_lock:
+        start = self.clock() if now is None else now
+        with self._send_locks[receiver]:
             for _ in range(max_rounds):
-                claimed = [e for e in self.outbox.due(now) if self.outbox.claim(e.id, now)]
-                if not claimed:
+                due = self.outbox.due(start, limit, receiver)
+                if not due:
                     break
-                sent += sum(self._send(e, now) for e in claimed)
+                for entry in due:
+                    if until is not None and time.monotonic() > until:
+                        return sent
+                    at = self.clock() if now is None else now
+                    if self.outbox.claim(entry.id, at):
+                        sent += self._send(entry, at)
         return sent
 
     def _send(self, entry: Entry, now: float) -> bool:
         receiver = self.spec.receiver(entry.receiver)
-        if receiver is None:
-            self.outbox.mark_failed(entry.id, now, f"receiver {entry.receiver!r} is no longer "
-                                    "in the spec")
-            self._count(entry.receiver, "failed")
-            return False
+        assert receiver is not None  # due() is asked per receiver of the spec
+        sent_at = self.clock()  # per entry, at send time (Alertmanager endsAt, signatures)
         try:
-            status = deliver(receiver, entry.notification, now, self.session, self.env)
+            status = deliver(receiver, entry.notification, sent_at, self.env)
         except MissingEnvError as exc:
             self._fail(entry, now, str(exc), None)
             return False
@@ -241,7 +322,8 @@ class AlertEngine:
             if not exc.retryable:
                 self._fail(entry, now, f"{exc}; response: {exc.body}", exc.status)
                 return False
-            if self.outbox.mark_retry(entry.id, now, str(exc), exc.status, exc.retry_after):
+            if self.outbox.mark_retry(entry.id, now, str(exc), exc.status, exc.retry_after,
+                                      receiver.retry_max_delay):
                 self._count(entry.receiver, "retried")
                 log.info("notification %d to %s will be retried: %s", entry.id,
                          entry.receiver, exc)
@@ -275,7 +357,7 @@ class AlertEngine:
 
         ``{"firing": {(model, severity): n}, "notifications_total": {(receiver, outcome): n},
         "outbox_depth": n}`` with outcomes ``sent``, ``retried`` (an attempt to be retried),
-        ``failed`` (given up or refused).
+        ``failed`` (given up or refused), ``dropped`` (the receiver's outbox queue was full).
         """
         firing: Counter[tuple[str, str]] = Counter()
         for alert in self.firing():
@@ -292,12 +374,23 @@ class AlertEngine:
 # ---- CLI helpers
 
 
+@dataclass(frozen=True)
+class TestResult:
+    """What ``alerts test`` found for one receiver: ``outcome`` is ``ok`` (``detail`` = the
+    HTTP statuses), ``failed`` (the error) or ``skipped`` (why it was not tried)."""
+
+    receiver: str
+    outcome: str
+    detail: str
+
+
 def send_test_notification(spec: Any, receiver_name: str | None = None,
-                           now: float | None = None, env: Mapping[str, str] | None = None,
-                           session: requests.Session | None = None) -> list[tuple[str, int]]:
-    """Send a clearly marked test notification to one receiver (or all); returns
-    ``[(receiver, http_status), …]``. PagerDuty and Alertmanager get a trigger and a resolve,
-    so nothing stays open. Raises :class:`AlertsError` subclasses on failure."""
+                           now: float | None = None, env: Mapping[str, str] | None = None
+                           ) -> list[TestResult]:
+    """Send a clearly marked test notification to every receiver (or one) and report each:
+    a failing receiver does not stop the others. PagerDuty and Alertmanager get a trigger
+    and a resolve, so nothing stays open. A receiver whose ``${VAR}`` is unset is skipped.
+    Raises :class:`UnknownReceiverError` for a ``receiver_name`` not in the spec."""
     alerting: AlertingSpec | None = getattr(spec, "alerting", spec)
     if alerting is None:
         raise AlertsError("the spec has no receivers to test")
@@ -306,13 +399,22 @@ def send_test_notification(spec: Any, receiver_name: str | None = None,
         found = alerting.receiver(receiver_name)
         if found is None:
             names = ", ".join(r.name for r in alerting.receivers) or "none"
-            raise AlertsError(f"unknown receiver {receiver_name!r}; receivers: {names}")
+            raise UnknownReceiverError(f"unknown receiver {receiver_name!r}; receivers: {names}")
         targets = [found]
-    now = time.time() if now is None else now
     out = []
     for receiver in targets:
-        for note in _test_notes(receiver, now):
-            out.append((receiver.name, deliver(receiver, note, now, session, env)))
+        at = time.time() if now is None else now
+        statuses = []
+        try:
+            for note in _test_notes(receiver, at):
+                statuses.append(deliver(receiver, note, at, env))
+        except MissingEnvError as exc:
+            out.append(TestResult(receiver.name, "skipped", str(exc)))
+            continue
+        except AlertsError as exc:
+            out.append(TestResult(receiver.name, "failed", str(exc)))
+            continue
+        out.append(TestResult(receiver.name, "ok", " ".join(f"HTTP {s}" for s in statuses)))
     return out
 
 
@@ -345,3 +447,10 @@ def list_firing(outbox_path: str) -> list[Alert]:
                                                            a.starts_at))
     finally:
         box.close()
+
+
+def inhibited_of(firing: list[Alert], rules: tuple[InhibitRule, ...] = DEFAULT_INHIBIT
+                 ) -> set[str]:
+    """Fingerprints of the alerts among ``firing`` that ``rules`` mute (left out of
+    notifications while their source fires)."""
+    return {a.fingerprint for a in firing if inhibited(a, firing, rules)}

@@ -33,3 +33,7 @@ class DeliveryError(AlertsError):
         self.retryable, self.status, self.body, self.retry_after = (
             retryable, status, body, retry_after)
         super().__init__(message)
+
+
+class UnknownReceiverError(AlertsError):
+    """A receiver name (e.g. ``alerts test --receiver``) that the spec does not define."""

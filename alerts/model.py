@@ -77,6 +77,24 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class AlertEvent:
+    """A lifecycle transition judged from one window: ``status`` is what the alert became
+    (``firing`` or ``resolved``); ``alert`` is a copy taken then (its window, value, labels)."""
+
+    status: Literal["firing", "resolved"]
+    alert: Alert
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain record (``type: alert``) for results histories."""
+        a = self.alert
+        return {"type": "alert", "status": self.status, "alertname": a.labels.get("alertname"),
+                "labels": dict(a.labels), "metric": a.metric, "value": a.value,
+                "threshold": a.threshold, "window_start": a.window_start,
+                "window_end": a.window_end, "fingerprint": a.fingerprint,
+                "summary": a.annotations.get("summary", "")}
+
+
+@dataclass(frozen=True)
 class Notification:
     """What one receiver is told about one alert group at one flush.
 

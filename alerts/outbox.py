@@ -6,10 +6,13 @@ Guarantees, from the outbox's point of view:
   alert state in one transaction;
 * **ordered per dedup key** — an entry is due only when no older entry of its key is still
   pending, so a resolve never overtakes its trigger;
-* **exactly once** — an entry is marked ``sent`` in one transaction right after a 2xx and is
+* **at least once** — an entry is marked ``sent`` in one transaction right after a 2xx and is
   never picked again; a sender claims an entry (a lease) before sending, so two dispatchers do
-  not send it twice. A process killed between the 2xx and the commit re-sends that one entry
-  after the lease expires (at-least-once at that single point, which no outbox can close);
+  not send it twice. A request that timed out is retried although the receiver may have
+  handled it, and a process killed between the 2xx and the commit re-sends that one entry
+  after the lease expires: receivers deduplicate by ``notificationId`` / ``dedup_key``;
+* **bounded** — at most ``max_pending`` pending entries per receiver; notifications over it are
+  recorded ``failed`` (``outbox full``) at once and reported by :meth:`Outbox.commit`;
 * **retries** — 429, 5xx and network errors back off exponentially with jitter, honouring
   ``Retry-After``; other 4xx are recorded ``failed`` with the response body; an entry still
   failing after ``Backoff.max_age`` seconds is recorded ``failed`` (bounded retries).
@@ -24,6 +27,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.errors import AlertsError
 from alerts.model import Alert, Notification
 
 _SCHEMA = """
@@ -51,6 +55,10 @@ CREATE TABLE IF NOT EXISTS engine_state (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alert_memory (
+    fingerprint TEXT PRIMARY KEY,  -- rule × label set
+    last_window_end REAL NOT NULL  -- windows ending at or before it were judged already
+);
 """
 
 
@@ -63,7 +71,7 @@ class Backoff:
 
     base: float = 1.0
     factor: float = 2.0
-    cap: float = 300.0
+    cap: float = 30.0
     jitter: float = 0.5
     max_age: float = 86400.0
     max_retry_after: float = 3600.0
@@ -80,8 +88,11 @@ class Backoff:
             raise ValueError(f"The 'jitter' parameter of Backoff must be in [0, 1). "
                              f"Got {self.jitter!r}.")
 
-    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
-        raw = min(self.cap, self.base * self.factor ** max(attempt - 1, 0))
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None,
+              cap: float | None = None) -> float:
+        """``cap`` (e.g. a receiver's ``retry_max_delay``) replaces :attr:`cap`."""
+        limit = self.cap if cap is None else cap
+        raw = min(limit, self.base * self.factor ** max(attempt - 1, 0))
         delay = raw * (1.0 - self.jitter * rng.random())
         if retry_after is not None and retry_after > 0:
             delay = max(delay, min(retry_after, self.max_retry_after))
@@ -107,17 +118,24 @@ class Outbox:
     """The SQLite file holding the outbox, the alert state and the engine state."""
 
     def __init__(self, path: str, backoff: Backoff | None = None,
-                 rng: random.Random | None = None, lease: float = 60.0):
+                 rng: random.Random | None = None, lease: float = 60.0,
+                 busy_timeout: float = 5.0, max_pending: int = 10_000):
+        """``busy_timeout``: how long a write waits for another connection's lock before it
+        raises ``sqlite3.OperationalError: database is locked``."""
         self.path = path
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
         self.lease = lease
+        self.max_pending = max_pending
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                   timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                       timeout=busy_timeout)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:  # not a database, locked for long, unreadable…
+            raise AlertsError(f"cannot open the alert database {path}: {exc}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -129,14 +147,30 @@ class Outbox:
     # ---- writing
 
     def commit(self, notifications: list[Notification], now: float,
-               alerts: list[Alert] | None = None, state: dict[str, Any] | None = None) -> None:
-        """Enqueue ``notifications`` and store alert/engine state, in one transaction."""
+               alerts: list[Alert] | None = None, state: dict[str, Any] | None = None,
+               memory: dict[str, float] | None = None) -> list[Notification]:
+        """Enqueue ``notifications`` and store alert/engine state and alert memory (the last
+        judged window end per fingerprint), in one transaction. Returns the notifications
+        refused because their receiver already has ``max_pending`` pending entries (they are
+        recorded ``failed``)."""
         with self._tx() as db:
-            db.executemany(
-                "INSERT INTO outbox (dedup_key, receiver, notification, created_at, "
-                "next_attempt_at) VALUES (?, ?, ?, ?, ?)",
-                [(n.dedup_key, n.receiver, json.dumps(n.to_dict()), now, now)
-                 for n in notifications])
+            refused = []
+            pending = dict(db.execute("SELECT receiver, COUNT(*) FROM outbox WHERE "
+                                      "status='pending' GROUP BY receiver").fetchall())
+            for n in notifications:
+                full = pending.get(n.receiver, 0) >= self.max_pending
+                pending[n.receiver] = pending.get(n.receiver, 0) + (not full)
+                refused += [n] if full else []
+                db.execute(
+                    "INSERT INTO outbox (dedup_key, receiver, notification, created_at, "
+                    "next_attempt_at, status, sent_at, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (n.dedup_key, n.receiver, json.dumps(n.to_dict()), now, now,
+                     "failed" if full else "pending", now if full else None,
+                     f"outbox full: {self.max_pending} entries pending for {n.receiver!r}"
+                     if full else None))
+            if memory:
+                db.executemany("INSERT OR REPLACE INTO alert_memory (fingerprint, "
+                               "last_window_end) VALUES (?, ?)", list(memory.items()))
             if alerts is not None:
                 db.executemany(
                     "INSERT OR REPLACE INTO alert_state (fingerprint, status, alert) "
@@ -145,6 +179,7 @@ class Outbox:
             if state is not None:
                 db.execute("INSERT OR REPLACE INTO engine_state (name, value) VALUES (?, ?)",
                            ("engine", json.dumps(state)))
+        return refused
 
     def claim(self, entry_id: int, now: float) -> bool:
         """Take the lease of a pending entry; False if another sender holds it or it is done."""
@@ -167,8 +202,9 @@ class Outbox:
                        (now, status, error[:4000], entry_id))
 
     def mark_retry(self, entry_id: int, now: float, error: str, status: int | None = None,
-                   retry_after: float | None = None) -> bool:
-        """Schedule the next attempt; False (and ``failed``) when past ``Backoff.max_age``."""
+                   retry_after: float | None = None, cap: float | None = None) -> bool:
+        """Schedule the next attempt (delay capped at ``cap`` if given); False (and
+        ``failed``) when past ``Backoff.max_age``."""
         with self._tx() as db:
             row = db.execute("SELECT attempts, created_at FROM outbox WHERE id=?",
                              (entry_id,)).fetchone()
@@ -179,11 +215,23 @@ class Outbox:
                            (attempts, status, f"gave up after {attempts} attempts: {error}"
                             [:4000], entry_id))
                 return False
-            delay = self.backoff.delay(attempts, self.rng, retry_after)
+            delay = self.backoff.delay(attempts, self.rng, retry_after, cap)
             db.execute("UPDATE outbox SET attempts=?, next_attempt_at=?, claimed_until=0, "
                        "response_status=?, last_error=? WHERE id=?",
                        (attempts, now + delay, status, error[:4000], entry_id))
             return True
+
+    def fail_orphans(self, receivers: set[str], now: float) -> dict[str, int]:
+        """Record ``failed`` the pending entries of receivers no longer in the spec; returns
+        their number per receiver."""
+        with self._tx() as db:
+            rows = db.execute("SELECT DISTINCT receiver FROM outbox WHERE status='pending'"
+                              ).fetchall()
+            gone = [r[0] for r in rows if r[0] not in receivers]
+            return {name: db.execute("UPDATE outbox SET status='failed', sent_at=?, "
+                                     "last_error=? WHERE status='pending' AND receiver=?",
+                                     (now, f"receiver {name!r} is no longer in the spec", name)
+                                     ).rowcount for name in gone}
 
     def prune(self, before: float) -> int:
         """Delete sent/failed entries and resolved alerts older than ``before``; returns the
@@ -197,14 +245,17 @@ class Outbox:
 
     # ---- reading
 
-    def due(self, now: float, limit: int = 100) -> list[Entry]:
-        """Pending entries whose time has come and that no older pending entry blocks."""
+    def due(self, now: float, limit: int = 100, receiver: str | None = None) -> list[Entry]:
+        """Pending entries (of ``receiver``, or all) whose time has come and that no older
+        pending entry blocks."""
+        only = "" if receiver is None else "AND o.receiver = ? "
+        args = (now, now) + (() if receiver is None else (receiver,)) + (limit,)
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM outbox o WHERE o.status='pending' AND o.next_attempt_at <= ? "
-                "AND o.claimed_until <= ? AND NOT EXISTS (SELECT 1 FROM outbox p WHERE "
-                "p.dedup_key = o.dedup_key AND p.status='pending' AND p.id < o.id) "
-                "ORDER BY o.id LIMIT ?", (now, now, limit)).fetchall()
+                "AND o.claimed_until <= ? " + only + "AND NOT EXISTS (SELECT 1 FROM outbox p "
+                "WHERE p.dedup_key = o.dedup_key AND p.status='pending' AND p.id < o.id) "
+                "ORDER BY o.id LIMIT ?", args).fetchall()
         return [_entry(r) for r in rows]
 
     def entries(self, status: str | None = None) -> list[Entry]:
@@ -226,6 +277,12 @@ class Outbox:
         with self._lock:
             return self._db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE "
                                     "status='pending'").fetchone()[0]
+
+    def load_memory(self) -> dict[str, float]:
+        """The last judged window end of every fingerprint ever judged."""
+        with self._lock:
+            return dict(self._db.execute("SELECT fingerprint, last_window_end FROM "
+                                         "alert_memory").fetchall())
 
     def load_state(self) -> dict[str, Any] | None:
         with self._lock:
@@ -249,7 +306,11 @@ class _Transaction:
 
     def __enter__(self) -> sqlite3.Connection:
         self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
+        try:  # BEGIN raises "database is locked" when another connection holds the lock
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
         return self.db
 
     def __exit__(self, exc_type, exc, tb) -> None:

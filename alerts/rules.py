@@ -16,6 +16,7 @@ from typing import Any
 
 from alerts.config import ChangeSpec, RuleSpec
 from alerts.model import Observation
+from slices.spec import MISSING
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ def evaluate(rule: RuleSpec, obs: Observation, baseline_of: Baselines) -> list[V
     for feature, checks in obs.quality.items():
         if rule.features and feature not in rule.features:
             continue
+        if own_missing_slice(feature, obs.slice):
+            continue  # every record there misses the feature: its checks say nothing
         value = _finite(checks.get(rule.check or ""))
         if value is None:
             continue
@@ -142,6 +145,15 @@ def evaluate(rule: RuleSpec, obs: Observation, baseline_of: Baselines) -> list[V
         out.append(Verdict(rule, {**labels, "feature": feature}, broken is not None, value,
                            shown, str(rule.check), context={"feature": feature}))
     return out
+
+
+def own_missing_slice(feature: str, slice_: str) -> bool:
+    """True for the slice of records missing ``feature`` (alone or in a cross).
+
+    >>> own_missing_slice("area_m2", "area_m2=__missing__"), own_missing_slice("x", "overall")
+    (True, False)
+    """
+    return f"{feature}={MISSING}" in slice_.split(",")
 
 
 def _bounds_text(lower: float | None, upper: float | None) -> str:

@@ -1,21 +1,21 @@
 """The shell between the daemon and ``alerts/``: closed windows → observations → engine.
 
 :class:`AlertStage` is a result listener: each closed window's reported slice results become
-:class:`alerts.Observation` s; a background thread calls ``engine.dispatch()`` every second so
-group timers run and the outbox drains; :meth:`collect` exports the alerting metrics.
+:class:`alerts.Observation` s for a supervised background dispatcher
+(:mod:`alerts.workers`) that runs group timers and drains the outbox, one worker per
+receiver; :meth:`health` feeds ``/healthz``; :meth:`collect` exports the alerting metrics.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from alerts import AlertEngine, DriftObservation, Observation
+from alerts.workers import Dispatcher, EventSink
 from monitor.evaluate import SliceResult
 from monitor.pipeline import ClosedWindow
 from slices.spec import Spec
@@ -46,36 +46,45 @@ def to_observation(r: SliceResult) -> Observation:
 
 
 class AlertStage:
-    def __init__(self, spec: Spec, db_path: str | None = None, *, interval: float = 1.0):
+    """The daemon's alerting: a result listener handing observations to a supervised
+    background :class:`alerts.workers.Dispatcher` (one delivery worker per receiver).
+
+    ``notify=False`` (a replay of the past) judges, prints and records alerts but sends
+    nothing; ``sinks`` get each window's alert transitions (console lines, results file).
+    """
+
+    def __init__(self, spec: Spec, db_path: str | None = None, *, interval: float = 1.0,
+                 notify: bool = True, sinks: Iterable[EventSink] = ()):
         self.db_path = db_path or DEFAULT_DB
         os.makedirs(os.path.dirname(os.path.abspath(self.db_path)), exist_ok=True)
-        self.engine = AlertEngine(spec.alerting, self.db_path)
+        self.engine = AlertEngine(spec.alerting, self.db_path, notify=notify)
         self.timer_horizon = _longest_group_timer(spec.alerting.route)
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="alert-dispatch", daemon=True)
+        self.dispatcher = Dispatcher(self.engine, interval=interval, sinks=sinks)
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
         observations = [to_observation(r) for r in results if r.reported]
         if observations:
-            self.engine.observe(observations)
+            self.dispatcher.observe(observations)
 
     def start(self) -> AlertStage:
-        self._thread.start()
+        self.dispatcher.start()
         return self
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.engine.dispatch()
+    def health(self) -> list[str]:
+        """Problems of the alert dispatcher and receiver workers (empty when healthy)."""
+        return self.dispatcher.health()
+
+    def health_check(self) -> tuple[bool, str]:
+        """:meth:`health` as a ``/healthz`` check: ``(ok, reason)``."""
+        problems = self.health()
+        return not problems, "; ".join(problems)
 
     def stop(self) -> None:
         """Stop the dispatcher. Groups waiting on their ``group_wait``/``group_interval``
         timers are flushed now and one delivery round is tried; whatever fails stays in the
         durable outbox for the next start."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.engine.dispatch(now=time.time() + self.timer_horizon)
+        self.dispatcher.stop(self.timer_horizon)
         self.engine.close()
 
     def collect(self, _snapshot=None) -> Iterator[Metric]:
@@ -86,10 +95,22 @@ class AlertStage:
             firing.add_metric([model, severity], n)
         yield firing
         sent = CounterMetricFamily("slicewatch_notifications", "Notification attempts by "
-                                   "receiver and outcome (sent, retried, failed).",
+                                   "receiver and outcome (sent, retried, failed, dropped).",
                                    labels=["receiver", "outcome"])
         for (receiver, outcome), n in sorted(snap["notifications_total"].items()):
             sent.add_metric([receiver, outcome], n)
         yield sent
         yield GaugeMetricFamily("slicewatch_outbox_depth", "Notifications waiting in the "
                                 "durable outbox.", value=snap["outbox_depth"])
+        d = self.dispatcher
+        errors = CounterMetricFamily("slicewatch_alert_dispatch_errors", "Errors of the alert "
+                                     "dispatcher and receiver workers by loop and reason; "
+                                     "each is retried.", labels=["loop", "reason"])
+        for (loop, reason), n in sorted(d.errors.items()):
+            errors.add_metric([loop, reason], n)
+        yield errors
+        yield GaugeMetricFamily("slicewatch_alert_observations_pending", "Observations "
+                                "waiting for the alert database.", value=d.pending())
+        yield CounterMetricFamily("slicewatch_alert_observations_dropped", "Observations "
+                                  "dropped because too many waited for the alert database.",
+                                  value=d.dropped)

@@ -41,6 +41,7 @@ class RunOptions:
     results: str | None = None  # JSONL history of every closed window's results
     alerts_db: str | None = None  # SQLite outbox + alert state (default slicewatch-state/)
     pushgateway: str | None = None  # push the final metrics there after a replay
+    notify: bool | None = None  # send notifications; None: not for a file replay of the past
 
 
 def effective_spec(spec: Spec, opts: RunOptions) -> Spec:
@@ -129,7 +130,9 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
               f"({len(resume)} file position(s))", file=out, flush=True)
     collectors = (stage.collect if stage else None, dead_letter.collect)
     collectors = tuple(c for c in collectors if c is not None)
-    server = serve(daemon, spec.server.listen, collectors) if spec.server.listen else None
+    server = (serve(daemon, spec.server.listen, collectors,
+                    [stage.health_check] if stage else ())
+              if spec.server.listen else None)
     if server:
         print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
     restore = install_signal_handlers(daemon.stop)
@@ -197,15 +200,28 @@ def outputs(spec: Spec, opts: RunOptions, out: TextIO,
             listeners: Iterable[ResultListener] = ()) -> tuple[list, AlertStage | None]:
     """The result listeners every run mode shares: the console table, the results history,
     and the alert stage (started; the caller stops it)."""
-    listeners = list(listeners)
+    listeners, sinks = list(listeners), []
     if not opts.quiet:
         listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
+        sinks.append(listeners[-1].alerts)
     if opts.results:
         listeners.append(ResultsWriter(opts.results))
-    stage = AlertStage(spec, opts.alerts_db).start() if spec.alerting else None
+        sinks.append(listeners[-1].write_alerts)
+    stage = None
+    if spec.alerting:
+        stage = AlertStage(spec, opts.alerts_db, notify=notifies(spec, opts),
+                           sinks=sinks).start()
     if stage:
         listeners.append(stage)
     return listeners, stage
+
+
+def notifies(spec: Spec, opts: RunOptions) -> bool:
+    """``--notify`` / ``--no-notify`` if given; else notify except for a file replay of the
+    past (file input without ``--follow``), whose alerts are printed and recorded only."""
+    if opts.notify is not None:
+        return opts.notify
+    return not (spec.source.type == "file" and not spec.source.follow)
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

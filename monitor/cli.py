@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="after a replay, push the final metrics to this Prometheus "
                           "Pushgateway (grouping key: job=slicewatch, model)")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-window table")
+    run.add_argument("--notify", action=argparse.BooleanOptionalAction, default=None,
+                     help="send alert notifications (default: yes, except for a replay of "
+                          "files without --follow, whose alerts are only printed/recorded)")
 
     val = sub.add_parser("validate", help="check a spec; print every problem",
                          description="Check a spec and print every problem as "
@@ -139,6 +142,8 @@ def _parser() -> argparse.ArgumentParser:
                                             "state file.", epilog=EPILOG)
     lst.add_argument("--db", default=None, help="alert state file "
                                                 "(default slicewatch-state/alerts.db)")
+    lst.add_argument("-c", "--config", help="spec YAML file whose inhibit_rules mark "
+                                            "inhibited alerts (default: the default rule)")
     _errors_at_leaves(p)
     return p
 
@@ -193,7 +198,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen, follow=args.follow,
                              linger=linger, quiet=args.quiet, dead_letter=args.dead_letter,
                              results=args.results, alerts_db=args.alerts_db,
-                             pushgateway=args.pushgateway))
+                             pushgateway=args.pushgateway, notify=args.notify))
         return EXIT_OK
     if args.command == "grafana":
         from monitor.grafana import write_dashboards
@@ -230,6 +235,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _alerts(args: argparse.Namespace, load_spec) -> int:
     from alerts import list_firing, send_test_notification
+    from alerts.config import DEFAULT_INHIBIT
+    from alerts.engine import inhibited_of
+    from alerts.errors import UnknownReceiverError
     from monitor.alerting import DEFAULT_DB
 
     if args.alerts_command == "test":
@@ -237,23 +245,33 @@ def _alerts(args: argparse.Namespace, load_spec) -> int:
         if spec.alerting is None:
             print(f"{args.config}: no receivers configured", file=sys.stderr)
             return EXIT_USAGE
-        failed = 0
-        for receiver, status in send_test_notification(spec, args.receiver):
-            print(f"{receiver}: HTTP {status}")
-            failed += not 200 <= int(status) < 300
-        return EXIT_FAILURE if failed else EXIT_OK
+        try:
+            results = send_test_notification(spec, args.receiver)
+        except UnknownReceiverError as exc:
+            print(f"slicewatch: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        for r in results:
+            print(f"{r.receiver}: {r.outcome}" + (f" ({r.detail})" if r.outcome == "ok"
+                                                 else f": {r.detail}"))
+        return EXIT_FAILURE if any(r.outcome == "failed" for r in results) else EXIT_OK
     db = args.db or DEFAULT_DB
     if not os.path.exists(db):
         print(f"slicewatch: no alert state at {db} (has the daemon run with alert rules?)",
               file=sys.stderr)
         return EXIT_FAILURE
+    rules = DEFAULT_INHIBIT
+    if args.config:
+        alerting = load_spec(args.config).alerting
+        rules = alerting.inhibit_rules if alerting is not None else ()
     firing = list_firing(db)
+    muted = inhibited_of(firing, rules)
     if not firing:
         print("no alerts firing")
     for a in firing:
         labels = ",".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
+        mark = "  (inhibited)" if a.fingerprint in muted else ""
         print(f"{a.labels.get('severity', '?'):<8} {a.labels.get('alertname', '?'):<24} "
-              f"value={a.value} {a.threshold}  {{{labels}}}")
+              f"value={a.value} {a.threshold}  {{{labels}}}{mark}")
     return EXIT_OK
 
 

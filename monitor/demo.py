@@ -213,7 +213,8 @@ def run_demo(*, listen: str = "127.0.0.1:9108", windows: int = 12, per_window: i
     writer = threading.Thread(target=write, name="demo-writer", daemon=True)
     writer.start()
     try:
-        run(spec, RunOptions(linger=linger, alerts_db=os.path.join(out_dir, "alerts.db")),
+        run(spec, RunOptions(linger=linger, alerts_db=os.path.join(out_dir, "alerts.db"),
+                             notify=True),  # a live (followed) stream: page the receiver
             chunks=lambda stop: FileSource([path], follow=True, batch_size=2000,
                                            poll_interval=0.1, stop=_either(done, stop)).chunks())
     finally:

@@ -64,7 +64,9 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
                          stop=daemon.stop)
     collectors = (lambda _snap: lag_metrics(source.metrics_snapshot()),) + \
         ((stage.collect,) if stage else ())
-    server = serve(daemon, spec.server.listen, collectors) if spec.server.listen else None
+    server = (serve(daemon, spec.server.listen, collectors,
+                    [stage.health_check] if stage else ())
+              if spec.server.listen else None)
     if server:
         print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
     restore = install_signal_handlers(daemon.stop)

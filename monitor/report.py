@@ -7,6 +7,8 @@ import sys
 import time
 from typing import TextIO
 
+from alerts.model import AlertEvent
+from alerts.template import format_value
 from monitor.evaluate import SliceResult
 from monitor.pipeline import ClosedWindow
 
@@ -74,6 +76,31 @@ class TablePrinter:
         for line in drift_lines(shown):
             print(line, file=self.out)
         self.out.flush()
+
+
+    def alerts(self, events: list[AlertEvent]) -> None:
+        """Sink of :class:`alerts.workers.Dispatcher`: one line per alert that fired or
+        resolved with the window just printed (also during replays, which notify no one)."""
+        lines = alert_lines(events)
+        if lines:
+            print("\n".join(lines), file=self.out)
+            self.out.flush()
+
+
+def alert_lines(events: list[AlertEvent]) -> list[str]:
+    """``  alert ▲ FIRING auc_low fraud v3 country=DE: roc_auc = 0.61 (< 0.7), window …``."""
+    out = []
+    for e in events:
+        a = e.alert
+        mark = "▲ FIRING  " if e.status == "firing" else "▼ resolved"
+        feature = f" {a.labels['feature']}" if a.labels.get("feature") else ""
+        end = (time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(a.window_end))
+               if a.window_end is not None and math.isfinite(a.window_end) else "?")
+        out.append(f"  alert {mark} {a.labels.get('alertname', '?')} "
+                   f"[{a.labels.get('severity', '?')}] {a.labels.get('model', '')} "
+                   f"{a.labels.get('version', '')} {a.labels.get('slice', '')}{feature}: "
+                   f"{a.metric} = {format_value(a.value)} ({a.threshold}), window ending {end}")
+    return out
 
 
 def drift_lines(results: list[SliceResult]) -> list[str]:

@@ -1,8 +1,10 @@
-"""Results history: every closed window's per-slice results as JSON lines.
+"""Results history: every closed window's per-slice results as JSON lines, and the alerts
+that fired or resolved with them.
 
-Each line is keyed by ``(model, version, slice, window_start)``; after a crash and replay a
-window may be written again with identical values, so readers keep the last line per key
-(:func:`read_results` does).
+Lines have a ``type``: ``result`` (one slice of one window) or ``alert`` (a transition, see
+:meth:`alerts.model.AlertEvent.to_dict`). Results are keyed by ``(model, version, slice,
+window_start)``; after a crash and replay a window may be written again with identical
+values, so readers keep the last line per key (:func:`read_results` does).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import threading
 
 import orjson
 
+from alerts.model import AlertEvent
 from monitor.evaluate import SliceResult
 from monitor.pipeline import ClosedWindow
 
 
 def result_record(r: SliceResult) -> dict:
-    return {"model": r.model, "version": r.version, "slice_name": r.slice_name,
+    return {"type": "result", "model": r.model, "version": r.version, "slice_name": r.slice_name,
             "slice": r.slice, "critical": r.critical, "window_start": r.window_start,
             "window_end": r.window_end, "count": r.count, "reported": r.reported,
             "metrics": {k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -40,6 +43,16 @@ class ResultsWriter:
             self._fh.write(data)
             self._fh.flush()
 
+    def write_alerts(self, events: list[AlertEvent]) -> None:
+        """Sink of :class:`alerts.workers.Dispatcher`: one ``type: alert`` line per
+        transition."""
+        if not events:
+            return
+        data = b"".join(orjson.dumps(e.to_dict(), default=str) + b"\n" for e in events)
+        with self._lock:
+            self._fh.write(data)
+            self._fh.flush()
+
     def close(self) -> None:
         with self._lock:
             self._fh.close()
@@ -52,5 +65,13 @@ def read_results(path: str) -> dict[tuple, dict]:
         for line in fh:
             if line.strip():
                 r = orjson.loads(line)
-                out[(r["model"], r["version"], r["slice"], r["window_start"])] = r
+                if r.get("type", "result") == "result":
+                    out[(r["model"], r["version"], r["slice"], r["window_start"])] = r
     return out
+
+
+def read_alerts(path: str) -> list[dict]:
+    """The ``type: alert`` lines, in order."""
+    with open(path, "rb") as fh:
+        return [r for r in map(orjson.loads, filter(bytes.strip, fh))
+                if r.get("type") == "alert"]

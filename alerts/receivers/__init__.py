@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import requests
-
 from alerts.config import ReceiverSpec
 from alerts.model import Notification
 from alerts.receivers import alertmanager, pagerduty, slack, webhook
-from alerts.receivers.base import Request, post
+from alerts.receivers.base import Request, expanded_values, post
 
 BUILDERS: dict[str, Callable[..., Request]] = {
     "webhook": webhook.build,
@@ -26,8 +24,8 @@ def render(receiver: ReceiverSpec, note: Notification, now: float, env=None) -> 
     return BUILDERS[receiver.type](receiver, note, now, env)
 
 
-def deliver(receiver: ReceiverSpec, note: Notification, now: float,
-            session: requests.Session | None = None, env=None) -> int:
-    """Send one notification; returns the HTTP status, raises ``DeliveryError`` /
-    ``MissingEnvError``."""
-    return post(render(receiver, note, now, env), receiver.timeout, session)
+def deliver(receiver: ReceiverSpec, note: Notification, now: float, env=None) -> int:
+    """Send one notification (``now``: the send time); returns the HTTP status, raises
+    ``DeliveryError`` / ``MissingEnvError``. ``receiver.timeout`` bounds the whole request."""
+    return post(render(receiver, note, now, env), receiver.timeout,
+                expanded_values(receiver, env))

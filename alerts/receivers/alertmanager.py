@@ -36,6 +36,5 @@ def payload(note: Notification, now: float, resend_interval: float, generator_ur
 
 def build(receiver: ReceiverSpec, note: Notification, now: float, env=None) -> Request:
     base = substitute(receiver, "url", receiver.url, env).rstrip("/")
-    gen = substitute(receiver, "generator_url", receiver.generator_url, env)
-    body = orjson.dumps(payload(note, now, receiver.resend_interval, gen))
+    body = orjson.dumps(payload(note, now, receiver.resend_interval, receiver.generator_url))
     return Request(base + "/api/v2/alerts", body, {}, receiver.url + "/api/v2/alerts")

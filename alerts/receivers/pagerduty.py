@@ -29,8 +29,8 @@ def payload(routing_key: str, note: Notification, source: str | None = None) -> 
     summary = worst.annotations.get("summary") or worst.labels.get("alertname", "slicewatch")
     if len(note.alerts) > 1:
         summary += f" (+{len(note.alerts) - 1} more)"
-    if note.test:
-        summary = "[TEST] " + summary
+    if note.test:  # one marker, whether the summary carries it or not
+        summary = "[TEST] " + summary.removeprefix("[TEST] ")
     details = {
         "metric": worst.metric, "value": worst.value, "threshold": worst.threshold,
         "window": {"start": None if worst.window_start is None else iso8601(worst.window_start),
@@ -60,6 +60,5 @@ def payload(routing_key: str, note: Notification, source: str | None = None) -> 
 
 def build(receiver: ReceiverSpec, note: Notification, now: float, env=None) -> Request:
     key = substitute(receiver, "routing_key", receiver.routing_key or "", env)
-    source = substitute(receiver, "source", receiver.source, env) if receiver.source else None
     return Request(substitute(receiver, "url", receiver.url, env),
-                   orjson.dumps(payload(key, note, source)), {}, receiver.url)
+                   orjson.dumps(payload(key, note, receiver.source)), {}, receiver.url)

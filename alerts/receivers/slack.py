@@ -19,11 +19,13 @@ MAX_TEXT = 3000  # Slack's limit for a section's text
 def headline(note: Notification) -> str:
     first = note.alerts[0]
     tag = "[TEST] " if note.test else ""
+    summary = first.annotations.get("summary", "")
+    if note.test:  # one marker, in front
+        summary = summary.removeprefix("[TEST] ")
     if note.status == "resolved":
-        return f"{tag}:white_check_mark: RESOLVED: {first.annotations.get('summary', '')}"
+        return f"{tag}:white_check_mark: RESOLVED: {summary}"
     more = f" (+{len(note.alerts) - 1} more)" if len(note.alerts) > 1 else ""
-    return (f"{tag}{EMOJI.get(first.severity, '')} {first.severity.upper()}: "
-            f"{first.annotations.get('summary', '')}{more}")
+    return f"{tag}{EMOJI.get(first.severity, '')} {first.severity.upper()}: {summary}{more}"
 
 
 def payload(note: Notification) -> dict[str, Any]:

@@ -1,15 +1,16 @@
 """Generic webhook: an Alertmanager-style JSON body, signed with HMAC-SHA256.
 
-Header ``X-Slicewatch-Signature: sha256=<hex HMAC-SHA256(secret, body)>`` when the receiver
-has a ``secret`` (usually ``${WEBHOOK_SECRET}``). Verify with::
-
-    hmac.compare_digest(header, "sha256=" + hmac.new(secret, body, "sha256").hexdigest())
+Header ``X-Slicewatch-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``
+when the receiver has a ``secret`` (usually ``${WEBHOOK_SECRET}``): the timestamp is signed
+with the body, so a captured request cannot be replayed later. Receivers check it with
+:func:`verify` (also a standalone snippet in docs/alerts.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from typing import Any
 
 import orjson
@@ -23,9 +24,35 @@ SIGNATURE_HEADER = "X-Slicewatch-Signature"
 ID_HEADER = "X-Slicewatch-Notification"
 
 
-def sign(secret: str, body: bytes) -> str:
-    """``sha256=`` + hex HMAC-SHA256 of ``body`` keyed by ``secret``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+TOLERANCE = 300.0  # seconds a signature stays acceptable (clock skew + delivery time)
+
+
+def sign(secret: str, body: bytes, timestamp: float) -> str:
+    """``t=<unix seconds>,v1=<hex HMAC-SHA256 of b"<t>." + body keyed by secret>``."""
+    t = int(timestamp)
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify(secret: str, header: str, body: bytes, tolerance: float = TOLERANCE,
+           now: float | None = None) -> bool:
+    """True if ``header`` (``X-Slicewatch-Signature``) signs the raw ``body`` with ``secret``
+    and its timestamp is within ``tolerance`` seconds of ``now``.
+
+    >>> h = sign("s3cret", b"{}", 1000.0)
+    >>> verify("s3cret", h, b"{}", now=1010.0), verify("s3cret", h, b"{}", now=2000.0)
+    (True, False)
+    """
+    fields = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        t = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    now = time.time() if now is None else now
+    if abs(now - t) > tolerance:
+        return False
+    want = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(fields.get("v1", ""), want)
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -70,5 +97,5 @@ def build(receiver: ReceiverSpec, note: Notification, now: float, env=None) -> R
     headers[ID_HEADER] = note.id
     if receiver.secret:
         headers[SIGNATURE_HEADER] = sign(substitute(receiver, "secret", receiver.secret, env),
-                                         body)
+                                         body, now)
     return Request(substitute(receiver, "url", receiver.url, env), body, headers, receiver.url)

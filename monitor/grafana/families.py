@@ -68,6 +68,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("slicewatch_alerts_firing", "gauge", ("model", "severity"), "alerting"),
     Family("slicewatch_notifications_total", "counter", ("receiver", "outcome"), "alerting"),
     Family("slicewatch_outbox_depth", "gauge", (), "alerting"),
+    Family("slicewatch_alert_dispatch_errors_total", "counter", ("loop", "reason"), "alerting"),
+    Family("slicewatch_alert_observations_pending", "gauge", (), "alerting"),
+    Family("slicewatch_alert_observations_dropped_total", "counter", (), "alerting"),
     # Kafka source
     Family("slicewatch_kafka_consumer_lag", "gauge", ("topic", "partition"), "kafka"),
     Family("slicewatch_kafka_messages_total", "counter", ("topic",), "kafka"),

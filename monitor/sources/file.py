@@ -166,7 +166,8 @@ class FileSource:
         done: set[str] = set()
         tails: dict[str, FileProgress] = {}
         while True:
-            progressed = False
+            last = self.stop.is_set()  # a pass begun after stop is the last: what was
+            progressed = False         # written before stop is read, nothing after
             paths = self._expand_lenient()
             self._refuse_gz(paths)
             for path in paths:
@@ -180,7 +181,7 @@ class FileSource:
                 for chunk in self._tail_once(path, tails):
                     progressed = True
                     yield chunk
-            if self.stop.is_set():
+            if last:
                 return
             if not progressed:
                 self.stop.wait(self.poll_interval)

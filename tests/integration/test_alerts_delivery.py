@@ -79,9 +79,14 @@ def check_slack(body: dict) -> list[str]:
 
 
 def check_webhook(body: dict, raw: bytes, headers) -> list[str]:
-    want = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-    got = headers.get("X-Slicewatch-Signature", "")
-    problems = [] if hmac.compare_digest(got, want) else ["bad signature"]
+    """The signature as a receiver checks it, by hand: ``t=<unix>,v1=<HMAC of "t.body">``,
+    with t no more than 5 minutes away."""
+    got = dict(p.split("=", 1) for p in headers.get("X-Slicewatch-Signature", "").split(","))
+    t = got.get("t", "0")
+    want = hmac.new(SECRET.encode(), f"{t}.".encode() + raw, hashlib.sha256).hexdigest()
+    fresh = abs(time.time() - int(t)) <= 300
+    problems = [] if hmac.compare_digest(got.get("v1", ""), want) and fresh else [
+        "bad signature"]
     if headers.get("X-Slicewatch-Notification") != body.get("notificationId"):
         problems.append("notification id header and body differ")
     return problems
@@ -270,7 +275,8 @@ def test_send_test_notification(receiver, monkeypatch):
         monkeypatch.setenv(k, v)
     spec = spec_for(receiver.port, FANOUT)
     sent = send_test_notification(spec)
-    assert [name for name, _ in sent] == ["pd", "pd", "slack", "hook"]
+    assert [(r.receiver, r.outcome, r.detail) for r in sent] == [
+        ("pd", "ok", "HTTP 202 HTTP 202"), ("slack", "ok", "HTTP 200"), ("hook", "ok", "HTTP 200")]
     assert receiver.rejected == []
     trigger, resolve = receiver.bodies("pd")
     assert trigger["payload"]["summary"].startswith("[TEST]")

@@ -70,8 +70,9 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def generate(tmp_path: Path, spec) -> tuple[Path, Path]:
-    rules, test = (Path(p) for p in write_prom_rules(spec, str(tmp_path / "rules.yml")))
+    rules, test, inhibit = (Path(p) for p in write_prom_rules(spec, str(tmp_path / "rules.yml")))
     assert test == tmp_path / "rules.test.yml"
+    assert inhibit == tmp_path / "rules.alertmanager.yml"
     return rules, test
 
 
@@ -142,3 +143,36 @@ def test_prometheus_loads_the_rules(tmp_path, prometheus_url, prometheus_rules_d
     finally:
         target.unlink(missing_ok=True)
         requests.post(f"{prometheus_url}/-/reload", timeout=10)
+
+
+AMTOOL = shutil.which("amtool")
+
+
+@pytest.mark.parametrize("inhibit, expected", [
+    ("", [{"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
+           "equal": ["model", "slice"]}]),
+    ("""inhibit_rules:
+  - source_matchers: ['severity="critical"', 'alertname=~"auc_.*"']
+    target_matchers: ['severity!="critical"']
+    equal: [model]
+""", [{"source_matchers": ['severity="critical"', 'alertname=~"auc_.*"'],
+       "target_matchers": ['severity!="critical"'], "equal": ["model"]}]),
+])
+def test_inhibition_snippet_loads_in_alertmanager(tmp_path, inhibit, expected):
+    """#18.10: Prometheus-side alerting gets the daemon's inhibition as an Alertmanager
+    ``inhibit_rules`` snippet; merged into a config, ``amtool check-config`` accepts it."""
+    assert AMTOOL, "amtool is not installed (Debian package prometheus-alertmanager)"
+    spec = load_spec_text(SPEC + inhibit, "spec.yaml")
+    generate(tmp_path, spec)
+    snippet = yaml.safe_load((tmp_path / "rules.alertmanager.yml").read_text())
+    assert snippet == {"inhibit_rules": expected}
+    rules = yaml.safe_load((tmp_path / "rules.yml").read_text())
+    severities = {r["labels"]["severity"] for g in rules["groups"] for r in g["rules"]}
+    assert {"critical", "warning"} <= severities  # the labels the matchers look at exist
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(yaml.safe_dump({"route": {"receiver": "team"},
+                                      "receivers": [{"name": "team"}], **snippet}))
+    out = subprocess.run([AMTOOL, "check-config", str(config)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{len(expected)} inhibit rules" in out.stdout

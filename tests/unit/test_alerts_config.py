@@ -208,3 +208,28 @@ def test_missing_route_with_several_receivers():
             "  - {name: s, type: slack, url: x}\n  - {name: t, type: slack, url: y}\n")
     spec, problems, _ = parse(text)
     assert spec is None and any("need a 'route'" in m for _, m in problems)
+
+
+@pytest.mark.parametrize("receiver, path", [
+    ("{name: p, type: pagerduty, routing_key: k, source: '${OTHER_TEAM_KEY}'}",
+     "receivers[0].source"),
+    ("{name: a, type: alertmanager, url: 'http://x', generator_url: 'http://g/${TOKEN}'}",
+     "receivers[0].generator_url"),
+])
+def test_env_references_only_in_credential_fields(receiver, path):
+    """#11.10: ${...} is expanded only where credentials go; elsewhere it is an error."""
+    spec, problems, _ = parse(f"alerts:\n  - {{name: c, concept_drift: true}}\n"
+                              f"receivers:\n  - {receiver}\n")
+    assert spec is None
+    assert any(p == path and "is expanded only in url, secret, routing_key and headers" in m
+               for p, m in problems), problems
+
+
+def test_retry_max_delay_and_credential_fields_parse():
+    spec, problems, _ = parse(
+        "alerts:\n  - {name: c, concept_drift: true}\nreceivers:\n"
+        "  - {name: h, type: webhook, url: '${HOOK_URL}', secret: '${S}', retry_max_delay: 5s,"
+        " headers: {Authorization: 'Bearer ${TOKEN}'}}\n")
+    assert problems == []
+    assert spec.receiver("h").retry_max_delay == 5.0
+    assert spec.receiver("h").headers == {"Authorization": "Bearer ${TOKEN}"}

@@ -246,3 +246,124 @@ def test_prune_removes_old_done_entries(tmp_path):
     assert engine.outbox.alerts(None)[0].status == "resolved"
     engine.outbox.prune(before=1000.0)
     assert engine.outbox.alerts(None) == []
+
+
+def test_replayed_old_windows_are_never_judged_again(tmp_path):
+    """#18.1: fire, resolve, let the series be forgotten, then feed the same old windows
+    again (a restart from an older offset): no notification, in this engine or a new one on
+    the same database."""
+    rule = ("  - {name: auc_low, metric: roc_auc, threshold: {lower: 0.7}, "
+            "flapping: {window: 3, changes: 2}}")
+    engine = make(tmp_path, rule)
+    values = [0.6, 0.6, 0.9] + [0.9] * 12  # fires, resolves, then calm long enough
+    notes = run(engine, values)
+    assert [n[0].status for n in notes if n] == ["firing", "resolved"]
+    assert engine._series == {}  # forgotten by the lifecycle: only the memory is left
+    assert all(n == [] for n in run(engine, values)), "an old incident was notified again"
+    assert engine.outbox.depth() == 2
+    engine.close()
+    again = make(tmp_path, rule)
+    assert all(n == [] for n in run(again, values))
+    # and a window newer than any judged is judged as usual
+    [note] = again.observe([auc(len(values), 0.5)], now=1e6)
+    assert note.status == "firing"
+
+
+def test_memory_is_per_alert_and_bounded_by_series(tmp_path):
+    engine = make(tmp_path, AUC_RULE % 1)
+    for i in range(20):
+        engine.observe([auc(i, 0.9, "a"), auc(i, 0.9, "b")], now=(i + 1) * W)
+    memory = engine.outbox.load_memory()
+    assert len(memory) == 2 and set(memory.values()) == {20 * W}  # one row per series
+    # slice b's old window is ignored; slice c (never judged) is judged
+    notes = engine.observe([auc(3, 0.5, "b"), auc(3, 0.5, "c")], now=30 * W)
+    assert [a.labels["slice"] for n in notes for a in n.alerts] == ["c"]
+
+
+def test_a_failed_commit_changes_nothing(tmp_path, monkeypatch):
+    """#11.5: observe is all or nothing, so the same observations can be retried."""
+    import sqlite3
+
+    engine = make(tmp_path, AUC_RULE % 1)
+    real = engine.outbox.commit
+
+    def locked(*a, **kw):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(engine.outbox, "commit", locked)
+    with pytest.raises(sqlite3.OperationalError):
+        engine.observe([auc(0, 0.6)], now=60.0)
+    assert engine._series == {} and engine._groups == {} and engine._memory == {}
+    monkeypatch.setattr(engine.outbox, "commit", real)
+    [note] = engine.observe([auc(0, 0.6)], now=60.0)
+    assert note.status == "firing"
+
+
+def test_events_report_transitions_and_notify_false_sends_nothing(tmp_path):
+    """#18.2: a replay (notify=False) judges and reports transitions but enqueues nothing;
+    a later notifying run on the same database tells the receiver what still fires."""
+    spec = spec_of(f"alerts:\n{AUC_RULE % 1}\nreceivers:\n  - {{name: hook, type: webhook, "
+                   "url: 'http://127.0.0.1:9/'}\nroute: {receiver: hook, group_wait: 0s, "
+                   "group_by: ['...']}")
+    from alerts.engine import AlertEngine
+
+    path = str(tmp_path / "a.sqlite")
+    replay = AlertEngine(spec, path, clock=lambda: 0.0, notify=False)
+    events: list = []
+    for i, (s, v) in enumerate([("a", 0.6), ("a", 0.9), ("b", 0.6)]):
+        assert replay.observe([auc(i, v, s)], now=(i + 1) * W, events=events) == []
+    assert [(e.status, e.alert.labels["slice"], e.alert.window_end) for e in events] == [
+        ("firing", "a", W), ("resolved", "a", 2 * W), ("firing", "b", 3 * W)]
+    assert replay.dispatch(now=1e6) == 0 and replay.flush(now=1e6) == []
+    assert replay.outbox.entries() == []
+    replay.close()
+    live = AlertEngine(spec, path, clock=lambda: 0.0)
+    [note] = live.flush(now=4 * W)
+    assert note.status == "firing" and [a.labels["slice"] for a in note.alerts] == ["b"]
+
+
+def test_retry_delay_is_capped_per_receiver(tmp_path):
+    """#18.8: the default cap is 30 s; a receiver's retry_max_delay lowers it."""
+    import random
+
+    from alerts.outbox import Backoff
+
+    assert Backoff().cap == 30.0
+    assert max(Backoff().delay(n, random.Random(n)) for n in range(1, 30)) <= 30.0
+    engine = make(tmp_path, AUC_RULE % 1)
+    engine.observe([auc(0, 0.6)], now=60.0)
+    [entry] = engine.outbox.entries()
+    for _ in range(12):
+        engine.outbox.claim(entry.id, 60.0)
+        engine.outbox.mark_retry(entry.id, 60.0, "503", 503, cap=5.0)
+    [entry] = engine.outbox.entries()
+    assert entry.attempts == 12 and entry.next_attempt_at - 60.0 <= 5.0
+
+
+def test_missing_rate_rule_skips_the_features_own_missing_slice(tmp_path):
+    """#18.11: on ``area_m2=__missing__`` every record misses area_m2 (value 1.0)."""
+    engine = make(tmp_path, "  - {name: area_missing, quality: {feature: area_m2, "
+                  "check: missing_rate, upper: 0.05}}",
+                  route="{receiver: hook, group_wait: 0s, group_by: ['...']}")
+
+    def q(slice_: str, rate: float) -> Observation:
+        return Observation(model="fraud", version="v1", slice=slice_, window_start=0.0,
+                           window_end=W, count=100,
+                           quality={"area_m2": {"missing_rate": rate}})
+
+    notes = engine.observe([q("area_m2=__missing__", 1.0), q("city=x,area_m2=__missing__", 1.0),
+                            q("overall", 0.2), q("area_m2=[0,50)", 0.0)], now=W)
+    assert sorted(a.labels["slice"] for n in notes for a in n.alerts) == ["overall"]
+
+
+def test_default_descriptions_show_a_baseline_only_for_change_rules(tmp_path):
+    """#18.11: value rules ended in "baseline ."."""
+    engine = make(tmp_path, AUC_RULE % 1 + "\n  - {name: auc_drop, metric: roc_auc, change: "
+                  "{baseline: reference, absolute: -0.05, direction: higher_is_better}}",
+                  route="{receiver: hook, group_wait: 0s, group_by: ['...']}")
+    notes = engine.observe([auc(0, 0.6, reference_metrics={"roc_auc": 0.9})], now=W)
+    text = {a.labels["alertname"]: a.annotations["description"] for n in notes
+            for a in n.alerts}
+    assert text["auc_low"].endswith("roc_auc = 0.6, threshold < 0.7.")
+    assert "baseline" not in text["auc_low"]
+    assert text["auc_drop"].endswith("baseline 0.9.")

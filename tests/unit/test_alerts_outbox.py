@@ -117,3 +117,37 @@ def test_retry_after_header_forms():
     assert retry_after("120") == 120.0
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert retry_after("garbage") is None
+
+
+def test_pending_entries_per_receiver_are_bounded(tmp_path):
+    """#11.6: a receiver's queue holds at most max_pending; the rest is recorded failed
+    ('outbox full') and returned so the engine counts it as dropped. Other receivers are
+    not affected."""
+    b = Outbox(str(tmp_path / "o.sqlite"), max_pending=2)
+    other = Notification(**{**note("k9", n=9).__dict__, "receiver": "slack"})
+    refused = b.commit([note("k1", n=1), note("k2", n=2), note("k3", n=3), other], now=0.0)
+    assert [n.dedup_key for n in refused] == ["k3"]
+    assert [(e.receiver, e.dedup_key) for e in b.entries("pending")] == [
+        ("hook", "k1"), ("hook", "k2"), ("slack", "k9")]
+    [full] = b.entries("failed")
+    assert full.dedup_key == "k3" and full.last_error.startswith("outbox full: 2 entries")
+    b.close()
+
+
+def test_entries_of_a_removed_receiver_fail(tmp_path):
+    b = Outbox(str(tmp_path / "o.sqlite"))
+    b.commit([note("k1", n=1), Notification(**{**note("k2", n=2).__dict__,
+                                               "receiver": "gone"})], now=0.0)
+    assert b.fail_orphans({"hook"}, now=1.0) == {"gone": 1}
+    [failed] = b.entries("failed")
+    assert failed.receiver == "gone" and "no longer in the spec" in failed.last_error
+    b.close()
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    from alerts.errors import AlertsError
+
+    path = tmp_path / "alerts.db"
+    path.write_bytes(b"not a database" * 100)
+    with pytest.raises(AlertsError, match=r"cannot open the alert database .*not a database"):
+        Outbox(str(path))

@@ -12,6 +12,7 @@ from alerts.config import ReceiverSpec
 from alerts.errors import MissingEnvError
 from alerts.model import Alert, Notification
 from alerts.receivers import BUILDERS, render
+from alerts.receivers.webhook import verify
 from alerts.timefmt import iso8601
 
 RECEIVERS = {
@@ -46,9 +47,9 @@ def test_every_type_has_a_builder():
 
 
 def test_webhook_signature_and_headers():
-    req = render(RECEIVERS["webhook"], note(), 0.0, ENV)
-    expected = "sha256=" + hmac.new(b"s3cret", req.body, hashlib.sha256).hexdigest()
-    assert req.headers["X-Slicewatch-Signature"] == expected
+    req = render(RECEIVERS["webhook"], note(), 1_700_000_123.9, ENV)
+    mac = hmac.new(b"s3cret", b"1700000123." + req.body, hashlib.sha256).hexdigest()
+    assert req.headers["X-Slicewatch-Signature"] == f"t=1700000123,v1={mac}"
     assert req.headers["X-Team"] == "risk" and req.url == "http://127.0.0.1:1/hook"
     body = json.loads(req.body)
     assert body["status"] == "firing" and body["dedupKey"] == "slicewatch-abc"
@@ -106,3 +107,66 @@ def test_request_repr_hides_url_and_headers(kind):
     for secret in ("s3cret", "T0K3N", "R0UT1NG", "127.0.0.1"):
         assert secret not in repr(req)
     assert "${" in req.shown_url
+
+
+def test_webhook_signature_is_bound_to_its_time():
+    """A captured request replayed later is refused; a fresh one is accepted; a changed body
+    or a signature without a timestamp (the old ``sha256=`` form) is refused."""
+    sent_at = 1_700_000_000.0
+    req = render(RECEIVERS["webhook"], note(), sent_at, ENV)
+    header = req.headers["X-Slicewatch-Signature"]
+    assert verify("s3cret", header, req.body, now=sent_at + 5)
+    assert not verify("s3cret", header, req.body, now=sent_at + 301)  # stale: a replay
+    assert not verify("s3cret", header, req.body, tolerance=60, now=sent_at + 61)
+    assert not verify("s3cret", header, req.body + b" ", now=sent_at)
+    assert not verify("wrong", header, req.body, now=sent_at)
+    old = "sha256=" + hmac.new(b"s3cret", req.body, hashlib.sha256).hexdigest()
+    assert not verify("s3cret", old, req.body, now=sent_at)
+
+
+def test_env_is_expanded_only_in_credential_fields():
+    """``${VAR}`` in pagerduty ``source`` / alertmanager ``generator_url`` stays literal."""
+    env = {**ENV, "OTHER_TEAM_KEY": "sup3rs3cret"}
+    pd = ReceiverSpec(name="pd", type="pagerduty", url="http://${HOST}/pd",
+                      routing_key="${PD_KEY}", source="${OTHER_TEAM_KEY}")
+    body = json.loads(render(pd, note(), 0.0, env).body)
+    assert body["payload"]["source"] == "${OTHER_TEAM_KEY}" and body["routing_key"] == "R0UT1NG"
+    am = ReceiverSpec(name="am", type="alertmanager", url="http://${HOST}",
+                      generator_url="http://x/${OTHER_TEAM_KEY}")
+    assert b"sup3rs3cret" not in render(am, note(), 0.0, env).body
+
+
+def test_test_notifications_carry_one_marker():
+    from alerts.engine import _test_notes
+
+    for kind in ("slack", "pagerduty"):
+        [first, *_] = _test_notes(RECEIVERS[kind], 1_700_000_000.0)
+        body = json.loads(render(RECEIVERS[kind], first, 0.0, ENV).body)
+        text = body["text"] if kind == "slack" else body["payload"]["summary"]
+        assert text.startswith("[TEST] ") and text.count("[TEST]") == 1, text
+
+
+def test_the_verification_snippet_in_the_docs_works(tmp_path):
+    """The runnable snippet of docs/alerts.md accepts a fresh signature of the real builder
+    and refuses a stale one (run as its own program, as a receiver would)."""
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    [snippet] = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "def verify" in b]
+    now = time.time()
+    fresh = render(RECEIVERS["webhook"], note(), now, ENV)
+    stale = render(RECEIVERS["webhook"], note(), now - 3600, ENV)
+    program = tmp_path / "receiver.py"
+    program.write_text(snippet + "\nimport sys\nh1, h2, b1, b2 = sys.argv[1:]\n"
+                       "print(verify(b's3cret', h1, bytes.fromhex(b1)),"
+                       " verify(b's3cret', h2, bytes.fromhex(b2)))\n")
+    out = subprocess.run([sys.executable, str(program),
+                          fresh.headers["X-Slicewatch-Signature"],
+                          stale.headers["X-Slicewatch-Signature"],
+                          fresh.body.hex(), stale.body.hex()],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "False"], out.stderr

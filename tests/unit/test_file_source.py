@@ -71,3 +71,19 @@ def test_follow_tails_a_growing_file_and_waits_for_complete_lines(tmp_path):
     stop.set()
     thread.join(5)
     assert got == [b'{"i": 1}\n', b'{"i": 2}\n', b'{"i": 3}\n']
+
+
+def test_follow_reads_what_was_written_before_stop(tmp_path):
+    """Lines appended while the consumer handles a chunk, then stop: they are still read
+    (the demo's last window went missing when its writer finished during a window close)."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b'{"a": 1}\n')
+    stop = threading.Event()
+    got = []
+    for chunk in FileSource([str(path)], follow=True, poll_interval=0.01, stop=stop).chunks():
+        got.extend(chunk.payload)
+        if len(got) == 1:  # the writer appends its last line and says it is done
+            with path.open("ab") as fh:
+                fh.write(b'{"a": 2}\n')
+            stop.set()
+    assert got == [b'{"a": 1}\n', b'{"a": 2}\n']
