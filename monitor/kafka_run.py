@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import TextIO
 
-from monitor.checkpoint import Checkpoint
+from monitor.checkpoint import Checkpoint, CheckpointError
 from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.sources.base import SourceError
 from monitor.sources.kafka import (
@@ -26,6 +26,7 @@ from monitor.sources.kafka import (
     lag_metrics,
     parse_kafka_settings,
 )
+from slices.errors import SlicewatchError
 from slices.spec import Spec
 
 log = logging.getLogger("slicewatch.kafka")
@@ -37,6 +38,20 @@ def checkpoint_for(spec: Spec, settings: KafkaSettings) -> Checkpoint:
         raise SourceError("source.type kafka needs a checkpoint database: set 'checkpoint: "
                           "PATH' in the spec (offsets and window state are saved there)")
     return Checkpoint(spec.checkpoint, owner=settings.instance_id)
+
+
+def load_checkpointed(daemon: Daemon, state: dict, path: str) -> None:
+    """``daemon.load_state(state)``; a state that does not fit (hand-edited, truncated, of
+    another spec) is a :class:`CheckpointError` naming the database, not a traceback."""
+    try:
+        daemon.load_state(state)
+    except SlicewatchError as exc:
+        raise CheckpointError(f"checkpoint {path}: cannot resume from its state: {exc}") \
+            from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its state does not fit this spec "
+                              f"({type(exc).__name__}: {str(exc)[:200]}); delete it to start "
+                              "afresh") from None
 
 
 def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
@@ -56,7 +71,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     initial = daemon.state()
     loaded = checkpoint.load()
     if loaded is not None:
-        daemon.load_state(loaded[1])
+        load_checkpointed(daemon, loaded[1], checkpoint.path)
         print(f"slicewatch: resumed {settings.instance_id} from checkpoint #{checkpoint.seq} "
               f"({len(loaded[0])} partition offset(s))", file=out, flush=True)
     source = KafkaSource(settings, checkpoint, state=daemon.checkpoint_state,
@@ -119,7 +134,7 @@ def drain_instance(spec: Spec, instance_id: str,
         if loaded is None:
             return []
         daemon = Daemon(spec, listeners=listeners)
-        daemon.load_state(loaded[1])
+        load_checkpointed(daemon, loaded[1], checkpoint.path)
         results = daemon.flush()
         daemon.dead_letter.close()
         checkpoint.drop_state()
