@@ -20,14 +20,16 @@ from monitor.checkpoint import Checkpoint, CheckpointError
 from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.sources.base import SourceError
 from monitor.sources.kafka import (
+    EnvNotAllowed,
     KafkaDeadLetter,
     KafkaSettings,
     KafkaSource,
     lag_metrics,
     parse_kafka_settings,
 )
-from slices.errors import SlicewatchError
+from slices.errors import Problem, SlicewatchError, SpecError
 from slices.spec import Spec
+from slices.yamlpos import load_text
 
 log = logging.getLogger("slicewatch.kafka")
 
@@ -38,6 +40,23 @@ def checkpoint_for(spec: Spec, settings: KafkaSettings) -> Checkpoint:
         raise SourceError("source.type kafka needs a checkpoint database: set 'checkpoint: "
                           "PATH' in the spec (offsets and window state are saved there)")
     return Checkpoint(spec.checkpoint, owner=settings.instance_id)
+
+
+def settings_for(spec: Spec) -> KafkaSettings:
+    """``source.kafka`` of ``spec``, validated; a ``${NAME}`` where the environment is not
+    read is a :class:`SpecError` located in the spec file (exit 2)."""
+    try:
+        return parse_kafka_settings(spec.source.kafka)
+    except EnvNotAllowed as exc:
+        line, column = 1, 1
+        try:
+            with open(spec.file, encoding="utf-8") as fh:
+                line, column = load_text(fh.read(), spec.file).positions.value(exc.path)
+        except (OSError, SlicewatchError):
+            pass
+        message = str(exc).split(": ", 1)[1]
+        raise SpecError([Problem(spec.file, line, column, ".".join(exc.path), message)]) \
+            from None
 
 
 def load_checkpointed(daemon: Daemon, state: dict, path: str) -> None:
@@ -62,7 +81,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
 
     out = out or sys.stdout
     _log_to(out)
-    settings = parse_kafka_settings(spec.source.kafka)
+    settings = settings_for(spec)
     checkpoint = checkpoint_for(spec, settings)
     checkpoint.acquire(socket.gethostname(), os.getpid())
     listeners, stage = outputs(spec, opts, out, listeners)

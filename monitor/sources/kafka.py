@@ -20,7 +20,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ SETTINGS_KEYS = ("bootstrap_servers", "group_id", "topics", "dead_letter_topic",
 STREAMS = ("predictions", "labels", "features")
 SECRET_WORDS = ("password", "secret", "key", "token")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+EXPANDABLE_PREFIXES = ("sasl.", "ssl.")
 
 # Throughput-minded fetch defaults; any of them can be overridden under ``config:``.
 FETCH_DEFAULTS = {
@@ -70,36 +71,73 @@ class KafkaSettings:
     feature_delay: float = 60.0  # seconds of event time a prediction waits for its features
     close_worker: bool = True  # window-close drift tests in a worker process
     config: dict[str, Any] = field(default_factory=dict)  # librdkafka pass-through, resolved
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # values read from ${ENV}
+
+    def __repr__(self) -> str:
+        return (f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, "
+                f"group_id={self.group_id!r}, topics={self.topics!r}, "
+                f"config={mask(self.config, self._expanded_keys())!r})")
+
+    def _expanded_keys(self) -> list[str]:
+        return [k for k, v in self.config.items() if v in self.secrets]
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any secret of these settings (:func:`scrub`)."""
+        return scrub(text, self.config, self.secrets)
 
     def stream_of(self) -> dict[str, str]:
         """topic → stream."""
         return {t: s for s, t in self.topics.items()}
 
 
-def mask(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with the values of secret-looking keys (password, secret, key, token)
-    replaced by ``***`` — the only form in which settings are ever logged."""
-    return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) else v)
+def mask(config: Mapping[str, Any], expanded: Iterable[str] = ()) -> dict[str, Any]:
+    """``config`` with the values of secret-looking keys (password, secret, key, token) and of
+    keys in ``expanded`` (read from the environment) replaced by ``***`` — the only form in
+    which settings are ever logged."""
+    expanded = set(expanded)
+    return {k: ("***" if k in expanded or any(w in k.lower() for w in SECRET_WORDS) else v)
             for k, v in config.items()}
 
 
-def scrub(text: str, config: Mapping[str, Any]) -> str:
-    """``text`` with every secret value of ``config`` replaced by ``***``."""
-    for k, v in config.items():
-        if any(w in k.lower() for w in SECRET_WORDS) and isinstance(v, str) and len(v) >= 3:
+def scrub(text: str, config: Mapping[str, Any], secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret value of ``config`` and every value of ``secrets`` (those
+    read from the environment) replaced by ``***``."""
+    values = [v for k, v in config.items()
+              if any(w in k.lower() for w in SECRET_WORDS) and isinstance(v, str)]
+    for v in sorted({*values, *secrets}, key=len, reverse=True):
+        if len(v) >= 3:
             text = text.replace(v, "***")
     return text
 
 
-def _substitute(where: str, value: Any, env: Mapping[str, str]) -> Any:
-    if not isinstance(value, str):
+class EnvNotAllowed(SourceError):
+    """``${NAME}`` in a setting where it is not expanded; ``path`` locates it in the spec."""
+
+    def __init__(self, path: tuple[str, ...], message: str):
+        self.path = path
+        super().__init__(f"{'.'.join(path)}: {message}")
+
+
+def _substitute(path: tuple[str, ...], value: Any, env: Mapping[str, str],
+                expanded: set[str], *, allowed: bool) -> Any:
+    """``value`` with each ``${NAME}`` replaced by ``env[NAME]`` (the values used are added
+    to ``expanded``); :class:`EnvNotAllowed` where the setting is not ``allowed`` to read the
+    environment."""
+    if not isinstance(value, str) or not _ENV_REF.search(value):
         return value
+    where = ".".join(path)
+    if not allowed:
+        raise EnvNotAllowed(path, "${...} is read from the environment only in the security "
+                            "settings (config.sasl.*, config.ssl.*) and bootstrap_servers, so "
+                            "that no environment value can reach a metric label, a log line "
+                            "or a dead letter; write the value itself")
 
     def one(m: re.Match) -> str:
         name = m.group(1)
         if name not in env:
             raise SourceError(f"{where}: environment variable {name} is not set "
                               f"(referenced as ${{{name}}})")
+        expanded.add(env[name])
         return env[name]
 
     return _ENV_REF.sub(one, value)
@@ -107,10 +145,14 @@ def _substitute(where: str, value: Any, env: Mapping[str, str]) -> Any:
 
 def parse_kafka_settings(d: Mapping[str, Any] | None,
                          env: Mapping[str, str] | None = None) -> KafkaSettings:
-    """Validate ``source.kafka``; ``${VAR}`` in any string value is read from ``env``
-    (default ``os.environ``). Raises :class:`SourceError` naming the key and the bound."""
+    """Validate ``source.kafka``; ``${VAR}`` in a security setting (``config.sasl.*``,
+    ``config.ssl.*``) or in ``bootstrap_servers`` is read from ``env`` (default
+    ``os.environ``), anywhere else it is refused (:class:`EnvNotAllowed`). Raises
+    :class:`SourceError` naming the key and the bound."""
     env = os.environ if env is None else env
     where = "source.kafka"
+    expanded: set[str] = set()
+    base = ("source", "kafka")
     if not isinstance(d, Mapping) or not d:
         raise SourceError(f"{where} must be a mapping with at least bootstrap_servers, "
                           "group_id and topics.predictions")
@@ -129,7 +171,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
             v = ",".join(str(x) for x in v)
         if not isinstance(v, str) or not v.strip():
             raise SourceError(f"{where}.{key} must be a non-empty string; got {v!r}")
-        return _substitute(f"{where}.{key}", v, env)
+        # bootstrap servers may come from the environment but are not secret (logged)
+        return _substitute((*base, key), v, env, set(), allowed=key == "bootstrap_servers")
 
     def number(key: str, default, lo: float, hi: float, kind=float):
         v = d.get(key, default)
@@ -157,7 +200,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
                               f"{', '.join(STREAMS)}")
         if not isinstance(topic, str) or not topic:
             raise SourceError(f"{where}.topics.{stream} must be a topic name; got {topic!r}")
-        topics[stream] = _substitute(f"{where}.topics.{stream}", topic, env)
+        topics[stream] = _substitute((*base, "topics", stream), topic, env, expanded,
+                                     allowed=False)
     if len(set(topics.values())) != len(topics):
         raise SourceError(f"{where}.topics: each stream needs its own topic; got {topics}")
 
@@ -171,7 +215,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
         if k in FIXED or k in ("bootstrap.servers", "group.id"):
             raise SourceError(f"{where}.config.{k} is set by slicewatch (exactly-once "
                               "checkpoints) or by its own key; remove it")
-        config[str(k)] = _substitute(f"{where}.config.{k}", v, env)
+        config[str(k)] = _substitute((*base, "config", str(k)), v, env, expanded,
+                                     allowed=str(k).startswith(EXPANDABLE_PREFIXES))
     strategy = str(config.get("partition.assignment.strategy", ""))
     if "cooperative" in strategy or str(config.get("group.protocol", "classic")) != "classic":
         raise SourceError(f"{where}.config: incremental rebalancing (cooperative-sticky, "
@@ -187,7 +232,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
         checkpoint_records=number("checkpoint_records", 200_000, 1, 10**12, int),
         instance_id=text("instance_id") or "default",
         feature_delay=number("feature_delay", 60.0, 0.0, 86400.0 * 7),
-        close_worker=flag("close_worker", True), config=config)
+        close_worker=flag("close_worker", True), config=config,
+        secrets=tuple(sorted(expanded)))
 
 
 def consumer_config(s: KafkaSettings) -> dict[str, Any]:
@@ -227,7 +273,7 @@ class KafkaDeadLetter(DeadLetter):
         from confluent_kafka import Producer
 
         self.topic = settings.dead_letter_topic
-        self._config = settings.config
+        self._settings = settings
         self.producer = Producer(producer_config(settings), error_cb=self._error) \
             if self.topic else None
         self.produced = 0
@@ -267,7 +313,7 @@ class KafkaDeadLetter(DeadLetter):
         super().close()
 
     def _error(self, err) -> None:
-        log.warning("kafka: dead-letter producer: %s", scrub(str(err), self._config))
+        log.warning("kafka: dead-letter producer: %s", self._settings.scrub(str(err)))
 
 
 # ----------------------------------------------------------------------------------- source
@@ -329,7 +375,7 @@ class KafkaSource:
             self.consumer = Consumer(conf)
         except KafkaException as exc:
             raise SourceError("kafka: invalid consumer settings: "
-                              f"{scrub(str(exc), self.settings.config)}") from None
+                              f"{self.settings.scrub(str(exc))}") from None
         delay = 1.0
         while not self.stop.is_set():
             problem = self._missing()
@@ -357,7 +403,7 @@ class KafkaSource:
         except KafkaException as exc:
             err = exc.args[0] if exc.args else exc
             return (f"cannot reach the brokers at {bootstrap} "
-                    f"({scrub(str(getattr(err, 'str', lambda: err)()), self.settings.config)})")
+                    f"({self.settings.scrub(str(getattr(err, 'str', lambda: err)()))})")
         missing = [t for t in self.settings.topics.values()
                    if t not in md.topics or md.topics[t].error is not None]
         if missing:
@@ -412,7 +458,7 @@ class KafkaSource:
                 keep.append(m)
             elif err.fatal():
                 raise SourceError(f"kafka: fatal consumer error: "
-                                  f"{scrub(err.str(), self.settings.config)}")
+                                  f"{self.settings.scrub(err.str())}")
             elif err.code() != KafkaError._PARTITION_EOF:
                 self._on_error(err)
         return keep
@@ -490,7 +536,7 @@ class KafkaSource:
         try:
             self.consumer.close()
         except Exception as exc:
-            log.warning("kafka: closing the consumer: %s", scrub(str(exc), self.settings.config))
+            log.warning("kafka: closing the consumer: %s", self.settings.scrub(str(exc)))
         self.consumer = None
 
     # ---- rebalance callbacks (run inside consume) --------------------------------------------
@@ -586,7 +632,7 @@ class KafkaSource:
         return {"lag": dict(self.lag), "messages": dict(self.messages)}
 
     def _on_error(self, err) -> None:
-        text = scrub(err.str() if hasattr(err, "str") else str(err), self.settings.config)
+        text = self.settings.scrub(err.str() if hasattr(err, "str") else str(err))
         now = time.monotonic()
         if now - self._error_at.get(text, 0.0) >= 10.0:  # one line per error per 10 s
             self._error_at[text] = now
