@@ -130,8 +130,13 @@ def consume(daemon: Daemon, source: KafkaSource) -> None:
     while not daemon.stop.is_set():
         batch = source.poll()
         closed = bool(daemon.finish_closes(wait=False))  # closes done in the worker meanwhile
+        live, idle = source.live_partitions()
+        # partitions with records in this batch hold the watermark while it is folded; those
+        # caught up at its end stop holding it after
+        closed |= bool(daemon.track_partitions(live, idle - {c.partition for c in batch.chunks}))
         for chunk in batch.chunks:
             closed |= bool(daemon.process(chunk))
+        closed |= bool(daemon.track_partitions(live, idle))
         source.advance(batch)
         if source.due(closed):
             daemon.dead_letter.flush()  # dead letters reach their topic before the offsets move

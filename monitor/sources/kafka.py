@@ -35,7 +35,7 @@ log = logging.getLogger("slicewatch.kafka")
 
 SETTINGS_KEYS = ("bootstrap_servers", "group_id", "topics", "dead_letter_topic", "consume_batch",
                  "consume_timeout", "checkpoint_interval", "checkpoint_records", "instance_id",
-                 "feature_delay", "close_worker", "config")
+                 "feature_delay", "close_worker", "static_membership", "config")
 STREAMS = ("predictions", "labels", "features")
 SECRET_WORDS = ("password", "secret", "key", "token")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -51,8 +51,10 @@ FETCH_DEFAULTS = {
     "auto.offset.reset": "earliest",
 }
 # Set by the source; the exactly-once design depends on them.
+# enable.partition.eof: end-of-partition events tell which partitions are caught up (idle),
+# so they do not hold the watermark back (monitor.windows)
 FIXED = {"enable.auto.commit": False, "enable.auto.offset.store": False,
-         "enable.partition.eof": False}
+         "enable.partition.eof": True}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class KafkaSettings:
     instance_id: str = "default"
     feature_delay: float = 60.0  # seconds of event time a prediction waits for its features
     close_worker: bool = True  # window-close drift tests in a worker process
+    static_membership: bool = True  # group.instance.id = instance_id: quick restarts
     config: dict[str, Any] = field(default_factory=dict)  # librdkafka pass-through, resolved
     secrets: tuple[str, ...] = field(default=(), repr=False)  # values read from ${ENV}
 
@@ -232,14 +235,19 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
         checkpoint_records=number("checkpoint_records", 200_000, 1, 10**12, int),
         instance_id=text("instance_id") or "default",
         feature_delay=number("feature_delay", 60.0, 0.0, 86400.0 * 7),
-        close_worker=flag("close_worker", True), config=config,
+        close_worker=flag("close_worker", True),
+        static_membership=flag("static_membership", True), config=config,
         secrets=tuple(sorted(expanded)))
 
 
 def consumer_config(s: KafkaSettings) -> dict[str, Any]:
     """The librdkafka configuration of the consumer (pass-through settings win over the
-    fetch defaults; the exactly-once settings win over everything)."""
-    return {**FETCH_DEFAULTS, **s.config, "bootstrap.servers": s.bootstrap_servers,
+    fetch defaults; the exactly-once settings win over everything). With static membership
+    (default) ``group.instance.id`` is the instance id (unless set under ``config:``): an
+    instance restarted after a crash gets its partitions back at once instead of waiting
+    ``session.timeout.ms`` for its old self to be dropped from the group."""
+    static = {"group.instance.id": s.instance_id} if s.static_membership else {}
+    return {**FETCH_DEFAULTS, **static, **s.config, "bootstrap.servers": s.bootstrap_servers,
             "group.id": s.group_id, **FIXED}
 
 
@@ -353,11 +361,11 @@ class KafkaSource:
         self.assigned: set[str] = set()
         self.messages: dict[str, int] = {t: 0 for t in settings.topics.values()}
         self.lag: dict[tuple[str, int], int] = {}
+        self.idle: set[str] = set()  # owned partitions caught up (end-of-partition seen)
         self.saves = 0
         self._streams = settings.stream_of()
         self._since_save = 0
         self._last_save = time.monotonic()
-        self._last_lag = 0.0
         self._error_at: dict[str, float] = {}
         self._writer: ThreadPoolExecutor | None = None  # background checkpoint writes
         self._writing: tuple[Future, dict[str, int]] | None = None
@@ -418,8 +426,9 @@ class KafkaSource:
 
         s = self.settings
         msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
+        eof: dict[str, int] = {}
         if any([m.error() for m in msgs]):
-            msgs = self._drop_errors(msgs, KafkaError)
+            msgs = self._drop_errors(msgs, KafkaError, eof)
         # one pass per attribute (C calls in a comprehension) rather than one Python loop body
         # per message: messages come in partition runs, and the last offset of a partition
         # wins in the dict
@@ -429,28 +438,48 @@ class KafkaSource:
         streams = self._streams
         parts = [m.partition() for m in msgs]
         offsets = [m.offset() + 1 for m in msgs]
-        if len(streams) == 1:  # one topic: no need to ask each message
-            topic = next(iter(streams))
-            nxt = {(topic, p): o for p, o in dict(zip(parts, offsets, strict=True)).items()}
-            by_stream = {streams[topic]: values} if values else {}
+        topics = ([next(iter(streams))] * len(msgs) if len(streams) == 1  # no need to ask
+                  else [m.topic() for m in msgs])
+        # one chunk per (topic, partition), in arrival order: the watermark follows each
+        # partition's event time (monitor.windows)
+        runs: dict[tuple[str, int], list[bytes]] = {}
+        if len(set(parts)) == 1 and len(streams) == 1:
+            if values:
+                runs[(topics[0], parts[0])] = values
         else:
-            topics = [m.topic() for m in msgs]
-            nxt = dict(zip(zip(topics, parts, strict=True), offsets, strict=True))
-            by_stream: dict[str, list[bytes]] = {}
-            for topic, value in zip(topics, values, strict=True):
-                by_stream.setdefault(streams[topic], []).append(value)
-        chunks = [Chunk("lines", lines, stream, self.settings.topics[stream], None)
-                  for stream, lines in by_stream.items()]
-        count = sum(len(c.payload) for c in chunks)
+            for key, value in zip(zip(topics, parts, strict=True), values, strict=True):
+                runs.setdefault(key, []).append(value)
+        nxt = dict(zip(zip(topics, parts, strict=True), offsets, strict=True))
+        chunks = [Chunk("lines", lines, streams[t], t, None, key_of(t, p))
+                  for (t, p), lines in runs.items()]
+        count = len(values)
         for c in chunks:
             self.messages[c.origin] += len(c.payload)
         positions = {key_of(t, p): o for (t, p), o in nxt.items()}
-        self._refresh_lag(KafkaException)
+        self._track_idle(positions, eof)
+        self._refresh_lag(KafkaException, positions)
         return Batch(chunks, positions, count)
 
-    def _drop_errors(self, msgs: list, KafkaError) -> list:
-        """The messages that carry no error; fatal errors raise, others are logged
-        (end-of-partition events are not errors)."""
+    def _track_idle(self, positions: dict[str, int], eof: dict[str, int]) -> None:
+        """A partition is idle (caught up) from an end-of-partition event at or past its
+        position until its next message."""
+        for key in positions:
+            if eof.get(key, -1) < positions[key]:
+                self.idle.discard(key)
+        for key, end in eof.items():
+            if key in self.assigned and end >= positions.get(key, self.positions.get(key, 0)):
+                self.idle.add(key)
+
+    def live_partitions(self) -> tuple[set[str], set[str]]:
+        """``(owned partitions of the predictions topic, those of them caught up)``: what
+        holds the watermark back (:class:`monitor.windows.PartitionView`)."""
+        topic = self.settings.topics["predictions"]
+        live = {k for k in self.assigned if split_key(k)[0] == topic}
+        return live, self.idle & live
+
+    def _drop_errors(self, msgs: list, KafkaError, eof: dict[str, int]) -> list:
+        """The messages that carry no error; fatal errors raise, others are logged;
+        end-of-partition events (not errors) are noted in ``eof`` (key → end offset)."""
         keep = []
         for m in msgs:
             err = m.error()
@@ -459,7 +488,9 @@ class KafkaSource:
             elif err.fatal():
                 raise SourceError(f"kafka: fatal consumer error: "
                                   f"{self.settings.scrub(err.str())}")
-            elif err.code() != KafkaError._PARTITION_EOF:
+            elif err.code() == KafkaError._PARTITION_EOF:
+                eof[key_of(m.topic(), m.partition())] = m.offset()
+            else:
                 self._on_error(err)
         return keep
 
@@ -553,6 +584,7 @@ class KafkaSource:
                 self.positions[key] = offset
             start.append(TopicPartition(p.topic, p.partition, offset))
         self.assigned = set(keys)
+        self.idle -= self.assigned
         consumer.assign(start)
         log.info("kafka: assigned %s", _describe(keys, saved))
 
@@ -564,6 +596,7 @@ class KafkaSource:
         for key in keys:
             self.positions.pop(key, None)
         self.assigned -= keys
+        self.idle -= keys
         consumer.unassign()
         log.info("kafka: revoked %s", ", ".join(sorted(keys)) or "nothing")
 
@@ -586,6 +619,7 @@ class KafkaSource:
         self._since_save = 0
         keep = self.assigned - lost
         self.assigned = keep
+        self.idle = set()  # back at checkpointed offsets: not caught up
         self.positions = {k: v for k, v in positions.items() if k in keep}
         if self.consumer is not None and keep:
             from confluent_kafka import OFFSET_STORED
@@ -607,23 +641,25 @@ class KafkaSource:
         except KafkaException as exc:  # lag reporting only: never fatal
             log.debug("kafka: offset commit skipped: %s", exc)
 
-    def _refresh_lag(self, KafkaException, every: float = 1.0) -> None:
-        now = time.monotonic()
-        if now - self._last_lag < every:
-            return
-        self._last_lag = now
+    def _refresh_lag(self, KafkaException, batch: dict[str, int]) -> None:
+        """Lag per owned partition, after every consume (the watermarks are librdkafka's
+        cached ones: no request): high watermark − next offset to process, counting the batch
+        just consumed; a caught-up partition (end-of-partition seen) has lag 0."""
         from confluent_kafka import TopicPartition
 
         lag = {}
         for key in self.assigned:
             topic, part = split_key(key)
+            pos = max(self.positions.get(key, -1), batch.get(key, -1))
+            if key in self.idle:
+                lag[(topic, part)] = 0
+                continue
             try:
                 _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, part),
                                                                  cached=True)
             except KafkaException:
                 continue
-            pos = self.positions.get(key)
-            if high is not None and high >= 0 and pos is not None:
+            if high is not None and high >= 0 and pos >= 0:
                 lag[(topic, part)] = max(high - pos, 0)
         self.lag = lag
 

@@ -211,3 +211,12 @@ def test_lag_metrics_families():
 def test_close_worker_defaults_to_on_and_can_be_turned_off():
     assert parse_kafka_settings(BASE, env={}).close_worker is True
     assert parse_kafka_settings({**BASE, "close_worker": False}, env={}).close_worker is False
+
+
+def test_static_membership_by_default_and_can_be_turned_off():
+    conf = consumer_config(parse_kafka_settings({**BASE, "instance_id": "fraud-1"}, env={}))
+    assert conf["group.instance.id"] == "fraud-1" and conf["enable.partition.eof"] is True
+    off = parse_kafka_settings({**BASE, "static_membership": False}, env={})
+    assert "group.instance.id" not in consumer_config(off)
+    own = parse_kafka_settings({**BASE, "config": {"group.instance.id": "x"}}, env={})
+    assert consumer_config(own)["group.instance.id"] == "x"
