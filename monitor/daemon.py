@@ -82,6 +82,7 @@ class Daemon:
         # (model, window start) → [records on time, records late]: the late-share warning
         self._window_counts: OrderedDict[tuple[str, float], list[int]] = OrderedDict()
         self._late_warned: set[str] = set()
+        self.listener_errors: dict[str, int] = {}  # listener name → windows it failed on
         self.alive = time.time()
         self.stop = threading.Event()
         self.closer = ProcessCloser() if close_in_worker and self.drift else InlineCloser()
@@ -351,12 +352,32 @@ class Daemon:
             delays = dict(self.tracker.extra.get("close_delay", {}))
             delays[window.model] = time.time() - window.end
             self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable
-            for listener in self.listeners:
-                listener(window, results)
+            for listener in self.listeners:  # one listener failing never costs the others
+                try:
+                    listener(window, results)
+                except Exception as exc:
+                    self._listener_failed(listener, window, exc)
             out.extend(results)
         if len(self._closing) < before:
             self.publish()
         return out
+
+    def _listener_failed(self, listener: ResultListener, window: ClosedWindow,
+                         exc: Exception) -> None:
+        name = getattr(listener, "__qualname__", type(listener).__name__)
+        self.listener_errors[name] = self.listener_errors.get(name, 0) + 1
+        log.warning("slicewatch: error: result listener %s failed on window %s of model %s "
+                    "(%s: %s); the other listeners got it", name, window.key, window.model,
+                    type(exc).__name__, str(exc)[:300])
+
+    def processing_failed(self, raw: bytes, exc: Exception, *, origin: str = "",
+                          where: str = "") -> None:
+        """A record whose processing raised (the state before it was put back by the
+        caller): counted as ``processing_error`` and dead-lettered with the error."""
+        self.tracker.bad["processing_error"] += 1
+        self.dead_letter.write("processing_error", raw, origin=origin,
+                               detail=f"{where}: {type(exc).__name__}: {str(exc)[:300]}")
+        self.publish()
 
     def _count(self, model: str, batch: RecordBatch) -> None:
         self.tracker.records[model] += len(batch)

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from monitor.checkpoint import Checkpoint, CheckpointError
 from monitor.daemon import Daemon, ResultListener, RunSummary
-from monitor.sources.base import SourceError
+from monitor.sources.base import Chunk, SourceError
 from monitor.sources.kafka import (
     EnvNotAllowed,
     KafkaDeadLetter,
@@ -105,7 +105,11 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     t0 = time.perf_counter()
     try:
         if source.start():
-            consume(daemon, source)
+            try:
+                consume(daemon, source)
+            except BaseException:
+                source.abandon()  # the state may hold part of a batch: never saved
+                raise
         daemon.settle()
         summary = daemon.summary(time.perf_counter() - t0)
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
@@ -126,7 +130,13 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
 
 
 def consume(daemon: Daemon, source: KafkaSource) -> None:
-    """The loop: until ``daemon.stop`` is set."""
+    """The loop: until ``daemon.stop`` is set.
+
+    A batch is folded whole or not at all: if processing raises, the daemon and the offsets
+    go back to the last checkpoint (:meth:`KafkaSource.recover`) and the batch is read again;
+    the chunk that failed is then folded piece by piece (:func:`fold_isolating`), so the
+    message(s) at fault go to the dead letter (``processing_error``) and the partition moves
+    on."""
     while not daemon.stop.is_set():
         batch = source.poll()
         closed = bool(daemon.finish_closes(wait=False))  # closes done in the worker meanwhile
@@ -134,13 +144,64 @@ def consume(daemon: Daemon, source: KafkaSource) -> None:
         # partitions with records in this batch hold the watermark while it is folded; those
         # caught up at its end stop holding it after
         closed |= bool(daemon.track_partitions(live, idle - {c.partition for c in batch.chunks}))
-        for chunk in batch.chunks:
-            closed |= bool(daemon.process(chunk))
+        chunk = None
+        try:
+            for chunk in batch.chunks:
+                if source.suspect(chunk):
+                    fold_isolating(daemon, chunk)
+                    closed = True
+                else:
+                    closed |= bool(daemon.process(chunk))
+        except NotTheMessages:
+            raise
+        except Exception as exc:
+            source.recover(chunk, exc)
+            continue
         closed |= bool(daemon.track_partitions(live, idle))
         source.advance(batch)
         if source.due(closed):
             daemon.dead_letter.flush()  # dead letters reach their topic before the offsets move
             source.save(wait=False)  # the database write overlaps the next batches
+
+
+class NotTheMessages(SourceError):
+    """Processing fails whatever the messages: the run stops (saving nothing)."""
+
+
+def fold_isolating(daemon: Daemon, chunk: Chunk) -> None:
+    """Fold ``chunk`` in halves, and halves of the halves that fail, down to single messages:
+    a message whose processing raises is dead-lettered (``processing_error``) and left out.
+    Before each piece the daemon state is copied (plain-data encoding) and put back if the
+    piece fails, so no part of a failed piece is kept. If every message fails on its own, the
+    fault is not in the messages: the error is raised (the run stops, saving nothing)."""
+    from dataclasses import replace
+
+    from monitor.checkpoint import decode_state, encode_state
+
+    def fold(lines: list[bytes], after: list[int]) -> int:
+        """Fold ``lines``; returns how many failed."""
+        snapshot = encode_state(daemon.checkpoint_state())
+        try:
+            daemon.process(replace(chunk, payload=lines, position=after))
+            return 0
+        except Exception as exc:
+            daemon.load_state(decode_state(snapshot))
+            if len(lines) == 1:
+                daemon.processing_failed(lines[0], exc, origin=chunk.origin,
+                                         where=f"{chunk.partition}@{after[0] - 1}"
+                                         if after else chunk.partition)
+                return 1
+            mid = len(lines) // 2
+            return fold(lines[:mid], after[:mid]) + fold(lines[mid:], after[mid:])
+
+    lines, after = list(chunk.payload), list(chunk.position or [])
+    mid = len(lines) // 2
+    failed = fold(lines, after) if len(lines) == 1 else \
+        fold(lines[:mid], after[:mid]) + fold(lines[mid:], after[mid:])
+    if failed == len(lines) > 1:
+        raise NotTheMessages(f"kafka: every one of the {len(lines)} messages of "
+                             f"{chunk.partition} fails on its own: the fault is not in the "
+                             "messages; stopping without saving")
 
 
 def drain_instance(spec: Spec, instance_id: str,

@@ -362,6 +362,8 @@ class KafkaSource:
         self.messages: dict[str, int] = {t: 0 for t in settings.topics.values()}
         self.lag: dict[tuple[str, int], int] = {}
         self.idle: set[str] = set()  # owned partitions caught up (end-of-partition seen)
+        self.suspects: dict[str, tuple[int, int]] = {}  # partition → offsets that failed
+        self._abandoned = False
         self.saves = 0
         self._streams = settings.stream_of()
         self._since_save = 0
@@ -442,16 +444,21 @@ class KafkaSource:
                   else [m.topic() for m in msgs])
         # one chunk per (topic, partition), in arrival order: the watermark follows each
         # partition's event time (monitor.windows)
-        runs: dict[tuple[str, int], list[bytes]] = {}
+        # (position: the offset after each message, to find a message that makes processing
+        # fail; see kafka_run.consume)
+        runs: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
         if len(set(parts)) == 1 and len(streams) == 1:
             if values:
-                runs[(topics[0], parts[0])] = values
+                runs[(topics[0], parts[0])] = (values, offsets)
         else:
-            for key, value in zip(zip(topics, parts, strict=True), values, strict=True):
-                runs.setdefault(key, []).append(value)
+            for key, value, offset in zip(zip(topics, parts, strict=True), values, offsets,
+                                          strict=True):
+                run = runs.setdefault(key, ([], []))
+                run[0].append(value)
+                run[1].append(offset)
         nxt = dict(zip(zip(topics, parts, strict=True), offsets, strict=True))
-        chunks = [Chunk("lines", lines, streams[t], t, None, key_of(t, p))
-                  for (t, p), lines in runs.items()]
+        chunks = [Chunk("lines", lines, streams[t], t, after, key_of(t, p))
+                  for (t, p), (lines, after) in runs.items()]
         count = len(values)
         for c in chunks:
             self.messages[c.origin] += len(c.payload)
@@ -494,6 +501,42 @@ class KafkaSource:
                 self._on_error(err)
         return keep
 
+    # ---- a batch whose processing failed ---------------------------------------------------
+    def recover(self, chunk: Chunk, exc: BaseException) -> None:
+        """Processing ``chunk`` raised: roll the daemon and the positions back to the last
+        checkpoint (nothing of the failed batch is kept, nothing is saved) and mark the
+        chunk's offsets as suspect; the loop replays them isolating the message(s) at
+        fault (:meth:`suspect`)."""
+        after = chunk.position or []
+        if after:
+            lo, hi = after[0] - 1, after[-1]
+            old = self.suspects.get(chunk.partition)
+            self.suspects[chunk.partition] = (min(lo, old[0]), max(hi, old[1])) if old \
+                else (lo, hi)
+        log.warning("kafka: processing %d message(s) of %s%s failed (%s); rolled back to the "
+                    "last checkpoint, replaying them one piece at a time to set the message(s) "
+                    "at fault aside (dead letter: processing_error)", len(chunk.payload),
+                    chunk.partition, f" at offsets {after[0] - 1}-{after[-1] - 1}" if after
+                    else "", self.settings.scrub(_describe_error(exc)))
+        self._rollback(set())
+
+    def suspect(self, chunk: Chunk) -> bool:
+        """Whether ``chunk`` holds offsets whose processing failed before (then it is folded
+        piece by piece); a chunk past the suspect range clears it."""
+        bounds = self.suspects.get(chunk.partition)
+        if bounds is None or not chunk.position:
+            return False
+        first, last = chunk.position[0] - 1, chunk.position[-1] - 1
+        if first > bounds[1]:
+            del self.suspects[chunk.partition]
+            return False
+        return last >= bounds[0]
+
+    def abandon(self) -> None:
+        """The loop failed beyond recovery: from now on nothing is saved (the state may hold
+        part of a batch), not at close nor on revocation."""
+        self._abandoned = True
+
     def advance(self, batch: Batch) -> None:
         """Mark ``batch`` as folded into the daemon state (call after processing it)."""
         for key, offset in batch.positions.items():
@@ -518,7 +561,7 @@ class KafkaSource:
         previous checkpoint: offsets and state are written together or not at all."""
         from monitor.checkpoint import encode_state
 
-        if not self.settle():
+        if self._abandoned or not self.settle():
             return False
         positions = dict(self.positions)
         blob = encode_state(self.state())
@@ -673,6 +716,10 @@ class KafkaSource:
         if now - self._error_at.get(text, 0.0) >= 10.0:  # one line per error per 10 s
             self._error_at[text] = now
             log.warning("kafka: %s", text)
+
+
+def _describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _describe(keys: list[str], saved: dict[str, int]) -> str:
