@@ -6,7 +6,9 @@ Kafka partition ``"topic:partition"``, a file path…) is a row owned by one ins
 time. :meth:`Checkpoint.claim` takes positions over (a Kafka assignment);
 :meth:`Checkpoint.save` writes an owner's positions and state together and is *fenced*: if
 another owner has claimed one of the positions meanwhile, nothing is written and
-:class:`Fenced` names the positions lost. Positions are opaque integers.
+:class:`Fenced` names the positions lost. Positions are opaque integers. The state is
+versioned plain data (:mod:`monitor.state_encoding`, no pickle: loading cannot run code),
+bounded in size on load; the database is created with mode 0600 (docs/checkpoint-state.md).
 
 >>> import tempfile, os
 >>> cp = Checkpoint(os.path.join(tempfile.mkdtemp(), "cp.db"))
@@ -20,18 +22,14 @@ True
 
 from __future__ import annotations
 
-import array
-import io
 import os
-import pickle
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Iterable
 
-import orjson
-
+from monitor import state_encoding
+from monitor.state_encoding import MAX_STATE_BYTES, StateError
 from slices.errors import SlicewatchError
 
 SCHEMA = """
@@ -59,45 +57,37 @@ class Fenced(CheckpointError):
 
 
 def encode_state(state: dict) -> bytes:
-    """Daemon state (plain data) → bytes: pickle protocol 5, uncompressed — 25× faster than
-    JSON for multi-MB states of float lists (a checkpoint every few seconds must be cheap).
-    Loading refuses every class reference (:class:`_PlainUnpickler`); note that the River
-    concept-drift detectors carry their own pickled state inside (a string), which
-    :class:`monitor.drift.ConceptMonitor` loads — keep checkpoint files as private as the
-    daemon's configuration."""
-    return pickle.dumps(state, protocol=5)
+    """Daemon state (plain data) → bytes: the versioned plain-data encoding of
+    :mod:`monitor.state_encoding` (MessagePack; arrays as bytes). No pickle."""
+    try:
+        return state_encoding.encode_state(state)
+    except StateError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
-def decode_state(blob: bytes) -> dict:
-    """Inverse of :func:`encode_state` (older zlib-JSON checkpoints still load)."""
-    if blob[:1] == b"\x80":
-        return _PlainUnpickler(io.BytesIO(blob)).load()
-    return _untag(orjson.loads(zlib.decompress(blob)))
+def decode_state(blob: bytes, *, max_bytes: int = MAX_STATE_BYTES) -> dict:
+    """Inverse of :func:`encode_state`, bounded; raises :class:`CheckpointError` for a blob
+    of an older format (pickle, zlib-JSON), a malformed one or one over the bounds.
+    Nothing on this path can run code."""
+    try:
+        state = state_encoding.decode_state(blob, max_bytes=max_bytes)
+    except StateError as exc:
+        raise CheckpointError(str(exc)) from None
+    if not isinstance(state, dict):
+        raise CheckpointError("checkpoint state is not a mapping")
+    return state
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    """Only plain data (dict, list, tuple, str, bytes, numbers, None, ``array.array`` of
-    numbers): no other globals."""
-
-    def find_class(self, module: str, name: str):
-        if module == "array" and name in ("array", "_array_reconstructor"):
-            return getattr(array, name)
-        raise CheckpointError(f"checkpoint state refers to {module}.{name}; only plain data "
-                              "is allowed in a checkpoint")
-
-
-_FLOATS = {"inf": float("inf"), "-inf": float("-inf"), "nan": float("nan")}
-
-
-def _untag(value):
-    """Older JSON checkpoints wrote non-finite floats as ``{"$f": "-inf"}``."""
-    if isinstance(value, dict):
-        if len(value) == 1 and value.get("$f") in _FLOATS:
-            return _FLOATS[value["$f"]]
-        return {k: _untag(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_untag(v) for v in value]
-    return value
+def state_bound() -> int:
+    """The bound on a state blob: ``SLICEWATCH_MAX_STATE_BYTES`` if set, else
+    :data:`MAX_STATE_BYTES` (1 GiB, SQLite's own limit on one BLOB)."""
+    raw = os.environ.get("SLICEWATCH_MAX_STATE_BYTES", "").strip()
+    if not raw:
+        return MAX_STATE_BYTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise CheckpointError(f"SLICEWATCH_MAX_STATE_BYTES must be a positive integer; "
+                              f"got {raw!r}")
+    return int(raw)
 
 
 class Checkpoint:
@@ -107,15 +97,19 @@ class Checkpoint:
     state written by :meth:`save` are read back by :meth:`load` of the same owner.
     """
 
-    def __init__(self, path: str, owner: str = "default", *, timeout: float = 30.0):
+    def __init__(self, path: str, owner: str = "default", *, timeout: float = 30.0,
+                 max_state_bytes: int | None = None):
         if not owner:
             raise CheckpointError("checkpoint owner must be a non-empty string")
         self.path = path
         self.owner = owner
         self.seq = 0
+        self.max_state_bytes = max_state_bytes or state_bound()
         self._lock = threading.Lock()
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            # created private (0600): SQLite gives its -wal and -shm files the same mode
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                        check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -185,16 +179,26 @@ class Checkpoint:
         """``(positions owned by this owner, state)`` of the last save, or None."""
         with self._lock:
             try:
+                size = self._db.execute("SELECT length(state) FROM states WHERE owner=?",
+                                        (self.owner,)).fetchone()
+                if size is None:
+                    return None
+                if size[0] > self.max_state_bytes:  # refused before it is read into memory
+                    raise CheckpointError(
+                        f"checkpoint {self.path}: the state of {self.owner!r} is {size[0]} "
+                        f"bytes, over the bound of {self.max_state_bytes} bytes")
                 row = self._db.execute("SELECT state, seq FROM states WHERE owner=?",
                                        (self.owner,)).fetchone()
-                if row is None:
-                    return None
                 pos = self._db.execute("SELECT key, next FROM positions WHERE owner=?",
                                        (self.owner,)).fetchall()
             except sqlite3.Error as exc:
                 raise CheckpointError(f"cannot read checkpoint {self.path}: {exc}") from None
+        try:
+            state = decode_state(row[0], max_bytes=self.max_state_bytes)
+        except CheckpointError as exc:
+            raise CheckpointError(f"checkpoint {self.path}: {exc}") from None
         self.seq = row[1]
-        return {k: int(n) for k, n in pos}, decode_state(row[0])
+        return {k: int(n) for k, n in pos}, state
 
     def positions(self) -> dict[str, tuple[int, str]]:
         """Every saved position: key → (next, owner)."""

@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -32,12 +32,15 @@ from monitor.records import RecordBatch
 from monitor.snapshot import EMPTY, Snapshot, Tracker
 from monitor.sources.base import Chunk
 from monitor.versions import VersionFolder
-from monitor.windows import factorize
+from monitor.windows import PartitionView, factorize
 from slices.spec import OUTCOMES, Spec
 
 log = logging.getLogger("slicewatch.daemon")
 
 ResultListener = Callable[[ClosedWindow, list[SliceResult]], None]
+LATE_WARN_SHARE = 0.01  # warn (once per model) when more than this share of a window is late
+LATE_WARN_MIN = 100  # …of a window of at least this many records
+LATE_WINDOWS = 256  # windows whose record counts are kept for that check (oldest dropped)
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,9 @@ class Daemon:
         self.decoder = decoder_for(spec)
         self.pipelines: dict[str, ModelPipeline] = {}
         self.drift: dict[str, DriftStage] = {}
+        self.partitions = PartitionView()  # the source's partitions, for the watermarks
         for m in spec.models:
-            pipeline = ModelPipeline(m, self._factory(m))
+            pipeline = ModelPipeline(m, self._factory(m), view=self.partitions)
             if m.drift.enabled:
                 stage = self.drift[m.name] = DriftStage(m, pipeline.preparer.classes)
                 if m.drift.concept_detector is not None:
@@ -79,6 +83,10 @@ class Daemon:
         self.versions = {m.name: VersionFolder(m.max_versions) for m in spec.models}
         self.feature_join = _feature_join(spec)
         self._snapshot: Snapshot = EMPTY
+        # (model, window start) → [records on time, records late]: the late-share warning
+        self._window_counts: OrderedDict[tuple[str, float], list[int]] = OrderedDict()
+        self._late_warned: set[str] = set()
+        self.listener_errors: dict[str, int] = {}  # listener name → windows it failed on
         self.alive = time.time()
         self.stop = threading.Event()
         self.closer = ProcessCloser() if close_in_worker and self.drift else InlineCloser()
@@ -132,14 +140,20 @@ class Daemon:
         else:
             batch, rejects = self.decoder.decode_frame(chunk.payload)
         self._reject(rejects, chunk.origin)
-        results = self.process_batch(batch)
+        results = self.process_batch(batch, chunk.partition)
         self.publish()
         return results
 
-    def process_batch(self, batch: RecordBatch) -> list[SliceResult]:
+    def process_batch(self, batch: RecordBatch, partition: str | None = ""
+                      ) -> list[SliceResult]:
+        """Fold decoded predictions from source ``partition`` (None: records that move no
+        partition's event time, see :meth:`EventWindows.assign`)."""
         results: list[SliceResult] = []
         if not len(batch):
             return results
+        first_records = partition is not None and partition not in self.partitions.busy
+        if partition is not None:
+            self.partitions.busy.add(partition)
         inverse, models = pd.factorize(batch.model, use_na_sentinel=False)
         for i, name in enumerate(models):
             rows = np.flatnonzero(inverse == i) if len(models) > 1 else np.arange(len(batch))
@@ -150,9 +164,11 @@ class Daemon:
             stage = self.drift.get(str(name))
             if stage is not None and stage.profile is None:
                 stage.learn_bins(pipeline.preparer.columns(part))
-            late, closed = pipeline.process(part)
+            late, closed = pipeline.process(part, partition)
             self._count(str(name), part if not late.any() else part.take(np.flatnonzero(~late)))
             self.join.remember(str(name), part, pipeline.last_starts, ~late)
+            if pipeline.model.window.kind == "time":
+                self._count_window_records(str(name), pipeline.last_starts, late)
             if late.any():
                 self.tracker.late[str(name)] += int(late.sum())
                 for j in np.flatnonzero(late):
@@ -162,9 +178,59 @@ class Daemon:
                 self._begin_close(window)
             if closed:
                 self.versions[str(name)].rotate()
+        if first_records:  # a partition heard from: other models' watermarks may move
+            self._advance_watermarks()
         results.extend(self.finish_closes(wait=False))
         self._sync_join_counts()
         return results
+
+    def _count_window_records(self, model: str, starts: np.ndarray, late: np.ndarray) -> None:
+        """Count each window's records on time and late; warn once per model when more than
+        1 % of a window's records came late (``allowed_lateness`` too small for the source's
+        event-time skew: docs/kafka.md, "Sizing allowed_lateness")."""
+        counts = self._window_counts
+        for is_late in (False, True):
+            keys, n = np.unique(starts[late == is_late], return_counts=True)
+            for key, k in zip(keys.tolist(), n.tolist(), strict=True):
+                entry = counts.get((model, key))
+                if entry is None:
+                    entry = counts[(model, key)] = [0, 0]
+                    if len(counts) > LATE_WINDOWS:
+                        counts.popitem(last=False)
+                entry[is_late] += k
+                total = entry[0] + entry[1]
+                if (is_late and model not in self._late_warned and total >= LATE_WARN_MIN
+                        and entry[1] > LATE_WARN_SHARE * total):
+                    self._late_warned.add(model)
+                    spec = self.pipelines[model].model.window
+                    log.warning("slicewatch: warning: model %s: %d of %d records (%.1f %%) of "
+                                "the window starting at %s came after it closed (late); "
+                                "allowed_lateness (%gs) is smaller than the event-time skew of "
+                                "the source — see docs/kafka.md, \"Sizing allowed_lateness\" "
+                                "(said once)", model, entry[1], total, 100 * entry[1] / total,
+                                key, spec.allowed_lateness)
+
+    def track_partitions(self, live: set[str], idle: set[str]) -> list[SliceResult]:
+        """The source's partitions changed (owned ``live``, caught-up ``idle``): recompute
+        the watermarks, close the windows they passed; returns results handed on."""
+        if self.partitions.live == live and self.partitions.idle == idle:
+            return []
+        self.partitions.live, self.partitions.idle = set(live), set(idle)
+        self._advance_watermarks()
+        results = self.finish_closes(wait=False)
+        self.publish()
+        return results
+
+    def _advance_watermarks(self) -> None:
+        for name, pipeline in self.pipelines.items():
+            before = pipeline.windows.watermark
+            if pipeline.windows.advance() != before:
+                self.tracker.watermark[name] = pipeline.windows.watermark
+                closed = pipeline.close_due()
+                for window in closed:
+                    self._begin_close(window)
+                if closed:
+                    self.versions[name].rotate()
 
     def _sync_join_counts(self) -> None:
         self.join.expire_early({n: late_horizon(p.windows) for n, p in self.pipelines.items()})
@@ -193,7 +259,7 @@ class Daemon:
         self._reject(self.feature_join.add_features(chunk.payload), chunk.origin)
         batch, rejects = self.decoder.decode_records(self.feature_join.admit([]))
         self._reject(rejects, chunk.origin)
-        results = self.process_batch(batch)
+        results = self.process_batch(batch, None)
         self.publish()
         return results
 
@@ -208,7 +274,7 @@ class Daemon:
         if self.feature_join is not None:  # end of input: held predictions go on as they are
             batch, rejects = self.decoder.decode_records(self.feature_join.flush())
             self._reject(rejects, "feature-join")
-            results.extend(self.process_batch(batch))
+            results.extend(self.process_batch(batch, None))
         for pipeline in self.pipelines.values():
             for window in pipeline.flush():
                 self._begin_close(window)
@@ -229,11 +295,12 @@ class Daemon:
         windows (accumulator states), watermarks, slice vocabularies and the counters. Closes
         still in the worker are finished (their results handed on) first."""
         self.settle()
-        return {"format": 1, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
+        return {"format": 2, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
                 "tracker": self.tracker.to_state(), "join": self.join.to_state(),
                 "drift": {n: s.to_state() for n, s in self.drift.items()},
                 "versions": {n: v.to_state() for n, v in self.versions.items()},
-                "features": self.feature_join.to_state() if self.feature_join else None}
+                "features": self.feature_join.to_state() if self.feature_join else None,
+                "partitions_heard": sorted(self.partitions.busy)}
 
     def checkpoint_state(self) -> dict:
         """:meth:`state` for a checkpoint: the same, with the large float arrays as
@@ -246,6 +313,7 @@ class Daemon:
         """Resume from :meth:`state` output (models no longer in the spec are ignored). Closes
         still in the worker are dropped: they belong to the state being replaced."""
         self._closing.clear()
+        self.partitions.busy = set(state["partitions_heard"])
         for name, dstate in state.get("drift", {}).items():
             if name in self.drift:
                 self.drift[name].load_state(dstate)
@@ -306,8 +374,11 @@ class Daemon:
             delays = dict(self.tracker.extra.get("close_delay", {}))
             delays[window.model] = time.time() - window.end
             self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable
-            for listener in self.listeners:
-                listener(window, results)
+            for listener in self.listeners:  # one listener failing never costs the others
+                try:
+                    listener(window, results)
+                except Exception as exc:
+                    self._listener_failed(listener, window, exc)
             out.extend(results)
         if len(self._closing) < before:
             self.publish()
@@ -327,6 +398,23 @@ class Daemon:
         self.tracker.extra["versions_folded"] = {**self.tracker.extra.get(
             "versions_folded", {}), model: folder.folded}  # a new dict: snapshots stay immutable
         return dataclasses.replace(batch, version=version)
+
+    def _listener_failed(self, listener: ResultListener, window: ClosedWindow,
+                         exc: Exception) -> None:
+        name = getattr(listener, "__qualname__", type(listener).__name__)
+        self.listener_errors[name] = self.listener_errors.get(name, 0) + 1
+        log.warning("slicewatch: error: result listener %s failed on window %s of model %s "
+                    "(%s: %s); the other listeners got it", name, window.key, window.model,
+                    type(exc).__name__, str(exc)[:300])
+
+    def processing_failed(self, raw: bytes, exc: Exception, *, origin: str = "",
+                          where: str = "") -> None:
+        """A record whose processing raised (the state before it was put back by the
+        caller): counted as ``processing_error`` and dead-lettered with the error."""
+        self.tracker.bad["processing_error"] += 1
+        self.dead_letter.write("processing_error", raw, origin=origin,
+                               detail=f"{where}: {type(exc).__name__}: {str(exc)[:300]}")
+        self.publish()
 
     def _count(self, model: str, batch: RecordBatch) -> None:
         """Accepted (on-time) records, by model and by version × serving outcome."""

@@ -16,17 +16,20 @@ import time
 from collections.abc import Iterable
 from typing import TextIO
 
-from monitor.checkpoint import Checkpoint
+from monitor.checkpoint import Checkpoint, CheckpointError
 from monitor.daemon import Daemon, ResultListener, RunSummary
-from monitor.sources.base import SourceError
+from monitor.sources.base import Chunk, SourceError
 from monitor.sources.kafka import (
+    EnvNotAllowed,
     KafkaDeadLetter,
     KafkaSettings,
     KafkaSource,
     lag_metrics,
     parse_kafka_settings,
 )
+from slices.errors import Problem, SlicewatchError, SpecError
 from slices.spec import Spec
+from slices.yamlpos import load_text
 
 log = logging.getLogger("slicewatch.kafka")
 
@@ -39,6 +42,37 @@ def checkpoint_for(spec: Spec, settings: KafkaSettings) -> Checkpoint:
     return Checkpoint(spec.checkpoint, owner=settings.instance_id)
 
 
+def settings_for(spec: Spec) -> KafkaSettings:
+    """``source.kafka`` of ``spec``, validated; a ``${NAME}`` where the environment is not
+    read is a :class:`SpecError` located in the spec file (exit 2)."""
+    try:
+        return parse_kafka_settings(spec.source.kafka)
+    except EnvNotAllowed as exc:
+        line, column = 1, 1
+        try:
+            with open(spec.file, encoding="utf-8") as fh:
+                line, column = load_text(fh.read(), spec.file).positions.value(exc.path)
+        except (OSError, SlicewatchError):
+            pass
+        message = str(exc).split(": ", 1)[1]
+        raise SpecError([Problem(spec.file, line, column, ".".join(exc.path), message)]) \
+            from None
+
+
+def load_checkpointed(daemon: Daemon, state: dict, path: str) -> None:
+    """``daemon.load_state(state)``; a state that does not fit (hand-edited, truncated, of
+    another spec) is a :class:`CheckpointError` naming the database, not a traceback."""
+    try:
+        daemon.load_state(state)
+    except SlicewatchError as exc:
+        raise CheckpointError(f"checkpoint {path}: cannot resume from its state: {exc}") \
+            from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its state does not fit this spec "
+                              f"({type(exc).__name__}: {str(exc)[:200]}); delete it to start "
+                              "afresh") from None
+
+
 def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
               listeners: Iterable[ResultListener] = ()) -> RunSummary:
     """Run ``spec`` (already with command-line overrides applied) on its Kafka source until
@@ -47,7 +81,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
 
     out = out or sys.stdout
     _log_to(out)
-    settings = parse_kafka_settings(spec.source.kafka)
+    settings = settings_for(spec)
     checkpoint = checkpoint_for(spec, settings)
     checkpoint.acquire(socket.gethostname(), os.getpid())
     listeners, stage = outputs(spec, opts, out, listeners)
@@ -56,7 +90,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     initial = daemon.state()
     loaded = checkpoint.load()
     if loaded is not None:
-        daemon.load_state(loaded[1])
+        load_checkpointed(daemon, loaded[1], checkpoint.path)
         print(f"slicewatch: resumed {settings.instance_id} from checkpoint #{checkpoint.seq} "
               f"({len(loaded[0])} partition offset(s))", file=out, flush=True)
     source = KafkaSource(settings, checkpoint, state=daemon.checkpoint_state,
@@ -73,7 +107,11 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     t0 = time.perf_counter()
     try:
         if source.start():
-            consume(daemon, source)
+            try:
+                consume(daemon, source)
+            except BaseException:
+                source.abandon()  # the state may hold part of a batch: never saved
+                raise
         daemon.settle()
         summary = daemon.summary(time.perf_counter() - t0)
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
@@ -94,16 +132,78 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
 
 
 def consume(daemon: Daemon, source: KafkaSource) -> None:
-    """The loop: until ``daemon.stop`` is set."""
+    """The loop: until ``daemon.stop`` is set.
+
+    A batch is folded whole or not at all: if processing raises, the daemon and the offsets
+    go back to the last checkpoint (:meth:`KafkaSource.recover`) and the batch is read again;
+    the chunk that failed is then folded piece by piece (:func:`fold_isolating`), so the
+    message(s) at fault go to the dead letter (``processing_error``) and the partition moves
+    on."""
     while not daemon.stop.is_set():
         batch = source.poll()
         closed = bool(daemon.finish_closes(wait=False))  # closes done in the worker meanwhile
-        for chunk in batch.chunks:
-            closed |= bool(daemon.process(chunk))
+        live, idle = source.live_partitions()
+        # partitions with records in this batch hold the watermark while it is folded; those
+        # caught up at its end stop holding it after
+        closed |= bool(daemon.track_partitions(live, idle - {c.partition for c in batch.chunks}))
+        chunk = None
+        try:
+            for chunk in batch.chunks:
+                if source.suspect(chunk):
+                    fold_isolating(daemon, chunk)
+                    closed = True
+                else:
+                    closed |= bool(daemon.process(chunk))
+        except NotTheMessages:
+            raise
+        except Exception as exc:
+            source.recover(chunk, exc)
+            continue
+        closed |= bool(daemon.track_partitions(live, idle))
         source.advance(batch)
         if source.due(closed):
             daemon.dead_letter.flush()  # dead letters reach their topic before the offsets move
             source.save(wait=False)  # the database write overlaps the next batches
+
+
+class NotTheMessages(SourceError):
+    """Processing fails whatever the messages: the run stops (saving nothing)."""
+
+
+def fold_isolating(daemon: Daemon, chunk: Chunk) -> None:
+    """Fold ``chunk`` in halves, and halves of the halves that fail, down to single messages:
+    a message whose processing raises is dead-lettered (``processing_error``) and left out.
+    Before each piece the daemon state is copied (plain-data encoding) and put back if the
+    piece fails, so no part of a failed piece is kept. If every message fails on its own, the
+    fault is not in the messages: the error is raised (the run stops, saving nothing)."""
+    from dataclasses import replace
+
+    from monitor.checkpoint import decode_state, encode_state
+
+    def fold(lines: list[bytes], after: list[int]) -> int:
+        """Fold ``lines``; returns how many failed."""
+        snapshot = encode_state(daemon.checkpoint_state())
+        try:
+            daemon.process(replace(chunk, payload=lines, position=after))
+            return 0
+        except Exception as exc:
+            daemon.load_state(decode_state(snapshot))
+            if len(lines) == 1:
+                daemon.processing_failed(lines[0], exc, origin=chunk.origin,
+                                         where=f"{chunk.partition}@{after[0] - 1}"
+                                         if after else chunk.partition)
+                return 1
+            mid = len(lines) // 2
+            return fold(lines[:mid], after[:mid]) + fold(lines[mid:], after[mid:])
+
+    lines, after = list(chunk.payload), list(chunk.position or [])
+    mid = len(lines) // 2
+    failed = fold(lines, after) if len(lines) == 1 else \
+        fold(lines[:mid], after[:mid]) + fold(lines[mid:], after[mid:])
+    if failed == len(lines) > 1:
+        raise NotTheMessages(f"kafka: every one of the {len(lines)} messages of "
+                             f"{chunk.partition} fails on its own: the fault is not in the "
+                             "messages; stopping without saving")
 
 
 def drain_instance(spec: Spec, instance_id: str,
@@ -121,7 +221,7 @@ def drain_instance(spec: Spec, instance_id: str,
         if loaded is None:
             return []
         daemon = Daemon(spec, listeners=listeners)
-        daemon.load_state(loaded[1])
+        load_checkpointed(daemon, loaded[1], checkpoint.path)
         results = daemon.flush()
         daemon.dead_letter.close()
         checkpoint.drop_state()

@@ -20,6 +20,7 @@ from monitor.windows import (
     EventWindows,
     Group,
     GroupKey,
+    PartitionView,
     Window,
     factorize,
     group_rows,
@@ -42,23 +43,26 @@ class ClosedWindow:
 
 class ModelPipeline:
     def __init__(self, model: ModelSpec, factory: Callable[[str], list[Accumulator]],
-                 on_group: Callable[[float, str, str, Columns, np.ndarray], None] | None = None):
+                 on_group: Callable[[float, str, str, Columns, np.ndarray], None] | None = None,
+                 view: PartitionView | None = None):
         self.model = model
         self.factory = factory
         # (window key, version, slice label, columns, event times) after each group update
         self.on_group = on_group
         self.preparer = Preparer(model)
         self.assigner = SliceAssigner(model)
-        self.windows = EventWindows(model.window)
+        self.windows = EventWindows(model.window, view)  # view: the source's partitions
         self.open: dict[float, Window] = {}
 
-    def process(self, batch: RecordBatch) -> tuple[np.ndarray, list[ClosedWindow]]:
-        """Fold ``batch`` (records of this model only) into the open windows.
+    def process(self, batch: RecordBatch, partition: str | None = ""
+                ) -> tuple[np.ndarray, list[ClosedWindow]]:
+        """Fold ``batch`` (records of this model only, from source ``partition``) into the
+        open windows.
 
         Returns the late-record mask and the windows that closed. ``self.last_starts`` holds
         the window of each record of the batch (the label join remembers it).
         """
-        starts, late = self.windows.assign(batch.time)
+        starts, late = self.windows.assign(batch.time, partition)
         self.last_starts = starts
         on_time = np.flatnonzero(~late)
         if on_time.size:

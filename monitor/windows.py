@@ -1,9 +1,17 @@
 """Event-time tumbling windows (or count windows) per model, with a watermark.
 
-A window ``[start, start + size)`` closes when the watermark — the largest event time seen
-minus ``allowed_lateness`` — reaches its end. A record whose window has already closed is
-*late*: it is counted and handed back to the caller (to go to the dead-letter output), never
-folded into a closed window and never dropped silently.
+A window ``[start, start + size)`` closes when the watermark reaches its end. With one input
+partition (a file, stdin) the watermark is the largest event time seen minus
+``allowed_lateness``. With several (Kafka partitions) it is the **minimum over partitions** of
+the largest event time seen in each, minus ``allowed_lateness`` (Flink / Kafka Streams
+semantics): a partition that is ahead never drags the records of one that is behind into
+*late*. Which partitions hold the watermark back is decided by a :class:`PartitionView`
+(shared by the models of one daemon): a partition that is caught up (*idle*: nothing left to
+read in it) does not, nor does one that has delivered records of other models only; one not
+heard from yet does. When every partition is idle the watermark follows the most advanced
+one. The watermark never goes back. A record whose window has already closed is *late*: it is
+counted and handed back to the caller (to go to the dead-letter output), never folded into a
+closed window and never dropped silently.
 
 Inside a window, state is kept per group ``(version, slice)``: a list of accumulators made by
 a factory (metrics, drift summaries…). Updates are vectorised: records are sorted by group key
@@ -33,21 +41,37 @@ from monitor.metrics.base import Accumulator, Columns
 from slices.spec import WindowSpec
 
 
+@dataclass
+class PartitionView:
+    """What the source knows of its partitions, shared by every model's windows:
+    ``live`` — the partitions this instance owns (None: every partition seen, e.g. a file);
+    ``idle`` — owned partitions that are caught up (nothing left to read);
+    ``busy`` — partitions that have delivered at least one record (of any model)."""
+
+    live: set[str] | None = None
+    idle: set[str] = field(default_factory=set)
+    busy: set[str] = field(default_factory=set)
+
+
 class EventWindows:
     """Assigns records to windows and tracks the watermark; holds no metric state."""
 
-    def __init__(self, spec: WindowSpec):
+    def __init__(self, spec: WindowSpec, view: PartitionView | None = None):
         self.spec = spec
+        self.view = view if view is not None else PartitionView()
         self.watermark = -math.inf
         self.max_time = -math.inf
+        self.partitions: dict[str, float] = {}  # partition → largest event time seen in it
         self.seen = 0  # records assigned so far (count windows)
         self.closed_before = -math.inf  # every window starting before this is closed
 
-    def assign(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Window start for each record, and which records are late.
+    def assign(self, times: np.ndarray, partition: str | None = "") -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+        """Window start for each record (all from ``partition``), and which are late.
 
         Records are judged against the watermark as it was *before* this batch, so records
-        of one batch are never late relative to each other.
+        of one batch are never late relative to each other. ``partition=None``: records that
+        move no partition's event time (predictions released by the feature join).
         """
         n = times.shape[0]
         if self.spec.kind == "count":
@@ -57,10 +81,25 @@ class EventWindows:
         size = self.spec.size
         starts = np.floor(times / size) * size
         late = (starts + size <= self.watermark) | (starts < self.closed_before)
-        if n:
-            self.max_time = max(self.max_time, float(np.max(times)))
-            self.watermark = max(self.watermark, self.max_time - self.spec.allowed_lateness)
+        if n and partition is not None:
+            top = float(np.max(times))
+            self.max_time = max(self.max_time, top)
+            self.partitions[partition] = max(self.partitions.get(partition, -math.inf), top)
+            self.advance()
         return starts, late
+
+    def advance(self) -> float:
+        """Recompute the watermark from the partitions' event times and the view (after the
+        view changed); returns it. It never goes back."""
+        view = self.view
+        owned = view.live if view.live is not None else self.partitions.keys()
+        holding = [p for p in owned if p not in view.idle
+                   and (p in self.partitions or p not in view.busy)]
+        # every partition caught up: the most advanced one leads
+        low = min(self.partitions.get(p, -math.inf) for p in holding) if holding \
+            else self.max_time
+        self.watermark = max(self.watermark, low - self.spec.allowed_lateness)
+        return self.watermark
 
     def closable(self, open_starts: Sequence[float], hold: float = 0.0) -> list[float]:
         """Which of the open windows may close now (sorted).
@@ -83,13 +122,14 @@ class EventWindows:
 
     def to_state(self) -> dict[str, Any]:
         return {"watermark": self.watermark, "max_time": self.max_time, "seen": self.seen,
-                "closed_before": self.closed_before}
+                "closed_before": self.closed_before, "partitions": dict(self.partitions)}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.watermark = float(state["watermark"])
         self.max_time = float(state["max_time"])
         self.seen = int(state["seen"])
         self.closed_before = float(state["closed_before"])
+        self.partitions = {str(k): float(v) for k, v in state["partitions"].items()}
 
 
 GroupKey = tuple[str, str, str]  # (version, slice spec name, slice label)

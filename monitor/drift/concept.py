@@ -18,9 +18,12 @@ Detectors by spec name (River 0.26): ``ADWIN``, ``PageHinkley``, ``KSWIN`` accep
 stream; ``DDM``, ``EDDM``, ``HDDM_A``, ``HDDM_W`` (``river.drift.binary``) expect bits, so they
 are refused for regression. ``KSWIN`` without a ``seed`` gets ``seed=0`` so runs repeat.
 
-State survives restarts as ``to_state()``: the River object pickled and base64-encoded (River
-objects are picklable). Unpickling runs code from the state, so checkpoints must only ever be
-read from slicewatch's own files.
+State survives restarts as ``to_state()``: plain data, never a pickle. The detector is rebuilt
+from its spec name (one of :data:`DETECTORS`, the allowlist) and constructor parameters, then
+its attributes are set from the saved plain values, each decoded by the type of the same
+attribute of the freshly built detector (a River statistic, a deque, ``random.Random``, or one
+of River's Rust objects restored from its own serialised bytes) — no type is ever read from the
+state (:func:`detector_state`, :func:`restore_detector`).
 
 >>> import numpy as np
 >>> m = ConceptMonitor("ADWIN", {}, task="binary")
@@ -35,7 +38,9 @@ from __future__ import annotations
 
 import base64
 import inspect
-import pickle
+import os
+import random
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -169,13 +174,113 @@ class ConceptMonitor:
     def to_state(self) -> dict[str, Any]:
         return {"detector": self.detector_name, "params": self.params, "task": self.task,
                 "events": self.events, "n": self.n, "scale": self.scale, "warmup": self.warmup,
-                "pickle": base64.b64encode(pickle.dumps(self.detector)).decode("ascii")}
+                "state": detector_state(self.detector)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ConceptMonitor:
+        """Inverse of :meth:`to_state`; a state that does not fit the detector raises
+        :class:`DriftParamError`."""
+        if not isinstance(state, dict) or "state" not in state:
+            raise DriftParamError("concept-drift state is not of this slicewatch's format")
         m = cls(state["detector"], state["params"], task=state["task"])
-        m.detector = pickle.loads(base64.b64decode(state["pickle"]))
+        restore_detector(m.detector, state["state"])
         m.events, m.n = int(state["events"]), int(state["n"])
-        m.scale = state.get("scale", 1.0)  # states from before standardisation: fed raw
+        m.scale = float(state.get("scale", 1.0))  # states from before standardisation: fed raw
         m.warmup = [float(x) for x in state.get("warmup", [])]
         return m
+
+
+# ---- detector state as plain data ------------------------------------------------------------
+
+def _rust_setstate(obj: Any, data: bytes) -> None:
+    """``obj.__setstate__(data)`` for one of River's Rust objects. Its decoder (serde,
+    memory-safe, bounded by ``data``) panics on bytes that do not fit; the panic becomes a
+    :class:`DriftParamError`, and Rust's panic message (written straight to file descriptor
+    2) is kept off the terminal: one clear error line, no Rust backtrace."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                obj.__setstate__(data)
+            except BaseException as exc:  # pyo3's PanicException derives from BaseException
+                if type(exc).__name__ != "PanicException":
+                    raise
+                raise DriftParamError(f"{type(obj).__name__}: its saved bytes do not fit "
+                                      "(River's decoder refused them)") from None
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+_PRIMITIVE = (type(None), bool, int, float, str)
+
+
+def detector_state(obj: Any) -> Any:
+    """A River detector (or one of its parts) as plain JSON-able data: primitives, lists,
+    dicts. Bound methods (set by the constructor) are left out."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, _PRIMITIVE):
+        return obj
+    if isinstance(obj, list | tuple):
+        return [detector_state(x) for x in obj]
+    if isinstance(obj, deque):
+        return {"items": [detector_state(x) for x in obj], "maxlen": obj.maxlen}
+    if isinstance(obj, random.Random):
+        version, internal, gauss = obj.getstate()
+        return {"random": [version, list(internal), gauss]}
+    if not hasattr(obj, "__dict__") and hasattr(obj, "__getnewargs__"):  # River's Rust objects
+        return {"args": list(obj.__getnewargs__()),
+                "bytes": base64.b64encode(obj.__getstate__()).decode("ascii")}
+    if hasattr(obj, "__dict__"):
+        return {k: detector_state(v) for k, v in vars(obj).items()
+                if not inspect.ismethod(v)}
+    raise DriftParamError(f"cannot save concept-drift state holding {type(obj).__name__}")
+
+
+def restore_detector(fresh: Any, state: Any) -> Any:
+    """``fresh`` (a newly built detector or part) with the values of ``state`` (from
+    :func:`detector_state`), each decoded by the type ``fresh`` has there; returns it."""
+    where = type(fresh).__name__
+    try:
+        if isinstance(fresh, (*_PRIMITIVE, np.generic)):
+            if not isinstance(state, _PRIMITIVE):
+                raise TypeError(f"expected a number, string or null, got {type(state).__name__}")
+            return state
+        if isinstance(fresh, list | tuple):
+            if not all(isinstance(x, _PRIMITIVE) for x in state):
+                raise TypeError("expected a list of plain values")
+            return type(fresh)(state)
+        if isinstance(fresh, deque):
+            items = state["items"]
+            if not all(isinstance(x, _PRIMITIVE) for x in items):
+                raise TypeError("expected a list of plain values")
+            return deque(items, maxlen=fresh.maxlen)
+        if isinstance(fresh, random.Random):
+            version, internal, gauss = state["random"]
+            out = random.Random()
+            out.setstate((int(version), tuple(int(x) for x in internal),
+                          None if gauss is None else float(gauss)))
+            return out
+        if not hasattr(fresh, "__dict__") and hasattr(fresh, "__getnewargs__"):
+            args = state["args"]
+            if not all(isinstance(x, _PRIMITIVE) for x in args):
+                raise TypeError("expected plain constructor arguments")
+            out = type(fresh)(*args)
+            _rust_setstate(out, base64.b64decode(state["bytes"], validate=True))
+            return out
+        if hasattr(fresh, "__dict__") and isinstance(state, dict):
+            attrs = vars(fresh)
+            unknown = set(state) - set(attrs)
+            if unknown:
+                raise TypeError(f"unknown attribute(s) {', '.join(sorted(map(str, unknown)))}")
+            for key, value in state.items():
+                attrs[key] = restore_detector(attrs[key], value)
+            return fresh
+    except DriftParamError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
+        raise DriftParamError(f"concept-drift state does not fit {where}: {exc}") from None
+    raise DriftParamError(f"concept-drift state does not fit {where}")

@@ -19,7 +19,9 @@ class Chunk:
     ``kind='lines'``: ``payload`` is a list of JSON lines (bytes); ``kind='frame'``: a pandas
     DataFrame (CSV, Parquet); ``stream`` is ``'predictions'``, ``'labels'`` or
     ``'features'``; ``origin`` names the file or topic; ``position`` is an opaque resume
-    position (file offset, Kafka offsets) that a checkpoint may store.
+    position (file offset, Kafka offsets) that a checkpoint may store; ``partition`` names
+    the source partition all its records come from (``"topic:N"``; ``""``: a source with one
+    partition), whose event time the watermark follows (:mod:`monitor.windows`).
     """
 
     kind: Literal["lines", "frame"]
@@ -27,3 +29,4 @@ class Chunk:
     stream: Literal["predictions", "labels", "features"] = "predictions"
     origin: str = ""
     position: Any = None
+    partition: str = ""

@@ -20,7 +20,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +35,11 @@ log = logging.getLogger("slicewatch.kafka")
 
 SETTINGS_KEYS = ("bootstrap_servers", "group_id", "topics", "dead_letter_topic", "consume_batch",
                  "consume_timeout", "checkpoint_interval", "checkpoint_records", "instance_id",
-                 "feature_delay", "close_worker", "config")
+                 "feature_delay", "close_worker", "static_membership", "config")
 STREAMS = ("predictions", "labels", "features")
 SECRET_WORDS = ("password", "secret", "key", "token")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+EXPANDABLE_PREFIXES = ("sasl.", "ssl.")
 
 # Throughput-minded fetch defaults; any of them can be overridden under ``config:``.
 FETCH_DEFAULTS = {
@@ -50,8 +51,10 @@ FETCH_DEFAULTS = {
     "auto.offset.reset": "earliest",
 }
 # Set by the source; the exactly-once design depends on them.
+# enable.partition.eof: end-of-partition events tell which partitions are caught up (idle),
+# so they do not hold the watermark back (monitor.windows)
 FIXED = {"enable.auto.commit": False, "enable.auto.offset.store": False,
-         "enable.partition.eof": False}
+         "enable.partition.eof": True}
 
 
 @dataclass(frozen=True)
@@ -69,37 +72,75 @@ class KafkaSettings:
     instance_id: str = "default"
     feature_delay: float = 60.0  # seconds of event time a prediction waits for its features
     close_worker: bool = True  # window-close drift tests in a worker process
+    static_membership: bool = True  # group.instance.id = instance_id: quick restarts
     config: dict[str, Any] = field(default_factory=dict)  # librdkafka pass-through, resolved
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # values read from ${ENV}
+
+    def __repr__(self) -> str:
+        return (f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, "
+                f"group_id={self.group_id!r}, topics={self.topics!r}, "
+                f"config={mask(self.config, self._expanded_keys())!r})")
+
+    def _expanded_keys(self) -> list[str]:
+        return [k for k, v in self.config.items() if v in self.secrets]
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any secret of these settings (:func:`scrub`)."""
+        return scrub(text, self.config, self.secrets)
 
     def stream_of(self) -> dict[str, str]:
         """topic → stream."""
         return {t: s for s, t in self.topics.items()}
 
 
-def mask(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with the values of secret-looking keys (password, secret, key, token)
-    replaced by ``***`` — the only form in which settings are ever logged."""
-    return {k: ("***" if any(w in k.lower() for w in SECRET_WORDS) else v)
+def mask(config: Mapping[str, Any], expanded: Iterable[str] = ()) -> dict[str, Any]:
+    """``config`` with the values of secret-looking keys (password, secret, key, token) and of
+    keys in ``expanded`` (read from the environment) replaced by ``***`` — the only form in
+    which settings are ever logged."""
+    expanded = set(expanded)
+    return {k: ("***" if k in expanded or any(w in k.lower() for w in SECRET_WORDS) else v)
             for k, v in config.items()}
 
 
-def scrub(text: str, config: Mapping[str, Any]) -> str:
-    """``text`` with every secret value of ``config`` replaced by ``***``."""
-    for k, v in config.items():
-        if any(w in k.lower() for w in SECRET_WORDS) and isinstance(v, str) and len(v) >= 3:
+def scrub(text: str, config: Mapping[str, Any], secrets: Iterable[str] = ()) -> str:
+    """``text`` with every secret value of ``config`` and every value of ``secrets`` (those
+    read from the environment) replaced by ``***``."""
+    values = [v for k, v in config.items()
+              if any(w in k.lower() for w in SECRET_WORDS) and isinstance(v, str)]
+    for v in sorted({*values, *secrets}, key=len, reverse=True):
+        if len(v) >= 3:
             text = text.replace(v, "***")
     return text
 
 
-def _substitute(where: str, value: Any, env: Mapping[str, str]) -> Any:
-    if not isinstance(value, str):
+class EnvNotAllowed(SourceError):
+    """``${NAME}`` in a setting where it is not expanded; ``path`` locates it in the spec."""
+
+    def __init__(self, path: tuple[str, ...], message: str):
+        self.path = path
+        super().__init__(f"{'.'.join(path)}: {message}")
+
+
+def _substitute(path: tuple[str, ...], value: Any, env: Mapping[str, str],
+                expanded: set[str], *, allowed: bool) -> Any:
+    """``value`` with each ``${NAME}`` replaced by ``env[NAME]`` (the values used are added
+    to ``expanded``); :class:`EnvNotAllowed` where the setting is not ``allowed`` to read the
+    environment."""
+    if not isinstance(value, str) or not _ENV_REF.search(value):
         return value
+    where = ".".join(path)
+    if not allowed:
+        raise EnvNotAllowed(path, "${...} is read from the environment only in the security "
+                            "settings (config.sasl.*, config.ssl.*) and bootstrap_servers, so "
+                            "that no environment value can reach a metric label, a log line "
+                            "or a dead letter; write the value itself")
 
     def one(m: re.Match) -> str:
         name = m.group(1)
         if name not in env:
             raise SourceError(f"{where}: environment variable {name} is not set "
                               f"(referenced as ${{{name}}})")
+        expanded.add(env[name])
         return env[name]
 
     return _ENV_REF.sub(one, value)
@@ -107,10 +148,14 @@ def _substitute(where: str, value: Any, env: Mapping[str, str]) -> Any:
 
 def parse_kafka_settings(d: Mapping[str, Any] | None,
                          env: Mapping[str, str] | None = None) -> KafkaSettings:
-    """Validate ``source.kafka``; ``${VAR}`` in any string value is read from ``env``
-    (default ``os.environ``). Raises :class:`SourceError` naming the key and the bound."""
+    """Validate ``source.kafka``; ``${VAR}`` in a security setting (``config.sasl.*``,
+    ``config.ssl.*``) or in ``bootstrap_servers`` is read from ``env`` (default
+    ``os.environ``), anywhere else it is refused (:class:`EnvNotAllowed`). Raises
+    :class:`SourceError` naming the key and the bound."""
     env = os.environ if env is None else env
     where = "source.kafka"
+    expanded: set[str] = set()
+    base = ("source", "kafka")
     if not isinstance(d, Mapping) or not d:
         raise SourceError(f"{where} must be a mapping with at least bootstrap_servers, "
                           "group_id and topics.predictions")
@@ -129,7 +174,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
             v = ",".join(str(x) for x in v)
         if not isinstance(v, str) or not v.strip():
             raise SourceError(f"{where}.{key} must be a non-empty string; got {v!r}")
-        return _substitute(f"{where}.{key}", v, env)
+        # bootstrap servers may come from the environment but are not secret (logged)
+        return _substitute((*base, key), v, env, set(), allowed=key == "bootstrap_servers")
 
     def number(key: str, default, lo: float, hi: float, kind=float):
         v = d.get(key, default)
@@ -157,7 +203,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
                               f"{', '.join(STREAMS)}")
         if not isinstance(topic, str) or not topic:
             raise SourceError(f"{where}.topics.{stream} must be a topic name; got {topic!r}")
-        topics[stream] = _substitute(f"{where}.topics.{stream}", topic, env)
+        topics[stream] = _substitute((*base, "topics", stream), topic, env, expanded,
+                                     allowed=False)
     if len(set(topics.values())) != len(topics):
         raise SourceError(f"{where}.topics: each stream needs its own topic; got {topics}")
 
@@ -171,7 +218,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
         if k in FIXED or k in ("bootstrap.servers", "group.id"):
             raise SourceError(f"{where}.config.{k} is set by slicewatch (exactly-once "
                               "checkpoints) or by its own key; remove it")
-        config[str(k)] = _substitute(f"{where}.config.{k}", v, env)
+        config[str(k)] = _substitute((*base, "config", str(k)), v, env, expanded,
+                                     allowed=str(k).startswith(EXPANDABLE_PREFIXES))
     strategy = str(config.get("partition.assignment.strategy", ""))
     if "cooperative" in strategy or str(config.get("group.protocol", "classic")) != "classic":
         raise SourceError(f"{where}.config: incremental rebalancing (cooperative-sticky, "
@@ -187,13 +235,19 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
         checkpoint_records=number("checkpoint_records", 200_000, 1, 10**12, int),
         instance_id=text("instance_id") or "default",
         feature_delay=number("feature_delay", 60.0, 0.0, 86400.0 * 7),
-        close_worker=flag("close_worker", True), config=config)
+        close_worker=flag("close_worker", True),
+        static_membership=flag("static_membership", True), config=config,
+        secrets=tuple(sorted(expanded)))
 
 
 def consumer_config(s: KafkaSettings) -> dict[str, Any]:
     """The librdkafka configuration of the consumer (pass-through settings win over the
-    fetch defaults; the exactly-once settings win over everything)."""
-    return {**FETCH_DEFAULTS, **s.config, "bootstrap.servers": s.bootstrap_servers,
+    fetch defaults; the exactly-once settings win over everything). With static membership
+    (default) ``group.instance.id`` is the instance id (unless set under ``config:``): an
+    instance restarted after a crash gets its partitions back at once instead of waiting
+    ``session.timeout.ms`` for its old self to be dropped from the group."""
+    static = {"group.instance.id": s.instance_id} if s.static_membership else {}
+    return {**FETCH_DEFAULTS, **static, **s.config, "bootstrap.servers": s.bootstrap_servers,
             "group.id": s.group_id, **FIXED}
 
 
@@ -227,7 +281,7 @@ class KafkaDeadLetter(DeadLetter):
         from confluent_kafka import Producer
 
         self.topic = settings.dead_letter_topic
-        self._config = settings.config
+        self._settings = settings
         self.producer = Producer(producer_config(settings), error_cb=self._error) \
             if self.topic else None
         self.produced = 0
@@ -267,7 +321,7 @@ class KafkaDeadLetter(DeadLetter):
         super().close()
 
     def _error(self, err) -> None:
-        log.warning("kafka: dead-letter producer: %s", scrub(str(err), self._config))
+        log.warning("kafka: dead-letter producer: %s", self._settings.scrub(str(err)))
 
 
 # ----------------------------------------------------------------------------------- source
@@ -307,11 +361,13 @@ class KafkaSource:
         self.assigned: set[str] = set()
         self.messages: dict[str, int] = {t: 0 for t in settings.topics.values()}
         self.lag: dict[tuple[str, int], int] = {}
+        self.idle: set[str] = set()  # owned partitions caught up (end-of-partition seen)
+        self.suspects: dict[str, tuple[int, int]] = {}  # partition → offsets that failed
+        self._abandoned = False
         self.saves = 0
         self._streams = settings.stream_of()
         self._since_save = 0
         self._last_save = time.monotonic()
-        self._last_lag = 0.0
         self._error_at: dict[str, float] = {}
         self._writer: ThreadPoolExecutor | None = None  # background checkpoint writes
         self._writing: tuple[Future, dict[str, int]] | None = None
@@ -329,7 +385,7 @@ class KafkaSource:
             self.consumer = Consumer(conf)
         except KafkaException as exc:
             raise SourceError("kafka: invalid consumer settings: "
-                              f"{scrub(str(exc), self.settings.config)}") from None
+                              f"{self.settings.scrub(str(exc))}") from None
         delay = 1.0
         while not self.stop.is_set():
             problem = self._missing()
@@ -357,7 +413,7 @@ class KafkaSource:
         except KafkaException as exc:
             err = exc.args[0] if exc.args else exc
             return (f"cannot reach the brokers at {bootstrap} "
-                    f"({scrub(str(getattr(err, 'str', lambda: err)()), self.settings.config)})")
+                    f"({self.settings.scrub(str(getattr(err, 'str', lambda: err)()))})")
         missing = [t for t in self.settings.topics.values()
                    if t not in md.topics or md.topics[t].error is not None]
         if missing:
@@ -372,8 +428,9 @@ class KafkaSource:
 
         s = self.settings
         msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
+        eof: dict[str, int] = {}
         if any([m.error() for m in msgs]):
-            msgs = self._drop_errors(msgs, KafkaError)
+            msgs = self._drop_errors(msgs, KafkaError, eof)
         # one pass per attribute (C calls in a comprehension) rather than one Python loop body
         # per message: messages come in partition runs, and the last offset of a partition
         # wins in the dict
@@ -383,28 +440,53 @@ class KafkaSource:
         streams = self._streams
         parts = [m.partition() for m in msgs]
         offsets = [m.offset() + 1 for m in msgs]
-        if len(streams) == 1:  # one topic: no need to ask each message
-            topic = next(iter(streams))
-            nxt = {(topic, p): o for p, o in dict(zip(parts, offsets, strict=True)).items()}
-            by_stream = {streams[topic]: values} if values else {}
+        topics = ([next(iter(streams))] * len(msgs) if len(streams) == 1  # no need to ask
+                  else [m.topic() for m in msgs])
+        # one chunk per (topic, partition), in arrival order: the watermark follows each
+        # partition's event time (monitor.windows)
+        # (position: the offset after each message, to find a message that makes processing
+        # fail; see kafka_run.consume)
+        runs: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
+        if len(set(parts)) == 1 and len(streams) == 1:
+            if values:
+                runs[(topics[0], parts[0])] = (values, offsets)
         else:
-            topics = [m.topic() for m in msgs]
-            nxt = dict(zip(zip(topics, parts, strict=True), offsets, strict=True))
-            by_stream: dict[str, list[bytes]] = {}
-            for topic, value in zip(topics, values, strict=True):
-                by_stream.setdefault(streams[topic], []).append(value)
-        chunks = [Chunk("lines", lines, stream, self.settings.topics[stream], None)
-                  for stream, lines in by_stream.items()]
-        count = sum(len(c.payload) for c in chunks)
+            for key, value, offset in zip(zip(topics, parts, strict=True), values, offsets,
+                                          strict=True):
+                run = runs.setdefault(key, ([], []))
+                run[0].append(value)
+                run[1].append(offset)
+        nxt = dict(zip(zip(topics, parts, strict=True), offsets, strict=True))
+        chunks = [Chunk("lines", lines, streams[t], t, after, key_of(t, p))
+                  for (t, p), (lines, after) in runs.items()]
+        count = len(values)
         for c in chunks:
             self.messages[c.origin] += len(c.payload)
         positions = {key_of(t, p): o for (t, p), o in nxt.items()}
-        self._refresh_lag(KafkaException)
+        self._track_idle(positions, eof)
+        self._refresh_lag(KafkaException, positions)
         return Batch(chunks, positions, count)
 
-    def _drop_errors(self, msgs: list, KafkaError) -> list:
-        """The messages that carry no error; fatal errors raise, others are logged
-        (end-of-partition events are not errors)."""
+    def _track_idle(self, positions: dict[str, int], eof: dict[str, int]) -> None:
+        """A partition is idle (caught up) from an end-of-partition event at or past its
+        position until its next message."""
+        for key in positions:
+            if eof.get(key, -1) < positions[key]:
+                self.idle.discard(key)
+        for key, end in eof.items():
+            if key in self.assigned and end >= positions.get(key, self.positions.get(key, 0)):
+                self.idle.add(key)
+
+    def live_partitions(self) -> tuple[set[str], set[str]]:
+        """``(owned partitions of the predictions topic, those of them caught up)``: what
+        holds the watermark back (:class:`monitor.windows.PartitionView`)."""
+        topic = self.settings.topics["predictions"]
+        live = {k for k in self.assigned if split_key(k)[0] == topic}
+        return live, self.idle & live
+
+    def _drop_errors(self, msgs: list, KafkaError, eof: dict[str, int]) -> list:
+        """The messages that carry no error; fatal errors raise, others are logged;
+        end-of-partition events (not errors) are noted in ``eof`` (key → end offset)."""
         keep = []
         for m in msgs:
             err = m.error()
@@ -412,10 +494,48 @@ class KafkaSource:
                 keep.append(m)
             elif err.fatal():
                 raise SourceError(f"kafka: fatal consumer error: "
-                                  f"{scrub(err.str(), self.settings.config)}")
-            elif err.code() != KafkaError._PARTITION_EOF:
+                                  f"{self.settings.scrub(err.str())}")
+            elif err.code() == KafkaError._PARTITION_EOF:
+                eof[key_of(m.topic(), m.partition())] = m.offset()
+            else:
                 self._on_error(err)
         return keep
+
+    # ---- a batch whose processing failed ---------------------------------------------------
+    def recover(self, chunk: Chunk, exc: BaseException) -> None:
+        """Processing ``chunk`` raised: roll the daemon and the positions back to the last
+        checkpoint (nothing of the failed batch is kept, nothing is saved) and mark the
+        chunk's offsets as suspect; the loop replays them isolating the message(s) at
+        fault (:meth:`suspect`)."""
+        after = chunk.position or []
+        if after:
+            lo, hi = after[0] - 1, after[-1]
+            old = self.suspects.get(chunk.partition)
+            self.suspects[chunk.partition] = (min(lo, old[0]), max(hi, old[1])) if old \
+                else (lo, hi)
+        log.warning("kafka: processing %d message(s) of %s%s failed (%s); rolled back to the "
+                    "last checkpoint, replaying them one piece at a time to set the message(s) "
+                    "at fault aside (dead letter: processing_error)", len(chunk.payload),
+                    chunk.partition, f" at offsets {after[0] - 1}-{after[-1] - 1}" if after
+                    else "", self.settings.scrub(_describe_error(exc)))
+        self._rollback(set())
+
+    def suspect(self, chunk: Chunk) -> bool:
+        """Whether ``chunk`` holds offsets whose processing failed before (then it is folded
+        piece by piece); a chunk past the suspect range clears it."""
+        bounds = self.suspects.get(chunk.partition)
+        if bounds is None or not chunk.position:
+            return False
+        first, last = chunk.position[0] - 1, chunk.position[-1] - 1
+        if first > bounds[1]:
+            del self.suspects[chunk.partition]
+            return False
+        return last >= bounds[0]
+
+    def abandon(self) -> None:
+        """The loop failed beyond recovery: from now on nothing is saved (the state may hold
+        part of a batch), not at close nor on revocation."""
+        self._abandoned = True
 
     def advance(self, batch: Batch) -> None:
         """Mark ``batch`` as folded into the daemon state (call after processing it)."""
@@ -441,7 +561,7 @@ class KafkaSource:
         previous checkpoint: offsets and state are written together or not at all."""
         from monitor.checkpoint import encode_state
 
-        if not self.settle():
+        if self._abandoned or not self.settle():
             return False
         positions = dict(self.positions)
         blob = encode_state(self.state())
@@ -490,7 +610,7 @@ class KafkaSource:
         try:
             self.consumer.close()
         except Exception as exc:
-            log.warning("kafka: closing the consumer: %s", scrub(str(exc), self.settings.config))
+            log.warning("kafka: closing the consumer: %s", self.settings.scrub(str(exc)))
         self.consumer = None
 
     # ---- rebalance callbacks (run inside consume) --------------------------------------------
@@ -507,6 +627,7 @@ class KafkaSource:
                 self.positions[key] = offset
             start.append(TopicPartition(p.topic, p.partition, offset))
         self.assigned = set(keys)
+        self.idle -= self.assigned
         consumer.assign(start)
         log.info("kafka: assigned %s", _describe(keys, saved))
 
@@ -518,6 +639,7 @@ class KafkaSource:
         for key in keys:
             self.positions.pop(key, None)
         self.assigned -= keys
+        self.idle -= keys
         consumer.unassign()
         log.info("kafka: revoked %s", ", ".join(sorted(keys)) or "nothing")
 
@@ -540,6 +662,7 @@ class KafkaSource:
         self._since_save = 0
         keep = self.assigned - lost
         self.assigned = keep
+        self.idle = set()  # back at checkpointed offsets: not caught up
         self.positions = {k: v for k, v in positions.items() if k in keep}
         if self.consumer is not None and keep:
             from confluent_kafka import OFFSET_STORED
@@ -561,23 +684,25 @@ class KafkaSource:
         except KafkaException as exc:  # lag reporting only: never fatal
             log.debug("kafka: offset commit skipped: %s", exc)
 
-    def _refresh_lag(self, KafkaException, every: float = 1.0) -> None:
-        now = time.monotonic()
-        if now - self._last_lag < every:
-            return
-        self._last_lag = now
+    def _refresh_lag(self, KafkaException, batch: dict[str, int]) -> None:
+        """Lag per owned partition, after every consume (the watermarks are librdkafka's
+        cached ones: no request): high watermark − next offset to process, counting the batch
+        just consumed; a caught-up partition (end-of-partition seen) has lag 0."""
         from confluent_kafka import TopicPartition
 
         lag = {}
         for key in self.assigned:
             topic, part = split_key(key)
+            pos = max(self.positions.get(key, -1), batch.get(key, -1))
+            if key in self.idle:
+                lag[(topic, part)] = 0
+                continue
             try:
                 _low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, part),
                                                                  cached=True)
             except KafkaException:
                 continue
-            pos = self.positions.get(key)
-            if high is not None and high >= 0 and pos is not None:
+            if high is not None and high >= 0 and pos >= 0:
                 lag[(topic, part)] = max(high - pos, 0)
         self.lag = lag
 
@@ -586,11 +711,15 @@ class KafkaSource:
         return {"lag": dict(self.lag), "messages": dict(self.messages)}
 
     def _on_error(self, err) -> None:
-        text = scrub(err.str() if hasattr(err, "str") else str(err), self.settings.config)
+        text = self.settings.scrub(err.str() if hasattr(err, "str") else str(err))
         now = time.monotonic()
         if now - self._error_at.get(text, 0.0) >= 10.0:  # one line per error per 10 s
             self._error_at[text] = now
             log.warning("kafka: %s", text)
+
+
+def _describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def _describe(keys: list[str], saved: dict[str, int]) -> str:

@@ -211,6 +211,18 @@ def wait_consumed(db: Path, total: int, timeout: float = 90.0) -> None:
     raise AssertionError(f"checkpointed offsets reached {got} of {total}")
 
 
+def saved_seq(db: Path, owner: str = "a") -> int:
+    return Checkpoint(str(db), owner=owner).seq if db.exists() else 0
+
+
+def wait_saved(db: Path, seq: int, timeout: float = 60.0) -> None:
+    """Until instance a's checkpoint sequence number reaches ``seq``."""
+    deadline = time.monotonic() + timeout
+    while saved_seq(db) < seq:
+        assert time.monotonic() < deadline, f"no checkpoint #{seq} in {timeout:.0f} s"
+        time.sleep(0.05)
+
+
 def wait_results(paths: list[Path], keys: set, timeout: float = 30.0, logs=()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -241,8 +253,10 @@ def test_exactly_once_across_five_kill_9(tmp_path, kafka_bootstrap, kafka_topic)
     rng = random.Random(4)
     kills = 0
     while kills < 5:
+        before = saved_seq(tmp_path / "cp.db")
         d = Daemon_(spec, results)
         d.wait_for("kafka: assigned")
+        wait_saved(tmp_path / "cp.db", before + 1)  # a loaded machine may take seconds
         time.sleep(rng.uniform(0.2, 2.0))
         d.kill()
         kills += 1
@@ -267,24 +281,29 @@ def test_two_instances_split_partitions_and_hand_over(tmp_path, kafka_bootstrap,
     lines = records(n, seed=1)
     want = reference(spec_a, lines)
     res_a, res_b = tmp_path / "res-a.jsonl", tmp_path / "res-b.jsonl"
-    producer = threading.Thread(target=produce, args=(kafka_bootstrap, topic, lines),
-                                kwargs={"seconds": 12.0})
-    producer.start()
+    first = n // 10  # before the instances start; the rest while both consume
+    produce(kafka_bootstrap, topic, lines[:first])
+    producer = threading.Thread(target=produce, args=(kafka_bootstrap, topic, lines[first:]),
+                                kwargs={"seconds": 12.0, "start": first})
     a = Daemon_(spec_a, res_a)
     a.wait_for("kafka: assigned")
     b = Daemon_(spec_b, res_b)
     b.wait_for("kafka: assigned")
-    deadline = time.monotonic() + 20  # until both own partitions
+    deadline = time.monotonic() + 60  # until both own partitions (a loaded machine is slow)
     db = tmp_path / "cp.db"
     while {o for _, o in Checkpoint(str(db), owner="probe").positions().values()} != {"a", "b"}:
         assert time.monotonic() < deadline, a.lines + b.lines
         time.sleep(0.2)
-    time.sleep(1.0)
+    producer.start()
+    time.sleep(3.0)
     assert a.stop() == 0  # a leaves mid-stream: b takes its partitions at a's offsets
     producer.join()
     wait_consumed(db, n)
-    positions = Checkpoint(str(db), owner="probe").positions()
-    assert {o for _, o in positions.values()} == {"b"}
+    # a static member that stops keeps its partitions for session.timeout.ms (docs/kafka.md)
+    deadline = time.monotonic() + 60
+    while {o for _, o in Checkpoint(str(db), owner="probe").positions().values()} != {"b"}:
+        assert time.monotonic() < deadline, a.lines + b.lines
+        time.sleep(0.2)
     produce(kafka_bootstrap, topic, [sentinel(p) for p in range(PARTITIONS)])
     last = max(k[3] for k in want)  # b may have no records in the first windows (a had them)
     wait_results([res_b], {k for k in want if k[3] == last}, logs=(a, b))

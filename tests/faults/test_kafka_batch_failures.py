@@ -1,0 +1,102 @@
+"""A batch whose processing raises (#11.3), without a broker: nothing of a failed piece is
+kept, the message at fault is dead-lettered and the rest folded; a raising listener does not
+cost the others a window; a fault that is not in the messages stops the run."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from monitor import pipeline
+from monitor.checkpoint import encode_state
+from monitor.daemon import Daemon
+from monitor.kafka_run import NotTheMessages, fold_isolating
+from monitor.sources.base import Chunk
+from slices.load import load_spec_text
+
+SPEC = """
+version: 1
+models:
+  - {name: m, task: binary, window: 1m, metrics: [count, score_mean]}
+"""
+
+
+def line(i: int, pid: str | None = None) -> bytes:
+    return orjson.dumps({"model": "m", "model_version": "v1", "prediction_id": pid or f"p{i}",
+                         "timestamp": 1000.0 + i, "prediction": {"score": (i % 10) / 10}})
+
+
+@pytest.fixture
+def boom(monkeypatch):
+    """Processing raises, after part of the batch is folded, for a batch holding 'boom'."""
+    real = pipeline.ModelPipeline._accumulate
+
+    def accumulate(self, batch, starts, **kw):
+        real(self, batch, starts, **kw)
+        if any(str(x).startswith("boom") for x in batch.id):
+            raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(pipeline.ModelPipeline, "_accumulate", accumulate)
+
+
+class Letters:
+    def __init__(self):
+        self.rows = []
+
+    def write(self, reason, record, *, detail="", origin=""):
+        self.rows.append((reason, record, detail, origin))
+
+    def flush(self):
+        pass
+
+
+def test_the_message_at_fault_is_set_aside_and_nothing_of_it_is_kept(boom):
+    good = [line(i) for i in range(200)]
+    lines = [*good[:77], line(77, "boom-1"), *good[77:150], line(150, "boom-2"), *good[150:]]
+    after = list(range(1, len(lines) + 1))
+    d = Daemon(load_spec_text(SPEC), dead_letter=Letters())
+    with pytest.raises(RuntimeError):
+        d.process(Chunk("lines", lines, position=after, partition="t:0"))
+    d = Daemon(load_spec_text(SPEC), dead_letter=Letters())  # the checkpoint: initial state
+    fold_isolating(d, Chunk("lines", lines, origin="t", position=after, partition="t:0"))
+    want = Daemon(load_spec_text(SPEC))
+    want.process(Chunk("lines", good, partition="t:0"))
+    got_state, want_state = d.state(), want.state()
+    assert got_state["tracker"]["bad"] == [["processing_error", 2]]
+    got_state["tracker"]["bad"] = want_state["tracker"]["bad"]
+    for state in (got_state, want_state):  # pending label joins: one segment per piece folded
+        segments = state["join"].pop("segments")
+        state["join"]["pending"] = [(s["model"], t, i) for s in segments
+                                    for t, i in zip(s["starts"], s["batch"]["id"], strict=True)]
+    assert len(want_state["join"]["pending"]) == 60  # those of the window still open
+    assert encode_state(got_state) == encode_state(want_state)
+    rows = d.dead_letter.rows
+    assert [(r[0], r[1], r[3]) for r in rows] == [("processing_error", lines[77], "t"),
+                                                 ("processing_error", lines[151], "t")]
+    assert rows[0][2] == "t:0@77: RuntimeError: injected fault"
+
+
+def test_a_fault_that_is_not_in_the_messages_stops(monkeypatch):
+    def broken(self, batch, starts, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pipeline.ModelPipeline, "_accumulate", broken)
+    d = Daemon(load_spec_text(SPEC), dead_letter=Letters())
+    with pytest.raises(NotTheMessages, match="fault is not in the messages"):
+        fold_isolating(d, Chunk("lines", [line(i) for i in range(8)],
+                                position=list(range(1, 9)), partition="t:0"))
+
+
+def test_a_listener_that_raises_does_not_cost_the_others_the_window():
+    seen = []
+
+    def broken(window, results):
+        raise ValueError("listener bug")
+
+    d = Daemon(load_spec_text(SPEC), listeners=[broken, lambda w, r: seen.append(w.key)])
+    d.process(Chunk("lines", [line(i) for i in range(100)]))
+    d.process(Chunk("lines", [line(200)]))  # closes the first window
+    d.settle()
+    assert seen == [960.0, 1020.0, 1080.0]
+    assert d.listener_errors == {"test_a_listener_that_raises_does_not_cost_the_others_the_"
+                                 "window.<locals>.broken": 3}
