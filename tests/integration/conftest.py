@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.wait import DEADLINE, HTTP_TIMEOUT
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES_SCRIPT = REPO / "scripts" / "services"
 HOW_TO_START = "start the services: make test (or scripts/services start && source .services/env)"
@@ -120,28 +122,29 @@ def kafka_topic(kafka_admin, request: pytest.FixtureRequest) -> Iterator[Callabl
     def create(prefix: str = "t", partitions: int = 1, config: dict[str, str] | None = None) -> str:
         name = f"{prefix}-{test_name}-{uuid.uuid4().hex[:8]}"
         new = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
-        kafka_admin.create_topics([new], operation_timeout=30)[name].result(timeout=30)
+        kafka_admin.create_topics([new], operation_timeout=HTTP_TIMEOUT)[name].result(
+            timeout=DEADLINE)
         created.append(name)
         _wait_for_leaders(kafka_admin, name, partitions)
         return name
 
     yield create
     if created:
-        futures = kafka_admin.delete_topics(created, operation_timeout=30)
+        futures = kafka_admin.delete_topics(created, operation_timeout=HTTP_TIMEOUT)
         for fut in futures.values():
             try:
-                fut.result(timeout=30)
+                fut.result(timeout=DEADLINE)
             except Exception as exc:  # broker stopped by the test: nothing left to clean
                 print(f"kafka_topic: could not delete topic: {exc}", file=sys.stderr)
 
 
-def _wait_for_leaders(admin, topic: str, partitions: int, timeout: float = 30.0) -> None:
+def _wait_for_leaders(admin, topic: str, partitions: int, timeout: float = DEADLINE) -> None:
     """Block until every partition of `topic` has a leader (create_topics returns earlier)."""
     import time
 
     deadline = time.monotonic() + timeout
     while True:
-        meta = admin.list_topics(topic=topic, timeout=5).topics.get(topic)
+        meta = admin.list_topics(topic=topic, timeout=HTTP_TIMEOUT).topics.get(topic)
         if (
             meta is not None
             and meta.error is None

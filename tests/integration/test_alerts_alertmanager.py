@@ -15,6 +15,7 @@ from alerts.engine import AlertEngine
 from alerts.model import Observation
 from slices.spec import ModelSpec
 from slices.yamlpos import Checker, load_text
+from tests.wait import HTTP_TIMEOUT, wait_until
 
 MODELS = (ModelSpec(name="fraud", task="binary"),)
 
@@ -46,7 +47,7 @@ def obs(i: int, value: float) -> Observation:
 
 def am_alerts(url: str, name: str) -> list[dict]:
     resp = requests.get(f"{url}/api/v2/alerts", params={"filter": f'alertname="{name}"'},
-                        timeout=5)
+                        timeout=HTTP_TIMEOUT)
     resp.raise_for_status()
     return resp.json()
 
@@ -55,44 +56,40 @@ def ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
-
-
 def test_alertmanager_receives_resends_and_resolves(alertmanager_url, tmp_path):
     name = f"auc_low_{uuid.uuid4().hex[:8]}"
     engine = engine_for(alertmanager_url, name, str(tmp_path / "a.sqlite"))
     engine.observe([obs(0, 0.55)])
+    before = time.time()
     assert engine.dispatch() == 1
-    [alert] = wait_for(lambda: am_alerts(alertmanager_url, name))
+    after = time.time()
+    [alert] = wait_until(lambda: am_alerts(alertmanager_url, name), what=f"{name} listed",
+                         interval=0.1)
     assert alert["status"]["state"] == "active"
     assert alert["labels"] == {"alertname": name, "model": "fraud", "version": "v7",
                                "slice": "country=DE", "severity": "error", "team": "risk"}
     assert alert["annotations"]["summary"] == "country=DE auc 0.55"
     assert "model=fraud" in alert["generatorURL"]
     first_end = ts(alert["endsAt"])
-    assert time.time() + 2 < first_end <= time.time() + 4.5  # now + 4 × resend_interval
+    # sent during dispatch() with endsAt = now + 4 × resend_interval (ms precision)
+    assert before + 4 - 0.002 <= first_end <= after + 4 + 0.002
 
     # still firing: re-sent every resend_interval, which pushes endsAt forward
-    time.sleep(1.1)
+    time.sleep(1.1)  # not a wait: the resend interval must pass
     engine.observe([obs(1, 0.5)])
-    assert wait_for(lambda: engine.dispatch(), timeout=3)
-    [again] = wait_for(lambda: [a for a in am_alerts(alertmanager_url, name)
-                                if ts(a["endsAt"]) > first_end + 0.5])
+    assert wait_until(lambda: engine.dispatch(), what="the resend", interval=0.1)
+    [again] = wait_until(lambda: [a for a in am_alerts(alertmanager_url, name)
+                                  if ts(a["endsAt"]) > first_end + 0.5],
+                         what="endsAt pushed forward", interval=0.1)
     assert again["fingerprint"] == alert["fingerprint"]
     assert ts(again["startsAt"]) == ts(alert["startsAt"])
 
     # recovered: sent with endsAt = resolve time (in the past); Alertmanager takes the alert
     # as resolved and no longer lists it
     engine.observe([obs(2, 0.9)])
-    assert wait_for(lambda: engine.dispatch(), timeout=3)
-    assert wait_for(lambda: am_alerts(alertmanager_url, name) == [])
+    assert wait_until(lambda: engine.dispatch(), what="the resolve", interval=0.1)
+    wait_until(lambda: am_alerts(alertmanager_url, name) == [], what=f"{name} gone",
+               interval=0.1)
     assert engine.outbox.depth() == 0 and engine.firing() == []
     [*_, resolved] = engine.outbox.entries("sent")
     assert resolved.notification.status == "resolved"

@@ -31,6 +31,7 @@ from alerts.model import Observation
 from alerts.outbox import Backoff, Outbox
 from slices.spec import ModelSpec
 from slices.yamlpos import Checker, load_text
+from tests.wait import DEADLINE, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = (ModelSpec(name="fraud", task="binary"),)
@@ -208,14 +209,32 @@ def obs(i: int, value: float, slice_: str, critical: bool = False) -> Observatio
                        critical=critical)
 
 
-def drain(engine: AlertEngine, expected: int, timeout: float = 5.0) -> int:
+def drain(engine: AlertEngine, expected: int, timeout: float = DEADLINE) -> int:
     """Dispatch until ``expected`` notifications went out (group timers are 100 ms)."""
-    sent, deadline = 0, time.monotonic() + timeout
-    while sent < expected and time.monotonic() < deadline:
+    sent = 0
+
+    def enough() -> bool:
+        nonlocal sent
         sent += engine.dispatch()
-        time.sleep(0.02)
-    time.sleep(0.15)
-    return sent + engine.dispatch()  # and nothing more comes
+        return sent >= expected
+
+    try:
+        wait_until(enough, timeout, what=f"{expected} notifications sent", interval=0.02)
+    except AssertionError:
+        return sent  # the caller's assertion shows how many went out
+    time.sleep(0.15)  # not a wait: past the group interval, to see that nothing more comes
+    return sent + engine.dispatch()
+
+
+def dispatch_until_empty(engine: AlertEngine, interval: float,
+                         clock=lambda: None) -> None:
+    """Dispatch until the outbox is empty (``clock()``: the ``now`` to dispatch at)."""
+    def empty() -> bool:
+        engine.dispatch(now=clock())
+        return engine.outbox.depth() == 0
+
+    wait_until(empty, what="the outbox delivered", interval=interval,
+               detail=lambda: f"depth {engine.outbox.depth()}")
 
 
 def test_payloads_signature_and_trigger_resolve(receiver, tmp_path):
@@ -315,8 +334,10 @@ def test_receiver_down_while_alerts_fire_and_resolve(receiver, tmp_path):
     receiver.down = True
     start = time.monotonic()
     window = 0
-    while time.monotonic() - start < DOWN_SECONDS:
-        if time.monotonic() - start > DOWN_SECONDS / 2 and receiver.server is not None:
+    # DOWN_SECONDS and at least 40 windows (a loaded machine makes fewer per second)
+    while time.monotonic() - start < DOWN_SECONDS or window < 40:
+        if (time.monotonic() - start > DOWN_SECONDS / 2 and window >= 20
+                and receiver.server is not None):
             receiver.close()  # second half of the outage: the port is closed
         engine.observe([obs(window, 0.5 if pattern[s][window % 40] else 0.9, s)
                         for s in slices])
@@ -328,11 +349,7 @@ def test_receiver_down_while_alerts_fire_and_resolve(receiver, tmp_path):
     assert enqueued >= 20 and engine.metrics_snapshot()["outbox_depth"] > 0
     receiver.down = False
     receiver.open()
-    deadline = time.monotonic() + 30
-    while engine.outbox.depth() and time.monotonic() < deadline:
-        engine.dispatch()
-        time.sleep(0.05)
-    assert engine.outbox.depth() == 0
+    dispatch_until_empty(engine, 0.05)
     delivered_exactly_once_in_order(receiver, engine.outbox)
     snap = engine.metrics_snapshot()["notifications_total"]
     assert snap[("hook", "sent")] == enqueued and snap[("hook", "retried")] > 0
@@ -360,11 +377,8 @@ def test_observe_and_dispatch_in_two_threads(receiver, tmp_path):
     finally:
         stop.set()
         thread.join()
-    time.sleep(0.1)  # past the last group interval
-    deadline = time.monotonic() + 10
-    while engine.outbox.depth() and time.monotonic() < deadline:
-        engine.dispatch()
-        time.sleep(0.02)
+    time.sleep(0.1)  # not a wait: past the last group interval
+    dispatch_until_empty(engine, 0.02)
     assert len(engine.outbox.entries()) >= 20
     delivered_exactly_once_in_order(receiver, engine.outbox)
 
@@ -399,9 +413,9 @@ def test_killed_process_outbox_delivered_after_restart(receiver, tmp_path):
         time.sleep(0.3)  # let it retry against the 503s for a while
         receiver.hold_after = 8
         receiver.down = False  # it delivers 8, the 9th is held …
-        assert receiver.holding.wait(10)
+        assert receiver.holding.wait(DEADLINE)
         child.send_signal(signal.SIGKILL)  # … and the sender dies waiting for the answer
-        child.wait(timeout=10)
+        child.wait(timeout=DEADLINE)
     finally:
         if child.poll() is None:
             child.kill()
@@ -413,9 +427,7 @@ def test_killed_process_outbox_delivered_after_restart(receiver, tmp_path):
     assert len(receiver.accepted) == 8 and len(box.entries()) > 16
     engine = AlertEngine(spec_for(receiver.port, HOOK_ONLY), path, env=ENV,
                          backoff=Backoff(base=0.05, cap=0.2))
-    deadline = time.monotonic() + 30
-    while engine.outbox.depth() and time.monotonic() < deadline:
-        engine.dispatch(now=time.time() + 61)  # the dead child's lease (60 s) has run out
-        time.sleep(0.02)
+    # the dead child's lease (60 s) has run out
+    dispatch_until_empty(engine, 0.02, clock=lambda: time.time() + 61)
     delivered_exactly_once_in_order(receiver, box)
     box.close()

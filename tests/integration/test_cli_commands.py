@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor.drift import load_profile
+from tests.wait import DEADLINE, HTTP_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "monitor.cli"]
@@ -20,7 +21,7 @@ CLI = [sys.executable, "-m", "monitor.cli"]
 
 def cli(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], cwd=kw.pop("cwd", REPO), capture_output=True,
-                          text=True, timeout=120, **kw)
+                          text=True, timeout=2 * DEADLINE, **kw)
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["demo"], ["baseline"],
@@ -117,7 +118,7 @@ def test_replay_pushes_final_metrics_to_the_pushgateway(pushgateway_url):
     out = cli("run", "-c", "configs/pricing.yaml", "--listen", "", "-q",
               "--pushgateway", pushgateway_url)
     assert out.returncode == 0, out.stderr
-    text = requests.get(f"{pushgateway_url}/metrics", timeout=5).text
+    text = requests.get(f"{pushgateway_url}/metrics", timeout=HTTP_TIMEOUT).text
     line = next(x for x in text.splitlines() if x.startswith("slicewatch_records_total{")
                 and 'model="pricing"' in x and 'job="slicewatch"' in x)
     assert float(line.rsplit(" ", 1)[1]) == 3000

@@ -11,6 +11,11 @@ daemon's ``instance``, so other daemons scraped by the same Prometheus cannot an
 Two checks per query: the instant query returns a non-empty vector, and every metric name
 and label the query names (matchers, ``by``/``on`` lists, ``{{legend}}`` labels) is one the
 daemon really exports.
+
+Scrapes time out after 1 s (scripts/services): on a loaded machine a daemon's /metrics can take
+longer, the scrape fails and Prometheus marks every series of that daemon stale until the next
+good scrape — an instant query then returns nothing. So each query is retried until it returns
+data (deadline ``tests.wait.DEADLINE``); a query that never does still fails.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from monitor.grafana.dashboards import dashboards
 from monitor.grafana.families import FAMILIES
 from monitor.grafana.promql import regex_escape
 from slices.load import load_spec, load_spec_text
+from tests.wait import DEADLINE, HTTP_TIMEOUT, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 JOB = "slicewatch-test"
@@ -186,18 +192,20 @@ class Daemon:
             if "input done" in line:
                 self.done.set()
 
-    def wait_ready(self, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while not (self.done.is_set() and self.address):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("daemon did not finish its replay:\n" + "".join(self.lines))
-            time.sleep(0.05)
-        return self.address
+    def wait_ready(self, timeout: float = DEADLINE) -> str:
+        def ready() -> str | None:
+            if self.done.is_set() and self.address:
+                return self.address
+            assert self.proc.poll() is None, "daemon exited:\n" + "".join(self.lines)
+            return None
+
+        return wait_until(ready, timeout, what="daemon finished its replay", interval=0.05,
+                          detail=lambda: "".join(self.lines))
 
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(DEADLINE)
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
@@ -247,19 +255,18 @@ def daemons(tmp_path_factory, prometheus_url, prometheus_targets_dir, alertmanag
             d.stop()
 
 
-def _wait_for_samples(prom: str, instance: str, timeout: float = 60) -> None:
+def _wait_for_samples(prom: str, instance: str, timeout: float = DEADLINE) -> None:
     query = f'count_over_time(slicewatch_up_time_seconds{{instance="{instance}"}}[{RATE_INTERVAL}])'
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def enough() -> bool:
         result = _query(prom, query)
-        if result and float(result[0]["value"][1]) >= 8:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"Prometheus has no samples of {instance} after {timeout} s")
+        return bool(result) and float(result[0]["value"][1]) >= 8
+
+    wait_until(enough, timeout, what=f"8 samples of {instance} in Prometheus", interval=0.5)
 
 
 def _query(prom: str, expr: str) -> list[dict]:
-    r = requests.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10)
+    r = requests.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=HTTP_TIMEOUT)
     body = r.json()
     assert r.status_code == 200 and body["status"] == "success", (expr, body)
     return body["data"]["result"]
@@ -267,7 +274,8 @@ def _query(prom: str, expr: str) -> list[dict]:
 
 def _series(prom: str, selector: str) -> list[dict]:
     r = requests.get(f"{prom}/api/v1/series", params={
-        "match[]": selector, "start": time.time() - 120, "end": time.time()}, timeout=10)
+        "match[]": selector, "start": time.time() - 120, "end": time.time()},
+        timeout=HTTP_TIMEOUT)
     assert r.status_code == 200, (selector, r.text)
     return r.json()["data"]
 
@@ -387,19 +395,23 @@ def test_panel_query_returns_data(spec_name, file, what, expr, daemons, exported
     # slice=overall first; events (concept drift) exist only on the slices that had one, so
     # fall back to Grafana's default selection, All.
     tries = [values] + ([{**values, "slice": ALL}] if "slice" in values else [])
-    for vals in tries:
-        query = _substitute(expr, vals, multi)
-        if what.startswith("annotation"):  # Grafana runs annotation queries over the range
-            r = requests.get(f"{prometheus_url}/api/v1/query_range", params={
-                "query": query, "start": time.time() - 600, "end": time.time(), "step": 5},
-                timeout=10).json()
-            assert r["status"] == "success", (what, query, r)
-            found = r["data"]["result"]
-        else:
-            found = _query(prometheus_url, query)
-        if found:
-            return
-    raise AssertionError(f"{what}: no data for {query}")
+    queries = [_substitute(expr, vals, multi) for vals in tries]
+
+    def data() -> bool:
+        for query in queries:
+            if what.startswith("annotation"):  # Grafana runs annotation queries over the range
+                r = requests.get(f"{prometheus_url}/api/v1/query_range", params={
+                    "query": query, "start": time.time() - 600, "end": time.time(), "step": 5},
+                    timeout=HTTP_TIMEOUT).json()
+                assert r["status"] == "success", (what, query, r)
+                found = r["data"]["result"]
+            else:
+                found = _query(prometheus_url, query)
+            if found:
+                return True
+        return False
+
+    wait_until(data, what=f"{what}: data for {queries[-1]}", interval=0.5)
 
 
 def test_every_family_in_the_table_is_checked_or_pending(exported):

@@ -19,6 +19,7 @@ from tests.integration.test_kafka_source import (
     wait_results,
     write_spec,
 )
+from tests.wait import DEADLINE
 
 
 def test_feature_topic_joins_before_slicing(tmp_path, kafka_bootstrap, kafka_topic):
@@ -44,10 +45,10 @@ def test_feature_topic_joins_before_slicing(tmp_path, kafka_bootstrap, kafka_top
     p = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 10})
     for i, line in enumerate(feature_lines):
         p.produce(feats, line, partition=i % 2)
-    assert p.flush(30) == 0
+    assert p.flush(DEADLINE) == 0
     produce(kafka_bootstrap, preds, bare)
-    wait_consumed(tmp_path / "cp.db", len(bare) + len(feature_lines), timeout=120)
+    wait_consumed(tmp_path / "cp.db", len(bare) + len(feature_lines))
     produce(kafka_bootstrap, preds, [sentinel(i) for i in range(PARTITIONS)])
-    wait_results([results], set(want), timeout=60, logs=(d,))
+    wait_results([results], set(want), logs=(d,))
     assert d.stop() == 0
     assert_same_results(read_results(str(results)), want)

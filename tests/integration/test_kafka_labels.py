@@ -19,6 +19,7 @@ from tests.integration.test_kafka_source import (
     wait_results,
     write_spec,
 )
+from tests.wait import DEADLINE
 
 
 def test_labels_topic_joins_into_the_prediction_windows(tmp_path, kafka_bootstrap, kafka_topic):
@@ -46,10 +47,10 @@ def test_labels_topic_joins_into_the_prediction_windows(tmp_path, kafka_bootstra
     p = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 10})
     for i, line in enumerate(label_lines):
         p.produce(labels, line, partition=i % 2)
-    assert p.flush(30) == 0
-    wait_consumed(tmp_path / "cp.db", len(unlabelled) + len(label_lines), timeout=120)
+    assert p.flush(DEADLINE) == 0
+    wait_consumed(tmp_path / "cp.db", len(unlabelled) + len(label_lines))
     produce(kafka_bootstrap, preds, [sentinel(i) for i in range(PARTITIONS)])
-    wait_results([results], set(want), timeout=60, logs=(d,))
+    wait_results([results], set(want), logs=(d,))
     assert d.stop() == 0
     got = read_results(str(results))
     assert_same_results(got, want)

@@ -35,6 +35,7 @@ from monitor.kafka_run import drain_instance
 from monitor.results import read_results, result_record
 from monitor.sources.base import Chunk
 from slices.load import load_spec
+from tests.wait import DEADLINE, HTTP_TIMEOUT, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = [sys.executable, "-m", "monitor.cli", "run"]
@@ -121,7 +122,7 @@ def produce(bootstrap: str, topic: str, lines: list[bytes], *, seconds: float = 
                 ahead = t0 + seconds * i / len(lines) - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-    assert p.flush(30) == 0
+    assert p.flush(DEADLINE) == 0
 
 
 def reference(spec_path: Path, lines: list[bytes]) -> dict[tuple, dict]:
@@ -158,7 +159,7 @@ def _no_leftover_daemons():
         proc = STARTED.pop()
         if proc.poll() is None:
             proc.kill()
-            proc.wait(10)
+            proc.wait(DEADLINE)
 
 
 class Daemon_:
@@ -171,7 +172,8 @@ class Daemon_:
         STARTED.append(self.proc)
         self.lines: list[str] = []
         self.url: str | None = None
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -179,63 +181,103 @@ class Daemon_:
             if "serving http://" in line:
                 self.url = line.split("serving ")[1].split("/metrics")[0]
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in x for x in self.lines):
-            assert self.proc.poll() is None, "".join(self.lines)
-            assert time.monotonic() < deadline, f"no {text!r} in:\n{''.join(self.lines)}"
-            time.sleep(0.05)
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def assignment(self) -> set[str]:
+        """The partitions of this daemon's last ``kafka: assigned`` line (none once revoked)."""
+        own: set[str] = set()
+        for line in list(self.lines):
+            if "kafka: assigned " in line:
+                rest = line.split("kafka: assigned ", 1)[1].strip()
+                own = set() if rest == "nothing" else {x.split("@")[0] for x in rest.split(", ")}
+            elif "kafka: revoked " in line:
+                own = set()
+        return own
+
+    def wait_for(self, text: str, timeout: float = DEADLINE) -> None:
+        def seen() -> bool:
+            if any(text in x for x in self.lines):
+                return True
+            assert self.proc.poll() is None, f"daemon exited:\n{self.log()}"
+            return False
+
+        wait_until(seen, timeout, what=f"{text!r} in the daemon's output", interval=0.05,
+                   detail=self.log)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+        self.proc.wait(DEADLINE)
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(30)
-        time.sleep(0.1)
-        out = "".join(self.lines)
+        rc = self.proc.wait(DEADLINE)
+        self.reader.join(DEADLINE)  # every line read (the pipe closes when the process exits)
+        out = self.log()
         assert "Traceback" not in out, out
         return rc
 
 
-def wait_consumed(db: Path, total: int, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    got = 0
-    while time.monotonic() < deadline:
-        if db.exists():
-            got = sum(n for n, _ in Checkpoint(str(db), owner="probe").positions().values())
-            if got == total:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"checkpointed offsets reached {got} of {total}")
+def consumed(db: Path) -> int:
+    """Messages consumed as far as the checkpoint knows (next offsets, all partitions)."""
+    if not db.exists():
+        return 0
+    return sum(n for n, _ in Checkpoint(str(db), owner="probe").positions().values())
 
 
 def saved_seq(db: Path, owner: str = "a") -> int:
     return Checkpoint(str(db), owner=owner).seq if db.exists() else 0
 
 
-def wait_saved(db: Path, seq: int, timeout: float = 60.0) -> None:
+def wait_saved(db: Path, seq: int, d: Daemon_) -> None:
     """Until instance a's checkpoint sequence number reaches ``seq``."""
-    deadline = time.monotonic() + timeout
-    while saved_seq(db) < seq:
-        assert time.monotonic() < deadline, f"no checkpoint #{seq} in {timeout:.0f} s"
-        time.sleep(0.05)
+    wait_until(lambda: saved_seq(db) >= seq, what=f"checkpoint #{seq}", detail=d.log)
 
 
-def wait_results(paths: list[Path], keys: set, timeout: float = 30.0, logs=()) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = set()
+def owners(db: Path) -> set[str]:
+    """The instances owning partitions in the checkpoint."""
+    if not db.exists():
+        return set()
+    return {o for _, o in Checkpoint(str(db), owner="probe").positions().values()}
+
+
+def wait_consumed(db: Path, total: int, timeout: float = DEADLINE) -> None:
+    """Until the checkpointed offsets reach ``total``; fails only when they stop moving for
+    ``timeout`` s (a big stream on a loaded machine takes as long as it takes)."""
+    progress = {"got": -1, "since": time.monotonic()}
+
+    def done() -> bool:
+        got = consumed(db)
+        if got != progress["got"]:
+            progress.update(got=got, since=time.monotonic())
+        assert time.monotonic() - progress["since"] < timeout, \
+            f"checkpointed offsets stuck at {got} of {total} for {timeout:g} s"
+        return got == total
+
+    wait_until(done, float("inf"), what=f"{total} messages checkpointed")
+
+
+def wait_checkpointed(db: Path, d: Daemon_) -> None:
+    """Until the first checkpoint with offsets is written (so a restart resumes from one)."""
+    wait_until(lambda: consumed(db) > 0, what="a first checkpoint", detail=d.log)
+
+
+def wait_results(paths: list[Path], keys: set, timeout: float = DEADLINE, logs=()) -> None:
+    state = {"seen": set()}
+
+    def closed() -> bool:
+        state["seen"] = set()
         for p in paths:
             if p.exists():
-                seen |= set(read_results(str(p)))
-        if keys <= seen:
-            return
-        time.sleep(0.2)
-    missing = sorted(keys - seen)[:5]
-    raise AssertionError(f"windows did not close: {len(keys - seen)} missing, e.g. {missing}\n"
-                         + "".join(line for d in logs for line in d.lines))
+                state["seen"] |= set(read_results(str(p)))
+        return keys <= state["seen"]
+
+    def detail() -> str:
+        missing = keys - state["seen"]
+        return (f"{len(missing)} missing, e.g. {sorted(missing)[:5]}\n"
+                + "".join(line for d in logs for line in d.lines))
+
+    wait_until(closed, timeout, what="windows closed", detail=detail)
 
 
 # ---------------------------------------------------------------------------------- tests
@@ -256,7 +298,7 @@ def test_exactly_once_across_five_kill_9(tmp_path, kafka_bootstrap, kafka_topic)
         before = saved_seq(tmp_path / "cp.db")
         d = Daemon_(spec, results)
         d.wait_for("kafka: assigned")
-        wait_saved(tmp_path / "cp.db", before + 1)  # a loaded machine may take seconds
+        wait_saved(tmp_path / "cp.db", before + 1, d)  # a save to resume from
         time.sleep(rng.uniform(0.2, 2.0))
         d.kill()
         kills += 1
@@ -274,40 +316,51 @@ def test_exactly_once_across_five_kill_9(tmp_path, kafka_bootstrap, kafka_topic)
 
 
 def test_two_instances_split_partitions_and_hand_over(tmp_path, kafka_bootstrap, kafka_topic):
+    """a and b split the partitions; a leaves mid-stream and b takes a's partitions at a's
+    checkpointed offsets. Each step waits for the one before, never for the wall clock (a
+    stream produced on a timer was all consumed by a before b had started on a loaded
+    machine, leaving b nothing): the first half is produced once both own partitions and is
+    consumed by both; a leaves while the next part is produced; the tail — the last window
+    whole — comes after a left, so b alone has it."""
     n = 120_000
     topic = kafka_topic("preds", partitions=PARTITIONS)
     spec_a = write_spec(tmp_path, kafka_bootstrap, topic, instance="a")
     spec_b = write_spec(tmp_path, kafka_bootstrap, topic, instance="b")
     lines = records(n, seed=1)
     want = reference(spec_a, lines)
+    last = max(k[3] for k in want)
+    half, tail = n // 2, n * 4 // 5
+    assert all(orjson.loads(x)["timestamp"] < last for x in lines[:tail])
     res_a, res_b = tmp_path / "res-a.jsonl", tmp_path / "res-b.jsonl"
-    first = n // 10  # before the instances start; the rest while both consume
-    produce(kafka_bootstrap, topic, lines[:first])
-    producer = threading.Thread(target=produce, args=(kafka_bootstrap, topic, lines[first:]),
-                                kwargs={"seconds": 12.0, "start": first})
     a = Daemon_(spec_a, res_a)
     a.wait_for("kafka: assigned")
     b = Daemon_(spec_b, res_b)
     b.wait_for("kafka: assigned")
-    deadline = time.monotonic() + 60  # until both own partitions (a loaded machine is slow)
     db = tmp_path / "cp.db"
-    while {o for _, o in Checkpoint(str(db), owner="probe").positions().values()} != {"a", "b"}:
-        assert time.monotonic() < deadline, a.lines + b.lines
-        time.sleep(0.2)
+
+    def split() -> bool:
+        own_a, own_b = a.assignment(), b.assignment()
+        return bool(own_a and own_b) and not own_a & own_b and len(own_a | own_b) == PARTITIONS
+
+    wait_until(split, what="a and b both own partitions", detail=lambda: a.log() + b.log())
+    produce(kafka_bootstrap, topic, lines[:half])
+    wait_consumed(db, half)  # each partition has records: both instances consumed some
+    producer = threading.Thread(target=produce, args=(kafka_bootstrap, topic, lines[half:tail]),
+                                kwargs={"seconds": 4.0, "start": half})
     producer.start()
-    time.sleep(3.0)
     assert a.stop() == 0  # a leaves mid-stream: b takes its partitions at a's offsets
     producer.join()
+    produce(kafka_bootstrap, topic, lines[tail:], start=tail)
     wait_consumed(db, n)
     # a static member that stops keeps its partitions for session.timeout.ms (docs/kafka.md)
-    deadline = time.monotonic() + 60
-    while {o for _, o in Checkpoint(str(db), owner="probe").positions().values()} != {"b"}:
-        assert time.monotonic() < deadline, a.lines + b.lines
-        time.sleep(0.2)
+    wait_until(lambda: owners(db) == {"b"}, what="b owns every partition",
+               detail=lambda: a.log() + b.log())
     produce(kafka_bootstrap, topic, [sentinel(p) for p in range(PARTITIONS)])
-    last = max(k[3] for k in want)  # b may have no records in the first windows (a had them)
     wait_results([res_b], {k for k in want if k[3] == last}, logs=(a, b))
     assert b.stop() == 0
+    # the last window came after a left: b's results for it are the whole window's
+    assert_same_results({k: r for k, r in read_results(str(res_b)).items() if k[3] == last},
+                        {k: w for k, w in want.items() if k[3] == last})
     # a's windows were still open when it left: drain its checkpointed state
     spec = load_spec(str(spec_a))
     drained = drain_instance(spec, "a")
@@ -334,9 +387,9 @@ def test_broker_outage_of_ten_seconds_loses_nothing(tmp_path, kafka_bootstrap, k
     time.sleep(10)
     kafka_service.start()
     produce(kafka_bootstrap, topic, lines[n // 2:], start=n // 2)
-    wait_consumed(tmp_path / "cp.db", n, timeout=120)
+    wait_consumed(tmp_path / "cp.db", n)
     produce(kafka_bootstrap, topic, [sentinel(p) for p in range(PARTITIONS)])
-    wait_results([results], set(want), timeout=60)
+    wait_results([results], set(want))
     assert d.stop() == 0
     assert_same_results(read_results(str(results)), want)
 
@@ -353,34 +406,39 @@ def test_poison_messages_go_to_the_dead_letter_topic(tmp_path, kafka_bootstrap, 
             p.produce(topic, poison[(10, 150, 299).index(i)])
         p.produce(topic, line)
     p.produce(topic, None)  # a tombstone: no value at all
-    assert p.flush(10) == 0
+    assert p.flush(DEADLINE) == 0
     d = Daemon_(spec, tmp_path / "results.jsonl")
     wait_consumed(tmp_path / "cp.db", len(good) + 4)  # the partition is never blocked
     c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"read-{dlq}",
                   "auto.offset.reset": "earliest"})
     c.subscribe([dlq])
-    got, deadline = [], time.monotonic() + 20
-    while len(got) < 4 and time.monotonic() < deadline:
+    got = []
+
+    def four() -> bool:
         m = c.poll(0.5)
         if m is not None and m.error() is None:
             got.append((dict(m.headers()), m.value()))
+        return len(got) >= 4
+
+    wait_until(four, what="4 messages on the dead-letter topic", interval=0)
     c.close()
     reasons = sorted(h["slicewatch.reason"].decode() for h, _ in got)
     assert reasons == ["invalid_json", "missing_field:time", "not_an_object", "not_an_object"]
     assert {v for _, v in got} >= {b"{not json"}
     assert all(h["slicewatch.origin"] == topic.encode() for h, _ in got)
-    # counted by reason, and consumption is visible in the lag metrics
-    deadline = time.monotonic() + 10
-    while True:
+    # counted by reason, and consumption is visible in the lag metrics (refreshed once a
+    # second from the cached high watermark: wait until it shows the partition caught up)
+    def scrape() -> dict | None:
         fams = {f.name: f for f in text_string_to_metric_families(
-            requests.get(f"{d.url}/metrics", timeout=5).text)}
-        bad = {s.labels["reason"]: s.value for s in fams["slicewatch_bad_records"].samples
-               if s.name.endswith("_total")}
-        msgs = [s.value for s in fams["slicewatch_kafka_messages"].samples]
-        lag = [s for s in fams["slicewatch_kafka_consumer_lag"].samples]
-        if lag or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+            requests.get(f"{d.url}/metrics", timeout=HTTP_TIMEOUT).text)}
+        lag = list(fams["slicewatch_kafka_consumer_lag"].samples)
+        return fams if [s.value for s in lag] == [0.0] else None
+
+    fams = wait_until(scrape, what="consumer lag 0 on /metrics", interval=0.5)
+    bad = {s.labels["reason"]: s.value for s in fams["slicewatch_bad_records"].samples
+           if s.name.endswith("_total")}
+    msgs = [s.value for s in fams["slicewatch_kafka_messages"].samples]
+    lag = list(fams["slicewatch_kafka_consumer_lag"].samples)
     assert bad == {"invalid_json": 1, "missing_field:time": 1, "not_an_object": 2}
     assert msgs == [len(good) + 4]
     assert [(s.labels, s.value) for s in lag] == [({"topic": topic, "partition": "0"}, 0.0)]
@@ -396,12 +454,12 @@ def test_missing_topic_is_reported_and_retried(tmp_path, kafka_bootstrap, kafka_
     d.wait_for(f"topic(s) '{topic}' do not exist on {kafka_bootstrap}")
     d.wait_for("retrying in 2 s")  # backoff grows
     try:
-        kafka_admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        kafka_admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(DEADLINE)
         p = Producer({"bootstrap.servers": kafka_bootstrap})
         for line in records(50, seed=5):
             p.produce(topic, line, partition=0)
-        assert p.flush(10) == 0
-        wait_consumed(tmp_path / "cp.db", 50, timeout=60)
+        assert p.flush(DEADLINE) == 0
+        wait_consumed(tmp_path / "cp.db", 50)
         assert d.stop() == 0
     finally:
         kafka_admin.delete_topics([topic])
@@ -411,7 +469,7 @@ def test_unreachable_broker_is_reported_and_retried(tmp_path, free_port):
     spec = write_spec(tmp_path, f"127.0.0.1:{free_port()}", "nowhere")
     d = Daemon_(spec, tmp_path / "results.jsonl")
     d.wait_for("cannot reach the brokers at 127.0.0.1:")
-    d.wait_for("retrying in 2 s", timeout=30)
+    d.wait_for("retrying in 2 s")
     assert d.stop() == 0
 
 
@@ -477,10 +535,16 @@ def test_kill_9_while_window_closes_are_in_the_worker(tmp_path, kafka_bootstrap,
     producer.start()
     rng = random.Random(11)
     orphans: list[int] = []
-    for _ in range(4):
+    for i in range(4):
         d = Daemon_(spec, results)
         d.wait_for("kafka: assigned")
-        time.sleep(rng.uniform(1.0, 3.0))
+        if i == 0:  # the first daemon starts at offset 0 and closes windows: it has a worker
+            wait_until(lambda: _spawned_by(d.proc.pid), what="a close worker",  # noqa: B023
+                       detail=d.log)
+            wait_checkpointed(tmp_path / "cp.db", d)  # a restart resumes from a checkpoint
+            time.sleep(rng.uniform(0.0, 1.0))  # a random moment: a close may be in the worker
+        else:
+            time.sleep(rng.uniform(1.0, 3.0))  # a random moment after the assignment
         workers = _spawned_by(d.proc.pid)
         d.kill()
         orphans += workers
@@ -495,7 +559,5 @@ def test_kill_9_while_window_closes_are_in_the_worker(tmp_path, kafka_bootstrap,
     assert_same_results(got, want)
     assert_same_drift(got, want)
     assert orphans  # some kill came while a daemon had its close worker
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{p}").exists() for p in orphans) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in orphans if Path(f"/proc/{p}").exists()]
+    wait_until(lambda: not [p for p in orphans if Path(f"/proc/{p}").exists()],
+               what=f"the killed daemons' close workers {orphans} gone")

@@ -16,6 +16,7 @@ import yaml
 
 from monitor.grafana import write_prom_rules
 from slices.load import load_spec, load_spec_text
+from tests.wait import DEADLINE, HTTP_TIMEOUT, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PROMTOOL = shutil.which("promtool")
@@ -66,7 +67,7 @@ alerts:
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     assert PROMTOOL, "promtool is not installed (Debian package prometheus)"
     return subprocess.run([PROMTOOL, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=DEADLINE)
 
 
 def generate(tmp_path: Path, spec) -> tuple[Path, Path]:
@@ -129,20 +130,19 @@ def test_prometheus_loads_the_rules(tmp_path, prometheus_url, prometheus_rules_d
         group["name"] += f"-{target.stem}"
     target.write_text(yaml.safe_dump(doc))
     try:
-        requests.post(f"{prometheus_url}/-/reload", timeout=10).raise_for_status()
-        deadline = time.monotonic() + 20
-        while True:
-            groups = requests.get(f"{prometheus_url}/api/v1/rules", timeout=10).json()
-            mine = [g for g in groups["data"]["groups"] if g["name"].endswith(target.stem)]
-            if mine or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        requests.post(f"{prometheus_url}/-/reload", timeout=HTTP_TIMEOUT).raise_for_status()
+
+        def my_groups() -> list[dict]:
+            groups = requests.get(f"{prometheus_url}/api/v1/rules", timeout=HTTP_TIMEOUT).json()
+            return [g for g in groups["data"]["groups"] if g["name"].endswith(target.stem)]
+
+        mine = wait_until(my_groups, what=f"rule groups of {target.name} loaded", interval=0.5)
         loaded = {r["name"] for g in mine for r in g["rules"]}
         assert loaded == {r["alert"] for g in doc["groups"] for r in g["rules"]}
         assert all(r["health"] != "err" for g in mine for r in g["rules"])
     finally:
         target.unlink(missing_ok=True)
-        requests.post(f"{prometheus_url}/-/reload", timeout=10)
+        requests.post(f"{prometheus_url}/-/reload", timeout=HTTP_TIMEOUT)
 
 
 AMTOOL = shutil.which("amtool")

@@ -4,7 +4,6 @@ pushed series read back from the Pushgateway equal the run's own values."""
 from __future__ import annotations
 
 import math
-import time
 import uuid
 
 import orjson
@@ -21,6 +20,7 @@ from monitor.grafana import push_to_gateway
 from monitor.sources.base import Chunk
 from slices.errors import SlicewatchError
 from slices.load import load_spec_text
+from tests.wait import HTTP_TIMEOUT, wait_until
 
 
 def _replay():
@@ -35,7 +35,7 @@ def _replay():
 
 
 def _pushed(pushgateway_url: str, job: str) -> dict[tuple[str, tuple], float]:
-    text = requests.get(f"{pushgateway_url}/metrics", timeout=10).text
+    text = requests.get(f"{pushgateway_url}/metrics", timeout=HTTP_TIMEOUT).text
     out = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
@@ -68,12 +68,11 @@ def test_replay_pushes_and_series_read_back(pushgateway_url):
         assert {k for k in again if k[0] not in moving} == {k for k in got if k[0] not in moving}
         assert all(again[k] == v for k, v in got.items() if k[0] not in moving)
     finally:
-        requests.delete(f"{pushgateway_url}/metrics/job/{job}/model/fraud", timeout=10)
+        requests.delete(f"{pushgateway_url}/metrics/job/{job}/model/fraud",
+                        timeout=HTTP_TIMEOUT)
     # the Pushgateway applies writes asynchronously: the group goes shortly after the DELETE
-    deadline = time.monotonic() + 10
-    while _pushed(pushgateway_url, job) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _pushed(pushgateway_url, job)
+    wait_until(lambda: not _pushed(pushgateway_url, job), what=f"group {job} deleted",
+               interval=0.1)
 
 
 def test_unreachable_pushgateway_names_the_url(free_port):

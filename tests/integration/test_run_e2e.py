@@ -19,6 +19,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.wait import DEADLINE, HTTP_TIMEOUT, wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 SLICEWATCH = [sys.executable, "-m", "monitor.cli"]
 
@@ -26,8 +28,8 @@ SLICEWATCH = [sys.executable, "-m", "monitor.cli"]
 def start(args: list[str]) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([*SLICEWATCH, *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
         line = proc.stdout.readline()
         m = re.search(r"serving (http://127\.0\.0\.1:\d+)/metrics", line)
         if m:
@@ -39,7 +41,7 @@ def start(args: list[str]) -> tuple[subprocess.Popen, str]:
 
 
 def scrape(url: str) -> dict:
-    text = requests.get(f"{url}/metrics", timeout=5).text
+    text = requests.get(f"{url}/metrics", timeout=HTTP_TIMEOUT).text
     return {f.name: f for f in text_string_to_metric_families(text)}
 
 
@@ -80,17 +82,15 @@ def test_run_serves_metrics_equal_to_an_independent_computation(tmp_path, input_
                        "--listen", "127.0.0.1:0", "--linger", "-1", "--dead-letter", str(dead),
                        "--alerts-db", str(tmp_path / "alerts.db")])
     try:
-        deadline = time.time() + 60
-        families = {}
-        while time.time() < deadline:
+        def four_closed() -> dict | None:
             families = scrape(url)
             try:
-                if value(families, "slicewatch_windows_closed_total", model="fraud") == 4:
-                    break
+                closed = value(families, "slicewatch_windows_closed_total", model="fraud")
             except KeyError:
-                pass
-            time.sleep(0.2)
-        assert value(families, "slicewatch_windows_closed_total", model="fraud") == 4
+                return None
+            return families if closed == 4 else None
+
+        families = wait_until(four_closed, what="4 windows closed on /metrics")
         assert value(families, "slicewatch_records_total", model="fraud") == 2000
         assert value(families, "slicewatch_bad_records_total", reason="invalid_json") == 1
         assert value(families, "slicewatch_bad_records_total", reason="bad_time") == 1
@@ -105,11 +105,11 @@ def test_run_serves_metrics_equal_to_an_independent_computation(tmp_path, input_
         country_slices = {s.labels["slice"] for s in families["slicewatch_slice_records"].samples
                           if s.labels["slice"].startswith("country=")}
         assert {"country=US", "country=BR"} <= country_slices  # read from ctx.country
-        health = requests.get(f"{url}/healthz", timeout=5)
+        health = requests.get(f"{url}/healthz", timeout=HTTP_TIMEOUT)
         assert health.status_code == 200 and health.json()["status"] == "ok"
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=DEADLINE)
     assert proc.returncode == 0, out
     reasons = sorted(orjson.loads(x)["reason"] for x in dead.read_bytes().splitlines())
     assert reasons == ["bad_time", "invalid_json", "wrong_type:score"]
@@ -129,7 +129,7 @@ def test_validate_reports_every_problem_with_position_and_exits_2(tmp_path):
         "      - where: 'amount > 5)'\n"
         "        nmae: x\n")
     out = subprocess.run([*SLICEWATCH, "validate", "-c", str(spec)], cwd=REPO,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=DEADLINE)
     assert out.returncode == 2
     lines = [x for x in out.stderr.splitlines() if x.startswith(str(spec))]
     paths = {x.split(": ")[1] for x in lines}
@@ -143,13 +143,14 @@ def test_validate_reports_every_problem_with_position_and_exits_2(tmp_path):
 def test_validate_ok_on_the_example_specs():
     for name in ("fraud.yaml", "pricing.yaml"):
         out = subprocess.run([*SLICEWATCH, "validate", "-c", f"configs/{name}"], cwd=REPO,
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, timeout=DEADLINE)
         assert out.returncode == 0, out.stderr
 
 
 def test_pricing_example_runs_on_csv():
     out = subprocess.run([*SLICEWATCH, "run", "-c", "configs/pricing.yaml", "--listen", "",
-                          "-q"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                          "-q"], cwd=REPO, capture_output=True, text=True,
+                         timeout=2 * DEADLINE)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "3000 records, 0 rejected, 0 late, 5 windows" in out.stdout
 
@@ -159,7 +160,7 @@ def test_demo_shows_windows_and_slices(tmp_path):
     out = subprocess.run([*SLICEWATCH, "demo", "--listen", "127.0.0.1:0", "--windows", "8",
                           "--per-window", "1500", "--seconds", "2", "--linger", "0",
                           "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                         timeout=120, env=env)
+                         timeout=2 * DEADLINE, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("── fraud · window") == 8
     assert "country=BR" in out.stdout and "overall" in out.stdout

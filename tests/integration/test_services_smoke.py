@@ -13,6 +13,8 @@ import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from tests.wait import DEADLINE, HTTP_TIMEOUT
+
 LOOPBACK = ("http://127.0.0.1:", "127.0.0.1:")
 
 
@@ -48,7 +50,7 @@ def test_kafka_produce_consume_roundtrip(kafka_bootstrap, kafka_topic) -> None:
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 5, "acks": "all"})
     for key, value in sent.items():
         producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-    assert producer.flush(15) == 0
+    assert producer.flush(DEADLINE) == 0
     assert len(delivered) == len(sent)
     assert {p for p, _ in delivered} <= {0, 1, 2}
 
@@ -63,21 +65,23 @@ def test_kafka_produce_consume_roundtrip(kafka_bootstrap, kafka_topic) -> None:
     try:
         consumer.subscribe([topic])
         got: dict[bytes, bytes] = {}
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + DEADLINE
         while len(got) < len(sent) and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=100, timeout=0.5):
                 assert msg.error() is None, msg.error()
                 got[msg.key()] = msg.value()
         assert got == sent
         consumer.commit(asynchronous=False)
-        committed = consumer.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(3)],
+                                       timeout=HTTP_TIMEOUT)
         assert sum(tp.offset for tp in committed if tp.offset >= 0) == len(sent)
     finally:
         consumer.close()
 
 
 def _query(prometheus_url: str, promql: str) -> list[dict]:
-    resp = requests.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=5)
+    resp = requests.get(f"{prometheus_url}/api/v1/query", params={"query": promql},
+                        timeout=HTTP_TIMEOUT)
     resp.raise_for_status()
     body = resp.json()
     assert body["status"] == "success", body
@@ -86,7 +90,8 @@ def _query(prometheus_url: str, promql: str) -> list[dict]:
 
 def test_prometheus_scrapes_itself(prometheus_url) -> None:
     result = _until(
-        lambda: _query(prometheus_url, 'up{job="prometheus"} == 1'), 15, "up{job=prometheus}"
+        lambda: _query(prometheus_url, 'up{job="prometheus"} == 1'), DEADLINE,
+        "up{job=prometheus}"
     )
     assert result[0]["value"][1] == "1"
 
@@ -105,7 +110,7 @@ def test_prometheus_scrapes_file_sd_target(prometheus_url, prometheus_targets_di
         tmp.rename(target_file)
         result = _until(
             lambda: _query(prometheus_url, f'slicewatch_smoke_value{{marker="{marker}"}}'),
-            20,
+            DEADLINE,
             f"slicewatch_smoke_value scraped from 127.0.0.1:{port}",
         )
         assert float(result[0]["value"][1]) == 42.5
@@ -119,7 +124,7 @@ def test_prometheus_scrapes_file_sd_target(prometheus_url, prometheus_targets_di
                 for r in _query(prometheus_url, f'slicewatch_smoke_value{{marker="{marker}"}}')
                 if float(r["value"][1]) == 7.0
             ],
-            20,
+            DEADLINE,
             "updated gauge value 7.0",
         )
     finally:
@@ -137,19 +142,19 @@ def test_alertmanager_accepts_and_lists_alerts(alertmanager_url) -> None:
         "startsAt": now.isoformat(),
         "endsAt": (now + timedelta(minutes=5)).isoformat(),
     }
-    resp = requests.post(f"{alertmanager_url}/api/v2/alerts", json=[alert], timeout=5)
+    resp = requests.post(f"{alertmanager_url}/api/v2/alerts", json=[alert], timeout=HTTP_TIMEOUT)
     assert resp.status_code == 200, resp.text
 
     def listed():
         resp = requests.get(
             f"{alertmanager_url}/api/v2/alerts",
             params={"filter": f'alertname="{name}"'},
-            timeout=5,
+            timeout=HTTP_TIMEOUT,
         )
         resp.raise_for_status()
         return resp.json()
 
-    alerts = _until(listed, 10, f"alert {name} in GET /api/v2/alerts")
+    alerts = _until(listed, DEADLINE, f"alert {name} in GET /api/v2/alerts")
     assert len(alerts) == 1
     assert alerts[0]["labels"] == alert["labels"]
     assert alerts[0]["annotations"] == alert["annotations"]
@@ -163,10 +168,10 @@ def test_pushgateway_roundtrip(pushgateway_url) -> None:
         '# TYPE slicewatch_smoke_pushed gauge\nslicewatch_smoke_pushed{slice="country=DE"} 3.25\n'
     )
     url = f"{pushgateway_url}/metrics/job/{job}/model/fraud"
-    resp = requests.post(url, data=body.encode(), timeout=5)
+    resp = requests.post(url, data=body.encode(), timeout=HTTP_TIMEOUT)
     assert resp.status_code == 200, resp.text
     try:
-        text = requests.get(f"{pushgateway_url}/metrics", timeout=5).text
+        text = requests.get(f"{pushgateway_url}/metrics", timeout=HTTP_TIMEOUT).text
         lines = [ln for ln in text.splitlines() if ln.startswith("slicewatch_smoke_pushed{")]
         mine = [ln for ln in lines if f'job="{job}"' in ln]
         assert len(mine) == 1, lines
@@ -174,9 +179,14 @@ def test_pushgateway_roundtrip(pushgateway_url) -> None:
         assert 'slice="country=DE"' in mine[0]
         assert float(mine[0].rsplit(" ", 1)[1]) == 3.25
     finally:
-        assert requests.delete(url, timeout=5).status_code == 202
-    text = requests.get(f"{pushgateway_url}/metrics", timeout=5).text
-    assert f'job="{job}"' not in text
+        assert requests.delete(url, timeout=HTTP_TIMEOUT).status_code == 202
+    # 202: the Pushgateway applies the DELETE asynchronously
+    _until(
+        lambda: f'job="{job}"'
+        not in requests.get(f"{pushgateway_url}/metrics", timeout=HTTP_TIMEOUT).text,
+        DEADLINE,
+        f"group {job} deleted",
+    )
 
 
 @pytest.mark.kafka
@@ -187,7 +197,7 @@ def test_kafka_restart_keeps_port_and_data(kafka_bootstrap, kafka_topic, kafka_s
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
     for i in range(10):
         producer.produce(topic, value=str(i).encode(), partition=i % 2)
-    assert producer.flush(15) == 0
+    assert producer.flush(DEADLINE) == 0
 
     kafka_service.kill()
     kafka_service.start()
@@ -202,7 +212,7 @@ def test_kafka_restart_keeps_port_and_data(kafka_bootstrap, kafka_topic, kafka_s
     try:
         consumer.assign([TopicPartition(topic, p, 0) for p in range(2)])
         values: list[int] = []
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + DEADLINE
         while len(values) < 10 and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=50, timeout=0.5):
                 assert msg.error() is None, msg.error()
@@ -211,4 +221,4 @@ def test_kafka_restart_keeps_port_and_data(kafka_bootstrap, kafka_topic, kafka_s
     finally:
         consumer.close()
     producer.produce(topic, value=b"after-restart", partition=0)
-    assert producer.flush(15) == 0
+    assert producer.flush(DEADLINE) == 0
