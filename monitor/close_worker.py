@@ -78,7 +78,7 @@ class ProcessCloser:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_worker)
+                    initializer=_init_worker, initargs=(os.getpid(),))
             return Pending(fn, blob, self._pool.submit(_run_pickled, fn, blob))
         except (BrokenProcessPool, RuntimeError):  # dead worker (or shut down): inline
             log.warning("close worker unavailable; running the window's drift tests inline")
@@ -95,13 +95,14 @@ def _run_pickled(fn: Callable[[Any], Any], blob: bytes) -> Any:
     return fn(pickle.loads(blob))
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     """Ctrl-C and SIGTERM are for the daemon, which finishes its closes before it exits; if
     the daemon dies (kill -9), the worker follows within a second instead of waiting for
-    jobs forever (it holds its own end of the job queue, so it would never see EOF)."""
+    jobs forever (it holds its own end of the job queue, so it would never see EOF).
+    ``parent`` is the daemon's pid taken before the spawn: a daemon killed while the worker
+    was still starting has already left it to another parent, which must not be watched."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
