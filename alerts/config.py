@@ -7,7 +7,6 @@ with its field path (``alerts[3].threshold.upper``), not only the first one.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 from alerts.model import SEVERITIES
 from alerts.template import TEMPLATE_VARS, variables
 from slices.durations import parse_duration
+from slices.globs import slice_matches
 from slices.spec import ModelSpec
 from slices.vocab import METRICS_BY_TASK
 from slices.yamlpos import Checker, Path, type_name
@@ -64,7 +64,7 @@ class RuleSpec:
     name: str
     kind: str
     model: str | None = None
-    slices: tuple[str, ...] = ()  # glob patterns on the slice label; empty = every slice
+    slices: tuple[str, ...] = ()  # slice patterns (slices.globs); empty = every slice
     metric: str | None = None
     lower: float | None = None
     upper: float | None = None
@@ -82,7 +82,7 @@ class RuleSpec:
     def applies_to(self, model: str, slice_: str) -> bool:
         if self.model is not None and self.model != model:
             return False
-        return not self.slices or any(fnmatch.fnmatchcase(slice_, p) for p in self.slices)
+        return slice_matches(self.slices, slice_)
 
 
 @dataclass(frozen=True)
