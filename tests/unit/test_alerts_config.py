@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from alerts.config import GROUP_BY_ALL, Matcher, parse_alerting
-from slices.spec import ModelSpec
+from slices.spec import DriftSpec, FeatureSpec, ModelSpec
 from slices.yamlpos import Checker, load_text
 
-MODELS = (ModelSpec(name="fraud", task="binary"), ModelSpec(name="pricing", task="regression"))
+MODELS = (ModelSpec(name="fraud", task="binary", features=(FeatureSpec("amount"),),
+                    drift=DriftSpec(enabled=True, rolling_windows=1)),
+          ModelSpec(name="pricing", task="regression"))
 
 GOOD = """
 alerts:
@@ -35,7 +37,7 @@ alerts:
   - name: concept
     concept_drift: true
   - name: missing
-    quality: {feature: amount, check: missing_rate, upper: 0.1}
+    quality: {feature: amount, check: missing_ratio, upper: 0.1}
     min_count: 100
     flapping: false
 receivers:
@@ -80,7 +82,7 @@ def test_good_spec_builds_every_part():
     assert rules["mae_up"].change.direction == "lower_is_better"
     assert rules["drifted"].kind == "drift" and rules["drifted"].features == ("amount",)
     assert rules["concept"].kind == "concept_drift"
-    assert rules["missing"].check == "missing_rate" and rules["missing"].upper == 0.1
+    assert rules["missing"].check == "missing_ratio" and rules["missing"].upper == 0.1
     assert rules["missing"].flap_changes == 0 and rules["missing"].min_count == 100
     assert spec.receiver("pd").url == "https://events.pagerduty.com/v2/enqueue"
     assert spec.receiver("am").resend_interval == 30.0
