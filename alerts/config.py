@@ -621,7 +621,9 @@ def _route_node(checker: Checker, path: Path, raw: Any, parent: RouteSpec, names
     if checker.mapping(path, raw, _ROUTE_KEYS, required=("receiver",) if root else ()) is None:
         return None
     receiver = raw.get("receiver", parent.receiver)
-    if "receiver" in raw and receiver not in names:
+    if "receiver" in raw and _name(checker, (*path, "receiver"), receiver, "receiver") is None:
+        receiver = parent.receiver
+    elif "receiver" in raw and receiver not in names:
         checker.error((*path, "receiver"), f"unknown receiver {receiver!r}; receivers: "
                       f"{', '.join(sorted(names)) or 'none'}")
     if root and "matchers" in raw:

@@ -91,8 +91,15 @@ def load_text(text: str, file: str = "<spec>") -> Document:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         msg = f"invalid YAML: {exc.problem or exc.context}"
         raise SpecError([Problem(file, line, col, "<root>", msg)]) from None
-    except yaml.YAMLError as exc:  # reader errors (e.g. control characters) carry no mark
-        raise SpecError([Problem(file, 1, 1, "<root>", f"invalid YAML: {exc}")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (e.g. NUL)
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        msg = f"invalid YAML: character {char!r} (#x{ord(char):04x}) is not allowed"
+        raise SpecError([Problem(file, line, col, "<root>", msg)]) from None
+    except yaml.YAMLError as exc:  # anything else without a mark
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError([Problem(file, 1, 1, "<root>", f"invalid YAML: {reason}")]) from None
     positions = Positions()
     problems: list[Problem] = []
     if node is None:
