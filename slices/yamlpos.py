@@ -174,7 +174,7 @@ def _construct(node, path, problems, file, constructor):
         line, col = _mark(node)
         problems.append(Problem(file, line, col, render_path(path),
                                 f"cannot read this value: {_reason(exc)}"))
-        return None
+        return node.value if isinstance(node, yaml.ScalarNode) else None  # its text
 
 
 def _reason(exc: Exception) -> str:
