@@ -111,6 +111,7 @@ def test_hostile_spec_is_a_located_error_within_budget(results, name):
     assert "Traceback" not in got["stderr"] and "Error:" not in got["stderr"], got["stderr"]
     first = got["stderr"].splitlines()[0]
     assert LOCATED.match(first), first
+    assert all(len(line) < 2000 for line in got["stderr"].splitlines()), "lines are bounded"
     assert got["cpu"] < BUDGET_CPU_S, got
     assert got["rss_mb"] < BUDGET_MB, got
 
