@@ -7,7 +7,7 @@ with its field path (``alerts[3].threshold.upper``), not only the first one.
 
 from __future__ import annotations
 
-import fnmatch
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,8 +16,9 @@ from typing import Any
 from alerts.model import SEVERITIES
 from alerts.template import TEMPLATE_VARS, variables
 from slices.durations import parse_duration
+from slices.globs import slice_matches
 from slices.spec import ModelSpec
-from slices.vocab import METRICS_BY_TASK
+from slices.vocab import DEPRECATED_QUALITY_CHECKS, METRICS_BY_TASK, QUALITY_CHECKS
 from slices.yamlpos import Checker, Path, type_name
 
 RULE_KINDS: tuple[str, ...] = ("metric", "drift", "concept_drift", "quality")
@@ -65,13 +66,13 @@ class RuleSpec:
     name: str
     kind: str
     model: str | None = None
-    slices: tuple[str, ...] = ()  # glob patterns on the slice label; empty = every slice
+    slices: tuple[str, ...] = ()  # slice patterns (slices.globs); empty = every slice
     metric: str | None = None
     lower: float | None = None
     upper: float | None = None
     change: ChangeSpec | None = None
     features: tuple[str, ...] = ()  # drift / quality: empty = every feature
-    check: str | None = None  # quality check name, e.g. missing_rate
+    check: str | None = None  # quality check name (slices.vocab.QUALITY_CHECKS)
     min_count: int = 0
     for_windows: int = 1
     severity: str = "warning"
@@ -83,7 +84,7 @@ class RuleSpec:
     def applies_to(self, model: str, slice_: str) -> bool:
         if self.model is not None and self.model != model:
             return False
-        return not self.slices or any(fnmatch.fnmatchcase(slice_, p) for p in self.slices)
+        return slice_matches(self.slices, slice_)
 
 
 @dataclass(frozen=True)
@@ -306,14 +307,22 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
             if key in raw:
                 checker.error((*path, key), f"{key!r} belongs to 'metric' alerts, not {kind!r}",
                               at_key=True)
+    if kind in ("drift", "concept_drift", "quality"):
+        _has_drift(checker, (*path, kind), kind, _scope(models, model))
     if kind == "drift":
         fields["features"] = _drift_features(checker, (*path, "drift"), raw["drift"])
+        _known_features(checker, (*path, "drift", "features"), fields["features"],
+                        _scope(models, model))
     elif kind == "concept_drift":
         if _bool(checker, (*path, "concept_drift"), raw["concept_drift"]) is not True:
             checker.error((*path, "concept_drift"), "concept_drift must be true (remove the "
                           "alert to disable it)")
     elif kind == "quality":
         fields.update(_quality(checker, (*path, "quality"), raw["quality"]))
+        where = "feature" if isinstance(raw["quality"], dict) and "feature" in raw["quality"] \
+            else "features"
+        _known_features(checker, (*path, "quality", where), fields.get("features", ()),
+                        _scope(models, model), single=where == "feature")
     slices = tuple(_name(checker, (*path, "slices", j), s, "a slice pattern") or ""
                    for j, s in enumerate(_list(checker, (*path, "slices"), raw.get("slices"))))
     min_count = _int(checker, (*path, "min_count"), raw.get("min_count", 0), 0) or 0
@@ -346,16 +355,69 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
                     flap_changes=flap_changes, **fields)
 
 
+def _scope(models: tuple[ModelSpec, ...], model: str | None) -> list[ModelSpec]:
+    """The models a rule applies to (those that loaded; a rule naming an unknown model has
+    its own problem)."""
+    return [m for m in models if model is None or m.name == model]
+
+
+# Besides the declared features, drift and quality cover the prediction and the label.
+_BUILTIN_FEATURES = ("__prediction__", "__label__")
+
+
+def _monitored(model: ModelSpec) -> tuple[str, ...]:
+    names = model.drift.features or tuple(f.name for f in model.features)
+    return (*names, *_BUILTIN_FEATURES)
+
+
+def _has_drift(checker: Checker, path: Path, kind: str, scope: list[ModelSpec]) -> None:
+    if scope and not any(m.drift.enabled for m in scope):
+        which = f"model {scope[0].name!r} has" if len(scope) == 1 else "no model has"
+        checker.error(path, f"a {kind!r} alert needs drift checks, but {which} a 'drift:' "
+                      "section (the alert could never fire)", at_key=True)
+
+
+def _known_features(checker: Checker, path: Path, features: tuple[str, ...],
+                    scope: list[ModelSpec], single: bool = False) -> None:
+    """Each named feature must be monitored by a model the rule applies to."""
+    watched = [m for m in scope if m.drift.enabled]
+    if not watched:
+        return
+    known = sorted({f for m in watched for f in _monitored(m)})
+    for j, feature in enumerate(features):
+        if feature and feature not in known:
+            hint = difflib.get_close_matches(feature, known, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            checker.error(path if single else (*path, j),
+                          f"feature {feature!r} is not monitored by "
+                          f"{_models_text(watched)}{extra} (monitored: {', '.join(known)})")
+
+
+def _models_text(models: list[ModelSpec]) -> str:
+    names = ", ".join(repr(m.name) for m in models)
+    return f"model {names}" if len(models) == 1 else f"any of the models {names}"
+
+
+def _computed(model: ModelSpec) -> tuple[str, ...]:
+    return model.metrics or METRICS_BY_TASK[model.task]
+
+
 def _metric_rule(checker: Checker, path: Path, raw: dict, model: str | None,
                  models: tuple[ModelSpec, ...]) -> dict[str, Any]:
     metric = _name(checker, (*path, "metric"), raw["metric"], "metric")
-    if metric is not None:
-        scope = [m for m in models if model is None or m.name == model]
-        if scope and not any(metric in METRICS_BY_TASK[m.task] for m in scope):
-            allowed = sorted({x for m in scope for x in METRICS_BY_TASK[m.task]})
+    scope = _scope(models, model)
+    if metric is not None and scope and not any(metric in _computed(m) for m in scope):
+        by_task = [m for m in scope if metric in METRICS_BY_TASK[m.task]]
+        if by_task:  # the task has it, the model's `metrics:` list leaves it out
+            checker.error((*path, "metric"), f"metric {metric!r} is not computed: "
+                          f"{_models_text(by_task)} leaves it out of 'metrics:' (add it there)")
+        else:
+            allowed = sorted({x for m in scope for x in _computed(m)})
             tasks = "/".join(sorted({m.task for m in scope}))
-            checker.error((*path, "metric"), f"unknown metric {metric!r} for {tasks} models; "
-                          f"allowed: {', '.join(allowed)}")
+            hint = difflib.get_close_matches(metric, allowed, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            checker.error((*path, "metric"), f"unknown metric {metric!r} for {tasks} "
+                          f"models{extra}; allowed: {', '.join(allowed)}")
     if "threshold" not in raw and "change" not in raw:
         checker.error(path, "a metric alert needs 'threshold' and/or 'change'")
     out: dict[str, Any] = {"metric": metric}
@@ -421,7 +483,7 @@ def _quality(checker: Checker, path: Path, raw: Any) -> dict[str, Any]:
     if checker.mapping(path, raw, ("feature", "features", "check", "lower", "upper"),
                        required=("check",)) is None:
         return {}
-    check = _name(checker, (*path, "check"), raw.get("check"), "a quality check name")
+    check = _check_name(checker, (*path, "check"), raw.get("check"))
     features: tuple[str, ...] = ()
     if "feature" in raw:
         features = ((_name(checker, (*path, "feature"), raw["feature"], "feature") or ""),)
@@ -431,6 +493,27 @@ def _quality(checker: Checker, path: Path, raw: Any) -> dict[str, Any]:
                                                      raw["features"])))
     lower, upper = _bounds(checker, path, {k: raw[k] for k in ("lower", "upper") if k in raw})
     return {"check": check, "features": features, "lower": lower, "upper": upper}
+
+
+def _check_name(checker: Checker, path: Path, raw: Any) -> str | None:
+    """A quality check name; an old name is accepted as its new one, with one warning."""
+    check = _name(checker, path, raw, "a quality check name")
+    if check in DEPRECATED_QUALITY_CHECKS:
+        new = DEPRECATED_QUALITY_CHECKS[check]
+        message = (f"quality check {check!r} is deprecated; use {new!r} (the exported metric "
+                   f"slicewatch_data_{new})")
+        if not any(w.message.endswith(message) for w in checker.warnings):
+            checker.warn(path, message)
+        return new
+    if check is not None and check not in QUALITY_CHECKS:
+        hint = difflib.get_close_matches(check, [*QUALITY_CHECKS, *DEPRECATED_QUALITY_CHECKS],
+                                         n=1)
+        extra = f"; did you mean {DEPRECATED_QUALITY_CHECKS.get(hint[0], hint[0])!r}?" \
+            if hint else ""
+        checker.error(path, f"unknown quality check {check!r}{extra}; checks: "
+                      f"{', '.join(QUALITY_CHECKS)}")
+        return None
+    return check
 
 
 def _flapping(checker: Checker, path: Path, raw: Any) -> tuple[int, int]:
@@ -551,7 +634,9 @@ def _route_node(checker: Checker, path: Path, raw: Any, parent: RouteSpec, names
     if checker.mapping(path, raw, _ROUTE_KEYS, required=("receiver",) if root else ()) is None:
         return None
     receiver = raw.get("receiver", parent.receiver)
-    if "receiver" in raw and receiver not in names:
+    if "receiver" in raw and _name(checker, (*path, "receiver"), receiver, "receiver") is None:
+        receiver = parent.receiver
+    elif "receiver" in raw and receiver not in names:
         checker.error((*path, "receiver"), f"unknown receiver {receiver!r}; receivers: "
                       f"{', '.join(sorted(names)) or 'none'}")
     if root and "matchers" in raw:

@@ -28,7 +28,7 @@ class DriftObservation:
 class Observation:
     """Evaluated values of one model × version × slice × window.
 
-    ``quality`` maps feature → check name → value (e.g. ``{"amount": {"missing_rate": 0.02}}``).
+    ``quality`` maps feature → check name → value (e.g. ``{"amount": {"missing_ratio": 0.02}}``).
     ``reference_metrics`` are the reference profile's metrics of the same slice, the baseline
     of ``change: {baseline: reference}`` rules.
     """

@@ -186,14 +186,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from slices.load import load_spec
 
     if args.command == "validate":
-        spec = load_spec(args.config)
+        spec = checked_spec(args.config)
         n_slices = sum(len(m.slices) for m in spec.models)
         print(f"{args.config}: ok ({len(spec.models)} model(s), {n_slices} slice rule(s))")
         return EXIT_OK
     if args.command == "run":
         from monitor.app import RunOptions, run
 
-        spec = load_spec(args.config)
+        spec = checked_spec(args.config)
         linger = float("inf") if args.linger < 0 else args.linger
         run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen, follow=args.follow,
                              linger=linger, quiet=args.quiet, dead_letter=args.dead_letter,
@@ -231,6 +231,18 @@ def _dispatch(args: argparse.Namespace) -> int:
                  seconds=args.seconds, linger=linger, out_dir=args.out)
         return EXIT_OK
     raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+def checked_spec(path: str):
+    """The spec as ``validate`` checks it and ``run`` uses it (runtime checks included, see
+    :mod:`monitor.preflight`); its warnings are printed once, to stderr."""
+    from monitor.preflight import check
+    from slices.load import load_spec
+
+    spec = load_spec(path, probe=check)
+    for warning in spec.warnings:
+        print(str(warning), file=sys.stderr)
+    return spec
 
 
 def _alerts(args: argparse.Namespace, load_spec) -> int:

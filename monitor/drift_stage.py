@@ -316,6 +316,6 @@ def _decision_dict(d) -> dict[str, Any]:
 
 def _quality_dict(q) -> dict[str, float]:
     return {k: float(v) for k, v in (
-        ("missing_rate", q.missing_rate), ("nonfinite", q.nonfinite),
-        ("out_of_range_share", q.out_of_range_share), ("unseen_share", q.unseen_share),
+        ("missing_ratio", q.missing_rate), ("nonfinite", q.nonfinite),
+        ("out_of_range_ratio", q.out_of_range_share), ("unseen_category_ratio", q.unseen_share),
         ("type_mismatches", q.type_mismatches)) if not (isinstance(v, float) and np.isnan(v))}

@@ -205,11 +205,12 @@ class SlicewatchCollector(Collector):
 
 DRIFT_LABELS = ["model", "version", "slice", "feature", "test"]
 QUALITY_HELP = {
-    "missing_rate": ("slicewatch_data_missing_ratio", "Share of records missing the feature."),
-    "out_of_range_share": ("slicewatch_data_out_of_range_ratio",
+    "missing_ratio": ("slicewatch_data_missing_ratio", "Share of records missing the feature."),
+    "out_of_range_ratio": ("slicewatch_data_out_of_range_ratio",
                            "Share of present numeric values outside the reference [min, max]."),
-    "unseen_share": ("slicewatch_data_unseen_category_ratio",
-                     "Share of present categorical values not among the reference's values."),
+    "unseen_category_ratio": ("slicewatch_data_unseen_category_ratio",
+                              "Share of present categorical values not among the reference's "
+                              "values."),
     "nonfinite": ("slicewatch_data_nonfinite", "NaN or infinite values of the feature."),
     "type_mismatches": ("slicewatch_data_type_mismatches",
                         "Values of the wrong type for the feature."),

@@ -20,7 +20,17 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+        return (f"{self.file}:{self.line}:{self.column}: {_clip(self.path, 200)}: "
+                f"{_clip(self.message, MAX_MESSAGE)}")
+
+
+MAX_MESSAGE = 1000  # characters of a problem's message shown (a value may be huge)
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
 
 
 class SpecError(SlicewatchError):

@@ -14,12 +14,13 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, get_args
 
 from slices import vocab
 from slices.durations import parse_duration, parse_window
-from slices.errors import PredicateSyntaxError, Problem, SpecError
+from slices.errors import PredicateSyntaxError, Problem
 from slices.predicate import (
     ORDERING,
     Between,
@@ -43,7 +44,15 @@ from slices.spec import (
     Task,
     WindowSpec,
 )
-from slices.yamlpos import Checker, Document, Path, load_text, render_path, type_name
+from slices.yamlpos import (
+    Checker,
+    Document,
+    Path,
+    load_text,
+    read_text,
+    render_path,
+    type_name,
+)
 
 ALERTING_KEYS = ("alerts", "receivers", "route", "inhibit_rules")
 TOP_KEYS = ("version", "schema", "source", "server", "checkpoint", "models", *ALERTING_KEYS)
@@ -68,19 +77,16 @@ TASK_ONLY = {"threshold": "binary", "positive_label": "binary", "calibration_bin
              "classes": "multiclass"}
 
 
-def load_spec(path: str) -> Spec:
+def load_spec(path: str, probe: Probe | None = None) -> Spec:
     """Load and validate a spec file; raises :class:`SpecError` listing every problem.
 
     Relative file paths in the spec (source paths and labels, dead letter, checkpoint, drift
-    profiles) are relative to the spec file's directory, so it runs from anywhere.
+    profiles) are relative to the spec file's directory, so it runs from anywhere. ``probe``
+    adds the checks that need the runtime (see :data:`Probe`); its problems are reported with
+    the others.
     """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise SpecError([Problem(path, 1, 1, "<root>",
-                                 f"cannot read spec: {exc.strerror or exc}")]) from None
-    return resolve_paths(load_spec_text(text, path), os.path.dirname(os.path.abspath(path)))
+    return load_spec_text(read_text(path), path, probe=probe,
+                          base=os.path.dirname(os.path.abspath(path)))
 
 
 def resolve_paths(spec: Spec, base: str) -> Spec:
@@ -98,10 +104,34 @@ def resolve_paths(spec: Spec, base: str) -> Spec:
     return replace(spec, source=source, models=models, checkpoint=at(spec.checkpoint))
 
 
-def load_spec_text(text: str, file: str = "<spec>") -> Spec:
-    """Validate spec YAML ``text`` (``file`` names it in problems)."""
+def load_spec_text(text: str, file: str = "<spec>", probe: Probe | None = None,
+                   base: str | None = None) -> Spec:
+    """Validate spec YAML ``text`` (``file`` names it in problems; relative paths are joined
+    to ``base`` when given)."""
     doc = load_text(text, file)
-    return _Loader(doc, text).spec()
+    return _Loader(doc, text).spec(probe, base)
+
+
+class Report:
+    """Where a :data:`Probe` reports: problems at YAML paths, located like the loader's own."""
+
+    def __init__(self, checker: Checker, model_paths: dict[str, Path]):
+        self._checker = checker
+        self._models = model_paths
+
+    def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
+        self._checker.error(path, message, at_key=at_key)
+
+    def model(self, name: str) -> Path:
+        """The YAML path of the model called ``name``."""
+        return self._models[name]
+
+
+# Checks that need more than the spec text — files (drift profiles), River (detector
+# parameters), librdkafka (setting names), name resolution (server.listen) — live outside
+# ``slices/`` (``monitor.preflight``) and are passed in. They see the spec as far as it
+# loaded (models with problems are left out), with paths resolved.
+Probe = Callable[[Spec, Report], None]
 
 
 def _got(value: Any) -> str:
@@ -137,6 +167,7 @@ class _Loader:
         self.doc = doc
         self.c = Checker(doc)
         self.lines = text.splitlines()
+        self.model_paths: dict[str, Path] = {}
 
     # ------------------------------------------------------------------ scalars
 
@@ -221,7 +252,7 @@ class _Loader:
 
     # ------------------------------------------------------------------ top level
 
-    def spec(self) -> Spec:
+    def spec(self, probe: Probe | None = None, base: str | None = None) -> Spec:
         data = self.doc.data
         if not isinstance(data, dict):
             what = "an empty document" if data is None else type_name(data)
@@ -236,12 +267,21 @@ class _Loader:
         checkpoint = None
         if data.get("checkpoint") is not None:
             checkpoint = self.str_(("checkpoint",), data["checkpoint"], "a file path")
+        if source is not None and source.type == "kafka" and checkpoint is None:
+            self.error(("source", "type"), "a kafka source needs a checkpoint database: set "
+                       "'checkpoint: PATH' in the spec (offsets and window state are saved there)")
         models = self.models(("models",), data.get("models"), schema) if "models" in data else ()
         alerting = self.alerting(data, models)
-        self.c.raise_if_any()
-        return Spec(file=self.doc.file, models=models, schema=schema,
+        spec = Spec(file=self.doc.file, models=models, schema=schema,
                     source=source or SourceSpec(), server=server or ServerSpec(),
-                    checkpoint=checkpoint, alerting=alerting)
+                    checkpoint=checkpoint, alerting=alerting,
+                    warnings=tuple(sorted(self.c.warnings)))
+        if base is not None:
+            spec = resolve_paths(spec, base)
+        if probe is not None:
+            probe(spec, Report(self.c, self.model_paths))
+        self.c.raise_if_any()
+        return spec
 
     def alerting(self, data: dict, models: tuple[ModelSpec, ...]) -> Any:
         """``alerts.config.parse_alerting`` when any alerting key is present, else None."""
@@ -345,14 +385,16 @@ class _Loader:
         seen: dict[str, int] = {}
         for i, item in enumerate(v):
             name = item.get("name") if isinstance(item, dict) else None
-            if isinstance(name, str) and name in seen:
+            duplicate = isinstance(name, str) and name in seen
+            if duplicate:
                 self.error((*path, i, "name"), f"duplicate model name {name!r}; first "
                            f"defined at {render_path((*path, seen[name]))}")
             elif isinstance(name, str):
                 seen[name] = i
             model = self.model((*path, i), item, schema)
-            if model is not None:
+            if model is not None and not duplicate:
                 out.append(model)
+                self.model_paths[model.name] = (*path, i)
         return tuple(out)
 
     def model(self, path: Path, v: Any, schema: SchemaSpec) -> ModelSpec | None:
@@ -492,6 +534,12 @@ class _Loader:
         kw: dict[str, Any] = {"type": self.choice((*path, "type"), v["type"], FEATURE_TYPES)}
         if "test" in v:
             kw["test"] = self.choice((*path, "test"), v["test"], vocab.DRIFT_TESTS)
+            if kw["type"] == "categorical" and kw["test"] in vocab.NUMERIC_DRIFT_TESTS:
+                fit = [t for t in vocab.DRIFT_TESTS if t not in vocab.NUMERIC_DRIFT_TESTS]
+                self.error((*path, "test"), f"test {kw['test']!r} applies to numeric features "
+                           f"only; {name!r} is declared categorical (use one of "
+                           f"{_quoted(fit)})")
+                kw["test"] = None
         if "threshold" in v:
             kw["threshold"] = self.number((*path, "threshold"), v["threshold"], lo=0.0)
         if "min_samples" in v:

@@ -14,6 +14,9 @@ Grammar (keywords are case-insensitive)::
     feature    = name { "." name } | "`" any text "`"
     literal    = number | string | "true" | "false" | "null"
 
+Nesting (``not`` and parentheses) is at most :data:`MAX_DEPTH` deep; deeper is a syntax error
+at the token that goes over, so parsing, evaluation and printing never recurse without bound.
+
 Evaluation is vectorised over a batch (:class:`slices.assign.Columns`) and two-valued: a test
 against a missing value (NaN / None / absent feature) is False — ``x != 1``, ``x not in (…)``
 and ``x not between …`` included — and ``not`` simply negates, so ``not (x == 1)`` is True
@@ -51,6 +54,7 @@ ORDERING = ("<", "<=", ">", ">=")
 OPERATORS = ("==", "!=", *ORDERING)
 TAGS = "tags"
 _KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false", "between"}
+MAX_DEPTH = 50  # nested 'not' / '(' in one predicate
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
@@ -349,6 +353,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]):
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
 
     def peek(self, ahead: int = 0) -> Token:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
@@ -384,14 +389,27 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def not_expr(self) -> Expr:
+        tok = self.peek()
+        if tok.kind == "(" or (tok.kind == "keyword" and tok.value == "not"):
+            if self.depth >= MAX_DEPTH:
+                raise PredicateSyntaxError(f"predicate nested too deeply (more than "
+                                           f"{MAX_DEPTH} levels of 'not' and parentheses)",
+                                           tok.offset)
+            self.depth += 1
+            try:
+                return self.nested()
+            finally:
+                self.depth -= 1
+        return self.test()
+
+    def nested(self) -> Expr:
         if self.accept("keyword", "not"):
             return Not(self.not_expr())
-        if self.accept("("):
-            inner = self.or_expr()
-            if not self.accept(")"):
-                raise self.fail("expected ')' to close '('")
-            return inner
-        return self.test()
+        self.accept("(")
+        inner = self.or_expr()
+        if not self.accept(")"):
+            raise self.fail("expected ')' to close '('")
+        return inner
 
     def test(self) -> Expr:
         tok = self.peek()

@@ -156,6 +156,7 @@ class Spec:
     server: ServerSpec = field(default_factory=ServerSpec)
     checkpoint: str | None = None
     alerting: Any = None  # alerts.config.AlertingSpec (issue 5)
+    warnings: tuple[Any, ...] = ()  # slices.errors.Problem: valid but deprecated usage
 
     def model(self, name: str) -> ModelSpec | None:
         return next((m for m in self.models if m.name == name), None)

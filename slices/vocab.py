@@ -36,6 +36,21 @@ DRIFT_TESTS: tuple[str, ...] = (
     "ks", "ks_binned", "chi2", "psi", "js", "wasserstein", "linf", "hellinger",
 )
 
+# Tests that need numeric data (the rest work on categorical features too).
+NUMERIC_DRIFT_TESTS: tuple[str, ...] = ("ks", "ks_binned", "wasserstein")
+
+# Data-quality checks an alert can watch (``quality: {check: …}``), named like the exported
+# metric ``slicewatch_data_<check>``; the old names are accepted with a deprecation warning.
+QUALITY_CHECKS: tuple[str, ...] = (
+    "missing_ratio", "out_of_range_ratio", "unseen_category_ratio", "nonfinite",
+    "type_mismatches",
+)
+DEPRECATED_QUALITY_CHECKS: dict[str, str] = {
+    "missing_rate": "missing_ratio",
+    "out_of_range_share": "out_of_range_ratio",
+    "unseen_share": "unseen_category_ratio",
+}
+
 # Concept-drift detectors from River (issue 3), by the name a spec uses.
 CONCEPT_DETECTORS: tuple[str, ...] = (
     "ADWIN", "DDM", "EDDM", "HDDM_A", "HDDM_W", "PageHinkley", "KSWIN",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from monitor.exporter import SLICE_LABELS, slice_metric_name
 from slices.errors import SlicewatchError
 from slices.spec import ModelSpec, Spec
-from slices.vocab import METRICS_BY_TASK
+from slices.vocab import METRICS_BY_TASK, QUALITY_CHECKS
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,7 @@ for _task_metrics in METRICS_BY_TASK.values():
         FAMILIES.setdefault(_name, Family(_name, "gauge", tuple(SLICE_LABELS)))
 
 # Data-quality check names (alerts ``quality: {check: …}``) → exported family.
-QUALITY_FAMILIES: dict[str, str] = {
-    "missing_rate": "slicewatch_data_missing_ratio",
-    "out_of_range_share": "slicewatch_data_out_of_range_ratio",
-    "unseen_share": "slicewatch_data_unseen_category_ratio",
-    "nonfinite": "slicewatch_data_nonfinite",
-    "type_mismatches": "slicewatch_data_type_mismatches",
-}
+QUALITY_FAMILIES: dict[str, str] = {c: f"slicewatch_data_{c}" for c in QUALITY_CHECKS}
 
 
 def family(name: str) -> Family:

@@ -2,21 +2,18 @@
 
 >>> sel("slicewatch_records_total", model="$model", job=("=~", "$job"))
 'slicewatch_records_total{model="$model",job=~"$job"}'
->>> glob_regex(["country=*", "overall"])
-'country=.*|overall'
+>>> glob_regex(["country=US", "overall"])
+'country=US|overall'
 """
 
 from __future__ import annotations
 
-import fnmatch
-import re
-
 from monitor.grafana.families import family
 from slices.errors import SlicewatchError
+from slices.globs import regex_escape, slice_matches, slice_regex  # noqa: F401 (re-exported)
 
 # Labels Prometheus attaches to every scraped series (scrape config / Pushgateway grouping).
 TARGET_LABELS: tuple[str, ...] = ("job", "instance")
-_META = re.compile(r"[\\.^$|?*+()\[\]{}]")
 
 
 def quote(value: str) -> str:
@@ -42,41 +39,11 @@ def sel(name: str, **matchers: str | tuple[str, str]) -> str:
 
 
 def glob_regex(patterns: list[str] | tuple[str, ...]) -> str:
-    """An RE2 alternation matching exactly what the shell-style ``patterns`` match.
-
-    Prometheus anchors label regexes at both ends, like ``fnmatch.fnmatchcase``.
-    """
-    return "|".join(_glob(p) for p in patterns)
-
-
-def _glob(pattern: str) -> str:
-    # fnmatch.translate gives '(?s:...)\\Z'; RE2 has no \\Z, so translate by hand instead.
-    out, i, n = [], 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        i += 1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[":
-            j = pattern.find("]", i + 1 if i < n and pattern[i] in "!]" else i)
-            if j < 0:
-                out.append(regex_escape(c))
-                continue
-            body = pattern[i:j].replace("\\", "\\\\")
-            i = j + 1
-            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
-        else:
-            out.append(regex_escape(c))
-    return "".join(out)
-
-
-def regex_escape(text: str) -> str:
-    """Escape RE2 metacharacters (only those: RE2 rejects escaped letters and spaces)."""
-    return _META.sub(r"\\\g<0>", text)
+    """An RE2 regex selecting exactly the slice labels ``patterns`` select (the semantics of
+    :mod:`slices.globs`; Prometheus anchors ``=~`` at both ends like ``re.fullmatch``)."""
+    return slice_regex(patterns)
 
 
 def glob_matches(patterns: tuple[str, ...], value: str) -> bool:
-    """Reference semantics of slice patterns (the alerts engine's)."""
-    return not patterns or any(fnmatch.fnmatchcase(value, p) for p in patterns)
+    """Whether the slice label ``value`` is selected (the alerts engine's semantics)."""
+    return slice_matches(patterns, value)

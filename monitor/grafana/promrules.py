@@ -9,7 +9,7 @@ Translation of one slicewatch rule (``alerts.config.RuleSpec``) for one model:
   reported in the file's header).
 - ``drift``: the drift score where ``slicewatch_drift_detected == 1`` (``$value`` = score).
 - ``concept_drift``: ``increase(slicewatch_concept_drift_events_total[W]) > 0``.
-- ``quality``: the check's family (``missing_rate`` → ``slicewatch_data_missing_ratio``…)
+- ``quality``: the check's family (``missing_ratio`` → ``slicewatch_data_missing_ratio``…)
   outside ``[lower, upper]``.
 - ``for: N`` windows → ``for: (N-1) × W`` with W the window size: a gauge holds a window's
   value until the next window closes, so N consecutive breached windows are true for

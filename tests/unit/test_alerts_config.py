@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from alerts.config import GROUP_BY_ALL, Matcher, parse_alerting
-from slices.spec import ModelSpec
+from slices.spec import DriftSpec, FeatureSpec, ModelSpec
 from slices.yamlpos import Checker, load_text
 
-MODELS = (ModelSpec(name="fraud", task="binary"), ModelSpec(name="pricing", task="regression"))
+MODELS = (ModelSpec(name="fraud", task="binary", features=(FeatureSpec("amount"),),
+                    drift=DriftSpec(enabled=True, rolling_windows=1)),
+          ModelSpec(name="pricing", task="regression"))
 
 GOOD = """
 alerts:
@@ -35,7 +37,7 @@ alerts:
   - name: concept
     concept_drift: true
   - name: missing
-    quality: {feature: amount, check: missing_rate, upper: 0.1}
+    quality: {feature: amount, check: missing_ratio, upper: 0.1}
     min_count: 100
     flapping: false
 receivers:
@@ -80,7 +82,7 @@ def test_good_spec_builds_every_part():
     assert rules["mae_up"].change.direction == "lower_is_better"
     assert rules["drifted"].kind == "drift" and rules["drifted"].features == ("amount",)
     assert rules["concept"].kind == "concept_drift"
-    assert rules["missing"].check == "missing_rate" and rules["missing"].upper == 0.1
+    assert rules["missing"].check == "missing_ratio" and rules["missing"].upper == 0.1
     assert rules["missing"].flap_changes == 0 and rules["missing"].min_count == 100
     assert spec.receiver("pd").url == "https://events.pagerduty.com/v2/enqueue"
     assert spec.receiver("am").resend_interval == 30.0
@@ -233,3 +235,68 @@ def test_retry_max_delay_and_credential_fields_parse():
     assert problems == []
     assert spec.receiver("h").retry_max_delay == 5.0
     assert spec.receiver("h").headers == {"Authorization": "Bearer ${TOKEN}"}
+
+
+QUALITY_OLD = """
+alerts:
+  - {name: a, quality: {feature: amount, check: missing_rate, upper: 0.1}}
+  - {name: b, quality: {feature: amount, check: missing_rate, upper: 0.2}}
+  - {name: c, quality: {feature: amount, check: unseen_share, upper: 0.2}}
+  - {name: d, quality: {feature: amount, check: out_of_range_ratio, upper: 0.2}}
+receivers: [{name: hook, type: webhook, url: "http://127.0.0.1:1/x"}]
+"""
+
+
+def test_quality_checks_use_the_metric_names_old_ones_deprecated_once():
+    spec, problems, checker = parse(QUALITY_OLD)
+    assert problems == []
+    checks = {r.name: r.check for r in spec.rules}
+    assert checks == {"a": "missing_ratio", "b": "missing_ratio", "c": "unseen_category_ratio",
+                      "d": "out_of_range_ratio"}
+    warnings = [w.message for w in checker.warnings]
+    assert warnings == [
+        "warning: quality check 'missing_rate' is deprecated; use 'missing_ratio' (the "
+        "exported metric slicewatch_data_missing_ratio)",
+        "warning: quality check 'unseen_share' is deprecated; use 'unseen_category_ratio' (the "
+        "exported metric slicewatch_data_unseen_category_ratio)"]
+
+
+def test_every_quality_check_names_an_exported_family():
+    from monitor.exporter import QUALITY_HELP
+    from monitor.grafana.families import FAMILIES, QUALITY_FAMILIES
+    from slices.vocab import QUALITY_CHECKS
+
+    assert set(QUALITY_HELP) == set(QUALITY_CHECKS) == set(QUALITY_FAMILIES)
+    for check in QUALITY_CHECKS:
+        assert QUALITY_HELP[check][0] == QUALITY_FAMILIES[check] == f"slicewatch_data_{check}"
+        assert QUALITY_FAMILIES[check] in FAMILIES
+
+
+def test_a_deprecated_check_still_fires_on_the_daemons_numbers():
+    """The names the daemon hands to alerts are the ones rules carry after loading."""
+    import math
+
+    from alerts.model import Observation
+    from alerts.rules import evaluate
+    from monitor.drift.quality import Quality
+    from monitor.drift_stage import _quality_dict
+
+    spec, _, _ = parse(QUALITY_OLD)
+    numbers = _quality_dict(Quality("amount", "numeric", 10, 0.5, 0, 0.9, math.nan, 0))
+    obs = Observation(model="fraud", version="v1", slice="overall", window_start=0.0,
+                      window_end=60.0, count=10, metrics={}, quality={"amount": numbers})
+    fired = {v.rule.name for r in spec.rules for v in evaluate(r, obs, lambda *a: None)
+             if v.breached}
+    assert fired == {"a", "b", "d"}
+
+
+def test_validate_prints_the_deprecation_once_and_exits_0(tmp_path, capsys):
+    from monitor import cli
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("models:\n  - name: fraud\n    task: binary\n    features: {amount: numeric}"
+                    "\n    drift: {rolling_windows: 1}\n" + QUALITY_OLD)
+    assert cli.main(["validate", "-c", str(spec)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(": warning: quality check '" in line for line in err), err
+    assert err[0].startswith(f"{spec}:8:49: alerts[0].quality.check: warning: "), err

@@ -15,6 +15,7 @@ from monitor.sources.base import Chunk
 from slices.load import load_spec_text
 
 SPEC = """
+checkpoint: cp.db
 source:
   type: kafka
   kafka:
