@@ -440,7 +440,11 @@ def _feature_join(spec: Spec) -> FeatureJoin | None:
         return None
     from monitor.sources.kafka import parse_kafka_settings
 
-    return FeatureJoin(spec.schema, delay=parse_kafka_settings(kafka).feature_delay)
+    delay = parse_kafka_settings(kafka).feature_delay
+    # a feature record is orphaned once its prediction would come too late for its window
+    horizon = max((m.window.allowed_lateness + (m.window.size if m.window.kind == "time" else 0)
+                   for m in spec.models), default=0.0)
+    return FeatureJoin(spec.schema, delay=delay, orphan_after=delay + horizon)
 
 
 def _row(batch: RecordBatch, i: int) -> dict:

@@ -4,8 +4,11 @@ Predictions are held until their features arrive — then the features are merge
 record at the schema's ``features`` path and the prediction goes on as if logged whole — or
 until ``delay`` seconds of event time have passed, when they go on without them (counted as
 ``missing``; data-quality checks then see the features as missing). Feature records that
-arrive first wait for their prediction (at most ``max_features``; the oldest are evicted and
-counted as ``orphaned``). Keep ``delay`` within the model's ``allowed_lateness`` so released
+arrive first wait for their prediction, stamped with their own event time (or, without one,
+the newest prediction time at their arrival): once the newest prediction is more than
+``orphan_after`` seconds (default ``delay``) past that stamp, or when more than
+``max_features`` wait (the oldest go first), they are dropped and counted as ``orphaned``
+(checked in arrival order). Keep ``delay`` within the model's ``allowed_lateness`` so released
 predictions still find their window open.
 
 >>> from slices.spec import SchemaSpec
@@ -43,14 +46,15 @@ def _get(record: Any, parts: tuple[str, ...]) -> Any:
 
 class FeatureJoin:
     def __init__(self, schema: SchemaSpec, *, delay: float, max_pending: int = 1_000_000,
-                 max_features: int = 1_000_000):
+                 max_features: int = 1_000_000, orphan_after: float | None = None):
         self.id_path = _path(schema.id)
         self.time_path = _path(schema.time)
         self.features_path = _path(schema.features)
         self.delay = float(delay)
         self.max_pending = max_pending
         self.max_features = max_features
-        self.features: OrderedDict[str, dict] = OrderedDict()
+        self.orphan_after = self.delay if orphan_after is None else float(orphan_after)
+        self.features: OrderedDict[str, tuple[float, dict]] = OrderedDict()  # id → (stamp, f)
         self.pending: OrderedDict[str, tuple[float, dict]] = OrderedDict()  # id → (time, rec)
         self.max_time = -np.inf
         self.counts: Counter = Counter()
@@ -73,12 +77,24 @@ class FeatureJoin:
             elif not isinstance(feats, dict):
                 rejects.append(Reject("wrong_type:features", rec))
             else:
-                self.features[str(pid)] = feats
+                stamp = parse_times([_get(rec, self.time_path)])[0]
+                self.features[str(pid)] = (float(stamp) if np.isfinite(stamp)
+                                           else self.max_time, feats)
                 self.features.move_to_end(str(pid))
         while len(self.features) > self.max_features:
             self.features.popitem(last=False)
             self.counts["orphaned"] += 1
         return rejects
+
+    def _expire_features(self) -> None:
+        """Features whose prediction can no longer come on time → ``orphaned``."""
+        horizon = self.max_time - self.orphan_after
+        while self.features:
+            stamp, _ = next(iter(self.features.values()))
+            if stamp >= horizon:
+                break
+            self.features.popitem(last=False)
+            self.counts["orphaned"] += 1
 
     def admit(self, records: list[Any]) -> list[Any]:
         """The records ready to decode now: those whose features are known (merged in), the
@@ -93,7 +109,7 @@ class FeatureJoin:
             if pid is None:
                 ready.append(rec)
             elif str(pid) in self.features:
-                ready.append(self._merge(rec, self.features.pop(str(pid))))
+                ready.append(self._merge(rec, self.features.pop(str(pid))[1]))
             elif len(self.pending) >= self.max_pending:
                 self.counts["missing"] += 1  # no room to wait: on without its features
                 ready.append(rec)
@@ -101,8 +117,9 @@ class FeatureJoin:
                 self.pending[str(pid)] = (float(t) if np.isfinite(t) else -np.inf, rec)
         for pid in [p for p in self.pending if p in self.features]:
             _, rec = self.pending.pop(pid)
-            ready.append(self._merge(rec, self.features.pop(pid)))
+            ready.append(self._merge(rec, self.features.pop(pid)[1]))
         ready.extend(self._expired(self.max_time - self.delay))
+        self._expire_features()
         return ready
 
     def flush(self) -> list[Any]:
@@ -130,12 +147,12 @@ class FeatureJoin:
         return out
 
     def to_state(self) -> dict[str, Any]:
-        return {"features": list(self.features.items()),
+        return {"features": [[k, t, f] for k, (t, f) in self.features.items()],
                 "pending": [[k, t, r] for k, (t, r) in self.pending.items()],
                 "max_time": self.max_time, "counts": list(self.counts.items())}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.features = OrderedDict((k, v) for k, v in state["features"])
+        self.features = OrderedDict((k, (float(t), f)) for k, t, f in state["features"])
         self.pending = OrderedDict((k, (float(t), r)) for k, t, r in state["pending"])
         self.max_time = float(state["max_time"])
         self.counts = Counter(dict(state["counts"]))

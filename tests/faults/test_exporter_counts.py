@@ -83,3 +83,21 @@ def test_accepted_records_exclude_late_ones():
     outcomes = samples(daemon, "slicewatch_predictions_total")
     assert sum(outcomes.values()) == 6.0, outcomes  # by outcome: the accepted ones
     assert daemon.summary(0.0).records == 6 and daemon.summary(0.0).late == 2
+
+
+def test_feature_records_whose_prediction_never_comes_expire_as_orphaned():
+    """#18.13: a feature-log record that waits past ``orphan_after`` of prediction event time
+    is counted as orphaned (not only when evicted over ``max_features``)."""
+    from monitor.feature_join import FeatureJoin
+    from slices.spec import SchemaSpec
+
+    join = FeatureJoin(SchemaSpec(), delay=10, orphan_after=60)
+    assert join.add_features([b'{"prediction_id": "lost", "timestamp": 100, "features": {}}',
+                              b'{"prediction_id": "kept", "timestamp": 150, "features": {}}']) == []
+    join.admit([{"prediction_id": "p1", "timestamp": 155}])
+    assert join.counts["orphaned"] == 0  # 155 - 100 < 60: its prediction may still come
+    join.admit([{"prediction_id": "p2", "timestamp": 170}])
+    assert join.counts["orphaned"] == 1 and list(join.features) == ["kept"]
+    restored = FeatureJoin(SchemaSpec(), delay=10, orphan_after=60)
+    restored.load_state(join.to_state())
+    assert list(restored.features) == ["kept"] and restored.counts["orphaned"] == 1
