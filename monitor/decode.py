@@ -397,9 +397,9 @@ def _same_keys_columns(maps: list[dict]) -> dict[Any, list[Any]] | None:
 
 
 def parse_json_lines(lines: Sequence[bytes | str | Reject]) -> tuple[list[Any], list[Reject]]:
-    """JSON lines → (parsed values, rejects for the lines that are not JSON); blank lines
-    are skipped. A :class:`Reject` among the lines (a source's verdict: ``too_large``,
-    ``empty_line``…) is passed on as it is."""
+    """JSON lines → (parsed values, rejects for the lines that are not JSON; a blank one,
+    e.g. an empty Kafka message, is ``empty_line``). A :class:`Reject` among the lines (a
+    source's verdict: ``too_large``, ``empty_line``…) is passed on as it is."""
     try:  # a blank or bad line fails here too: the slow loop below sorts them out
         return list(map(orjson.loads, lines)), []
     except (orjson.JSONDecodeError, TypeError):
@@ -410,6 +410,7 @@ def parse_json_lines(lines: Sequence[bytes | str | Reject]) -> tuple[list[Any], 
             rejects.append(line)
             continue
         if not line or not line.strip():
+            rejects.append(Reject("empty_line", ""))
             continue
         try:
             records.append(orjson.loads(line))

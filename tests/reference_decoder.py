@@ -91,7 +91,7 @@ class _ReferenceDecoder:
 
     # ---- entry points ------------------------------------------------------------------
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
-        """Decode JSON lines (blank lines are skipped)."""
+        """Decode JSON lines (blank lines are rejected as ``empty_line``)."""
         records, rejects = _parse_json_lines(lines)
         batch, more = self.decode_records(records)
         return batch, rejects + more
@@ -263,7 +263,8 @@ class _ReferenceDecoder:
 def _parse_json_lines(lines: Sequence[bytes | str]) -> tuple[list[Any], list[Reject]]:
     records, rejects = [], []
     for line in lines:
-        if not line or not line.strip():
+        if not line or not line.strip():  # deliberate new rule: a blank line is counted
+            rejects.append(Reject("empty_line", ""))
             continue
         try:
             records.append(orjson.loads(line))

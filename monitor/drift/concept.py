@@ -185,7 +185,8 @@ class ConceptMonitor:
         m = cls(state["detector"], state["params"], task=state["task"])
         restore_detector(m.detector, state["state"])
         m.events, m.n = int(state["events"]), int(state["n"])
-        m.scale = float(state.get("scale", 1.0))  # states from before standardisation: fed raw
+        scale = state.get("scale", 1.0)  # None: a regression monitor still in its warm-up
+        m.scale = None if scale is None else float(scale)
         m.warmup = [float(x) for x in state.get("warmup", [])]
         return m
 

@@ -10,7 +10,9 @@ typo fails at generation time, not in Grafana.
 ``always`` · ``drift`` (a model has ``drift:``) · ``concept`` (a concept-drift detector) ·
 ``alerting`` (the spec has ``alerts``) · ``kafka`` (``source.type: kafka``) ·
 ``labels`` (delayed labels: ``label_delay`` or label files) · ``min_size`` (a slice with
-``min_size``).
+``min_size``) · ``features`` (a feature-log topic) · ``dead_letter`` (a dead-letter file) ·
+``event`` (only once what it counts has happened: series or versions over the budget, HTTP
+connections dropped).
 """
 
 from __future__ import annotations
@@ -74,6 +76,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     # Kafka source
     Family("slicewatch_kafka_consumer_lag", "gauge", ("topic", "partition"), "kafka"),
     Family("slicewatch_kafka_messages_total", "counter", ("topic",), "kafka"),
+    Family("slicewatch_feature_join_total", "counter", ("outcome",), "features"),
+    Family("slicewatch_dead_letter_lines_total", "counter", (), "dead_letter"),
+    Family("slicewatch_dead_letter_dropped_total", "counter", (), "dead_letter"),
+    Family("slicewatch_series_dropped_total", "counter", ("family",), "event"),
+    Family("slicewatch_versions_folded_total", "counter", ("model",), "event"),
+    Family("slicewatch_http_connections_dropped_total", "counter", ("reason",), "event"),
 )}
 for _task_metrics in METRICS_BY_TASK.values():
     for _metric in _task_metrics:

@@ -69,6 +69,9 @@ def test_the_message_at_fault_is_set_aside_and_nothing_of_it_is_kept(boom):
         state["join"]["pending"] = [(s["model"], t, i) for s in segments
                                     for t, i in zip(s["starts"], s["batch"]["id"], strict=True)]
     assert len(want_state["join"]["pending"]) == 60  # those of the window still open
+    for state in (got_state, want_state):  # activity counts of the version budget restart at
+        state.pop("versions")  # each close, so they depend on where batches cut (one version
+        # here: nothing is folded either way)
     assert encode_state(got_state) == encode_state(want_state)
     rows = d.dead_letter.rows
     assert [(r[0], r[1], r[3]) for r in rows] == [("processing_error", lines[77], "t"),

@@ -115,7 +115,12 @@ def produce(bootstrap: str, topic: str, lines: list[bytes], *, seconds: float = 
     t0 = time.monotonic()
     step = max(len(lines) // 50, 1)
     for i, line in enumerate(lines):
-        p.produce(topic, line, partition=(start + i) % partitions)
+        while True:
+            try:
+                p.produce(topic, line, partition=(start + i) % partitions)
+                break
+            except BufferError:  # the local queue is full (a slow broker): let it drain
+                p.poll(0.5)
         if i % step == 0:
             p.poll(0)
             if seconds:
