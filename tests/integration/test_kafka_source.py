@@ -234,9 +234,11 @@ def saved_seq(db: Path, owner: str = "a") -> int:
     return Checkpoint(str(db), owner=owner).seq if db.exists() else 0
 
 
-def wait_saved(db: Path, seq: int, d: Daemon_) -> None:
-    """Until instance a's checkpoint sequence number reaches ``seq``."""
-    wait_until(lambda: saved_seq(db) >= seq, what=f"checkpoint #{seq}", detail=d.log)
+def wait_saved(db: Path, seq: int, d: Daemon_ | None = None) -> None:
+    """Until instance a's checkpoint sequence number reaches ``seq`` (``d``: whose log to
+    show if it does not)."""
+    wait_until(lambda: saved_seq(db) >= seq, what=f"checkpoint #{seq}",
+               detail=d.log if d else None)
 
 
 def owners(db: Path) -> set[str]:
