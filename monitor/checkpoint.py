@@ -27,6 +27,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from monitor import state_encoding
 from monitor.state_encoding import MAX_STATE_BYTES, StateError
@@ -272,3 +273,17 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def load_checkpointed(daemon: Any, state: dict, path: str) -> None:
+    """``daemon.load_state(state)``; a state that does not fit (hand-edited, truncated, of
+    another spec) is a :class:`CheckpointError` naming the database, not a traceback."""
+    try:
+        daemon.load_state(state)
+    except SlicewatchError as exc:
+        raise CheckpointError(f"checkpoint {path}: cannot resume from its state: {exc}") \
+            from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: its state does not fit this spec "
+                              f"({type(exc).__name__}: {str(exc)[:200]}); delete it to start "
+                              "afresh") from None

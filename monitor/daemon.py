@@ -312,6 +312,8 @@ class Daemon:
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` output (models no longer in the spec are ignored). Closes
         still in the worker are dropped: they belong to the state being replaced."""
+        if state.get("format") != 2:
+            raise ValueError(f"daemon state of format {state.get('format')!r}, not 2")
         self._closing.clear()
         self.partitions.busy = set(state["partitions_heard"])
         for name, dstate in state.get("drift", {}).items():

@@ -63,7 +63,11 @@ class FeatureJoin:
         """Feature records → stored by id; returns the unusable ones."""
         rejects = []
         for line in lines:
+            if isinstance(line, Reject):  # the source's verdict (e.g. too_large)
+                rejects.append(line)
+                continue
             if not line or not line.strip():
+                rejects.append(Reject("empty_line", ""))
                 continue
             try:
                 rec = orjson.loads(line)

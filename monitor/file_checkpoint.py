@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.checkpoint import Checkpoint
+from monitor.checkpoint import Checkpoint, CheckpointError, load_checkpointed
 from monitor.daemon import Daemon, ResultListener
 from monitor.sources.base import Chunk
 from monitor.sources.file import FileProgress
@@ -68,7 +68,10 @@ class FileCheckpoint:
         if loaded is None:
             return {}
         state = loaded[1]
-        self.daemon.load_state(state["daemon"])
+        if not isinstance(state, dict) or "daemon" not in state:
+            raise CheckpointError(f"checkpoint {self.checkpoint.path}: not a file source's "
+                                  "state; delete it to start afresh")
+        load_checkpointed(self.daemon, state["daemon"], self.checkpoint.path)
         files = dict(state.get("files", {}))
         self.progress = {k: FileProgress.from_state(v) for k, v in files.items()}
         return files

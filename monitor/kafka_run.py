@@ -14,9 +14,10 @@ import socket
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TextIO
 
-from monitor.checkpoint import Checkpoint, CheckpointError
+from monitor.checkpoint import Checkpoint, load_checkpointed
 from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.sources.base import Chunk, SourceError
 from monitor.sources.kafka import (
@@ -46,7 +47,8 @@ def settings_for(spec: Spec) -> KafkaSettings:
     """``source.kafka`` of ``spec``, validated; a ``${NAME}`` where the environment is not
     read is a :class:`SpecError` located in the spec file (exit 2)."""
     try:
-        return parse_kafka_settings(spec.source.kafka)
+        return replace(parse_kafka_settings(spec.source.kafka),
+                       max_record_bytes=spec.source.max_record_bytes)
     except EnvNotAllowed as exc:
         line, column = 1, 1
         try:
@@ -57,20 +59,6 @@ def settings_for(spec: Spec) -> KafkaSettings:
         message = str(exc).split(": ", 1)[1]
         raise SpecError([Problem(spec.file, line, column, ".".join(exc.path), message)]) \
             from None
-
-
-def load_checkpointed(daemon: Daemon, state: dict, path: str) -> None:
-    """``daemon.load_state(state)``; a state that does not fit (hand-edited, truncated, of
-    another spec) is a :class:`CheckpointError` naming the database, not a traceback."""
-    try:
-        daemon.load_state(state)
-    except SlicewatchError as exc:
-        raise CheckpointError(f"checkpoint {path}: cannot resume from its state: {exc}") \
-            from None
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise CheckpointError(f"checkpoint {path}: its state does not fit this spec "
-                              f"({type(exc).__name__}: {str(exc)[:200]}); delete it to start "
-                              "afresh") from None
 
 
 def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
@@ -85,7 +73,9 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     checkpoint = checkpoint_for(spec, settings)
     checkpoint.acquire(socket.gethostname(), os.getpid())
     listeners, stage = outputs(spec, opts, out, listeners)
-    daemon = Daemon(spec, dead_letter=KafkaDeadLetter(spec.source.dead_letter, settings),
+    dead_letter = KafkaDeadLetter(spec.source.dead_letter, settings,
+                                  max_bytes=spec.source.dead_letter_max_bytes)
+    daemon = Daemon(spec, dead_letter=dead_letter,
                     listeners=listeners, close_in_worker=settings.close_worker)
     initial = daemon.state()
     loaded = checkpoint.load()
@@ -96,8 +86,8 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     source = KafkaSource(settings, checkpoint, state=daemon.checkpoint_state,
                          restore=lambda st: daemon.load_state(st if st is not None else initial),
                          stop=daemon.stop)
-    collectors = (lambda _snap: lag_metrics(source.metrics_snapshot()),) + \
-        ((stage.collect,) if stage else ())
+    collectors = (lambda _snap: lag_metrics(source.metrics_snapshot()),
+                  dead_letter.collect) + ((stage.collect,) if stage else ())
     server = (serve(daemon, spec.server.listen, collectors,
                     [stage.health_check] if stage else ())
               if spec.server.listen else None)
@@ -176,8 +166,6 @@ def fold_isolating(daemon: Daemon, chunk: Chunk) -> None:
     Before each piece the daemon state is copied (plain-data encoding) and put back if the
     piece fails, so no part of a failed piece is kept. If every message fails on its own, the
     fault is not in the messages: the error is raised (the run stops, saving nothing)."""
-    from dataclasses import replace
-
     from monitor.checkpoint import decode_state, encode_state
 
     def fold(lines: list[bytes], after: list[int]) -> int:

@@ -52,7 +52,7 @@ def verify(secret: str, header: str, body: bytes, tolerance: float = TOLERANCE,
     if abs(now - t) > tolerance:
         return False
     want = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(fields.get("v1", ""), want)
+    return hmac.compare_digest(fields.get("v1", "").encode(), want.encode())  # bytes: any text
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:

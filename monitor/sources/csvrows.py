@@ -38,14 +38,18 @@ class CsvRows:
         self.limit = limit
         self.rows: list[bytes] = []
         self._open: list[bytes] = []  # lines of a row whose quoted field is still open
+        self._open_len = 0  # their total length
+        self._open_quotes = 0  # and their quote count (parity: a field still open)
 
     def add(self, line: bytes) -> Reject | None:
         """Take one line; a reject if the row it completes is bad."""
-        self._open.append(line)
-        row = b"".join(self._open)
-        if row.count(b'"') % 2 and len(row) <= self.limit:
+        self._open.append(line)  # a running length and quote count: linear in the row
+        self._open_len += len(line)
+        self._open_quotes += line.count(b'"')
+        if self._open_quotes % 2 and self._open_len <= self.limit:
             return None  # a quoted field goes on on the next line
-        self._open = []
+        row = b"".join(self._open)
+        self._open, self._open_len, self._open_quotes = [], 0, 0
         if len(row) > self.limit:
             return Reject("too_large", row[:4096].decode("utf-8", "replace"),
                           f"CSV row longer than max_record_bytes ({self.limit})")
@@ -68,7 +72,8 @@ class CsvRows:
         """End of file: a row whose quote never closed is a reject."""
         if not self._open:
             return None
-        row, self._open = b"".join(self._open), []
+        row = b"".join(self._open)
+        self._open, self._open_len, self._open_quotes = [], 0, 0
         return Reject("bad_csv_row", row[:4096].decode("utf-8", "replace"),
                       "unterminated quoted field at the end of the file")
 

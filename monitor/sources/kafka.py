@@ -29,6 +29,7 @@ import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from monitor.deadletter import DeadLetter
+from monitor.decode import Reject
 from monitor.sources.base import Chunk, SourceError
 
 log = logging.getLogger("slicewatch.kafka")
@@ -73,6 +74,7 @@ class KafkaSettings:
     feature_delay: float = 60.0  # seconds of event time a prediction waits for its features
     close_worker: bool = True  # window-close drift tests in a worker process
     static_membership: bool = True  # group.instance.id = instance_id: quick restarts
+    max_record_bytes: int = 1 << 20  # source.max_record_bytes: a longer message is too_large
     config: dict[str, Any] = field(default_factory=dict)  # librdkafka pass-through, resolved
     secrets: tuple[str, ...] = field(default=(), repr=False)  # values read from ${ENV}
 
@@ -276,8 +278,8 @@ class KafkaDeadLetter(DeadLetter):
     detail and origin in headers (``slicewatch.reason`` …). At-least-once: a replay after a
     crash may produce a record again."""
 
-    def __init__(self, path: str | None, settings: KafkaSettings):
-        super().__init__(path)
+    def __init__(self, path: str | None, settings: KafkaSettings, **kw: Any):
+        super().__init__(path, **kw)  # max_bytes: the local file's rotation size
         from confluent_kafka import Producer
 
         self.topic = settings.dead_letter_topic
@@ -437,6 +439,9 @@ class KafkaSource:
         values = [m.value() for m in msgs]
         if None in values:  # tombstones decode as JSON null (then dead-lettered)
             values = [b"null" if v is None else v for v in values]
+        limit = s.max_record_bytes
+        if any([len(v) > limit for v in values]):
+            values = [v if len(v) <= limit else too_large(v, limit) for v in values]
         streams = self._streams
         parts = [m.partition() for m in msgs]
         offsets = [m.offset() + 1 for m in msgs]
@@ -764,3 +769,9 @@ def lag_metrics(snapshot: Mapping[str, Any]) -> Iterator[Metric]:
     for topic, value in sorted(snapshot.get("messages", {}).items()):
         total.add_metric([topic], value)
     yield total
+
+
+def too_large(value: bytes, limit: int) -> Reject:
+    """A message over ``max_record_bytes``: rejected (``too_large``) with its first 4 KiB."""
+    return Reject("too_large", value[:4096].decode("utf-8", "replace"),
+                  f"Kafka message of {len(value)} bytes, longer than max_record_bytes ({limit})")

@@ -161,3 +161,44 @@ def test_follow_on_gz_is_a_one_line_error(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip().count("\n") == 0 and "cannot follow" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_long_open_quoted_csv_field_costs_linear_time():
+    """Each line of a row whose quoted field stays open used to re-join and re-count the
+    whole row: quadratic (40k lines took 17 s, 500k would take most of an hour)."""
+    from monitor.sources.csvrows import CsvRows
+
+    rows = CsvRows(b"a,b\n", limit=1 << 30)
+    done = threading.Event()
+
+    def feed() -> None:
+        assert rows.add(b'1,"x\n') is None
+        for _ in range(200_000):
+            assert rows.add(b"y\n") is None
+        reject = rows.finish()
+        assert reject is not None and reject.reason == "bad_csv_row"
+        done.set()
+
+    worker = threading.Thread(target=feed, daemon=True)
+    worker.start()
+    worker.join(120)  # linear: well under a second; quadratic: over ten minutes
+    assert done.is_set(), "200k lines of one open quoted field did not finish in 120 s"
+
+
+def test_a_file_checkpoint_whose_state_does_not_fit_is_one_line_exit_1(tmp_path):
+    from monitor.checkpoint import Checkpoint
+
+    data = tmp_path / "in.jsonl"
+    data.write_bytes(good(1))
+    db = tmp_path / "cp.db"
+    cp = Checkpoint(str(db))
+    cp.save({}, {"daemon": {"format": 2, "pipelines": {}}, "files": {}})
+    cp.close()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC + f"checkpoint: {db}\n")
+    out = subprocess.run([sys.executable, "-m", "monitor.cli", "run", "-c", str(spec), "-i",
+                          str(data), "--listen", "", "-q"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "does not fit" in out.stderr and out.stderr.strip().count("\n") == 0, out.stderr

@@ -1,5 +1,6 @@
 """Event times on the Kafka path: a far-future record and unrepresentable times are rejected
-with their reason before they reach the windows; the daemon neither crashes nor goes silent."""
+with their reason before they reach the windows; the daemon neither crashes nor goes silent.
+Messages over ``max_record_bytes`` and empty ones are rejected and counted too."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ source:
     group_id: g-{topic}
     topics: {{predictions: {topic}}}
     consume_timeout: 0.2
+  max_record_bytes: 65536
 checkpoint: {checkpoint}
 server: {{listen: "127.0.0.1:{port}"}}
 models:
@@ -55,6 +57,7 @@ def test_far_future_and_unrepresentable_times_from_kafka(tmp_path, kafka_bootstr
     lines = [rec(START + i) for i in range(0, 60, 2)]  # window 1
     lines += [rec(32503680000), rec("3000-01-01T00:00:00Z"), rec("2300-01-01T00:00:00Z"),
               rec("1500-01-01T00:00:00Z"), rec(1e300), rec("9999-99-99")]
+    lines += [b'{"model": "m", "x": "' + b"a" * 100_000 + b'"}', b""]  # too_large, empty
     lines += [rec(START + 60 + i) for i in range(0, 120, 2)]  # windows 2 and 3
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for line in lines:
@@ -67,6 +70,8 @@ def test_far_future_and_unrepresentable_times_from_kafka(tmp_path, kafka_bootstr
         want = {("slicewatch_records_total", (("model", "m"),)): 90.0,
                 ("slicewatch_bad_records_total", (("reason", "future_time"),)): 4.0,
                 ("slicewatch_bad_records_total", (("reason", "bad_time"),)): 2.0,
+                ("slicewatch_bad_records_total", (("reason", "too_large"),)): 1.0,
+                ("slicewatch_bad_records_total", (("reason", "empty_line"),)): 1.0,
                 ("slicewatch_windows_closed_total", (("model", "m"),)): 2.0,
                 ("slicewatch_late_records_total", (("model", "m"),)): 0.0}
         while not want.items() <= samples(port).items():

@@ -170,3 +170,13 @@ def test_the_verification_snippet_in_the_docs_works(tmp_path):
                           fresh.body.hex(), stale.body.hex()],
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["True", "False"], out.stderr
+
+
+def test_a_crafted_signature_header_is_refused_not_raised():
+    from alerts.receivers.webhook import sign, verify
+
+    header = sign("s", b"{}", 1000.0)
+    t = header.split(",")[0]
+    assert verify("s", header, b"{}", now=1000.0)
+    for crafted in (f"{t},v1=é", f"{t},v1=", f"{t}", "v1=abc", "", f"{t},v1=\x00"):
+        assert verify("s", crafted, b"{}", now=1000.0) is False, crafted
