@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,9 @@ class Daemon:
         self.spec = spec
         self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
         self.listeners = list(listeners)
+        # outputs (results to listeners, dead letters) of open transactions, innermost last:
+        # see begin()
+        self._held: list[list[Callable[[], None]]] = []
         self.decoder = decoder_for(spec)
         self.pipelines: dict[str, ModelPipeline] = {}
         self.drift: dict[str, DriftStage] = {}
@@ -172,7 +176,7 @@ class Daemon:
             if late.any():
                 self.tracker.late[str(name)] += int(late.sum())
                 for j in np.flatnonzero(late):
-                    self.dead_letter.write("late", _row(part, int(j)), origin=str(name))
+                    self._letter("late", _row(part, int(j)), origin=str(name))
             self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
             for window in closed:
                 self._begin_close(window)
@@ -376,11 +380,7 @@ class Daemon:
             delays = dict(self.tracker.extra.get("close_delay", {}))
             delays[window.model] = time.time() - window.end
             self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable
-            for listener in self.listeners:  # one listener failing never costs the others
-                try:
-                    listener(window, results)
-                except Exception as exc:
-                    self._listener_failed(listener, window, exc)
+            self._emit(partial(self._hand_on, window, results))
             out.extend(results)
         if len(self._closing) < before:
             self.publish()
@@ -409,13 +409,48 @@ class Daemon:
                     "(%s: %s); the other listeners got it", name, window.key, window.model,
                     type(exc).__name__, str(exc)[:300])
 
+    def begin(self) -> None:
+        """Open a transaction: results for the listeners and dead letters are held until
+        :meth:`commit` and dropped by :meth:`rollback` (the Kafka loop, which puts the state
+        back when a batch fails, so nothing of a failed batch goes out). Transactions nest:
+        an inner commit hands its outputs to the outer one."""
+        self._held.append([])
+
+    def commit(self) -> None:
+        held = self._held.pop()
+        if self._held:
+            self._held[-1].extend(held)
+        else:
+            for effect in held:
+                effect()
+
+    def rollback(self) -> None:
+        self._held.pop()
+
+    def _emit(self, effect: Callable[[], None]) -> None:
+        if self._held:
+            self._held[-1].append(effect)
+        else:
+            effect()
+
+    def _letter(self, reason: str, record, *, origin: str = "", detail: str = "") -> None:
+        self._emit(partial(self.dead_letter.write, reason, record, origin=origin,
+                           detail=detail))
+
+    def _hand_on(self, window: ClosedWindow, results: list[SliceResult]) -> None:
+        for listener in self.listeners:  # one listener failing never costs the others
+            try:
+                listener(window, results)
+            except Exception as exc:
+                self._listener_failed(listener, window, exc)
+
     def processing_failed(self, raw: bytes, exc: Exception, *, origin: str = "",
                           where: str = "") -> None:
         """A record whose processing raised (the state before it was put back by the
         caller): counted as ``processing_error`` and dead-lettered with the error."""
         self.tracker.bad["processing_error"] += 1
-        self.dead_letter.write("processing_error", raw, origin=origin,
-                               detail=f"{where}: {type(exc).__name__}: {str(exc)[:300]}")
+        self._letter("processing_error", raw, origin=origin,
+                     detail=f"{where}: {type(exc).__name__}: {str(exc)[:300]}")
         self.publish()
 
     def _count(self, model: str, batch: RecordBatch) -> None:
@@ -432,7 +467,7 @@ class Daemon:
     def _reject(self, rejects: list[Reject], origin: str) -> None:
         for r in rejects:
             self.tracker.bad[r.reason] += 1
-            self.dead_letter.write(r.reason, r.raw, detail=r.detail, origin=origin)
+            self._letter(r.reason, r.raw, detail=r.detail, origin=origin)
 
 
 def _feature_join(spec: Spec) -> FeatureJoin | None:

@@ -124,33 +124,40 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
 def consume(daemon: Daemon, source: KafkaSource) -> None:
     """The loop: until ``daemon.stop`` is set.
 
-    A batch is folded whole or not at all: if processing raises, the daemon and the offsets
-    go back to the last checkpoint (:meth:`KafkaSource.recover`) and the batch is read again;
+    A batch is folded whole or not at all: its outputs (window results for the listeners,
+    dead letters) are held until it has folded (:meth:`Daemon.begin`); if processing raises,
+    they are dropped, the daemon and the offsets go back to the last checkpoint
+    (:meth:`KafkaSource.recover`) and the batch is read again;
     the chunk that failed is then folded piece by piece (:func:`fold_isolating`), so the
     message(s) at fault go to the dead letter (``processing_error``) and the partition moves
     on."""
     while not daemon.stop.is_set():
         batch = source.poll()
-        closed = bool(daemon.finish_closes(wait=False))  # closes done in the worker meanwhile
-        live, idle = source.live_partitions()
-        # partitions with records in this batch hold the watermark while it is folded; those
-        # caught up at its end stop holding it after
-        closed |= bool(daemon.track_partitions(live, idle - {c.partition for c in batch.chunks}))
         chunk = None
+        daemon.begin()  # what the turn hands on (results, dead letters) goes out only whole
         try:
+            closed = bool(daemon.finish_closes(wait=False))  # closes done in the worker
+            live, idle = source.live_partitions()
+            # partitions with records in this batch hold the watermark while it is folded;
+            # those caught up at its end stop holding it after
+            closed |= bool(daemon.track_partitions(live,
+                                                   idle - {c.partition for c in batch.chunks}))
             for chunk in batch.chunks:
                 if source.suspect(chunk):
                     fold_isolating(daemon, chunk)
                     closed = True
                 else:
                     closed |= bool(daemon.process(chunk))
+            closed |= bool(daemon.track_partitions(live, idle))
         except NotTheMessages:
+            daemon.rollback()
             raise
         except Exception as exc:
+            daemon.rollback()
             source.recover(chunk, exc)
             continue
-        closed |= bool(daemon.track_partitions(live, idle))
         source.advance(batch)
+        daemon.commit()
         if source.due(closed):
             daemon.dead_letter.flush()  # dead letters reach their topic before the offsets move
             source.save(wait=False)  # the database write overlaps the next batches
@@ -171,10 +178,13 @@ def fold_isolating(daemon: Daemon, chunk: Chunk) -> None:
     def fold(lines: list[bytes], after: list[int]) -> int:
         """Fold ``lines``; returns how many failed."""
         snapshot = encode_state(daemon.checkpoint_state())
+        daemon.begin()  # the piece's outputs go out only if the whole piece folds
         try:
             daemon.process(replace(chunk, payload=lines, position=after))
+            daemon.commit()
             return 0
         except Exception as exc:
+            daemon.rollback()
             daemon.load_state(decode_state(snapshot))
             if len(lines) == 1:
                 daemon.processing_failed(lines[0], exc, origin=chunk.origin,

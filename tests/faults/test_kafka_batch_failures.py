@@ -103,3 +103,36 @@ def test_a_listener_that_raises_does_not_cost_the_others_the_window():
     assert seen == [960.0, 1020.0, 1080.0]
     assert d.listener_errors == {"test_a_listener_that_raises_does_not_cost_the_others_the_"
                                  "window.<locals>.broken": 3}
+
+
+def test_outputs_of_failed_pieces_never_go_out(boom):
+    """Results and dead letters of a piece that failed are dropped with its state: while
+    the chunk is halved down to the message at fault, every other dead letter and every
+    window's results go out exactly once (they went out once per attempt before)."""
+    good = [line(i) for i in range(200)]
+    # the bad line beside the one at fault: every failing piece holds both
+    lines = [*good[:120], b"{not json", line(120, "boom-1"), *good[120:]]
+    after = list(range(1, len(lines) + 1))
+    handed: list[float] = []
+    d = Daemon(load_spec_text(SPEC), dead_letter=Letters(),
+               listeners=[lambda window, results: handed.append(window.start)])
+    d.begin()  # as the Kafka loop does around each batch
+    fold_isolating(d, Chunk("lines", lines, origin="t", position=after, partition="t:0"))
+    assert d.dead_letter.rows == [] and handed == []  # held until the batch is whole
+    d.commit()
+    reasons = [r[0] for r in d.dead_letter.rows]
+    assert sorted(reasons) == ["invalid_json", "processing_error"], reasons
+    assert d.tracker.bad == {"invalid_json": 1, "processing_error": 1}
+    want = Daemon(load_spec_text(SPEC))
+    closed = want.process(Chunk("lines", good, partition="t:0"))
+    assert handed == sorted({r.window_start for r in closed})  # each window once, in order
+    assert len(handed) == len(set(handed)) >= 2
+
+
+def test_a_rolled_back_batch_hands_nothing_on():
+    d = Daemon(load_spec_text(SPEC), dead_letter=Letters(),
+               listeners=[lambda window, results: pytest.fail("handed on")])
+    d.begin()
+    d.process(Chunk("lines", [line(i) for i in range(200)] + [b"{bad"], partition="t:0"))
+    d.rollback()
+    assert d.dead_letter.rows == []
