@@ -372,8 +372,8 @@ def _monitored(model: ModelSpec) -> tuple[str, ...]:
 
 def _has_drift(checker: Checker, path: Path, kind: str, scope: list[ModelSpec]) -> None:
     if scope and not any(m.drift.enabled for m in scope):
-        which = f"model {scope[0].name!r} has" if len(scope) == 1 else "no model has"
-        checker.error(path, f"a {kind!r} alert needs drift checks, but {which} a 'drift:' "
+        which = f"model {scope[0].name!r} has no" if len(scope) == 1 else "no model has a"
+        checker.error(path, f"a {kind!r} alert needs drift checks, but {which} 'drift:' "
                       "section (the alert could never fire)", at_key=True)
 
 

@@ -56,7 +56,8 @@ def refusing():
 
 def spec_file(tmp_path: Path, receivers: str, rules: str = "  - {name: c, concept_drift: true}"
               ) -> Path:
-    base = (REPO / "configs" / "fraud.yaml").read_text().split("\n    drift:\n")[0]
+    base = (REPO / "configs" / "fraud.yaml").read_text().split("\n    drift:\n")[0] + \
+        "\n    drift: {rolling_windows: 1}"  # concept_drift rules need drift checks
     spec = tmp_path / "spec.yaml"
     spec.write_text(base + f"\nalerts:\n{rules}\nreceivers:\n{receivers}\n"
                     "route: {receiver: ok}\n")

@@ -342,14 +342,23 @@ def test_retry_delay_is_capped_per_receiver(tmp_path):
 
 def test_missing_rate_rule_skips_the_features_own_missing_slice(tmp_path):
     """#18.11: on ``area_m2=__missing__`` every record misses area_m2 (value 1.0)."""
-    engine = make(tmp_path, "  - {name: area_missing, quality: {feature: area_m2, "
-                  "check: missing_rate, upper: 0.05}}",
-                  route="{receiver: hook, group_wait: 0s, group_by: ['...']}")
+    from slices.spec import DriftSpec, FeatureSpec
+
+    doc = load_text("alerts:\n  - {name: area_missing, quality: {feature: area_m2, "
+                    "check: missing_ratio, upper: 0.05}}\nreceivers:\n  - {name: hook, "
+                    "type: webhook, url: 'http://127.0.0.1:9/'}\nroute: {receiver: hook, "
+                    "group_wait: 0s, group_by: ['...']}\n", "spec.yaml")
+    checker = Checker(doc)
+    model = ModelSpec(name="fraud", task="binary", features=(FeatureSpec("area_m2"),),
+                      drift=DriftSpec(enabled=True))
+    spec = parse_alerting(checker, doc.data, (model,))
+    checker.raise_if_any()
+    engine = AlertEngine(spec, str(tmp_path / "alerts.sqlite"), clock=lambda: 0.0)
 
     def q(slice_: str, rate: float) -> Observation:
         return Observation(model="fraud", version="v1", slice=slice_, window_start=0.0,
                            window_end=W, count=100,
-                           quality={"area_m2": {"missing_rate": rate}})
+                           quality={"area_m2": {"missing_ratio": rate}})
 
     notes = engine.observe([q("area_m2=__missing__", 1.0), q("city=x,area_m2=__missing__", 1.0),
                             q("overall", 0.2), q("area_m2=[0,50)", 0.0)], now=W)
