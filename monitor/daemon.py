@@ -25,14 +25,14 @@ from monitor.drift.summary import compact_state
 from monitor.drift_stage import CloseJob, DriftStage, close_extras
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.feature_join import FeatureJoin
-from monitor.join import LabelJoin, late_horizon
+from monitor.label_join import LabelJoin, late_horizon
 from monitor.metrics import accumulators_for
 from monitor.pipeline import ClosedWindow, ModelPipeline
 from monitor.records import RecordBatch
 from monitor.snapshot import EMPTY, Snapshot, Tracker
 from monitor.sources.base import Chunk
 from monitor.versions import VersionFolder
-from monitor.windows import PartitionView, factorize
+from monitor.windows import PartitionView, string_codes
 from slices.spec import OUTCOMES, Spec
 
 log = logging.getLogger("slicewatch.daemon")
@@ -240,7 +240,7 @@ class Daemon:
 
     def process_labels(self, chunk: Chunk) -> list[SliceResult]:
         """Label records (``stream='labels'``), joined to their predictions by id: into the
-        prediction's window if it is still open (see :mod:`monitor.join`)."""
+        prediction's window if it is still open (see :mod:`monitor.label_join`)."""
         labels, rejects = self.decoder.decode_label_lines(chunk.payload)
         self._reject(rejects, chunk.origin)
         matched = self.join.add_labels(labels["id"], labels["label"], labels["time"])
@@ -419,7 +419,7 @@ class Daemon:
     def _count(self, model: str, batch: RecordBatch) -> None:
         """Accepted (on-time) records, by model and by version × serving outcome."""
         self.tracker.records[model] += len(batch)
-        v_codes, versions = factorize(batch.version)
+        v_codes, versions = string_codes(batch.version)
         counts = np.bincount(v_codes * len(OUTCOMES) + batch.outcome.astype(np.int64),
                              minlength=len(versions) * len(OUTCOMES)).reshape(-1, len(OUTCOMES))
         for vi, version in enumerate(versions):

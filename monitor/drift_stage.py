@@ -45,7 +45,7 @@ from monitor.drift import (
 )
 from monitor.evaluate import SliceResult
 from monitor.kernels import warm_up
-from monitor.metrics.base import Accumulator, Columns
+from monitor.metrics.base import Accumulator, ModelColumns
 from monitor.metrics.registry import register
 from monitor.pipeline import ClosedWindow
 from slices.spec import ModelSpec
@@ -62,11 +62,11 @@ class FeatureDrift:
         self.summaries = summaries
         self.classes = classes
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         self.summaries.update(cols, label=False, classes=self.classes)
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[FeatureDrift, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[FeatureDrift, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of one batch, at once."""
         FeatureSummaries.update_groups(cols, [(acc.summaries, rows) for acc, rows in items],
                                        classes=items[0][0].classes if items else None)
@@ -92,11 +92,11 @@ class LabelDrift(FeatureDrift):
     kind = "drift_label"
     needs_label = True
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         self.summaries.update_label(cols.label, classes=self.classes)
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[LabelDrift, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[LabelDrift, np.ndarray]]) -> None:
         FeatureSummaries.update_label_groups(
             cols, [(acc.summaries, rows) for acc, rows in items],
             classes=items[0][0].classes if items else None)
@@ -193,7 +193,7 @@ class DriftStage:
                                               if k != LABEL})
         return [FeatureDrift(feats, classes), LabelDrift(label, classes)]
 
-    def learn_bins(self, cols: Columns) -> None:
+    def learn_bins(self, cols: ModelColumns) -> None:
         """Rolling reference without a profile: bins from the first micro-batch."""
         if self.profile is None and self.rolling is not None and len(cols):
             self.profile = build_profile(self.model, cols, source="first micro-batch",
@@ -205,7 +205,7 @@ class DriftStage:
                 acc.classes = self.classes
 
     # ---- concept drift ------------------------------------------------------------------
-    def on_labelled(self, window: float, version: str, slice_label: str, cols: Columns,
+    def on_labelled(self, window: float, version: str, slice_label: str, cols: ModelColumns,
                     times: np.ndarray) -> None:
         """Feed the errors of labelled records of one group (window ``window``) to the
         slice's detector; its events go to that window, with the records' event times."""

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["monitor.drift.summary", "monitor.drift.profile", "monitor.drift.tests",
+MODULES = ["monitor.drift.summary", "monitor.drift.profile", "monitor.drift.statistics",
            "monitor.drift.concept", "monitor.grouped"]
 
 
