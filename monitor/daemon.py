@@ -314,7 +314,7 @@ class Daemon:
         still in the worker are dropped: they belong to the state being replaced."""
         self._closing.clear()
         self.partitions.busy = set(state["partitions_heard"])
-        for name, dstate in state.get("drift", {}).items():
+        for name, dstate in state["drift"].items():
             if name in self.drift:
                 self.drift[name].load_state(dstate)
                 self.tracker.concept.update(self.drift[name].concept_counts())
@@ -327,12 +327,12 @@ class Daemon:
                     for window in self.pipelines[name].open.values():
                         for group in window.groups.values():
                             stage.attach_classes(group.accumulators)
-        for name, vstate in state.get("versions", {}).items():
+        for name, vstate in state["versions"].items():
             if name in self.versions:
                 self.versions[name].load_state(vstate)
         self.tracker.load_state(state["tracker"])
         self.join.load_state(state["join"])
-        if self.feature_join is not None and state.get("features") is not None:
+        if self.feature_join is not None and state["features"] is not None:
             self.feature_join.load_state(state["features"])
         self._sync_join_counts()
         self.publish()

@@ -225,12 +225,6 @@ class DriftStage:
             events.add(times[rows[hits]])
 
     # ---- window close --------------------------------------------------------------------
-    def annotate(self, window: ClosedWindow, results: list[SliceResult]) -> list[SliceResult]:
-        """Drift decisions, data quality and concept events attached to each slice result
-        (:meth:`begin_close`, :func:`close_extras`, :meth:`finish_close` in one go)."""
-        job = self.begin_close(window)
-        return self.finish_close(job, close_extras(job), results)
-
     def begin_close(self, window: ClosedWindow) -> CloseJob:
         """The stateful part of a window close, in window order: the window's summaries per
         version, the reference each version is tested against (the rolling reference then
@@ -294,11 +288,11 @@ class DriftStage:
         self.concept = {tuple(k): ConceptMonitor.from_state(m) for k, m in state["concept"]}
         self.concept_events = Counter({tuple(k): n for k, n in state["events"]})
         self.open_events = {}
-        for (w, v, s), n, times in state.get("open_events", []):
+        for (w, v, s), n, times in state["open_events"]:
             self.open_events.setdefault(float(w), {})[(v, s)] = WindowEvents(int(n), list(times))
-        if state.get("rolling") is not None:
+        if state["rolling"] is not None:
             self.rolling = RollingReference.from_state(state["rolling"])
-        if state.get("learned") is not None:
+        if state["learned"] is not None:
             self.profile = Profile.from_dict(state["learned"])
 
 

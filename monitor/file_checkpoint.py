@@ -69,7 +69,7 @@ class FileCheckpoint:
             return {}
         state = loaded[1]
         self.daemon.load_state(state["daemon"])
-        files = dict(state.get("files", {}))
+        files = dict(state["files"])
         self.progress = {k: FileProgress.from_state(v) for k, v in files.items()}
         return files
 

@@ -168,7 +168,7 @@ class ModelPipeline:
         self.open = {}
         for w in state["open"]:
             window = Window(float(w["key"]), first_time=float(w["first"]),
-                            last_time=float(w["last"]), records=int(w.get("records", 0)))
+                            last_time=float(w["last"]), records=int(w["records"]))
             for key, count, accs in w["groups"]:
                 window.groups[tuple(key)] = Group([accumulator_from_state(a) for a in accs],
                                                   count=int(count))

@@ -30,7 +30,7 @@ once per batch, and each group's slice of the columns is fed to its accumulators
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,6 +212,3 @@ def string_codes(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     if not all(isinstance(u, str) for u in uniques):
         codes, uniques = pd.factorize(values.astype(object).astype(str), use_na_sentinel=False)
     return codes.astype(np.int64), [str(u) for u in uniques]
-
-
-AccumulatorFactory = Callable[[str], list[Accumulator]]  # slice spec name → fresh accumulators

@@ -123,9 +123,9 @@ class ValueVocab:
                 "floor": self.floor}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.counts = {str(k): int(v) for k, v in state.get("counts", {}).items()}
-        self.floor = int(state.get("floor", 0))
-        self.admitted = dict.fromkeys(list(state.get("admitted", []))[:self.max_values])
+        self.counts = {str(k): int(v) for k, v in state["counts"].items()}
+        self.floor = int(state["floor"])
+        self.admitted = dict.fromkeys(list(state["admitted"])[:self.max_values])
 
 
 class _Labels:
@@ -316,8 +316,8 @@ class _FeatureKeys(_Rule):
                                                         strict=True)}}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.labels = _Labels(list(state.get("labels", [])))
-        keys = state.get("keys", {})
+        self.labels = _Labels(list(state["labels"]))
+        keys = state["keys"]
         for key, vocab in zip(self.spec.keys, self.vocabs, strict=True):
             if key in keys:
                 vocab.load_state(keys[key])

@@ -185,9 +185,9 @@ class ConceptMonitor:
         m = cls(state["detector"], state["params"], task=state["task"])
         restore_detector(m.detector, state["state"])
         m.events, m.n = int(state["events"]), int(state["n"])
-        scale = state.get("scale", 1.0)  # None: a regression monitor still in its warm-up
+        scale = state["scale"]  # None: a regression monitor still in its warm-up
         m.scale = None if scale is None else float(scale)
-        m.warmup = [float(x) for x in state.get("warmup", [])]
+        m.warmup = [float(x) for x in state["warmup"]]
         return m
 
 

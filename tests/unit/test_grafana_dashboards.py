@@ -16,8 +16,9 @@ from monitor.grafana import write_dashboards
 from monitor.grafana.dashboards import dashboards, uid
 from monitor.grafana.families import FAMILIES, family
 from monitor.grafana.panels import DATASOURCE_UID, GRID_WIDTH, Bound, threshold_steps
-from monitor.grafana.promql import glob_matches, glob_regex, sel
+from monitor.grafana.promql import glob_regex, sel
 from slices.errors import SlicewatchError
+from slices.globs import slice_matches
 from slices.load import load_spec, load_spec_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -164,7 +165,7 @@ def test_threshold_colour_is_the_most_severe_rule_broken(bounds, x):
        st.text("ab=,.()[]", max_size=6))
 def test_glob_regex_matches_like_the_alert_engine(patterns, value):
     regex = re.compile(glob_regex(patterns))  # slice semantics: tests/unit/test_slice_globs.py
-    expected = glob_matches(tuple(patterns), value)
+    expected = slice_matches(tuple(patterns), value)
     assert (regex.fullmatch(value) is not None) == expected, (patterns, value, regex.pattern)
 
 
