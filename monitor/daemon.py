@@ -56,10 +56,13 @@ class Daemon:
     """Runs a spec over a stream of chunks; publishes snapshots for the exporter."""
 
     def __init__(self, spec: Spec, *, dead_letter: DeadLetter | None = None,
-                 listeners: Iterable[ResultListener] = (), close_in_worker: bool = False):
+                 listeners: Iterable[ResultListener] = (), close_in_worker: bool = False,
+                 feature_join: FeatureJoin | None = None):
         """``close_in_worker``: run window-close drift tests in a worker process
         (:mod:`monitor.close_worker`) while ingestion goes on; results still come in window
-        order, and :meth:`state` waits for them."""
+        order, and :meth:`state` waits for them. ``feature_join``: the join of features
+        logged apart (a source with a features stream; :func:`monitor.feature_join.
+        feature_join_for`)."""
         self.spec = spec
         self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
         self.listeners = list(listeners)
@@ -81,7 +84,7 @@ class Daemon:
                 counter[m.name] += 0
         self.join = LabelJoin(models=[m.name for m in spec.models])
         self.versions = {m.name: VersionFolder(m.max_versions) for m in spec.models}
-        self.feature_join = _feature_join(spec)
+        self.feature_join = feature_join
         self._snapshot: Snapshot = EMPTY
         # (model, window start) → [records on time, records late]: the late-share warning
         self._window_counts: OrderedDict[tuple[str, float], list[int]] = OrderedDict()
@@ -431,20 +434,6 @@ class Daemon:
         for r in rejects:
             self.tracker.bad[r.reason] += 1
             self.dead_letter.write(r.reason, r.raw, detail=r.detail, origin=origin)
-
-
-def _feature_join(spec: Spec) -> FeatureJoin | None:
-    """The feature join, when features come on their own Kafka topic."""
-    kafka = spec.source.kafka if spec.source.type == "kafka" else {}
-    if not (isinstance(kafka.get("topics"), dict) and kafka["topics"].get("features")):
-        return None
-    from monitor.sources.kafka import parse_kafka_settings
-
-    delay = parse_kafka_settings(kafka).feature_delay
-    # a feature record is orphaned once its prediction would come too late for its window
-    horizon = max((m.window.allowed_lateness + (m.window.size if m.window.kind == "time" else 0)
-                   for m in spec.models), default=0.0)
-    return FeatureJoin(spec.schema, delay=delay, orphan_after=delay + horizon)
 
 
 def _row(batch: RecordBatch, i: int) -> dict:
