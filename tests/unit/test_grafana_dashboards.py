@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,10 +81,17 @@ def test_json_model(spec, name, board):
                 family(metric)  # raises for a name not in the families table
 
 
-def test_uids_are_stable_and_distinct():
+UIDS = ("import json\nfrom monitor.grafana.dashboards import dashboards\n"
+        "from tests.unit.test_grafana_dashboards import specs\n"
+        "print(json.dumps([[n, b['uid']] for s in specs() for n, b in dashboards(s).items()]))")
+
+
+@pytest.mark.parametrize("hash_seed", ["1", "2"])
+def test_uids_are_stable_and_distinct(hash_seed):
     first = [(n, b["uid"]) for s in specs() for n, b in dashboards(s).items()]
-    again = [(n, b["uid"]) for s in specs() for n, b in dashboards(s).items()]
-    assert first == again
+    out = subprocess.run([sys.executable, "-c", UIDS], cwd=REPO, capture_output=True, text=True,
+                         timeout=300, check=True, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    assert first == [tuple(x) for x in json.loads(out.stdout)]  # another process, another hash
     by_file = {n: u for n, u in first}
     assert len(set(by_file.values())) == len(by_file)
     assert uid("model", "fraud") != uid("model", "pricing") != uid("ops", "pricing")
