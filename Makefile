@@ -24,7 +24,7 @@ test: $(STAMP)
 	bash scripts/run-tests $(BIN)/python
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit monitor slices alerts -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -67,7 +67,7 @@ def model_spec():
 def run_slicewatch(ref: dict, cur: dict) -> dict:
     from monitor.drift.decide import evaluate_drift
     from monitor.drift.profile import build_profile
-    from monitor.metrics.base import Columns
+    from monitor.metrics.base import ModelColumns
 
     model = model_spec()
     t0 = time.perf_counter()
@@ -84,7 +84,7 @@ def run_slicewatch(ref: dict, cur: dict) -> dict:
         part = slice(start, start + 10_000)
         keys = cur["slice"][part]
         n = keys.shape[0]
-        cols = Columns(score=cur["score"][part], predicted=(cur["score"][part] >= 0.5) * 1.0,
+        cols = ModelColumns(score=cur["score"][part], predicted=(cur["score"][part] >= 0.5) * 1.0,
                        label=cur["label"][part], outcome=np.zeros(n, np.int8),
                        features={k: cur[k][part] for k in names})
         for key, summaries in windows.items():

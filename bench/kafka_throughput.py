@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor.baseline import build_baselines
 from monitor.checkpoint import Checkpoint
 from monitor.daemon import Daemon
-from monitor.kafka_run import consume
+from monitor.kafka_run import consume, feature_join_of
 from monitor.sources.kafka import KafkaSource, consumer_config, parse_kafka_settings
 from slices.load import load_spec
 
@@ -165,7 +165,8 @@ def full_daemon(spec, n: int, rep: int = 0) -> tuple[float, int]:
     settings = parse_kafka_settings({**spec.source.kafka,
                                      "group_id": f"{spec.source.kafka['group_id']}-{rep}"})
     cp = Checkpoint(f"{spec.checkpoint}.{rep}", owner="bench")
-    daemon = Daemon(spec, close_in_worker=settings.close_worker)  # as monitor.kafka_run does
+    daemon = Daemon(spec, close_in_worker=settings.close_worker,  # as monitor.kafka_run does
+                    feature_join=feature_join_of(spec, settings))
     source = KafkaSource(settings, cp, state=daemon.checkpoint_state, restore=lambda s: None,
                          stop=daemon.stop)
     assert source.start()

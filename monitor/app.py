@@ -20,6 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from monitor.alerting import AlertStage
 from monitor.daemon import Daemon, ResultListener, RunSummary
 from monitor.deadletter import DeadLetter
+from monitor.exit_codes import EXIT_FORCED
 from monitor.exporter import SeriesBudget, SlicewatchCollector
 from monitor.file_checkpoint import FileCheckpoint, HeldResults
 from monitor.httpserver import HealthCheck, MetricsServer
@@ -167,6 +168,7 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
         restore()
         if stage:
             stage.stop()
+        close_outputs(listeners)
         if server:
             server.stop()
         daemon.dead_letter.close()
@@ -216,6 +218,14 @@ def outputs(spec: Spec, opts: RunOptions, out: TextIO,
     return listeners, stage
 
 
+def close_outputs(listeners: Iterable[ResultListener]) -> None:
+    """Close the files :func:`outputs` opened (after the alert stage stopped: it writes its
+    alert lines to them)."""
+    for listener in listeners:
+        if isinstance(listener, ResultsWriter):
+            listener.close()
+
+
 def notifies(spec: Spec, opts: RunOptions) -> bool:
     """``--notify`` / ``--no-notify`` if given; else notify except for a file replay of the
     past (file input without ``--follow``), whose alerts are printed and recorded only."""
@@ -232,7 +242,7 @@ def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
 
     def handler(signum, frame):
         if stop.is_set():
-            raise SystemExit(130)
+            raise SystemExit(EXIT_FORCED)
         stop.set()
 
     for s in previous:

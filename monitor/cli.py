@@ -13,9 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from monitor.exit_codes import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
 from slices.errors import SlicewatchError, SpecError
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 EPILOG = "exit codes: 0 ok · 1 runtime failure · 2 invalid spec or usage · 130 forced stop"
 
@@ -179,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"slicewatch: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_FORCED
     except BrokenPipeError:  # stdout closed early (`slicewatch run … | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE

@@ -26,14 +26,14 @@ from monitor.drift.summary import compact_state
 from monitor.drift_stage import CloseJob, DriftStage, close_extras
 from monitor.evaluate import SliceResult, evaluate_window
 from monitor.feature_join import FeatureJoin
-from monitor.join import LabelJoin, late_horizon
+from monitor.label_join import LabelJoin, late_horizon
 from monitor.metrics import accumulators_for
 from monitor.pipeline import ClosedWindow, ModelPipeline
 from monitor.records import RecordBatch
 from monitor.snapshot import EMPTY, Snapshot, Tracker
 from monitor.sources.base import Chunk
 from monitor.versions import VersionFolder
-from monitor.windows import PartitionView, factorize
+from monitor.windows import PartitionView, string_codes
 from slices.spec import OUTCOMES, Spec
 
 log = logging.getLogger("slicewatch.daemon")
@@ -57,10 +57,13 @@ class Daemon:
     """Runs a spec over a stream of chunks; publishes snapshots for the exporter."""
 
     def __init__(self, spec: Spec, *, dead_letter: DeadLetter | None = None,
-                 listeners: Iterable[ResultListener] = (), close_in_worker: bool = False):
+                 listeners: Iterable[ResultListener] = (), close_in_worker: bool = False,
+                 feature_join: FeatureJoin | None = None):
         """``close_in_worker``: run window-close drift tests in a worker process
         (:mod:`monitor.close_worker`) while ingestion goes on; results still come in window
-        order, and :meth:`state` waits for them."""
+        order, and :meth:`state` waits for them. ``feature_join``: the join of features
+        logged apart (a source with a features stream; :func:`monitor.feature_join.
+        feature_join_for`)."""
         self.spec = spec
         self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
         self.listeners = list(listeners)
@@ -85,7 +88,7 @@ class Daemon:
                 counter[m.name] += 0
         self.join = LabelJoin(models=[m.name for m in spec.models])
         self.versions = {m.name: VersionFolder(m.max_versions) for m in spec.models}
-        self.feature_join = _feature_join(spec)
+        self.feature_join = feature_join
         self._snapshot: Snapshot = EMPTY
         # (model, window start) → [records on time, records late]: the late-share warning
         self._window_counts: OrderedDict[tuple[str, float], list[int]] = OrderedDict()
@@ -244,7 +247,7 @@ class Daemon:
 
     def process_labels(self, chunk: Chunk) -> list[SliceResult]:
         """Label records (``stream='labels'``), joined to their predictions by id: into the
-        prediction's window if it is still open (see :mod:`monitor.join`)."""
+        prediction's window if it is still open (see :mod:`monitor.label_join`)."""
         labels, rejects = self.decoder.decode_label_lines(chunk.payload)
         self._reject(rejects, chunk.origin)
         matched = self.join.add_labels(labels["id"], labels["label"], labels["time"])
@@ -320,7 +323,7 @@ class Daemon:
             raise ValueError(f"daemon state of format {state.get('format')!r}, not 2")
         self._closing.clear()
         self.partitions.busy = set(state["partitions_heard"])
-        for name, dstate in state.get("drift", {}).items():
+        for name, dstate in state["drift"].items():
             if name in self.drift:
                 self.drift[name].load_state(dstate)
                 self.tracker.concept.update(self.drift[name].concept_counts())
@@ -333,12 +336,12 @@ class Daemon:
                     for window in self.pipelines[name].open.values():
                         for group in window.groups.values():
                             stage.attach_classes(group.accumulators)
-        for name, vstate in state.get("versions", {}).items():
+        for name, vstate in state["versions"].items():
             if name in self.versions:
                 self.versions[name].load_state(vstate)
         self.tracker.load_state(state["tracker"])
         self.join.load_state(state["join"])
-        if self.feature_join is not None and state.get("features") is not None:
+        if self.feature_join is not None and state["features"] is not None:
             self.feature_join.load_state(state["features"])
         self._sync_join_counts()
         self.publish()
@@ -456,7 +459,7 @@ class Daemon:
     def _count(self, model: str, batch: RecordBatch) -> None:
         """Accepted (on-time) records, by model and by version × serving outcome."""
         self.tracker.records[model] += len(batch)
-        v_codes, versions = factorize(batch.version)
+        v_codes, versions = string_codes(batch.version)
         counts = np.bincount(v_codes * len(OUTCOMES) + batch.outcome.astype(np.int64),
                              minlength=len(versions) * len(OUTCOMES)).reshape(-1, len(OUTCOMES))
         for vi, version in enumerate(versions):
@@ -468,20 +471,6 @@ class Daemon:
         for r in rejects:
             self.tracker.bad[r.reason] += 1
             self._letter(r.reason, r.raw, detail=r.detail, origin=origin)
-
-
-def _feature_join(spec: Spec) -> FeatureJoin | None:
-    """The feature join, when features come on their own Kafka topic."""
-    kafka = spec.source.kafka if spec.source.type == "kafka" else {}
-    if not (isinstance(kafka.get("topics"), dict) and kafka["topics"].get("features")):
-        return None
-    from monitor.sources.kafka import parse_kafka_settings
-
-    delay = parse_kafka_settings(kafka).feature_delay
-    # a feature record is orphaned once its prediction would come too late for its window
-    horizon = max((m.window.allowed_lateness + (m.window.size if m.window.kind == "time" else 0)
-                   for m in spec.models), default=0.0)
-    return FeatureJoin(spec.schema, delay=delay, orphan_after=delay + horizon)
 
 
 def _row(batch: RecordBatch, i: int) -> dict:

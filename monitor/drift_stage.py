@@ -45,7 +45,7 @@ from monitor.drift import (
 )
 from monitor.evaluate import SliceResult
 from monitor.kernels import warm_up
-from monitor.metrics.base import Accumulator, Columns
+from monitor.metrics.base import Accumulator, ModelColumns
 from monitor.metrics.registry import register
 from monitor.pipeline import ClosedWindow
 from slices.spec import ModelSpec
@@ -62,11 +62,11 @@ class FeatureDrift:
         self.summaries = summaries
         self.classes = classes
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         self.summaries.update(cols, label=False, classes=self.classes)
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[FeatureDrift, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[FeatureDrift, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of one batch, at once."""
         FeatureSummaries.update_groups(cols, [(acc.summaries, rows) for acc, rows in items],
                                        classes=items[0][0].classes if items else None)
@@ -92,11 +92,11 @@ class LabelDrift(FeatureDrift):
     kind = "drift_label"
     needs_label = True
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         self.summaries.update_label(cols.label, classes=self.classes)
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[LabelDrift, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[LabelDrift, np.ndarray]]) -> None:
         FeatureSummaries.update_label_groups(
             cols, [(acc.summaries, rows) for acc, rows in items],
             classes=items[0][0].classes if items else None)
@@ -193,7 +193,7 @@ class DriftStage:
                                               if k != LABEL})
         return [FeatureDrift(feats, classes), LabelDrift(label, classes)]
 
-    def learn_bins(self, cols: Columns) -> None:
+    def learn_bins(self, cols: ModelColumns) -> None:
         """Rolling reference without a profile: bins from the first micro-batch."""
         if self.profile is None and self.rolling is not None and len(cols):
             self.profile = build_profile(self.model, cols, source="first micro-batch",
@@ -205,7 +205,7 @@ class DriftStage:
                 acc.classes = self.classes
 
     # ---- concept drift ------------------------------------------------------------------
-    def on_labelled(self, window: float, version: str, slice_label: str, cols: Columns,
+    def on_labelled(self, window: float, version: str, slice_label: str, cols: ModelColumns,
                     times: np.ndarray) -> None:
         """Feed the errors of labelled records of one group (window ``window``) to the
         slice's detector; its events go to that window, with the records' event times."""
@@ -225,12 +225,6 @@ class DriftStage:
             events.add(times[rows[hits]])
 
     # ---- window close --------------------------------------------------------------------
-    def annotate(self, window: ClosedWindow, results: list[SliceResult]) -> list[SliceResult]:
-        """Drift decisions, data quality and concept events attached to each slice result
-        (:meth:`begin_close`, :func:`close_extras`, :meth:`finish_close` in one go)."""
-        job = self.begin_close(window)
-        return self.finish_close(job, close_extras(job), results)
-
     def begin_close(self, window: ClosedWindow) -> CloseJob:
         """The stateful part of a window close, in window order: the window's summaries per
         version, the reference each version is tested against (the rolling reference then
@@ -294,11 +288,11 @@ class DriftStage:
         self.concept = {tuple(k): ConceptMonitor.from_state(m) for k, m in state["concept"]}
         self.concept_events = Counter({tuple(k): n for k, n in state["events"]})
         self.open_events = {}
-        for (w, v, s), n, times in state.get("open_events", []):
+        for (w, v, s), n, times in state["open_events"]:
             self.open_events.setdefault(float(w), {})[(v, s)] = WindowEvents(int(n), list(times))
-        if state.get("rolling") is not None:
+        if state["rolling"] is not None:
             self.rolling = RollingReference.from_state(state["rolling"])
-        if state.get("learned") is not None:
+        if state["learned"] is not None:
             self.profile = Profile.from_dict(state["learned"])
 
 

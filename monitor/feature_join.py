@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from monitor.decode import Reject, parse_times
-from slices.spec import SchemaSpec
+from slices.spec import SchemaSpec, Spec
 
 
 def _path(path: str) -> tuple[str, ...]:
@@ -160,3 +160,12 @@ class FeatureJoin:
         self.pending = OrderedDict((k, (float(t), r)) for k, t, r in state["pending"])
         self.max_time = float(state["max_time"])
         self.counts = Counter(dict(state["counts"]))
+
+
+def feature_join_for(spec: Spec, delay: float) -> FeatureJoin:
+    """The feature join of ``spec`` for a source whose predictions wait ``delay`` seconds of
+    event time for their features: a feature record is orphaned once its prediction would
+    come too late for its window."""
+    horizon = max((m.window.allowed_lateness + (m.window.size if m.window.kind == "time" else 0)
+                   for m in spec.models), default=0.0)
+    return FeatureJoin(spec.schema, delay=delay, orphan_after=delay + horizon)

@@ -72,7 +72,7 @@ class FileCheckpoint:
             raise CheckpointError(f"checkpoint {self.checkpoint.path}: not a file source's "
                                   "state; delete it to start afresh")
         load_checkpointed(self.daemon, state["daemon"], self.checkpoint.path)
-        files = dict(state.get("files", {}))
+        files = dict(state["files"])
         self.progress = {k: FileProgress.from_state(v) for k, v in files.items()}
         return files
 

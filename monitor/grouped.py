@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from monitor.metrics.base import Columns
+    from monitor.metrics.base import ModelColumns
 
 Layers = tuple[np.ndarray, np.ndarray]  # (layer_codes, layer_groups) of layer_arrays
 
@@ -64,7 +64,7 @@ def layer_arrays(rows_list: Sequence[np.ndarray], n: int) -> Layers:
     return codes, groups
 
 
-def layers_for(cols: Columns, rows_list: Sequence[np.ndarray]) -> Layers:
+def layers_for(cols: ModelColumns, rows_list: Sequence[np.ndarray]) -> Layers:
     """:func:`layer_arrays` of ``rows_list`` over ``cols``, computed once per batch for the
     same row arrays (the accumulator kinds of one batch's groups share it). The cache lives
     on ``cols`` and holds the row arrays, so their ids stay theirs while it does."""
@@ -81,7 +81,7 @@ def layers_for(cols: Columns, rows_list: Sequence[np.ndarray]) -> Layers:
 _CACHE = ("grouped", "layers")
 
 
-def count_codes(cols: Columns, rows_list: Sequence[np.ndarray], codes: np.ndarray,
+def count_codes(cols: ModelColumns, rows_list: Sequence[np.ndarray], codes: np.ndarray,
                 width: int) -> np.ndarray:
     """``hist[g, c]``: records of group ``g`` with code ``c`` (``codes``: ``n`` or ``K × n``
     int64 in ``[0, width)``)."""
@@ -93,7 +93,8 @@ def count_codes(cols: Columns, rows_list: Sequence[np.ndarray], codes: np.ndarra
     return hist
 
 
-def sum_values(cols: Columns, rows_list: Sequence[np.ndarray], values: np.ndarray) -> np.ndarray:
+def sum_values(cols: ModelColumns, rows_list: Sequence[np.ndarray],
+               values: np.ndarray) -> np.ndarray:
     """``out[g, j]``: sum of ``values[j]`` over the records of group ``g`` (``values``:
     ``K × n`` float64)."""
     from monitor.kernels import fold_sums

@@ -19,6 +19,7 @@ from typing import TextIO
 
 from monitor.checkpoint import Checkpoint, load_checkpointed
 from monitor.daemon import Daemon, ResultListener, RunSummary
+from monitor.feature_join import FeatureJoin, feature_join_for
 from monitor.sources.base import Chunk, SourceError
 from monitor.sources.kafka import (
     EnvNotAllowed,
@@ -61,11 +62,18 @@ def settings_for(spec: Spec) -> KafkaSettings:
             from None
 
 
+def feature_join_of(spec: Spec, settings: KafkaSettings) -> FeatureJoin | None:
+    """The daemon's feature join when features come on their own topic, else None."""
+    if not settings.topics.get("features"):
+        return None
+    return feature_join_for(spec, settings.feature_delay)
+
+
 def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
               listeners: Iterable[ResultListener] = ()) -> RunSummary:
     """Run ``spec`` (already with command-line overrides applied) on its Kafka source until
     SIGTERM/SIGINT. ``opts`` is a :class:`monitor.app.RunOptions`."""
-    from monitor.app import install_signal_handlers, outputs, serve
+    from monitor.app import close_outputs, install_signal_handlers, outputs, serve
 
     out = out or sys.stdout
     _log_to(out)
@@ -76,7 +84,8 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
     dead_letter = KafkaDeadLetter(spec.source.dead_letter, settings,
                                   max_bytes=spec.source.dead_letter_max_bytes)
     daemon = Daemon(spec, dead_letter=dead_letter,
-                    listeners=listeners, close_in_worker=settings.close_worker)
+                    listeners=listeners, close_in_worker=settings.close_worker,
+                    feature_join=feature_join_of(spec, settings))
     initial = daemon.state()
     loaded = checkpoint.load()
     if loaded is not None:
@@ -114,6 +123,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
             stage.stop()
         source.close()
         daemon.close()
+        close_outputs(listeners)  # after the last results the daemon hands on
         daemon.dead_letter.close()
         if server:
             server.stop()
@@ -218,7 +228,8 @@ def drain_instance(spec: Spec, instance_id: str,
         loaded = checkpoint.load()
         if loaded is None:
             return []
-        daemon = Daemon(spec, listeners=listeners)
+        daemon = Daemon(spec, listeners=listeners,
+                        feature_join=feature_join_of(spec, settings_for(spec)))
         load_checkpointed(daemon, loaded[1], checkpoint.path)
         results = daemon.flush()
         daemon.dead_letter.close()
@@ -238,38 +249,3 @@ def _log_to(out: TextIO) -> None:
         log.setLevel(logging.INFO)
         log.propagate = False
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m monitor.kafka_run -c SPEC [--results F] [--listen A] [--dead-letter F] [-q]``:
-    ``slicewatch run`` for a Kafka spec (same exit codes) until ``monitor.app.run``
-    dispatches Kafka specs here itself."""
-    import argparse
-
-    from monitor.app import RunOptions, effective_spec
-    from monitor.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-    from slices.errors import SlicewatchError, SpecError
-    from slices.load import load_spec
-
-    p = argparse.ArgumentParser(prog="python -m monitor.kafka_run")
-    p.add_argument("-c", "--config", required=True)
-    p.add_argument("--results")
-    p.add_argument("--listen")
-    p.add_argument("--dead-letter")
-    p.add_argument("-q", "--quiet", action="store_true")
-    args = p.parse_args(argv)
-    try:
-        opts = RunOptions(listen=args.listen, quiet=args.quiet, dead_letter=args.dead_letter,
-                          results=args.results)
-        run_kafka(effective_spec(load_spec(args.config), opts), opts)
-        return EXIT_OK
-    except SpecError as exc:
-        for problem in exc.problems:
-            print(str(problem), file=sys.stderr)
-        return EXIT_USAGE
-    except SlicewatchError as exc:
-        print(f"slicewatch: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

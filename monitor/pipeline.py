@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from monitor.metrics.base import Accumulator, Columns
+from monitor.metrics.base import Accumulator, ModelColumns
 from monitor.metrics.registry import accumulator_from_state, state_of
 from monitor.prepare import Preparer
 from monitor.records import RecordBatch
@@ -22,8 +22,8 @@ from monitor.windows import (
     GroupKey,
     PartitionView,
     Window,
-    factorize,
     group_rows,
+    string_codes,
     update_groups,
 )
 from slices.assign import SliceAssigner
@@ -43,7 +43,8 @@ class ClosedWindow:
 
 class ModelPipeline:
     def __init__(self, model: ModelSpec, factory: Callable[[str], list[Accumulator]],
-                 on_group: Callable[[float, str, str, Columns, np.ndarray], None] | None = None,
+                 on_group: Callable[[float, str, str, ModelColumns, np.ndarray], None]
+                 | None = None,
                  view: PartitionView | None = None):
         self.model = model
         self.factory = factory
@@ -97,7 +98,7 @@ class ModelPipeline:
                     labels_only: bool = False) -> None:
         cols = self.preparer.columns(batch)
         w_codes, w_uniques = pd.factorize(starts)
-        v_codes, v_uniques = factorize(batch.version)
+        v_codes, v_uniques = string_codes(batch.version)
         n_w, n_v = len(w_uniques), max(len(v_uniques), 1)
         windows = [self.open.setdefault(float(s), Window(float(s))) for s in w_uniques]
         if not labels_only:
@@ -167,7 +168,7 @@ class ModelPipeline:
         self.open = {}
         for w in state["open"]:
             window = Window(float(w["key"]), first_time=float(w["first"]),
-                            last_time=float(w["last"]), records=int(w.get("records", 0)))
+                            last_time=float(w["last"]), records=int(w["records"]))
             for key, count, accs in w["groups"]:
                 window.groups[tuple(key)] = Group([accumulator_from_state(a) for a in accs],
                                                   count=int(count))

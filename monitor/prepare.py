@@ -1,4 +1,4 @@
-"""One model's :class:`RecordBatch` → the :class:`Columns` its accumulators read.
+"""One model's :class:`RecordBatch` → the :class:`ModelColumns` its accumulators read.
 
 Binary: ``predicted = score >= threshold`` (or the logged class equals the positive label when
 there is no score); labels equal to the positive label are 1, others 0. Multiclass: classes
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from monitor.records import RecordBatch
 from slices.spec import OTHER, ModelSpec
 
@@ -37,7 +37,7 @@ class Preparer:
             self.classes.append(OTHER)
         self._index = {c: i for i, c in enumerate(self.classes)}
 
-    def columns(self, batch: RecordBatch) -> Columns:
+    def columns(self, batch: RecordBatch) -> ModelColumns:
         m = self.model
         if m.task == "binary":
             predicted = np.where(np.isnan(batch.score), np.nan,
@@ -55,7 +55,7 @@ class Preparer:
             no_value = np.isnan(predicted)
             predicted[no_value] = batch.score[no_value]
             label = _floats(batch.label)
-        return Columns(score=batch.score, predicted=predicted, label=label,
+        return ModelColumns(score=batch.score, predicted=predicted, label=label,
                        outcome=batch.outcome, features=batch.features)
 
     def codes(self, values: np.ndarray) -> np.ndarray:

@@ -46,7 +46,7 @@ class RecordBatch:
     def __len__(self) -> int:
         return int(self.time.shape[0])
 
-    # --- the protocol slices/ reads (slices.assign.Columns) ---
+    # --- the protocol slices/ reads (slices.assign.SliceableBatch) ---
     def column(self, name: str) -> np.ndarray | None:
         """A feature column by name, or None when the batch has no such feature."""
         return self.features.get(name)

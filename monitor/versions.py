@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.windows import factorize
+from monitor.windows import string_codes
 
 OTHER = "__other__"
 
@@ -38,7 +38,7 @@ class VersionFolder:
 
     def fold(self, versions: np.ndarray) -> np.ndarray:
         """``versions`` with the ones over the budget replaced by ``__other__``."""
-        codes, uniques = factorize(versions)
+        codes, uniques = string_codes(versions)
         counts = np.bincount(codes, minlength=len(uniques))
         keep = np.ones(len(uniques), dtype=bool)
         for i, version in enumerate(uniques):

@@ -30,14 +30,14 @@ once per batch, and each group's slice of the columns is fed to its accumulators
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from monitor.metrics.base import Accumulator, Columns
+from monitor.metrics.base import Accumulator, ModelColumns
 from slices.spec import WindowSpec
 
 
@@ -154,7 +154,7 @@ class Window:
     records: int = 0  # records folded in (labels joined later not counted again)
 
 
-def update_groups(cols: Columns, parts: list[tuple[Group, np.ndarray]], *,
+def update_groups(cols: ModelColumns, parts: list[tuple[Group, np.ndarray]], *,
                   labels_only: bool = False) -> None:
     """Fold the records ``rows`` of one batch into each ``group`` (``labels_only``: labels
     that arrived after their predictions, label-side accumulators only). Label-side
@@ -177,7 +177,7 @@ def update_groups(cols: Columns, parts: list[tuple[Group, np.ndarray]], *,
                     by_kind.setdefault(type(acc), []).append((acc, label_rows))
             elif not labels_only:
                 by_kind.setdefault(type(acc), []).append((acc, rows))
-    taken: dict[int, Columns] = {}
+    taken: dict[int, ModelColumns] = {}
     for kind, items in by_kind.items():
         many = getattr(kind, "update_many", None)
         if many is not None:
@@ -203,7 +203,7 @@ def group_rows(keys: np.ndarray) -> list[tuple[int, np.ndarray]]:
             for part in np.split(order, cuts)]
 
 
-def factorize(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+def string_codes(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     """Values → (int64 codes, their distinct values as strings), by hashing
     (``pandas.factorize``); values that are not all strings are compared as strings."""
     if values.shape[0] == 0:
@@ -212,6 +212,3 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     if not all(isinstance(u, str) for u in uniques):
         codes, uniques = pd.factorize(values.astype(object).astype(str), use_na_sentinel=False)
     return codes.astype(np.int64), [str(u) for u in uniques]
-
-
-AccumulatorFactory = Callable[[str], list[Accumulator]]  # slice spec name → fresh accumulators

@@ -42,7 +42,7 @@ from slices.spec import MISSING, OTHER, ModelSpec, SliceSpec
 SKETCH_FACTOR = 10
 
 
-class Columns(Protocol):
+class SliceableBatch(Protocol):
     """What slicing reads from a batch (``monitor.records.RecordBatch`` implements it)."""
 
     def __len__(self) -> int: ...
@@ -123,9 +123,9 @@ class ValueVocab:
                 "floor": self.floor}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.counts = {str(k): int(v) for k, v in state.get("counts", {}).items()}
-        self.floor = int(state.get("floor", 0))
-        self.admitted = dict.fromkeys(list(state.get("admitted", []))[:self.max_values])
+        self.counts = {str(k): int(v) for k, v in state["counts"].items()}
+        self.floor = int(state["floor"])
+        self.admitted = dict.fromkeys(list(state["admitted"])[:self.max_values])
 
 
 class _Labels:
@@ -195,7 +195,7 @@ class _Rule:
     def __init__(self, spec: SliceSpec):
         self.spec = spec
 
-    def assign(self, batch: Columns) -> list[SliceCodes]:  # pragma: no cover - abstract
+    def assign(self, batch: SliceableBatch) -> list[SliceCodes]:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def refresh(self) -> None:
@@ -213,7 +213,7 @@ def _member(spec: SliceSpec, mask: np.ndarray, label: str) -> SliceCodes:
 
 
 class _Overall(_Rule):
-    def assign(self, batch: Columns) -> list[SliceCodes]:
+    def assign(self, batch: SliceableBatch) -> list[SliceCodes]:
         return [SliceCodes(self.spec, np.zeros(len(batch), np.int32), ["overall"])]
 
 
@@ -223,12 +223,12 @@ class _Where(_Rule):
         pred = spec.predicate
         self.predicate: Expr = pred if isinstance(pred, Expr) else parse_predicate(spec.where or "")
 
-    def assign(self, batch: Columns) -> list[SliceCodes]:
+    def assign(self, batch: SliceableBatch) -> list[SliceCodes]:
         return [_member(self.spec, evaluate(self.predicate, batch), self.spec.name)]
 
 
 class _Tags(_Rule):
-    def assign(self, batch: Columns) -> list[SliceCodes]:
+    def assign(self, batch: SliceableBatch) -> list[SliceCodes]:
         return [_member(self.spec, np.asarray(batch.has_tag(t), bool), f"tag={t}")
                 for t in self.spec.tags]
 
@@ -239,7 +239,7 @@ class _FeatureValues(_Rule):
         self.tests = [Compare(k, "==", _literal(v)) for k, v in spec.values.items()]
         self.label = ",".join(f"{k}={canon(v)}" for k, v in spec.values.items())
 
-    def assign(self, batch: Columns) -> list[SliceCodes]:
+    def assign(self, batch: SliceableBatch) -> list[SliceCodes]:
         mask = np.ones(len(batch), bool)
         for test in self.tests:
             mask &= evaluate(test, batch)
@@ -262,7 +262,7 @@ class _Buckets(_Rule):
         names = [f"(-inf,{e[0]})", *inner, f"[{e[-1]},+inf)", MISSING]
         self.labels = [f"{self.feature}={name}" for name in names]
 
-    def assign(self, batch: Columns) -> list[SliceCodes]:
+    def assign(self, batch: SliceableBatch) -> list[SliceCodes]:
         col = batch.column(self.feature)
         if col is None:
             x = np.full(len(batch), np.nan)
@@ -283,7 +283,7 @@ class _FeatureKeys(_Rule):
         self.vocabs = [ValueVocab(spec.max_values) for _ in spec.keys]
         self.labels = _Labels()
 
-    def assign(self, batch: Columns) -> list[SliceCodes]:
+    def assign(self, batch: SliceableBatch) -> list[SliceCodes]:
         n = len(batch)
         combined = np.zeros(n, dtype=np.int64)
         tables: list[list[str]] = []
@@ -316,8 +316,8 @@ class _FeatureKeys(_Rule):
                                                         strict=True)}}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.labels = _Labels(list(state.get("labels", [])))
-        keys = state.get("keys", {})
+        self.labels = _Labels(list(state["labels"]))
+        keys = state["keys"]
         for key, vocab in zip(self.spec.keys, self.vocabs, strict=True):
             if key in keys:
                 vocab.load_state(keys[key])
@@ -348,7 +348,7 @@ class SliceAssigner:
         self.model = model
         self.rules = [_RULES[s.kind](s) for s in model.slices]
 
-    def assign(self, batch: Columns) -> list[SliceCodes]:
+    def assign(self, batch: SliceableBatch) -> list[SliceCodes]:
         """Slice codes of every slice spec, in spec order (a ``tags`` spec gives one per tag)."""
         return [codes for rule in self.rules for codes in rule.assign(batch)]
 

@@ -17,7 +17,7 @@ Grammar (keywords are case-insensitive)::
 Nesting (``not`` and parentheses) is at most :data:`MAX_DEPTH` deep; deeper is a syntax error
 at the token that goes over, so parsing, evaluation and printing never recurse without bound.
 
-Evaluation is vectorised over a batch (:class:`slices.assign.Columns`) and two-valued: a test
+Evaluation is vectorised over a batch (:class:`slices.assign.SliceableBatch`) and two-valued: a test
 against a missing value (NaN / None / absent feature) is False — ``x != 1``, ``x not in (…)``
 and ``x not between …`` included — and ``not`` simply negates, so ``not (x == 1)`` is True
 for a missing ``x``. Only ``is null`` / ``is not null`` look at missingness.
@@ -58,7 +58,7 @@ MAX_DEPTH = 50  # nested 'not' / '(' in one predicate
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
-class _Batch(Protocol):  # structural twin of slices.assign.Columns (kept here to avoid a cycle)
+class _Batch(Protocol):  # structural twin of slices.assign.SliceableBatch (here to avoid a cycle)
     def __len__(self) -> int: ...
 
     def column(self, name: str) -> np.ndarray | None: ...

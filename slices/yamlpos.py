@@ -109,11 +109,6 @@ def load_text(text: str, file: str = "<spec>") -> Document:
     return Document(file, data, positions, problems)
 
 
-def load_file(path: str) -> Document:
-    """Read and parse a YAML file; an unreadable file raises :class:`SpecError`."""
-    return load_text(read_text(path), path)
-
-
 def read_text(path: str) -> str:
     """The text of a spec file, at most :data:`MAX_BYTES` (more is a :class:`SpecError`)."""
     try:

@@ -14,8 +14,8 @@ from monitor.drift.profile import (
     save_profile,
 )
 from monitor.drift.quality import Quality, data_quality
+from monitor.drift.statistics import TESTS, TestResult
 from monitor.drift.summary import CategoricalSummary, NumericSummary, Reservoir
-from monitor.drift.tests import TESTS, TestResult
 
 __all__ = [
     "LABEL", "PREDICTION", "TESTS", "CategoricalSummary", "ConceptMonitor", "Decision",

@@ -47,7 +47,7 @@ import numpy as np
 from river import drift
 
 from monitor.drift.errors import DriftParamError
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 
 DETECTORS: dict[str, type] = {
     "ADWIN": drift.ADWIN,
@@ -102,7 +102,7 @@ def make_detector(name: str, params: dict[str, Any] | None = None, task: str = "
         raise DriftParamError(f"detector {name!r}: bad parameters {params}: {e}") from None
 
 
-def error_stream(task: str, cols: Columns) -> np.ndarray:
+def error_stream(task: str, cols: ModelColumns) -> np.ndarray:
     """The error of every labelled record with a known prediction, in order.
 
     binary/multiclass: ``predicted != label`` as 0.0/1.0; regression: ``|predicted - label|``.
@@ -110,7 +110,7 @@ def error_stream(task: str, cols: Columns) -> np.ndarray:
     return error_rows(task, cols)[0]
 
 
-def error_rows(task: str, cols: Columns) -> tuple[np.ndarray, np.ndarray]:
+def error_rows(task: str, cols: ModelColumns) -> tuple[np.ndarray, np.ndarray]:
     """:func:`error_stream` and the positions in ``cols`` of its records."""
     pred, label = cols.predicted, cols.label
     if task == "regression" or pred.dtype.kind == "f":
@@ -185,9 +185,9 @@ class ConceptMonitor:
         m = cls(state["detector"], state["params"], task=state["task"])
         restore_detector(m.detector, state["state"])
         m.events, m.n = int(state["events"]), int(state["n"])
-        scale = state.get("scale", 1.0)  # None: a regression monitor still in its warm-up
+        scale = state["scale"]  # None: a regression monitor still in its warm-up
         m.scale = None if scale is None else float(scale)
-        m.warmup = [float(x) for x in state.get("warmup", [])]
+        m.warmup = [float(x) for x in state["warmup"]]
         return m
 
 

@@ -33,8 +33,8 @@ from scipy import stats
 
 from monitor.drift.errors import DriftError, DriftParamError
 from monitor.drift.features import FeatureSummaries
+from monitor.drift.statistics import TESTS, TestResult, get_test
 from monitor.drift.summary import NumericSummary, Summary
-from monitor.drift.tests import TESTS, TestResult, get_test
 from slices.spec import FeatureSpec, ModelSpec
 
 LARGE_N = 10_000

@@ -1,6 +1,6 @@
 """The summaries of one model × slice × window: one per monitored feature, prediction, label.
 
-Routing from :class:`monitor.metrics.base.Columns` by task:
+Routing from :class:`monitor.metrics.base.ModelColumns` by task:
 
 ============  ==========================================  ================================
 task          ``__prediction__``                          ``__label__``
@@ -36,7 +36,7 @@ from monitor.drift.summary import (
     summary_from_state,
 )
 from monitor.grouped import Layers, layers_for
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 
 PREDICTION = "__prediction__"
 LABEL = "__label__"
@@ -91,7 +91,7 @@ class FeatureSummaries:
     def features(self) -> list[str]:
         return [k for k in self.summaries if k not in TARGETS]
 
-    def update(self, cols: Columns, *, label: bool = True,
+    def update(self, cols: ModelColumns, *, label: bool = True,
                classes: Sequence[str] | None = None) -> None:
         """Fold one micro-batch in; ``label=False`` leaves the label summary to
         :meth:`update_label` (labels joined later)."""
@@ -100,7 +100,7 @@ class FeatureSummaries:
             self.update_label(cols.label, classes=classes)
 
     @staticmethod
-    def update_groups(cols: Columns, parts: Sequence[tuple[FeatureSummaries, np.ndarray]], *,
+    def update_groups(cols: ModelColumns, parts: Sequence[tuple[FeatureSummaries, np.ndarray]], *,
                       classes: Sequence[str] | None = None) -> None:
         """``s.update(cols.take(rows), label=False)`` for every ``(s, rows)`` of one batch.
 
@@ -131,8 +131,9 @@ class FeatureSummaries:
                     d[name].update(np.full(rows.shape[0], None, object))
 
     @staticmethod
-    def update_label_groups(cols: Columns, parts: Sequence[tuple[FeatureSummaries, np.ndarray]],
-                            *, classes: Sequence[str] | None = None) -> None:
+    def update_label_groups(cols: ModelColumns,
+                            parts: Sequence[tuple[FeatureSummaries, np.ndarray]], *,
+                            classes: Sequence[str] | None = None) -> None:
         """``s.update_label(cols.take(rows).label)`` for every ``(s, rows)`` of one batch, the
         label column coded once (``rows``: the labelled records of each group)."""
         buckets: dict[tuple, list[tuple[Summary, np.ndarray]]] = {}
@@ -160,9 +161,9 @@ class FeatureSummaries:
         return (self.task, *((k, s.kind, s.code_key) for k, s in self.summaries.items()
                              if k != LABEL))
 
-    def _plan(self, cols: Columns, classes: Sequence[str] | None
+    def _plan(self, cols: ModelColumns, classes: Sequence[str] | None
               ) -> tuple[list[tuple[str, Getter, bool]], list[tuple[str, Getter]], list[str]]:
-        """Columns to fold: numeric ``(name, getter, is_object)``, categorical
+        """ModelColumns to fold: numeric ``(name, getter, is_object)``, categorical
         ``(name, getter)``, and features absent from ``cols`` (all missing)."""
         numeric: list[tuple[str, Getter, bool]] = []
         categorical: list[tuple[str, Getter]] = []
@@ -229,7 +230,7 @@ class FeatureSummaries:
         return FeatureSummaries(self.task, {k: v.copy() for k, v in self.summaries.items()})
 
 
-Getter = Callable[[Columns], np.ndarray]
+Getter = Callable[[ModelColumns], np.ndarray]
 
 
 _GETTERS: dict[str, Getter] = {}
@@ -242,15 +243,15 @@ def _feature(name: str) -> Getter:
     return get
 
 
-def _score(c: Columns) -> np.ndarray:
+def _score(c: ModelColumns) -> np.ndarray:
     return c.score
 
 
-def _predicted(c: Columns) -> np.ndarray:
+def _predicted(c: ModelColumns) -> np.ndarray:
     return c.predicted
 
 
-def _label(c: Columns) -> np.ndarray:
+def _label(c: ModelColumns) -> np.ndarray:
     return c.label
 
 
@@ -259,7 +260,7 @@ _NAMERS: dict[tuple[str, tuple[str, ...] | None], Getter] = {}
 
 def _names_getter(column: str, classes: tuple[str, ...] | None) -> Getter:
     """Multiclass codes of ``column`` (predicted / label) as class names; one function per
-    class list, so :meth:`Columns.derived` keys on it."""
+    class list, so :meth:`ModelColumns.derived` keys on it."""
     get = _NAMERS.get((column, classes))
     if get is None:
         if len(_NAMERS) > 256:
@@ -286,14 +287,14 @@ def _offsets(widths: list[int]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
 
 
-def _numeric_groups(cols: Columns, block: list[tuple[str, Getter, bool]],
+def _numeric_groups(cols: ModelColumns, block: list[tuple[str, Getter, bool]],
                     summaries: list[list[NumericSummary]], layers: Layers) -> None:
     """Fold the numeric columns ``block`` into ``summaries[g][j]`` (group ``g``, column ``j``)
     for the records of group ``g`` in ``layers``: the same counts as
     ``s.update(column[rows])``, moments to float rounding, and each reservoir a uniform sample
     of its column.
 
-    Per batch (:meth:`Columns.derived`): the float matrix of the columns, their bucket codes
+    Per batch (:meth:`ModelColumns.derived`): the float matrix of the columns, their bucket codes
     (offset per column) and one reservoir key per record. Per call: one compiled pass
     (:func:`~monitor.kernels.fold_numeric`) for every group's histograms, shifted sums,
     minima and maxima, then the records whose key is below some reservoir's k-th key in
@@ -306,10 +307,10 @@ def _numeric_groups(cols: Columns, block: list[tuple[str, Getter, bool]],
     x_key = ("drift_matrix", names)
     c_key = ("drift_matrix_codes", names, tuple(s.code_key for s in first))
 
-    def matrix(c: Columns) -> np.ndarray:
+    def matrix(c: ModelColumns) -> np.ndarray:
         return np.stack([as_float(get(c)) for _, get, _ in block])
 
-    def codes(c: Columns) -> np.ndarray:
+    def codes(c: ModelColumns) -> np.ndarray:
         x = c.derived(x_key, matrix, axis=1)
         widths = [s._search.shape[0] for s in first]
         search = np.full((len(first), max(widths)), np.inf)
@@ -406,7 +407,7 @@ def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.
                 res._wait(xv[j, sel], k[sel])
 
 
-def _categorical_groups(cols: Columns, block: list[tuple[str, Getter]],
+def _categorical_groups(cols: ModelColumns, block: list[tuple[str, Getter]],
                         summaries: list[list[CategoricalSummary]], layers: Layers) -> None:
     """Fold the categorical columns ``block`` into ``summaries[g][j]`` for the records of
     group ``g`` in ``layers``: codes once per batch, one compiled pass for every group and
@@ -416,7 +417,7 @@ def _categorical_groups(cols: Columns, block: list[tuple[str, Getter]],
     first = summaries[0]
     offsets = _offsets([len(s.vocabulary) + 3 for s in first])
 
-    def codes(c: Columns) -> np.ndarray:
+    def codes(c: ModelColumns) -> np.ndarray:
         return np.stack([s.category_codes(get(c)) + offsets[j]
                          for j, ((_, get), s) in enumerate(zip(block, first, strict=True))])
 

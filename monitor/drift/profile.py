@@ -26,8 +26,8 @@ import pandas as pd
 
 from monitor.drift.errors import ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_names
-from monitor.drift.summary import CategoricalSummary, NumericSummary, Summary, factorize
-from monitor.metrics.base import Columns
+from monitor.drift.summary import CategoricalSummary, NumericSummary, Summary, keyed_codes
+from monitor.metrics.base import ModelColumns
 from slices.spec import ModelSpec
 
 FORMAT_VERSION = 1
@@ -58,7 +58,7 @@ def numeric_edges(values: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
 
 def top_values(values: np.ndarray, max_categories: int = DEFAULT_MAX_CATEGORIES) -> list[str]:
     """The ``max_categories`` most frequent category keys (ties broken by key)."""
-    codes, keys, bad = factorize(values)
+    codes, keys, bad = keyed_codes(values)
     counts = np.bincount(codes[codes >= 0], minlength=len(keys))
     merged: dict[str, int] = {}
     for k, b, c in zip(keys, bad, counts, strict=True):
@@ -163,10 +163,10 @@ def monitored_features(model: ModelSpec) -> list[tuple[str, str]]:
     return out
 
 
-def columns_from_frame(model: ModelSpec, frame: Any) -> Columns:
-    """A ``pandas.DataFrame`` (or dict of arrays) → :class:`Columns`.
+def columns_from_frame(model: ModelSpec, frame: Any) -> ModelColumns:
+    """A ``pandas.DataFrame`` (or dict of arrays) → :class:`ModelColumns`.
 
-    Columns read: every monitored feature by name; ``score``; ``predicted`` (binary 0/1,
+    ModelColumns read: every monitored feature by name; ``score``; ``predicted`` (binary 0/1,
     multiclass class names, regression value; ``value``/``class`` are accepted too); ``label``
     (binary: equal to ``model.positive_label`` → 1, else 0; multiclass: class names; regression:
     numbers). Absent columns are missing.
@@ -200,11 +200,11 @@ def columns_from_frame(model: ModelSpec, frame: Any) -> Columns:
             label = np.where(present, (label == model.positive_label).astype(np.float64), np.nan)
         else:
             label = pd.to_numeric(pd.Series(label), errors="coerce").to_numpy(np.float64)
-    return Columns(score=score, predicted=predicted, label=label,
+    return ModelColumns(score=score, predicted=predicted, label=label,
                    outcome=np.zeros(n, np.int8), features=feats)
 
 
-def _reference_summaries(model: ModelSpec, cols: Columns, *, bins: int, sample_size: int,
+def _reference_summaries(model: ModelSpec, cols: ModelColumns, *, bins: int, sample_size: int,
                          max_categories: int, seed: int,
                          classes: Sequence[str] | None) -> FeatureSummaries:
     summaries: dict[str, Summary] = {}
@@ -225,7 +225,7 @@ def _reference_summaries(model: ModelSpec, cols: Columns, *, bins: int, sample_s
     return FeatureSummaries(model.task, summaries)
 
 
-def _prediction_column(model: ModelSpec, cols: Columns,
+def _prediction_column(model: ModelSpec, cols: ModelColumns,
                        classes: Sequence[str] | None) -> np.ndarray:
     if model.task == "binary":
         if np.isfinite(cols.score).any():
@@ -253,13 +253,13 @@ def build_profile(model: ModelSpec, frame: Any, *, source: str, bins: int = DEFA
                   slices: np.ndarray | Mapping[str, np.ndarray] | None = None,
                   classes: Sequence[str] | None = None) -> Profile:
     """Build the reference profile of ``model`` from ``frame`` (DataFrame, dict of arrays or
-    :class:`Columns`; see :func:`columns_from_frame`).
+    :class:`ModelColumns`; see :func:`columns_from_frame`).
 
     ``slices``: per-row slice keys (an array; None = no slice) or ``{key: row mask or index}``
     (overlapping slices); each slice gets summaries with the overall bins. ``classes`` names the
-    multiclass codes when ``frame`` is :class:`Columns`.
+    multiclass codes when ``frame`` is :class:`ModelColumns`.
     """
-    cols = frame if isinstance(frame, Columns) else columns_from_frame(model, frame)
+    cols = frame if isinstance(frame, ModelColumns) else columns_from_frame(model, frame)
     if len(cols) == 0:
         raise ProfileError(f"model {model.name!r}: reference data {source!r} has no rows")
     overall = _reference_summaries(model, cols, bins=bins, sample_size=sample_size,

@@ -511,7 +511,7 @@ def _integral(u: Any) -> bool:
     return isinstance(u, float | np.floating) and bool(np.isfinite(u)) and float(u).is_integer()
 
 
-def factorize(values: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
+def keyed_codes(values: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``(codes, keys, mismatch)``: codes into ``keys`` (-1 = missing) for a categorical column."""
     arr = np.asarray(values)
     try:
@@ -590,7 +590,7 @@ class CategoricalSummary:
             keys, bad = category_keys(uniques.astype(object))
             codes = np.searchsorted(uniques, arr)  # NaN sorts last: the "missing" entry
         else:
-            codes, keys, bad = factorize(arr)
+            codes, keys, bad = keyed_codes(arr)
         v = len(self.vocabulary)
         target = np.array([v + 2 if b else self._index.get(k, v)
                            for k, b in zip(keys, bad, strict=True)] + [v + 1], dtype=np.int64)

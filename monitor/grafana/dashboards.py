@@ -188,7 +188,7 @@ def _unit(metric: str) -> str:
 
 def _pvalue_tests_possible(model: ModelSpec) -> bool:
     """False only when every checked feature is forced onto a distance-only test."""
-    from monitor.drift.tests import TESTS
+    from monitor.drift.statistics import TESTS
 
     checked = [f for f in model.features if not model.drift.features
                or f.name in model.drift.features]

@@ -8,7 +8,6 @@ unique and grid positions never overlap by construction (a unit test checks both
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,7 +181,3 @@ def threshold_steps(bounds: list[Bound]) -> list[dict]:
     steps = [{"color": color(probes[0]), "value": None}]
     steps += [{"color": color(p), "value": e} for e, p in zip(edges, probes[1:], strict=True)]
     return steps
-
-
-def finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else x

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from monitor.grafana.families import family
 from slices.errors import SlicewatchError
-from slices.globs import regex_escape, slice_matches, slice_regex  # noqa: F401 (re-exported)
+from slices.globs import regex_escape, slice_regex  # noqa: F401 (re-exported)
 
 # Labels Prometheus attaches to every scraped series (scrape config / Pushgateway grouping).
 TARGET_LABELS: tuple[str, ...] = ("job", "instance")
@@ -42,8 +42,3 @@ def glob_regex(patterns: list[str] | tuple[str, ...]) -> str:
     """An RE2 regex selecting exactly the slice labels ``patterns`` select (the semantics of
     :mod:`slices.globs`; Prometheus anchors ``=~`` at both ends like ``re.fullmatch``)."""
     return slice_regex(patterns)
-
-
-def glob_matches(patterns: tuple[str, ...], value: str) -> bool:
-    """Whether the slice label ``value`` is selected (the alerts engine's semantics)."""
-    return slice_matches(patterns, value)

@@ -1,6 +1,6 @@
 """Mergeable per-window, per-slice metric accumulators (see ``docs/metrics.md``)."""
 
-from monitor.metrics.base import Accumulator, Columns
+from monitor.metrics.base import Accumulator, ModelColumns
 from monitor.metrics.binary import Confusion, ProbabilisticLoss
 from monitor.metrics.calibration import Calibration
 from monitor.metrics.counts import LabelCount, OutcomeCounts
@@ -20,8 +20,8 @@ from monitor.metrics.registry import (
 from monitor.metrics.regression import RegressionErrors
 
 __all__ = [
-    "REGISTRY", "Accumulator", "Calibration", "Columns", "Confusion", "LabelCount",
-    "MetricError", "MulticlassConfusion", "OutcomeCounts", "ProbabilisticLoss",
+    "REGISTRY", "Accumulator", "Calibration", "Confusion", "LabelCount", "MetricError",
+    "ModelColumns", "MulticlassConfusion", "OutcomeCounts", "ProbabilisticLoss",
     "RegressionErrors", "ScoreHistogram", "ScoreMoments", "accumulator_from_state",
     "accumulators_for", "merge_all", "metrics_for", "state_of", "window_results",
 ]

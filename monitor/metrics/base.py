@@ -2,7 +2,7 @@
 
 An accumulator is a small class over numpy arrays:
 
-- ``update(cols)`` folds a micro-batch (:class:`Columns`, the records of one
+- ``update(cols)`` folds a micro-batch (:class:`ModelColumns`, the records of one
   model × version × slice × window group) into the state, vectorised;
 - ``merge(other)`` folds another accumulator of the same kind and parameters into this one;
   merge is associative and ``a.update(x); a.update(y)`` equals ``a.update(x); b.update(y);
@@ -25,7 +25,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Columns:
+class ModelColumns:
     """Prepared arrays of one model's records, all of length ``n``.
 
     - ``score``: float64, NaN when absent (binary: P(positive); multiclass: P(predicted class)).
@@ -44,22 +44,22 @@ class Columns:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     # per-record arrays derived from these columns (see `derived`), and where a `take` came from
     _derived: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
-    _parent: tuple[Columns, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    _parent: tuple[ModelColumns, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.outcome.shape[0])
 
-    def take(self, index: np.ndarray) -> Columns:
+    def take(self, index: np.ndarray) -> ModelColumns:
         """The records at ``index`` (positions or a boolean mask); feature columns are indexed
         when first read."""
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
-        return Columns(self.score[index], self.predicted[index], self.label[index],
+        return ModelColumns(self.score[index], self.predicted[index], self.label[index],
                        self.outcome[index], _TakenFeatures(self.features, index),
                        _parent=(self, index))
 
-    def derived(self, key: Any, compute: Callable[[Columns], np.ndarray], *,
+    def derived(self, key: Any, compute: Callable[[ModelColumns], np.ndarray], *,
                 axis: int = 0) -> np.ndarray:
         """``compute(self)`` — an array over the records (along ``axis``) that depends on the
         columns only — computed once per batch: on columns made by :meth:`take`, the parent's
@@ -150,7 +150,7 @@ class Accumulator(Protocol):
     kind: ClassVar[str]
     needs_label: ClassVar[bool]
 
-    def update(self, cols: Columns) -> None: ...
+    def update(self, cols: ModelColumns) -> None: ...
 
     def merge(self, other: Any) -> None: ...
 

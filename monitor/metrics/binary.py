@@ -8,13 +8,13 @@ import numpy as np
 
 from monitor.grouped import count_codes, sum_values
 from monitor.metrics._common import AccumulatorBase, positive, ratio, state_params
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 
 EPS = float(np.finfo(np.float64).eps)  # scikit-learn ≥ 1.5 clips log-loss probabilities by it
 
 
 class Confusion(AccumulatorBase):
-    """Confusion counts at the model threshold (``Columns.predicted`` is already 0/1).
+    """Confusion counts at the model threshold (``ModelColumns.predicted`` is already 0/1).
 
     Notes
     -----
@@ -37,7 +37,7 @@ class Confusion(AccumulatorBase):
     def __init__(self) -> None:
         self.counts = np.zeros((3, 2), np.int64)
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         y = np.asarray(cols.label, np.float64)
         p = np.asarray(cols.predicted, np.float64)
         keep = ~np.isnan(y)
@@ -48,7 +48,7 @@ class Confusion(AccumulatorBase):
 
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[Confusion, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[Confusion, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
         y = np.asarray(cols.label, np.float64)
         p = np.asarray(cols.predicted, np.float64)
@@ -110,7 +110,7 @@ class ProbabilisticLoss(AccumulatorBase):
         self.log_loss_sum = 0.0
         self.brier_sum = 0.0
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         y = np.asarray(cols.label, np.float64)
         p = np.asarray(cols.score, np.float64)
         keep = ~(np.isnan(y) | np.isnan(p))
@@ -125,7 +125,7 @@ class ProbabilisticLoss(AccumulatorBase):
 
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[ProbabilisticLoss, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[ProbabilisticLoss, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
         y = np.asarray(cols.label, np.float64)
         p = np.asarray(cols.score, np.float64)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from monitor.metrics._common import AccumulatorBase, check_int, positive, state_params
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 
 MAX_CALIBRATION_BINS = 10_000
 
@@ -50,7 +50,7 @@ class Calibration(AccumulatorBase):
         self.label_sum = np.zeros(self.bins, np.int64)
         self.score_sum = np.zeros(self.bins, np.float64)
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         y = np.asarray(cols.label, np.float64)
         s = np.asarray(cols.score, np.float64)
         keep = ~(np.isnan(y) | np.isnan(s))

@@ -8,7 +8,7 @@ import numpy as np
 
 from monitor.grouped import count_codes
 from monitor.metrics._common import AccumulatorBase, ratio, state_params
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from monitor.metrics.errors import MetricError
 
 OUTCOME_NAMES: tuple[str, ...] = ("ok", "error", "timeout", "fallback")  # codes 0..3
@@ -29,10 +29,10 @@ class OutcomeCounts(AccumulatorBase):
     Examples
     --------
     >>> import numpy as np
-    >>> from monitor.metrics.base import Columns
+    >>> from monitor.metrics.base import ModelColumns
     >>> acc = OutcomeCounts()
     >>> z = np.zeros(4)
-    >>> acc.update(Columns(z, z, z, np.array([0, 0, 1, 3], np.int8)))
+    >>> acc.update(ModelColumns(z, z, z, np.array([0, 0, 1, 3], np.int8)))
     >>> acc.result()["failure_rate"], acc.result()["error_rate"]
     (0.5, 0.25)
     """
@@ -43,7 +43,7 @@ class OutcomeCounts(AccumulatorBase):
     def __init__(self) -> None:
         self.counts = np.zeros(len(OUTCOME_NAMES), np.int64)
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         codes = np.asarray(cols.outcome)
         if codes.size == 0:
             return
@@ -55,7 +55,7 @@ class OutcomeCounts(AccumulatorBase):
 
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[OutcomeCounts, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[OutcomeCounts, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
         codes = np.asarray(cols.outcome)
         if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= len(OUTCOME_NAMES)):
@@ -112,12 +112,12 @@ class LabelCount(AccumulatorBase):
     def __init__(self) -> None:
         self.labelled = 0
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         self.labelled += int(np.count_nonzero(cols.labelled()))
 
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[LabelCount, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[LabelCount, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
         hist = count_codes(cols, [rows for _, rows in items],
                            cols.labelled().astype(np.int64), 2)

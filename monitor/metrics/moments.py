@@ -9,7 +9,7 @@ import numpy as np
 
 from monitor.grouped import count_codes, sum_values
 from monitor.metrics._common import AccumulatorBase, check_choice, positive, ratio, state_params
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
 
@@ -50,10 +50,10 @@ class ScoreMoments(AccumulatorBase):
     Examples
     --------
     >>> import numpy as np
-    >>> from monitor.metrics.base import Columns
+    >>> from monitor.metrics.base import ModelColumns
     >>> acc = ScoreMoments("regression")
     >>> x = np.array([1.0, 2.0, 3.0, np.nan])
-    >>> acc.update(Columns(x, x, np.full(4, np.nan), np.zeros(4, np.int8)))
+    >>> acc.update(ModelColumns(x, x, np.full(4, np.nan), np.zeros(4, np.int8)))
     >>> acc.result()["prediction_mean"], round(acc.result()["prediction_std"], 6)
     (2.0, 0.816497)
     """
@@ -70,7 +70,7 @@ class ScoreMoments(AccumulatorBase):
         self.n_predicted = 0  # binary: records with a known predicted class
         self.n_positive = 0   # binary: records predicted positive
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         x = np.asarray(cols.predicted if self.task == "regression" else cols.score, np.float64)
         x = x[np.isfinite(x)]
         if x.size:
@@ -86,7 +86,7 @@ class ScoreMoments(AccumulatorBase):
 
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[ScoreMoments, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[ScoreMoments, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass
         per task: sums of the values minus their batch mean (and squared), merged with
         :func:`chan_merge` — equal to the per-group update to float rounding."""

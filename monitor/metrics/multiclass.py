@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from monitor.metrics._common import AccumulatorBase, check_int, ratio, state_params
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from monitor.metrics.errors import MetricError
 
 DEFAULT_MAX_CLASSES = 1024
@@ -55,7 +55,7 @@ class MulticlassConfusion(AccumulatorBase):
             grown[: self.n_classes, : self.n_classes + 1] = self.counts
             self.counts = grown
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         y = np.asarray(cols.label, np.int64)
         keep = y >= 0
         if not keep.any():

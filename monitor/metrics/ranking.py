@@ -9,7 +9,7 @@ import numpy as np
 
 from monitor.grouped import count_codes
 from monitor.metrics._common import AccumulatorBase, check_int, positive, state_params
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from monitor.metrics.errors import MetricError
 
 DEFAULT_BINS = 1024
@@ -58,10 +58,10 @@ class ScoreHistogram(AccumulatorBase):
     Examples
     --------
     >>> import numpy as np
-    >>> from monitor.metrics.base import Columns
+    >>> from monitor.metrics.base import ModelColumns
     >>> acc = ScoreHistogram(bins=4)
     >>> s = np.array([0.0, 0.25, 0.5, 0.75]); y = np.array([0.0, 1.0, 0.0, 1.0])
-    >>> acc.update(Columns(s, s, y, np.zeros(4, np.int8)))
+    >>> acc.update(ModelColumns(s, s, y, np.zeros(4, np.int8)))
     >>> acc.result()["roc_auc"], round(acc.result()["pr_auc"], 6)
     (0.75, 0.833333)
     """
@@ -74,7 +74,7 @@ class ScoreHistogram(AccumulatorBase):
         self.bins = check_int("ScoreHistogram", "bins", bins, 2, MAX_BINS)
         self.counts = np.zeros((2, self.bins), np.int64)  # row 0: negatives, row 1: positives
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         y = np.asarray(cols.label, np.float64)
         s = np.asarray(cols.score, np.float64)
         keep = ~(np.isnan(y) | np.isnan(s))
@@ -88,7 +88,7 @@ class ScoreHistogram(AccumulatorBase):
 
 
     @staticmethod
-    def update_many(cols: Columns, items: list[tuple[ScoreHistogram, np.ndarray]]) -> None:
+    def update_many(cols: ModelColumns, items: list[tuple[ScoreHistogram, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass
         per bin count."""
         by_bins: dict[int, list[tuple[ScoreHistogram, np.ndarray]]] = {}

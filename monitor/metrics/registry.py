@@ -4,12 +4,12 @@ Examples
 --------
 >>> import numpy as np
 >>> from slices.spec import ModelSpec
->>> from monitor.metrics.base import Columns
+>>> from monitor.metrics.base import ModelColumns
 >>> accs = accumulators_for(ModelSpec(name="fraud", task="binary", metrics=("count", "f1")))
 >>> [a.kind for a in accs]
 ['outcome_counts', 'confusion']
 >>> s = np.array([0.9, 0.2, 0.7]); y = np.array([1.0, 0.0, 0.0])
->>> cols = Columns(s, (s >= 0.5).astype(float), y, np.zeros(3, np.int8))
+>>> cols = ModelColumns(s, (s >= 0.5).astype(float), y, np.zeros(3, np.int8))
 >>> for acc in accs:
 ...     acc.update(cols)
 >>> window_results(accs, metrics=("count", "f1"))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from monitor.metrics._common import AccumulatorBase, ratio, state_params
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 
 _SUMS = ("abs_error", "sq_error", "error", "abs_pct_error", "label")
 
@@ -39,7 +39,7 @@ class RegressionErrors(AccumulatorBase):
         self.n_label = 0
         self.sums = dict.fromkeys(_SUMS, 0.0)
 
-    def update(self, cols: Columns) -> None:
+    def update(self, cols: ModelColumns) -> None:
         y = np.asarray(cols.label, np.float64)
         p = np.asarray(cols.predicted, np.float64)
         labelled = np.isfinite(y)

@@ -168,7 +168,7 @@ def _no_leftover_daemons():
 
 
 class Daemon_:
-    """One ``python -m monitor.kafka_run`` process; stderr collected by a thread."""
+    """One ``slicewatch run`` process (``python -m monitor.cli run``); stderr read by a thread."""
 
     def __init__(self, spec: Path, results: Path):
         self.proc = subprocess.Popen([*RUN, "-c", str(spec), "--results", str(results), "-q"],

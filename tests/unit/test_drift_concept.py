@@ -19,7 +19,7 @@ from monitor.drift.concept import (
     make_detector,
 )
 from monitor.drift.errors import DriftParamError
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from slices.vocab import CONCEPT_DETECTORS
 
 RIVER = {"ADWIN": drift.ADWIN, "DDM": drift.binary.DDM, "EDDM": drift.binary.EDDM,
@@ -157,11 +157,11 @@ def test_error_stream_per_task():
     n = 6
     label = np.array([1.0, 0.0, np.nan, 1.0, 0.0, 1.0])
     pred = np.array([1.0, 1.0, 1.0, np.nan, 0.0, 0.0])
-    cols = Columns(np.zeros(n), pred, label, np.zeros(n, np.int8))
+    cols = ModelColumns(np.zeros(n), pred, label, np.zeros(n, np.int8))
     assert error_stream("binary", cols).tolist() == [0.0, 1.0, 0.0, 1.0]
-    codes = Columns(np.zeros(n), np.array([0, 1, 2, -1, 2, 0]), np.array([0, 2, -1, 1, 2, 1]),
+    codes = ModelColumns(np.zeros(n), np.array([0, 1, 2, -1, 2, 0]), np.array([0, 2, -1, 1, 2, 1]),
                     np.zeros(n, np.int8))
     assert error_stream("multiclass", codes).tolist() == [0.0, 1.0, 0.0, 1.0]
-    reg = Columns(np.zeros(n), np.array([1.0, 2.0, 3.0, np.nan, 5.0, 0.0]),
+    reg = ModelColumns(np.zeros(n), np.array([1.0, 2.0, 3.0, np.nan, 5.0, 0.0]),
                   np.array([1.5, 2.0, np.nan, 1.0, 3.0, -1.0]), np.zeros(n, np.int8))
     assert error_stream("regression", reg).tolist() == [0.5, 0.0, 2.0, 1.0]

@@ -19,7 +19,7 @@ from monitor.drift.decide import (
 from monitor.drift.errors import DriftParamError
 from monitor.drift.features import LABEL, PREDICTION
 from monitor.drift.profile import RollingReference, build_profile
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from slices.spec import DriftSpec, FeatureSpec, ModelSpec
 
 N_FEATURES = 20
@@ -32,12 +32,12 @@ def _model(threshold=None, fdr=0.05, prediction=False, label=False, **extra):
                      drift=DriftSpec(enabled=True, fdr=fdr, prediction=prediction, label=label))
 
 
-def _cols(x: np.ndarray, extra: dict | None = None) -> Columns:
+def _cols(x: np.ndarray, extra: dict | None = None) -> ModelColumns:
     n = x.shape[0]
     feats = {name: x[:, i] for i, name in enumerate(NAMES)}
     feats.update(extra or {})
     score = np.full(n, np.nan)
-    return Columns(score=score, predicted=score, label=score, outcome=np.zeros(n, np.int8),
+    return ModelColumns(score=score, predicted=score, label=score, outcome=np.zeros(n, np.int8),
                    features=feats)
 
 
@@ -172,7 +172,7 @@ def test_categorical_prediction_label_and_per_slice_reference():
     m = 800
     cur = profile.window_summaries(seed=5)
     s2 = np.clip(rng.beta(2, 5, m) + 0.2, 0, 1)
-    cur.update(Columns(score=s2, predicted=(s2 >= 0.5).astype(float),
+    cur.update(ModelColumns(score=s2, predicted=(s2 >= 0.5).astype(float),
                        label=(rng.random(m) < s2).astype(float), outcome=np.zeros(m, np.int8),
                        features={"country": np.full(m, "de", object),
                                  "amount": rng.lognormal(size=m)}))

@@ -68,10 +68,10 @@ def test_legacy_keys_are_the_order_statistics_of_uniforms():
     assert stats.kstest(tops, stats.beta(10, 991).cdf).pvalue > 0.001
 
 
-# ---- per-batch codes shared by the groups (Columns.derived) -----------------------------
+# ---- per-batch codes shared by the groups (ModelColumns.derived) -----------------------------
 
 def _cols(n, rng):
-    from monitor.metrics.base import Columns
+    from monitor.metrics.base import ModelColumns
 
     x = rng.normal(size=n)
     x[rng.random(n) < 0.05] = np.nan
@@ -79,7 +79,7 @@ def _cols(n, rng):
     y = rng.normal(size=n)
     c = rng.choice(np.array(["a", "b", "c", "zz", None], object), n)
     score = rng.random(n)
-    return Columns(score=score, predicted=(score > 0.5).astype(float),
+    return ModelColumns(score=score, predicted=(score > 0.5).astype(float),
                    label=np.where(rng.random(n) < 0.3, np.nan, (rng.random(n) < 0.4) * 1.0),
                    outcome=np.zeros(n, np.int8), features={"x": x, "y": y, "c": c})
 
@@ -222,7 +222,7 @@ def test_update_groups_samples_uniformly_from_every_group():
     (chi-squared), also once the reservoirs are full and only a few keys enter."""
     from monitor.drift.features import FeatureSummaries
     from monitor.drift.summary import NumericSummary
-    from monitor.metrics.base import Columns
+    from monitor.metrics.base import ModelColumns
 
     n_items, k, reps = 2000, 20, 300
     hits = {"all": np.zeros(80), "even": np.zeros(80)}
@@ -232,7 +232,7 @@ def test_update_groups_samples_uniformly_from_every_group():
                 for i, g in enumerate(hits)}
         for part in np.split(np.arange(n_items, dtype=np.float64), 20):
             m = part.shape[0]
-            cols = Columns(np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan),
+            cols = ModelColumns(np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan),
                            np.zeros(m, np.int8), {"v": part})
             FeatureSummaries.update_groups(cols, [(sums["all"], np.arange(m)),
                                                   (sums["even"], np.arange(0, m, 2))])

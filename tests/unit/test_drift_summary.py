@@ -13,7 +13,7 @@ from scipy import stats
 from monitor.drift.errors import DriftError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries
 from monitor.drift.summary import CategoricalSummary, NumericSummary, Reservoir
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 
 EDGES = np.array([-1.0, -0.3, 0.0, 0.4, 1.2])
 
@@ -187,7 +187,7 @@ def _columns(n, rng, task):
         score = np.full(n, np.nan)
         pred = rng.normal(size=n)
         label = pred + rng.normal(size=n)
-    return Columns(score=score, predicted=pred, label=label, outcome=np.zeros(n, np.int8),
+    return ModelColumns(score=score, predicted=pred, label=label, outcome=np.zeros(n, np.int8),
                    features={"x": rng.normal(size=n),
                              "c": rng.choice(np.array(["u", "v", "w"], object), n)})
 
@@ -226,6 +226,6 @@ def test_feature_summaries_route_columns_and_merge(task):
     again = FeatureSummaries.from_state(json.loads(json.dumps(one.to_state())))
     assert again.to_state() == one.to_state()
     missing_feature = fs.empty_like(4)
-    missing_feature.update(Columns(cols.score, cols.predicted, cols.label, cols.outcome, {}),
+    missing_feature.update(ModelColumns(cols.score, cols.predicted, cols.label, cols.outcome, {}),
                            classes=classes)
     assert missing_feature["x"].missing == 400 and missing_feature["c"].missing == 400

@@ -11,6 +11,7 @@ import pandas as pd
 
 from monitor.daemon import Daemon
 from monitor.deadletter import DeadLetter
+from monitor.kafka_run import feature_join_of, settings_for
 from monitor.sources.base import Chunk
 from slices.load import load_spec_text
 
@@ -56,12 +57,15 @@ def split(recs):
 def run(spec_text, chunks, *, state_at=None):
     got = []
     spec = load_spec_text(spec_text)
-    daemon = Daemon(spec, dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.extend(rs)])
+    def daemon_of() -> Daemon:  # as monitor.kafka_run builds it
+        return Daemon(spec, dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.extend(rs)],
+                      feature_join=feature_join_of(spec, settings_for(spec)))
+
+    daemon = daemon_of()
     for i, chunk in enumerate(chunks):
         if i == state_at:  # restart from a checkpoint
             state = json.loads(json.dumps(daemon.state()))
-            daemon = Daemon(spec, dead_letter=DeadLetter(None),
-                            listeners=[lambda w, rs: got.extend(rs)])
+            daemon = daemon_of()
             daemon.load_state(state)
         daemon.process(chunk)
     daemon.flush()

@@ -12,18 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.grouped import count_codes, layer_arrays, sum_values
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from monitor.metrics.registry import REGISTRY
 
 
-def _batch(n: int, rng: np.random.Generator) -> Columns:
+def _batch(n: int, rng: np.random.Generator) -> ModelColumns:
     score = rng.random(n)
     score[rng.random(n) < 0.1] = np.nan
     predicted = np.where(np.isnan(score), np.nan, (score >= 0.5).astype(float))
     label = (rng.random(n) < 0.4).astype(float)
     label[rng.random(n) < 0.3] = np.nan
     outcome = rng.integers(0, 4, n).astype(np.int8)
-    return Columns(score, predicted, label, outcome)
+    return ModelColumns(score, predicted, label, outcome)
 
 
 def _groups(n: int, rng: np.random.Generator) -> list[np.ndarray]:

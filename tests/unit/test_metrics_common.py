@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 
 
 def outcomes(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -17,18 +17,18 @@ def outcomes(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def binary_cols(rng: np.random.Generator, n: int, *, unlabelled: float = 0.3,
                 missing_score: float = 0.05, threshold: float = 0.5,
-                score: np.ndarray | None = None) -> Columns:
+                score: np.ndarray | None = None) -> ModelColumns:
     """Scores ~ Beta(2, 2), labels ~ Bernoulli(score) (so AUC ≈ 0.7), some NaN."""
     s = rng.beta(2.0, 2.0, n) if score is None else np.asarray(score, np.float64).copy()
     y = (rng.random(n) < s).astype(np.float64)
     s[rng.random(n) < missing_score] = np.nan
     pred = np.where(np.isnan(s), np.nan, (s >= threshold).astype(np.float64))
     y[rng.random(n) < unlabelled] = np.nan
-    return Columns(s, pred, y, outcomes(rng, n))
+    return ModelColumns(s, pred, y, outcomes(rng, n))
 
 
 def multiclass_cols(rng: np.random.Generator, n: int, *, k: int = 4, unlabelled: float = 0.3,
-                    unknown_pred: float = 0.05) -> Columns:
+                    unknown_pred: float = 0.05) -> ModelColumns:
     """Labels uniform over ``k`` codes; right 60 % of the time, else a random code."""
     y = rng.integers(0, k, n)
     p = np.where(rng.random(n) < 0.6, y, rng.integers(0, k, n))
@@ -36,24 +36,24 @@ def multiclass_cols(rng: np.random.Generator, n: int, *, k: int = 4, unlabelled:
     y[rng.random(n) < unlabelled] = -1
     s = rng.uniform(0.2, 1.0, n)
     s[p < 0] = np.nan
-    return Columns(s, p.astype(np.int64), y.astype(np.int64), outcomes(rng, n))
+    return ModelColumns(s, p.astype(np.int64), y.astype(np.int64), outcomes(rng, n))
 
 
 def regression_cols(rng: np.random.Generator, n: int, *, unlabelled: float = 0.3,
-                    missing_pred: float = 0.05) -> Columns:
+                    missing_pred: float = 0.05) -> ModelColumns:
     """Labels ~ N(10, 3); predictions = label + N(0.5, 1) (over-predicting), some NaN."""
     y = rng.normal(10.0, 3.0, n)
     p = y + rng.normal(0.5, 1.0, n)
     p[rng.random(n) < missing_pred] = np.nan
     y[rng.random(n) < unlabelled] = np.nan
-    return Columns(np.full(n, np.nan), p, y, outcomes(rng, n))
+    return ModelColumns(np.full(n, np.nan), p, y, outcomes(rng, n))
 
 
 COLS_BY_TASK = {"binary": binary_cols, "multiclass": multiclass_cols,
                 "regression": regression_cols}
 
 
-def split(cols: Columns, cuts: list[int]) -> list[Columns]:
+def split(cols: ModelColumns, cuts: list[int]) -> list[ModelColumns]:
     """``cols`` cut at the sorted positions ``cuts`` (empty parts allowed)."""
     bounds = [0, *sorted(cuts), len(cols)]
     return [cols.take(np.arange(a, b)) for a, b in pairwise(bounds)]

@@ -31,7 +31,7 @@ from monitor.metrics import (
     ScoreMoments,
     window_results,
 )
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from tests.unit.test_metrics_common import (
     binary_cols,
     multiclass_cols,
@@ -42,7 +42,7 @@ from tests.unit.test_metrics_common import (
 SEEDS = [0, 1, 2]
 
 
-def fed(acc, cols: Columns, parts: int = 3):
+def fed(acc, cols: ModelColumns, parts: int = 3):
     """``acc`` updated with ``cols`` in ``parts`` uneven micro-batches."""
     n = len(cols)
     for part in split(cols, [n // 7, n // 2, n - 3][: parts - 1]):
@@ -95,7 +95,8 @@ def test_moments_stable_for_large_offset():
     x = 1e9 + rng.normal(0, 1e-3, 5000)
     acc = ScoreMoments("regression")
     for part in np.array_split(x, 50):
-        acc.update(Columns(part, part, np.full(part.size, np.nan), np.zeros(part.size, np.int8)))
+        acc.update(ModelColumns(part, part, np.full(part.size, np.nan),
+                                np.zeros(part.size, np.int8)))
     assert acc.result()["prediction_std"] == pytest.approx(np.std(x), rel=1e-6)
 
 
@@ -163,7 +164,7 @@ def test_auc_error_bound_is_attained_when_a_bin_hides_a_perfect_ranking():
     s = np.array([0.10, 0.11, 0.12, 0.13])
     y = np.array([0.0, 0.0, 1.0, 1.0])
     acc = ScoreHistogram(4)
-    acc.update(Columns(s, s, y, np.zeros(4, np.int8)))
+    acc.update(ModelColumns(s, s, y, np.zeros(4, np.int8)))
     assert acc.roc_auc() == 0.5 and roc_auc_score(y, s) == 1.0
     assert acc.roc_auc_error_bound() == 0.5
     assert abs(acc.pr_auc() - average_precision_score(y, s)) <= acc.pr_auc_error_bound()
@@ -185,7 +186,7 @@ def test_log_loss_and_brier_match_sklearn(seed):
 def test_log_loss_of_a_confident_mistake_is_clipped_like_sklearn():
     s, y = np.array([0.0, 1.0]), np.array([1.0, 0.0])
     acc = ProbabilisticLoss()
-    acc.update(Columns(s, s, y, np.zeros(2, np.int8)))
+    acc.update(ModelColumns(s, s, y, np.zeros(2, np.int8)))
     assert acc.result()["log_loss"] == pytest.approx(log_loss(y, s, labels=[0, 1]), rel=1e-12)
     assert acc.result()["log_loss"] == pytest.approx(-np.log(np.finfo(float).eps), rel=1e-12)
 

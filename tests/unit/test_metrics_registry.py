@@ -27,7 +27,7 @@ from monitor.metrics import (
     state_of,
     window_results,
 )
-from monitor.metrics.base import Columns
+from monitor.metrics.base import ModelColumns
 from monitor.metrics.registry import METRIC_SOURCES
 from slices.errors import SlicewatchError
 from slices.spec import ModelSpec
@@ -41,7 +41,7 @@ def model(task: str, metrics: tuple[str, ...] = (), **kw) -> ModelSpec:
     return ModelSpec(name=f"m-{task}", task=task, metrics=metrics, **kw)  # type: ignore[arg-type]
 
 
-def run_window(m: ModelSpec, cols: Columns) -> list:
+def run_window(m: ModelSpec, cols: ModelColumns) -> list:
     """Feed like the window does: every record to prediction-side, labelled ones to label-side."""
     accs = accumulators_for(m)
     labelled = cols.take(cols.labelled())
@@ -92,7 +92,7 @@ def test_labelled_rate_uses_late_labels_fed_to_label_side_only():
     cols = binary_cols(np.random.default_rng(2), 1000, unlabelled=0.0)
     m = model("binary")
     accs = accumulators_for(m)
-    unlabelled = Columns(cols.score, cols.predicted, np.full(1000, np.nan), cols.outcome)
+    unlabelled = ModelColumns(cols.score, cols.predicted, np.full(1000, np.nan), cols.outcome)
     for acc in accs:
         acc.update(unlabelled)
     assert window_results(accs)["labelled_rate"] == 0.0
@@ -140,9 +140,9 @@ def test_common_checks(kind):
 def test_empty_update_changes_nothing_and_results_are_nan(kind):
     acc = REGISTRY[kind]()
     before = acc.to_state()
-    empty = Columns(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
+    empty = ModelColumns(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, np.int8))
     if kind == "multiclass_confusion":
-        empty = Columns(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
+        empty = ModelColumns(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
                         np.zeros(0, np.int8))
     acc.update(empty)
     assert acc.to_state() == before
@@ -163,11 +163,11 @@ def test_all_nan_scores():
 def test_single_class_labels():
     rng = np.random.default_rng(5)
     cols = binary_cols(rng, 300, unlabelled=0.0, missing_score=0.0)
-    negatives = Columns(cols.score, cols.predicted, np.zeros(300), cols.outcome)
+    negatives = ModelColumns(cols.score, cols.predicted, np.zeros(300), cols.outcome)
     r = window_results(run_window(model("binary"), negatives))
     assert math.isnan(r["roc_auc"]) and math.isnan(r["pr_auc"]) and math.isnan(r["recall"])
     assert r["label_positive_rate"] == 0.0 and math.isfinite(r["log_loss"])
-    positives = Columns(cols.score, cols.predicted, np.ones(300), cols.outcome)
+    positives = ModelColumns(cols.score, cols.predicted, np.ones(300), cols.outcome)
     r = window_results(run_window(model("binary"), positives))
     assert math.isnan(r["roc_auc"]) and r["pr_auc"] == 1.0 and r["label_positive_rate"] == 1.0
     assert r["precision"] == 1.0
@@ -176,7 +176,7 @@ def test_single_class_labels():
 def test_precision_undefined_when_nothing_is_predicted_positive():
     s = np.array([0.1, 0.2, 0.3])
     acc = Confusion()
-    acc.update(Columns(s, np.zeros(3), np.array([0.0, 1.0, 0.0]), np.zeros(3, np.int8)))
+    acc.update(ModelColumns(s, np.zeros(3), np.array([0.0, 1.0, 0.0]), np.zeros(3, np.int8)))
     r = acc.result()
     assert math.isnan(r["precision"]) and r["recall"] == 0.0 and r["f1"] == 0.0
     assert r["accuracy"] == pytest.approx(2 / 3)
@@ -186,7 +186,7 @@ def test_unknown_predictions_count_as_wrong_in_multiclass_only_for_accuracy_and_
     acc = MulticlassConfusion()
     y = np.array([0, 0, 1, 1])
     p = np.array([0, -1, 1, 1])
-    acc.update(Columns(np.zeros(4), p, y, np.zeros(4, np.int8)))
+    acc.update(ModelColumns(np.zeros(4), p, y, np.zeros(4, np.int8)))
     r = acc.result()
     assert r["accuracy"] == 0.75
     assert r["macro_recall"] == pytest.approx((0.5 + 1.0) / 2)
@@ -196,8 +196,8 @@ def test_unknown_predictions_count_as_wrong_in_multiclass_only_for_accuracy_and_
 def test_scores_outside_the_unit_interval_are_clipped():
     s = np.array([-0.5, 1.5, 0.2, 0.9])
     y = np.array([0.0, 1.0, 0.0, 1.0])
-    cols = Columns(s, (s >= 0.5).astype(float), y, np.zeros(4, np.int8))
-    clipped = Columns(np.clip(s, 0, 1), cols.predicted, y, cols.outcome)
+    cols = ModelColumns(s, (s >= 0.5).astype(float), y, np.zeros(4, np.int8))
+    clipped = ModelColumns(np.clip(s, 0, 1), cols.predicted, y, cols.outcome)
     for cls in (ScoreHistogram, Calibration):
         a, b = cls(), cls()
         a.update(cols)
@@ -236,11 +236,11 @@ def test_bad_states_and_codes_raise():
     with pytest.raises(MetricError, match="cannot read a 'confusion' state as Calibration"):
         Calibration.from_state(state_of(Confusion()))
     with pytest.raises(MetricError, match=r"outcome codes must be in the range \[0, 3\].*Got 7"):
-        OutcomeCounts().update(Columns(np.zeros(2), np.zeros(2), np.zeros(2),
+        OutcomeCounts().update(ModelColumns(np.zeros(2), np.zeros(2), np.zeros(2),
                                        np.array([0, 7], np.int8)))
     acc = MulticlassConfusion(max_classes=3)
     with pytest.raises(MetricError, match=r"class code 5 is out of range \[0, 2\]"):
-        acc.update(Columns(np.zeros(1), np.array([5]), np.array([0]), np.zeros(1, np.int8)))
+        acc.update(ModelColumns(np.zeros(1), np.array([5]), np.array([0]), np.zeros(1, np.int8)))
 
 
 def test_docstring_examples_run():

@@ -25,7 +25,7 @@ from slices.predicate import (
 
 
 class Batch:
-    """Minimal :class:`slices.assign.Columns`: feature columns and a per-record tag set."""
+    """Minimal :class:`slices.assign.SliceableBatch`: feature columns and a per-record tag set."""
 
     def __init__(self, n: int, tags: list[set[str]] | None = None, **cols: np.ndarray):
         self.n, self.cols, self.tag_sets = n, cols, tags or [set()] * n

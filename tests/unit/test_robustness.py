@@ -1,15 +1,18 @@
-"""Bad input never crashes the daemon: every non-blank line is either accepted or rejected
-with a reason, whatever it holds."""
+"""Bad input never crashes the daemon: every line is accepted, late or rejected with a reason,
+whatever it holds, and each record's outcome in a batch is the one it has on its own."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.daemon import Daemon
 from monitor.deadletter import DeadLetter
+from monitor.decode_models import decoder_for
 from monitor.sources.base import Chunk
 from slices.load import load_spec_text
 
@@ -38,19 +41,87 @@ records = st.fixed_dictionaries({}, optional={
                                                     "country": json_values}) | json_values,
     "label": json_values, "tags": st.lists(st.sampled_from(["t", "u"])) | json_values,
     "outcome": st.sampled_from(["ok", "error", "timeout", "bogus"]) | json_values,
-    "prediction_id": json_values,
 })
-lines = st.lists(records.map(lambda r: json.dumps(r).encode()) | st.binary(max_size=30),
-                 max_size=40)
+valid = st.fixed_dictionaries(  # mostly accepted (or late): outcomes other than rejects
+    {"model": st.just("m"), "timestamp": st.floats(0, 3600),
+     "prediction": st.fixed_dictionaries({"score": st.floats(0, 1)})},
+    optional={"features": st.fixed_dictionaries({}, optional={
+        "amount": st.floats(0, 20), "country": st.sampled_from(["US", "BR"])}),
+        "tags": st.lists(st.sampled_from(["t", "u"]))})
+lines = st.lists(valid | records | st.binary(max_size=30), max_size=40)
 
 
-@settings(max_examples=150)
-@given(st.lists(lines, min_size=1, max_size=4))
-def test_any_input_is_accepted_or_rejected_never_raised(batches):
-    daemon = Daemon(SPEC, dead_letter=DeadLetter(None))
+class Recorded(DeadLetter):
+    """The dead letter, kept in memory: ``(reason, raw)`` of each reject."""
+
+    def __init__(self):
+        super().__init__(None)
+        self.got: list[tuple[str, object]] = []
+
+    def write(self, reason, record, *, detail="", origin=""):
+        self.got.append((reason, record))
+
+
+def identify(batches: list[list]) -> list[list[bytes]]:
+    """The lines of ``batches``: each record gets a unique id (``r<n>``) that its outcome is
+    found by; binary lines stay as they are."""
+    out, n = [], 0
     for batch in batches:
+        out.append([])
+        for item in batch:
+            if isinstance(item, dict):
+                item, n = json.dumps({**item, "prediction_id": f"r{n}"}).encode(), n + 1
+            out[-1].append(item)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(lines, min_size=1, max_size=4))
+def test_every_record_gets_the_outcome_it_gets_alone(batches):
+    """Each record is accepted, late, or rejected with the reason it gets when decoded on
+    its own; late exactly when an earlier batch moved the watermark past its window."""
+    batches = identify(batches)
+    dead = Recorded()
+    daemon = Daemon(SPEC, dead_letter=dead)
+    decoder = decoder_for(SPEC)
+    alone: dict[str, tuple[str, float]] = {}  # record id → (outcome alone, time if accepted)
+    others: Counter = Counter()  # outcomes alone of lines that are no JSON object
+    watermark, want_late = -np.inf, set()
+    for batch in batches:
+        on_time = []
+        for line in batch:
+            ok, rejects = decoder.decode_lines([line])
+            outcome = rejects[0].reason if rejects else "accepted"
+            if outcome in ("invalid_json", "empty_line", "not_an_object"):  # no record to
+                others[outcome] += 1  # find it by: counted by reason
+                continue
+            rid = json.loads(line)["prediction_id"]
+            alone[rid] = (outcome, float(ok.time[0]) if len(ok) else np.nan)
+            if len(ok):
+                end = (ok.time[0] // 60 + 1) * 60  # the record's 1-minute window ends here
+                (want_late.add(rid) if end <= watermark else on_time.append(ok.time[0]))
         daemon.process(Chunk("lines", batch))
+        watermark = max([watermark, *on_time])
     daemon.flush()
+
+    got = {}
+    unmatched: Counter = Counter()
+    for reason, raw in dead.got:
+        rid = raw.get("prediction_id", raw.get("id")) if isinstance(raw, dict) else None
+        if isinstance(rid, str) and rid in alone:
+            assert rid not in got, f"{rid} has two outcomes"
+            got[rid] = reason
+        else:
+            unmatched[reason] += 1
+    for rid, (outcome, _) in alone.items():
+        if rid in want_late:
+            assert got.get(rid) == "late", rid
+        else:
+            assert got.get(rid, "accepted") == outcome, rid
+    assert unmatched == others
     t = daemon.tracker
-    total = sum(len(batch) for batch in batches)  # a blank line is counted too (empty_line)
-    assert sum(t.records.values()) + sum(t.bad.values()) == total
+    assert sum(t.records.values()) == sum(o == "accepted" for o, _ in alone.values()) - len(
+        want_late)
+    assert sum(t.late.values()) == len(want_late)
+    assert sum(t.bad.values()) == sum(others.values()) + sum(
+        o != "accepted" for o, _ in alone.values())

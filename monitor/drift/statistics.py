@@ -37,8 +37,6 @@ class TestResult:
     """Outcome of one two-sample test: the statistic, its p-value (None for pure distances)
     and the distance used as effect size."""
 
-    __test__: ClassVar[bool] = False  # not a pytest test class
-
     statistic: float
     pvalue: float | None
     distance: float

@@ -10,8 +10,8 @@ from scipy.spatial.distance import jensenshannon
 
 from monitor.drift.errors import DriftError
 from monitor.drift.profile import numeric_edges
+from monitor.drift.statistics import TESTS, DriftTest, get_test, ks_binned_bound
 from monitor.drift.summary import CategoricalSummary, NumericSummary
-from monitor.drift.tests import TESTS, DriftTest, get_test, ks_binned_bound
 from slices.vocab import DRIFT_TESTS
 
 
