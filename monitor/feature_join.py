@@ -4,11 +4,11 @@ Predictions are held until their features arrive — then the features are merge
 record at the schema's ``features`` path and the prediction goes on as if logged whole — or
 until ``delay`` seconds of event time have passed, when they go on without them (counted as
 ``missing``; data-quality checks then see the features as missing). Feature records that
-arrive first wait for their prediction, stamped with their own event time (or, without one,
-the newest prediction time at their arrival): once the newest prediction is more than
-``orphan_after`` seconds (default ``delay``) past that stamp, or when more than
-``max_features`` wait (the oldest go first), they are dropped and counted as ``orphaned``
-(checked in arrival order). Keep ``delay`` within the model's ``allowed_lateness`` so released
+arrive first wait for their prediction. One that carries its own event time is dropped and
+counted as ``orphaned`` once the newest prediction is more than ``orphan_after`` seconds
+(default ``delay``) past it (checked in arrival order); without a time (a backlog may hold
+features far ahead of their predictions) only when more than ``max_features`` wait, the
+oldest first. Keep ``delay`` within the model's ``allowed_lateness`` so released
 predictions still find their window open.
 
 >>> from slices.spec import SchemaSpec
@@ -81,9 +81,9 @@ class FeatureJoin:
             elif not isinstance(feats, dict):
                 rejects.append(Reject("wrong_type:features", rec))
             else:
-                stamp = parse_times([_get(rec, self.time_path)])[0]
-                self.features[str(pid)] = (float(stamp) if np.isfinite(stamp)
-                                           else self.max_time, feats)
+                stamp = parse_times([_get(rec, self.time_path)])[0]  # none: never by time
+                self.features[str(pid)] = (float(stamp) if np.isfinite(stamp) else np.inf,
+                                           feats)
                 self.features.move_to_end(str(pid))
         while len(self.features) > self.max_features:
             self.features.popitem(last=False)

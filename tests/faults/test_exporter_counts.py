@@ -98,6 +98,10 @@ def test_feature_records_whose_prediction_never_comes_expire_as_orphaned():
     assert join.counts["orphaned"] == 0  # 155 - 100 < 60: its prediction may still come
     join.admit([{"prediction_id": "p2", "timestamp": 170}])
     assert join.counts["orphaned"] == 1 and list(join.features) == ["kept"]
+    # without an event time a feature record waits however far predictions move on
+    join.add_features([b'{"prediction_id": "untimed", "features": {}}'])
+    join.admit([{"prediction_id": "p3", "timestamp": 10_000}])
+    assert "untimed" in join.features
     restored = FeatureJoin(SchemaSpec(), delay=10, orphan_after=60)
     restored.load_state(join.to_state())
-    assert list(restored.features) == ["kept"] and restored.counts["orphaned"] == 1
+    assert list(restored.features) == ["untimed"] and restored.counts["orphaned"] == 2
