@@ -93,3 +93,58 @@ def test_a_restart_from_an_older_offset_notifies_nothing_again(setup, hook):
     out = cli(*args)  # the same windows again, a new process on the same alert database
     assert out.returncode == 0, out.stderr
     assert [b["status"] for _, b, _ in hook.requests] == ["firing", "resolved"]
+
+
+def _write_windows(path: Path, first: int, last: int) -> None:
+    with path.open("a") as fh:
+        for w in range(first, last):
+            for i in range(PER_WINDOW):
+                label = i % 2
+                score = (0.9 if label == 0 else 0.1) if w in BAD else (0.9 if label else 0.1)
+                fh.write(json.dumps({"model": "fraud", "model_version": "v3",
+                                     "prediction_id": f"p{w}-{i}",
+                                     "timestamp": T0 + 300 * w + i, "features": {"amount": 1.0},
+                                     "prediction": {"score": score}, "label": label,
+                                     "outcome": "ok", "ctx": {"country": "US"}}) + "\n")
+
+
+def test_kill_9_in_follow_mode_20_windows_after_an_incident_pages_nothing_again(setup, hook):
+    """#18.1 as the issue puts it: ``--follow`` with a checkpoint; the incident fires and
+    resolves, 20 windows later the daemon is killed with SIGKILL and restarted on the same
+    checkpoint and alert database: no notification is sent again."""
+    import signal
+
+    from tests.wait import wait_until
+
+    spec, tmp = setup
+    data = tmp / "in.jsonl"
+    data.write_text("")
+    _write_windows(data, 0, 24)  # incident in windows 0-1, resolved by 2, then 21 calm ones
+    spec.write_text(spec.read_text() + f"checkpoint: {tmp / 'cp.db'}\n")
+    results = tmp / "results.jsonl"
+    args = [*CLI, "run", "-c", str(spec), "-i", str(data), "--follow", "--listen", "", "-q",
+            "--results", str(results), "--alerts-db", str(tmp / "alerts.db")]
+
+    def windows() -> set:
+        return {k[3] for k in read_results(str(results))} if results.exists() else set()
+
+    first = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: len(windows()) >= 22, what="22 windows closed")
+        wait_until(lambda: [b["status"] for _, b, _ in hook.requests] == ["firing", "resolved"],
+                   what="the incident paged and resolved")
+    finally:
+        first.kill()  # SIGKILL, 20 windows after the incident
+        first.wait(60)
+    assert first.returncode == -signal.SIGKILL
+    done = len(windows())
+    second = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _write_windows(data, 24, 28)  # the stream goes on
+        wait_until(lambda: len(windows()) >= done + 3, what="the restarted daemon closes more")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        out = second.communicate(timeout=120)[0].decode()
+    assert second.returncode == 0, out
+    assert "resumed from checkpoint" in out, out
+    assert [b["status"] for _, b, _ in hook.requests] == ["firing", "resolved"]
