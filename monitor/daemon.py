@@ -93,7 +93,6 @@ class Daemon:
         # (model, window start) → [records on time, records late]: the late-share warning
         self._window_counts: OrderedDict[tuple[str, float], list[int]] = OrderedDict()
         self._late_warned: set[str] = set()
-        self.listener_errors: dict[str, int] = {}  # listener name → windows it failed on
         self.alive = time.time()
         self.stop = threading.Event()
         self.closer = ProcessCloser() if close_in_worker and self.drift else InlineCloser()
@@ -407,10 +406,17 @@ class Daemon:
     def _listener_failed(self, listener: ResultListener, window: ClosedWindow,
                          exc: Exception) -> None:
         name = getattr(listener, "__qualname__", type(listener).__name__)
-        self.listener_errors[name] = self.listener_errors.get(name, 0) + 1
+        errors = dict(self.listener_errors)  # a new dict: snapshots stay immutable
+        errors[name] = errors.get(name, 0) + 1
+        self.tracker.extra["listener_errors"] = errors
         log.warning("slicewatch: error: result listener %s failed on window %s of model %s "
                     "(%s: %s); the other listeners got it", name, window.key, window.model,
                     type(exc).__name__, str(exc)[:300])
+
+    @property
+    def listener_errors(self) -> dict[str, int]:
+        """Listener name → windows it failed on (``slicewatch_listener_errors_total``)."""
+        return self.tracker.extra.get("listener_errors", {})
 
     def begin(self) -> None:
         """Open a transaction: results for the listeners and dead letters are held until

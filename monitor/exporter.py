@@ -166,6 +166,10 @@ class SlicewatchCollector(Collector):
                             "version went over the model's max_versions and was exported as "
                             "version=\"__other__\".", ["model"],
                             {(m,): v for m, v in s.extra.get("versions_folded", {}).items()})
+        yield from _counter("slicewatch_listener_errors", "Windows a result listener (table, "
+                            "results file, alerting) failed on; the other listeners still got "
+                            "them.", ["listener"],
+                            {(k,): v for k, v in s.extra.get("listener_errors", {}).items()})
         yield from _counter("slicewatch_feature_join", "Predictions and feature-log records by "
                             "join outcome: joined, missing (went on without features after "
                             "feature_delay), orphaned (features never matched).", ["outcome"],

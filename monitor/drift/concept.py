@@ -40,6 +40,7 @@ import base64
 import inspect
 import os
 import random
+import threading
 from collections import deque
 from typing import Any
 
@@ -198,6 +199,14 @@ def _rust_setstate(obj: Any, data: bytes) -> None:
     memory-safe, bounded by ``data``) panics on bytes that do not fit; the panic becomes a
     :class:`DriftParamError`, and Rust's panic message (written straight to file descriptor
     2) is kept off the terminal: one clear error line, no Rust backtrace."""
+    with _STDERR_SWAP:  # one restore at a time swaps descriptor 2
+        _rust_setstate_quietly(obj, data)
+
+
+_STDERR_SWAP = threading.Lock()
+
+
+def _rust_setstate_quietly(obj: Any, data: bytes) -> None:
     saved = os.dup(2)
     try:
         with open(os.devnull, "wb") as null:

@@ -101,8 +101,17 @@ def test_a_listener_that_raises_does_not_cost_the_others_the_window():
     d.process(Chunk("lines", [line(200)]))  # closes the first window
     d.settle()
     assert seen == [960.0, 1020.0, 1080.0]
-    assert d.listener_errors == {"test_a_listener_that_raises_does_not_cost_the_others_the_"
-                                 "window.<locals>.broken": 3}
+    name = "test_a_listener_that_raises_does_not_cost_the_others_the_window.<locals>.broken"
+    assert d.listener_errors == {name: 3}
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from monitor.exporter import SlicewatchCollector
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlicewatchCollector(lambda: d.snapshot))
+    text = generate_latest(registry).decode()
+    assert f'slicewatch_listener_errors_total{{listener="{name}"}} 3.0' in text
 
 
 def test_outputs_of_failed_pieces_never_go_out(boom):

@@ -410,7 +410,7 @@ def test_killed_process_outbox_delivered_after_restart(receiver, tmp_path):
                              stdout=subprocess.PIPE, text=True, cwd=str(REPO))
     try:
         assert child.stdout.readline().strip() == "enqueued"
-        time.sleep(0.3)  # let it retry against the 503s for a while
+        wait_until(lambda: receiver.refused >= 1, what="a first attempt refused (503)")
         receiver.hold_after = 8
         receiver.down = False  # it delivers 8, the 9th is held …
         assert receiver.holding.wait(DEADLINE)
