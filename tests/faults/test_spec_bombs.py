@@ -73,6 +73,9 @@ CHILD = textwrap.dedent("""
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     out = {{}}
     for name, path in json.loads(sys.argv[1]).items():
+        # each case gets the budget on top of what the process holds now: ru_maxrss only
+        # rises, so after the largest case a difference of peaks would show nothing
+        resource.setrlimit(resource.RLIMIT_AS, (min(vm_bytes() + budget, limit), limit))
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = resource.getrusage(resource.RUSAGE_SELF)
         err = io.StringIO()
