@@ -8,9 +8,21 @@ draw or a loaded machine. Set HYPOTHESIS_PROFILE=explore to search with fresh ra
 from __future__ import annotations
 
 import os
+import sys
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_daemons():
+    """Daemons a test started through tests/integration/test_kafka_source.Daemon_ are killed
+    after it, passed or failed."""
+    yield
+    module = sys.modules.get("tests.integration.test_kafka_source")
+    if module is not None:
+        module.kill_leftovers()

@@ -153,13 +153,11 @@ def assert_same_results(got: dict[tuple, dict], want: dict[tuple, dict]) -> None
                 assert gv == pytest.approx(wv, rel=1e-12, abs=1e-15), (key, name)
 
 
-STARTED: list[subprocess.Popen] = []
+STARTED: list[subprocess.Popen] = []  # killed after each test by tests/conftest.py
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_daemons():
-    """A failed test must not leave its daemons running."""
-    yield
+def kill_leftovers() -> None:
+    """A failed test must not leave its daemons running (any module that uses Daemon_)."""
     while STARTED:
         proc = STARTED.pop()
         if proc.poll() is None:
