@@ -24,7 +24,6 @@ def _accumulate(self, batch, starts, **kw):
         raise RuntimeError("injected processing fault")
 
 
-pipeline.ModelPipeline._accumulate = _accumulate
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # only as its own process: an import (doctests) patches nothing
+    pipeline.ModelPipeline._accumulate = _accumulate
     sys.exit(main(sys.argv[1:]))
