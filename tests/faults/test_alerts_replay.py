@@ -27,6 +27,19 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
+def _write_windows(path: Path, first: int, last: int) -> None:
+    with path.open("a") as fh:
+        for w in range(first, last):
+            for i in range(PER_WINDOW):
+                label = i % 2
+                score = (0.9 if label == 0 else 0.1) if w in BAD else (0.9 if label else 0.1)
+                fh.write(json.dumps({"model": "fraud", "model_version": "v3",
+                                     "prediction_id": f"p{w}-{i}",
+                                     "timestamp": T0 + 300 * w + i, "features": {"amount": 1.0},
+                                     "prediction": {"score": score}, "label": label,
+                                     "outcome": "ok", "ctx": {"country": "US"}}) + "\n")
+
+
 @pytest.fixture
 def hook():
     server = Healthy()
@@ -37,16 +50,7 @@ def hook():
 @pytest.fixture
 def setup(tmp_path, hook):
     data = tmp_path / "in.jsonl"
-    with data.open("w") as fh:
-        for w in range(WINDOWS):
-            for i in range(PER_WINDOW):
-                label = i % 2
-                score = (0.9 if label == 0 else 0.1) if w in BAD else (0.9 if label else 0.1)
-                fh.write(json.dumps({"model": "fraud", "model_version": "v3",
-                                     "prediction_id": f"p{w}-{i}",
-                                     "timestamp": T0 + 300 * w + i, "features": {"amount": 1.0},
-                                     "prediction": {"score": score}, "label": label,
-                                     "outcome": "ok", "ctx": {"country": "US"}}) + "\n")
+    _write_windows(data, 0, WINDOWS)
     base = (REPO / "configs" / "fraud.yaml").read_text().split("\n    drift:\n")[0]  # no profile
     spec = tmp_path / "spec.yaml"
     spec.write_text(base.replace("../examples/fraud.jsonl", str(data))
@@ -95,19 +99,6 @@ def test_a_restart_from_an_older_offset_notifies_nothing_again(setup, hook):
     assert [b["status"] for _, b, _ in hook.requests] == ["firing", "resolved"]
 
 
-def _write_windows(path: Path, first: int, last: int) -> None:
-    with path.open("a") as fh:
-        for w in range(first, last):
-            for i in range(PER_WINDOW):
-                label = i % 2
-                score = (0.9 if label == 0 else 0.1) if w in BAD else (0.9 if label else 0.1)
-                fh.write(json.dumps({"model": "fraud", "model_version": "v3",
-                                     "prediction_id": f"p{w}-{i}",
-                                     "timestamp": T0 + 300 * w + i, "features": {"amount": 1.0},
-                                     "prediction": {"score": score}, "label": label,
-                                     "outcome": "ok", "ctx": {"country": "US"}}) + "\n")
-
-
 def test_kill_9_in_follow_mode_20_windows_after_an_incident_pages_nothing_again(setup, hook):
     """#18.1 as the issue puts it: ``--follow`` with a checkpoint; the incident fires and
     resolves, 20 windows later the daemon is killed with SIGKILL and restarted on the same
@@ -118,7 +109,7 @@ def test_kill_9_in_follow_mode_20_windows_after_an_incident_pages_nothing_again(
 
     spec, tmp = setup
     data = tmp / "in.jsonl"
-    data.write_text("")
+    data.write_text("")  # the fixture's 14 windows → 24
     _write_windows(data, 0, 24)  # incident in windows 0-1, resolved by 2, then 21 calm ones
     spec.write_text(spec.read_text() + f"checkpoint: {tmp / 'cp.db'}\n")
     results = tmp / "results.jsonl"
