@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.httpserver import MetricsServer  # noqa: F401 (re-exported: the server lives there)
 from monitor.snapshot import Snapshot
 from slices.spec import ServerSpec
 

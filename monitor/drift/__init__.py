@@ -2,7 +2,7 @@
 concept drift. Pure functions and small mergeable classes; the daemon wires them in
 (see docs/drift.md)."""
 
-from monitor.drift.concept import ConceptMonitor, error_rows, error_stream, make_detector
+from monitor.drift.concept import ConceptMonitor, error_rows, make_detector
 from monitor.drift.decide import Decision, decide, evaluate_drift, select
 from monitor.drift.errors import DriftError, DriftParamError, ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries
@@ -21,6 +21,6 @@ __all__ = [
     "LABEL", "PREDICTION", "TESTS", "CategoricalSummary", "ConceptMonitor", "Decision",
     "DriftError", "DriftParamError", "FeatureSummaries", "NumericSummary", "Profile",
     "ProfileError", "Quality", "Reservoir", "RollingReference", "TestResult", "build_profile",
-    "data_quality", "decide", "error_rows", "error_stream", "evaluate_drift", "load_profile",
+    "data_quality", "decide", "error_rows", "evaluate_drift", "load_profile",
     "make_detector", "save_profile", "select",
 ]

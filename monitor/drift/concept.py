@@ -103,16 +103,10 @@ def make_detector(name: str, params: dict[str, Any] | None = None, task: str = "
         raise DriftParamError(f"detector {name!r}: bad parameters {params}: {e}") from None
 
 
-def error_stream(task: str, cols: ModelColumns) -> np.ndarray:
-    """The error of every labelled record with a known prediction, in order.
-
-    binary/multiclass: ``predicted != label`` as 0.0/1.0; regression: ``|predicted - label|``.
-    """
-    return error_rows(task, cols)[0]
-
-
 def error_rows(task: str, cols: ModelColumns) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`error_stream` and the positions in ``cols`` of its records."""
+    """The error of every labelled record with a known prediction, in order, and the positions
+    in ``cols`` of those records. binary/multiclass: ``predicted != label`` as 0.0/1.0;
+    regression: ``|predicted - label|``."""
     pred, label = cols.predicted, cols.label
     if task == "regression" or pred.dtype.kind == "f":
         known = ~np.isnan(pred) & ~np.isnan(label)

@@ -20,7 +20,7 @@ from alerts.engine import AlertEngine
 from alerts.model import Notification, Observation
 from alerts.outbox import Outbox
 from alerts.workers import Dispatcher
-from monitor.exporter import MetricsServer
+from monitor.httpserver import MetricsServer
 from monitor.snapshot import EMPTY
 from tests.unit.test_alerts_engine import spec_of
 

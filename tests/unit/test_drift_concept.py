@@ -14,8 +14,8 @@ from monitor.drift.concept import (
     REGRESSION_DEFAULTS,
     WARMUP,
     ConceptMonitor,
+    error_rows,
     error_scale,
-    error_stream,
     make_detector,
 )
 from monitor.drift.errors import DriftParamError
@@ -153,15 +153,15 @@ def test_bad_parameters_name_the_culprit():
         ConceptMonitor("ADWIN").update(np.array([np.nan]))
 
 
-def test_error_stream_per_task():
+def test_error_rows_per_task():
     n = 6
     label = np.array([1.0, 0.0, np.nan, 1.0, 0.0, 1.0])
     pred = np.array([1.0, 1.0, 1.0, np.nan, 0.0, 0.0])
     cols = ModelColumns(np.zeros(n), pred, label, np.zeros(n, np.int8))
-    assert error_stream("binary", cols).tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert error_rows("binary", cols)[0].tolist() == [0.0, 1.0, 0.0, 1.0]
     codes = ModelColumns(np.zeros(n), np.array([0, 1, 2, -1, 2, 0]), np.array([0, 2, -1, 1, 2, 1]),
                     np.zeros(n, np.int8))
-    assert error_stream("multiclass", codes).tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert error_rows("multiclass", codes)[0].tolist() == [0.0, 1.0, 0.0, 1.0]
     reg = ModelColumns(np.zeros(n), np.array([1.0, 2.0, 3.0, np.nan, 5.0, 0.0]),
                   np.array([1.5, 2.0, np.nan, 1.0, 3.0, -1.0]), np.zeros(n, np.int8))
-    assert error_stream("regression", reg).tolist() == [0.5, 0.0, 2.0, 1.0]
+    assert error_rows("regression", reg)[0].tolist() == [0.5, 0.0, 2.0, 1.0]
