@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kafka_throughput import FEATURES, RATE, SPEC, make_records, reference_profile
 
-from monitor.daemon import Daemon
-from monitor.sources.base import Chunk
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec
 
 BATCH = 20_000  # the Kafka source's default consume_batch

@@ -7,11 +7,11 @@ Two streams, decoded in chunks of 2 000 lines (the daemon's batch size), each ti
 of ``--repeat`` interleaved runs in CPU time (the machine is shared; best-of-CPU-time is the
 least noisy figure):
 
-- **demo**: the demo fraud stream (``monitor.demo.demo_records``): 4 features, ~240 bytes;
+- **demo**: the demo fraud stream (``monitor.runtime.demo.demo_records``): 4 features, ~240 bytes;
 - **wide**: 20 features (15 numeric, 5 categorical), ISO 8601 timestamps, ~700 bytes.
 
 Rows: (a) ``orjson.loads`` of each line alone, (b) the old decoder (a verbatim copy below, the
-baseline), (c) ``monitor.decode.Decoder.decode_lines``; then, to tell the two causes of the
+baseline), (c) ``monitor.ingest.decode.Decoder.decode_lines``; then, to tell the two causes of the
 speed-up apart, (a) and (b) with the garbage collector paused as (c) pauses it. Outputs of (b)
 and (c) are compared before timing.
 """
@@ -32,9 +32,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.decode import Decoder
-from monitor.demo import demo_records
-from monitor.records import RecordBatch
+from monitor.core.records import RecordBatch
+from monitor.ingest.decode import Decoder
+from monitor.runtime.demo import demo_records
 from slices.spec import SchemaSpec
 from tests.reference_decoder import _ReferenceDecoder as OldDecoder
 

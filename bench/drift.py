@@ -65,9 +65,9 @@ def model_spec():
 
 
 def run_slicewatch(ref: dict, cur: dict) -> dict:
+    from monitor.core.metrics.base import ModelColumns
     from monitor.drift.decide import evaluate_drift
     from monitor.drift.profile import build_profile
-    from monitor.metrics.base import ModelColumns
 
     model = model_spec()
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Produces ``--records`` realistic records (20 features, ~650 bytes each) to a fresh topic, then
 measures (a) a consumer that only consumes and decodes (the practical limit of one Python
-process) and (b) the full Kafka loop of ``monitor.kafka_run`` (10 slice rules including a
+process) and (b) the full Kafka loop of ``monitor.runtime.kafka_run`` (10 slice rules including a
 cross, binary metrics, drift of every feature and the score in every slice against a stored
 reference profile, checkpoints every 5 s), made as ``slicewatch run`` makes it: checkpoint
 writes in a background thread, window-close drift tests in the close worker process (closes
@@ -35,11 +35,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.baseline import build_baselines
-from monitor.checkpoint import Checkpoint
-from monitor.daemon import Daemon
-from monitor.kafka_run import consume, feature_join_of
-from monitor.sources.kafka import KafkaSource, consumer_config, parse_kafka_settings
+from monitor.ingest.kafka import KafkaSource, consumer_config, parse_kafka_settings
+from monitor.runtime.baseline import build_baselines
+from monitor.runtime.daemon import Daemon
+from monitor.runtime.kafka_run import consume, feature_join_of
+from monitor.state.checkpoint import Checkpoint
 from slices.load import load_spec
 
 NUMERIC = [f"x{i}" for i in range(16)]
@@ -161,11 +161,11 @@ def decode_only(bootstrap: str, topic: str, spec, n: int, rep: int = 0) -> float
 
 
 def full_daemon(spec, n: int, rep: int = 0) -> tuple[float, int]:
-    """(b): the Kafka loop of monitor.kafka_run (checkpoints included); records per second."""
+    """(b): the Kafka loop of monitor.runtime.kafka_run (with checkpoints); records per second."""
     settings = parse_kafka_settings({**spec.source.kafka,
                                      "group_id": f"{spec.source.kafka['group_id']}-{rep}"})
     cp = Checkpoint(f"{spec.checkpoint}.{rep}", owner="bench")
-    daemon = Daemon(spec, close_in_worker=settings.close_worker,  # as monitor.kafka_run does
+    daemon = Daemon(spec, close_in_worker=settings.close_worker,  # as kafka_run does
                     feature_join=feature_join_of(spec, settings))
     source = KafkaSource(settings, cp, state=daemon.checkpoint_state, restore=lambda s: None,
                          stop=daemon.stop)

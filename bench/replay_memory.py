@@ -22,7 +22,7 @@ import orjson
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from monitor.demo import DEMO_SPEC, demo_records  # noqa: E402
+from monitor.runtime.demo import DEMO_SPEC, demo_records  # noqa: E402
 
 CHILD = r"""
 import resource, sys, time
@@ -30,14 +30,14 @@ mode, path, spec_path = sys.argv[1:4]
 t0 = time.perf_counter()
 n = 0
 if mode == "floor":
-    import monitor.app, slices.load  # noqa: F401
+    import monitor.runtime.app, slices.load  # noqa: F401
 elif mode == "decode":
     import orjson
     with open(path, "rb") as fh:
         for line in fh:
             orjson.loads(line); n += 1
 else:
-    from monitor.app import RunOptions, run
+    from monitor.runtime.app import RunOptions, run
     from slices.load import load_spec
     import io
     summary = run(load_spec(spec_path), RunOptions(inputs=(path,), listen="", quiet=True),

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from monitor.exit_codes import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
+from monitor.runtime.exit_codes import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
 from slices.errors import SlicewatchError, SpecError
 
 EPILOG = "exit codes: 0 ok · 1 runtime failure · 2 invalid spec or usage · 130 forced stop"
@@ -31,7 +31,7 @@ def listen_address(value: str) -> str:
     """argparse type of ``--listen``: ``host:port`` or ``''`` (no HTTP server)."""
     if value == "":
         return value
-    from monitor.httpserver import parse_listen
+    from monitor.export.httpserver import parse_listen
 
     try:
         parse_listen(value)
@@ -193,7 +193,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok ({len(spec.models)} model(s), {n_slices} slice rule(s))")
         return EXIT_OK
     if args.command == "run":
-        from monitor.app import RunOptions, run
+        from monitor.runtime.app import RunOptions, run
 
         spec = checked_spec(args.config)
         linger = float("inf") if args.linger < 0 else args.linger
@@ -203,14 +203,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                              pushgateway=args.pushgateway, notify=args.notify))
         return EXIT_OK
     if args.command == "grafana":
-        from monitor.grafana import write_dashboards
+        from monitor.generate import write_dashboards
 
         for path in write_dashboards(load_spec(args.config), args.output,
                                      prometheus_url=args.prometheus_url):
             print(path)
         return EXIT_OK
     if args.command == "prom-rules":
-        from monitor.grafana import write_prom_rules
+        from monitor.generate import write_prom_rules
 
         for path in write_prom_rules(load_spec(args.config), args.output):
             print(path)
@@ -218,7 +218,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "alerts":
         return _alerts(args, load_spec)
     if args.command == "baseline":
-        from monitor.baseline import build_baselines
+        from monitor.runtime.baseline import build_baselines
 
         spec = load_spec(args.config)
         for r in build_baselines(spec, args.data, args.output, args.model):
@@ -226,7 +226,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                   f"{r.slices} slice references) written to {r.path}")
         return EXIT_OK
     if args.command == "demo":
-        from monitor.demo import run_demo
+        from monitor.runtime.demo import run_demo
 
         linger = float("inf") if args.linger < 0 else args.linger
         run_demo(listen=args.listen, windows=args.windows, per_window=args.per_window,
@@ -237,8 +237,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def checked_spec(path: str):
     """The spec as ``validate`` checks it and ``run`` uses it (runtime checks included, see
-    :mod:`monitor.preflight`); its warnings are printed once, to stderr."""
-    from monitor.preflight import check
+    :mod:`monitor.runtime.preflight`); its warnings are printed once, to stderr."""
+    from monitor.runtime.preflight import check
     from slices.load import load_spec
 
     spec = load_spec(path, probe=check)
@@ -252,7 +252,7 @@ def _alerts(args: argparse.Namespace, load_spec) -> int:
     from alerts.config import DEFAULT_INHIBIT
     from alerts.engine import inhibited_of
     from alerts.errors import UnknownReceiverError
-    from monitor.alerting import DEFAULT_DB
+    from monitor.outputs.alerting import DEFAULT_DB
 
     if args.alerts_command == "test":
         spec = load_spec(args.config)

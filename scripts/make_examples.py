@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from monitor.demo import demo_records
+from monitor.runtime.demo import demo_records
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 START = 1_785_000_000  # a fixed event-time origin (2026-07-25), multiple of 300 s
@@ -29,7 +29,7 @@ def fraud(path: pathlib.Path) -> None:
 
 def fraud_profile(path: pathlib.Path) -> None:
     """The reference profile configs/fraud.yaml uses: an incident-free stream, another seed."""
-    from monitor.baseline import build_baselines
+    from monitor.runtime.baseline import build_baselines
     from slices.load import load_spec
 
     ref = path.with_name("fraud-reference.jsonl")

@@ -43,7 +43,7 @@ SKETCH_FACTOR = 10
 
 
 class SliceableBatch(Protocol):
-    """What slicing reads from a batch (``monitor.records.RecordBatch`` implements it)."""
+    """What slicing reads from a batch (``monitor.core.records.RecordBatch`` implements it)."""
 
     def __len__(self) -> int: ...
 

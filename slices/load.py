@@ -129,7 +129,7 @@ class Report:
 
 # Checks that need more than the spec text — files (drift profiles), River (detector
 # parameters), librdkafka (setting names), name resolution (server.listen) — live outside
-# ``slices/`` (``monitor.preflight``) and are passed in. They see the spec as far as it
+# ``slices/`` (``monitor.runtime.preflight``) and are passed in. They see the spec as far as it
 # loaded (models with problems are left out), with paths resolved.
 Probe = Callable[[Spec, Report], None]
 

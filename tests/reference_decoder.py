@@ -1,4 +1,4 @@
-"""The per-record decoder that the columnar ``monitor.decode`` replaced, verbatim (renamed),
+"""The per-record decoder that the columnar ``monitor.ingest.decode`` replaced, verbatim (renamed),
 kept as the reference the new one must equal (tests/unit/test_decode_reference.py) and as
 the baseline of bench/decode.py. Not product code."""
 
@@ -13,8 +13,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from monitor.decode import MAX_TIME, MIN_TIME, Reject
-from monitor.records import OUTCOME_CODES, RecordBatch
+from monitor.core.records import OUTCOME_CODES, RecordBatch
+from monitor.ingest.decode import MAX_TIME, MIN_TIME, Reject
 from slices.spec import SchemaSpec
 
 _MISSING = object()

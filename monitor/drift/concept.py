@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 from river import drift
 
+from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import DriftParamError
-from monitor.metrics.base import ModelColumns
 
 DETECTORS: dict[str, type] = {
     "ADWIN": drift.ADWIN,

@@ -1,6 +1,6 @@
 """The summaries of one model × slice × window: one per monitored feature, prediction, label.
 
-Routing from :class:`monitor.metrics.base.ModelColumns` by task:
+Routing from :class:`monitor.core.metrics.base.ModelColumns` by task:
 
 ============  ==========================================  ================================
 task          ``__prediction__``                          ``__label__``
@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.core.grouped import Layers, layers_for
+from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import DriftError
 from monitor.drift.summary import (
     CategoricalSummary,
@@ -35,8 +37,6 @@ from monitor.drift.summary import (
     as_float,
     summary_from_state,
 )
-from monitor.grouped import Layers, layers_for
-from monitor.metrics.base import ModelColumns
 
 PREDICTION = "__prediction__"
 LABEL = "__label__"
@@ -106,7 +106,7 @@ class FeatureSummaries:
 
         The groups of a batch (its slices) overlap, so the columns are coded once per batch
         and every group is folded by compiled passes over layers of disjoint groups
-        (:mod:`monitor.kernels`), with one key per record shared by every reservoir the record
+        (:mod:`monitor.core.kernels`), with one key per record shared by every reservoir the record
         is offered to (coordinated bottom-k sampling: each reservoir is still a uniform sample
         of its column, and merges stay exact)."""
         buckets: dict[tuple, list[tuple[FeatureSummaries, np.ndarray]]] = {}
@@ -296,10 +296,10 @@ def _numeric_groups(cols: ModelColumns, block: list[tuple[str, Getter, bool]],
 
     Per batch (:meth:`ModelColumns.derived`): the float matrix of the columns, their bucket codes
     (offset per column) and one reservoir key per record. Per call: one compiled pass
-    (:func:`~monitor.kernels.fold_numeric`) for every group's histograms, shifted sums,
+    (:func:`~monitor.core.kernels.fold_numeric`) for every group's histograms, shifted sums,
     minima and maxima, then the records whose key is below some reservoir's k-th key in
     their group are offered (once the reservoirs are full, a vanishing share)."""
-    from monitor.kernels import bucket_codes, fold_numeric
+    from monitor.core.kernels import bucket_codes, fold_numeric
 
     names = tuple(name for name, _, _ in block)
     first = summaries[0]
@@ -380,7 +380,7 @@ def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.
     """Offer each group's finite values to its reservoirs, keyed by the record's key: only
     records whose key is below the largest k-th key among their group's reservoirs are
     looked at."""
-    from monitor.kernels import reservoir_candidates
+    from monitor.core.kernels import reservoir_candidates
 
     tops = np.array([[s.reservoir._top for s in group] for group in summaries])
     for group, counts in zip(summaries, finite_n, strict=True):
@@ -412,7 +412,7 @@ def _categorical_groups(cols: ModelColumns, block: list[tuple[str, Getter]],
     """Fold the categorical columns ``block`` into ``summaries[g][j]`` for the records of
     group ``g`` in ``layers``: codes once per batch, one compiled pass for every group and
     column."""
-    from monitor.kernels import fold_codes
+    from monitor.core.kernels import fold_codes
 
     first = summaries[0]
     offsets = _offsets([len(s.vocabulary) + 3 for s in first])

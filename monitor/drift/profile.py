@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_names
 from monitor.drift.summary import CategoricalSummary, NumericSummary, Summary, keyed_codes
-from monitor.metrics.base import ModelColumns
 from slices.spec import ModelSpec
 
 FORMAT_VERSION = 1

@@ -1,7 +1,7 @@
 """Mergeable per-window summaries of one column: fixed-bin histograms, moments, a reservoir.
 
 Memory is bounded by bins and the reservoir size, never by records. Every summary follows the
-accumulator protocol of :mod:`monitor.metrics.base`: ``update``, ``merge`` (associative; exact
+accumulator protocol of :mod:`monitor.core.metrics.base`: ``update``, ``merge`` (associative; exact
 for counts, to float rounding for moments, *in distribution* for the reservoir), ``to_state`` /
 ``from_state`` (plain JSON-able data, including the random generator's state so a restart
 continues the same random stream).

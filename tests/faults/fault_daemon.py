@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from monitor import pipeline
+from monitor.core import pipeline
 from monitor.cli import main
 
 _real = pipeline.ModelPipeline._accumulate

@@ -20,8 +20,8 @@ from alerts.engine import AlertEngine
 from alerts.model import Notification, Observation
 from alerts.outbox import Outbox
 from alerts.workers import Dispatcher
-from monitor.httpserver import MetricsServer
-from monitor.snapshot import EMPTY
+from monitor.export.httpserver import MetricsServer
+from monitor.export.snapshot import EMPTY
 from tests.unit.test_alerts_engine import spec_of
 
 SPEC = """

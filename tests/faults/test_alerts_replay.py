@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.results import read_alerts, read_results
+from monitor.outputs.results import read_alerts, read_results
 from tests.faults.test_alerts_slow_receiver import Healthy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 CHILD = """
 import os, sys, time
-from monitor.close_worker import ProcessCloser
+from monitor.runtime.close_worker import ProcessCloser
 closer = ProcessCloser()
 closer.submit(time.sleep, 0.1)
 print(" ".join(str(p) for p in closer._pool._processes), flush=True)

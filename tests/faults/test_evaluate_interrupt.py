@@ -16,8 +16,8 @@ import numpy as np
 import orjson
 
 from alerts import list_firing
-from monitor.app import RunOptions, run
-from monitor.results import read_results
+from monitor.outputs.results import read_results
+from monitor.runtime.app import RunOptions, run
 from slices.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]

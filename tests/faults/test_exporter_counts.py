@@ -7,10 +7,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.exporter import SlicewatchCollector
-from monitor.sources.base import Chunk
+from monitor.export.collector import SlicewatchCollector
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
 
 MODEL = """
@@ -88,7 +88,7 @@ def test_accepted_records_exclude_late_ones():
 def test_feature_records_whose_prediction_never_comes_expire_as_orphaned():
     """#18.13: a feature-log record that waits past ``orphan_after`` of prediction event time
     is counted as orphaned (not only when evicted over ``max_features``)."""
-    from monitor.feature_join import FeatureJoin
+    from monitor.ingest.feature_join import FeatureJoin
     from slices.spec import SchemaSpec
 
     join = FeatureJoin(SchemaSpec(), delay=10, orphan_after=60)

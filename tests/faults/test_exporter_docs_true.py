@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.cli import _parser
-from monitor.exporter import SLICE_METRIC_HELP, slice_metric_name
+from monitor.export.collector import SLICE_METRIC_HELP, slice_metric_name
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.httpserver import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT
+from monitor.export.httpserver import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 90.0

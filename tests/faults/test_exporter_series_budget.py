@@ -10,10 +10,10 @@ import urllib.request
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.app import serve
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.sources.base import Chunk
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
+from monitor.runtime.wiring import serve
 from slices.load import load_spec_text
 
 SPEC = """

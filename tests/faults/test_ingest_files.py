@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitor.app import RunOptions, run
-from monitor.deadletter import DeadLetter
-from monitor.decode import Reject
-from monitor.sources.file import FileSource
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.decode import Reject
+from monitor.ingest.file import FileSource
+from monitor.runtime.app import RunOptions, run
 from slices.load import load_spec_text
 
 NOW = int(time.time()) // 60 * 60 - 3600
@@ -70,7 +70,7 @@ def test_a_gzip_bomb_line_costs_bounded_memory(tmp_path):
         for _ in range(300):  # one 300 MB line: ~300 KB compressed
             fh.write(b"a" * (1 << 20))
         fh.write(b"\n" + good(2))
-    code = ("import re, sys\nfrom monitor.sources.file import FileSource\n"
+    code = ("import re, sys\nfrom monitor.ingest.file import FileSource\n"
             "peak = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status')"
             ".read())[1])\nbefore = peak()\n"
             "n = sum(len(c.payload) for c in FileSource([sys.argv[1]]).chunks())\n"
@@ -166,7 +166,7 @@ def test_follow_on_gz_is_a_one_line_error(tmp_path):
 def test_a_long_open_quoted_csv_field_costs_linear_time():
     """Each line of a row whose quoted field stays open used to re-join and re-count the
     whole row: quadratic (40k lines took 17 s, 500k would take most of an hour)."""
-    from monitor.sources.csvrows import CsvRows
+    from monitor.ingest.csvrows import CsvRows
 
     rows = CsvRows(b"a,b\n", limit=1 << 30)
     done = threading.Event()
@@ -186,7 +186,7 @@ def test_a_long_open_quoted_csv_field_costs_linear_time():
 
 
 def test_a_file_checkpoint_whose_state_does_not_fit_is_one_line_exit_1(tmp_path):
-    from monitor.checkpoint import Checkpoint
+    from monitor.state.checkpoint import Checkpoint
 
     data = tmp_path / "in.jsonl"
     data.write_bytes(good(1))

@@ -11,10 +11,10 @@ import orjson
 import pandas as pd
 import pytest
 
-from monitor.daemon import Daemon
-from monitor.decode import Decoder
-from monitor.decode_models import decoder_for
-from monitor.sources.base import Chunk
+from monitor.ingest.decode import Decoder
+from monitor.ingest.decode_models import decoder_for
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
 from slices.errors import SpecError
 from slices.load import load_spec_text
 from slices.spec import SchemaSpec

@@ -7,11 +7,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from monitor import pipeline
-from monitor.checkpoint import encode_state
-from monitor.daemon import Daemon
-from monitor.kafka_run import NotTheMessages, fold_isolating
-from monitor.sources.base import Chunk
+from monitor.core import pipeline
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
+from monitor.runtime.kafka_run import NotTheMessages, fold_isolating
+from monitor.state.checkpoint import encode_state
 from slices.load import load_spec_text
 
 SPEC = """
@@ -106,7 +106,7 @@ def test_a_listener_that_raises_does_not_cost_the_others_the_window():
     from prometheus_client import generate_latest
     from prometheus_client.registry import CollectorRegistry
 
-    from monitor.exporter import SlicewatchCollector
+    from monitor.export.collector import SlicewatchCollector
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SlicewatchCollector(lambda: d.snapshot))

@@ -21,11 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.checkpoint import Checkpoint, CheckpointError, decode_state, encode_state
-from monitor.daemon import Daemon
 from monitor.drift.concept import BINARY_ONLY, DETECTORS, ConceptMonitor
 from monitor.drift.errors import DriftParamError
-from monitor.sources.base import Chunk
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
+from monitor.state.checkpoint import Checkpoint, CheckpointError, decode_state, encode_state
 from slices.load import load_spec
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sources.kafka import EnvNotAllowed, mask, parse_kafka_settings
+from monitor.ingest.kafka import EnvNotAllowed, mask, parse_kafka_settings
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {"bootstrap_servers": "127.0.0.1:9092", "group_id": "g", "topics": {"predictions": "p"}}

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer
 from prometheus_client.parser import text_string_to_metric_families
 
 import tests.integration.test_kafka_source as kafka_tests
-from monitor.results import read_results
+from monitor.outputs.results import read_results
 from tests.integration.test_kafka_source import (
     Daemon_,
     assert_same_results,

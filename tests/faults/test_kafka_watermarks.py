@@ -10,8 +10,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.checkpoint import Checkpoint
-from monitor.results import read_results
+from monitor.outputs.results import read_results
+from monitor.state.checkpoint import Checkpoint
 from tests.integration.test_kafka_source import (
     Daemon_,
     assert_same_results,

@@ -56,7 +56,7 @@ CHILD = textwrap.dedent("""
     import io, json, os, resource, sys, contextlib
     import importlib
     from monitor import cli
-    for module in ("monitor.preflight", "monitor.app"):  # imports paid before measuring
+    for module in ("monitor.runtime.preflight", "monitor.runtime.app"):  # imports paid first
         try:
             importlib.import_module(module)
         except ImportError:

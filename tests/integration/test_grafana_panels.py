@@ -36,10 +36,10 @@ import orjson
 import pytest
 import requests
 
-from monitor.demo import DEMO_SPEC, demo_records
-from monitor.grafana.dashboards import dashboards
-from monitor.grafana.families import FAMILIES
-from monitor.grafana.promql import regex_escape
+from monitor.export.families import FAMILIES
+from monitor.generate.dashboards import dashboards
+from monitor.generate.promql import regex_escape
+from monitor.runtime.demo import DEMO_SPEC, demo_records
 from slices.load import load_spec, load_spec_text
 from tests.wait import DEADLINE, HTTP_TIMEOUT, wait_until
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from confluent_kafka import Producer
 
-from monitor.results import read_results
+from monitor.outputs.results import read_results
 from tests.integration.test_kafka_source import (
     PARTITIONS,
     Daemon_,

@@ -26,14 +26,14 @@ import requests
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.baseline import profile_for
-from monitor.checkpoint import Checkpoint
-from monitor.daemon import Daemon
-from monitor.decode import Decoder
 from monitor.drift import save_profile
-from monitor.kafka_run import drain_instance
-from monitor.results import read_results, result_record
-from monitor.sources.base import Chunk
+from monitor.ingest.decode import Decoder
+from monitor.ingest.source import Chunk
+from monitor.outputs.results import read_results, result_record
+from monitor.runtime.baseline import profile_for
+from monitor.runtime.daemon import Daemon
+from monitor.runtime.kafka_run import drain_instance
+from monitor.state.checkpoint import Checkpoint
 from slices.load import load_spec
 from tests.wait import DEADLINE, HTTP_TIMEOUT, wait_until
 

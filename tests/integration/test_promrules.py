@@ -14,7 +14,7 @@ import pytest
 import requests
 import yaml
 
-from monitor.grafana import write_prom_rules
+from monitor.generate import write_prom_rules
 from slices.load import load_spec, load_spec_text
 from tests.wait import DEADLINE, HTTP_TIMEOUT, wait_until
 

@@ -12,12 +12,12 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.demo import DEMO_SPEC, demo_records
-from monitor.exporter import SlicewatchCollector
-from monitor.grafana import push_to_gateway
-from monitor.sources.base import Chunk
+from monitor.export.collector import SlicewatchCollector
+from monitor.export.push import push_to_gateway
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
+from monitor.runtime.demo import DEMO_SPEC, demo_records
 from slices.errors import SlicewatchError
 from slices.load import load_spec_text
 from tests.wait import HTTP_TIMEOUT, wait_until

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.grafana.promql import glob_regex, quote
+from monitor.generate.promql import glob_regex, quote
 from slices.globs import slice_matches
 
 PROMTOOL = shutil.which("promtool")

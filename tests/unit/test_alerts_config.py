@@ -262,8 +262,8 @@ def test_quality_checks_use_the_metric_names_old_ones_deprecated_once():
 
 
 def test_every_quality_check_names_an_exported_family():
-    from monitor.exporter import QUALITY_HELP
-    from monitor.grafana.families import FAMILIES, QUALITY_FAMILIES
+    from monitor.export.collector import QUALITY_HELP
+    from monitor.export.families import FAMILIES, QUALITY_FAMILIES
     from slices.vocab import QUALITY_CHECKS
 
     assert set(QUALITY_HELP) == set(QUALITY_CHECKS) == set(QUALITY_FAMILIES)
@@ -279,7 +279,7 @@ def test_a_deprecated_check_still_fires_on_the_daemons_numbers():
     from alerts.model import Observation
     from alerts.rules import evaluate
     from monitor.drift.quality import Quality
-    from monitor.drift_stage import _quality_dict
+    from monitor.drift.stage import _quality_dict
 
     spec, _, _ = parse(QUALITY_OLD)
     numbers = _quality_dict(Quality("amount", "numeric", 10, 0.5, 0, 0.9, math.nan, 0))

@@ -13,10 +13,10 @@ import numpy as np
 import orjson
 import pytest
 
-from monitor.checkpoint import Checkpoint, CheckpointError, Fenced, decode_state, encode_state
-from monitor.daemon import Daemon
-from monitor.sources.base import Chunk, SourceError
-from monitor.sources.kafka import consumer_config, lag_metrics, mask, parse_kafka_settings, scrub
+from monitor.ingest.kafka import consumer_config, lag_metrics, mask, parse_kafka_settings, scrub
+from monitor.ingest.source import Chunk, SourceError
+from monitor.runtime.daemon import Daemon
+from monitor.state.checkpoint import Checkpoint, CheckpointError, Fenced, decode_state, encode_state
 
 
 def test_save_then_load_round_trips_positions_and_state(tmp_path):

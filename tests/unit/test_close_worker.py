@@ -11,10 +11,10 @@ from concurrent.futures import Future
 
 import pytest
 
-from monitor.close_worker import InlineCloser, Pending, ProcessCloser
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.sources.base import Chunk
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.source import Chunk
+from monitor.runtime.close_worker import InlineCloser, Pending, ProcessCloser
+from monitor.runtime.daemon import Daemon
 from tests.unit.test_drift_stage import lines, make_spec, records
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import orjson
 
-from monitor.daemon import Daemon
-from monitor.sources.base import Chunk
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
 
 SPEC = """

@@ -9,7 +9,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from monitor.decode import Decoder, parse_times
+from monitor.ingest.decode import Decoder, parse_times
 from slices.spec import SchemaSpec
 
 

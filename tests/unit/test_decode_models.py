@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import orjson
 
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.decode import Decoder
-from monitor.decode_models import PerModelDecoder, decoder_for
-from monitor.sources.base import Chunk
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.decode import Decoder
+from monitor.ingest.decode_models import PerModelDecoder, decoder_for
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
 
 SPEC = """

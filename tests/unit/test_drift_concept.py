@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from river import drift
 
+from monitor.core.metrics.base import ModelColumns
 from monitor.drift.concept import (
     BINARY_ONLY,
     DETECTORS,
@@ -19,7 +20,6 @@ from monitor.drift.concept import (
     make_detector,
 )
 from monitor.drift.errors import DriftParamError
-from monitor.metrics.base import ModelColumns
 from slices.vocab import CONCEPT_DETECTORS
 
 RIVER = {"ADWIN": drift.ADWIN, "DDM": drift.binary.DDM, "EDDM": drift.binary.EDDM,

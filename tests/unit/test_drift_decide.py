@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from monitor.core.metrics.base import ModelColumns
 from monitor.drift.decide import (
     LARGE_N,
     Choice,
@@ -19,7 +20,6 @@ from monitor.drift.decide import (
 from monitor.drift.errors import DriftParamError
 from monitor.drift.features import LABEL, PREDICTION
 from monitor.drift.profile import RollingReference, build_profile
-from monitor.metrics.base import ModelColumns
 from slices.spec import DriftSpec, FeatureSpec, ModelSpec
 
 N_FEATURES = 20

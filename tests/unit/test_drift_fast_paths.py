@@ -71,7 +71,7 @@ def test_legacy_keys_are_the_order_statistics_of_uniforms():
 # ---- per-batch codes shared by the groups (ModelColumns.derived) -----------------------------
 
 def _cols(n, rng):
-    from monitor.metrics.base import ModelColumns
+    from monitor.core.metrics.base import ModelColumns
 
     x = rng.normal(size=n)
     x[rng.random(n) < 0.05] = np.nan
@@ -220,9 +220,9 @@ def test_update_groups_samples_uniformly_from_every_group():
     """Values 0..1999 arrive in 20 batches into two overlapping groups (all records; the
     even ones) with k = 20: each group's inclusion per block of positions must be uniform
     (chi-squared), also once the reservoirs are full and only a few keys enter."""
+    from monitor.core.metrics.base import ModelColumns
     from monitor.drift.features import FeatureSummaries
     from monitor.drift.summary import NumericSummary
-    from monitor.metrics.base import ModelColumns
 
     n_items, k, reps = 2000, 20, 300
     hits = {"all": np.zeros(80), "even": np.zeros(80)}

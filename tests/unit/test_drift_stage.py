@@ -12,15 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 from river import drift as river_drift
 
-from monitor.baseline import profile_for
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.decode import Decoder
 from monitor.drift import save_profile
 from monitor.drift.concept import REGRESSION_DEFAULTS, WARMUP
-from monitor.drift_stage import MAX_EVENT_TIMES, WindowEvents
-from monitor.exporter import SlicewatchCollector
-from monitor.sources.base import Chunk
+from monitor.drift.stage import MAX_EVENT_TIMES, WindowEvents
+from monitor.export.collector import SlicewatchCollector
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.decode import Decoder
+from monitor.ingest.source import Chunk
+from monitor.runtime.baseline import profile_for
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
 
 SPEC = """

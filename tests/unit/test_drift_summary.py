@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import DriftError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries
 from monitor.drift.summary import CategoricalSummary, NumericSummary, Reservoir
-from monitor.metrics.base import ModelColumns
 
 EDGES = np.array([-1.0, -0.3, 0.0, 0.4, 1.2])
 

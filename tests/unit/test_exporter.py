@@ -9,10 +9,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.exporter import SLICE_METRIC_HELP, SlicewatchCollector, slice_metric_name
-from monitor.sources.base import Chunk
+from monitor.export.collector import SLICE_METRIC_HELP, SlicewatchCollector, slice_metric_name
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
 from slices.vocab import METRICS_BY_TASK
 

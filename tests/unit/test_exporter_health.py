@@ -8,8 +8,8 @@ import urllib.request
 
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.httpserver import MetricsServer
-from monitor.snapshot import EMPTY
+from monitor.export.httpserver import MetricsServer
+from monitor.export.snapshot import EMPTY
 
 
 def get(url: str) -> tuple[int, dict]:

@@ -6,10 +6,10 @@ import io
 
 import orjson
 
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.report import TablePrinter
-from monitor.sources.base import Chunk
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.source import Chunk
+from monitor.outputs.table import TablePrinter
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
 
 SPEC = """

@@ -9,10 +9,10 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.kafka_run import feature_join_of, settings_for
-from monitor.sources.base import Chunk
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
+from monitor.runtime.kafka_run import feature_join_of, settings_for
 from slices.load import load_spec_text
 
 SPEC = """
@@ -57,7 +57,7 @@ def split(recs):
 def run(spec_text, chunks, *, state_at=None):
     got = []
     spec = load_spec_text(spec_text)
-    def daemon_of() -> Daemon:  # as monitor.kafka_run builds it
+    def daemon_of() -> Daemon:  # as monitor.runtime.kafka_run builds it
         return Daemon(spec, dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.extend(rs)],
                       feature_join=feature_join_of(spec, settings_for(spec)))
 

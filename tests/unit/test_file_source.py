@@ -10,8 +10,8 @@ import time
 import pandas as pd
 import pytest
 
-from monitor.sources.base import SourceError
-from monitor.sources.file import FileSource, detect_format
+from monitor.ingest.file import FileSource, detect_format
+from monitor.ingest.source import SourceError
 
 
 def test_jsonl_glob_in_order_and_batching(tmp_path):
@@ -40,7 +40,7 @@ def test_missing_file_and_unknown_format_are_clear_errors(tmp_path):
 
 
 def test_stdin_is_read_as_jsonl():
-    code = ("from monitor.sources.file import FileSource\n"
+    code = ("from monitor.ingest.file import FileSource\n"
             "print(sum(len(c.payload) for c in FileSource(['-'], batch_size=2).chunks()))")
     out = subprocess.run([sys.executable, "-c", code], input=b'{"a":1}\n{"a":2}\n{"a":3}\n',
                          capture_output=True, check=True)

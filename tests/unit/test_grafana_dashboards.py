@@ -14,12 +14,12 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.demo import DEMO_SPEC
-from monitor.grafana import write_dashboards
-from monitor.grafana.dashboards import dashboards, uid
-from monitor.grafana.families import FAMILIES, family
-from monitor.grafana.panels import DATASOURCE_UID, GRID_WIDTH, Bound, threshold_steps
-from monitor.grafana.promql import glob_regex, sel
+from monitor.export.families import FAMILIES, family
+from monitor.generate import write_dashboards
+from monitor.generate.dashboards import dashboards, uid
+from monitor.generate.panels import DATASOURCE_UID, GRID_WIDTH, Bound, threshold_steps
+from monitor.generate.promql import glob_regex, sel
+from monitor.runtime.demo import DEMO_SPEC
 from slices.errors import SlicewatchError
 from slices.globs import slice_matches
 from slices.load import load_spec, load_spec_text
@@ -81,7 +81,7 @@ def test_json_model(spec, name, board):
                 family(metric)  # raises for a name not in the families table
 
 
-UIDS = ("import json\nfrom monitor.grafana.dashboards import dashboards\n"
+UIDS = ("import json\nfrom monitor.generate.dashboards import dashboards\n"
         "from tests.unit.test_grafana_dashboards import specs\n"
         "print(json.dumps([[n, b['uid']] for s in specs() for n, b in dashboards(s).items()]))")
 
@@ -103,7 +103,7 @@ def test_committed_files_are_up_to_date(tmp_path):
     fresh = {p.relative_to(tmp_path): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
     committed = {p.relative_to(REPO / "grafana"): p.read_text()
                  for p in (REPO / "grafana").rglob("*") if p.is_file()}
-    assert sorted(fresh) == sorted(committed), "regenerate: python -m monitor.grafana dashboards"
+    assert sorted(fresh) == sorted(committed), "regenerate: python -m monitor.generate dashboards"
     for path, text in fresh.items():
         assert committed[path] == text, f"grafana/{path} is stale; regenerate it"
 

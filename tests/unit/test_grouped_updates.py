@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.grouped import count_codes, layer_arrays, sum_values
-from monitor.metrics.base import ModelColumns
-from monitor.metrics.registry import REGISTRY
+from monitor.core.grouped import count_codes, layer_arrays, sum_values
+from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.registry import REGISTRY
 
 
 def _batch(n: int, rng: np.random.Generator) -> ModelColumns:

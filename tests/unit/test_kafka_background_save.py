@@ -3,8 +3,8 @@ runs in a background thread, and its outcome (fencing) is taken by the next save
 
 from __future__ import annotations
 
-from monitor.checkpoint import Checkpoint
-from monitor.sources.kafka import KafkaSource, parse_kafka_settings
+from monitor.ingest.kafka import KafkaSource, parse_kafka_settings
+from monitor.state.checkpoint import Checkpoint
 
 SETTINGS = parse_kafka_settings({"bootstrap_servers": "127.0.0.1:1", "group_id": "g",
                                  "topics": {"predictions": "t"}})

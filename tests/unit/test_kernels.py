@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from monitor.core.kernels import bucket_codes, fold_codes, fold_numeric
 from monitor.drift.summary import NumericSummary
-from monitor.kernels import bucket_codes, fold_codes, fold_numeric
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -33,7 +33,7 @@ def test_bucket_codes_equal_numeric_summary_bucket_codes(seed):
 def test_fold_numeric_and_fold_codes_equal_per_group_numpy():
     rng = np.random.default_rng(7)
     n, groups = 500, [np.flatnonzero(rng.random(500) < p) for p in (1.0, 0.3, 0.5)]
-    from monitor.grouped import layer_arrays
+    from monitor.core.grouped import layer_arrays
 
     codes, owners = layer_arrays(groups, n)
     x = rng.normal(size=(2, n))

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.metrics.base import ModelColumns
+from monitor.core.metrics.base import ModelColumns
 
 
 def outcomes(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.metrics import (
+from monitor.core.metrics import (
     REGISTRY,
     Calibration,
     Confusion,

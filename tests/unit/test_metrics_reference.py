@@ -19,7 +19,7 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from monitor.metrics import (
+from monitor.core.metrics import (
     Calibration,
     Confusion,
     LabelCount,
@@ -31,7 +31,7 @@ from monitor.metrics import (
     ScoreMoments,
     window_results,
 )
-from monitor.metrics.base import ModelColumns
+from monitor.core.metrics.base import ModelColumns
 from tests.unit.test_metrics_common import (
     binary_cols,
     multiclass_cols,

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from monitor.metrics import (
+from monitor.core.metrics import (
     REGISTRY,
     Accumulator,
     Calibration,
@@ -27,8 +27,8 @@ from monitor.metrics import (
     state_of,
     window_results,
 )
-from monitor.metrics.base import ModelColumns
-from monitor.metrics.registry import METRIC_SOURCES
+from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.registry import METRIC_SOURCES
 from slices.errors import SlicewatchError
 from slices.spec import ModelSpec
 from slices.vocab import METRICS_BY_TASK
@@ -246,6 +246,6 @@ def test_bad_states_and_codes_raise():
 def test_docstring_examples_run():
     names = ("counts", "moments", "ranking", "registry")
     for name in names:
-        module = importlib.import_module(f"monitor.metrics.{name}")
+        module = importlib.import_module(f"monitor.core.metrics.{name}")
         failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert attempted > 0 and failed == 0, name

@@ -1,6 +1,6 @@
 """Project hook: nothing read from disk or the network may be unpickled. Flags any
 ``pickle.load(`` / ``pickle.loads(`` / ``Unpickler`` in monitor/, slices/ and alerts/ except
-monitor/close_worker.py (which unpickles only the jobs the daemon itself pickled for its own
+monitor/runtime/close_worker.py (which unpickles only the jobs the daemon itself pickled for its own
 spawned worker process)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-ALLOWED = {"monitor/close_worker.py"}
+ALLOWED = {"monitor/runtime/close_worker.py"}
 PATTERN = re.compile(r"pickle\s*\.\s*loads?\s*\(|\bUnpickler\b|\bfrom\s+pickle\s+import\b")
 
 

@@ -9,9 +9,9 @@ import orjson
 import pandas as pd
 import pytest
 
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.sources.base import Chunk
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
 
 SPEC = """

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.prepare import _truthy, _truthy_one
+from monitor.core.prepare import _truthy, _truthy_one
 
 LOGGED = st.one_of(
     st.none(), st.booleans(), st.integers(-2, 3), st.sampled_from([0.0, 1.0, 0.5, math.nan]),

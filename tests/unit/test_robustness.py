@@ -10,10 +10,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.daemon import Daemon
-from monitor.deadletter import DeadLetter
-from monitor.decode_models import decoder_for
-from monitor.sources.base import Chunk
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.decode_models import decoder_for
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
 
 SPEC = load_spec_text("""

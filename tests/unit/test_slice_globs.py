@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.config import RuleSpec
-from monitor.grafana.promql import glob_regex
+from monitor.generate.promql import glob_regex
 from slices.globs import slice_matches, slice_regex
 
 LABELS = ["overall", "big_new_na", "neighbourhood=riverside", "neighbourhood=__other__",

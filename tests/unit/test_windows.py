@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.windows import EventWindows, group_rows
+from monitor.core.windows import EventWindows, group_rows
 from slices.spec import WindowSpec
 
 
@@ -90,7 +90,7 @@ def test_fractional_window_sizes_do_not_make_the_next_window_late():
 # ---- several partitions: the watermark is the minimum over them ----------------------------
 
 def _two(lateness: float = 0.0):
-    from monitor.windows import PartitionView
+    from monitor.core.windows import PartitionView
 
     view = PartitionView(live={"t:0", "t:1"})
     return view, EventWindows(WindowSpec("time", 60.0, lateness), view)

@@ -1,0 +1,1 @@
+"""The core: record batches, windows, per-model pipeline, joins, evaluation, kernels."""

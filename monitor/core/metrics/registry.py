@@ -1,0 +1,170 @@
+"""Which accumulators a model needs, state (de)serialisation by kind, and window results.
+
+Examples
+--------
+>>> import numpy as np
+>>> from slices.spec import ModelSpec
+>>> from monitor.core.metrics.base import ModelColumns
+>>> accs = accumulators_for(ModelSpec(name="fraud", task="binary", metrics=("count", "f1")))
+>>> [a.kind for a in accs]
+['outcome_counts', 'confusion']
+>>> s = np.array([0.9, 0.2, 0.7]); y = np.array([1.0, 0.0, 0.0])
+>>> cols = ModelColumns(s, (s >= 0.5).astype(float), y, np.zeros(3, np.int8))
+>>> for acc in accs:
+...     acc.update(cols)
+>>> window_results(accs, metrics=("count", "f1"))
+{'count': 3.0, 'f1': 0.6666666666666666}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from monitor.core.metrics.base import Accumulator
+from monitor.core.metrics.binary import Confusion, ProbabilisticLoss
+from monitor.core.metrics.calibration import Calibration
+from monitor.core.metrics.counts import LabelCount, OutcomeCounts
+from monitor.core.metrics.errors import MetricError
+from monitor.core.metrics.moments import ScoreMoments
+from monitor.core.metrics.multiclass import MulticlassConfusion
+from monitor.core.metrics.ranking import DEFAULT_BINS, ScoreHistogram
+from monitor.core.metrics.regression import RegressionErrors
+from slices.spec import ModelSpec
+from slices.vocab import METRICS_BY_TASK
+
+REGISTRY: dict[str, type] = {cls.kind: cls for cls in (
+    OutcomeCounts, LabelCount, ScoreMoments, Confusion, ProbabilisticLoss, ScoreHistogram,
+    Calibration, MulticlassConfusion, RegressionErrors,
+)}
+
+_COMMON = {"count": "outcome_counts", "failure_rate": "outcome_counts",
+           "error_rate": "outcome_counts", "timeout_rate": "outcome_counts",
+           "fallback_rate": "outcome_counts", "labelled_rate": "label_count"}
+
+# metric name → kind of the accumulator that produces it (labelled_rate also needs
+# outcome_counts, which is always present).
+METRIC_SOURCES: dict[str, dict[str, str]] = {
+    "binary": {**_COMMON,
+               **dict.fromkeys(("score_mean", "score_std", "positive_rate"), "score_moments"),
+               **dict.fromkeys(("accuracy", "precision", "recall", "f1", "label_positive_rate"),
+                               "confusion"),
+               "roc_auc": "score_histogram", "pr_auc": "score_histogram",
+               "log_loss": "probabilistic_loss", "brier": "probabilistic_loss",
+               "ece": "calibration"},
+    "multiclass": {**_COMMON,
+                   **dict.fromkeys(("score_mean", "score_std"), "score_moments"),
+                   **dict.fromkeys(("accuracy", "macro_precision", "macro_recall", "macro_f1"),
+                                   "multiclass_confusion")},
+    "regression": {**_COMMON,
+                   **dict.fromkeys(("prediction_mean", "prediction_std"), "score_moments"),
+                   **dict.fromkeys(("mae", "rmse", "mape", "mean_error", "label_mean"),
+                                   "regression_errors")},
+}
+
+_FACTORIES: dict[str, Callable[[ModelSpec], Any]] = {
+    "outcome_counts": lambda m: OutcomeCounts(),
+    "label_count": lambda m: LabelCount(),
+    "score_moments": lambda m: ScoreMoments(task=m.task),
+    "confusion": lambda m: Confusion(),
+    "probabilistic_loss": lambda m: ProbabilisticLoss(),
+    "score_histogram": lambda m: ScoreHistogram(bins=DEFAULT_BINS),
+    "calibration": lambda m: Calibration(bins=m.calibration_bins),
+    "multiclass_confusion": lambda m: MulticlassConfusion(),
+    "regression_errors": lambda m: RegressionErrors(),
+}
+
+# Ratios across accumulators: metric → (numerator total, denominator total).
+DERIVED: dict[str, tuple[str, str]] = {"labelled_rate": ("labelled", "count")}
+
+
+def metrics_for(model: ModelSpec) -> tuple[str, ...]:
+    """The metric names a model reports: ``model.metrics``, or all of its task when empty."""
+    if model.task not in METRICS_BY_TASK:
+        raise MetricError(f"model {model.name!r}: task must be one of "
+                          f"{', '.join(METRICS_BY_TASK)}. Got {model.task!r}.")
+    names = model.metrics or METRICS_BY_TASK[model.task]
+    unknown = [m for m in names if m not in METRIC_SOURCES[model.task]]
+    if unknown:
+        raise MetricError(f"model {model.name!r}: unknown {model.task} metric(s) "
+                          f"{', '.join(map(repr, unknown))}")
+    return tuple(names)
+
+
+def accumulators_for(model: ModelSpec) -> list[Any]:
+    """Fresh accumulators computing the model's metrics; ``OutcomeCounts`` always comes first.
+
+    Order is fixed (registry order), so lists built for one model line up for
+    :func:`merge_all`. Feed ``acc.needs_label`` ones the labelled records only.
+    """
+    sources = METRIC_SOURCES[model.task]
+    kinds = {"outcome_counts"} | {sources[m] for m in metrics_for(model)}
+    return [_FACTORIES[kind](model) for kind in REGISTRY if kind in kinds]
+
+
+# Accumulators of other stages kept in window state (drift summaries): restorable by kind,
+# but not metric accumulators (REGISTRY stays exactly the metric kinds).
+OTHER_KINDS: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Register a non-metric accumulator kind (e.g. drift summaries) so window state holding
+    it can be checkpointed and restored; usable as a class decorator."""
+    existing = REGISTRY.get(cls.kind) or OTHER_KINDS.get(cls.kind)
+    if existing is not None and existing is not cls:
+        raise MetricError(f"accumulator kind {cls.kind!r} is already registered")
+    OTHER_KINDS[cls.kind] = cls
+    return cls
+
+
+def state_of(acc: Accumulator) -> dict[str, Any]:
+    """``acc.to_state()`` plus its ``kind``: plain JSON-able data."""
+    return {"kind": acc.kind, **acc.to_state()}
+
+
+def accumulator_from_state(state: dict[str, Any]) -> Any:
+    """Rebuild an accumulator from :func:`state_of` output, dispatching on ``kind``."""
+    kind = state.get("kind")
+    cls = REGISTRY.get(kind) or OTHER_KINDS.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise MetricError(f"unknown accumulator kind {kind!r}; known: {', '.join(REGISTRY)}")
+    return cls.from_state(state)
+
+
+def merge_all(groups: Sequence[Sequence[Accumulator]]) -> list[Any]:
+    """Merge lists of accumulators position by position into new ones (inputs untouched).
+
+    Every list must hold the same kinds in the same order (as :func:`accumulators_for` builds).
+    """
+    if not groups:
+        return []
+    first = groups[0]
+    for i, group in enumerate(groups[1:], start=1):
+        if [a.kind for a in group] != [a.kind for a in first]:
+            raise MetricError(f"merge_all: list {i} holds kinds {[a.kind for a in group]}, "
+                              f"list 0 holds {[a.kind for a in first]}")
+    merged = [accumulator_from_state(state_of(acc)) for acc in first]
+    for group in groups[1:]:
+        for into, acc in zip(merged, group, strict=True):
+            into.merge(acc)
+    return merged
+
+
+def window_results(accumulators: Iterable[Accumulator],
+                   metrics: Sequence[str] | None = None) -> dict[str, float]:
+    """All results of one window's accumulators, plus cross-accumulator ratios (``DERIVED``).
+
+    ``metrics`` (e.g. ``metrics_for(model)``) keeps only those names, in that order.
+    """
+    results: dict[str, float] = {}
+    totals: dict[str, float] = {}
+    for acc in accumulators:
+        results.update(acc.result())
+        for key, value in getattr(acc, "totals", dict)().items():
+            totals[key] = totals.get(key, 0.0) + value
+    for name, (num, den) in DERIVED.items():
+        if num in totals and den in totals:
+            results[name] = totals[num] / totals[den] if totals[den] else float("nan")
+    if metrics is None:
+        return results
+    return {name: results[name] for name in metrics if name in results}

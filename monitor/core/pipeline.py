@@ -1,0 +1,175 @@
+"""One model's path through the core: prepare → assign slices → window → accumulate.
+
+:class:`ModelPipeline` owns the open windows of one model; :meth:`process` takes that
+model's records and returns the late ones (a mask) and the windows that closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from monitor.core.metrics.base import Accumulator, ModelColumns
+from monitor.core.metrics.registry import accumulator_from_state, state_of
+from monitor.core.prepare import Preparer
+from monitor.core.records import RecordBatch
+from monitor.core.windows import (
+    EventWindows,
+    Group,
+    GroupKey,
+    PartitionView,
+    Window,
+    group_rows,
+    string_codes,
+    update_groups,
+)
+from slices.assign import SliceAssigner
+from slices.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    """A window that will receive no more records: its groups are final."""
+
+    model: str
+    key: float  # window start (time windows) or window index (count windows)
+    start: float  # event-time start
+    end: float  # event-time end
+    groups: dict[GroupKey, Group]
+
+
+class ModelPipeline:
+    def __init__(self, model: ModelSpec, factory: Callable[[str], list[Accumulator]],
+                 on_group: Callable[[float, str, str, ModelColumns, np.ndarray], None]
+                 | None = None,
+                 view: PartitionView | None = None):
+        self.model = model
+        self.factory = factory
+        # (window key, version, slice label, columns, event times) after each group update
+        self.on_group = on_group
+        self.preparer = Preparer(model)
+        self.assigner = SliceAssigner(model)
+        self.windows = EventWindows(model.window, view)  # view: the source's partitions
+        self.open: dict[float, Window] = {}
+
+    def process(self, batch: RecordBatch, partition: str | None = ""
+                ) -> tuple[np.ndarray, list[ClosedWindow]]:
+        """Fold ``batch`` (records of this model only, from source ``partition``) into the
+        open windows.
+
+        Returns the late-record mask and the windows that closed. ``self.last_starts`` holds
+        the window of each record of the batch (the label join remembers it).
+        """
+        starts, late = self.windows.assign(batch.time, partition)
+        self.last_starts = starts
+        on_time = np.flatnonzero(~late)
+        if on_time.size:
+            part = batch if on_time.size == len(batch) else batch.take(on_time)
+            self._accumulate(part, starts[on_time])
+        return late, self.close_due()
+
+    def close_due(self) -> list[ClosedWindow]:
+        """Close the windows the watermark has passed (plus the label delay, if any)."""
+        return self._close(self.windows.closable(list(self.open), self.model.label_delay))
+
+    def process_labels(self, batch: RecordBatch, starts: np.ndarray) -> np.ndarray:
+        """Fold late-arriving labels into the windows of their predictions.
+
+        ``batch`` holds the predictions (as first seen) with their labels filled in, and
+        ``starts`` their windows. Only label-side accumulators are updated (the prediction
+        was counted when it arrived). Returns the mask of records applied; the others
+        belong to windows already closed.
+        """
+        applied = np.array([float(s) in self.open for s in starts], dtype=bool)
+        rows = np.flatnonzero(applied)
+        if rows.size:
+            part = batch if rows.size == len(batch) else batch.take(rows)
+            self._accumulate(part, starts[rows], labels_only=True)
+        return applied
+
+    def flush(self) -> list[ClosedWindow]:
+        """Close every open window (end of a replay, shutdown)."""
+        return self._close(sorted(self.open))
+
+    def _accumulate(self, batch: RecordBatch, starts: np.ndarray, *,
+                    labels_only: bool = False) -> None:
+        cols = self.preparer.columns(batch)
+        w_codes, w_uniques = pd.factorize(starts)
+        v_codes, v_uniques = string_codes(batch.version)
+        n_w, n_v = len(w_uniques), max(len(v_uniques), 1)
+        windows = [self.open.setdefault(float(s), Window(float(s))) for s in w_uniques]
+        if not labels_only:
+            first = np.full(n_w, np.inf)
+            last = np.full(n_w, -np.inf)
+            np.minimum.at(first, w_codes, batch.time)
+            np.maximum.at(last, w_codes, batch.time)
+            counts = np.bincount(w_codes, minlength=n_w)
+            for w, window in enumerate(windows):
+                window.first_time = min(window.first_time, float(first[w]))
+                window.last_time = max(window.last_time, float(last[w]))
+                window.records += int(counts[w])
+        parts: list[tuple[GroupKey, Group, np.ndarray, float]] = []
+        for sc in self.assigner.assign(batch):
+            rows = np.flatnonzero(sc.codes >= 0)
+            if not rows.size:
+                continue
+            n_l = max(len(sc.labels), 1)
+            key = (w_codes[rows] * n_v + v_codes[rows]) * n_l + sc.codes[rows]
+            for k, part in group_rows(key.astype(np.int64)):
+                label, rest = k % n_l, k // n_l
+                window = windows[rest // n_v]
+                gkey = (str(v_uniques[rest % n_v]), sc.spec.name, sc.labels[label])
+                group = window.groups.get(gkey)
+                if group is None:
+                    group = window.groups[gkey] = Group(self.factory(sc.spec.name))
+                parts.append((gkey, group, rows[part], window.start))
+        update_groups(cols, [(group, rows) for _, group, rows, _ in parts],
+                      labels_only=labels_only)
+        if self.on_group is not None:
+            for gkey, _, rows, key in parts:
+                self.on_group(key, gkey[0], gkey[2], cols.take(rows), batch.time[rows])
+
+    def _close(self, keys: list[float]) -> list[ClosedWindow]:
+        out = []
+        if keys:
+            self.assigner.refresh()  # re-rank kept slice values between windows
+        for key in keys:
+            window = self.open.pop(key)
+            self.windows.mark_closed(key)
+            if self.model.window.kind == "time":
+                start, end = key, key + self.model.window.size
+            else:
+                start, end = window.first_time, window.last_time
+            out.append(ClosedWindow(self.model.name, key, start, end, window.groups))
+        return out
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def to_state(self) -> dict:
+        """Everything needed to resume exactly: watermark, slice vocabularies, class codes and
+        every open window's accumulator states (plain JSON-able data)."""
+        return {
+            "windows": self.windows.to_state(),
+            "assigner": self.assigner.to_state(),
+            "preparer": self.preparer.to_state(),
+            "open": [{"key": w.start, "first": w.first_time, "last": w.last_time,
+                      "records": w.records,
+                      "groups": [[list(k), g.count, [state_of(a) for a in g.accumulators]]
+                                 for k, g in w.groups.items()]}
+                     for w in self.open.values()],
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.windows.load_state(state["windows"])
+        self.assigner = SliceAssigner.from_state(self.model, state["assigner"])
+        self.preparer.load_state(state["preparer"])
+        self.open = {}
+        for w in state["open"]:
+            window = Window(float(w["key"]), first_time=float(w["first"]),
+                            last_time=float(w["last"]), records=int(w["records"]))
+            for key, count, accs in w["groups"]:
+                window.groups[tuple(key)] = Group([accumulator_from_state(a) for a in accs],
+                                                  count=int(count))
+            self.open[window.start] = window

@@ -1,0 +1,315 @@
+"""Drift in the daemon: window summaries as accumulators, tests at window close, concept
+drift on each slice's error stream.
+
+Per model with ``drift:`` in its spec, a :class:`DriftStage`
+
+- gives each new window group two extra accumulators: :class:`FeatureDrift` (features and
+  prediction, fed every record) and :class:`LabelDrift` (the label, fed labelled records,
+  including labels joined later) — both with the reference's fixed bins, so memory is
+  bounded by bins × features × slices;
+- at window close runs :func:`monitor.drift.evaluate_drift` (all tests of the window, BH,
+  effect-size gate) and :func:`monitor.drift.data_quality`, and attaches the decisions to the
+  slice results (``extra["drift"]``, ``extra["quality"]``);
+- feeds a River detector per model × version × slice with the per-record error stream
+  (``drift.concept``) and gives each window its own events: an event belongs to the window of
+  the prediction at which the detector fired (its event time is kept, at most
+  :data:`MAX_EVENT_TIMES` per window and slice).
+
+The reference is a profile file (``drift.profile``) or the previous N windows
+(``drift.rolling_windows``); a rolling reference takes its bins from the first micro-batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from monitor.core.evaluate import SliceResult
+from monitor.core.kernels import warm_up
+from monitor.core.metrics.base import Accumulator, ModelColumns
+from monitor.core.metrics.registry import register
+from monitor.core.pipeline import ClosedWindow
+from monitor.drift import (
+    LABEL,
+    ConceptMonitor,
+    FeatureSummaries,
+    Profile,
+    RollingReference,
+    build_profile,
+    data_quality,
+    error_rows,
+    evaluate_drift,
+    load_profile,
+)
+from slices.spec import ModelSpec
+
+
+@register
+class FeatureDrift:
+    """Features and prediction of one group, summarised with the reference's bins."""
+
+    kind = "drift_features"
+    needs_label = False
+
+    def __init__(self, summaries: FeatureSummaries, classes: list[str] | None = None):
+        self.summaries = summaries
+        self.classes = classes
+
+    def update(self, cols: ModelColumns) -> None:
+        self.summaries.update(cols, label=False, classes=self.classes)
+
+    @staticmethod
+    def update_many(cols: ModelColumns, items: list[tuple[FeatureDrift, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of one batch, at once."""
+        FeatureSummaries.update_groups(cols, [(acc.summaries, rows) for acc, rows in items],
+                                       classes=items[0][0].classes if items else None)
+
+    def merge(self, other: FeatureDrift) -> None:
+        self.summaries.merge(other.summaries)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"summaries": self.summaries.to_state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FeatureDrift:
+        return cls(FeatureSummaries.from_state(state["summaries"]))
+
+    def result(self) -> dict[str, float]:
+        return {}
+
+
+@register
+class LabelDrift(FeatureDrift):
+    """The label of one group (labelled records only, whenever the label arrives)."""
+
+    kind = "drift_label"
+    needs_label = True
+
+    def update(self, cols: ModelColumns) -> None:
+        self.summaries.update_label(cols.label, classes=self.classes)
+
+    @staticmethod
+    def update_many(cols: ModelColumns, items: list[tuple[LabelDrift, np.ndarray]]) -> None:
+        FeatureSummaries.update_label_groups(
+            cols, [(acc.summaries, rows) for acc, rows in items],
+            classes=items[0][0].classes if items else None)
+
+
+MAX_EVENT_TIMES = 100  # event times kept per window × version × slice (all are counted)
+
+
+@dataclass
+class WindowEvents:
+    """Concept-drift events of one window × version × slice: how many, and the event times
+    of the predictions they fired at (the first :data:`MAX_EVENT_TIMES`)."""
+
+    count: int = 0
+    times: list[float] = dataclasses.field(default_factory=list)
+
+    def add(self, times: np.ndarray) -> None:
+        self.count += int(times.shape[0])
+        room = MAX_EVENT_TIMES - len(self.times)
+        if room > 0:
+            self.times.extend(float(t) for t in times[:room])
+
+
+def _seed(*parts: Any) -> int:
+    return zlib.crc32("\x1f".join(map(str, parts)).encode())
+
+
+@dataclass(frozen=True)
+class FrozenReference:
+    """The references of a window's slices, looked up when the window closed."""
+
+    by_slice: dict[str, tuple[FeatureSummaries, str] | None]
+
+    def for_slice(self, key: str | None) -> tuple[FeatureSummaries, str] | None:
+        return self.by_slice.get(key)
+
+
+@dataclass(frozen=True)
+class CloseJob:
+    """A closed window's drift work, detached from the stage (picklable): per version, the
+    window's summaries by slice and the reference to test them against (None: the rolling
+    reference is not ready yet)."""
+
+    model: ModelSpec
+    versions: list[tuple[str, dict[str, FeatureSummaries], FrozenReference | None]]
+    concept_events: dict[tuple[str, str], WindowEvents]  # (version, slice) → this window's
+
+
+def close_extras(job: CloseJob) -> dict[tuple[str, str], dict[str, Any]]:
+    """(version, slice) → ``{"drift": [decision, …], "quality": {feature: …}}`` for a closed
+    window: every drift test of the window decided together (:func:`evaluate_drift`) and the
+    data-quality figures. A pure function of ``job`` (it may run in a worker process)."""
+    extra: dict[tuple[str, str], dict[str, Any]] = {}
+    for version, current, reference in job.versions:
+        decisions = evaluate_drift(reference, current, job.model) if reference is not None \
+            else []
+        for d in decisions:
+            extra.setdefault((version, d.slice), {}).setdefault("drift", []).append(
+                _decision_dict(d))
+        for label, sums in current.items():
+            extra.setdefault((version, label), {})["quality"] = {
+                q.feature: _quality_dict(q) for q in data_quality(sums)}
+    return extra
+
+
+class DriftStage:
+    def __init__(self, model: ModelSpec, classes: list[str]):
+        self.model = model
+        self.spec = model.drift
+        self.classes = classes  # the preparer's live class list (multiclass names)
+        self.profile: Profile | None = load_profile(self.spec.profile) if self.spec.profile \
+            else None
+        self.rolling = RollingReference(self.spec.rolling_windows) \
+            if self.spec.rolling_windows else None
+        self.concept: dict[tuple[str, str], ConceptMonitor] = {}
+        # events of windows still open: window key → (version, slice) → events
+        self.open_events: dict[float, dict[tuple[str, str], WindowEvents]] = {}
+        self.concept_events: Counter = Counter()  # (version, slice) → events of closed windows
+        warm_up()  # the compiled summary kernels, before the first batch
+
+    # ---- accumulators for a new group ---------------------------------------------------
+    def wants(self, slice_name: str) -> bool:
+        return self.spec.per_slice or slice_name == "overall"
+
+    def accumulators(self, slice_name: str) -> list[Accumulator]:
+        if self.profile is None or not self.wants(slice_name):
+            return []
+        classes = self.classes if self.model.task == "multiclass" else None
+        names = self.spec.features or None
+        feats = self.profile.window_summaries(_seed(self.model.name, slice_name), names)
+        label = FeatureSummaries(feats.task, {k: v for k, v in feats.summaries.items()
+                                              if k == LABEL})
+        feats = FeatureSummaries(feats.task, {k: v for k, v in feats.summaries.items()
+                                              if k != LABEL})
+        return [FeatureDrift(feats, classes), LabelDrift(label, classes)]
+
+    def learn_bins(self, cols: ModelColumns) -> None:
+        """Rolling reference without a profile: bins from the first micro-batch."""
+        if self.profile is None and self.rolling is not None and len(cols):
+            self.profile = build_profile(self.model, cols, source="first micro-batch",
+                                         classes=self.classes or None)
+
+    def attach_classes(self, accs: list[Accumulator]) -> None:
+        for acc in accs:
+            if isinstance(acc, FeatureDrift) and self.model.task == "multiclass":
+                acc.classes = self.classes
+
+    # ---- concept drift ------------------------------------------------------------------
+    def on_labelled(self, window: float, version: str, slice_label: str, cols: ModelColumns,
+                    times: np.ndarray) -> None:
+        """Feed the errors of labelled records of one group (window ``window``) to the
+        slice's detector; its events go to that window, with the records' event times."""
+        if self.spec.concept_detector is None:
+            return
+        errors, rows = error_rows(self.model.task, cols)
+        if not errors.size:
+            return
+        key = (version, slice_label)
+        monitor = self.concept.get(key)
+        if monitor is None:
+            monitor = self.concept[key] = ConceptMonitor(
+                self.spec.concept_detector, self.spec.concept_params, task=self.model.task)
+        hits = monitor.update(errors)
+        if hits:
+            events = self.open_events.setdefault(window, {}).setdefault(key, WindowEvents())
+            events.add(times[rows[hits]])
+
+    # ---- window close --------------------------------------------------------------------
+    def begin_close(self, window: ClosedWindow) -> CloseJob:
+        """The stateful part of a window close, in window order: the window's summaries per
+        version, the reference each version is tested against (the rolling reference then
+        takes the window in) and the window's concept-drift events. The returned job holds no
+        live state: :func:`close_extras` may run on it anywhere, later."""
+        by_version: dict[str, dict[str, FeatureSummaries]] = {}
+        for (version, _, label), group in window.groups.items():
+            parts = [a for a in group.accumulators if isinstance(a, FeatureDrift)]
+            if not parts:
+                continue
+            merged = {}
+            for acc in parts:
+                merged.update(acc.summaries.summaries)
+            by_version.setdefault(version, {})[label] = FeatureSummaries(
+                self.model.task, merged)
+        versions = []
+        reference = self.rolling if self.rolling is not None else self.profile
+        for version, current in by_version.items():
+            ready = reference is not None and (self.rolling is None or self.rolling.ready)
+            frozen = FrozenReference({key: reference.for_slice(key) for key in current}) \
+                if ready else None
+            versions.append((version, current, frozen))
+            if self.rolling is not None:
+                self.rolling.push(current)
+        return CloseJob(self.model, versions, self.open_events.pop(window.key, {}))
+
+    def finish_close(self, job: CloseJob, extra: dict[tuple[str, str], dict[str, Any]],
+                     results: list[SliceResult]) -> list[SliceResult]:
+        """``results`` with ``extra`` (from :func:`close_extras`) and the window's concept
+        events (``concept_drift_events``, ``concept_drift_event_times``) attached; the events
+        are added to :attr:`concept_events` (call once per job, in window order)."""
+        for key, events in job.concept_events.items():
+            self.concept_events[key] += events.count
+        out = []
+        for r in results:
+            e = dict(extra.get((r.version, r.slice), {}))
+            if self.spec.concept_detector is not None:
+                events = job.concept_events.get((r.version, r.slice), WindowEvents())
+                e["concept_drift_events"] = events.count
+                e["concept_drift_event_times"] = list(events.times)
+            out.append(dataclasses.replace(r, extra=MappingProxyType({**r.extra, **e}))
+                       if e else r)
+        return out
+
+    def concept_counts(self) -> dict[tuple[str, str, str, str], int]:
+        """(model, version, slice, detector) → events of the windows closed so far."""
+        return {(self.model.name, v, s, self.spec.concept_detector or ""): n
+                for (v, s), n in self.concept_events.items()}
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        return {"concept": [[list(k), m.to_state()] for k, m in self.concept.items()],
+                "events": [[list(k), n] for k, n in self.concept_events.items()],
+                "open_events": [[[w, *k], e.count, e.times] for w, by in self.open_events.items()
+                                for k, e in by.items()],
+                "rolling": self.rolling.to_state() if self.rolling is not None else None,
+                "learned": self.profile.to_dict() if self.profile is not None
+                and not self.spec.profile else None}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.concept = {tuple(k): ConceptMonitor.from_state(m) for k, m in state["concept"]}
+        self.concept_events = Counter({tuple(k): n for k, n in state["events"]})
+        self.open_events = {}
+        for (w, v, s), n, times in state["open_events"]:
+            self.open_events.setdefault(float(w), {})[(v, s)] = WindowEvents(int(n), list(times))
+        if state["rolling"] is not None:
+            self.rolling = RollingReference.from_state(state["rolling"])
+        if state["learned"] is not None:
+            self.profile = Profile.from_dict(state["learned"])
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _decision_dict(d) -> dict[str, Any]:
+    return {"feature": d.feature, "test": d.test, "gate": d.gate,
+            "statistic": _finite(d.statistic), "pvalue": _finite(d.pvalue),
+            "pvalue_adjusted": _finite(d.adjusted_pvalue), "distance": _finite(d.distance),
+            "threshold": d.threshold, "status": d.status, "n_reference": d.n_reference,
+            "n_current": d.n_current, "reference": d.reference}
+
+
+def _quality_dict(q) -> dict[str, float]:
+    return {k: float(v) for k, v in (
+        ("missing_ratio", q.missing_rate), ("nonfinite", q.nonfinite),
+        ("out_of_range_ratio", q.out_of_range_share), ("unseen_category_ratio", q.unseen_share),
+        ("type_mismatches", q.type_mismatches)) if not (isinstance(v, float) and np.isnan(v))}

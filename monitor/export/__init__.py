@@ -1,0 +1,1 @@
+"""What Prometheus reads: snapshots, the collector, HTTP server, metric catalogue, Pushgateway."""

@@ -1,0 +1,103 @@
+"""CSV rows, checked one by one before pandas parses a batch of them.
+
+A row that is not UTF-8 (``bad_encoding``) or has another number of fields than the header
+(``bad_csv_row``) becomes a reject; the rows that pass are parsed together by
+``pandas.read_csv`` (its type inference, per batch, as before). A quoted field may span lines:
+a line with an odd number of ``"`` continues on the next one.
+
+>>> rows = CsvRows(b"a,b\\n")
+>>> rows.add(b"1,2\\n"), rows.add(b"1,2,3\\n").reason, rows.add(b'3,"x\\n'), rows.add(b'y"\\n')
+(None, 'bad_csv_row', None, None)
+>>> frame, rejects = rows.take()
+>>> frame.to_dict(orient="records"), rejects
+([{'a': 1, 'b': '2'}, {'a': 3, 'b': 'x\\ny'}], [])
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pandas as pd
+
+from monitor.ingest.decode import Reject
+from monitor.ingest.source import SourceError
+
+_PARSE_ERRORS = (pd.errors.ParserError, ValueError, UnicodeDecodeError, csv.Error)
+
+
+class CsvRows:
+    """Collects the good rows of one CSV file (after its ``header`` line) into batches."""
+
+    def __init__(self, header: bytes, limit: int = 1 << 20):
+        try:
+            self.names = _fields(header.decode("utf-8"))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise SourceError(f"cannot read the CSV header: {exc}") from None
+        self.header = header if header.endswith(b"\n") else header + b"\n"
+        self.limit = limit
+        self.rows: list[bytes] = []
+        self._open: list[bytes] = []  # lines of a row whose quoted field is still open
+        self._open_len = 0  # their total length
+        self._open_quotes = 0  # and their quote count (parity: a field still open)
+
+    def add(self, line: bytes) -> Reject | None:
+        """Take one line; a reject if the row it completes is bad."""
+        self._open.append(line)  # a running length and quote count: linear in the row
+        self._open_len += len(line)
+        self._open_quotes += line.count(b'"')
+        if self._open_quotes % 2 and self._open_len <= self.limit:
+            return None  # a quoted field goes on on the next line
+        row = b"".join(self._open)
+        self._open, self._open_len, self._open_quotes = [], 0, 0
+        if len(row) > self.limit:
+            return Reject("too_large", row[:4096].decode("utf-8", "replace"),
+                          f"CSV row longer than max_record_bytes ({self.limit})")
+        try:
+            text = row.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Reject("bad_encoding", row.decode("utf-8", "replace").rstrip("\r\n"),
+                          f"not UTF-8: {exc.reason} at byte {exc.start}")
+        try:
+            n = len(_fields(text))
+        except csv.Error as exc:
+            return Reject("bad_csv_row", text.rstrip("\r\n"), str(exc))
+        if n != len(self.names):
+            return Reject("bad_csv_row", text.rstrip("\r\n"),
+                          f"expected {len(self.names)} fields (the header's), got {n}")
+        self.rows.append(row if row.endswith(b"\n") else row + b"\n")
+        return None
+
+    def finish(self) -> Reject | None:
+        """End of file: a row whose quote never closed is a reject."""
+        if not self._open:
+            return None
+        row = b"".join(self._open)
+        self._open, self._open_len, self._open_quotes = [], 0, 0
+        return Reject("bad_csv_row", row[:4096].decode("utf-8", "replace"),
+                      "unterminated quoted field at the end of the file")
+
+    def take(self) -> tuple[pd.DataFrame | None, list[Reject]]:
+        """The collected rows as one frame (None when there are none); rows pandas still
+        refuses are parsed alone, and those that fail become rejects."""
+        rows, self.rows = self.rows, []
+        if not rows:
+            return None, []
+        try:
+            return self._parse(rows), []
+        except _PARSE_ERRORS:
+            pass
+        frames, rejects = [], []
+        for row in rows:
+            try:
+                frames.append(self._parse([row]))
+            except _PARSE_ERRORS as exc:
+                rejects.append(Reject("bad_csv_row", row.decode("utf-8", "replace"), str(exc)))
+        return (pd.concat(frames, ignore_index=True) if frames else None), rejects
+
+    def _parse(self, rows: list[bytes]) -> pd.DataFrame:
+        return pd.read_csv(io.BytesIO(self.header + b"".join(rows)), skip_blank_lines=False)
+
+
+def _fields(text: str) -> list[str]:
+    return next(csv.reader([text.rstrip("\r\n")]), [])

@@ -1,0 +1,85 @@
+"""Decoding when some models log in their own shape (a model-level ``schema:``).
+
+The model of each record is read with the top-level schema; each model's records are then
+decoded with that model's schema (the top-level one, overridden key by key). Specs without
+model-level schemas use :class:`monitor.ingest.decode.Decoder` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from monitor.core.records import RecordBatch, concat
+from monitor.ingest.decode import Decoder, Reject, parse_json_lines
+from slices.spec import Spec
+
+
+def decoder_for(spec: Spec) -> Decoder | PerModelDecoder:
+    """The decoder a spec needs."""
+    types: dict[str, str] = {}
+    for m in spec.models:
+        for f in m.features:
+            types.setdefault(f.name, f.type)
+    single = spec.models[0].name if len(spec.models) == 1 else None
+    checks = _checks(spec)
+    base = Decoder(spec.schema, default_model=single, known_models=[m.name for m in spec.models],
+                   feature_types=types, **checks)
+    if not any(m.schema for m in spec.models):
+        return base
+    return PerModelDecoder(spec, base, types)
+
+
+def _checks(spec: Spec) -> dict:
+    """The value checks every decoder of ``spec`` applies: event time at most
+    ``source.max_future`` ahead of the clock; probability scores in [0, 1]."""
+    return {"max_future": spec.source.max_future,
+            "probability_models": [m.name for m in spec.models if m.task != "regression"]}
+
+
+class PerModelDecoder:
+    def __init__(self, spec: Spec, base: Decoder, feature_types: dict[str, str]):
+        self.base = base
+        self.schema = spec.schema
+        self.parts = tuple(spec.schema.model.split("."))
+        self.single = spec.models[0].name if len(spec.models) == 1 else None
+        self.by_model = {m.name: Decoder(spec.schema_for(m), default_model=m.name,
+                                         known_models=[m.name], feature_types=feature_types,
+                                         **_checks(spec))
+                         for m in spec.models if m.schema}
+
+    def _model_of(self, record: Any) -> Any:
+        value = record
+        for part in self.parts:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+        return value if value is not None else self.single
+
+    def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
+        groups: dict[str | None, list[Any]] = {}
+        for r in records:
+            model = self._model_of(r) if isinstance(r, dict) else None
+            groups.setdefault(model if model in self.by_model else None, []).append(r)
+        batches, rejects = [], []
+        for model, part in groups.items():
+            decoder = self.by_model[model] if model is not None else self.base
+            batch, more = decoder.decode_records(part)
+            batches.append(batch)
+            rejects.extend(more)
+        return concat(batches), rejects
+
+    def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
+        records, rejects = parse_json_lines(lines)
+        batch, more = self.decode_records(records)
+        return batch, rejects + more
+
+    def decode_frame(self, frame: pd.DataFrame) -> tuple[RecordBatch, list[Reject]]:
+        from monitor.ingest.decode import _unflatten
+
+        return self.decode_records([_unflatten(r) for r in frame.to_dict(orient="records")])
+
+    def decode_label_lines(self, lines: Sequence[bytes | str]):
+        return self.base.decode_label_lines(lines)

@@ -1,0 +1,112 @@
+"""Lines of a byte stream in bounded memory: every line at most ``limit`` bytes.
+
+A longer line is never held whole: its first :data:`HEAD_BYTES` are kept for the dead letter
+(reason ``too_large``), the rest is skipped in pieces up to the next newline. Blank lines are
+returned as ``empty_line`` rejects (counted, never dropped silently).
+
+>>> import io
+>>> r = LineReader(io.BytesIO(b'{"a": 1}\\n\\n' + b"x" * 100 + b'\\n{"b"'), limit=64)
+>>> [x if isinstance(x, bytes) else x.reason for x in iter(lambda: r.next(final=True), None)]
+[b'{"a": 1}\\n', 'empty_line', 'too_large', b'{"b"']
+>>> r.offset
+115
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import BinaryIO
+
+from monitor.ingest.decode import Reject
+
+HEAD_BYTES = 4096  # what a dead letter keeps of an oversized record
+SKIP_BYTES = 1 << 16  # an oversized line is skipped in pieces of this size
+
+
+class LineReader:
+    """Reads lines of ``fh`` from its current position; ``offset`` counts the bytes consumed
+    (resume positions); ``skipping`` is true inside an oversized line whose newline has not
+    come yet (follow mode: it is skipped on as the file grows)."""
+
+    def __init__(self, fh: BinaryIO, limit: int, *, offset: int = 0, skipping: bool = False):
+        self.fh = fh
+        self.limit = limit
+        self.offset = offset
+        self.skipping = skipping
+
+    def next(self, *, final: bool) -> bytes | Reject | None:
+        """The next line (with its newline), a :class:`Reject`, or None when no complete line
+        is there. ``final``: the stream is complete, a last line without newline counts;
+        otherwise (a file still growing) such a line is left unread (the file must be
+        seekable)."""
+        if self.skipping and not self._skip(final):
+            return None
+        line = self.fh.readline(self.limit + 1)
+        if not line:
+            return None
+        if line[-1:] == b"\n":
+            self.offset += len(line)
+            return line if not line.isspace() else Reject("empty_line", "", "blank line")
+        if len(line) <= self.limit:  # the last line, without newline
+            if final:
+                self.offset += len(line)
+                return line if not line.isspace() else Reject("empty_line", "", "blank line")
+            self.fh.seek(-len(line), 1)
+            return None
+        self.offset += len(line)
+        head = line[:HEAD_BYTES].decode("utf-8", "replace")
+        self.skipping = True
+        self._skip(final)
+        return Reject("too_large", head, f"record longer than max_record_bytes ({self.limit}); "
+                                         f"its first {HEAD_BYTES} bytes are kept")
+
+    def _skip(self, final: bool) -> bool:
+        """Skip to just after the next newline; False when the stream ended first."""
+        while True:
+            piece = self.fh.readline(SKIP_BYTES)
+            self.offset += len(piece)
+            if piece[-1:] == b"\n":
+                self.skipping = False
+                return True
+            if not piece:
+                self.skipping = not final
+                return final
+
+
+class PipeReader:
+    """``readline``/``seek`` over a pipe (stdin) that never block: bytes come in with
+    :meth:`fill`, which waits at most ``timeout`` (so the caller can flush what it has and
+    see a stop request). Holds at most what :class:`LineReader` has not consumed: its limit
+    plus one read."""
+
+    def __init__(self, fd: int, read_bytes: int = 1 << 16):
+        self.fd = fd
+        self.read_bytes = read_bytes
+        self.eof = False
+        self._buf = bytearray()
+        self._pos = 0
+
+    def fill(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for more input; False when none came (or at the end)."""
+        if self.eof or not select.select([self.fd], [], [], timeout)[0]:
+            return False
+        data = os.read(self.fd, self.read_bytes)
+        if not data:
+            self.eof = True
+            return False
+        del self._buf[:self._pos]
+        self._pos = 0
+        self._buf += data
+        return True
+
+    def readline(self, size: int) -> bytes:
+        end = self._buf.find(b"\n", self._pos, self._pos + size)
+        stop = end + 1 if end >= 0 else min(len(self._buf), self._pos + size)
+        line = bytes(self._buf[self._pos:stop])
+        self._pos = stop
+        return line
+
+    def seek(self, offset: int, whence: int) -> None:
+        """Only ``seek(-n, 1)``: give back the last ``n`` bytes read."""
+        self._pos += offset

@@ -1,0 +1,32 @@
+"""What every source yields: raw chunks with where they came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slices.errors import SlicewatchError
+
+
+class SourceError(SlicewatchError):
+    """A source that cannot be opened or read (missing file, unknown format, broker down…)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A micro-batch of raw records.
+
+    ``kind='lines'``: ``payload`` is a list of JSON lines (bytes); ``kind='frame'``: a pandas
+    DataFrame (CSV, Parquet); ``stream`` is ``'predictions'``, ``'labels'`` or
+    ``'features'``; ``origin`` names the file or topic; ``position`` is an opaque resume
+    position (file offset, Kafka offsets) that a checkpoint may store; ``partition`` names
+    the source partition all its records come from (``"topic:N"``; ``""``: a source with one
+    partition), whose event time the watermark follows (:mod:`monitor.core.windows`).
+    """
+
+    kind: Literal["lines", "frame"]
+    payload: Any
+    stream: Literal["predictions", "labels", "features"] = "predictions"
+    origin: str = ""
+    position: Any = None
+    partition: str = ""

@@ -1,0 +1,1 @@
+"""Listeners of closed windows: the console table, the results history, the alert stage."""

@@ -1,0 +1,116 @@
+"""The shell between the daemon and ``alerts/``: closed windows → observations → engine.
+
+:class:`AlertStage` is a result listener: each closed window's reported slice results become
+:class:`alerts.Observation` s for a supervised background dispatcher
+(:mod:`alerts.workers`) that runs group timers and drains the outbox, one worker per
+receiver; :meth:`health` feeds ``/healthz``; :meth:`collect` exports the alerting metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from alerts import AlertEngine, DriftObservation, Observation
+from alerts.workers import Dispatcher, EventSink
+from monitor.core.evaluate import SliceResult
+from monitor.core.pipeline import ClosedWindow
+from slices.spec import Spec
+
+DEFAULT_DB = os.path.join("slicewatch-state", "alerts.db")
+
+
+def _longest_group_timer(route) -> float:
+    """The longest group_wait/group_interval in the routing tree (< repeat_interval)."""
+    own = max(route.group_wait, route.group_interval)
+    return max([own, *(_longest_group_timer(r) for r in route.routes)])
+
+
+def to_observation(r: SliceResult) -> Observation:
+    """A slice result as the plain data ``alerts/`` judges."""
+    drift = tuple(DriftObservation(feature=d["feature"], test=d["test"], score=d["distance"],
+                                   pvalue=d.get("pvalue_adjusted"),
+                                   detected=d["status"] == "drift")
+                  for d in r.extra.get("drift", ()) if d["status"] != "insufficient")
+    return Observation(
+        model=r.model, version=r.version, slice=r.slice, window_start=r.window_start,
+        window_end=r.window_end, count=r.count, critical=r.critical,
+        metrics={k: v for k, v in r.metrics.items()
+                 if not (isinstance(v, float) and math.isnan(v))},
+        drift=drift, concept_drift_events=int(r.extra.get("concept_drift_events", 0)),
+        quality={k: dict(v) for k, v in r.extra.get("quality", {}).items()},
+        reference_metrics=r.extra.get("reference_metrics"))
+
+
+class AlertStage:
+    """The daemon's alerting: a result listener handing observations to a supervised
+    background :class:`alerts.workers.Dispatcher` (one delivery worker per receiver).
+
+    ``notify=False`` (a replay of the past) judges, prints and records alerts but sends
+    nothing; ``sinks`` get each window's alert transitions (console lines, results file).
+    """
+
+    def __init__(self, spec: Spec, db_path: str | None = None, *, interval: float = 1.0,
+                 notify: bool = True, sinks: Iterable[EventSink] = ()):
+        self.db_path = db_path or DEFAULT_DB
+        os.makedirs(os.path.dirname(os.path.abspath(self.db_path)), exist_ok=True)
+        self.engine = AlertEngine(spec.alerting, self.db_path, notify=notify)
+        self.timer_horizon = _longest_group_timer(spec.alerting.route)
+        self.interval = interval
+        self.dispatcher = Dispatcher(self.engine, interval=interval, sinks=sinks)
+
+    def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
+        observations = [to_observation(r) for r in results if r.reported]
+        if observations:
+            self.dispatcher.observe(observations)
+
+    def start(self) -> AlertStage:
+        self.dispatcher.start()
+        return self
+
+    def health(self) -> list[str]:
+        """Problems of the alert dispatcher and receiver workers (empty when healthy)."""
+        return self.dispatcher.health()
+
+    def health_check(self) -> tuple[bool, str]:
+        """:meth:`health` as a ``/healthz`` check: ``(ok, reason)``."""
+        problems = self.health()
+        return not problems, "; ".join(problems)
+
+    def stop(self) -> None:
+        """Stop the dispatcher. Groups waiting on their ``group_wait``/``group_interval``
+        timers are flushed now and one delivery round is tried; whatever fails stays in the
+        durable outbox for the next start."""
+        self.dispatcher.stop(self.timer_horizon)
+        self.engine.close()
+
+    def collect(self, _snapshot=None) -> Iterator[Metric]:
+        snap = self.engine.metrics_snapshot()
+        firing = GaugeMetricFamily("slicewatch_alerts_firing", "Alerts firing now.",
+                                   labels=["model", "severity"])
+        for (model, severity), n in sorted(snap["firing"].items()):
+            firing.add_metric([model, severity], n)
+        yield firing
+        sent = CounterMetricFamily("slicewatch_notifications", "Notification attempts by "
+                                   "receiver and outcome (sent, retried, failed, dropped).",
+                                   labels=["receiver", "outcome"])
+        for (receiver, outcome), n in sorted(snap["notifications_total"].items()):
+            sent.add_metric([receiver, outcome], n)
+        yield sent
+        yield GaugeMetricFamily("slicewatch_outbox_depth", "Notifications waiting in the "
+                                "durable outbox.", value=snap["outbox_depth"])
+        d = self.dispatcher
+        errors = CounterMetricFamily("slicewatch_alert_dispatch_errors", "Errors of the alert "
+                                     "dispatcher and receiver workers by loop and reason; "
+                                     "each is retried.", labels=["loop", "reason"])
+        for (loop, reason), n in sorted(d.errors.items()):
+            errors.add_metric([loop, reason], n)
+        yield errors
+        yield GaugeMetricFamily("slicewatch_alert_observations_pending", "Observations "
+                                "waiting for the alert database.", value=d.pending())
+        yield CounterMetricFamily("slicewatch_alert_observations_dropped", "Observations "
+                                  "dropped because too many waited for the alert database.",
+                                  value=d.dropped)

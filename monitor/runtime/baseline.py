@@ -1,0 +1,87 @@
+"""``slicewatch baseline build``: a reference profile from training (or any reference) data.
+
+The data is read with the same schema, decoder and slicing as the daemon (JSONL, CSV or
+Parquet in the spec's record shape), so the profile's features, prediction and label mean
+exactly what the daemon will compare them with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.core.prepare import Preparer
+from monitor.core.records import RecordBatch, concat
+from monitor.drift.profile import Profile, build_profile, save_profile
+from monitor.ingest.decode_models import decoder_for
+from monitor.ingest.file import FileSource
+from slices.assign import SliceAssigner
+from slices.errors import SlicewatchError
+from slices.spec import ModelSpec, Spec
+
+
+@dataclass(frozen=True)
+class BaselineReport:
+    model: str
+    rows: int
+    rejected: int
+    slices: int
+    path: str
+
+
+def read_reference(spec: Spec, paths: list[str]) -> tuple[RecordBatch, int]:
+    """Every usable record of ``paths`` (decoded like the daemon does) and the reject count."""
+    decoder = decoder_for(spec)
+    batches, rejected = [], 0
+    for chunk in FileSource(paths, batch_size=50_000).chunks():
+        if chunk.kind == "lines":
+            batch, rejects = decoder.decode_lines(chunk.payload)
+        else:
+            batch, rejects = decoder.decode_frame(chunk.payload)
+        batches.append(batch)
+        rejected += len(rejects)
+    return concat(batches), rejected
+
+
+def profile_for(model: ModelSpec, batch: RecordBatch, *, source: str, seed: int = 0,
+                bins: int | None = None) -> Profile:
+    """The profile of ``model`` from its records in ``batch`` (per slice when the spec's
+    ``drift.per_slice`` is on: one reference per slice value, with the overall bins)."""
+    mine = batch.take(batch.model == model.name)
+    if not len(mine):
+        raise SlicewatchError(f"the reference data has no records of model {model.name!r}")
+    preparer = Preparer(model)
+    cols = preparer.columns(mine)
+    slices = None
+    if model.drift.per_slice:
+        slices = {}
+        for sc in SliceAssigner(model).assign(mine):
+            for label, rows in sc.groups():
+                slices[label] = np.asarray(rows)
+    versions = sorted(set(mine.version.tolist()) - {""})
+    kwargs = {"bins": bins} if bins else {}
+    return build_profile(model, cols, source=source, seed=seed, slices=slices,
+                         classes=preparer.classes if model.task == "multiclass" else None,
+                         model_version=",".join(versions) or None, **kwargs)
+
+
+def build_baselines(spec: Spec, data: list[str], out: str,
+                    model_name: str | None = None) -> list[BaselineReport]:
+    """Build and save the profile of each model (or of ``model_name``). With several models,
+    ``out`` may contain ``{model}``."""
+    models = [m for m in spec.models if model_name in (None, m.name)]
+    if not models:
+        raise SlicewatchError(f"model {model_name!r} is not in the spec")
+    if len(models) > 1 and "{model}" not in out:
+        raise SlicewatchError("the spec has several models: put {model} in the output path "
+                              "or pass --model")
+    batch, rejected = read_reference(spec, data)
+    reports = []
+    for model in models:
+        profile = profile_for(model, batch, source=",".join(data))
+        path = out.replace("{model}", model.name)
+        save_profile(profile, path)
+        reports.append(BaselineReport(model.name, int((batch.model == model.name).sum()),
+                                      rejected, len(profile.slices), path))
+    return reports

@@ -1,0 +1,488 @@
+"""The daemon loop: the only place that knows every stage.
+
+source chunks → decode (rejects → dead letter) → per model: pipeline (late → dead letter) →
+closed windows → evaluate → tracker → snapshot (→ /metrics) and ``on_results`` listeners.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from monitor.core.evaluate import SliceResult, evaluate_window
+from monitor.core.label_join import LabelJoin, late_horizon
+from monitor.core.metrics import accumulators_for
+from monitor.core.pipeline import ClosedWindow, ModelPipeline
+from monitor.core.records import RecordBatch
+from monitor.core.versions import VersionFolder
+from monitor.core.windows import PartitionView, string_codes
+from monitor.drift.stage import CloseJob, DriftStage, close_extras
+from monitor.drift.summary import compact_state
+from monitor.export.snapshot import EMPTY, Snapshot, Tracker
+from monitor.ingest.deadletter import DeadLetter
+from monitor.ingest.decode import Reject, parse_json_lines
+from monitor.ingest.decode_models import decoder_for
+from monitor.ingest.feature_join import FeatureJoin
+from monitor.ingest.source import Chunk
+from monitor.runtime.close_worker import InlineCloser, Pending, ProcessCloser
+from slices.spec import OUTCOMES, Spec
+
+log = logging.getLogger("slicewatch.daemon")
+
+ResultListener = Callable[[ClosedWindow, list[SliceResult]], None]
+LATE_WARN_SHARE = 0.01  # warn (once per model) when more than this share of a window is late
+LATE_WARN_MIN = 100  # …of a window of at least this many records
+LATE_WINDOWS = 256  # windows whose record counts are kept for that check (oldest dropped)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    records: int
+    rejected: int
+    late: int
+    windows: int
+    seconds: float
+
+
+class Daemon:
+    """Runs a spec over a stream of chunks; publishes snapshots for the exporter."""
+
+    def __init__(self, spec: Spec, *, dead_letter: DeadLetter | None = None,
+                 listeners: Iterable[ResultListener] = (), close_in_worker: bool = False,
+                 feature_join: FeatureJoin | None = None):
+        """``close_in_worker``: run window-close drift tests in a worker process
+        (:mod:`monitor.runtime.close_worker`) while ingestion goes on; results still come in window
+        order, and :meth:`state` waits for them. ``feature_join``: the join of features
+        logged apart (a source with a features stream; :func:`monitor.ingest.feature_join.
+        feature_join_for`)."""
+        self.spec = spec
+        self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
+        self.listeners = list(listeners)
+        # outputs (results to listeners, dead letters) of open transactions, innermost last:
+        # see begin()
+        self._held: list[list[Callable[[], None]]] = []
+        self.decoder = decoder_for(spec)
+        self.pipelines: dict[str, ModelPipeline] = {}
+        self.drift: dict[str, DriftStage] = {}
+        self.partitions = PartitionView()  # the source's partitions, for the watermarks
+        for m in spec.models:
+            pipeline = ModelPipeline(m, self._factory(m), view=self.partitions)
+            if m.drift.enabled:
+                stage = self.drift[m.name] = DriftStage(m, pipeline.preparer.classes)
+                if m.drift.concept_detector is not None:
+                    pipeline.on_group = stage.on_labelled
+            self.pipelines[m.name] = pipeline
+        self.tracker = Tracker(spec.server.stale_after_windows)
+        for m in spec.models:  # counters exist from the start, so rate() and panels see 0
+            for counter in (self.tracker.records, self.tracker.late, self.tracker.closed,
+                            self.tracker.suppressed):
+                counter[m.name] += 0
+        self.join = LabelJoin(models=[m.name for m in spec.models])
+        self.versions = {m.name: VersionFolder(m.max_versions) for m in spec.models}
+        self.feature_join = feature_join
+        self._snapshot: Snapshot = EMPTY
+        # (model, window start) → [records on time, records late]: the late-share warning
+        self._window_counts: OrderedDict[tuple[str, float], list[int]] = OrderedDict()
+        self._late_warned: set[str] = set()
+        self.alive = time.time()
+        self.stop = threading.Event()
+        self.closer = ProcessCloser() if close_in_worker and self.drift else InlineCloser()
+        # closes in window order: (window, metrics, drift job, its pending tests); the last two
+        # are None for a model without drift
+        self._closing: deque[tuple[ClosedWindow, list[SliceResult], CloseJob | None,
+                                   Pending | None]] = deque()
+
+    def _factory(self, model):
+        def make(slice_name: str) -> list:
+            stage = self.drift.get(model.name)
+            return accumulators_for(model) + (stage.accumulators(slice_name) if stage else [])
+
+        return make
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def publish(self) -> None:
+        self._snapshot = self.tracker.snapshot()
+
+    # ---- the loop ---------------------------------------------------------------------
+    def run(self, chunks: Iterable[Chunk], *, flush_at_end: bool = True) -> RunSummary:
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            self.process(chunk)
+            if self.stop.is_set():
+                break
+        if flush_at_end:
+            self.flush()
+        self.dead_letter.flush()
+        return self.summary(time.perf_counter() - t0)
+
+    def summary(self, seconds: float) -> RunSummary:
+        t = self.tracker
+        return RunSummary(sum(t.records.values()), sum(t.bad.values()), sum(t.late.values()),
+                          sum(t.closed.values()), seconds)
+
+    def process(self, chunk: Chunk) -> list[SliceResult]:
+        """Decode and fold one chunk; returns the results of windows it closed."""
+        self.alive = time.time()
+        if chunk.stream == "labels":
+            return self.process_labels(chunk)
+        if chunk.stream == "features":
+            return self.process_features(chunk)
+        if chunk.kind == "lines" and self.feature_join is not None:
+            batch, rejects = self._admit(chunk.payload)
+        elif chunk.kind == "lines":
+            batch, rejects = self.decoder.decode_lines(chunk.payload)
+        else:
+            batch, rejects = self.decoder.decode_frame(chunk.payload)
+        self._reject(rejects, chunk.origin)
+        results = self.process_batch(batch, chunk.partition)
+        self.publish()
+        return results
+
+    def process_batch(self, batch: RecordBatch, partition: str | None = ""
+                      ) -> list[SliceResult]:
+        """Fold decoded predictions from source ``partition`` (None: records that move no
+        partition's event time, see :meth:`EventWindows.assign`)."""
+        results: list[SliceResult] = []
+        if not len(batch):
+            return results
+        first_records = partition is not None and partition not in self.partitions.busy
+        if partition is not None:
+            self.partitions.busy.add(partition)
+        inverse, models = pd.factorize(batch.model, use_na_sentinel=False)
+        for i, name in enumerate(models):
+            rows = np.flatnonzero(inverse == i) if len(models) > 1 else np.arange(len(batch))
+            part = batch if rows.size == len(batch) else batch.take(rows)
+            part = self._fold_versions(str(name), part)
+            part = self.join.attach_early(part)
+            pipeline = self.pipelines[str(name)]
+            stage = self.drift.get(str(name))
+            if stage is not None and stage.profile is None:
+                stage.learn_bins(pipeline.preparer.columns(part))
+            late, closed = pipeline.process(part, partition)
+            self._count(str(name), part if not late.any() else part.take(np.flatnonzero(~late)))
+            self.join.remember(str(name), part, pipeline.last_starts, ~late)
+            if pipeline.model.window.kind == "time":
+                self._count_window_records(str(name), pipeline.last_starts, late)
+            if late.any():
+                self.tracker.late[str(name)] += int(late.sum())
+                for j in np.flatnonzero(late):
+                    self._letter("late", _row(part, int(j)), origin=str(name))
+            self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
+            for window in closed:
+                self._begin_close(window)
+            if closed:
+                self.versions[str(name)].rotate()
+        if first_records:  # a partition heard from: other models' watermarks may move
+            self._advance_watermarks()
+        results.extend(self.finish_closes(wait=False))
+        self._sync_join_counts()
+        return results
+
+    def _count_window_records(self, model: str, starts: np.ndarray, late: np.ndarray) -> None:
+        """Count each window's records on time and late; warn once per model when more than
+        1 % of a window's records came late (``allowed_lateness`` too small for the source's
+        event-time skew: docs/kafka.md, "Sizing allowed_lateness")."""
+        counts = self._window_counts
+        for is_late in (False, True):
+            keys, n = np.unique(starts[late == is_late], return_counts=True)
+            for key, k in zip(keys.tolist(), n.tolist(), strict=True):
+                entry = counts.get((model, key))
+                if entry is None:
+                    entry = counts[(model, key)] = [0, 0]
+                    if len(counts) > LATE_WINDOWS:
+                        counts.popitem(last=False)
+                entry[is_late] += k
+                total = entry[0] + entry[1]
+                if (is_late and model not in self._late_warned and total >= LATE_WARN_MIN
+                        and entry[1] > LATE_WARN_SHARE * total):
+                    self._late_warned.add(model)
+                    spec = self.pipelines[model].model.window
+                    log.warning("slicewatch: warning: model %s: %d of %d records (%.1f %%) of "
+                                "the window starting at %s came after it closed (late); "
+                                "allowed_lateness (%gs) is smaller than the event-time skew of "
+                                "the source — see docs/kafka.md, \"Sizing allowed_lateness\" "
+                                "(said once)", model, entry[1], total, 100 * entry[1] / total,
+                                key, spec.allowed_lateness)
+
+    def track_partitions(self, live: set[str], idle: set[str]) -> list[SliceResult]:
+        """The source's partitions changed (owned ``live``, caught-up ``idle``): recompute
+        the watermarks, close the windows they passed; returns results handed on."""
+        if self.partitions.live == live and self.partitions.idle == idle:
+            return []
+        self.partitions.live, self.partitions.idle = set(live), set(idle)
+        self._advance_watermarks()
+        results = self.finish_closes(wait=False)
+        self.publish()
+        return results
+
+    def _advance_watermarks(self) -> None:
+        for name, pipeline in self.pipelines.items():
+            before = pipeline.windows.watermark
+            if pipeline.windows.advance() != before:
+                self.tracker.watermark[name] = pipeline.windows.watermark
+                closed = pipeline.close_due()
+                for window in closed:
+                    self._begin_close(window)
+                if closed:
+                    self.versions[name].rotate()
+
+    def _sync_join_counts(self) -> None:
+        self.join.expire_early({n: late_horizon(p.windows) for n, p in self.pipelines.items()})
+        self.tracker.labels = dict(self.join.counts)
+        if self.feature_join is not None:
+            self.tracker.features_join = dict(self.feature_join.counts)
+
+    def process_labels(self, chunk: Chunk) -> list[SliceResult]:
+        """Label records (``stream='labels'``), joined to their predictions by id: into the
+        prediction's window if it is still open (see :mod:`monitor.core.label_join`)."""
+        labels, rejects = self.decoder.decode_label_lines(chunk.payload)
+        self._reject(rejects, chunk.origin)
+        matched = self.join.add_labels(labels["id"], labels["label"], labels["time"])
+        for model, (batch, starts) in matched.items():
+            applied = self.pipelines[model].process_labels(batch, starts)
+            if not applied.all():
+                self.join.counts[(model, "too_late")] += int((~applied).sum())
+        self._sync_join_counts()
+        results = self.finish_closes(wait=False)
+        self.publish()
+        return results
+
+    def process_features(self, chunk: Chunk) -> list[SliceResult]:
+        """Feature records logged apart from predictions (see :mod:`monitor.ingest.feature_join`):
+        held predictions whose features came go on into the windows."""
+        self._reject(self.feature_join.add_features(chunk.payload), chunk.origin)
+        batch, rejects = self.decoder.decode_records(self.feature_join.admit([]))
+        self._reject(rejects, chunk.origin)
+        results = self.process_batch(batch, None)
+        self.publish()
+        return results
+
+    def _admit(self, lines: list[bytes]):
+        """Predictions through the feature join: parsed, merged or held, then decoded."""
+        records, rejects = parse_json_lines(lines)
+        batch, more = self.decoder.decode_records(self.feature_join.admit(records))
+        return batch, rejects + more
+
+    def flush(self) -> list[SliceResult]:
+        results: list[SliceResult] = []
+        if self.feature_join is not None:  # end of input: held predictions go on as they are
+            batch, rejects = self.decoder.decode_records(self.feature_join.flush())
+            self._reject(rejects, "feature-join")
+            results.extend(self.process_batch(batch, None))
+        for pipeline in self.pipelines.values():
+            for window in pipeline.flush():
+                self._begin_close(window)
+        results.extend(self.settle())
+        self._sync_join_counts()
+        self.publish()
+        return results
+
+    def open_records(self) -> tuple[int, int]:
+        """(records, windows) still open: what a stop without a checkpoint leaves unreported
+        (a stopped run does not report incomplete windows; :meth:`flush` would)."""
+        windows = [w for p in self.pipelines.values() for w in p.open.values()]
+        return sum(w.records for w in windows), len(windows)
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict:
+        """The daemon's whole resumable state as plain JSON-able data: every model's open
+        windows (accumulator states), watermarks, slice vocabularies and the counters. Closes
+        still in the worker are finished (their results handed on) first."""
+        self.settle()
+        return {"format": 2, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
+                "tracker": self.tracker.to_state(), "join": self.join.to_state(),
+                "drift": {n: s.to_state() for n, s in self.drift.items()},
+                "versions": {n: v.to_state() for n, v in self.versions.items()},
+                "features": self.feature_join.to_state() if self.feature_join else None,
+                "partitions_heard": sorted(self.partitions.busy)}
+
+    def checkpoint_state(self) -> dict:
+        """:meth:`state` for a checkpoint: the same, with the large float arrays as
+        ``array.array`` (pickled as bytes, not JSON; :func:`monitor.drift.summary.
+        compact_state`)."""
+        with compact_state():
+            return self.state()
+
+    def load_state(self, state: dict) -> None:
+        """Resume from :meth:`state` output (models no longer in the spec are ignored). Closes
+        still in the worker are dropped: they belong to the state being replaced."""
+        if state.get("format") != 2:
+            raise ValueError(f"daemon state of format {state.get('format')!r}, not 2")
+        self._closing.clear()
+        self.partitions.busy = set(state["partitions_heard"])
+        for name, dstate in state["drift"].items():
+            if name in self.drift:
+                self.drift[name].load_state(dstate)
+                self.tracker.concept.update(self.drift[name].concept_counts())
+        for name, pstate in state["pipelines"].items():
+            if name in self.pipelines:
+                self.pipelines[name].load_state(pstate)
+                stage = self.drift.get(name)
+                if stage is not None:
+                    stage.classes = self.pipelines[name].preparer.classes
+                    for window in self.pipelines[name].open.values():
+                        for group in window.groups.values():
+                            stage.attach_classes(group.accumulators)
+        for name, vstate in state["versions"].items():
+            if name in self.versions:
+                self.versions[name].load_state(vstate)
+        self.tracker.load_state(state["tracker"])
+        self.join.load_state(state["join"])
+        if self.feature_join is not None and state["features"] is not None:
+            self.feature_join.load_state(state["features"])
+        self._sync_join_counts()
+        self.publish()
+
+    # ---- helpers ------------------------------------------------------------------------
+    def settle(self) -> list[SliceResult]:
+        """Wait for closes still in the worker and hand their results on; returns them."""
+        return self.finish_closes(wait=True)
+
+    def close(self) -> None:
+        """Stop the close worker (if any) once its closes are finished."""
+        self.settle()
+        self.closer.close()
+
+    def _begin_close(self, window: ClosedWindow) -> None:
+        """Metrics now; drift tests submitted to the closer; results handed on in window order
+        by :meth:`finish_closes`."""
+        self.join.expire(window.model, {window.key})
+        results = evaluate_window(window, self.spec.model(window.model))
+        stage = self.drift.get(window.model)
+        job = stage.begin_close(window) if stage is not None else None
+        pending = self.closer.submit(close_extras, job) if job is not None else None
+        self._closing.append((window, results, job, pending))
+
+    def finish_closes(self, *, wait: bool) -> list[SliceResult]:
+        """Hand on the results of closes whose drift tests are done (all of them if
+        ``wait``), oldest first, and publish them; returns them. The Kafka loop calls it on
+        every turn, so results of the last close before an idle spell are not held back."""
+        out: list[SliceResult] = []
+        before = len(self._closing)
+        while self._closing and (wait or self._closing[0][3] is None
+                                 or self._closing[0][3].done()):
+            window, results, job, pending = self._closing.popleft()
+            if job is not None:  # a model with drift: its tests were submitted
+                stage = self.drift[window.model]
+                results = stage.finish_close(job, pending.result(), results)
+                self.tracker.concept.update(stage.concept_counts())
+            self.tracker.window_closed(window.model, window.end, results)
+            delays = dict(self.tracker.extra.get("close_delay", {}))
+            delays[window.model] = time.time() - window.end
+            self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable
+            self._emit(partial(self._hand_on, window, results))
+            out.extend(results)
+        if len(self._closing) < before:
+            self.publish()
+        return out
+
+    def _fold_versions(self, model: str, batch: RecordBatch) -> RecordBatch:
+        """The model's versions over its ``max_versions`` budget → ``__other__``."""
+        folder = self.versions[model]
+        version = folder.fold(batch.version)
+        if version is batch.version:
+            return batch
+        if "versions_folded" not in self.tracker.extra or \
+                model not in self.tracker.extra["versions_folded"]:
+            log.warning("slicewatch: model %s has more than max_versions=%d versions: the "
+                        "others are exported as version=\"__other__\" (counted in "
+                        "slicewatch_versions_folded_total)", model, folder.max_versions)
+        self.tracker.extra["versions_folded"] = {**self.tracker.extra.get(
+            "versions_folded", {}), model: folder.folded}  # a new dict: snapshots stay immutable
+        return dataclasses.replace(batch, version=version)
+
+    def _listener_failed(self, listener: ResultListener, window: ClosedWindow,
+                         exc: Exception) -> None:
+        name = getattr(listener, "__qualname__", type(listener).__name__)
+        errors = dict(self.listener_errors)  # a new dict: snapshots stay immutable
+        errors[name] = errors.get(name, 0) + 1
+        self.tracker.extra["listener_errors"] = errors
+        log.warning("slicewatch: error: result listener %s failed on window %s of model %s "
+                    "(%s: %s); the other listeners got it", name, window.key, window.model,
+                    type(exc).__name__, str(exc)[:300])
+
+    @property
+    def listener_errors(self) -> dict[str, int]:
+        """Listener name → windows it failed on (``slicewatch_listener_errors_total``)."""
+        return self.tracker.extra.get("listener_errors", {})
+
+    def begin(self) -> None:
+        """Open a transaction: results for the listeners and dead letters are held until
+        :meth:`commit` and dropped by :meth:`rollback` (the Kafka loop, which puts the state
+        back when a batch fails, so nothing of a failed batch goes out). Transactions nest:
+        an inner commit hands its outputs to the outer one."""
+        self._held.append([])
+
+    def commit(self) -> None:
+        held = self._held.pop()
+        if self._held:
+            self._held[-1].extend(held)
+        else:
+            for effect in held:
+                effect()
+
+    def rollback(self) -> None:
+        self._held.pop()
+
+    def _emit(self, effect: Callable[[], None]) -> None:
+        if self._held:
+            self._held[-1].append(effect)
+        else:
+            effect()
+
+    def _letter(self, reason: str, record, *, origin: str = "", detail: str = "") -> None:
+        self._emit(partial(self.dead_letter.write, reason, record, origin=origin,
+                           detail=detail))
+
+    def _hand_on(self, window: ClosedWindow, results: list[SliceResult]) -> None:
+        for listener in self.listeners:  # one listener failing never costs the others
+            try:
+                listener(window, results)
+            except Exception as exc:
+                self._listener_failed(listener, window, exc)
+
+    def processing_failed(self, raw: bytes, exc: Exception, *, origin: str = "",
+                          where: str = "") -> None:
+        """A record whose processing raised (the state before it was put back by the
+        caller): counted as ``processing_error`` and dead-lettered with the error."""
+        self.tracker.bad["processing_error"] += 1
+        self._letter("processing_error", raw, origin=origin,
+                     detail=f"{where}: {type(exc).__name__}: {str(exc)[:300]}")
+        self.publish()
+
+    def _count(self, model: str, batch: RecordBatch) -> None:
+        """Accepted (on-time) records, by model and by version × serving outcome."""
+        self.tracker.records[model] += len(batch)
+        v_codes, versions = string_codes(batch.version)
+        counts = np.bincount(v_codes * len(OUTCOMES) + batch.outcome.astype(np.int64),
+                             minlength=len(versions) * len(OUTCOMES)).reshape(-1, len(OUTCOMES))
+        for vi, version in enumerate(versions):
+            for oi, outcome in enumerate(OUTCOMES):
+                if counts[vi, oi]:
+                    self.tracker.outcomes[(model, str(version), outcome)] += int(counts[vi, oi])
+
+    def _reject(self, rejects: list[Reject], origin: str) -> None:
+        for r in rejects:
+            self.tracker.bad[r.reason] += 1
+            self._letter(r.reason, r.raw, detail=r.detail, origin=origin)
+
+
+def _row(batch: RecordBatch, i: int) -> dict:
+    """One record of a batch back as a plain dict (for dead-letter output)."""
+    return {"model": batch.model[i], "model_version": batch.version[i], "id": batch.id[i],
+            "time": float(batch.time[i]),
+            "score": None if np.isnan(batch.score[i]) else float(batch.score[i]),
+            "features": {k: (v[i].item() if hasattr(v[i], "item") else v[i])
+                         for k, v in batch.features.items()}}

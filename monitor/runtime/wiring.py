@@ -1,0 +1,155 @@
+"""The run-time wiring every run mode shares: options, the HTTP server, result listeners,
+signal handling, and closing what was opened.
+
+:mod:`monitor.runtime.file_run` and :mod:`monitor.runtime.kafka_run` build on it;
+:func:`monitor.runtime.app.run` picks one of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from prometheus_client.registry import CollectorRegistry
+
+from monitor.export.collector import SeriesBudget, SlicewatchCollector
+from monitor.export.httpserver import HealthCheck, MetricsServer
+from monitor.outputs.alerting import AlertStage
+from monitor.outputs.results import ResultsWriter
+from monitor.outputs.table import TablePrinter
+from monitor.runtime.daemon import Daemon, ResultListener
+from monitor.runtime.exit_codes import EXIT_FORCED
+from slices.spec import Spec
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    inputs: tuple[str, ...] = ()  # override source paths ("-" = stdin)
+    listen: str | None = None  # override server.listen; "" = no HTTP server
+    follow: bool | None = None
+    linger: float = 0.0  # keep serving /metrics this long after a replay ends (inf = forever)
+    quiet: bool = False
+    dead_letter: str | None = None
+    results: str | None = None  # JSONL history of every closed window's results
+    alerts_db: str | None = None  # SQLite outbox + alert state (default slicewatch-state/)
+    pushgateway: str | None = None  # push the final metrics there after a replay
+    notify: bool | None = None  # send notifications; None: not for a file replay of the past
+
+
+
+def effective_spec(spec: Spec, opts: RunOptions) -> Spec:
+    """The spec with command-line overrides applied."""
+    source = spec.source
+    if opts.inputs:
+        kind = "stdin" if opts.inputs == ("-",) else "file"
+        source = dataclasses.replace(source, type=kind, paths=tuple(opts.inputs))
+    if opts.follow is not None:
+        source = dataclasses.replace(source, follow=opts.follow)
+    if opts.dead_letter:
+        source = dataclasses.replace(source, dead_letter=opts.dead_letter)
+    server = spec.server
+    if opts.listen is not None:
+        server = dataclasses.replace(server, listen=opts.listen)
+    return dataclasses.replace(spec, source=source, server=server)
+
+
+
+def serve(daemon: Daemon, listen: str, extra_collectors: tuple = (),
+          health_checks: Sequence[HealthCheck] = ()) -> MetricsServer:
+    """Start the HTTP server for ``daemon``'s snapshots. ``health_checks``: callables
+    returning ``(ok, reason)``; ``/healthz`` answers 503 with the reasons of those failing.
+    Raises :class:`monitor.export.httpserver.ServeError` when it cannot listen."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot, extra_collectors,
+                                          SeriesBudget.of(daemon.spec.server)))
+    return MetricsServer(registry, listen, lambda: daemon.snapshot,
+                         health_checks=health_checks).start()
+
+
+
+def outputs(spec: Spec, opts: RunOptions, out: TextIO,
+            listeners: Iterable[ResultListener] = ()) -> tuple[list, AlertStage | None]:
+    """The result listeners every run mode shares: the console table, the results history,
+    and the alert stage (started; the caller stops it)."""
+    listeners, sinks = list(listeners), []
+    if not opts.quiet:
+        listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
+        sinks.append(listeners[-1].alerts)
+    if opts.results:
+        listeners.append(ResultsWriter(opts.results))
+        sinks.append(listeners[-1].write_alerts)
+    stage = None
+    if spec.alerting:
+        stage = AlertStage(spec, opts.alerts_db, notify=notifies(spec, opts),
+                           sinks=sinks).start()
+    if stage:
+        listeners.append(stage)
+    return listeners, stage
+
+
+
+def close_outputs(listeners: Iterable[ResultListener]) -> None:
+    """Close the files :func:`outputs` opened (after the alert stage stopped: it writes its
+    alert lines to them)."""
+    for listener in listeners:
+        if isinstance(listener, ResultsWriter):
+            listener.close()
+
+
+
+def notifies(spec: Spec, opts: RunOptions) -> bool:
+    """``--notify`` / ``--no-notify`` if given; else notify except for a file replay of the
+    past (file input without ``--follow``), whose alerts are printed and recorded only."""
+    if opts.notify is not None:
+        return opts.notify
+    return not (spec.source.type == "file" and not spec.source.follow)
+
+
+
+def report_unreported(daemon: Daemon, out: TextIO, *, kept: bool = False) -> None:
+    """One line: how many records a stop left unreported in windows still open
+    (``kept``: the checkpoint holds them, so a resumed run completes those windows)."""
+    records, windows = daemon.open_records()
+    if windows:
+        fate = ("kept in the checkpoint for the next run" if kept
+                else "left unreported (no checkpoint keeps them)")
+        print(f"slicewatch: stopped: {records} record(s) in {windows} incomplete window(s) "
+              f"{fate}", file=out, flush=True)
+
+
+
+def push_final(daemon: Daemon, spec: Spec, url: str, collectors: tuple, out: TextIO) -> None:
+    """A batch run's final metrics → Pushgateway (what Prometheus recommends for batch jobs)."""
+    from monitor.export.push import push_to_gateway
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot, collectors,
+                                          SeriesBudget.of(spec.server)))
+    key = push_to_gateway(url, spec, registry)
+    print(f"slicewatch: pushed final metrics to {url} ({key})", file=out, flush=True)
+
+
+
+def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """First SIGINT/SIGTERM: graceful stop (the loop finishes its batch); second: exit now."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise SystemExit(EXIT_FORCED)
+        stop.set()
+
+    for s in previous:
+        signal.signal(s, handler)
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    return restore

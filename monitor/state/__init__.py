@@ -1,0 +1,1 @@
+"""Checkpoints: the durable state of a run, as plain versioned data."""
