@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from monitor.core import pipeline
 from monitor.cli import main
+from monitor.core import pipeline
 
 _real = pipeline.ModelPipeline._accumulate
 
