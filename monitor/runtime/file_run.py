@@ -20,7 +20,7 @@ from monitor.runtime.wiring import (
     outputs,
     push_final,
     report_unreported,
-    serve,
+    serve_run,
 )
 from slices.spec import Spec
 
@@ -41,11 +41,7 @@ def run_files(spec: Spec, opts: RunOptions, *, out: TextIO,
               f"({len(resume)} file position(s))", file=out, flush=True)
     collectors = (stage.collect if stage else None, dead_letter.collect)
     collectors = tuple(c for c in collectors if c is not None)
-    server = (serve(daemon, spec.server.listen, collectors,
-                    [stage.health_check] if stage else ())
-              if spec.server.listen else None)
-    if server:
-        print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
+    server = serve_run(daemon, collectors, stage, out)
     restore = install_signal_handlers(daemon.stop)
     try:
         source = chunks(daemon.stop) if chunks else open_source(spec, daemon.stop, resume)

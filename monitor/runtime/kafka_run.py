@@ -28,7 +28,7 @@ from monitor.ingest.kafka import (
 )
 from monitor.ingest.source import Chunk, SourceError
 from monitor.runtime.daemon import Daemon, ResultListener, RunSummary
-from monitor.runtime.wiring import close_outputs, install_signal_handlers, outputs, serve
+from monitor.runtime.wiring import close_outputs, install_signal_handlers, outputs, serve_run
 from monitor.state.checkpoint import Checkpoint, load_checkpointed
 from slices.errors import Problem, SlicewatchError, SpecError
 from slices.spec import Spec
@@ -97,11 +97,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
                          stop=daemon.stop)
     collectors = (lambda _snap: lag_metrics(source.metrics_snapshot()),
                   dead_letter.collect) + ((stage.collect,) if stage else ())
-    server = (serve(daemon, spec.server.listen, collectors,
-                    [stage.health_check] if stage else ())
-              if spec.server.listen else None)
-    if server:
-        print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
+    server = serve_run(daemon, collectors, stage, out)
     restore = install_signal_handlers(daemon.stop)
     t0 = time.perf_counter()
     try:

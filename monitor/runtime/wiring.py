@@ -70,6 +70,18 @@ def serve(daemon: Daemon, listen: str, extra_collectors: tuple = (),
                          health_checks=health_checks).start()
 
 
+def serve_run(daemon: Daemon, collectors: tuple, stage: AlertStage | None,
+              out: TextIO) -> MetricsServer | None:
+    """The run's HTTP server on ``server.listen`` (None when it is empty), with the alert
+    stage's health check, announced on ``out``."""
+    if not daemon.spec.server.listen:
+        return None
+    server = serve(daemon, daemon.spec.server.listen, collectors,
+                   [stage.health_check] if stage else ())
+    print(f"slicewatch: serving {server.address}/metrics and /healthz", file=out, flush=True)
+    return server
+
+
 
 def outputs(spec: Spec, opts: RunOptions, out: TextIO,
             listeners: Iterable[ResultListener] = ()) -> tuple[list, AlertStage | None]:
