@@ -70,12 +70,18 @@ def top_values(values: np.ndarray, max_categories: int = DEFAULT_MAX_CATEGORIES)
 
 @dataclass
 class Profile:
-    """A versioned reference profile of one model (overall and, optionally, per slice)."""
+    """A versioned reference profile of one model (overall and, optionally, per slice).
+
+    ``metrics``: the reference's own slice metrics (slice label → metric → value), the
+    baseline of ``change: {baseline: reference}`` alert rules; empty when the reference had
+    no labels (label-free metrics such as ``score_mean`` are still kept).
+    """
 
     model: str
     task: str
     overall: FeatureSummaries
     slices: dict[str, FeatureSummaries] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     model_version: str | None = None
     source: str = ""
     created: str = ""
@@ -98,7 +104,8 @@ class Profile:
                 "model_version": self.model_version, "task": self.task,
                 "created": self.created, "source": self.source,
                 "overall": self.overall.to_state(),
-                "slices": {k: v.to_state() for k, v in self.slices.items()}}
+                "slices": {k: v.to_state() for k, v in self.slices.items()},
+                "metrics": self.metrics}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), allow_nan=False)
@@ -114,6 +121,7 @@ class Profile:
                        overall=FeatureSummaries.from_state(data["overall"]),
                        slices={k: FeatureSummaries.from_state(v)
                                for k, v in data.get("slices", {}).items()},
+                       metrics=_metrics(data.get("metrics", {})),
                        model_version=data.get("model_version"), source=data.get("source", ""),
                        created=data.get("created", ""), format_version=version)
         except KeyError as e:
@@ -128,6 +136,19 @@ class Profile:
         if not isinstance(data, dict):
             raise ProfileError("profile JSON must be an object")
         return cls.from_dict(data)
+
+
+def _metrics(raw: Any) -> dict[str, dict[str, float]]:
+    """A profile's ``metrics`` field, checked: slice → metric → finite number."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ProfileError("profile field 'metrics' must map slice → metric → number")
+    out: dict[str, dict[str, float]] = {}
+    for slice_, values in raw.items():
+        for name, v in values.items():
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ProfileError(f"profile metrics[{slice_!r}][{name!r}] is not a number")
+            out.setdefault(str(slice_), {})[str(name)] = float(v)
+    return out
 
 
 def save_profile(profile: Profile, path: str | os.PathLike[str]) -> None:

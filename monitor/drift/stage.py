@@ -253,14 +253,18 @@ class DriftStage:
 
     def finish_close(self, job: CloseJob, extra: dict[tuple[str, str], dict[str, Any]],
                      results: list[SliceResult]) -> list[SliceResult]:
-        """``results`` with ``extra`` (from :func:`close_extras`) and the window's concept
+        """``results`` with ``extra`` (from :func:`close_extras`), the profile's metrics of
+        the slice (``reference_metrics``) and the window's concept
         events (``concept_drift_events``, ``concept_drift_event_times``) attached; the events
         are added to :attr:`concept_events` (call once per job, in window order)."""
         for key, events in job.concept_events.items():
             self.concept_events[key] += events.count
+        reference = self.profile.metrics if self.profile is not None else {}
         out = []
         for r in results:
             e = dict(extra.get((r.version, r.slice), {}))
+            if r.slice in reference:
+                e["reference_metrics"] = dict(reference[r.slice])
             if self.spec.concept_detector is not None:
                 events = job.concept_events.get((r.version, r.slice), WindowEvents())
                 e["concept_drift_events"] = events.count

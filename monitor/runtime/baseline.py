@@ -13,6 +13,7 @@ import numpy as np
 
 from monitor.core.prepare import Preparer
 from monitor.core.records import RecordBatch, concat
+from monitor.core.reference import reference_metrics
 from monitor.drift.profile import Profile, build_profile, save_profile
 from monitor.ingest.decode_models import decoder_for
 from monitor.ingest.file import FileSource
@@ -47,7 +48,8 @@ def read_reference(spec: Spec, paths: list[str]) -> tuple[RecordBatch, int]:
 def profile_for(model: ModelSpec, batch: RecordBatch, *, source: str, seed: int = 0,
                 bins: int | None = None) -> Profile:
     """The profile of ``model`` from its records in ``batch`` (per slice when the spec's
-    ``drift.per_slice`` is on: one reference per slice value, with the overall bins)."""
+    ``drift.per_slice`` is on: one reference per slice value, with the overall bins), with
+    the reference's metrics of every slice (:func:`reference_metrics`)."""
     mine = batch.take(batch.model == model.name)
     if not len(mine):
         raise SlicewatchError(f"the reference data has no records of model {model.name!r}")
@@ -61,9 +63,11 @@ def profile_for(model: ModelSpec, batch: RecordBatch, *, source: str, seed: int 
                 slices[label] = np.asarray(rows)
     versions = sorted(set(mine.version.tolist()) - {""})
     kwargs = {"bins": bins} if bins else {}
-    return build_profile(model, cols, source=source, seed=seed, slices=slices,
-                         classes=preparer.classes if model.task == "multiclass" else None,
-                         model_version=",".join(versions) or None, **kwargs)
+    profile = build_profile(model, cols, source=source, seed=seed, slices=slices,
+                            classes=preparer.classes if model.task == "multiclass" else None,
+                            model_version=",".join(versions) or None, **kwargs)
+    profile.metrics = reference_metrics(model, mine, preparer)
+    return profile
 
 
 def build_baselines(spec: Spec, data: list[str], out: str,
