@@ -33,7 +33,8 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
 
 # Two-sample drift statistics (issue 3).
 DRIFT_TESTS: tuple[str, ...] = (
-    "ks", "ks_binned", "chi2", "psi", "js", "wasserstein", "linf", "hellinger",
+    "ks", "ks_binned", "chi2", "psi", "js", "wasserstein", "linf", "cohen_w",
+    "hellinger",
 )
 
 # Tests that need numeric data (the rest work on categorical features too).

@@ -6,11 +6,13 @@ Default selection, by feature type and the window's non-missing count ``n``:
 type           ``n <= LARGE_N`` (10 000)   ``n > LARGE_N``
 =============  ==========================  ====================================
 numeric        ``ks`` (p-value), gate D    ``ks_binned`` (gate D_binned)
-categorical    ``chi2`` (p-value), gate    ``linf``
-               ``linf``
+categorical    ``chi2`` (p-value), gate    ``chi2`` (p-value), gate Cohen's
+               Cohen's ``w``               ``w``
 =============  ==========================  ====================================
 
-So the effect size is always "10 percentage points of CDF or of share" by default. A
+So the default effect size is "10 percentage points of CDF" (numeric, d ≈ 0.25 for a
+normal shift) or Cohen's ``w`` ≥ 0.1 (categorical): a "small" effect on Cohen's scale both
+ways (docs/analysis.md). A
 feature's ``test:``, ``threshold:`` and ``min_samples:`` override (the threshold applies to
 the chosen test's gate distance).
 
@@ -68,7 +70,7 @@ def select(ftype: str, n: int, override: FeatureSpec | None = None) -> Choice:
     elif ftype == "numeric":
         test = TESTS["ks"] if n <= LARGE_N else TESTS["ks_binned"]
     else:
-        test = TESTS["chi2"] if n <= LARGE_N else TESTS["linf"]
+        test = TESTS["chi2"]
     gate = TESTS[test.gate]
     threshold = gate.threshold
     min_samples = DEFAULT_MIN_SAMPLES

@@ -154,12 +154,12 @@ class Chi2(DriftTest):
     :math:`E_{ij} = R_i C_j / N`, ``K - 1`` degrees of freedom. With fewer than 2 non-empty
     columns both rows are identical point masses: statistic 0, p-value 1. No distance of its
     own (Cramér's V would depend on the reference/window size ratio): decisions gate on
-    ``linf``.
+    Cohen's ``w`` against the reference shares (:class:`CohenW`).
     """
 
     name = "chi2"
     kinds = frozenset({"pvalue"})
-    gate = "linf"
+    gate = "cohen_w"
     threshold = 0.1
 
     def compute(self, ref: Summary, cur: Summary) -> TestResult:
@@ -249,6 +249,39 @@ class LInf(DriftTest):
         return TestResult(v, None, v)
 
 
+class CohenW(DriftTest):
+    r"""Cohen's effect size ``w`` of the window's shares against the reference shares.
+
+    :math:`w = \sqrt{\sum_i (q_i - p_i)^2 / p_i}` (Cohen 1988, ch. 7): the square root of
+    the chi-squared divergence, i.e. :math:`\sqrt{\chi^2 / n}` of a goodness-of-fit test of
+    the window against the reference shares. It does not grow with ``n`` and needs no
+    correction for the number of categories. Conventions: 0.1 small, 0.3 medium, 0.5 large;
+    default threshold 0.1 (why: docs/analysis.md). A bucket empty in the reference but not
+    in the window gets the reference share of half a record, ``0.5 / n_ref`` (no
+    renormalisation); buckets empty in both contribute nothing.
+
+    >>> import numpy as np
+    >>> from monitor.drift.summary import CategoricalSummary
+    >>> r, c = CategoricalSummary(list("abcde")), CategoricalSummary(list("abcde"))
+    >>> r.update(np.array(list("abcde") * 200, dtype=object))
+    >>> c.update(np.array(["a"] * 280 + ["b"] * 120 + ["c", "d", "e"] * 200, dtype=object))
+    >>> round(TESTS["cohen_w"].compute(r, c).distance, 3)  # 8 points from b to a
+    0.253
+    """
+
+    name = "cohen_w"
+    kinds = frozenset({"distance"})
+    gate = "cohen_w"
+    threshold = 0.1
+
+    def compute(self, ref: Summary, cur: Summary) -> TestResult:
+        p, q = _shares(ref, cur)
+        p = np.where((p == 0) & (q > 0), 0.5 / max(ref.present, 1), p)
+        used = p > 0
+        v = float(np.sqrt(np.sum((q[used] - p[used]) ** 2 / p[used])))
+        return TestResult(v, None, v)
+
+
 class Hellinger(DriftTest):
     r"""Hellinger distance :math:`\sqrt{1 - \sum_i \sqrt{p_i q_i}}` (in [0, 1]; equal to
     :math:`\tfrac{1}{\sqrt2}\lVert\sqrt p - \sqrt q\rVert_2`). No epsilon needed. scipy has no
@@ -266,7 +299,7 @@ class Hellinger(DriftTest):
 
 
 TESTS: dict[str, DriftTest] = {t.name: t for t in (
-    KS(), KSBinned(), Chi2(), PSI(), JS(), Wasserstein(), LInf(), Hellinger())}
+    KS(), KSBinned(), Chi2(), PSI(), JS(), Wasserstein(), LInf(), CohenW(), Hellinger())}
 
 
 def get_test(name: str) -> DriftTest:

@@ -48,8 +48,8 @@ def _decision(p, d, thr=0.1, status="ok"):
 def test_default_selection_rules():
     assert select("numeric", LARGE_N) == Choice("ks", "ks", 0.1, 100)
     assert select("numeric", LARGE_N + 1) == Choice("ks_binned", "ks_binned", 0.1, 100)
-    assert select("categorical", 50) == Choice("chi2", "linf", 0.1, 100)
-    assert select("categorical", 10**6) == Choice("linf", "linf", 0.1, 100)
+    assert select("categorical", 50) == Choice("chi2", "cohen_w", 0.1, 100)
+    assert select("categorical", 10**6) == Choice("chi2", "cohen_w", 0.1, 100)
 
 
 def test_overrides_and_their_errors():
@@ -180,7 +180,7 @@ def test_categorical_prediction_label_and_per_slice_reference():
     assert all(d.reference == "slice" for d in out.values())
     assert out["country"].status == "ok" and out["country"].test == "chi2"
     assert out[PREDICTION].status == "drift" and out[PREDICTION].test == "ks"
-    assert out[LABEL].test == "chi2" and out[LABEL].gate == "linf"
+    assert out[LABEL].test == "chi2" and out[LABEL].gate == "cohen_w"
     assert out["amount"].status == "ok"
     # against the overall reference the single-country slice drifts on country
     other = {d.feature: d for d in evaluate_drift(profile, {"fr-like": cur}, model)}

@@ -90,7 +90,11 @@ def test_binned_tests_equal_scipy_and_formulas(data):
     got = TESTS["chi2"].compute(r, c)
     assert got.statistic == pytest.approx(want.statistic, abs=1e-9)
     assert got.pvalue == pytest.approx(want.pvalue, abs=1e-9)
-    assert np.isnan(got.distance)  # no effect size of its own: chi2 gates on linf
+    assert np.isnan(got.distance)  # no effect size of its own: chi2 gates on cohen_w
+    pw = np.where((p == 0) & (q > 0), 0.5 / ha.sum(), p)
+    assert TESTS["cohen_w"].compute(r, c).distance == pytest.approx(
+        np.sqrt(sum((qi - pi) ** 2 / pi for pi, qi in zip(pw, q, strict=True) if pi > 0)),
+        abs=1e-9)
 
     assert TESTS["js"].compute(r, c).distance == pytest.approx(
         jensenshannon(p, q, base=2), abs=1e-9)
@@ -128,6 +132,36 @@ def test_chi2_with_a_single_category_is_no_evidence():
     c.update(np.array(["a"] * 5, object))
     got = TESTS["chi2"].compute(r, c)
     assert (got.statistic, got.pvalue) == (0.0, 1.0) and np.isnan(got.distance)
+
+
+def test_cohen_w_is_scipys_goodness_of_fit_chi2_per_record():
+    """w = sqrt(chi²_gof / n), chi²_gof of the window counts against the reference shares
+    (scipy.stats.chisquare); a category absent from the reference gets half a record."""
+    rng = np.random.default_rng(11)
+    vals = np.array(list("abcde"), dtype=object)
+    a = rng.choice(vals, 4000, p=[0.3, 0.3, 0.2, 0.2, 0.0])
+    b = rng.choice(vals, 900, p=[0.35, 0.25, 0.2, 0.15, 0.05])
+    voc = list("abcde")
+    r, c = CategoricalSummary(voc), CategoricalSummary(voc)
+    r.update(a)
+    c.update(b)
+    ra = np.array([np.count_nonzero(a == v) for v in voc] + [0], float)
+    cb = np.array([np.count_nonzero(b == v) for v in voc] + [0], float)
+    p = ra / ra.sum()
+    p[(p == 0) & (cb > 0)] = 0.5 / ra.sum()
+    used = p > 0
+    # chisquare needs sum(f_exp) == sum(f_obs): compare the statistic computed by hand too
+    want = np.sqrt(np.sum((cb[used] / cb.sum() - p[used]) ** 2 / p[used]))
+    got = TESTS["cohen_w"].compute(r, c).distance
+    assert got == pytest.approx(want, abs=1e-12)
+    # without the unseen category: exactly scipy's chisquare / n
+    r2, c2 = CategoricalSummary(voc), CategoricalSummary(voc)
+    r2.update(a)
+    c2.update(b[b != "e"])
+    obs = np.array([np.count_nonzero(b[b != "e"] == v) for v in "abcd"], float)
+    gof = stats.chisquare(obs, f_exp=ra[:4] / ra.sum() * obs.sum())
+    assert TESTS["cohen_w"].compute(r2, c2).distance == pytest.approx(
+        np.sqrt(gof.statistic / obs.sum()), abs=1e-12)
 
 
 def test_linf_is_the_tfdv_definition_on_categories():

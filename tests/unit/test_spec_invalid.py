@@ -106,7 +106,7 @@ CASES = [
      "models[0].slices[0].overall"),
     ("drift-test", model("features:\n  x: {type: numeric, test: kss}\n", features=False),
      "test must be one of 'ks', 'ks_binned', 'chi2', 'psi', 'js', 'wasserstein', 'linf', "
-     "'hellinger'; got 'kss' (did you mean 'ks'?)", "models[0].features.x.test"),
+     "'cohen_w', 'hellinger'; got 'kss' (did you mean 'ks'?)", "models[0].features.x.test"),
     ("feature-type", model("features:\n  x: numerical\n", features=False),
      "must be one of 'numeric', 'categorical'; got 'numerical' (did you mean 'numeric'?)",
      "models[0].features.x"),
