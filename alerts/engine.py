@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from alerts.config import DEFAULT_INHIBIT, AlertingSpec, ChangeSpec, InhibitRule, ReceiverSpec
 from alerts.errors import AlertsError, DeliveryError, MissingEnvError, UnknownReceiverError
 from alerts.lifecycle import Series
 from alerts.model import Alert, AlertEvent, Notification, Observation
@@ -34,6 +33,7 @@ from alerts.outbox import Backoff, Entry, Outbox
 from alerts.receivers import deliver
 from alerts.route import Group, group_key, group_labels, inhibited, match_routes
 from alerts.rules import evaluate
+from slices.alerting import DEFAULT_INHIBIT, AlertingSpec, ChangeSpec, InhibitRule, ReceiverSpec
 
 log = logging.getLogger("slicewatch.alerts")
 OUTCOMES: tuple[str, ...] = ("sent", "retried", "failed", "dropped")

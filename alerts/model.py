@@ -10,8 +10,6 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-SEVERITIES: tuple[str, ...] = ("critical", "error", "warning", "info")  # most severe first
-
 
 @dataclass(frozen=True)
 class DriftObservation:

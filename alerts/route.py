@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.config import GROUP_BY_ALL, InhibitRule, RouteSpec, matches_all
 from alerts.model import Alert, Notification
+from slices.alerting import GROUP_BY_ALL, InhibitRule, RouteSpec, matches_all
 
 
 def match_routes(route: RouteSpec, labels: dict[str, str], route_id: str = "0"

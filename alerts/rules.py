@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.config import ChangeSpec, RuleSpec
 from alerts.model import Observation
+from slices.alerting import ChangeSpec, RuleSpec
 from slices.spec import MISSING
 
 

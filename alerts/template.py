@@ -8,19 +8,9 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
-TEMPLATE_VARS: tuple[str, ...] = (
-    "rule", "model", "version", "slice", "severity", "metric", "value", "threshold",
-    "baseline", "feature", "count", "window_start", "window_end", "status",
-)
-_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-
-
-def variables(template: str) -> list[str]:
-    """Names used in ``template``, in order of appearance."""
-    return _VAR.findall(template)
+from slices.alerting import TEMPLATE_VAR
 
 
 def format_value(value: Any) -> str:
@@ -34,4 +24,4 @@ def format_value(value: Any) -> str:
 
 def render(template: str, values: dict[str, Any]) -> str:
     """Replace each ``{{ name }}`` by ``values[name]``; unknown names become empty strings."""
-    return _VAR.sub(lambda m: format_value(values.get(m.group(1))), template)
+    return TEMPLATE_VAR.sub(lambda m: format_value(values.get(m.group(1))), template)

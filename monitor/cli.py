@@ -249,10 +249,10 @@ def checked_spec(path: str):
 
 def _alerts(args: argparse.Namespace, load_spec) -> int:
     from alerts import list_firing, send_test_notification
-    from alerts.config import DEFAULT_INHIBIT
     from alerts.engine import inhibited_of
     from alerts.errors import UnknownReceiverError
     from monitor.outputs.alerting import DEFAULT_DB
+    from slices.alerting import DEFAULT_INHIBIT
 
     if args.alerts_command == "test":
         spec = load_spec(args.config)

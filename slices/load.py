@@ -19,8 +19,10 @@ from dataclasses import replace
 from typing import Any, get_args
 
 from slices import vocab
+from slices.alerting import AlertingSpec
 from slices.durations import parse_duration, parse_window
 from slices.errors import PredicateSyntaxError, Problem
+from slices.load_alerting import parse_alerting
 from slices.predicate import (
     ORDERING,
     Between,
@@ -283,15 +285,9 @@ class _Loader:
         self.c.raise_if_any()
         return spec
 
-    def alerting(self, data: dict, models: tuple[ModelSpec, ...]) -> Any:
-        """``alerts.config.parse_alerting`` when any alerting key is present, else None."""
+    def alerting(self, data: dict, models: tuple[ModelSpec, ...]) -> AlertingSpec | None:
+        """The alerting sections, parsed, when any of them is present; else None."""
         if not any(key in data for key in ALERTING_KEYS):
-            return None
-        try:
-            from alerts.config import parse_alerting
-        except ImportError:
-            for key in (k for k in ALERTING_KEYS if k in data):
-                self.error((key,), "alerting is not supported by this build", at_key=True)
             return None
         return parse_alerting(self.c, data, models)
 

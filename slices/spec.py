@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from slices.alerting import AlertingSpec
+
 Task = Literal["binary", "multiclass", "regression"]
 FeatureType = Literal["numeric", "categorical"]
 SliceKind = Literal["overall", "feature_keys", "feature_values", "buckets", "where", "tags"]
@@ -155,7 +157,7 @@ class Spec:
     source: SourceSpec = field(default_factory=SourceSpec)
     server: ServerSpec = field(default_factory=ServerSpec)
     checkpoint: str | None = None
-    alerting: Any = None  # alerts.config.AlertingSpec (issue 5)
+    alerting: AlertingSpec | None = None
     warnings: tuple[Any, ...] = ()  # slices.errors.Problem: valid but deprecated usage
 
     def model(self, name: str) -> ModelSpec | None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from alerts.config import ReceiverSpec
 from alerts.model import Notification
 from alerts.receivers import alertmanager, pagerduty, slack, webhook
 from alerts.receivers.base import Request, expanded_values, post
+from slices.alerting import ReceiverSpec
 
 BUILDERS: dict[str, Callable[..., Request]] = {
     "webhook": webhook.build,

@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 import orjson
 
-from alerts.config import ReceiverSpec
 from alerts.model import Notification
 from alerts.receivers.base import Request, substitute
 from alerts.timefmt import iso8601
+from slices.alerting import ReceiverSpec
 
 
 def payload(note: Notification, now: float, resend_interval: float, generator_url: str

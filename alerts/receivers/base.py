@@ -17,14 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from alerts.config import ReceiverSpec
 from alerts.errors import DeliveryError, MissingEnvError
+from slices.alerting import ReceiverSpec
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 USER_AGENT = "slicewatch-alerts/0.1"
 MAX_BODY = 2000  # bytes of a response body kept for the error message
 # The only fields where ${NAME} is expanded: those that carry credentials (see
-# alerts.config.EXPANDED_FIELDS); header values are headers.<name>.
+# slices.alerting.EXPANDED_FIELDS); header values are headers.<name>.
 EXPANDED = ("url", "secret", "routing_key")
 
 

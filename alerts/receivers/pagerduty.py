@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from alerts.config import ReceiverSpec
-from alerts.model import SEVERITIES, Notification
+from alerts.model import Notification
 from alerts.receivers.base import Request, substitute
 from alerts.timefmt import iso8601
+from slices.alerting import SEVERITIES, ReceiverSpec
 
 MAX_SUMMARY = 1024
 PD_SEVERITY = {"critical": "critical", "error": "error", "warning": "warning", "info": "info"}

@@ -6,10 +6,10 @@ from typing import Any
 
 import orjson
 
-from alerts.config import ReceiverSpec
 from alerts.model import Notification
 from alerts.receivers.base import Request, substitute
 from alerts.template import format_value
+from slices.alerting import ReceiverSpec
 
 EMOJI = {"critical": ":rotating_light:", "error": ":red_circle:", "warning": ":warning:",
          "info": ":information_source:"}

@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from alerts.config import ReceiverSpec
 from alerts.model import Alert, Notification
 from alerts.receivers.base import Request, substitute
 from alerts.timefmt import iso8601
+from slices.alerting import ReceiverSpec
 
 SIGNATURE_HEADER = "X-Slicewatch-Signature"
 ID_HEADER = "X-Slicewatch-Notification"

@@ -1,6 +1,6 @@
 """Prometheus alerting rules equivalent to a spec's alert rules, and a promtool test for them.
 
-Translation of one slicewatch rule (``alerts.config.RuleSpec``) for one model:
+Translation of one slicewatch rule (``slices.alerting.RuleSpec``) for one model:
 
 - ``metric`` with ``threshold``: ``slicewatch_slice_<m>{…} < lower or … > upper``;
   ``min_count``: ``and on (model, version, slice) slicewatch_slice_records >= min_count``.
@@ -223,7 +223,7 @@ def rules_document(spec: Spec) -> tuple[dict[str, Any], list[str]]:
 
 
 def matcher_text(m: Any) -> str:
-    """An ``alerts.config.Matcher`` in Alertmanager's syntax: ``severity="critical"``."""
+    """An ``slices.alerting.Matcher`` in Alertmanager's syntax: ``severity="critical"``."""
     return f"{m.label}{m.op}{json.dumps(m.value, ensure_ascii=False)}"
 
 

@@ -10,9 +10,9 @@ from datetime import datetime
 
 import requests
 
-from alerts.config import parse_alerting
 from alerts.engine import AlertEngine
 from alerts.model import Observation
+from slices.load_alerting import parse_alerting
 from slices.spec import ModelSpec
 from slices.yamlpos import Checker, load_text
 from tests.wait import HTTP_TIMEOUT, wait_until

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from alerts.config import parse_alerting
 from alerts.engine import AlertEngine, send_test_notification
 from alerts.model import Observation
 from alerts.outbox import Backoff, Outbox
+from slices.load_alerting import parse_alerting
 from slices.spec import ModelSpec
 from slices.yamlpos import Checker, load_text
 from tests.wait import DEADLINE, wait_until

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.config import GROUP_BY_ALL, Matcher, parse_alerting
+from slices.alerting import GROUP_BY_ALL, Matcher
+from slices.load_alerting import parse_alerting
 from slices.spec import DriftSpec, FeatureSpec, ModelSpec
 from slices.yamlpos import Checker, load_text
 

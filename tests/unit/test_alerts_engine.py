@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.config import parse_alerting
 from alerts.engine import AlertEngine, list_firing
 from alerts.lifecycle import changes
 from alerts.model import Observation
+from slices.load_alerting import parse_alerting
 from slices.spec import ModelSpec
 from slices.yamlpos import Checker, load_text
 

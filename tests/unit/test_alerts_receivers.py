@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from alerts.config import ReceiverSpec
 from alerts.errors import MissingEnvError
 from alerts.model import Alert, Notification
 from alerts.receivers import BUILDERS, render
 from alerts.receivers.webhook import verify
 from alerts.timefmt import iso8601
+from slices.alerting import ReceiverSpec
 
 RECEIVERS = {
     "webhook": ReceiverSpec(name="hook", type="webhook", url="http://${HOST}/hook",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from alerts.config import InhibitRule, Matcher, RouteSpec
 from alerts.model import Alert
 from alerts.route import Group, dedup_key, group_key, inhibited, match_routes
+from slices.alerting import InhibitRule, Matcher, RouteSpec
 
 
 def alert(name, severity="warning", status="firing", slice_="a", **labels) -> Alert:

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.config import ChangeSpec, RuleSpec
 from alerts.model import DriftObservation, Observation
 from alerts.rules import change_breach, evaluate, fingerprint, relative_change, value_breach
-from alerts.template import render, variables
+from alerts.template import render
+from slices.alerting import ChangeSpec, RuleSpec, variables
 
 
 def tfma_change_passes(candidate, baseline, absolute, relative, direction):

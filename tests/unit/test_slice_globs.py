@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.config import RuleSpec
 from monitor.generate.promql import glob_regex
+from slices.alerting import RuleSpec
 from slices.globs import slice_matches, slice_regex
 
 LABELS = ["overall", "big_new_na", "neighbourhood=riverside", "neighbourhood=__other__",

@@ -233,9 +233,3 @@ def test_file_problems_name_the_file(tmp_path) -> None:
         load_spec(str(path))
     assert str(info.value).startswith(f"{path}:4:13: models[0].window: window must be")
 
-
-def test_alerting_without_alerts_module(monkeypatch) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "alerts.config", None)  # import → ImportError
-    found = problems(HEAD + "alerts: []\nroute: {}\n")
-    assert found == ["s.yaml:4:1: alerts: alerting is not supported by this build",
-                     "s.yaml:5:1: route: alerting is not supported by this build"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
-import types
 
 import pytest
 
 from slices import vocab
+from slices.alerting import AlertingSpec
 from slices.durations import parse_duration, parse_window
 from slices.errors import SpecError
 from slices.load import load_spec, load_spec_text
@@ -216,33 +215,19 @@ def test_docs_examples_load() -> None:
     full = [b for b in blocks if b.startswith(("version:", "models:"))]
     assert len(full) >= 2
     for block in full:
-        try:
-            load_spec_text(block, "docs/spec.md")
-        except SpecError as exc:
-            if "alerting is not supported" not in str(exc):
-                raise
+        load_spec_text(block, "docs/spec.md")
 
 
-def test_alerting_hook_receives_checker_data_and_models(monkeypatch) -> None:
-    seen = {}
-
-    def parse_alerting(checker, data, models):
-        seen["models"] = [m.name for m in models]
-        seen["route"] = data["route"]
-        checker.error(("route", "receiver"), "unknown receiver 'x'")
-        return "alerting-spec"
-
-    module = types.ModuleType("alerts.config")
-    module.parse_alerting = parse_alerting
-    monkeypatch.setitem(sys.modules, "alerts.config", module)
+def test_alerting_sections_are_typed_and_located() -> None:
     text = "models:\n  - {name: m, task: binary}\nroute: {receiver: x}\n"
     with pytest.raises(SpecError) as info:
         load_spec_text(text, "a.yaml")
     assert [str(p) for p in info.value.problems] == [
-        "a.yaml:3:19: route.receiver: unknown receiver 'x'"]
-    assert seen == {"models": ["m"], "route": {"receiver": "x"}}
-    module.parse_alerting = lambda checker, data, models: "alerting-spec"
-    assert load_spec_text(text).alerting == "alerting-spec"
+        "a.yaml:3:19: route.receiver: unknown receiver 'x'; receivers: none"]
+    ok = text + "receivers: [{name: x, type: webhook, url: 'http://127.0.0.1:1/'}]\n"
+    alerting = load_spec_text(ok).alerting
+    assert isinstance(alerting, AlertingSpec)
+    assert alerting.route.receiver == "x" and alerting.receivers[0].type == "webhook"
 
 
 # ------------------------------------------------------------------------- durations
