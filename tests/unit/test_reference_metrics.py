@@ -7,7 +7,6 @@ import numpy as np
 import orjson
 import pytest
 
-from alerts.config import parse_alerting
 from alerts.engine import AlertEngine
 from monitor.drift import Profile, save_profile
 from monitor.drift.errors import ProfileError
@@ -18,6 +17,7 @@ from monitor.outputs.alerting import to_observation
 from monitor.runtime.baseline import profile_for
 from monitor.runtime.daemon import Daemon
 from slices.load import load_spec_text
+from slices.load_alerting import parse_alerting
 from slices.yamlpos import Checker, load_text
 
 SPEC = """
