@@ -8,10 +8,12 @@ Exit codes: 0 success; 1 runtime failure (input cannot be read, service unreacha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 
 from monitor.runtime.exit_codes import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
 from slices.errors import SlicewatchError, SpecError
@@ -64,8 +66,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="after a replay ends keep serving /metrics this many seconds "
                           "(-1 = until interrupted)")
     run.add_argument("--dead-letter", help="file for rejected and late records (JSONL)")
-    run.add_argument("--results", help="append every closed window's per-slice results to "
-                                       "this JSONL file (metrics history)")
+    run.add_argument("--results", help="write every closed window's per-slice results to "
+                                       "this JSONL file (the history; docs/results-format.md); "
+                                       "it must be new or empty unless --results-append")
+    run.add_argument("--results-append", action="store_true",
+                     help="add this run's lines to an existing --results file")
+    run.add_argument("--report", metavar="HTML",
+                     help="when the run ends, write an HTML report of its results there")
     run.add_argument("--alerts-db", help="SQLite file of the alert outbox and state "
                                          "(default slicewatch-state/alerts.db)")
     run.add_argument("--pushgateway", metavar="URL",
@@ -75,6 +82,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--notify", action=argparse.BooleanOptionalAction, default=None,
                      help="send alert notifications (default: yes, except for a replay of "
                           "files without --follow, whose alerts are only printed/recorded)")
+
+    rep = sub.add_parser("report", help="an HTML report of a results history",
+                         description="Write a self-contained HTML report (charts of metrics, "
+                                     "drift, concept-drift events, data quality) of a "
+                                     "--results history file.", epilog=EPILOG)
+    rep.add_argument("--results", required=True, help="results history (JSONL) of run")
+    rep.add_argument("--profile", action="append", default=[],
+                     help="reference profile JSON (repeatable): reference vs window "
+                          "distributions of drifted features")
+    rep.add_argument("-o", "--output", required=True, help="HTML file to write")
+    rep.add_argument("--title", help="page title")
+    rep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    init = sub.add_parser("init", help="propose a spec from a sample of your records",
+                          description="Read a sample of your prediction records (JSONL or "
+                                      "CSV) and print a spec proposal: schema paths, feature "
+                                      "types, a few slices. It passes validate; edit it.",
+                          epilog=EPILOG)
+    init.add_argument("--from", dest="sample", required=True, metavar="SAMPLE",
+                      help="sample file: .jsonl/.json/.ndjson or .csv")
+    init.add_argument("-o", "--output", help="write the spec there (default: stdout)")
+    init.add_argument("--model", default=None, help="model name (default: from the sample)")
 
     val = sub.add_parser("validate", help="check a spec; print every problem",
                          description="Check a spec and print every problem as "
@@ -109,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", required=True,
                        help="profile JSON path ({model} is replaced by the model name)")
     build.add_argument("--model", help="only this model")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     graf = sub.add_parser("grafana", help="write Grafana dashboards and provisioning",
                           description="Generate the operations dashboard, one dashboard per "
@@ -197,10 +227,32 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         spec = checked_spec(args.config)
         linger = float("inf") if args.linger < 0 else args.linger
-        run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen, follow=args.follow,
-                             linger=linger, quiet=args.quiet, dead_letter=args.dead_letter,
-                             results=args.results, alerts_db=args.alerts_db,
-                             pushgateway=args.pushgateway, notify=args.notify))
+        problem = _results_problem(args)
+        if problem:
+            print(f"slicewatch: error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        with _results_file(args) as results:
+            run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen,
+                                 follow=args.follow, linger=linger, quiet=args.quiet,
+                                 dead_letter=args.dead_letter, results=results,
+                                 results_append=args.results_append, report=args.report,
+                                 alerts_db=args.alerts_db, pushgateway=args.pushgateway,
+                                 notify=args.notify))
+        return EXIT_OK
+    if args.command == "report":
+        return _report(args)
+    if args.command == "init":
+        from monitor.runtime.init_spec import propose_spec
+
+        text = propose_spec(args.sample, model=args.model,
+                            spec_dir=os.path.dirname(args.output or "") or ".")
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            print(f"spec proposal written to {args.output}; check it with: slicewatch "
+                  f"validate -c {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
         return EXIT_OK
     if args.command == "grafana":
         from monitor.generate import write_dashboards
@@ -221,7 +273,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from monitor.runtime.baseline import build_baselines
 
         spec = load_spec(args.config)
-        for r in build_baselines(spec, args.data, args.output, args.model):
+        for r in build_baselines(spec, args.data, args.output, args.model, quiet=args.quiet):
             print(f"{r.model}: profile of {r.rows} records ({r.rejected} rejected, "
                   f"{r.slices} slice references) written to {r.path}")
         return EXIT_OK
@@ -233,6 +285,39 @@ def _dispatch(args: argparse.Namespace) -> int:
                  seconds=args.seconds, linger=linger, out_dir=args.out)
         return EXIT_OK
     raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+def _results_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--results`` / ``--results-append`` cannot be used as given (None: they can)."""
+    path = args.results
+    if args.results_append and not path:
+        return "--results-append needs --results FILE"
+    if path and not args.results_append and os.path.exists(path) and os.path.getsize(path):
+        return (f"results file {path} already holds results: pass --results-append to add "
+                "this run to it, or remove it")
+    return None
+
+
+@contextlib.contextmanager
+def _results_file(args: argparse.Namespace) -> Iterator[str | None]:
+    """``--results``, or a temporary history for ``--report`` alone (removed after)."""
+    if args.results or not args.report:
+        yield args.results
+        return
+    with tempfile.TemporaryDirectory(prefix="slicewatch-report-") as tmp:
+        yield os.path.join(tmp, "results.jsonl")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from monitor.outputs.report import write_report
+    from monitor.runtime.progress import Bar, enabled
+
+    total = os.path.getsize(args.results) if os.path.isfile(args.results) else None
+    with Bar("report", total, show=enabled(args.quiet)) as bar:
+        size = write_report(args.results, args.output, profiles=args.profile,
+                            progress=lambda n: bar.update(advance=n), title=args.title)
+    print(f"{args.output}: {size / 1e6:.1f} MB")
+    return EXIT_OK
 
 
 def checked_spec(path: str):

@@ -1,10 +1,17 @@
-"""Results history: every closed window's per-slice results as JSON lines, and the alerts
-that fired or resolved with them.
+"""Results history: every closed window's per-slice results as JSON lines, the alerts that
+fired or resolved with them, the distributions of drifted features, and one summary per run.
 
-Lines have a ``type``: ``result`` (one slice of one window) or ``alert`` (a transition, see
-:meth:`alerts.model.AlertEvent.to_dict`). Results are keyed by ``(model, version, slice,
-window_start)``; after a crash and replay a window may be written again with identical
-values, so readers keep the last line per key (:func:`read_results` does).
+Lines have a ``type`` (the full format, as a JSON Schema, is docs/results-format.md):
+
+- ``result``: one slice of one window;
+- ``alert``: a transition (see :meth:`alerts.model.AlertEvent.to_dict`);
+- ``histogram``: the window's distribution of a feature whose drift decision is ``drift``
+  (at most :data:`MAX_HISTOGRAMS` per window), for reports;
+- ``run``: written when a run ends: records, rejects by reason, late records, windows.
+
+Results are keyed by ``(model, version, slice, window_start)``; after a crash and replay a
+window may be written again with identical values, so readers keep the last line per key
+(:func:`read_results` does). Lines of unknown types are for newer readers: skip them.
 """
 
 from __future__ import annotations
@@ -12,12 +19,23 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import orjson
 
 from alerts.model import AlertEvent
 from monitor.core.evaluate import SliceResult
 from monitor.core.pipeline import ClosedWindow
+from slices.errors import SlicewatchError
+
+MAX_HISTOGRAMS = 200  # histogram lines per window (the drifted features of the most slices)
+DRIFT_KINDS = ("drift_features", "drift_label")
+
+
+class ResultsExistError(SlicewatchError):
+    """The results file already holds lines and appending was not asked for."""
 
 
 def result_record(r: SliceResult) -> dict:
@@ -29,29 +47,97 @@ def result_record(r: SliceResult) -> dict:
             **({"extra": dict(r.extra)} if r.extra else {})}
 
 
+def _drifted(r: SliceResult) -> list[str]:
+    drift = (r.extra or {}).get("drift") or ()
+    return [d["feature"] for d in drift if isinstance(d, Mapping) and d.get("status") == "drift"]
+
+
+def summary_histogram(summary: Any) -> dict[str, Any] | None:
+    """A drift summary's bins as plain data: numeric ``edges`` (counts has one more bucket
+    at each end: below the first edge, above the last) or categorical ``categories`` (plus
+    ``__other__``). None for anything else."""
+    counts = getattr(summary, "counts", None)
+    if counts is None:
+        return None
+    if getattr(summary, "kind", "") == "numeric":
+        return {"kind": "numeric", "edges": [float(e) for e in summary.edges],
+                "counts": [int(c) for c in counts]}
+    vocabulary = getattr(summary, "vocabulary", None)
+    if vocabulary is None:
+        return None
+    return {"kind": "categorical", "categories": [*map(str, vocabulary), "__other__"],
+            "counts": [int(c) for c in counts]}
+
+
+def histogram_records(window: ClosedWindow, results: list[SliceResult]) -> Iterator[dict]:
+    """``type: histogram`` lines: the window's distribution of each drifted feature."""
+    n = 0
+    for r in results:
+        features = _drifted(r)
+        group = window.groups.get((r.version, r.slice_name, r.slice)) if features else None
+        if group is None:
+            continue
+        summaries: dict[str, Any] = {}
+        for acc in group.accumulators:
+            if getattr(acc, "kind", "") in DRIFT_KINDS:
+                summaries.update(acc.summaries.items())
+        for feature in features:
+            hist = summary_histogram(summaries.get(feature))
+            if hist is None:
+                continue
+            if n >= MAX_HISTOGRAMS:
+                return
+            n += 1
+            yield {"type": "histogram", "model": r.model, "version": r.version,
+                   "slice": r.slice, "window_start": r.window_start,
+                   "window_end": r.window_end, "feature": feature, **hist}
+
+
+def open_results(path: str, *, append: bool = False):
+    """Open ``path`` for the history: appended to with ``append``, else it must be absent
+    or empty (:class:`ResultsExistError`: a second run never mixes into the first
+    silently)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not append and os.path.exists(path) and os.path.getsize(path) > 0:
+        raise ResultsExistError(f"results file {path} already holds results: pass "
+                                "--results-append to add this run to it, or remove it")
+    return open(path, "ab")
+
+
 class ResultsWriter:
     """Listener appending each closed window's results to ``path`` (flushed per window)."""
 
-    def __init__(self, path: str):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._fh = open(path, "ab")  # noqa: SIM115 - kept open for the daemon's life
+    def __init__(self, path: str, *, append: bool = True):
+        self.path = path
+        self._fh = open_results(path, append=append)
         self._lock = threading.Lock()
+        self.started = time.time()
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
-        data = b"".join(orjson.dumps(result_record(r), default=str) + b"\n" for r in results)
-        with self._lock:
-            self._fh.write(data)
-            self._fh.flush()
+        lines = [*map(result_record, results), *histogram_records(window, results)]
+        self._write(lines)
 
     def write_alerts(self, events: list[AlertEvent]) -> None:
         """Sink of :class:`alerts.workers.Dispatcher`: one ``type: alert`` line per
         transition."""
-        if not events:
-            return
-        data = b"".join(orjson.dumps(e.to_dict(), default=str) + b"\n" for e in events)
+        if events:
+            self._write([e.to_dict() for e in events])
+
+    def write_run(self, *, records: Mapping[str, int], rejected: Mapping[str, int],
+                  late: Mapping[str, int], windows: Mapping[str, int],
+                  seconds: float) -> None:
+        """The ``type: run`` line: what the run read and rejected (counts by model or
+        reason)."""
+        self._write([{"type": "run", "started": self.started, "ended": time.time(),
+                      "seconds": seconds, "records": dict(records), "rejected": dict(rejected),
+                      "late": dict(late), "windows": dict(windows)}])
+
+    def _write(self, lines: list[dict]) -> None:
+        data = b"".join(orjson.dumps(x, default=str) + b"\n" for x in lines)
         with self._lock:
-            self._fh.write(data)
-            self._fh.flush()
+            if not self._fh.closed:
+                self._fh.write(data)
+                self._fh.flush()
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from monitor.ingest.source import Chunk
 from monitor.runtime.daemon import ResultListener, RunSummary
 from monitor.runtime.file_run import run_files
 from monitor.runtime.kafka_run import run_kafka
-from monitor.runtime.wiring import RunOptions, effective_spec
+from monitor.runtime.wiring import RunOptions, effective_spec, write_run_report
 from slices.spec import Spec
 
 __all__ = ["RunOptions", "run"]
@@ -29,5 +29,8 @@ def run(spec: Spec, opts: RunOptions, *, out: TextIO | None = None,
     out = out or sys.stdout
     spec = effective_spec(spec, opts)
     if spec.source.type == "kafka" and chunks is None:
-        return run_kafka(spec, opts, out=out, listeners=listeners)
-    return run_files(spec, opts, out=out, listeners=listeners, chunks=chunks)
+        summary = run_kafka(spec, opts, out=out, listeners=listeners)
+    else:
+        summary = run_files(spec, opts, out=out, listeners=listeners, chunks=chunks)
+    write_run_report(spec, opts, out)  # from the results history, now closed
+    return summary

@@ -17,6 +17,7 @@ from monitor.core.reference import reference_metrics
 from monitor.drift.profile import Profile, build_profile, save_profile
 from monitor.ingest.decode_models import decoder_for
 from monitor.ingest.file import FileSource
+from monitor.runtime.progress import input_bar, tracked
 from slices.assign import SliceAssigner
 from slices.errors import SlicewatchError
 from slices.spec import ModelSpec, Spec
@@ -31,11 +32,15 @@ class BaselineReport:
     path: str
 
 
-def read_reference(spec: Spec, paths: list[str]) -> tuple[RecordBatch, int]:
-    """Every usable record of ``paths`` (decoded like the daemon does) and the reject count."""
+def read_reference(spec: Spec, paths: list[str], *,
+                   quiet: bool = True) -> tuple[RecordBatch, int]:
+    """Every usable record of ``paths`` (decoded like the daemon does) and the reject count;
+    a progress bar on stderr unless ``quiet`` (and only on a terminal)."""
     decoder = decoder_for(spec)
     batches, rejected = [], 0
-    for chunk in FileSource(paths, batch_size=50_000).chunks():
+    source = FileSource(paths, batch_size=50_000)
+    for chunk in tracked(source.chunks(), source.paths,
+                         input_bar("reference data", source.paths, quiet=quiet)):
         if chunk.kind == "lines":
             batch, rejects = decoder.decode_lines(chunk.payload)
         else:
@@ -71,16 +76,18 @@ def profile_for(model: ModelSpec, batch: RecordBatch, *, source: str, seed: int 
 
 
 def build_baselines(spec: Spec, data: list[str], out: str,
-                    model_name: str | None = None) -> list[BaselineReport]:
+                    model_name: str | None = None, *,
+                    quiet: bool = True) -> list[BaselineReport]:
     """Build and save the profile of each model (or of ``model_name``). With several models,
-    ``out`` may contain ``{model}``."""
+    ``out`` may contain ``{model}``. ``quiet=False``: a progress bar while reading (on a
+    terminal)."""
     models = [m for m in spec.models if model_name in (None, m.name)]
     if not models:
         raise SlicewatchError(f"model {model_name!r} is not in the spec")
     if len(models) > 1 and "{model}" not in out:
         raise SlicewatchError("the spec has several models: put {model} in the output path "
                               "or pass --model")
-    batch, rejected = read_reference(spec, data)
+    batch, rejected = read_reference(spec, data, quiet=quiet)
     reports = []
     for model in models:
         profile = profile_for(model, batch, source=",".join(data))

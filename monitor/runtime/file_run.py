@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from monitor.ingest.deadletter import DeadLetter
-from monitor.ingest.file import FileSource
+from monitor.ingest.file import FileSource, expand
 from monitor.ingest.source import Chunk, SourceError
 from monitor.runtime.daemon import Daemon, ResultListener, RunSummary
 from monitor.runtime.file_checkpoint import FileCheckpoint, HeldResults
+from monitor.runtime.progress import enabled, input_bar, tracked
 from monitor.runtime.wiring import (
     RunOptions,
     close_outputs,
+    finish_outputs,
     install_signal_handlers,
     outputs,
     push_final,
@@ -45,6 +47,8 @@ def run_files(spec: Spec, opts: RunOptions, *, out: TextIO,
     restore = install_signal_handlers(daemon.stop)
     try:
         source = chunks(daemon.stop) if chunks else open_source(spec, daemon.stop, resume)
+        if chunks is None and not spec.source.follow:
+            source = with_progress(source, spec, opts.quiet)
         t0 = time.perf_counter()
         if checkpoint:
             checkpoint.run(source)
@@ -63,6 +67,7 @@ def run_files(spec: Spec, opts: RunOptions, *, out: TextIO,
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
               f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s",
               file=out, flush=True)
+        finish_outputs(spec, opts, daemon, listeners, summary.seconds, out)
         if opts.pushgateway:
             push_final(daemon, spec, opts.pushgateway, collectors, out)
         if server and opts.linger > 0 and not daemon.stop.is_set():
@@ -101,6 +106,15 @@ def open_source(spec: Spec, stop: threading.Event,
     yield from FileSource(paths, fmt=src.format, batch_size=src.batch_size, follow=src.follow,
                           stop=stop, max_record_bytes=src.max_record_bytes,
                           resume=resume).chunks()
+
+
+
+def with_progress(source: Iterable[Chunk], spec: Spec, quiet: bool) -> Iterable[Chunk]:
+    """``source`` moving a progress bar on stderr (a terminal, not ``-q``; no bar else)."""
+    if not enabled(quiet):
+        return source
+    paths = [*expand(spec.source.labels), *expand(input_paths(spec))]
+    return tracked(source, paths, input_bar("replay", paths, quiet=quiet))
 
 
 

@@ -28,7 +28,13 @@ from monitor.ingest.kafka import (
 )
 from monitor.ingest.source import Chunk, SourceError
 from monitor.runtime.daemon import Daemon, ResultListener, RunSummary
-from monitor.runtime.wiring import close_outputs, install_signal_handlers, outputs, serve_run
+from monitor.runtime.wiring import (
+    close_outputs,
+    finish_outputs,
+    install_signal_handlers,
+    outputs,
+    serve_run,
+)
 from monitor.state.checkpoint import Checkpoint, load_checkpointed
 from slices.errors import Problem, SlicewatchError, SpecError
 from slices.spec import Spec
@@ -112,6 +118,7 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
               f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s "
               f"({source.saves} checkpoints)", file=out, flush=True)
+        finish_outputs(spec, opts, daemon, listeners, summary.seconds, out)
         return summary
     finally:
         restore()

@@ -35,6 +35,8 @@ class RunOptions:
     quiet: bool = False
     dead_letter: str | None = None
     results: str | None = None  # JSONL history of every closed window's results
+    results_append: bool = False  # add to an existing results file (else it must be empty)
+    report: str | None = None  # HTML report of the run, written when it ends
     alerts_db: str | None = None  # SQLite outbox + alert state (default slicewatch-state/)
     pushgateway: str | None = None  # push the final metrics there after a replay
     notify: bool | None = None  # send notifications; None: not for a file replay of the past
@@ -92,7 +94,7 @@ def outputs(spec: Spec, opts: RunOptions, out: TextIO,
         listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
         sinks.append(listeners[-1].alerts)
     if opts.results:
-        listeners.append(ResultsWriter(opts.results))
+        listeners.append(ResultsWriter(opts.results, append=opts.results_append))
         sinks.append(listeners[-1].write_alerts)
     stage = None
     if spec.alerting:
@@ -110,6 +112,31 @@ def close_outputs(listeners: Iterable[ResultListener]) -> None:
     for listener in listeners:
         if isinstance(listener, ResultsWriter):
             listener.close()
+
+
+
+def finish_outputs(spec: Spec, opts: RunOptions, daemon: Daemon,
+                   listeners: Iterable[ResultListener], seconds: float, out: TextIO) -> None:
+    """At the end of a run: the ``type: run`` line of the results history, then (after the
+    listeners are closed by the caller) nothing else; see :func:`write_run_report`."""
+    t = daemon.tracker
+    for listener in listeners:
+        if isinstance(listener, ResultsWriter):
+            listener.write_run(records=t.records, rejected=t.bad, late=t.late,
+                               windows=t.closed, seconds=seconds)
+
+
+def write_run_report(spec: Spec, opts: RunOptions, out: TextIO) -> None:
+    """``run --report FILE``: the HTML report of the results history just written (the
+    spec's drift profiles give the reference distributions)."""
+    if not (opts.report and opts.results):
+        return
+    from monitor.outputs.report import write_report
+
+    profiles = [m.drift.profile for m in spec.models
+                if getattr(m, "drift", None) is not None and getattr(m.drift, "profile", None)]
+    write_report(opts.results, opts.report, profiles=profiles)
+    print(f"slicewatch: report written to {opts.report}", file=out, flush=True)
 
 
 

@@ -42,7 +42,7 @@ MAY_IMPORT = {
     "state": set(),
     "ingest": {"core", "state"},
     "export": {"core"},
-    "outputs": {"core", "alerts"},
+    "outputs": {"core", "drift", "alerts"},
     "generate": {"core", "drift", "export", "alerts"},
     "runtime": {"core", "drift", "state", "ingest", "export", "outputs", "generate", "alerts"},
 }
