@@ -118,8 +118,8 @@ def test_a_finished_run_closes_its_results_file(tmp_path, monkeypatch):
     writers = []
 
     class Recorded(monitor.runtime.wiring.ResultsWriter):
-        def __init__(self, path: str):
-            super().__init__(path)
+        def __init__(self, path: str, **kwargs):
+            super().__init__(path, **kwargs)
             writers.append(self)
 
     monkeypatch.setattr(monitor.runtime.wiring, "ResultsWriter", Recorded)
@@ -130,7 +130,8 @@ def test_a_finished_run_closes_its_results_file(tmp_path, monkeypatch):
     run(spec, RunOptions(inputs=(str(data),), listen="", quiet=True,
                          results=str(tmp_path / "results.jsonl")), out=io.StringIO())
     assert len(writers) == 1 and writers[0]._fh.closed
-    assert (tmp_path / "results.jsonl").read_bytes().count(b"\n") == 3
+    lines = [orjson.loads(x) for x in (tmp_path / "results.jsonl").read_bytes().splitlines()]
+    assert [x["type"] for x in lines] == ["result"] * 3 + ["run"]
 
 
 def test_no_import_cycles_not_even_lazy_ones():
