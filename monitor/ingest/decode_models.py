@@ -2,7 +2,8 @@
 
 The model of each record is read with the top-level schema; each model's records are then
 decoded with that model's schema (the top-level one, overridden key by key). Specs without
-model-level schemas use :class:`monitor.ingest.decode.Decoder` directly.
+model-level schemas use :class:`monitor.ingest.decode_arrow.ArrowDecoder` directly (the
+per-record decoder with an Arrow fast path for regular blocks of JSON lines).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 
 from monitor.core.records import RecordBatch, concat
 from monitor.ingest.decode import Decoder, Reject, parse_json_lines
+from monitor.ingest.decode_arrow import ArrowDecoder
 from slices.spec import Spec
 
 
@@ -25,8 +27,9 @@ def decoder_for(spec: Spec) -> Decoder | PerModelDecoder:
             types.setdefault(f.name, f.type)
     single = spec.models[0].name if len(spec.models) == 1 else None
     checks = _checks(spec)
-    base = Decoder(spec.schema, default_model=single, known_models=[m.name for m in spec.models],
-                   feature_types=types, **checks)
+    base = ArrowDecoder(spec.schema, default_model=single,
+                        known_models=[m.name for m in spec.models],
+                        feature_types=types, **checks)
     if not any(m.schema for m in spec.models):
         return base
     return PerModelDecoder(spec, base, types)
