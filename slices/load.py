@@ -66,7 +66,7 @@ MODEL_KEYS = ("name", "task", "threshold", "positive_label", "window", "allowed_
               "label_delay", "calibration_bins", "classes", "metrics", "features", "slices",
               "drift", "schema", "max_versions")
 DRIFT_KEYS = ("enabled", "profile", "rolling_windows", "fdr", "per_slice", "prediction",
-              "label", "features", "concept")
+              "label", "features", "concept", "multivariate")
 FEATURE_KEYS = ("type", "test", "threshold", "min_samples")
 SOURCE_KEYS = ("type", "path", "format", "follow", "batch_size", "labels", "dead_letter",
                "kafka", "max_future", "max_record_bytes", "dead_letter_max_bytes")
@@ -743,7 +743,7 @@ class _Loader:
         if self.c.mapping(path, v, DRIFT_KEYS) is None:
             return None
         kw: dict[str, Any] = {"enabled": True}
-        for key in ("enabled", "per_slice", "prediction", "label"):
+        for key in ("enabled", "per_slice", "prediction", "label", "multivariate"):
             if key in v:
                 kw[key] = self.bool_((*path, key), v[key])
         if "profile" in v:

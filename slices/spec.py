@@ -99,6 +99,7 @@ class DriftSpec:
     prediction: bool = True
     label: bool = True
     per_slice: bool = True
+    multivariate: bool = True  # PCA reconstruction error when the profile holds a fit
     concept_detector: str | None = None  # River detector name, e.g. "ADWIN"
     concept_params: dict[str, Any] = field(default_factory=dict)
 

@@ -12,6 +12,21 @@ from slices.spec import ModelSpec
 
 
 @dataclass(frozen=True)
+class MultivariateDrift:
+    """PCA reconstruction error of one slice's window against its reference band
+    (``monitor.drift.multivariate``): ``error`` (mean over ``n`` records), the band
+    ``[lower, upper]`` at this ``n``, ``drift`` (error outside the band) and ``reference``
+    (``slice`` or ``overall``: whose reference records gave the band)."""
+
+    error: float
+    lower: float
+    upper: float
+    drift: bool
+    n: int
+    reference: str
+
+
+@dataclass(frozen=True)
 class SliceResult:
     """Metrics of one model × version × slice over one closed window.
 
@@ -30,6 +45,7 @@ class SliceResult:
     metrics: MappingProxyType
     reported: bool = True
     extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    multivariate: MultivariateDrift | None = None
 
 
 def evaluate_window(closed: ClosedWindow, model: ModelSpec) -> list[SliceResult]:

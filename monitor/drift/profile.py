@@ -27,6 +27,7 @@ import pandas as pd
 from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_names
+from monitor.drift.multivariate import Reconstruction, fit_reconstruction
 from monitor.drift.summary import CategoricalSummary, NumericSummary, Summary, keyed_codes
 from slices.spec import ModelSpec
 
@@ -82,6 +83,7 @@ class Profile:
     overall: FeatureSummaries
     slices: dict[str, FeatureSummaries] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    multivariate: Reconstruction | None = None
     model_version: str | None = None
     source: str = ""
     created: str = ""
@@ -105,7 +107,9 @@ class Profile:
                 "created": self.created, "source": self.source,
                 "overall": self.overall.to_state(),
                 "slices": {k: v.to_state() for k, v in self.slices.items()},
-                "metrics": self.metrics}
+                "metrics": self.metrics,
+                **({"multivariate": self.multivariate.to_state()}
+                   if self.multivariate is not None else {})}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), allow_nan=False)
@@ -122,6 +126,8 @@ class Profile:
                        slices={k: FeatureSummaries.from_state(v)
                                for k, v in data.get("slices", {}).items()},
                        metrics=_metrics(data.get("metrics", {})),
+                       multivariate=Reconstruction.from_state(data["multivariate"])
+                       if data.get("multivariate") is not None else None,
                        model_version=data.get("model_version"), source=data.get("source", ""),
                        created=data.get("created", ""), format_version=version)
         except KeyError as e:
@@ -246,6 +252,21 @@ def _reference_summaries(model: ModelSpec, cols: ModelColumns, *, bins: int, sam
     return FeatureSummaries(model.task, summaries)
 
 
+def _multivariate(model: ModelSpec, cols: ModelColumns, overall: FeatureSummaries,
+                  slice_rows: Mapping[str, np.ndarray]) -> Reconstruction | None:
+    """The PCA reconstruction fit of the monitored features (None: fewer than 2, or off)."""
+    if not model.drift.multivariate:
+        return None
+    kinds = {name: (overall.summaries[name].vocabulary
+                    if isinstance(overall.summaries.get(name), CategoricalSummary) else None)
+             for name, _ in monitored_features(model) if name in overall.summaries}
+    if len(kinds) < 2 or len(cols) < 2:
+        return None
+    n = len(cols)
+    feats = {name: cols.features.get(name, np.full(n, None, object)) for name in kinds}
+    return fit_reconstruction(feats, kinds, slices=slice_rows)
+
+
 def _prediction_column(model: ModelSpec, cols: ModelColumns,
                        classes: Sequence[str] | None) -> np.ndarray:
     if model.task == "binary":
@@ -286,12 +307,15 @@ def build_profile(model: ModelSpec, frame: Any, *, source: str, bins: int = DEFA
     overall = _reference_summaries(model, cols, bins=bins, sample_size=sample_size,
                                    max_categories=max_categories, seed=seed, classes=classes)
     per_slice: dict[str, FeatureSummaries] = {}
+    slice_rows = {}
     for i, (key, rows) in enumerate(_slice_rows(slices, len(cols))):
         s = overall.empty_like(seed + 1 + i)
         s.update(cols.take(rows), classes=classes)
         per_slice[key] = s
+        slice_rows[key] = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else rows
     overall.update(cols, classes=classes)
     return Profile(model=model.name, task=model.task, overall=overall, slices=per_slice,
+                   multivariate=_multivariate(model, cols, overall, slice_rows),
                    model_version=model_version, source=source,
                    created=datetime.now(UTC).isoformat(timespec="seconds"))
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.core.evaluate import SliceResult
+from monitor.core.evaluate import MultivariateDrift, SliceResult
 from monitor.core.kernels import warm_up
 from monitor.core.metrics.base import Accumulator, ModelColumns
 from monitor.core.metrics.registry import register
@@ -48,6 +48,7 @@ from monitor.drift import (
     evaluate_drift,
     load_profile,
 )
+from monitor.drift.multivariate import Reconstruction, ReconstructionError
 from slices.spec import ModelSpec
 
 
@@ -143,6 +144,8 @@ class CloseJob:
     model: ModelSpec
     versions: list[tuple[str, dict[str, FeatureSummaries], FrozenReference | None]]
     concept_events: dict[tuple[str, str], WindowEvents]  # (version, slice) → this window's
+    multivariate: dict[tuple[str, str], MultivariateDrift] = dataclasses.field(
+        default_factory=dict)  # (version, slice) → PCA reconstruction error vs its band
 
 
 def close_extras(job: CloseJob) -> dict[tuple[str, str], dict[str, Any]]:
@@ -191,7 +194,17 @@ class DriftStage:
                                               if k == LABEL})
         feats = FeatureSummaries(feats.task, {k: v for k, v in feats.summaries.items()
                                               if k != LABEL})
-        return [FeatureDrift(feats, classes), LabelDrift(label, classes)]
+        accs: list[Accumulator] = [FeatureDrift(feats, classes), LabelDrift(label, classes)]
+        if self.reconstruction is not None:
+            accs.append(ReconstructionError(self.reconstruction))
+        return accs
+
+    @property
+    def reconstruction(self) -> Reconstruction | None:
+        """The profile's PCA fit, when multivariate drift is on (profile files only)."""
+        if not (self.spec.multivariate and self.spec.profile) or self.profile is None:
+            return None
+        return self.profile.multivariate
 
     def learn_bins(self, cols: ModelColumns) -> None:
         """Rolling reference without a profile: bins from the first micro-batch."""
@@ -200,9 +213,12 @@ class DriftStage:
                                          classes=self.classes or None)
 
     def attach_classes(self, accs: list[Accumulator]) -> None:
+        """Re-attach live state to restored accumulators (classes, the PCA fit)."""
         for acc in accs:
             if isinstance(acc, FeatureDrift) and self.model.task == "multiclass":
                 acc.classes = self.classes
+            elif isinstance(acc, ReconstructionError):
+                acc.fit = self.reconstruction
 
     # ---- concept drift ------------------------------------------------------------------
     def on_labelled(self, window: float, version: str, slice_label: str, cols: ModelColumns,
@@ -231,7 +247,13 @@ class DriftStage:
         takes the window in) and the window's concept-drift events. The returned job holds no
         live state: :func:`close_extras` may run on it anywhere, later."""
         by_version: dict[str, dict[str, FeatureSummaries]] = {}
+        multivariate = {}
         for (version, _, label), group in window.groups.items():
+            for acc in group.accumulators:
+                if isinstance(acc, ReconstructionError) and acc.n:
+                    found = self._multivariate(label, acc)
+                    if found is not None:
+                        multivariate[(version, label)] = found
             parts = [a for a in group.accumulators if isinstance(a, FeatureDrift)]
             if not parts:
                 continue
@@ -249,7 +271,17 @@ class DriftStage:
             versions.append((version, current, frozen))
             if self.rolling is not None:
                 self.rolling.push(current)
-        return CloseJob(self.model, versions, self.open_events.pop(window.key, {}))
+        return CloseJob(self.model, versions, self.open_events.pop(window.key, {}),
+                        multivariate)
+
+    def _multivariate(self, label: str, acc: ReconstructionError) -> MultivariateDrift | None:
+        fit = self.reconstruction
+        band, scope = fit.band_for(label) if fit is not None else (None, "none")
+        if band is None:
+            return None
+        lower, upper = band.bounds(acc.n)
+        return MultivariateDrift(acc.mean, lower, upper, not lower <= acc.mean <= upper, acc.n,
+                                 scope)
 
     def finish_close(self, job: CloseJob, extra: dict[tuple[str, str], dict[str, Any]],
                      results: list[SliceResult]) -> list[SliceResult]:
@@ -269,8 +301,10 @@ class DriftStage:
                 events = job.concept_events.get((r.version, r.slice), WindowEvents())
                 e["concept_drift_events"] = events.count
                 e["concept_drift_event_times"] = list(events.times)
-            out.append(dataclasses.replace(r, extra=MappingProxyType({**r.extra, **e}))
-                       if e else r)
+            if e:
+                r = dataclasses.replace(r, extra=MappingProxyType({**r.extra, **e}))
+            mv = job.multivariate.get((r.version, r.slice))
+            out.append(dataclasses.replace(r, multivariate=mv) if mv is not None else r)
         return out
 
     def concept_counts(self) -> dict[tuple[str, str, str, str], int]:

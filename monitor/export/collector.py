@@ -261,12 +261,33 @@ def _drift_families(s: Snapshot) -> Iterator[Metric]:
                     quality[k].add_metric([model, version, slice_label, feature], v)
     yield from (score, pvalue, adjusted, detected, insufficient, threshold)
     yield from quality.values()
+    yield from _multivariate(s)
     yield from _counter("slicewatch_concept_drift_events", "Concept-drift detector signals on "
                         "the slice's error stream.", ["model", "version", "slice", "detector"],
                         dict(s.concept.items()))
     yield from _gauge("slicewatch_window_close_delay_seconds", "Wall-clock time at the last "
                       "window close minus that window's event-time end.", ["model"],
                       {(m,): v for m, v in s.extra.get("close_delay", {}).items()})
+
+
+def _multivariate(s: Snapshot) -> Iterator[Metric]:
+    """PCA reconstruction error per slice, its reference band and the decision."""
+    fams = {k: GaugeMetricFamily(f"slicewatch_multivariate_drift_{k}", doc, labels=SLICE_LABELS)
+            for k, doc in (
+                ("error", "Mean PCA reconstruction error of the window's records."),
+                ("lower", "Lower bound of the reference band at the window's size."),
+                ("upper", "Upper bound of the reference band at the window's size."),
+                ("detected", "1 when the reconstruction error left the reference band."))}
+    for (model, version, slice_label), r in sorted(s.series.items()):
+        mv = r.multivariate
+        if mv is None:
+            continue
+        labels = [model, version, slice_label]
+        for k, v in (("error", mv.error), ("lower", mv.lower), ("upper", mv.upper),
+                     ("detected", float(mv.drift))):
+            fams[k].add_metric(labels, v)
+    if any(f.samples for f in fams.values()):
+        yield from fams.values()
 
 
 def _counter(name, doc, labels, values) -> Iterator[Metric]:

@@ -9,6 +9,7 @@ typo fails at generation time, not in Grafana.
 
 ``when`` says which spec feature makes the daemon export the family:
 ``always`` · ``drift`` (a model has ``drift:``) · ``concept`` (a concept-drift detector) ·
+``multivariate`` (a profile with a PCA fit, ``drift.multivariate`` on) ·
 ``alerting`` (the spec has ``alerts``) · ``kafka`` (``source.type: kafka``) ·
 ``labels`` (delayed labels: ``label_delay`` or label files) · ``min_size`` (a slice with
 ``min_size``) · ``features`` (a feature-log topic) · ``dead_letter`` (a dead-letter file) ·
@@ -62,6 +63,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("slicewatch_drift_threshold", "gauge", _DRIFT_LABELS, "drift"),
     Family("slicewatch_concept_drift_events_total", "counter", (*SLICE_LABELS, "detector"),
            "concept"),
+    # multivariate drift (issue 15): a profile with a PCA fit and drift.multivariate
+    Family("slicewatch_multivariate_drift_error", "gauge", tuple(SLICE_LABELS), "multivariate"),
+    Family("slicewatch_multivariate_drift_lower", "gauge", tuple(SLICE_LABELS), "multivariate"),
+    Family("slicewatch_multivariate_drift_upper", "gauge", tuple(SLICE_LABELS), "multivariate"),
+    Family("slicewatch_multivariate_drift_detected", "gauge", tuple(SLICE_LABELS),
+           "multivariate"),
     Family("slicewatch_data_missing_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_out_of_range_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_unseen_category_ratio", "gauge", _FEATURE_LABELS, "drift"),

@@ -16,6 +16,7 @@ window may be written again with identical values, so readers keep the last line
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -44,7 +45,9 @@ def result_record(r: SliceResult) -> dict:
             "window_end": r.window_end, "count": r.count, "reported": r.reported,
             "metrics": {k: (None if isinstance(v, float) and math.isnan(v) else v)
                         for k, v in r.metrics.items()},
-            **({"extra": dict(r.extra)} if r.extra else {})}
+            **({"extra": dict(r.extra)} if r.extra else {}),
+            **({"multivariate": dataclasses.asdict(r.multivariate)}
+               if r.multivariate is not None else {})}
 
 
 def _drifted(r: SliceResult) -> list[str]:

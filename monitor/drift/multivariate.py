@@ -1,0 +1,271 @@
+"""Multivariate drift: PCA reconstruction error (NannyML's data reconstruction drift).
+
+Fit on the reference (:func:`fit_reconstruction`): every feature becomes one column —
+numeric values as they are, categorical ones frequency-encoded (the category's reference
+share; ``__other__`` its share, usually ~0); missing values are imputed (numeric: the
+reference mean, categorical: the most frequent category) — then each column is standardised
+with the reference mean and standard deviation. PCA keeps the fewest components whose
+cumulative explained variance reaches ``variance`` (default 0.65, as NannyML). A record's
+error is the Euclidean distance between its standardised vector ``z`` and its
+reconstruction ``z C^T C`` (``C``: the kept components, rows orthonormal).
+
+A window's statistic is the mean error of its records (:class:`ReconstructionError`: sum and
+count, mergeable exactly). The reference gives its band (:class:`ErrorBand`): the reference
+records are cut into ``chunks`` chunks in their order; the band is ``mean ± 3 sd`` of the
+chunk means (NannyML's rule), scaled to the window's size by ``sqrt(chunk_size / n)``. A
+window whose mean error leaves the band has drifted. Everything is stored as plain arrays
+(no pickle). Details: docs/analysis.md.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=(4000, 2)) @ np.array([[1.0, 0.9], [0.0, 0.44]])
+>>> fit = fit_reconstruction({"a": x[:, 0], "b": x[:, 1]}, {"a": None, "b": None})
+>>> fit.components.shape, bool(fit.band.lower < fit.errors({"a": x[:, 0], "b": x[:, 1]}).mean()
+...                                < fit.band.upper)
+((1, 2), True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.registry import register
+from monitor.drift.errors import ProfileError
+from monitor.drift.summary import CategoricalSummary
+
+DEFAULT_VARIANCE = 0.65
+DEFAULT_CHUNKS = 10
+BAND_SIGMAS = 3.0
+MIN_CHUNK = 20  # records per reference chunk below which a scope has no band of its own
+
+
+@dataclass(frozen=True)
+class ErrorBand:
+    """``mean ± 3 sd`` of the mean error of reference chunks of ``chunk_size`` records;
+    :meth:`bounds` rescales the spread to a window of ``n`` records (``sd · sqrt(c / n)``)."""
+
+    mean: float
+    chunk_sd: float
+    chunk_size: int
+
+    @property
+    def lower(self) -> float:
+        return self.bounds(self.chunk_size)[0]
+
+    @property
+    def upper(self) -> float:
+        return self.bounds(self.chunk_size)[1]
+
+    def bounds(self, n: int) -> tuple[float, float]:
+        half = BAND_SIGMAS * self.chunk_sd * math.sqrt(self.chunk_size / max(n, 1))
+        return self.mean - half, self.mean + half
+
+    def to_state(self) -> list[float]:
+        return [self.mean, self.chunk_sd, float(self.chunk_size)]
+
+    @classmethod
+    def from_state(cls, s: list[float]) -> ErrorBand:
+        return cls(float(s[0]), float(s[1]), int(s[2]))
+
+
+def error_band(errors: np.ndarray, chunks: int = DEFAULT_CHUNKS) -> ErrorBand | None:
+    """The band of per-record reference ``errors`` (in reference order); None when a chunk
+    would hold fewer than :data:`MIN_CHUNK` records."""
+    size = errors.shape[0] // chunks
+    if chunks < 2 or size < MIN_CHUNK:
+        return None
+    means = errors[:size * chunks].reshape(chunks, size).mean(axis=1)
+    return ErrorBand(float(errors.mean()), float(means.std(ddof=1)), size)
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """A fitted encoder + PCA: ``features`` (name → None for numeric, else the category →
+    reference share table), column ``center``/``scale``, kept ``components`` (k × d), the
+    ``explained`` variance ratio of each kept one, the overall :class:`ErrorBand` and one per
+    slice (``slice_bands``)."""
+
+    features: dict[str, tuple[tuple[str, ...], np.ndarray] | None]
+    impute: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    components: np.ndarray
+    explained: np.ndarray
+    band: ErrorBand | None
+    slice_bands: dict[str, ErrorBand]
+
+    def encode(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The standardised n × d matrix of the records' ``features`` (absent column: all
+        imputed)."""
+        n = len(next(iter(features.values()))) if features else 0
+        out = np.empty((n, len(self.features)), np.float64)
+        for j, (name, table) in enumerate(self.features.items()):
+            col = features.get(name)
+            if col is None:
+                out[:, j] = self.impute[j]
+            elif table is None:
+                x = pd.to_numeric(pd.Series(np.asarray(col), copy=False), errors="coerce")
+                x = x.to_numpy(np.float64, na_value=np.nan)
+                out[:, j] = np.where(np.isfinite(x), x, self.impute[j])
+            else:
+                vocab, shares = table
+                codes = CategoricalSummary(vocab).category_codes(np.asarray(col))
+                # codes: vocabulary, __other__, missing (imputed), type mismatch (__other__)
+                lookup = np.concatenate([shares, [self.impute[j], shares[-1]]])
+                out[:, j] = lookup[codes]
+        return (out - self.center) / self.scale
+
+    def errors(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Per-record reconstruction error ``‖z − z Cᵀ C‖₂``."""
+        z = self.encode(features)
+        return np.linalg.norm(z - (z @ self.components.T) @ self.components, axis=1)
+
+    def band_for(self, slice_key: str | None) -> tuple[ErrorBand | None, str]:
+        if slice_key is not None and slice_key in self.slice_bands:
+            return self.slice_bands[slice_key], "slice"
+        return self.band, "overall"
+
+    def to_state(self) -> dict[str, Any]:
+        return {"features": {k: None if t is None else [list(t[0]), t[1].tolist()]
+                             for k, t in self.features.items()},
+                "impute": self.impute.tolist(), "center": self.center.tolist(),
+                "scale": self.scale.tolist(), "components": self.components.tolist(),
+                "explained": self.explained.tolist(),
+                "band": self.band.to_state() if self.band is not None else None,
+                "slice_bands": {k: b.to_state() for k, b in self.slice_bands.items()}}
+
+    @classmethod
+    def from_state(cls, s: dict[str, Any]) -> Reconstruction:
+        try:
+            feats = {str(k): None if t is None else
+                     (tuple(str(v) for v in t[0]), np.asarray(t[1], np.float64))
+                     for k, t in s["features"].items()}
+            d = len(feats)
+            comps = np.asarray(s["components"], np.float64).reshape(-1, d)
+            arrays = [np.asarray(s[k], np.float64) for k in ("impute", "center", "scale")]
+            if any(a.shape != (d,) for a in arrays):
+                raise ValueError("encoder arrays do not match the features")
+            return cls(feats, *arrays, comps, np.asarray(s["explained"], np.float64),
+                       ErrorBand.from_state(s["band"]) if s["band"] is not None else None,
+                       {str(k): ErrorBand.from_state(b) for k, b in s["slice_bands"].items()})
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ProfileError(f"invalid multivariate (PCA) state in profile: {e}") from None
+
+
+def fit_reconstruction(features: Mapping[str, np.ndarray],
+                       categorical: Mapping[str, tuple[str, ...] | None], *,
+                       variance: float = DEFAULT_VARIANCE, chunks: int = DEFAULT_CHUNKS,
+                       slices: Mapping[str, np.ndarray] | None = None) -> Reconstruction:
+    """Fit the encoder and PCA on reference ``features``. ``categorical`` names every feature
+    to use: None for numeric, else its vocabulary (values outside it are ``__other__``).
+    ``slices``: slice key → row index, for per-slice bands."""
+    if not 0 < variance <= 1:
+        raise ProfileError(f"variance must be in (0, 1], got {variance}")
+    names = sorted(categorical)
+    if len(names) < 2:
+        raise ProfileError("multivariate drift needs at least 2 features")
+    tables: dict[str, tuple[tuple[str, ...], np.ndarray] | None] = {}
+    for name in names:
+        vocab = categorical[name]
+        if vocab is None:
+            tables[name] = None
+            continue
+        s = CategoricalSummary(vocab)
+        s.update(np.asarray(features[name]))
+        shares = s.counts / max(int(s.counts.sum()), 1)
+        tables[name] = (tuple(vocab), shares.astype(np.float64))
+    d = len(names)
+    raw = Reconstruction(tables, np.full(d, np.nan), np.zeros(d), np.ones(d),
+                         np.zeros((0, d)), np.zeros(0), None, {})
+    # imputation values: numeric mean of the finite values; categorical: the top share
+    impute = np.array([np.nan if t is None else float(t[1][:-1].max(initial=0.0))
+                       for t in tables.values()])
+    raw = _with(raw, impute=impute)
+    x = raw.encode({k: features[k] for k in names})  # NaN where numeric values are missing
+    means = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
+    impute = np.where(np.isnan(impute), np.nan_to_num(means), impute)
+    raw = _with(raw, impute=impute)
+    x = raw.encode({k: features[k] for k in names})
+    center = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (x - center) / scale
+    _, sv, vt = np.linalg.svd(z, full_matrices=False)
+    ratio = sv ** 2 / max(float(np.sum(sv ** 2)), 1e-300)
+    k = int(np.searchsorted(np.cumsum(ratio), variance - 1e-12) + 1)
+    k = min(k, d)
+    fit = Reconstruction(tables, impute, center, scale, vt[:k], ratio[:k], None, {})
+    errs = fit.errors({kk: features[kk] for kk in names})
+    bands = {}
+    for key, rows in (slices or {}).items():
+        b = error_band(errs[np.asarray(rows)], chunks)
+        if b is not None:
+            bands[key] = b
+    return _with(fit, band=error_band(errs, chunks), slice_bands=bands)
+
+
+def _batch_errors(cols: ModelColumns, fit: Reconstruction) -> np.ndarray:
+    return cols.derived(("multivariate_error", id(fit)), lambda c: fit.errors(c.features))
+
+
+def _with(r: Reconstruction, **changes: Any) -> Reconstruction:
+    return Reconstruction(**{**r.__dict__, **changes})
+
+
+@register
+class ReconstructionError:
+    """Sum and count of the reconstruction errors of one group's records (mergeable exactly;
+    the per-record errors are computed once per batch for all groups)."""
+
+    kind = "multivariate_error"
+    needs_label = False
+
+    def __init__(self, fit: Reconstruction | None = None):
+        self.fit = fit
+        self.total = 0.0
+        self.n = 0
+
+    def update(self, cols: ModelColumns) -> None:
+        if self.fit is None or len(cols) == 0:
+            return
+        errs = _batch_errors(cols, self.fit)
+        self.total += float(errs.sum())
+        self.n += int(errs.shape[0])
+
+    @staticmethod
+    def update_many(cols: ModelColumns,
+                    items: list[tuple[ReconstructionError, np.ndarray]]) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)``: one pass over the batch."""
+        for acc, rows in items:
+            if acc.fit is None or rows.shape[0] == 0:
+                continue
+            errs = _batch_errors(cols, acc.fit)[rows]
+            acc.total += float(errs.sum())
+            acc.n += int(errs.shape[0])
+
+    def merge(self, other: ReconstructionError) -> None:
+        self.total += other.total
+        self.n += other.n
+
+    def to_state(self) -> dict[str, Any]:
+        return {"total": self.total, "n": self.n}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ReconstructionError:
+        acc = cls()
+        acc.total, acc.n = float(state["total"]), int(state["n"])
+        return acc
+
+    def result(self) -> dict[str, float]:
+        return {}
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else math.nan
