@@ -17,11 +17,14 @@ from typing import Any
 import orjson
 from prometheus_client.core import CounterMetricFamily
 
+from monitor.ingest.reasons import describe
+
 DEFAULT_MAX_BYTES = 100 << 20
 
 
 class DeadLetter:
-    """Appends ``{"reason", "detail", "origin", "time", "record"}`` lines to ``path``.
+    """Appends ``{"reason", "detail", "origin", "time", "record"}`` lines to ``path``; an
+    empty ``detail`` is filled with the reason's meaning (:mod:`monitor.ingest.reasons`).
 
     With ``path=None`` records are only counted by the caller (nothing is written).
     """
@@ -43,7 +46,8 @@ class DeadLetter:
     def write(self, reason: str, record: Any, *, detail: str = "", origin: str = "") -> None:
         if self._fh is None:
             return
-        line = orjson.dumps({"reason": reason, "detail": detail, "origin": origin,
+        line = orjson.dumps({"reason": reason, "detail": detail or describe(reason),
+                             "origin": origin,
                              "time": time.time(), "record": record},
                             default=_fallback, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
         with self._lock:

@@ -40,6 +40,7 @@ import orjson
 import pandas as pd
 
 from monitor.core.records import OUTCOME_CODES, RecordBatch
+from monitor.ingest.tagcells import split_tag_cells
 from slices.spec import SchemaSpec
 
 _ABSENT = object()  # a path that is not in the record (JSON null is None)
@@ -243,7 +244,9 @@ class Decoder:
         Columns named ``<features path>.<name>`` become features; so do nested dicts.
         """
         records = [_unflatten(r) for r in frame.to_dict(orient="records")]
-        return self._decode(records, plain=False)
+        records, bad_tags = split_tag_cells(records, self.schema.tags)
+        batch, rejects = self._decode(records, plain=False)
+        return batch, [Reject("bad_tags", r, why) for r, why in bad_tags] + rejects
 
     @_gc_paused
     def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
@@ -255,8 +258,21 @@ class Decoder:
                            ) -> tuple[dict[str, np.ndarray], list[Reject]]:
         """Decode label records → ``{"id": object[], "label": object[], "time": float64[]}``."""
         records, rejects = parse_json_lines(lines)
+        labels, more = self.decode_label_records(records, plain=True)
+        return labels, rejects + more
+
+    @_gc_paused
+    def decode_label_frame(self, frame: pd.DataFrame
+                           ) -> tuple[dict[str, np.ndarray], list[Reject]]:
+        """Label records of a table (CSV, Parquet label files), as :meth:`decode_label_lines`."""
+        records = [_unflatten(r) for r in frame.to_dict(orient="records")]
+        return self.decode_label_records(records, plain=False)
+
+    def decode_label_records(self, records: list[Any], *, plain: bool = False
+                             ) -> tuple[dict[str, np.ndarray], list[Reject]]:
+        """Label records already parsed (``plain``: straight from the JSON parser)."""
         s = self.schema
-        paths = _Paths(records, plain=True)
+        paths = _Paths(records, plain=plain)
         ids, labels = paths.values(s.label_id), paths.values(s.label_value)
         reasons = _Reasons(len(records))
         reasons.flag(~_is_dict(records), "not_an_object")
@@ -267,7 +283,7 @@ class Decoder:
         ids = [v if type(v) is str else str(v) for v in _take(ids, keep)]
         out = {"id": np.array(ids, dtype=object),
                "label": np.array(_take(labels, keep), dtype=object), "time": times}
-        return out, rejects + reasons.rejects(records)
+        return out, reasons.rejects(records)
 
     # ---- the column builder ------------------------------------------------------------
     def _decode(self, records: Sequence[Any], *, plain: bool) -> tuple[RecordBatch, list[Reject]]:

@@ -195,7 +195,10 @@ class FileSource:
             else:
                 yield from self._jsonl_file(path)
         elif fmt == "csv":
-            yield from self._csv_file(path)
+            yield from self._csv_stdin() if path == "-" else self._csv_file(path)
+        elif fmt == "parquet" and path == "-":
+            raise SourceError("cannot read Parquet from stdin (it needs a seekable file): "
+                              "give the file with -i, or send JSON lines or CSV on stdin")
         elif fmt == "parquet":
             yield from self._parquet_file(path)
         else:
@@ -267,6 +270,34 @@ class FileSource:
                 due = time.monotonic() + self.flush_seconds
         if items:
             yield Chunk("lines", items, self.stream, "-", None)
+
+    def _csv_stdin(self) -> Iterator[Chunk]:
+        """CSV on stdin (``-i -`` with ``source.format: csv``): the first line is the header;
+        rows are handed on like stdin's JSON lines (a batch, or every ``flush_seconds``)."""
+        lines = self._stdin()
+        rows: CsvRows | None = None
+        for chunk in lines:
+            rejects: list[Any] = []
+            for item in chunk.payload:
+                if rows is None:
+                    if not isinstance(item, bytes):
+                        raise SourceError("cannot read -: no CSV header line on stdin")
+                    rows = CsvRows(item, self.limit)
+                    continue
+                bad = item if isinstance(item, Reject) else rows.add(item)
+                if bad is not None:
+                    rejects.append(bad)
+            if rows is not None:
+                yield from self._stdin_csv_chunks(rows, rejects)
+        if rows is not None:
+            yield from self._stdin_csv_chunks(rows, [r for r in [rows.finish()] if r])
+
+    def _stdin_csv_chunks(self, rows: CsvRows, rejects: list[Any]) -> Iterator[Chunk]:
+        frame, more = rows.take()
+        if rejects or more:
+            yield Chunk("lines", rejects + more, self.stream, "-", None)
+        if frame is not None:
+            yield Chunk("frame", frame, self.stream, "-", None)
 
     def _csv_file(self, path: str) -> Iterator[Chunk]:
         fh, reader, at = self._lines_of(path)

@@ -14,8 +14,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from monitor.core.evaluate import SliceResult, evaluate_window
@@ -65,6 +67,7 @@ class Daemon:
         logged apart (a source with a features stream; :func:`monitor.ingest.feature_join.
         feature_join_for`)."""
         self.spec = spec
+        self._lines: list | None = None  # the JSON lines being processed (late records' source)
         self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
         self.listeners = list(listeners)
         # outputs (results to listeners, dead letters) of open transactions, innermost last:
@@ -146,7 +149,11 @@ class Daemon:
         else:
             batch, rejects = self.decoder.decode_frame(chunk.payload)
         self._reject(rejects, chunk.origin)
-        results = self.process_batch(batch, chunk.partition)
+        self._lines = chunk.payload if chunk.kind == "lines" else None
+        try:
+            results = self.process_batch(batch, chunk.partition)
+        finally:
+            self._lines = None
         self.publish()
         return results
 
@@ -177,8 +184,11 @@ class Daemon:
                 self._count_window_records(str(name), pipeline.last_starts, late)
             if late.any():
                 self.tracker.late[str(name)] += int(late.sum())
+                originals = self._originals(part, late)
                 for j in np.flatnonzero(late):
-                    self._letter("late", _row(part, int(j)), origin=str(name))
+                    record = originals.get(str(part.id[j])) or _row(part, int(j))
+                    self._letter("late", record, origin=str(name),
+                                 detail=_late_detail(part, int(j), pipeline))
             self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
             for window in closed:
                 self._begin_close(window)
@@ -247,7 +257,10 @@ class Daemon:
     def process_labels(self, chunk: Chunk) -> list[SliceResult]:
         """Label records (``stream='labels'``), joined to their predictions by id: into the
         prediction's window if it is still open (see :mod:`monitor.core.label_join`)."""
-        labels, rejects = self.decoder.decode_label_lines(chunk.payload)
+        if chunk.kind == "frame":  # a CSV or Parquet label file
+            labels, rejects = self.decoder.decode_label_frame(chunk.payload)
+        else:
+            labels, rejects = self.decoder.decode_label_lines(chunk.payload)
         self._reject(rejects, chunk.origin)
         matched = self.join.add_labels(labels["id"], labels["label"], labels["time"])
         for model, (batch, starts) in matched.items():
@@ -473,10 +486,46 @@ class Daemon:
                 if counts[vi, oi]:
                     self.tracker.outcomes[(model, str(version), outcome)] += int(counts[vi, oi])
 
+    def _originals(self, part: RecordBatch, late: np.ndarray) -> dict[str, Any]:
+        """The lines of the late records of ``part``, by prediction id, from the chunk being
+        processed (only when it is JSON lines and the late records have distinct ids;
+        otherwise the dead letter holds the decoded fields)."""
+        if self._lines is None:
+            return {}
+        ids = [str(i) for i in part.id[late]]
+        wanted = set(ids) - {""}
+        if len(wanted) != len(ids):
+            return {}
+        path = self.spec.schema.id.split(".")
+        found: dict[str, Any] = {}
+        for line in self._lines:
+            if not isinstance(line, bytes | str):
+                continue
+            try:
+                node = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            for step in path:
+                node = node.get(step) if isinstance(node, dict) else None
+            if node is not None and str(node) in wanted:
+                found[str(node)] = line.decode("utf-8", "replace") if isinstance(
+                    line, bytes) else line
+                if len(found) == len(wanted):
+                    break
+        return found
+
     def _reject(self, rejects: list[Reject], origin: str) -> None:
         for r in rejects:
             self.tracker.bad[r.reason] += 1
             self._letter(r.reason, r.raw, detail=r.detail, origin=origin)
+
+
+def _late_detail(batch: RecordBatch, i: int, pipeline) -> str:
+    """Why a record is late: its event time against the watermark."""
+    watermark = pipeline.windows.watermark
+    return (f"event time {float(batch.time[i]):.3f} is in a window already closed "
+            f"(watermark {watermark:.3f}, allowed_lateness "
+            f"{pipeline.model.window.allowed_lateness:g}s)")
 
 
 def _row(batch: RecordBatch, i: int) -> dict:

@@ -100,7 +100,7 @@ def open_source(spec: Spec, stop: threading.Event,
     if not paths:
         raise SourceError("no input: set source.path in the spec or pass --input")
     if src.labels:  # label files first: their labels wait for (and attach to) predictions
-        yield from FileSource(src.labels, fmt="jsonl", batch_size=src.batch_size,
+        yield from FileSource(src.labels, fmt="auto", batch_size=src.batch_size,
                               stream="labels", max_record_bytes=src.max_record_bytes,
                               resume=resume).chunks()
     yield from FileSource(paths, fmt=src.format, batch_size=src.batch_size, follow=src.follow,

@@ -21,6 +21,7 @@ from typing import Any
 from monitor.drift.concept import make_detector
 from monitor.drift.errors import DriftError
 from monitor.drift.profile import load_profile
+from monitor.ingest.file import detect_format
 from monitor.ingest.kafka import consumer_config, parse_kafka_settings
 from monitor.ingest.source import SourceError
 from slices.errors import SlicewatchError
@@ -41,7 +42,18 @@ def check(spec: Spec, report: Report) -> None:
         _detector(model, report)
     if spec.source.type == "kafka":
         _kafka(spec.source.kafka, report)
+    _label_files(spec, report)
     _listen(spec.server.listen, report)
+
+
+def _label_files(spec: Spec, report: Report) -> None:
+    """Label files are read by extension, like prediction files (JSONL, CSV, Parquet)."""
+    for i, path in enumerate(spec.source.labels):
+        try:
+            detect_format(path)
+        except SourceError as exc:
+            report.error(("source", "labels", i) if len(spec.source.labels) > 1
+                         else ("source", "labels"), str(exc))
 
 
 def _profile(model: ModelSpec, report: Report) -> None:
