@@ -227,7 +227,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         spec = checked_spec(args.config)
         linger = float("inf") if args.linger < 0 else args.linger
-        problem = _results_problem(args)
+        problem = _results_problem(args, resumable=bool(spec.checkpoint))
         if problem:
             print(f"slicewatch: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
@@ -287,11 +287,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)  # argparse guarantees a known command
 
 
-def _results_problem(args: argparse.Namespace) -> str | None:
-    """Why ``--results`` / ``--results-append`` cannot be used as given (None: they can)."""
+def _results_problem(args: argparse.Namespace, *, resumable: bool = False) -> str | None:
+    """Why ``--results`` / ``--results-append`` cannot be used as given (None: they can).
+    ``resumable``: the spec has a checkpoint, so a run continues the previous one and its
+    history (appending is implied)."""
     path = args.results
     if args.results_append and not path:
         return "--results-append needs --results FILE"
+    if resumable:
+        args.results_append = True
     if path and not args.results_append and os.path.exists(path) and os.path.getsize(path):
         return (f"results file {path} already holds results: pass --results-append to add "
                 "this run to it, or remove it")
