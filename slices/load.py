@@ -23,6 +23,7 @@ from slices.alerting import AlertingSpec
 from slices.durations import parse_duration, parse_window
 from slices.errors import PredicateSyntaxError, Problem
 from slices.load_alerting import parse_alerting
+from slices.load_discovery import parse_discovery
 from slices.predicate import (
     ORDERING,
     Between,
@@ -64,7 +65,7 @@ SLICE_KINDS: tuple[str, ...] = get_args(SliceKind)
 SLICE_COMMON = ("name", "critical", "max_values", "min_size")
 MODEL_KEYS = ("name", "task", "threshold", "positive_label", "window", "allowed_lateness",
               "label_delay", "calibration_bins", "classes", "metrics", "features", "slices",
-              "drift", "schema", "max_versions")
+              "drift", "schema", "max_versions", "discovery")
 DRIFT_KEYS = ("enabled", "profile", "rolling_windows", "fdr", "per_slice", "prediction",
               "label", "features", "concept", "multivariate")
 FEATURE_KEYS = ("type", "test", "threshold", "min_samples")
@@ -433,6 +434,8 @@ class _Loader:
         kw["features"] = features
         kw["slices"] = self.slices((*path, "slices"), v.get("slices"), declared)
         kw["drift"] = self.drift((*path, "drift"), v.get("drift"), declared)
+        kw["discovery"] = parse_discovery(self, (*path, "discovery"), v.get("discovery"), task,
+                                          declared, kw["slices"])
         if "schema" in v:
             kw["schema"] = self.schema((*path, "schema"), v["schema"], schema)
         if name is None or task is None or not ok or any(x is None for x in kw.values()):

@@ -105,6 +105,30 @@ class DriftSpec:
 
 
 @dataclass(frozen=True)
+class DiscoverySpec:
+    """Discovery of failing slices nobody declared (issue 17; docs/discovery.md).
+
+    ``features`` may form slices (numeric ones through ``buckets`` edges); ``error`` is the
+    per-record error signal; conjunctions up to ``max_level`` features with at least
+    ``min_support`` labelled records are candidates; ``top_k`` significant ones (BH at ``fdr``)
+    are reported per window and over the last ``horizon`` windows, ranked by the SliceLine
+    score with weight ``alpha``. Each feature keeps ``max_values`` values (others:
+    ``__other__``)."""
+
+    enabled: bool = False
+    features: tuple[str, ...] = ()
+    buckets: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    error: str = "misclassification"
+    max_level: int = 2
+    min_support: int = 50
+    top_k: int = 5
+    horizon: int = 0
+    fdr: float = 0.05
+    alpha: float = 0.95
+    max_values: int = 20
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     task: Task
@@ -120,6 +144,7 @@ class ModelSpec:
     schema: SchemaSpec | None = None  # overrides the top-level schema
     drift: DriftSpec = field(default_factory=DriftSpec)
     max_versions: int = 10  # version labels kept; the other versions fold into __other__
+    discovery: DiscoverySpec = field(default_factory=DiscoverySpec)
 
     def feature(self, name: str) -> FeatureSpec | None:
         return next((f for f in self.features if f.name == name), None)

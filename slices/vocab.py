@@ -56,3 +56,10 @@ DEPRECATED_QUALITY_CHECKS: dict[str, str] = {
 CONCEPT_DETECTORS: tuple[str, ...] = (
     "ADWIN", "DDM", "EDDM", "HDDM_A", "HDDM_W", "PageHinkley", "KSWIN",
 )
+
+# Per-record error signals of slice discovery (issue 17), by task; the first is the default.
+DISCOVERY_ERRORS: dict[str, tuple[str, ...]] = {
+    "binary": ("misclassification", "log_loss", "brier"),
+    "multiclass": ("misclassification",),
+    "regression": ("absolute_error", "squared_error"),
+}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,9 @@ class ClosedWindow:
     start: float  # event-time start
     end: float  # event-time end
     groups: dict[GroupKey, Group]
+    # slices found worse than the rest (monitor.discovery.types.DiscoveredSlice), when the
+    # model has discovery: set by the daemon at close
+    discovered: tuple[Any, ...] = ()
 
 
 class ModelPipeline:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitor.export.discovered import discovered_families
 from monitor.export.snapshot import Snapshot
 from slices.spec import ServerSpec
 
@@ -174,6 +175,7 @@ class SlicewatchCollector(Collector):
                             "feature_delay), orphaned (features never matched).", ["outcome"],
                             {(k,): v for k, v in s.features_join.items()})
         yield from self._slices(s)
+        yield from discovered_families(s)
         yield from _gauge("slicewatch_up_time_seconds", "Seconds since the daemon started.",
                           [], {(): time.time() - s.started} if s.started else {})
         for extra in self.extra_collectors:

@@ -32,6 +32,8 @@ class Snapshot:
     concept: MappingProxyType  # (model, version, slice, detector) → concept-drift events
     features_join: MappingProxyType  # joined / missing / orphaned feature-log records
     extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    # model → the discovered slices of its last closed window (DiscoveredSlice, both scopes)
+    discovered: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     started: float = 0.0
     heartbeat: float = 0.0
 
@@ -59,6 +61,7 @@ class Tracker:
         self.labels: dict[tuple[str, str], int] = {}  # (model, join outcome) → count
         self.concept: dict[tuple[str, str, str, str], int] = {}  # (model, version, slice, det.)
         self.features_join: dict[str, int] = {}  # feature-log join outcome → count
+        self.discovered: dict[str, tuple] = {}  # model → discovered slices, last window
         self.started = time.time()
         self.heartbeat = self.started
 
@@ -81,6 +84,10 @@ class Tracker:
                 del self.series[key]
                 del self._seen_at[key]
         self._expire_labelled(model, seq)
+
+    def discovered_in(self, model: str, found: tuple) -> None:
+        """The discovered slices of ``model``'s last closed window (replacing the last)."""
+        self.discovered[model] = tuple(found)
 
     def _expire_labelled(self, model: str, seq: int) -> None:
         """Predictions by version and concept-drift events of ``model`` whose version (or
@@ -127,7 +134,7 @@ class Tracker:
             outcomes=p(dict(self.outcomes)), series=p(dict(self.series)),
             suppressed=p(dict(self.suppressed)), labels=p(dict(self.labels)),
             concept=p(dict(self.concept)), features_join=p(dict(self.features_join)),
-            extra=p(dict(self.extra)),
+            extra=p(dict(self.extra)), discovered=p(dict(self.discovered)),
             started=self.started, heartbeat=self.heartbeat)
 
 

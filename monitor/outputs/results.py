@@ -4,6 +4,8 @@ fired or resolved with them, the distributions of drifted features, and one summ
 Lines have a ``type`` (the full format, as a JSON Schema, is docs/results-format.md):
 
 - ``result``: one slice of one window;
+- ``discovered``: a slice found worse than the rest of its window or horizon
+  (:class:`monitor.discovery.types.DiscoveredSlice`);
 - ``alert``: a transition (see :meth:`alerts.model.AlertEvent.to_dict`);
 - ``histogram``: the window's distribution of a feature whose drift decision is ``drift``
   (at most :data:`MAX_HISTOGRAMS` per window), for reports;
@@ -29,6 +31,7 @@ import orjson
 from alerts.model import AlertEvent
 from monitor.core.evaluate import SliceResult
 from monitor.core.pipeline import ClosedWindow
+from monitor.outputs.discovered import discovered_record
 from slices.errors import SlicewatchError
 
 MAX_HISTOGRAMS = 200  # histogram lines per window (the drifted features of the most slices)
@@ -117,7 +120,8 @@ class ResultsWriter:
         self.started = time.time()
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
-        lines = [*map(result_record, results), *histogram_records(window, results)]
+        lines = [*map(result_record, results), *histogram_records(window, results),
+                 *map(discovered_record, window.discovered)]
         self._write(lines)
 
     def write_alerts(self, events: list[AlertEvent]) -> None:
@@ -157,6 +161,13 @@ def read_results(path: str) -> dict[tuple, dict]:
                 if r.get("type", "result") == "result":
                     out[(r["model"], r["version"], r["slice"], r["window_start"])] = r
     return out
+
+
+def read_discovered(path: str) -> list[dict]:
+    """The ``type: discovered`` lines, in order."""
+    with open(path, "rb") as fh:
+        return [r for r in map(orjson.loads, filter(bytes.strip, fh))
+                if r.get("type") == "discovered"]
 
 
 def read_alerts(path: str) -> list[dict]:

@@ -11,6 +11,7 @@ from alerts.model import AlertEvent
 from alerts.template import format_value
 from monitor.core.evaluate import SliceResult
 from monitor.core.pipeline import ClosedWindow
+from monitor.outputs.discovered import discovered_lines
 
 COLUMNS = {  # metric → (header, format)
     "binary": [("accuracy", "acc", "{:.3f}"), ("roc_auc", "auc", "{:.3f}"),
@@ -73,7 +74,7 @@ class TablePrinter:
                   + " ".join(cells), file=self.out)
         if len(shown) > self.max_rows:
             print(f"  … {len(shown) - self.max_rows} more slices on /metrics", file=self.out)
-        for line in drift_lines(shown):
+        for line in drift_lines(shown) + discovered_lines(window.discovered):
             print(line, file=self.out)
         self.out.flush()
 

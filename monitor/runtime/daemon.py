@@ -27,6 +27,7 @@ from monitor.core.pipeline import ClosedWindow, ModelPipeline
 from monitor.core.records import RecordBatch
 from monitor.core.versions import VersionFolder
 from monitor.core.windows import PartitionView, string_codes
+from monitor.discovery.stage import DiscoveryStage
 from monitor.drift.stage import CloseJob, DriftStage, close_extras
 from monitor.drift.summary import compact_state
 from monitor.export.snapshot import EMPTY, Snapshot, Tracker
@@ -76,6 +77,8 @@ class Daemon:
         self.decoder = decoder_for(spec)
         self.pipelines: dict[str, ModelPipeline] = {}
         self.drift: dict[str, DriftStage] = {}
+        self.discovery = {m.name: DiscoveryStage(m) for m in spec.models
+                          if m.discovery.enabled}
         self.partitions = PartitionView()  # the source's partitions, for the watermarks
         for m in spec.models:
             pipeline = ModelPipeline(m, self._factory(m), view=self.partitions)
@@ -107,7 +110,9 @@ class Daemon:
     def _factory(self, model):
         def make(slice_name: str) -> list:
             stage = self.drift.get(model.name)
-            return accumulators_for(model) + (stage.accumulators(slice_name) if stage else [])
+            found = self.discovery.get(model.name)
+            return (accumulators_for(model) + (stage.accumulators(slice_name) if stage else [])
+                    + (found.accumulators(slice_name) if found else []))
 
         return make
 
@@ -317,6 +322,7 @@ class Daemon:
         return {"format": 2, "pipelines": {n: p.to_state() for n, p in self.pipelines.items()},
                 "tracker": self.tracker.to_state(), "join": self.join.to_state(),
                 "drift": {n: s.to_state() for n, s in self.drift.items()},
+                "discovery": {n: s.to_state() for n, s in self.discovery.items()},
                 "versions": {n: v.to_state() for n, v in self.versions.items()},
                 "features": self.feature_join.to_state() if self.feature_join else None,
                 "partitions_heard": sorted(self.partitions.busy)}
@@ -339,9 +345,17 @@ class Daemon:
             if name in self.drift:
                 self.drift[name].load_state(dstate)
                 self.tracker.concept.update(self.drift[name].concept_counts())
+        for name, dstate in state.get("discovery", {}).items():
+            if name in self.discovery:
+                self.discovery[name].load_state(dstate)
         for name, pstate in state["pipelines"].items():
             if name in self.pipelines:
                 self.pipelines[name].load_state(pstate)
+                found = self.discovery.get(name)
+                if found is not None:
+                    for window in self.pipelines[name].open.values():
+                        for group in window.groups.values():
+                            found.attach(group.accumulators)
                 stage = self.drift.get(name)
                 if stage is not None:
                     stage.classes = self.pipelines[name].preparer.classes
@@ -372,6 +386,9 @@ class Daemon:
         """Metrics now; drift tests submitted to the closer; results handed on in window order
         by :meth:`finish_closes`."""
         self.join.expire(window.model, {window.key})
+        found = self.discovery.get(window.model)
+        if found is not None:
+            window = dataclasses.replace(window, discovered=found.close(window))
         results = evaluate_window(window, self.spec.model(window.model))
         stage = self.drift.get(window.model)
         job = stage.begin_close(window) if stage is not None else None
@@ -392,6 +409,8 @@ class Daemon:
                 results = stage.finish_close(job, pending.result(), results)
                 self.tracker.concept.update(stage.concept_counts())
             self.tracker.window_closed(window.model, window.end, results)
+            if window.model in self.discovery:
+                self.tracker.discovered_in(window.model, window.discovered)
             delays = dict(self.tracker.extra.get("close_delay", {}))
             delays[window.model] = time.time() - window.end
             self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable

@@ -39,12 +39,14 @@ def modules() -> list[Path]:
 MAY_IMPORT = {
     "core": set(),
     "drift": {"core"},
+    "discovery": {"core"},
     "state": set(),
     "ingest": {"core", "state"},
-    "export": {"core"},
-    "outputs": {"core", "drift", "alerts"},
+    "export": {"core", "discovery"},
+    "outputs": {"core", "drift", "discovery", "alerts"},
     "generate": {"core", "drift", "export", "alerts"},
-    "runtime": {"core", "drift", "state", "ingest", "export", "outputs", "generate", "alerts"},
+    "runtime": {"core", "drift", "discovery", "state", "ingest", "export", "outputs",
+                "generate", "alerts"},
 }
 
 
