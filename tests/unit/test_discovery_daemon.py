@@ -178,3 +178,22 @@ def test_discovery_needs_the_overall_slice():
     text = (SPEC % "").replace("slices: [{overall: true}, ", "slices: [")
     with pytest.raises(SpecError, match="add the '- overall: true' slice"):
         load_spec_text(text, "s.yaml")
+
+
+def test_discovered_lines_match_the_results_schema(tmp_path):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" /
+                         "results.schema.json").read_text())
+    path = tmp_path / "history.jsonl"
+    writer = ResultsWriter(str(path))
+    run(spec(", buckets: {amount: [20, 100, 500]}"), stream(2), listeners=[writer])
+    writer.close()
+    lines = read_discovered(str(path))
+    assert lines
+    validator = jsonschema.Draft202012Validator(schema)
+    for line in lines:
+        validator.validate(line)
+    assert not validator.is_valid({**lines[0], "scope": "forever"})
