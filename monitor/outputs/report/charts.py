@@ -42,7 +42,7 @@ def time_buckets(starts: pd.Series | np.ndarray, n: int = MAX_POINTS) -> np.ndar
     ``n``, else ``n`` equal spans of the run.
 
     >>> time_buckets(np.array([0.0, 60.0, 120.0]), 2).tolist()
-    [0.0, 0.0, 60.0]
+    [0.0, 60.0, 60.0]
     """
     starts = np.asarray(starts, dtype=np.float64)
     uniq = np.unique(starts)
