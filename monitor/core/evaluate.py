@@ -27,6 +27,17 @@ class MultivariateDrift:
 
 
 @dataclass(frozen=True)
+class EstimatedPerformance:
+    """CBPE estimate of one slice's window (``monitor.drift.cbpe``): ``values`` (metric →
+    estimate), ``intervals`` (metric → (lower, upper), accuracy and precision) and ``error``
+    (metric → realised − estimated, for the metrics the window's labels define)."""
+
+    values: MappingProxyType
+    intervals: MappingProxyType
+    error: MappingProxyType
+
+
+@dataclass(frozen=True)
 class SliceResult:
     """Metrics of one model × version × slice over one closed window.
 
@@ -46,6 +57,7 @@ class SliceResult:
     reported: bool = True
     extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     multivariate: MultivariateDrift | None = None
+    estimated: EstimatedPerformance | None = None
 
 
 def evaluate_window(closed: ClosedWindow, model: ModelSpec) -> list[SliceResult]:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.core.metrics.base import ModelColumns
+from monitor.drift.cbpe import Calibration
 from monitor.drift.errors import ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_names
 from monitor.drift.multivariate import Reconstruction, fit_reconstruction
@@ -84,6 +85,7 @@ class Profile:
     slices: dict[str, FeatureSummaries] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     multivariate: Reconstruction | None = None
+    calibration: Calibration | None = None
     model_version: str | None = None
     source: str = ""
     created: str = ""
@@ -109,7 +111,9 @@ class Profile:
                 "slices": {k: v.to_state() for k, v in self.slices.items()},
                 "metrics": self.metrics,
                 **({"multivariate": self.multivariate.to_state()}
-                   if self.multivariate is not None else {})}
+                   if self.multivariate is not None else {}),
+                **({"calibration": self.calibration.to_state()}
+                   if self.calibration is not None else {})}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), allow_nan=False)
@@ -128,6 +132,8 @@ class Profile:
                        metrics=_metrics(data.get("metrics", {})),
                        multivariate=Reconstruction.from_state(data["multivariate"])
                        if data.get("multivariate") is not None else None,
+                       calibration=Calibration.from_state(data["calibration"])
+                       if data.get("calibration") is not None else None,
                        model_version=data.get("model_version"), source=data.get("source", ""),
                        created=data.get("created", ""), format_version=version)
         except KeyError as e:
@@ -252,6 +258,16 @@ def _reference_summaries(model: ModelSpec, cols: ModelColumns, *, bins: int, sam
     return FeatureSummaries(model.task, summaries)
 
 
+def _calibration(model: ModelSpec, cols: ModelColumns) -> Calibration | None:
+    """CBPE's isotonic calibration (binary models whose reference has scores and labels)."""
+    if model.task != "binary":
+        return None
+    ok = np.isfinite(cols.score) & np.isfinite(cols.label)
+    if np.unique(cols.label[ok]).shape[0] < 2:
+        return None
+    return Calibration.fit(cols.score[ok], cols.label[ok])
+
+
 def _multivariate(model: ModelSpec, cols: ModelColumns, overall: FeatureSummaries,
                   slice_rows: Mapping[str, np.ndarray]) -> Reconstruction | None:
     """The PCA reconstruction fit of the monitored features (None: fewer than 2, or off)."""
@@ -316,6 +332,7 @@ def build_profile(model: ModelSpec, frame: Any, *, source: str, bins: int = DEFA
     overall.update(cols, classes=classes)
     return Profile(model=model.name, task=model.task, overall=overall, slices=per_slice,
                    multivariate=_multivariate(model, cols, overall, slice_rows),
+                   calibration=_calibration(model, cols),
                    model_version=model_version, source=source,
                    created=datetime.now(UTC).isoformat(timespec="seconds"))
 

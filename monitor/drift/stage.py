@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.core.evaluate import MultivariateDrift, SliceResult
+from monitor.core.evaluate import EstimatedPerformance, MultivariateDrift, SliceResult
 from monitor.core.kernels import warm_up
 from monitor.core.metrics.base import Accumulator, ModelColumns
 from monitor.core.metrics.registry import register
@@ -48,6 +48,7 @@ from monitor.drift import (
     evaluate_drift,
     load_profile,
 )
+from monitor.drift.cbpe import PerformanceEstimate
 from monitor.drift.multivariate import Reconstruction, ReconstructionError
 from slices.spec import ModelSpec
 
@@ -146,6 +147,8 @@ class CloseJob:
     concept_events: dict[tuple[str, str], WindowEvents]  # (version, slice) → this window's
     multivariate: dict[tuple[str, str], MultivariateDrift] = dataclasses.field(
         default_factory=dict)  # (version, slice) → PCA reconstruction error vs its band
+    estimated: dict[tuple[str, str], tuple[dict[str, float], dict[str, tuple[float, float]]]] \
+        = dataclasses.field(default_factory=dict)  # (version, slice) → CBPE (values, intervals)
 
 
 def close_extras(job: CloseJob) -> dict[tuple[str, str], dict[str, Any]]:
@@ -197,7 +200,16 @@ class DriftStage:
         accs: list[Accumulator] = [FeatureDrift(feats, classes), LabelDrift(label, classes)]
         if self.reconstruction is not None:
             accs.append(ReconstructionError(self.reconstruction))
+        if self.calibration is not None:
+            accs.append(PerformanceEstimate(self.calibration, self.model.threshold))
         return accs
+
+    @property
+    def calibration(self):
+        """The profile's CBPE calibration (binary models, profile files only)."""
+        if self.model.task != "binary" or not self.spec.profile or self.profile is None:
+            return None
+        return self.profile.calibration
 
     @property
     def reconstruction(self) -> Reconstruction | None:
@@ -219,6 +231,8 @@ class DriftStage:
                 acc.classes = self.classes
             elif isinstance(acc, ReconstructionError):
                 acc.fit = self.reconstruction
+            elif isinstance(acc, PerformanceEstimate):
+                acc.calibration = self.calibration
 
     # ---- concept drift ------------------------------------------------------------------
     def on_labelled(self, window: float, version: str, slice_label: str, cols: ModelColumns,
@@ -248,8 +262,11 @@ class DriftStage:
         live state: :func:`close_extras` may run on it anywhere, later."""
         by_version: dict[str, dict[str, FeatureSummaries]] = {}
         multivariate = {}
+        estimated = {}
         for (version, _, label), group in window.groups.items():
             for acc in group.accumulators:
+                if isinstance(acc, PerformanceEstimate) and acc.sums[:4].sum() > 0:
+                    estimated[(version, label)] = (acc.estimates(), acc.intervals())
                 if isinstance(acc, ReconstructionError) and acc.n:
                     found = self._multivariate(label, acc)
                     if found is not None:
@@ -272,7 +289,7 @@ class DriftStage:
             if self.rolling is not None:
                 self.rolling.push(current)
         return CloseJob(self.model, versions, self.open_events.pop(window.key, {}),
-                        multivariate)
+                        multivariate, estimated)
 
     def _multivariate(self, label: str, acc: ReconstructionError) -> MultivariateDrift | None:
         fit = self.reconstruction
@@ -304,7 +321,12 @@ class DriftStage:
             if e:
                 r = dataclasses.replace(r, extra=MappingProxyType({**r.extra, **e}))
             mv = job.multivariate.get((r.version, r.slice))
-            out.append(dataclasses.replace(r, multivariate=mv) if mv is not None else r)
+            if mv is not None:
+                r = dataclasses.replace(r, multivariate=mv)
+            est = job.estimated.get((r.version, r.slice))
+            if est is not None:
+                r = dataclasses.replace(r, estimated=_estimated(r, *est))
+            out.append(r)
         return out
 
     def concept_counts(self) -> dict[tuple[str, str, str, str], int]:
@@ -332,6 +354,21 @@ class DriftStage:
             self.rolling = RollingReference.from_state(state["rolling"])
         if state["learned"] is not None:
             self.profile = Profile.from_dict(state["learned"])
+
+
+def _estimated(r: SliceResult, values: dict[str, float],
+               intervals: dict[str, tuple[float, float]]) -> EstimatedPerformance:
+    """The CBPE estimate with its error against the window's realised metrics (when its
+    labels define them)."""
+    error = {}
+    for k, v in values.items():
+        real = r.metrics.get(k)
+        if isinstance(real, float) and math.isfinite(real) and math.isfinite(v):
+            error[k] = float(real - v)
+    return EstimatedPerformance(
+        MappingProxyType({k: float(v) for k, v in values.items()}),
+        MappingProxyType({k: (float(lo), float(hi)) for k, (lo, hi) in intervals.items()}),
+        MappingProxyType(error))
 
 
 def _finite(x: float | None) -> float | None:

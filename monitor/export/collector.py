@@ -264,6 +264,7 @@ def _drift_families(s: Snapshot) -> Iterator[Metric]:
     yield from (score, pvalue, adjusted, detected, insufficient, threshold)
     yield from quality.values()
     yield from _multivariate(s)
+    yield from _estimated(s)
     yield from _counter("slicewatch_concept_drift_events", "Concept-drift detector signals on "
                         "the slice's error stream.", ["model", "version", "slice", "detector"],
                         dict(s.concept.items()))
@@ -290,6 +291,40 @@ def _multivariate(s: Snapshot) -> Iterator[Metric]:
             fams[k].add_metric(labels, v)
     if any(f.samples for f in fams.values()):
         yield from fams.values()
+
+
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
+
+
+def _estimated(s: Snapshot) -> Iterator[Metric]:
+    """CBPE: the label-free estimate per metric, its interval, and realised − estimated."""
+    est = {m: GaugeMetricFamily(f"slicewatch_slice_estimated_{m}", f"CBPE estimate of {m} "
+                                "from the scores alone (calibrated on the reference).",
+                                labels=SLICE_LABELS) for m in ESTIMATED_METRICS}
+    bound_labels = [*SLICE_LABELS, "metric"]
+    lower = GaugeMetricFamily("slicewatch_slice_estimated_lower", "Lower bound of the CBPE "
+                              "prediction interval of the realised metric.", labels=bound_labels)
+    upper = GaugeMetricFamily("slicewatch_slice_estimated_upper", "Upper bound of the CBPE "
+                              "prediction interval of the realised metric.", labels=bound_labels)
+    error = GaugeMetricFamily("slicewatch_slice_estimate_error", "Realised metric minus its "
+                              "CBPE estimate, once the window's labels define it.",
+                              labels=bound_labels)
+    for (model, version, slice_label), r in sorted(s.series.items()):
+        e = r.estimated
+        if e is None:
+            continue
+        labels = [model, version, slice_label]
+        for m, v in e.values.items():
+            if m in est and math.isfinite(v):
+                est[m].add_metric(labels, v)
+        for m, (lo, hi) in e.intervals.items():
+            lower.add_metric([*labels, m], lo)
+            upper.add_metric([*labels, m], hi)
+        for m, v in e.error.items():
+            error.add_metric([*labels, m], v)
+    fams = [*est.values(), lower, upper, error]
+    if any(f.samples for f in fams):
+        yield from fams
 
 
 def _counter(name, doc, labels, values) -> Iterator[Metric]:

@@ -9,7 +9,8 @@ typo fails at generation time, not in Grafana.
 
 ``when`` says which spec feature makes the daemon export the family:
 ``always`` · ``drift`` (a model has ``drift:``) · ``concept`` (a concept-drift detector) ·
-``multivariate`` (a profile with a PCA fit, ``drift.multivariate`` on) ·
+``multivariate`` (a profile with a PCA fit, ``drift.multivariate`` on) · ``cbpe`` (a
+binary model whose profile holds a calibration) ·
 ``alerting`` (the spec has ``alerts``) · ``kafka`` (``source.type: kafka``) ·
 ``labels`` (delayed labels: ``label_delay`` or label files) · ``min_size`` (a slice with
 ``min_size``) · ``features`` (a feature-log topic) · ``dead_letter`` (a dead-letter file) ·
@@ -69,6 +70,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("slicewatch_multivariate_drift_upper", "gauge", tuple(SLICE_LABELS), "multivariate"),
     Family("slicewatch_multivariate_drift_detected", "gauge", tuple(SLICE_LABELS),
            "multivariate"),
+    # CBPE (issue 15): binary models whose profile holds a calibration
+    *(Family(f"slicewatch_slice_estimated_{m}", "gauge", tuple(SLICE_LABELS), "cbpe")
+      for m in ("accuracy", "precision", "recall", "f1", "roc_auc")),
+    Family("slicewatch_slice_estimated_lower", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
+    Family("slicewatch_slice_estimated_upper", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
+    Family("slicewatch_slice_estimate_error", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
     Family("slicewatch_data_missing_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_out_of_range_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_unseen_category_ratio", "gauge", _FEATURE_LABELS, "drift"),

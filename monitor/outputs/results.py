@@ -50,7 +50,16 @@ def result_record(r: SliceResult) -> dict:
                         for k, v in r.metrics.items()},
             **({"extra": dict(r.extra)} if r.extra else {}),
             **({"multivariate": dataclasses.asdict(r.multivariate)}
-               if r.multivariate is not None else {})}
+               if r.multivariate is not None else {}),
+            **({"estimated": {"values": _nan_none(r.estimated.values),
+                              "intervals": {k: list(v) for k, v in r.estimated.intervals.items()},
+                              "error": dict(r.estimated.error)}}
+               if r.estimated is not None else {})}
+
+
+def _nan_none(values) -> dict:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in values.items()}
 
 
 def _drifted(r: SliceResult) -> list[str]:
