@@ -1,0 +1,133 @@
+"""Ingest benchmark (issue 13): the daemon on JSONL, Parquet and CSV against bare ``orjson``.
+
+In one run, on the records of ``bench/kafka_throughput.py`` (nested JSON, 16 numeric and 4
+categorical features, ~650 bytes), written once as JSONL, Parquet and CSV:
+
+- (a) bare ``orjson.loads`` of each line of the JSONL file (read from disk);
+- (b) the daemon replaying the JSONL file: one slice (``overall``), drift of every feature
+  and the score against a stored reference profile, binary metrics;
+- (b10) the same with kafka_throughput's 10 slice rules (a cross among them);
+- (c) the daemon (one slice) on the same records as Parquet; (d) as CSV.
+
+Each daemon run is ``Daemon.run(FileSource(path).chunks())`` as ``slicewatch run`` replays a
+file, window closes included (the drift tests count). Wall-clock seconds, best of
+``--repeat``; ratios are records/s over (a)'s records/s, all measured in this run.
+
+    .venv/bin/python bench/ingest.py --records 300000
+    .venv/bin/python bench/ingest.py --records 100000 --profile 25   # cProfile of (b)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kafka_throughput import FEATURES, RATE, SPEC, make_records, reference_profile
+
+from monitor.ingest.file import FileSource
+from monitor.runtime.daemon import Daemon
+from slices.load import load_spec
+
+
+def spec_text(slices: int, window_records: int) -> str:
+    """kafka_throughput's spec without source/checkpoint; ``slices`` 1: ``overall`` only."""
+    text = re.sub(r"\nsource:\n(  .*\n)+", "\n", SPEC)
+    text = re.sub(r"\ncheckpoint: .*\n", "\n", text)
+    text = text.replace("window: 5m", f"window: {round(window_records / RATE)}s")
+    if slices == 1:
+        text = re.sub(r"    slices:\n(      .*\n)+", "    slices:\n      - overall: true\n",
+                      text)
+    return text.format(features=FEATURES, drift="{drift}")
+
+
+def load(slices: int, window_records: int, tmp: Path, profile: Path):
+    path = tmp / f"spec-{slices}.yaml"
+    path.write_text(spec_text(slices, window_records).replace("{drift}",
+                                                              f"profile: {profile}"))
+    return load_spec(str(path))
+
+
+def bare(path: Path) -> float:
+    t = time.perf_counter()
+    with open(path, "rb") as fh:
+        for line in fh:
+            orjson.loads(line)
+    return time.perf_counter() - t
+
+
+def daemon_run(spec, path: Path) -> tuple[float, int]:
+    daemon = Daemon(spec)
+    t = time.perf_counter()
+    summary = daemon.run(FileSource([str(path)], batch_size=20_000).chunks())
+    elapsed = time.perf_counter() - t
+    daemon.close()
+    return elapsed, summary.records
+
+
+def write_files(lines: list[bytes], tmp: Path) -> dict[str, Path]:
+    jsonl = tmp / "records.jsonl"
+    jsonl.write_bytes(b"\n".join(lines) + b"\n")
+    frame = pd.json_normalize([orjson.loads(x) for x in lines])
+    frame["tags"] = frame["tags"].str[0]  # one tag a record: a CSV cell holds one string
+    parquet, csv = tmp / "records.parquet", tmp / "records.csv"
+    frame.to_parquet(parquet, index=False)
+    frame.to_csv(csv, index=False)
+    return {"jsonl": jsonl, "parquet": parquet, "csv": csv}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=300_000)
+    ap.add_argument("--window", type=int, default=100_000, help="event-time records a window")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="cProfile one (b) run, print the top N functions, and stop")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    t = time.perf_counter()
+    profile = reference_profile(spec_text(10, args.window), tmp)
+    lines = make_records(args.records)
+    files = write_files(lines, tmp)
+    size = sum(map(len, lines)) / len(lines)
+    del lines
+    print(f"profile + {args.records:,} records of {size:.0f} bytes as JSONL, Parquet, CSV in "
+          f"{time.perf_counter() - t:.0f}s", flush=True)
+    one, ten = load(1, args.window, tmp, profile), load(10, args.window, tmp, profile)
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.runcall(daemon_run, one, files["jsonl"])
+        pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile)
+        return
+    runs = {"(a) orjson.loads per line": lambda: (bare(files["jsonl"]), args.records),
+            "(b) daemon, JSONL, 1 slice": lambda: daemon_run(one, files["jsonl"]),
+            "(b10) daemon, JSONL, 10 slice rules": lambda: daemon_run(ten, files["jsonl"]),
+            "(c) daemon, Parquet, 1 slice": lambda: daemon_run(one, files["parquet"]),
+            "(d) daemon, CSV, 1 slice": lambda: daemon_run(one, files["csv"])}
+    best: dict[str, float] = {}
+    for _ in range(args.repeat):  # interleaved: a slow spell of the machine hits every row
+        for name, run in runs.items():
+            seconds, n = run()
+            if n != args.records:
+                sys.exit(f"{name}: {n} records kept of {args.records}")
+            best[name] = min(best.get(name, float("inf")), seconds)
+    base = args.records / best["(a) orjson.loads per line"]
+    print(f"{'run':38}  {'records/s':>10}  {'/ (a)':>6}")
+    for name, seconds in best.items():
+        rate = args.records / seconds
+        print(f"{name:38}  {rate:>10,.0f}  {rate / base:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
