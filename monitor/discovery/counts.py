@@ -109,18 +109,28 @@ class ConjunctionCounts:
             return
         lay = self.layout
         cap = lay.capacity
-        rows = [codes[b[0]] * cap[b[1]] + codes[b[1]] if len(b) == 2 else codes[b[0]]
-                for b in lay.blocks]
-        index = (np.vstack(rows) + lay.offsets[:-1, None]).ravel()
+        index = np.empty((len(lay.blocks), n), dtype=np.intp)
+        for k, b in enumerate(lay.blocks):
+            row = index[k]
+            if len(b) == 2:
+                np.multiply(codes[b[0]], cap[b[1]], out=row)
+                row += codes[b[1]]
+            else:
+                row[:] = codes[b[0]]
+            row += lay.offsets[k]
         size = lay.size
-        self.n += np.bincount(index, minlength=size)
-        self.e += np.bincount(index, weights=np.tile(errors, len(lay.blocks)), minlength=size)
+        self.n += np.bincount(index.ravel(), minlength=size)
         self.total += n
         self.total_error += float(errors.sum())
-        if self.e2 is not None:
-            sq = errors * errors
-            self.e2 += np.bincount(index, weights=np.tile(sq, len(lay.blocks)), minlength=size)
-            self.total_error2 += float(sq.sum())
+        if self.e2 is None:  # 0/1 errors: count the erring records' cells
+            self.e += np.bincount(index[:, errors != 0].ravel(), minlength=size)
+            return
+        self.e += np.bincount(index.ravel(), weights=np.tile(errors, len(lay.blocks)),
+                              minlength=size)
+        sq = errors * errors
+        self.e2 += np.bincount(index.ravel(), weights=np.tile(sq, len(lay.blocks)),
+                               minlength=size)
+        self.total_error2 += float(sq.sum())
 
     # ---- the accumulator protocol --------------------------------------------------------
     def update(self, cols: ModelColumns) -> None:
@@ -138,7 +148,9 @@ class ConjunctionCounts:
             key = ("discovery", id(acc.coder), acc.error)
             codes, errors, known = cols.derived(key, lambda c, a=acc: _batch(a, c))
             sel = rows[known[rows]]
-            if sel.shape[0]:
+            if sel.shape[0] == codes.shape[1]:
+                acc.add(codes, errors)  # the whole batch: no copy
+            elif sel.shape[0]:
                 acc.add(codes[:, sel], errors[sel])
 
     def merge(self, other: ConjunctionCounts) -> None:

@@ -7,8 +7,10 @@ cells excluded: no spec can name them):
   for a 0/1 error (the hypergeometric tail, ``scipy.stats.hypergeom.sf``, equal to
   ``scipy.stats.fisher_exact(..., alternative="greater")``), Welch's t-test from the
   moments otherwise (``scipy.stats.ttest_ind_from_stats``);
-- **correct** across every candidate tested with Benjamini-Hochberg
-  (``scipy.stats.false_discovery_control``) and keep ``p_adj <= fdr``;
+- **correct** across every candidate examined with Benjamini-Hochberg
+  (``scipy.stats.false_discovery_control``) and keep ``p_adj <= fdr``; a candidate whose
+  score (below) is not positive can never be reported, so it enters the correction with
+  ``p = 1`` (a valid, conservative p-value) and its exact test is skipped;
 - **rank** the kept ones by the SliceLine score (Sagadeeva & Boehm, SIGMOD 2021)
 
   .. math:: sc(S) = \\alpha \\left(\\frac{\\bar e_S}{\\bar e} - 1\\right)
@@ -115,10 +117,15 @@ def discover(acc: ConjunctionCounts, settings: Settings) -> list[Candidate]:
     cells = candidate_cells(acc, settings.min_support)
     if not cells.size:
         return []
-    p = one_sided_pvalues(acc, cells)
-    p_adj = stats.false_discovery_control(p, method="bh")
     mean_error = acc.total_error / acc.total
     score = sliceline_score(acc.e[cells], acc.n[cells], acc.total, mean_error, settings.alpha)
+    # only slices with a positive score can be reported: the others count in BH's m with
+    # p = 1 (a valid, conservative p-value), which spares their exact tests
+    p = np.ones(cells.size)
+    scored = np.flatnonzero(score > 0)
+    if scored.size:
+        p[scored] = one_sided_pvalues(acc, cells[scored])
+    p_adj = stats.false_discovery_control(p, method="bh")
     keep = np.flatnonzero((p_adj <= settings.fdr) & (score > 0))
     if not keep.size:
         return []
