@@ -1,22 +1,25 @@
 """One model's path through the core: prepare → assign slices → window → accumulate.
 
-:class:`ModelPipeline` owns the open windows of one model; :meth:`process` takes that
-model's records and returns the late ones (a mask) and the windows that closed.
+:class:`ModelPipeline` owns the open windows of one model; :meth:`~ModelPipeline.process`
+takes that model's records and returns what became of them (:class:`Folded`: each record's
+window, the late ones, the windows that closed). The stages it was built with (the drift
+stage) are called in order at fixed points of every fold (:mod:`monitor.core.stage`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from monitor.core.metrics.base import Accumulator, ModelColumns
-from monitor.core.metrics.registry import accumulator_from_state, state_of
+from monitor.core.metrics.base import Accumulator
+from monitor.core.metrics.registry import accumulators_for
 from monitor.core.prepare import Preparer
 from monitor.core.records import RecordBatch
+from monitor.core.stage import GroupRows, Stage
 from monitor.core.windows import (
     EventWindows,
     Group,
@@ -45,35 +48,43 @@ class ClosedWindow:
     discovered: tuple[Any, ...] = ()
 
 
+@dataclass(frozen=True)
+class Folded:
+    """What :meth:`ModelPipeline.process` did with a batch: the window of each record
+    (``starts``: its key), which records were late (not folded), the windows that closed."""
+
+    starts: np.ndarray
+    late: np.ndarray
+    closed: list[ClosedWindow]
+
+
 class ModelPipeline:
-    def __init__(self, model: ModelSpec, factory: Callable[[str], list[Accumulator]],
-                 on_group: Callable[[float, str, str, ModelColumns, np.ndarray], None]
-                 | None = None,
-                 view: PartitionView | None = None):
+    def __init__(self, model: ModelSpec, *, preparer: Preparer | None = None,
+                 stages: Sequence[Stage] = (), view: PartitionView | None = None):
+        """``preparer``: the model's (a stage may share its class list); ``stages``: called
+        in order on every fold (:mod:`monitor.core.stage`); ``view``: the source's
+        partitions."""
         self.model = model
-        self.factory = factory
-        # (window key, version, slice label, columns, event times) after each group update
-        self.on_group = on_group
-        self.preparer = Preparer(model)
+        self.preparer = preparer if preparer is not None else Preparer(model)
+        self.stages = tuple(stages)
         self.assigner = SliceAssigner(model)
-        self.windows = EventWindows(model.window, view)  # view: the source's partitions
+        self.windows = EventWindows(model.window, view)
         self.open: dict[float, Window] = {}
 
-    def process(self, batch: RecordBatch, partition: str | None = ""
-                ) -> tuple[np.ndarray, list[ClosedWindow]]:
-        """Fold ``batch`` (records of this model only, from source ``partition``) into the
-        open windows.
+    def accumulators(self, slice_name: str) -> list[Accumulator]:
+        """A new group's accumulators: the model's metrics, then each stage's."""
+        return accumulators_for(self.model) + [a for stage in self.stages
+                                               for a in stage.accumulators(slice_name)]
 
-        Returns the late-record mask and the windows that closed. ``self.last_starts`` holds
-        the window of each record of the batch (the label join remembers it).
-        """
+    def process(self, batch: RecordBatch, partition: str | None = "") -> Folded:
+        """Fold ``batch`` (records of this model only, from source ``partition``) into the
+        open windows."""
         starts, late = self.windows.assign(batch.time, partition)
-        self.last_starts = starts
         on_time = np.flatnonzero(~late)
         if on_time.size:
             part = batch if on_time.size == len(batch) else batch.take(on_time)
             self._accumulate(part, starts[on_time])
-        return late, self.close_due()
+        return Folded(starts, late, self.close_due())
 
     def close_due(self) -> list[ClosedWindow]:
         """Close the windows the watermark has passed (plus the label delay, if any)."""
@@ -101,6 +112,9 @@ class ModelPipeline:
     def _accumulate(self, batch: RecordBatch, starts: np.ndarray, *,
                     labels_only: bool = False) -> None:
         cols = self.preparer.columns(batch)
+        if not labels_only:
+            for stage in self.stages:
+                stage.before(cols)
         w_codes, w_uniques = pd.factorize(starts)
         v_codes, v_uniques = string_codes(batch.version)
         n_w, n_v = len(w_uniques), max(len(v_uniques), 1)
@@ -128,13 +142,14 @@ class ModelPipeline:
                 gkey = (str(v_uniques[rest % n_v]), sc.spec.name, sc.labels[label])
                 group = window.groups.get(gkey)
                 if group is None:
-                    group = window.groups[gkey] = Group(self.factory(sc.spec.name))
+                    group = window.groups[gkey] = Group(self.accumulators(sc.spec.name))
                 parts.append((gkey, group, rows[part], window.start))
         update_groups(cols, [(group, rows) for _, group, rows, _ in parts],
                       labels_only=labels_only)
-        if self.on_group is not None:
-            for gkey, _, rows, key in parts:
-                self.on_group(key, gkey[0], gkey[2], cols.take(rows), batch.time[rows])
+        if self.stages:
+            done = [GroupRows(key, gkey[0], gkey[2], rows) for gkey, _, rows, key in parts]
+            for stage in self.stages:
+                stage.after(done, cols, batch.time)
 
     def _close(self, keys: list[float]) -> list[ClosedWindow]:
         out = []
@@ -153,27 +168,20 @@ class ModelPipeline:
     # ---- checkpoints ---------------------------------------------------------------------
     def to_state(self) -> dict:
         """Everything needed to resume exactly: watermark, slice vocabularies, class codes and
-        every open window's accumulator states (plain JSON-able data)."""
-        return {
-            "windows": self.windows.to_state(),
-            "assigner": self.assigner.to_state(),
-            "preparer": self.preparer.to_state(),
-            "open": [{"key": w.start, "first": w.first_time, "last": w.last_time,
-                      "records": w.records,
-                      "groups": [[list(k), g.count, [state_of(a) for a in g.accumulators]]
-                                 for k, g in w.groups.items()]}
-                     for w in self.open.values()],
-        }
+        every open window (plain JSON-able data; each part writes its own)."""
+        return {"windows": self.windows.to_state(), "assigner": self.assigner.to_state(),
+                "preparer": self.preparer.to_state(),
+                "open": [w.to_state() for w in self.open.values()]}
 
     def load_state(self, state: dict) -> None:
+        """Resume from :meth:`to_state`; the stages get each restored group's accumulators."""
         self.windows.load_state(state["windows"])
         self.assigner = SliceAssigner.from_state(self.model, state["assigner"])
         self.preparer.load_state(state["preparer"])
         self.open = {}
         for w in state["open"]:
-            window = Window(float(w["key"]), first_time=float(w["first"]),
-                            last_time=float(w["last"]), records=int(w["records"]))
-            for key, count, accs in w["groups"]:
-                window.groups[tuple(key)] = Group([accumulator_from_state(a) for a in accs],
-                                                  count=int(count))
+            window = Window.from_state(w)
             self.open[window.start] = window
+            for group in window.groups.values():
+                for stage in self.stages:
+                    stage.restored(group.accumulators)

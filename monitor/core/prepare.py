@@ -87,7 +87,7 @@ class Preparer:
         return {"classes": list(self.classes)}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.classes = list(state["classes"])
+        self.classes[:] = state["classes"]  # in place: stages hold the list (class names)
         self._index = {c: i for i, c in enumerate(self.classes)}
 
 

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.core.metrics.base import Accumulator, ModelColumns
+from monitor.core.metrics.registry import accumulator_from_state, state_of
 from slices.spec import WindowSpec
 
 
@@ -142,6 +143,15 @@ class Group:
     accumulators: list[Accumulator]
     count: int = 0
 
+    def to_state(self) -> list[Any]:
+        """``[count, [accumulator state, …]]`` (plain data; each state names its kind)."""
+        return [self.count, [state_of(a) for a in self.accumulators]]
+
+    @classmethod
+    def from_state(cls, state: Sequence[Any]) -> Group:
+        count, accumulators = state
+        return cls([accumulator_from_state(a) for a in accumulators], count=int(count))
+
 
 @dataclass
 class Window:
@@ -152,6 +162,19 @@ class Window:
     first_time: float = math.inf
     last_time: float = -math.inf
     records: int = 0  # records folded in (labels joined later not counted again)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"key": self.start, "first": self.first_time, "last": self.last_time,
+                "records": self.records,
+                "groups": [[list(k), *g.to_state()] for k, g in self.groups.items()]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Window:
+        window = cls(float(state["key"]), first_time=float(state["first"]),
+                     last_time=float(state["last"]), records=int(state["records"]))
+        for key, *group in state["groups"]:
+            window.groups[tuple(key)] = Group.from_state(group)
+        return window
 
 
 def update_groups(cols: ModelColumns, parts: list[tuple[Group, np.ndarray]], *,

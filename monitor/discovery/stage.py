@@ -9,9 +9,14 @@ holds what outlives a window: the shared coder and the horizon's last N windows 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from monitor.core.metrics.base import ModelColumns
 from monitor.core.pipeline import ClosedWindow
+from monitor.core.stage import GroupRows
 from monitor.discovery.coder import FeatureCoder
 from monitor.discovery.counts import ConjunctionCounts
 from monitor.discovery.search import Candidate, Settings, discover
@@ -36,6 +41,16 @@ class DiscoveryStage:
         if slice_name != self.overall:
             return []
         return [ConjunctionCounts(self.coder, self.spec.error, self.spec.max_level)]
+
+    def before(self, cols: ModelColumns) -> None:
+        """Nothing before a fold (the :mod:`monitor.core.stage` protocol)."""
+
+    def after(self, groups: Sequence[GroupRows], cols: ModelColumns, times: np.ndarray) -> None:
+        """Nothing after a fold: the counts are accumulators."""
+
+    def restored(self, accumulators: list[Any]) -> None:
+        """Accumulators rebuilt from a checkpoint (:meth:`attach`)."""
+        self.attach(accumulators)
 
     def attach(self, accumulators: list[Any]) -> None:
         """Restored counts (their own coder) → the live coder, in place."""

@@ -32,9 +32,11 @@ from monitor.drift.errors import DriftError
 from monitor.drift.summary import (
     CategoricalSummary,
     NumericSummary,
-    Reservoir,
     Summary,
     as_float,
+    fold_numeric_groups,
+    numeric_offsets,
+    settle,
     summary_from_state,
 )
 
@@ -93,11 +95,13 @@ class FeatureSummaries:
 
     def update(self, cols: ModelColumns, *, label: bool = True,
                classes: Sequence[str] | None = None) -> None:
-        """Fold one micro-batch in; ``label=False`` leaves the label summary to
-        :meth:`update_label` (labels joined later)."""
-        FeatureSummaries.update_groups(cols, [(self, np.arange(len(cols)))], classes=classes)
+        """Fold one micro-batch in (:meth:`update_groups` with one group); ``label=False``
+        leaves the label summary alone (labels joined later: :meth:`update_label_groups`).
+        Unlabelled records count as missing in the label summary."""
+        everything = [(self, np.arange(len(cols)))]
+        FeatureSummaries.update_groups(cols, everything, classes=classes)
         if label:
-            self.update_label(cols.label, classes=classes)
+            FeatureSummaries.update_label_groups(cols, everything, classes=classes)
 
     @staticmethod
     def update_groups(cols: ModelColumns, parts: Sequence[tuple[FeatureSummaries, np.ndarray]], *,
@@ -128,14 +132,15 @@ class FeatureSummaries:
                                                         for d in sums], layers)
             for name in absent:
                 for d, rows in zip(sums, rows_list, strict=True):
-                    d[name].update(np.full(rows.shape[0], None, object))
+                    d[name].count_missing(rows.shape[0])
 
     @staticmethod
     def update_label_groups(cols: ModelColumns,
                             parts: Sequence[tuple[FeatureSummaries, np.ndarray]], *,
                             classes: Sequence[str] | None = None) -> None:
-        """``s.update_label(cols.take(rows).label)`` for every ``(s, rows)`` of one batch, the
-        label column coded once (``rows``: the labelled records of each group)."""
+        """Fold the labels of ``rows`` into the label summary of ``s``, for every ``(s, rows)``
+        of one batch, the label column coded once (in the daemon ``rows`` are the labelled
+        records of each group; unlabelled ones count as missing)."""
         buckets: dict[tuple, list[tuple[Summary, np.ndarray]]] = {}
         for s, rows in parts:
             rows = _positions(rows)
@@ -192,15 +197,6 @@ class FeatureSummaries:
                 categorical.append((PREDICTION, _predicted))
         return numeric, categorical, absent
 
-    def update_label(self, label: np.ndarray, *, classes: Sequence[str] | None = None) -> None:
-        """Fold labels in (binary 0/1 float, multiclass codes, regression values)."""
-        if LABEL not in self.summaries:
-            return
-        s = self.summaries[LABEL]
-        if isinstance(s, CategoricalSummary) and self.task == "multiclass":
-            label = class_names(label, classes)
-        s.update(label)
-
     def merge(self, other: FeatureSummaries) -> None:
         if set(other.summaries) != set(self.summaries):
             raise DriftError("cannot merge feature summaries over different features: "
@@ -209,8 +205,8 @@ class FeatureSummaries:
             s.merge(other.summaries[name])
 
     def to_state(self) -> dict[str, Any]:
-        Reservoir.settle([s.reservoir for s in self.summaries.values()
-                          if isinstance(s, NumericSummary) and s.reservoir._waiting])
+        settle([s.reservoir for s in self.summaries.values()
+                if isinstance(s, NumericSummary) and s.reservoir.waiting])
         return {"task": self.task,
                 "summaries": {k: s.to_state() for k, s in self.summaries.items()}}
 
@@ -290,20 +286,14 @@ def _offsets(widths: list[int]) -> np.ndarray:
 def _numeric_groups(cols: ModelColumns, block: list[tuple[str, Getter, bool]],
                     summaries: list[list[NumericSummary]], layers: Layers) -> None:
     """Fold the numeric columns ``block`` into ``summaries[g][j]`` (group ``g``, column ``j``)
-    for the records of group ``g`` in ``layers``: the same counts as
-    ``s.update(column[rows])``, moments to float rounding, and each reservoir a uniform sample
-    of its column.
-
-    Per batch (:meth:`ModelColumns.derived`): the float matrix of the columns, their bucket codes
-    (offset per column) and one reservoir key per record. Per call: one compiled pass
-    (:func:`~monitor.core.kernels.fold_numeric`) for every group's histograms, shifted sums,
-    minima and maxima, then the records whose key is below some reservoir's k-th key in
-    their group are offered (once the reservoirs are full, a vanishing share)."""
-    from monitor.core.kernels import bucket_codes, fold_numeric
+    for the records of group ``g`` in ``layers`` (:func:`~monitor.drift.summary.
+    fold_numeric_groups`). Per batch (:meth:`ModelColumns.derived`): the float matrix of the
+    columns, their bucket codes (offset per column) and one reservoir key per record."""
+    from monitor.core.kernels import bucket_codes
 
     names = tuple(name for name, _, _ in block)
     first = summaries[0]
-    offsets = _offsets([s.edges.shape[0] + 5 for s in first])
+    offsets = numeric_offsets(first)
     x_key = ("drift_matrix", names)
     c_key = ("drift_matrix_codes", names, tuple(s.code_key for s in first))
 
@@ -312,10 +302,10 @@ def _numeric_groups(cols: ModelColumns, block: list[tuple[str, Getter, bool]],
 
     def codes(c: ModelColumns) -> np.ndarray:
         x = c.derived(x_key, matrix, axis=1)
-        widths = [s._search.shape[0] for s in first]
+        widths = [s.search_edges.shape[0] for s in first]
         search = np.full((len(first), max(widths)), np.inf)
         for j, s in enumerate(first):
-            search[j, :widths[j]] = s._search
+            search[j, :widths[j]] = s.search_edges
         out = bucket_codes(x, search, np.array(widths, dtype=np.int64), offsets[:-1])
         for j, (_, get, obj) in enumerate(block):  # present but not a number: E + 4
             if obj:
@@ -325,86 +315,9 @@ def _numeric_groups(cols: ModelColumns, block: list[tuple[str, Getter, bool]],
 
     x = cols.derived(x_key, matrix, axis=1)  # F × n
     c = cols.derived(c_key, codes, axis=1)
-    ends = offsets[:-1] + np.array([s.edges.shape[0] + 1 for s in first])  # past finite codes
-    finite = c < ends[:, None]
-    if finite.all():
-        shift = x.mean(axis=1)
-    else:
-        shift = np.array([float(row[ok].mean()) if ok.any() else 0.0
-                          for row, ok in zip(x, finite, strict=True)])
-    n_groups, n_cols, width = len(summaries), len(block), int(offsets[-1])
-    layer_codes, layer_groups = layers
-    hist = np.zeros((n_groups, width), dtype=np.int64)
-    s1, s2 = np.zeros((n_groups, n_cols)), np.zeros((n_groups, n_cols))
-    lo, hi = np.full((n_groups, n_cols), np.inf), np.full((n_groups, n_cols), -np.inf)
-    fold_numeric(x, c, ends, shift, layer_codes, layer_groups, hist, s1, s2, lo, hi)
-    finite_n = np.stack([hist[:, offsets[j]:ends[j]].sum(axis=1) for j in range(n_cols)],
-                        axis=1)
-    off_l = offsets.tolist()
-    cells = [s for group in summaries for s in group]
-    for g, group in enumerate(summaries):
-        for j, s in enumerate(group):
-            s.count_coded(hist[g, off_l[j]:off_l[j + 1]])
-    per = np.maximum(finite_n, 1)
-    _merge_moments(cells, finite_n.ravel(), (shift[None, :] + s1 / per).ravel(),
-                   (s2 - s1 * s1 / per).ravel(), lo.ravel(), hi.ravel())
-    fn_l = finite_n.tolist()
     rng = first[0].reservoir.rng  # one key per record, shared by all its reservoirs
     keys = cols.derived(("drift_reservoir_keys",), lambda col: rng.random(len(col)))
-    _offer(x, finite, keys, layer_codes, layer_groups, summaries, fn_l)
-
-
-def _merge_moments(cells: list[NumericSummary], n_b: np.ndarray, mean_b: np.ndarray,
-                   m2_b: np.ndarray, lo_b: np.ndarray, hi_b: np.ndarray) -> None:
-    """Chan-merge a batch's ``(n, mean, M2, min, max)`` into every summary of ``cells`` at
-    once (``NumericSummary._combine``, vectorised; cells with ``n_b = 0`` are untouched)."""
-    n_a = np.array([s.n for s in cells], dtype=np.float64)
-    mean_a = np.array([s.mean for s in cells])
-    m2_a = np.array([s.m2 for s in cells])
-    n = n_a + n_b
-    safe = np.maximum(n, 1.0)
-    delta = mean_b - mean_a
-    mean = mean_a + delta * n_b / safe
-    m2 = m2_a + np.maximum(m2_b, 0.0) + delta * delta * n_a * n_b / safe
-    lo = np.minimum([s.min for s in cells], lo_b).tolist()
-    hi = np.maximum([s.max for s in cells], hi_b).tolist()
-    for i, (s, nb, nn, mu, v) in enumerate(zip(cells, n_b.tolist(), n.tolist(), mean.tolist(),
-                                               m2.tolist(), strict=True)):
-        if nb:
-            s.n, s.mean, s.m2, s.min, s.max = int(nn), mu, v, lo[i], hi[i]
-
-
-def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.ndarray,
-           layer_groups: np.ndarray, summaries: list[list[NumericSummary]],
-           finite_n: list[list[int]]) -> None:
-    """Offer each group's finite values to its reservoirs, keyed by the record's key: only
-    records whose key is below the largest k-th key among their group's reservoirs are
-    looked at."""
-    from monitor.core.kernels import reservoir_candidates
-
-    tops = np.array([[s.reservoir._top for s in group] for group in summaries])
-    for group, counts in zip(summaries, finite_n, strict=True):
-        for s, m in zip(group, counts, strict=True):
-            s.reservoir.n += m
-    groups, rows = reservoir_candidates(keys, tops.max(axis=1), layer_codes, layer_groups)
-    if not rows.shape[0]:
-        return
-    cuts = np.searchsorted(groups, np.arange(len(summaries) + 1)).tolist()
-    for g, group in enumerate(summaries):
-        if cuts[g + 1] == cuts[g]:
-            continue
-        r = rows[cuts[g]:cuts[g + 1]]
-        k = keys[r]
-        enter = (k[None, :] < tops[g][:, None]) & finite[:, r]
-        reservoirs = [s.reservoir for s in group]
-        if enter.all() and Reservoir.coordinated(reservoirs):
-            Reservoir.offer_coordinated(reservoirs, x[:, r], k)
-            continue
-        xv = x[:, r]
-        for j, res in enumerate(reservoirs):
-            sel = enter[j]
-            if sel.any():
-                res._wait(xv[j, sel], k[sel])
+    fold_numeric_groups(x, c, keys, layers, summaries)
 
 
 def _categorical_groups(cols: ModelColumns, block: list[tuple[str, Getter]],

@@ -25,6 +25,7 @@ import dataclasses
 import math
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -36,6 +37,7 @@ from monitor.core.kernels import warm_up
 from monitor.core.metrics.base import Accumulator, ModelColumns
 from monitor.core.metrics.registry import register
 from monitor.core.pipeline import ClosedWindow
+from monitor.core.stage import GroupRows
 from monitor.drift import (
     LABEL,
     ConceptMonitor,
@@ -65,7 +67,8 @@ class FeatureDrift:
         self.classes = classes
 
     def update(self, cols: ModelColumns) -> None:
-        self.summaries.update(cols, label=False, classes=self.classes)
+        """:meth:`update_many` with one group holding every record."""
+        type(self).update_many(cols, [(self, np.arange(len(cols)))])
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[FeatureDrift, np.ndarray]]) -> None:
@@ -93,9 +96,6 @@ class LabelDrift(FeatureDrift):
 
     kind = "drift_label"
     needs_label = True
-
-    def update(self, cols: ModelColumns) -> None:
-        self.summaries.update_label(cols.label, classes=self.classes)
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[LabelDrift, np.ndarray]]) -> None:
@@ -218,15 +218,16 @@ class DriftStage:
             return None
         return self.profile.multivariate
 
-    def learn_bins(self, cols: ModelColumns) -> None:
+    def before(self, cols: ModelColumns) -> None:
         """Rolling reference without a profile: bins from the first micro-batch."""
         if self.profile is None and self.rolling is not None and len(cols):
             self.profile = build_profile(self.model, cols, source="first micro-batch",
                                          classes=self.classes or None)
 
-    def attach_classes(self, accs: list[Accumulator]) -> None:
-        """Re-attach live state to restored accumulators (classes, the PCA fit)."""
-        for acc in accs:
+    def restored(self, accumulators: Sequence[Accumulator]) -> None:
+        """Accumulators rebuilt from a checkpoint: re-attach the live state they share with
+        the stage (multiclass names, the PCA fit)."""
+        for acc in accumulators:
             if isinstance(acc, FeatureDrift) and self.model.task == "multiclass":
                 acc.classes = self.classes
             elif isinstance(acc, ReconstructionError):
@@ -235,12 +236,16 @@ class DriftStage:
                 acc.calibration = self.calibration
 
     # ---- concept drift ------------------------------------------------------------------
-    def on_labelled(self, window: float, version: str, slice_label: str, cols: ModelColumns,
-                    times: np.ndarray) -> None:
-        """Feed the errors of labelled records of one group (window ``window``) to the
-        slice's detector; its events go to that window, with the records' event times."""
+    def after(self, groups: Sequence[GroupRows], cols: ModelColumns, times: np.ndarray) -> None:
+        """Feed the errors of the labelled records of each group to its slice's detector;
+        a detector's events go to the group's window, with the records' event times."""
         if self.spec.concept_detector is None:
             return
+        for g in groups:
+            self._concept(g.window, g.version, g.slice_label, cols.take(g.rows), times[g.rows])
+
+    def _concept(self, window: float, version: str, slice_label: str, cols: ModelColumns,
+                 times: np.ndarray) -> None:
         errors, rows = error_rows(self.model.task, cols)
         if not errors.size:
             return

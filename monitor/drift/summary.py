@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from monitor.core.grouped import Layers, layer_arrays
 from monitor.drift.errors import DriftError
 from slices.assign import factorize_once
 from slices.spec import MISSING, OTHER
@@ -147,76 +148,84 @@ class Reservoir:
         self._select()
         return self._keys
 
+    @property
+    def top(self) -> float:
+        """The k-th smallest key once ``k`` values are held (inf before): a value whose key
+        is not below it never enters."""
+        return self._top
+
+    @property
+    def mark(self) -> object | None:
+        """A token shared with the reservoirs that were offered the same records with the
+        same keys since their last selection (None: not known to be shared)."""
+        return self._mark
+
     def update(self, x: np.ndarray, keys: np.ndarray | None = None) -> None:
         """Fold ``x`` in; ``keys`` (i.i.d. U(0, 1), one per value) default to fresh draws."""
         m = int(x.shape[0])
         if m == 0:
             return
-        self.n += m
-        self._offer(np.asarray(x, dtype=np.float64), self.rng.random(m) if keys is None else keys)
+        self.offer(np.asarray(x, dtype=np.float64), self.rng.random(m) if keys is None else keys,
+                   seen=m)
 
-    @staticmethod
-    def coordinated(reservoirs: Sequence[Reservoir]) -> bool:
-        """True when ``reservoirs`` (the columns of one slice) have always been offered the
-        same records with the same keys: equal kept keys, the same keys waiting."""
-        first = reservoirs[0]
-        mark = first._mark
-        if mark is not None and all(r._mark is mark for r in reservoirs):
-            return True
-        keys, waiting = first._keys, first._waiting
-        for r in reservoirs[1:]:
-            if r.k != first.k or r._top != first._top or len(r._waiting) != len(waiting) \
-                    or not (r._keys is keys or np.array_equal(r._keys, keys)) \
-                    or any(a[1] is not b[1] for a, b in zip(r._waiting, waiting, strict=True)):
-                return False
-        return True
-
-    @staticmethod
-    def offer_coordinated(reservoirs: Sequence[Reservoir], x: np.ndarray,
-                          keys: np.ndarray) -> None:
-        """``reservoirs[j]._wait(x[j], keys)`` for :meth:`coordinated` reservoirs whose keys
-        all enter; when more than ``k`` wait, one selection for all of them."""
-        mark = object()
-        for j, r in enumerate(reservoirs):
-            r._waiting.append((x[j], keys))
-            r._n_waiting += keys.shape[0]
-            r._mark = mark
-        if reservoirs[0]._n_waiting > reservoirs[0].k:
-            Reservoir._select_coordinated(reservoirs)
-
-    @staticmethod
-    def settle(reservoirs: Sequence[Reservoir]) -> None:
-        """Select what waits in :meth:`coordinated` reservoirs with one selection (their kept
-        keys stay one shared array, e.g. before a checkpoint); others select one by one."""
-        if len(reservoirs) > 1 and reservoirs[0]._waiting and Reservoir.coordinated(reservoirs):
-            Reservoir._select_coordinated(reservoirs)
-
-    @staticmethod
-    def _select_coordinated(reservoirs: Sequence[Reservoir]) -> None:
-        first = reservoirs[0]
-        all_keys = np.concatenate([first._keys, *(kw for _, kw in first._waiting)])
-        keep, top = _bottom_k(all_keys, first.k)
-        kept_keys = all_keys[keep]
-        mark = object()  # still coordinated: one selection, shared keys
-        for r in reservoirs:
-            r._values = np.concatenate([r._values, *(vw for vw, _ in r._waiting)])[keep]
-            r._keys, r._top, r._waiting, r._n_waiting = kept_keys, top, [], 0
-            r._mark = mark
-
-    def merge(self, other: Reservoir) -> None:
-        if other.k != self.k:
-            raise DriftError(f"cannot merge reservoirs of size {self.k} and {other.k}")
-        if other.n:
-            self.n += other.n
-            self._offer(other.values, other.keys)
-
-    def _offer(self, values: np.ndarray, keys: np.ndarray) -> None:
+    def offer(self, values: np.ndarray, keys: np.ndarray, *, seen: int) -> None:
+        """Count ``seen`` values of the stream, of which ``values`` (keys ``keys``) are the
+        candidates: the others' keys were not below :attr:`top`."""
+        self.n += seen
         if self._top < np.inf:
             enter = np.flatnonzero(keys < self._top)
             if not enter.shape[0]:
                 return
             values, keys = values[enter], keys[enter]
-        self._wait(values, keys)
+        if values.shape[0]:
+            self._wait(values, keys)
+
+    def skip(self, seen: int) -> None:
+        """Count ``seen`` values of the stream none of which enter (keys not below
+        :attr:`top`, or offered apart with :meth:`hold`)."""
+        self.n += seen
+
+    def same_stream(self, other: Reservoir) -> bool:
+        """True when ``other`` holds the same keys (kept and waiting) as this reservoir:
+        the two were offered the same records with the same keys."""
+        if self._mark is not None and other._mark is self._mark:
+            return True
+        return (other.k == self.k and other._top == self._top
+                and len(other._waiting) == len(self._waiting)
+                and (other._keys is self._keys or np.array_equal(other._keys, self._keys))
+                and all(a[1] is b[1] for a, b in zip(other._waiting, self._waiting,
+                                                     strict=True)))
+
+    def hold(self, values: np.ndarray, keys: np.ndarray, mark: object) -> int:
+        """Set entering ``values`` (``keys`` all below :attr:`top`) aside without selecting,
+        as one of the reservoirs sharing ``mark``; returns how many wait."""
+        self._waiting.append((values, keys))
+        self._n_waiting += keys.shape[0]
+        self._mark = mark
+        return self._n_waiting
+
+    def pending_keys(self) -> list[np.ndarray]:
+        """The keys held, then those waiting, in the order :meth:`keep` indexes them."""
+        return [self._keys, *(kw for _, kw in self._waiting)]
+
+    @property
+    def waiting(self) -> int:
+        """Values set aside, not selected yet."""
+        return self._n_waiting
+
+    def keep(self, positions: np.ndarray, keys: np.ndarray, top: float, mark: object) -> None:
+        """Keep the values at ``positions`` of the held-then-waiting values, with their
+        ``keys`` and the k-th key ``top`` (one selection over :meth:`pending_keys`, made for
+        every reservoir sharing ``mark``)."""
+        self._values = np.concatenate([self._values, *(vw for vw, _ in self._waiting)])[positions]
+        self._keys, self._top, self._waiting, self._n_waiting = keys, top, [], 0
+        self._mark = mark
+
+    def merge(self, other: Reservoir) -> None:
+        if other.k != self.k:
+            raise DriftError(f"cannot merge reservoirs of size {self.k} and {other.k}")
+        if other.n:
+            self.offer(other.values, other.keys, seen=other.n)
 
     def _wait(self, values: np.ndarray, keys: np.ndarray) -> None:
         self._mark = None
@@ -277,6 +286,38 @@ class Reservoir:
         return r
 
 
+def coordinated(reservoirs: Sequence[Reservoir]) -> bool:
+    """True when ``reservoirs`` (the columns of one slice) have always been offered the same
+    records with the same keys."""
+    first = reservoirs[0]
+    return all(first.same_stream(r) for r in reservoirs[1:])
+
+
+def offer_coordinated(reservoirs: Sequence[Reservoir], x: np.ndarray, keys: np.ndarray) -> None:
+    """Offer ``x[j]`` to ``reservoirs[j]`` (:func:`coordinated`; all ``keys`` enter); when more
+    than ``k`` wait, one selection for all of them."""
+    mark = object()
+    waiting = [r.hold(x[j], keys, mark) for j, r in enumerate(reservoirs)]
+    if waiting[0] > reservoirs[0].k:
+        _select_together(reservoirs)
+
+
+def settle(reservoirs: Sequence[Reservoir]) -> None:
+    """Select what waits in :func:`coordinated` reservoirs with one selection (their kept keys
+    stay one shared array, e.g. before a checkpoint); others select when read."""
+    if len(reservoirs) > 1 and reservoirs[0].waiting and coordinated(reservoirs):
+        _select_together(reservoirs)
+
+
+def _select_together(reservoirs: Sequence[Reservoir]) -> None:
+    all_keys = np.concatenate(reservoirs[0].pending_keys())
+    keep, top = _bottom_k(all_keys, reservoirs[0].k)
+    kept = all_keys[keep]
+    mark = object()  # still coordinated: one selection, shared keys
+    for r in reservoirs:
+        r.keep(keep, kept, top, mark)
+
+
 def _bottom_k(keys: np.ndarray, k: int) -> tuple[np.ndarray, float]:
     """``(positions of the min(k, len) smallest keys, k-th smallest key or inf)``."""
     if keys.shape[0] > k:
@@ -331,9 +372,9 @@ class NumericSummary:
     def _set_search_edges(self) -> None:
         # searchsorted(side="right") over these puts x == e_B in bucket B (the closed last
         # interior bin) and x > e_B in B + 1: x > e_B ⇔ x >= nextafter(e_B, inf).
-        self._search = self.edges.copy()
-        if self._search.shape[0]:
-            self._search[-1] = np.nextafter(self._search[-1], np.inf)
+        self.search_edges = self.edges.copy()
+        if self.search_edges.shape[0]:
+            self.search_edges[-1] = np.nextafter(self.search_edges[-1], np.inf)
         self.code_key = self.edges.tobytes()
 
     # --- derived ---
@@ -366,16 +407,22 @@ class NumericSummary:
 
     # --- protocol ---
     def update(self, values: np.ndarray) -> None:
+        """Fold ``values``: :func:`fold_numeric_groups` with one group."""
         original = np.asarray(values)
         x = as_float(original)
-        self.update_coded(x, self.bucket_codes(x, original))
+        n = x.shape[0]
+        if n == 0:
+            return
+        fold_numeric_groups(x[None, :], self.bucket_codes(x, original)[None, :],
+                            self.reservoir.rng.random(n), layer_arrays([np.arange(n)], n),
+                            [[self]])
 
     def bucket_codes(self, x: np.ndarray, original: np.ndarray | None = None) -> np.ndarray:
         """Per-record code of float64 ``x`` with ``E`` edges: its bucket ``0..E`` when finite,
         ``E+1`` = -inf, ``E+2`` = +inf, ``E+3`` = missing (NaN), ``E+4`` = present in
         ``original`` (an object array) but not a number. Depends on the edges only, so a batch
-        can be coded once and its groups folded with :meth:`update_coded`."""
-        codes = np.searchsorted(self._search, x, side="right")
+        can be coded once and its groups folded with :func:`fold_numeric_groups`."""
+        codes = np.searchsorted(self.search_edges, x, side="right")
         e = self.edges.shape[0]
         if not np.isfinite(x).all():
             codes[np.isnan(x)] = e + 3
@@ -385,21 +432,14 @@ class NumericSummary:
                 codes[np.isnan(x) & ~pd.isna(original)] = e + 4
         return codes
 
-    def update_coded(self, x: np.ndarray, codes: np.ndarray,
-                     keys: np.ndarray | None = None) -> None:
-        """Fold float64 ``x`` whose :meth:`bucket_codes` are ``codes`` (``keys``: the
-        reservoir keys of ``x``, default fresh draws)."""
-        e = self.edges.shape[0]
-        if self.count_coded(np.bincount(codes, minlength=e + 5)):
-            finite = codes <= e
-            x = x[finite]
-            keys = None if keys is None else keys[finite]
-        if x.shape[0] == 0:
-            return
-        mean_b = float(x.mean())
-        self._combine(x.shape[0], mean_b, float(np.square(x - mean_b).sum()),
-                      float(x.min()), float(x.max()))
-        self.reservoir.update(x, keys)
+    def count_missing(self, n: int) -> None:
+        """Count ``n`` records without a value (a column absent from a batch)."""
+        self.missing += int(n)
+
+    def set_moments(self, n: int, mean: float, m2: float, lo: float, hi: float) -> None:
+        """Replace the moments of the finite values (merged elsewhere, many summaries at once:
+        :func:`fold_numeric_groups`)."""
+        self.n, self.mean, self.m2, self.min, self.max = n, mean, m2, lo, hi
 
     def count_coded(self, c: np.ndarray) -> bool:
         """Add the histogram of codes ``c`` (``np.bincount`` of :meth:`bucket_codes`, length
@@ -461,7 +501,7 @@ class NumericSummary:
 
     def empty_like(self, seed: int | Sequence[int] = 0) -> NumericSummary:
         s = NumericSummary.__new__(NumericSummary)  # edges already checked: shared
-        s.edges, s._search, s.code_key = self.edges, self._search, self.code_key
+        s.edges, s.search_edges, s.code_key = self.edges, self.search_edges, self.code_key
         s.counts = np.zeros_like(self.counts)
         s.missing = s.nonfinite = s.mismatches = s.n = 0
         s.mean, s.m2, s.min, s.max = 0.0, 0.0, np.inf, -np.inf
@@ -475,6 +515,108 @@ class NumericSummary:
         s.counts = self.counts.copy()
         s.reservoir = self.reservoir.copy()
         return s
+
+
+def numeric_offsets(summaries: Sequence[NumericSummary]) -> np.ndarray:
+    """Where each summary's :meth:`~NumericSummary.bucket_codes` start in codes of several
+    columns side by side (``E + 5`` codes each), and the total width last."""
+    return np.concatenate([[0], np.cumsum([s.edges.shape[0] + 5 for s in summaries])]
+                          ).astype(np.int64)
+
+
+def fold_numeric_groups(x: np.ndarray, codes: np.ndarray, keys: np.ndarray, layers: Layers,
+                        summaries: list[list[NumericSummary]]) -> None:
+    """Fold columns ``x`` (``F × n`` float64) into ``summaries[g][j]`` (group ``g``, column
+    ``j``) for the records of group ``g`` in ``layers``
+    (:func:`monitor.core.grouped.layer_arrays`). ``codes`` are the columns'
+    :meth:`~NumericSummary.bucket_codes` plus :func:`numeric_offsets` (every group's summaries
+    share the bins), ``keys`` one reservoir key per record (shared by every reservoir the
+    record is offered to: coordinated bottom-k sampling; each reservoir is still a uniform
+    sample of its column, and merges stay exact).
+
+    One compiled pass (:func:`~monitor.core.kernels.fold_numeric`) for every group's
+    histograms, shifted sums, minima and maxima; Chan-merged moments; then the records whose
+    key is below some reservoir's k-th key in their group are offered (once the reservoirs
+    are full, a vanishing share). ``NumericSummary.update`` is this with one group."""
+    from monitor.core.kernels import fold_numeric
+
+    first = summaries[0]
+    offsets = numeric_offsets(first)
+    ends = offsets[:-1] + np.array([s.edges.shape[0] + 1 for s in first])  # past finite codes
+    finite = codes < ends[:, None]
+    if finite.all():
+        shift = x.mean(axis=1)
+    else:
+        shift = np.array([float(row[ok].mean()) if ok.any() else 0.0
+                          for row, ok in zip(x, finite, strict=True)])
+    n_groups, n_cols, width = len(summaries), x.shape[0], int(offsets[-1])
+    layer_codes, layer_groups = layers
+    hist = np.zeros((n_groups, width), dtype=np.int64)
+    s1, s2 = np.zeros((n_groups, n_cols)), np.zeros((n_groups, n_cols))
+    lo, hi = np.full((n_groups, n_cols), np.inf), np.full((n_groups, n_cols), -np.inf)
+    fold_numeric(x, codes, ends, shift, layer_codes, layer_groups, hist, s1, s2, lo, hi)
+    finite_n = np.stack([hist[:, offsets[j]:ends[j]].sum(axis=1) for j in range(n_cols)],
+                        axis=1)
+    off_l = offsets.tolist()
+    cells = [s for group in summaries for s in group]
+    for g, group in enumerate(summaries):
+        for j, s in enumerate(group):
+            s.count_coded(hist[g, off_l[j]:off_l[j + 1]])
+    per = np.maximum(finite_n, 1)
+    _merge_moments(cells, finite_n.ravel(), (shift[None, :] + s1 / per).ravel(),
+                   (s2 - s1 * s1 / per).ravel(), lo.ravel(), hi.ravel())
+    _offer(x, finite, keys, layer_codes, layer_groups, summaries, finite_n.tolist())
+
+
+def _merge_moments(cells: list[NumericSummary], n_b: np.ndarray, mean_b: np.ndarray,
+                   m2_b: np.ndarray, lo_b: np.ndarray, hi_b: np.ndarray) -> None:
+    """Chan-merge a batch's ``(n, mean, M2, min, max)`` into every summary of ``cells`` at
+    once (``NumericSummary._combine``, vectorised; cells with ``n_b = 0`` are untouched)."""
+    n_a = np.array([s.n for s in cells], dtype=np.float64)
+    mean_a = np.array([s.mean for s in cells])
+    m2_a = np.array([s.m2 for s in cells])
+    n = n_a + n_b
+    safe = np.maximum(n, 1.0)
+    delta = mean_b - mean_a
+    mean = mean_a + delta * n_b / safe
+    m2 = m2_a + np.maximum(m2_b, 0.0) + delta * delta * n_a * n_b / safe
+    lo = np.minimum([s.min for s in cells], lo_b).tolist()
+    hi = np.maximum([s.max for s in cells], hi_b).tolist()
+    for i, (s, nb, nn, mu, v) in enumerate(zip(cells, n_b.tolist(), n.tolist(), mean.tolist(),
+                                               m2.tolist(), strict=True)):
+        if nb:
+            s.set_moments(int(nn), mu, v, lo[i], hi[i])
+
+
+def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.ndarray,
+           layer_groups: np.ndarray, summaries: list[list[NumericSummary]],
+           finite_n: list[list[int]]) -> None:
+    """Offer each group's finite values to its reservoirs, keyed by the record's key: only
+    records whose key is below the largest k-th key among their group's reservoirs are
+    looked at."""
+    from monitor.core.kernels import reservoir_candidates
+
+    tops = np.array([[s.reservoir.top for s in group] for group in summaries])
+    groups, rows = reservoir_candidates(keys, tops.max(axis=1), layer_codes, layer_groups)
+    cuts = np.searchsorted(groups, np.arange(len(summaries) + 1)).tolist()
+    for g, (group, counts) in enumerate(zip(summaries, finite_n, strict=True)):
+        reservoirs = [s.reservoir for s in group]
+        r = rows[cuts[g]:cuts[g + 1]]
+        if not r.shape[0]:
+            for res, m in zip(reservoirs, counts, strict=True):
+                res.skip(m)
+            continue
+        k = keys[r]
+        enter = (k[None, :] < tops[g][:, None]) & finite[:, r]
+        if enter.all() and coordinated(reservoirs):
+            for res, m in zip(reservoirs, counts, strict=True):
+                res.skip(m)
+            offer_coordinated(reservoirs, x[:, r], k)
+            continue
+        xv = x[:, r]
+        for j, (res, m) in enumerate(zip(reservoirs, counts, strict=True)):
+            sel = enter[j]
+            res.offer(xv[j, sel], k[sel], seen=m)
 
 
 class _Unhashable(str):
@@ -565,6 +707,10 @@ class CategoricalSummary:
 
     def same_bins(self, other: Any) -> bool:
         return isinstance(other, CategoricalSummary) and self.vocabulary == other.vocabulary
+
+    def count_missing(self, n: int) -> None:
+        """Count ``n`` records without a value (a column absent from a batch)."""
+        self.missing += int(n)
 
     def update(self, values: np.ndarray, missing: np.ndarray | None = None) -> None:
         """Count ``values``; ``missing`` optionally marks extra records as missing."""

@@ -22,8 +22,8 @@ import pandas as pd
 
 from monitor.core.evaluate import SliceResult, evaluate_window
 from monitor.core.label_join import LabelJoin, late_horizon
-from monitor.core.metrics import accumulators_for
 from monitor.core.pipeline import ClosedWindow, ModelPipeline
+from monitor.core.prepare import Preparer
 from monitor.core.records import RecordBatch
 from monitor.core.versions import VersionFolder
 from monitor.core.windows import PartitionView, string_codes
@@ -81,12 +81,12 @@ class Daemon:
                           if m.discovery.enabled}
         self.partitions = PartitionView()  # the source's partitions, for the watermarks
         for m in spec.models:
-            pipeline = ModelPipeline(m, self._factory(m), view=self.partitions)
+            preparer = Preparer(m)
             if m.drift.enabled:
-                stage = self.drift[m.name] = DriftStage(m, pipeline.preparer.classes)
-                if m.drift.concept_detector is not None:
-                    pipeline.on_group = stage.on_labelled
-            self.pipelines[m.name] = pipeline
+                self.drift[m.name] = DriftStage(m, preparer.classes)
+            stages = [s[m.name] for s in (self.drift, self.discovery) if m.name in s]
+            self.pipelines[m.name] = ModelPipeline(m, preparer=preparer, stages=stages,
+                                                   view=self.partitions)
         self.tracker = Tracker(spec.server.stale_after_windows)
         for m in spec.models:  # counters exist from the start, so rate() and panels see 0
             for counter in (self.tracker.records, self.tracker.late, self.tracker.closed,
@@ -106,15 +106,6 @@ class Daemon:
         # are None for a model without drift
         self._closing: deque[tuple[ClosedWindow, list[SliceResult], CloseJob | None,
                                    Pending | None]] = deque()
-
-    def _factory(self, model):
-        def make(slice_name: str) -> list:
-            stage = self.drift.get(model.name)
-            found = self.discovery.get(model.name)
-            return (accumulators_for(model) + (stage.accumulators(slice_name) if stage else [])
-                    + (found.accumulators(slice_name) if found else []))
-
-        return make
 
     @property
     def snapshot(self) -> Snapshot:
@@ -179,14 +170,12 @@ class Daemon:
             part = self._fold_versions(str(name), part)
             part = self.join.attach_early(part)
             pipeline = self.pipelines[str(name)]
-            stage = self.drift.get(str(name))
-            if stage is not None and stage.profile is None:
-                stage.learn_bins(pipeline.preparer.columns(part))
-            late, closed = pipeline.process(part, partition)
+            folded = pipeline.process(part, partition)
+            late, closed = folded.late, folded.closed
             self._count(str(name), part if not late.any() else part.take(np.flatnonzero(~late)))
-            self.join.remember(str(name), part, pipeline.last_starts, ~late)
+            self.join.remember(str(name), part, folded.starts, ~late)
             if pipeline.model.window.kind == "time":
-                self._count_window_records(str(name), pipeline.last_starts, late)
+                self._count_window_records(str(name), folded.starts, late)
             if late.any():
                 self.tracker.late[str(name)] += int(late.sum())
                 originals = self._originals(part, late)
@@ -351,17 +340,6 @@ class Daemon:
         for name, pstate in state["pipelines"].items():
             if name in self.pipelines:
                 self.pipelines[name].load_state(pstate)
-                found = self.discovery.get(name)
-                if found is not None:
-                    for window in self.pipelines[name].open.values():
-                        for group in window.groups.values():
-                            found.attach(group.accumulators)
-                stage = self.drift.get(name)
-                if stage is not None:
-                    stage.classes = self.pipelines[name].preparer.classes
-                    for window in self.pipelines[name].open.values():
-                        for group in window.groups.values():
-                            stage.attach_classes(group.accumulators)
         for name, vstate in state["versions"].items():
             if name in self.versions:
                 self.versions[name].load_state(vstate)

@@ -20,10 +20,10 @@ def test_bucket_codes_equal_numeric_summary_bucket_codes(seed):
     x[rng.random(x.shape) < 0.05] = np.nan
     x[rng.random(x.shape) < 0.02] = np.inf
     x[rng.random(x.shape) < 0.02] = -np.inf
-    widths = [s._search.shape[0] for s in summaries]
+    widths = [s.search_edges.shape[0] for s in summaries]
     search = np.full((len(summaries), max(widths)), np.inf)
     for j, s in enumerate(summaries):
-        search[j, :widths[j]] = s._search
+        search[j, :widths[j]] = s.search_edges
     offsets = np.array([0, 100, 200, 300])
     got = bucket_codes(x, search, np.array(widths), offsets)
     for j, s in enumerate(summaries):

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.errors import MetricError
 
 NAN = math.nan
@@ -70,6 +71,15 @@ class AccumulatorBase:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+class GroupedAccumulator(AccumulatorBase):
+    """An accumulator whose one rule is the grouped update: ``update_many(cols, [(acc, rows),
+    …])`` folds every group of a batch at once, and ``update(cols)`` is that same update with
+    one group holding every record."""
+
+    def update(self, cols: ModelColumns) -> None:
+        type(self).update_many(cols, [(self, np.arange(len(cols)))])  # type: ignore[attr-defined]
 
 
 def state_params(cls: type, state: dict[str, Any]) -> dict[str, Any]:

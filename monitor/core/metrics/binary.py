@@ -7,13 +7,13 @@ from typing import Any
 import numpy as np
 
 from monitor.core.grouped import count_codes, sum_values
-from monitor.core.metrics._common import AccumulatorBase, positive, ratio, state_params
+from monitor.core.metrics._common import GroupedAccumulator, positive, ratio, state_params
 from monitor.core.metrics.base import ModelColumns
 
 EPS = float(np.finfo(np.float64).eps)  # scikit-learn ≥ 1.5 clips log-loss probabilities by it
 
 
-class Confusion(AccumulatorBase):
+class Confusion(GroupedAccumulator):
     """Confusion counts at the model threshold (``ModelColumns.predicted`` is already 0/1).
 
     Notes
@@ -36,16 +36,6 @@ class Confusion(AccumulatorBase):
 
     def __init__(self) -> None:
         self.counts = np.zeros((3, 2), np.int64)
-
-    def update(self, cols: ModelColumns) -> None:
-        y = np.asarray(cols.label, np.float64)
-        p = np.asarray(cols.predicted, np.float64)
-        keep = ~np.isnan(y)
-        y, p = y[keep], p[keep]
-        row = np.where(np.isnan(p), 2, positive(p).astype(np.intp))
-        idx = row * 2 + positive(y).astype(np.intp)
-        self.counts += np.bincount(idx, minlength=6).reshape(3, 2)
-
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[Confusion, np.ndarray]]) -> None:
@@ -88,7 +78,7 @@ class Confusion(AccumulatorBase):
         }
 
 
-class ProbabilisticLoss(AccumulatorBase):
+class ProbabilisticLoss(GroupedAccumulator):
     """Sums of the log loss and the Brier score over labelled, scored records.
 
     Notes
@@ -109,20 +99,6 @@ class ProbabilisticLoss(AccumulatorBase):
         self.n = 0
         self.log_loss_sum = 0.0
         self.brier_sum = 0.0
-
-    def update(self, cols: ModelColumns) -> None:
-        y = np.asarray(cols.label, np.float64)
-        p = np.asarray(cols.score, np.float64)
-        keep = ~(np.isnan(y) | np.isnan(p))
-        if not keep.any():
-            return
-        pos = positive(y[keep])
-        p = np.clip(p[keep], 0.0, 1.0)
-        q = np.where(pos, p, 1.0 - p)  # probability given to the true class
-        self.n += int(p.size)
-        self.log_loss_sum += float(-np.log(np.clip(q, EPS, 1.0 - EPS)).sum())
-        self.brier_sum += float(np.square(p - pos).sum())
-
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[ProbabilisticLoss, np.ndarray]]) -> None:

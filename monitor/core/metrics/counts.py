@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 
 from monitor.core.grouped import count_codes
-from monitor.core.metrics._common import AccumulatorBase, ratio, state_params
+from monitor.core.metrics._common import GroupedAccumulator, ratio, state_params
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.errors import MetricError
 
 OUTCOME_NAMES: tuple[str, ...] = ("ok", "error", "timeout", "fallback")  # codes 0..3
 
 
-class OutcomeCounts(AccumulatorBase):
+class OutcomeCounts(GroupedAccumulator):
     """Records per serving outcome → ``count`` and the failure rates.
 
     Notes
@@ -43,25 +43,12 @@ class OutcomeCounts(AccumulatorBase):
     def __init__(self) -> None:
         self.counts = np.zeros(len(OUTCOME_NAMES), np.int64)
 
-    def update(self, cols: ModelColumns) -> None:
-        codes = np.asarray(cols.outcome)
-        if codes.size == 0:
-            return
-        lo, hi = int(codes.min()), int(codes.max())
-        if lo < 0 or hi >= len(OUTCOME_NAMES):
-            raise MetricError(f"outcome codes must be in the range [0, {len(OUTCOME_NAMES) - 1}]"
-                              f" ({', '.join(OUTCOME_NAMES)}). Got {lo if lo < 0 else hi}.")
-        self.counts += np.bincount(codes.astype(np.intp), minlength=len(OUTCOME_NAMES))
-
-
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[OutcomeCounts, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass."""
         codes = np.asarray(cols.outcome)
         if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= len(OUTCOME_NAMES)):
-            for acc, rows in items:  # raises for the group holding the bad code
-                acc.update(cols.take(rows))
-            return
+            _check_outcomes(codes, [rows for _, rows in items])
         hist = count_codes(cols, [rows for _, rows in items], codes, len(OUTCOME_NAMES))
         for (acc, _), h in zip(items, hist, strict=True):
             acc.counts += h
@@ -97,7 +84,20 @@ class OutcomeCounts(AccumulatorBase):
         }
 
 
-class LabelCount(AccumulatorBase):
+def _check_outcomes(codes: np.ndarray, rows_list: list[np.ndarray]) -> None:
+    """MetricError naming the first out-of-range outcome code of a group (codes outside every
+    group are not folded anywhere)."""
+    for rows in rows_list:
+        group = codes[rows]
+        if group.size:
+            lo, hi = int(group.min()), int(group.max())
+            if lo < 0 or hi >= len(OUTCOME_NAMES):
+                raise MetricError(f"outcome codes must be in the range "
+                                  f"[0, {len(OUTCOME_NAMES) - 1}] ({', '.join(OUTCOME_NAMES)})."
+                                  f" Got {lo if lo < 0 else hi}.")
+
+
+class LabelCount(GroupedAccumulator):
     """Labelled records (label side) — the numerator of ``labelled_rate``.
 
     Labels may arrive after their window's predictions, so ``labelled_rate`` cannot be computed
@@ -111,10 +111,6 @@ class LabelCount(AccumulatorBase):
 
     def __init__(self) -> None:
         self.labelled = 0
-
-    def update(self, cols: ModelColumns) -> None:
-        self.labelled += int(np.count_nonzero(cols.labelled()))
-
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[LabelCount, np.ndarray]]) -> None:

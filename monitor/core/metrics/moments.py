@@ -9,7 +9,7 @@ import numpy as np
 
 from monitor.core.grouped import count_codes, sum_values
 from monitor.core.metrics._common import (
-    AccumulatorBase,
+    GroupedAccumulator,
     check_choice,
     positive,
     ratio,
@@ -36,7 +36,7 @@ def chan_merge(n_a: int, mean_a: float, m2_a: float,
     return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
 
 
-class ScoreMoments(AccumulatorBase):
+class ScoreMoments(GroupedAccumulator):
     """Count, mean and M2 of the model output, plus the predicted-positive share (binary).
 
     Notes
@@ -75,21 +75,6 @@ class ScoreMoments(AccumulatorBase):
         self.m2 = 0.0
         self.n_predicted = 0  # binary: records with a known predicted class
         self.n_positive = 0   # binary: records predicted positive
-
-    def update(self, cols: ModelColumns) -> None:
-        x = np.asarray(cols.predicted if self.task == "regression" else cols.score, np.float64)
-        x = x[np.isfinite(x)]
-        if x.size:
-            mean_b = float(x.mean())
-            m2_b = float(np.square(x - mean_b).sum())
-            self.n, self.mean, self.m2 = chan_merge(self.n, self.mean, self.m2,
-                                                    int(x.size), mean_b, m2_b)
-        if self.task == "binary":
-            p = np.asarray(cols.predicted, np.float64)
-            known = ~np.isnan(p)
-            self.n_predicted += int(np.count_nonzero(known))
-            self.n_positive += int(np.count_nonzero(positive(p[known])))
-
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[ScoreMoments, np.ndarray]]) -> None:

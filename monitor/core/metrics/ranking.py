@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from monitor.core.grouped import count_codes
-from monitor.core.metrics._common import AccumulatorBase, check_int, positive, state_params
+from monitor.core.metrics._common import GroupedAccumulator, check_int, positive, state_params
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.errors import MetricError
 
@@ -34,7 +34,7 @@ def score_bins(score: np.ndarray, bins: int) -> np.ndarray:
     return np.clip(idx, 0, bins - 1)
 
 
-class ScoreHistogram(AccumulatorBase):
+class ScoreHistogram(GroupedAccumulator):
     """Counts of negatives and positives per uniform score bin → ``roc_auc``, ``pr_auc``.
 
     Notes
@@ -73,19 +73,6 @@ class ScoreHistogram(AccumulatorBase):
     def __init__(self, bins: int = DEFAULT_BINS) -> None:
         self.bins = check_int("ScoreHistogram", "bins", bins, 2, MAX_BINS)
         self.counts = np.zeros((2, self.bins), np.int64)  # row 0: negatives, row 1: positives
-
-    def update(self, cols: ModelColumns) -> None:
-        y = np.asarray(cols.label, np.float64)
-        s = np.asarray(cols.score, np.float64)
-        keep = ~(np.isnan(y) | np.isnan(s))
-        if not keep.any():
-            return
-        bins = self.bins  # bin of every score, once per batch (NaN scores are dropped below)
-        every = cols.derived(("score_bins", bins),
-                             lambda c: score_bins(np.asarray(c.score, np.float64), bins))
-        idx = every[keep] + bins * positive(y[keep])
-        self.counts += np.bincount(idx, minlength=2 * self.bins).reshape(2, self.bins)
-
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[ScoreHistogram, np.ndarray]]) -> None:
