@@ -7,7 +7,10 @@ knows what to look for), after which the stream recovers:
 - **degradation**: for ``country=BR`` the model's score stops tracking the label
   (ROC AUC falls towards 0.5, accuracy drops) — a slice problem invisible in ``overall`` at
   first glance;
-- **serving failures**: 8 % of ``device=web`` predictions time out (no score).
+- **serving failures**: 8 % of ``device=web`` predictions time out (no score);
+- **an undeclared slice**: for ``device=android`` with ``amount`` in ``[100, 500)`` (about
+  5 % of records; no slice rule crosses device with amount) the scores are inverted; slice
+  discovery (``discovery:``, docs/discovery.md) finds it.
 
 The stream is written progressively to a JSONL file that the daemon tails (follow mode), so
 the demo runs the same path as ``slicewatch run --follow``. Alert rules page a local webhook
@@ -63,6 +66,7 @@ models:
         critical: true
         min_size: 30
       - tags: [new_user]
+    discovery: {features: [country, device, amount], top_k: 3, horizon: 3}
 """
 
 # Appended right after DEMO_SPEC: continues the model's mapping.
@@ -158,6 +162,9 @@ def demo_records(windows: int, per_window: int, *, seed: int = 7,
         if shifted:
             broken = country == "BR"
             score[broken] = rng.beta(2, 5, size=int(broken.sum()))
+        if shifted:  # an undeclared conjunction: found by discovery, not by a slice rule
+            hidden = (device == "android") & (amount >= 100) & (amount < 500)
+            score[hidden] = 1 - score[hidden]
         outcome = np.full(n, "ok", dtype=object)
         if shifted:
             outcome[(device == "web") & (rng.random(n) < 0.08)] = "timeout"
