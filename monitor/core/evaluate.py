@@ -2,62 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from monitor.core.metrics import window_results
 from monitor.core.pipeline import ClosedWindow
+from monitor.core.types import SliceResult
 from slices.spec import ModelSpec
-
-
-@dataclass(frozen=True)
-class MultivariateDrift:
-    """PCA reconstruction error of one slice's window against its reference band
-    (``monitor.drift.multivariate``): ``error`` (mean over ``n`` records), the band
-    ``[lower, upper]`` at this ``n``, ``drift`` (error outside the band) and ``reference``
-    (``slice`` or ``overall``: whose reference records gave the band)."""
-
-    error: float
-    lower: float
-    upper: float
-    drift: bool
-    n: int
-    reference: str
-
-
-@dataclass(frozen=True)
-class EstimatedPerformance:
-    """CBPE estimate of one slice's window (``monitor.drift.cbpe``): ``values`` (metric →
-    estimate), ``intervals`` (metric → (lower, upper), accuracy and precision) and ``error``
-    (metric → realised − estimated, for the metrics the window's labels define)."""
-
-    values: MappingProxyType
-    intervals: MappingProxyType
-    error: MappingProxyType
-
-
-@dataclass(frozen=True)
-class SliceResult:
-    """Metrics of one model × version × slice over one closed window.
-
-    ``reported`` is False when the slice has fewer records than its ``min_size``: such a
-    result is kept for bookkeeping but neither exported nor alerted on.
-    """
-
-    model: str
-    version: str
-    slice_name: str
-    slice: str
-    critical: bool
-    window_start: float
-    window_end: float
-    count: int
-    metrics: MappingProxyType
-    reported: bool = True
-    extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
-    multivariate: MultivariateDrift | None = None
-    estimated: EstimatedPerformance | None = None
 
 
 def evaluate_window(closed: ClosedWindow, model: ModelSpec) -> list[SliceResult]:

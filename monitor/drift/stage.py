@@ -9,7 +9,7 @@ Per model with ``drift:`` in its spec, a :class:`DriftStage`
   bounded by bins × features × slices;
 - at window close runs :func:`monitor.drift.evaluate_drift` (all tests of the window, BH,
   effect-size gate) and :func:`monitor.drift.data_quality`, and attaches the decisions to the
-  slice results (``extra["drift"]``, ``extra["quality"]``);
+  slice results (typed ``drift`` and ``quality`` fields);
 - feeds a River detector per model × version × slice with the per-record error stream
   (``drift.concept``) and gives each window its own events: an event belongs to the window of
   the prediction at which the detector fired (its event time is kept, at most
@@ -32,12 +32,19 @@ from typing import Any
 
 import numpy as np
 
-from monitor.core.evaluate import EstimatedPerformance, MultivariateDrift, SliceResult
 from monitor.core.kernels import warm_up
 from monitor.core.metrics.base import Accumulator, ModelColumns
 from monitor.core.metrics.registry import register
 from monitor.core.pipeline import ClosedWindow
 from monitor.core.stage import GroupRows
+from monitor.core.types import (
+    ConceptResult,
+    EstimatedPerformance,
+    FeatureDriftResult,
+    FeatureQuality,
+    MultivariateDrift,
+    SliceResult,
+)
 from monitor.drift import (
     LABEL,
     ConceptMonitor,
@@ -51,7 +58,9 @@ from monitor.drift import (
     load_profile,
 )
 from monitor.drift.cbpe import PerformanceEstimate
+from monitor.drift.decide import Decision
 from monitor.drift.multivariate import Reconstruction, ReconstructionError
+from monitor.drift.quality import Quality
 from slices.spec import ModelSpec
 
 
@@ -151,21 +160,30 @@ class CloseJob:
         = dataclasses.field(default_factory=dict)  # (version, slice) → CBPE (values, intervals)
 
 
-def close_extras(job: CloseJob) -> dict[tuple[str, str], dict[str, Any]]:
-    """(version, slice) → ``{"drift": [decision, …], "quality": {feature: …}}`` for a closed
-    window: every drift test of the window decided together (:func:`evaluate_drift`) and the
-    data-quality figures. A pure function of ``job`` (it may run in a worker process)."""
-    extra: dict[tuple[str, str], dict[str, Any]] = {}
+@dataclass(frozen=True)
+class SliceDrift:
+    """The drift tests and data quality of one version × slice in a closed window."""
+
+    drift: tuple[FeatureDriftResult, ...]
+    quality: tuple[FeatureQuality, ...]
+
+
+def close_extras(job: CloseJob) -> dict[tuple[str, str], SliceDrift]:
+    """(version, slice) → its :class:`SliceDrift` for a closed window: every drift test of
+    the window decided together (:func:`evaluate_drift`) and the data-quality figures. A pure
+    function of ``job`` (it may run in a worker process)."""
+    drift: dict[tuple[str, str], list[FeatureDriftResult]] = {}
+    out: dict[tuple[str, str], SliceDrift] = {}
     for version, current, reference in job.versions:
         decisions = evaluate_drift(reference, current, job.model) if reference is not None \
             else []
         for d in decisions:
-            extra.setdefault((version, d.slice), {}).setdefault("drift", []).append(
-                _decision_dict(d))
+            drift.setdefault((version, d.slice), []).append(_drift_result(d))
         for label, sums in current.items():
-            extra.setdefault((version, label), {})["quality"] = {
-                q.feature: _quality_dict(q) for q in data_quality(sums)}
-    return extra
+            out[(version, label)] = SliceDrift(
+                tuple(drift.get((version, label), ())),
+                tuple(_feature_quality(q) for q in data_quality(sums)))
+    return out
 
 
 class DriftStage:
@@ -305,7 +323,7 @@ class DriftStage:
         return MultivariateDrift(acc.mean, lower, upper, not lower <= acc.mean <= upper, acc.n,
                                  scope)
 
-    def finish_close(self, job: CloseJob, extra: dict[tuple[str, str], dict[str, Any]],
+    def finish_close(self, job: CloseJob, extra: dict[tuple[str, str], SliceDrift],
                      results: list[SliceResult]) -> list[SliceResult]:
         """``results`` with ``extra`` (from :func:`close_extras`), the profile's metrics of
         the slice (``reference_metrics``) and the window's concept
@@ -316,22 +334,22 @@ class DriftStage:
         reference = self.profile.metrics if self.profile is not None else {}
         out = []
         for r in results:
-            e = dict(extra.get((r.version, r.slice), {}))
+            typed: dict[str, Any] = {}
+            found = extra.get((r.version, r.slice))
+            if found is not None:
+                typed.update(drift=found.drift, quality=found.quality)
             if r.slice in reference:
-                e["reference_metrics"] = dict(reference[r.slice])
+                typed["reference_metrics"] = MappingProxyType(dict(reference[r.slice]))
             if self.spec.concept_detector is not None:
                 events = job.concept_events.get((r.version, r.slice), WindowEvents())
-                e["concept_drift_events"] = events.count
-                e["concept_drift_event_times"] = list(events.times)
-            if e:
-                r = dataclasses.replace(r, extra=MappingProxyType({**r.extra, **e}))
+                typed["concept"] = ConceptResult(events.count, tuple(events.times))
             mv = job.multivariate.get((r.version, r.slice))
             if mv is not None:
-                r = dataclasses.replace(r, multivariate=mv)
+                typed["multivariate"] = mv
             est = job.estimated.get((r.version, r.slice))
             if est is not None:
-                r = dataclasses.replace(r, estimated=_estimated(r, *est))
-            out.append(r)
+                typed["estimated"] = _estimated(r, *est)
+            out.append(dataclasses.replace(r, **typed) if typed else r)
         return out
 
     def concept_counts(self) -> dict[tuple[str, str, str, str], int]:
@@ -380,16 +398,14 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def _decision_dict(d) -> dict[str, Any]:
-    return {"feature": d.feature, "test": d.test, "gate": d.gate,
-            "statistic": _finite(d.statistic), "pvalue": _finite(d.pvalue),
-            "pvalue_adjusted": _finite(d.adjusted_pvalue), "distance": _finite(d.distance),
-            "threshold": d.threshold, "status": d.status, "n_reference": d.n_reference,
-            "n_current": d.n_current, "reference": d.reference}
+def _drift_result(d: Decision) -> FeatureDriftResult:
+    return FeatureDriftResult(
+        d.feature, d.test, d.gate, _finite(d.statistic), _finite(d.pvalue),
+        _finite(d.adjusted_pvalue), _finite(d.distance), d.threshold, d.status,
+        d.n_reference, d.n_current, d.reference)
 
 
-def _quality_dict(q) -> dict[str, float]:
-    return {k: float(v) for k, v in (
-        ("missing_ratio", q.missing_rate), ("nonfinite", q.nonfinite),
-        ("out_of_range_ratio", q.out_of_range_share), ("unseen_category_ratio", q.unseen_share),
-        ("type_mismatches", q.type_mismatches)) if not (isinstance(v, float) and np.isnan(v))}
+def _feature_quality(q: Quality) -> FeatureQuality:
+    return FeatureQuality(q.feature, _finite(q.missing_rate), _finite(q.nonfinite),
+                          _finite(q.out_of_range_share), _finite(q.unseen_share),
+                          _finite(q.type_mismatches))

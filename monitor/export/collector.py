@@ -165,11 +165,11 @@ class SlicewatchCollector(Collector):
         yield from _counter("slicewatch_versions_folded", "Accepted records whose model "
                             "version went over the model's max_versions and was exported as "
                             "version=\"__other__\".", ["model"],
-                            {(m,): v for m, v in s.extra.get("versions_folded", {}).items()})
+                            {(m,): v for m, v in s.versions_folded.items()})
         yield from _counter("slicewatch_listener_errors", "Windows a result listener (table, "
                             "results file, alerting) failed on; the other listeners still got "
                             "them.", ["listener"],
-                            {(k,): v for k, v in s.extra.get("listener_errors", {}).items()})
+                            {(k,): v for k, v in s.listener_errors.items()})
         yield from _counter("slicewatch_feature_join", "Predictions and feature-log records by "
                             "join outcome: joined, missing (went on without features after "
                             "feature_delay), orphaned (features never matched).", ["outcome"],
@@ -243,24 +243,24 @@ def _drift_families(s: Snapshot) -> Iterator[Metric]:
     quality = {k: GaugeMetricFamily(name, doc, labels=["model", "version", "slice", "feature"])
                for k, (name, doc) in QUALITY_HELP.items()}
     for (model, version, slice_label), r in sorted(s.series.items()):
-        for d in r.extra.get("drift", ()):
-            labels = [model, version, slice_label, d["feature"], d["test"]]
-            threshold.add_metric(labels, d["threshold"])
-            if d["status"] == "insufficient":
+        for d in r.drift:
+            labels = [model, version, slice_label, d.feature, d.test]
+            threshold.add_metric(labels, d.threshold)
+            if d.status == "insufficient":
                 insufficient.add_metric(labels, 1.0)
                 continue
             insufficient.add_metric(labels, 0.0)
-            detected.add_metric(labels, 1.0 if d["status"] == "drift" else 0.0)
-            if d["distance"] is not None:
-                score.add_metric(labels, d["distance"])
-            if d["pvalue"] is not None:
-                pvalue.add_metric(labels, d["pvalue"])
-            if d["pvalue_adjusted"] is not None:
-                adjusted.add_metric(labels, d["pvalue_adjusted"])
-        for feature, values in r.extra.get("quality", {}).items():
-            for k, v in values.items():
+            detected.add_metric(labels, 1.0 if d.detected else 0.0)
+            if d.distance is not None:
+                score.add_metric(labels, d.distance)
+            if d.pvalue is not None:
+                pvalue.add_metric(labels, d.pvalue)
+            if d.pvalue_adjusted is not None:
+                adjusted.add_metric(labels, d.pvalue_adjusted)
+        for q in r.quality or ():
+            for k, v in q.to_dict().items():
                 if k in quality and math.isfinite(v):
-                    quality[k].add_metric([model, version, slice_label, feature], v)
+                    quality[k].add_metric([model, version, slice_label, q.feature], v)
     yield from (score, pvalue, adjusted, detected, insufficient, threshold)
     yield from quality.values()
     yield from _multivariate(s)
@@ -270,7 +270,7 @@ def _drift_families(s: Snapshot) -> Iterator[Metric]:
                         dict(s.concept.items()))
     yield from _gauge("slicewatch_window_close_delay_seconds", "Wall-clock time at the last "
                       "window close minus that window's event-time end.", ["model"],
-                      {(m,): v for m, v in s.extra.get("close_delay", {}).items()})
+                      {(m,): v for m, v in s.close_delay.items()})
 
 
 def _multivariate(s: Snapshot) -> Iterator[Metric]:

@@ -12,9 +12,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from monitor.core.evaluate import SliceResult
+from monitor.core.types import SliceResult
 
 SeriesKey = tuple[str, str, str]  # (model, version, slice)
+
+
+def _empty() -> MappingProxyType:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,13 @@ class Snapshot:
     labels: MappingProxyType  # (model, outcome) → delayed labels by join outcome
     concept: MappingProxyType  # (model, version, slice, detector) → concept-drift events
     features_join: MappingProxyType  # joined / missing / orphaned feature-log records
-    extra: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     # model → the discovered slices of its last closed window (DiscoveredSlice, both scopes)
     discovered: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    # model → wall clock minus the event-time end of its last closed window
+    close_delay: MappingProxyType = field(default_factory=_empty)
+    # model → records whose version was folded; listener name → windows it failed on
+    versions_folded: MappingProxyType = field(default_factory=_empty)
+    listener_errors: MappingProxyType = field(default_factory=_empty)
     started: float = 0.0
     heartbeat: float = 0.0
 
@@ -57,7 +65,9 @@ class Tracker:
         self._seen_at: dict[SeriesKey, int] = {}  # reported series → last window (seq)
         self._active_at: dict[SeriesKey, int] = {}  # every result, reported or not
         self._version_at: dict[tuple[str, str], int] = {}  # (model, version) → last window
-        self.extra: dict[str, object] = {}
+        self.close_delay: dict[str, float] = {}  # model → seconds
+        self.versions_folded: dict[str, int] = {}  # model → records
+        self.listener_errors: dict[str, int] = {}  # listener name → windows
         self.labels: dict[tuple[str, str], int] = {}  # (model, join outcome) → count
         self.concept: dict[tuple[str, str, str, str], int] = {}  # (model, version, slice, det.)
         self.features_join: dict[str, int] = {}  # feature-log join outcome → count
@@ -134,7 +144,10 @@ class Tracker:
             outcomes=p(dict(self.outcomes)), series=p(dict(self.series)),
             suppressed=p(dict(self.suppressed)), labels=p(dict(self.labels)),
             concept=p(dict(self.concept)), features_join=p(dict(self.features_join)),
-            extra=p(dict(self.extra)), discovered=p(dict(self.discovered)),
+            discovered=p(dict(self.discovered)),
+            close_delay=p(dict(self.close_delay)),
+            versions_folded=p(dict(self.versions_folded)),
+            listener_errors=p(dict(self.listener_errors)),
             started=self.started, heartbeat=self.heartbeat)
 
 

@@ -16,8 +16,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from alerts import AlertEngine, DriftObservation, Observation
 from alerts.workers import Dispatcher, EventSink
-from monitor.core.evaluate import SliceResult
 from monitor.core.pipeline import ClosedWindow
+from monitor.core.types import SliceResult
 from slices.spec import Spec
 
 DEFAULT_DB = os.path.join("slicewatch-state", "alerts.db")
@@ -31,18 +31,18 @@ def _longest_group_timer(route) -> float:
 
 def to_observation(r: SliceResult) -> Observation:
     """A slice result as the plain data ``alerts/`` judges."""
-    drift = tuple(DriftObservation(feature=d["feature"], test=d["test"], score=d["distance"],
-                                   pvalue=d.get("pvalue_adjusted"),
-                                   detected=d["status"] == "drift")
-                  for d in r.extra.get("drift", ()) if d["status"] != "insufficient")
+    drift = tuple(DriftObservation(feature=d.feature, test=d.test, score=d.distance,
+                                   pvalue=d.pvalue_adjusted, detected=d.detected)
+                  for d in r.drift if d.status != "insufficient")
     return Observation(
         model=r.model, version=r.version, slice=r.slice, window_start=r.window_start,
         window_end=r.window_end, count=r.count, critical=r.critical,
         metrics={k: v for k, v in r.metrics.items()
                  if not (isinstance(v, float) and math.isnan(v))},
-        drift=drift, concept_drift_events=int(r.extra.get("concept_drift_events", 0)),
-        quality={k: dict(v) for k, v in r.extra.get("quality", {}).items()},
-        reference_metrics=r.extra.get("reference_metrics"))
+        drift=drift, concept_drift_events=r.concept.events if r.concept is not None else 0,
+        quality={q.feature: q.to_dict() for q in r.quality or ()},
+        reference_metrics=dict(r.reference_metrics) if r.reference_metrics is not None
+        else None)
 
 
 class AlertStage:

@@ -29,8 +29,8 @@ from typing import Any
 import orjson
 
 from alerts.model import AlertEvent
-from monitor.core.evaluate import SliceResult
 from monitor.core.pipeline import ClosedWindow
+from monitor.core.types import SliceResult
 from monitor.outputs.discovered import discovered_record
 from slices.errors import SlicewatchError
 
@@ -48,7 +48,7 @@ def result_record(r: SliceResult) -> dict:
             "window_end": r.window_end, "count": r.count, "reported": r.reported,
             "metrics": {k: (None if isinstance(v, float) and math.isnan(v) else v)
                         for k, v in r.metrics.items()},
-            **({"extra": dict(r.extra)} if r.extra else {}),
+            **({"extra": extra} if (extra := extra_record(r)) else {}),
             **({"multivariate": dataclasses.asdict(r.multivariate)}
                if r.multivariate is not None else {}),
             **({"estimated": {"values": _nan_none(r.estimated.values),
@@ -62,9 +62,24 @@ def _nan_none(values) -> dict:
             for k, v in values.items()}
 
 
+def extra_record(r: SliceResult) -> dict[str, Any]:
+    """The typed drift, quality, reference and concept fields of ``r`` as the history's
+    ``extra`` object (its keys and their order are the format)."""
+    out: dict[str, Any] = {}
+    if r.drift:
+        out["drift"] = [d.to_dict() for d in r.drift]
+    if r.quality is not None:
+        out["quality"] = {q.feature: q.to_dict() for q in r.quality}
+    if r.reference_metrics is not None:
+        out["reference_metrics"] = dict(r.reference_metrics)
+    if r.concept is not None:
+        out["concept_drift_events"] = r.concept.events
+        out["concept_drift_event_times"] = list(r.concept.event_times)
+    return out
+
+
 def _drifted(r: SliceResult) -> list[str]:
-    drift = (r.extra or {}).get("drift") or ()
-    return [d["feature"] for d in drift if isinstance(d, Mapping) and d.get("status") == "drift"]
+    return [d.feature for d in r.drift if d.detected]
 
 
 def summary_histogram(summary: Any) -> dict[str, Any] | None:

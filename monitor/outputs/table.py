@@ -9,8 +9,8 @@ from typing import TextIO
 
 from alerts.model import AlertEvent
 from alerts.template import format_value
-from monitor.core.evaluate import SliceResult
 from monitor.core.pipeline import ClosedWindow
+from monitor.core.types import FeatureDriftResult, SliceResult
 from monitor.outputs.discovered import discovered_lines
 
 COLUMNS = {  # metric → (header, format)
@@ -107,27 +107,28 @@ def alert_lines(events: list[AlertEvent]) -> list[str]:
 def drift_lines(results: list[SliceResult]) -> list[str]:
     """One line per drifted feature: in how many slices, with the overall decision (or the
     strongest slice's)."""
-    by_feature: dict[str, list[tuple[SliceResult, dict]]] = {}
+    by_feature: dict[str, list[tuple[SliceResult, FeatureDriftResult]]] = {}
     tested = 0
     for r in results:
-        for d in r.extra.get("drift", ()):
-            tested += d["status"] != "insufficient"
-            if d["status"] == "drift":
-                by_feature.setdefault(d["feature"], []).append((r, d))
+        for d in r.drift:
+            tested += d.status != "insufficient"
+            if d.detected:
+                by_feature.setdefault(d.feature, []).append((r, d))
     concept = sum(1 for r in results if r.slice == "overall"
-                  and r.extra.get("concept_drift_events"))
+                  and r.concept is not None and r.concept.events)
     lines = []
     if tested and not by_feature:
         lines.append(f"  drift: none ({tested} tests, BH-corrected, effect-size gated)")
     for feature, hits in sorted(by_feature.items(), key=lambda kv: -len(kv[1])):
         r, d = next(((r, d) for r, d in hits if r.slice == "overall"),
-                    max(hits, key=lambda h: h[1]["distance"] or 0))
-        p = d["pvalue_adjusted"]
+                    max(hits, key=lambda h: h[1].distance or 0))
+        p = d.pvalue_adjusted
         ptxt = f", p_adj={p:.1e}" if p is not None else ""
-        lines.append(f"  drift ▲ {feature}: {len(hits)} slice(s) — {r.slice}: test {d['test']},"
-                     f" distance {d['distance']:.3f} ≥ {d['threshold']}{ptxt}")
+        lines.append(f"  drift ▲ {feature}: {len(hits)} slice(s) — {r.slice}: test {d.test},"
+                     f" distance {d.distance:.3f} ≥ {d.threshold}{ptxt}")
     if concept:
-        events = next(r.extra["concept_drift_events"] for r in results if r.slice == "overall")
+        events = next(r.concept.events for r in results
+                      if r.slice == "overall" and r.concept is not None)
         lines.append(f"  concept drift: {events} detector event(s) in this window on overall's "
                      "errors")
     return lines

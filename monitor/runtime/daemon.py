@@ -20,11 +20,12 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from monitor.core.evaluate import SliceResult, evaluate_window
+from monitor.core.evaluate import evaluate_window
 from monitor.core.label_join import LabelJoin, late_horizon
 from monitor.core.pipeline import ClosedWindow, ModelPipeline
 from monitor.core.prepare import Preparer
 from monitor.core.records import RecordBatch
+from monitor.core.types import SliceResult
 from monitor.core.versions import VersionFolder
 from monitor.core.windows import PartitionView, string_codes
 from monitor.discovery.stage import DiscoveryStage
@@ -389,9 +390,7 @@ class Daemon:
             self.tracker.window_closed(window.model, window.end, results)
             if window.model in self.discovery:
                 self.tracker.discovered_in(window.model, window.discovered)
-            delays = dict(self.tracker.extra.get("close_delay", {}))
-            delays[window.model] = time.time() - window.end
-            self.tracker.extra["close_delay"] = delays  # a new dict: snapshots stay immutable
+            self.tracker.close_delay[window.model] = time.time() - window.end
             self._emit(partial(self._hand_on, window, results))
             out.extend(results)
         if len(self._closing) < before:
@@ -404,21 +403,18 @@ class Daemon:
         version = folder.fold(batch.version)
         if version is batch.version:
             return batch
-        if "versions_folded" not in self.tracker.extra or \
-                model not in self.tracker.extra["versions_folded"]:
+        if model not in self.tracker.versions_folded:
             log.warning("slicewatch: model %s has more than max_versions=%d versions: the "
                         "others are exported as version=\"__other__\" (counted in "
                         "slicewatch_versions_folded_total)", model, folder.max_versions)
-        self.tracker.extra["versions_folded"] = {**self.tracker.extra.get(
-            "versions_folded", {}), model: folder.folded}  # a new dict: snapshots stay immutable
+        self.tracker.versions_folded[model] = folder.folded
         return dataclasses.replace(batch, version=version)
 
     def _listener_failed(self, listener: ResultListener, window: ClosedWindow,
                          exc: Exception) -> None:
         name = getattr(listener, "__qualname__", type(listener).__name__)
-        errors = dict(self.listener_errors)  # a new dict: snapshots stay immutable
+        errors = self.tracker.listener_errors
         errors[name] = errors.get(name, 0) + 1
-        self.tracker.extra["listener_errors"] = errors
         log.warning("slicewatch: error: result listener %s failed on window %s of model %s "
                     "(%s: %s); the other listeners got it", name, window.key, window.model,
                     type(exc).__name__, str(exc)[:300])
@@ -426,7 +422,7 @@ class Daemon:
     @property
     def listener_errors(self) -> dict[str, int]:
         """Listener name → windows it failed on (``slicewatch_listener_errors_total``)."""
-        return self.tracker.extra.get("listener_errors", {})
+        return self.tracker.listener_errors
 
     def begin(self) -> None:
         """Open a transaction: results for the listeners and dead letters are held until

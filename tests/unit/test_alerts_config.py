@@ -280,10 +280,10 @@ def test_a_deprecated_check_still_fires_on_the_daemons_numbers():
     from alerts.model import Observation
     from alerts.rules import evaluate
     from monitor.drift.quality import Quality
-    from monitor.drift.stage import _quality_dict
+    from monitor.drift.stage import _feature_quality
 
     spec, _, _ = parse(QUALITY_OLD)
-    numbers = _quality_dict(Quality("amount", "numeric", 10, 0.5, 0, 0.9, math.nan, 0))
+    numbers = _feature_quality(Quality("amount", "numeric", 10, 0.5, 0, 0.9, math.nan, 0)).to_dict()
     obs = Observation(model="fraud", version="v1", slice="overall", window_start=0.0,
                       window_end=60.0, count=10, metrics={}, quality={"amount": numbers})
     fired = {v.rule.name for r in spec.rules for v in evaluate(r, obs, lambda *a: None)

@@ -52,7 +52,7 @@ def test_worker_gives_the_inline_results_in_window_order(tmp_path, reference):
     assert isinstance(d1.closer, InlineCloser) and isinstance(d2.closer, ProcessCloser)
     assert [k for k, _ in pooled] == [k for k, _ in inline] == [0.0, 60.0, 120.0, 180.0]
     assert pooled == inline
-    flagged = [r.extra.get("drift") for _, rs in pooled for r in rs]
+    flagged = [[d.to_dict() for d in r.drift] for _, rs in pooled for r in rs]
     assert any(d and any(x["status"] == "drift" for x in d) for d in flagged)  # not vacuous
 
 

@@ -72,8 +72,8 @@ def run(spec, chunks):
 
 
 def drifted(results):
-    return {(r.slice, d["feature"]) for r in results for d in r.extra.get("drift", ())
-            if d["status"] == "drift"}
+    return {(r.slice, d.feature) for r in results for d in r.drift
+            if d.status == "drift"}
 
 
 def test_shift_in_one_feature_is_declared_there_only(tmp_path):
@@ -123,10 +123,10 @@ def test_checkpoint_round_trip_keeps_drift_and_concept_state(tmp_path):
     second = Daemon(spec, dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.append(rs)])
     second.load_state(state)
     second.run([Chunk("lines", stream[i:i + 500]) for i in range(2500, 4000, 500)])
-    key = lambda rs: {(r.slice, d["feature"]): (d["status"], d["distance"])  # noqa: E731
-                      for r in rs for d in r.extra.get("drift", ())}
+    key = lambda rs: {(r.slice, d.feature): (d.status, d.distance)  # noqa: E731
+                      for r in rs for d in r.drift}
     assert key(got[-1]) == key(straight[-1])
-    concept = lambda rs: {r.slice: r.extra.get("concept_drift_events") for r in rs}  # noqa: E731
+    concept = lambda rs: {r.slice: r.concept.events if r.concept else None for r in rs}  # noqa: E731
     assert concept(got[-1]) == concept(straight[-1])
 
 
@@ -135,7 +135,7 @@ def test_rolling_reference_learns_bins_and_waits_until_ready(tmp_path):
     stream = (records(2000, 0, seed=1) + records(2000, 60, seed=2) + records(2000, 120, seed=3)
               + records(2000, 180, shift=1.0, seed=4))
     _, windows = run(spec, [Chunk("lines", lines(stream))])
-    assert [bool(r.extra.get("drift")) for r in windows[0] if r.slice == "overall"] == [False]
+    assert [bool(r.drift) for r in windows[0] if r.slice == "overall"] == [False]
     assert drifted(windows[2]) == set()
     assert ("overall", "x") in drifted(windows[3])
 
@@ -164,10 +164,10 @@ def test_concept_events_belong_to_the_window_of_their_predictions(tmp_path):
     assert hits and min(hits) >= 60  # River: drift only once the flipped labels come
     overall = [next(r for r in rs if r.slice == "overall") for rs in got]
     assert [r.window_start for r in overall] == [0.0, 60.0]
-    assert overall[0].extra["concept_drift_events"] == 0
-    assert overall[0].extra["concept_drift_event_times"] == []
-    assert overall[1].extra["concept_drift_events"] == len(hits)
-    assert overall[1].extra["concept_drift_event_times"] == hits
+    assert overall[0].concept.events == 0
+    assert overall[0].concept.event_times == ()
+    assert overall[1].concept.events == len(hits)
+    assert overall[1].concept.event_times == tuple(hits)
     key = ("m", "", "overall", "ADWIN")
     assert [c.get(key, 0) for c in counter] == [0, len(hits)]  # a true counter
     assert daemon.snapshot.concept[key] == len(hits)
@@ -204,7 +204,7 @@ def test_page_hinkley_defaults_on_large_scale_regression_errors():
     daemon = Daemon(load_spec_text(REGRESSION), dead_letter=DeadLetter(None),
                     listeners=[lambda w, rs: got.append(rs)])
     daemon.run([Chunk("lines", lines(recs[i:i + 1000])) for i in range(0, len(recs), 1000)])
-    events = [rs[0].extra["concept_drift_events"] for rs in got]
+    events = [rs[0].concept.events for rs in got]
     assert events[:3] == [0, 0, 0] and events[3] >= 1, events
     stream = np.concatenate(errors)  # River on the stream the daemon feeds it
     fed = stream[WARMUP:] / np.median(stream[:WARMUP])
@@ -214,7 +214,7 @@ def test_page_hinkley_defaults_on_large_scale_regression_errors():
         detector.update(z)
         if detector.drift_detected:
             hits.append(recs[i]["timestamp"])
-    assert got[3][0].extra["concept_drift_event_times"] == hits
+    assert got[3][0].concept.event_times == tuple(hits)
     river_defaults = river_drift.PageHinkley()  # made for 0/1 errors: they fire here too
     fired = 0
     for z in fed[:3 * n - WARMUP].tolist():

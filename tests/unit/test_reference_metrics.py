@@ -103,7 +103,7 @@ def test_reference_rule_fires_on_a_window_worse_than_the_reference(tmp_path):
     results = run(spec, records(2000, 0, seed=2) + records(2000, 60, seed=3, flip=True))
     by_window = {}
     for r in results:
-        assert r.extra["reference_metrics"] == profile.metrics[r.slice]
+        assert dict(r.reference_metrics) == profile.metrics[r.slice]
         by_window.setdefault(r.window_start, []).append(to_observation(r))
     doc = load_text(RULE, "spec.yaml")
     checker = Checker(doc)
