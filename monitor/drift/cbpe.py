@@ -108,6 +108,36 @@ class PerformanceEstimate:
         self.pos += np.bincount(b, weights=c, minlength=AUC_BINS)
         self.neg += np.bincount(b, weights=1 - c, minlength=AUC_BINS)
 
+    @staticmethod
+    def update_many(cols: ModelColumns, items: list[tuple[PerformanceEstimate, np.ndarray]]
+                    ) -> None:
+        """``acc.update(cols.take(rows))`` for every ``(acc, rows)``, vectorised: the batch's
+        calibrated probabilities once, then one ``bincount`` per sum over all groups."""
+        items = [(a, r) for a, r in items if a.calibration is not None and r.shape[0]]
+        if not items:
+            return
+        first = items[0][0]
+        c_all = cols.derived(("cbpe", id(first.calibration)),
+                             lambda cc: first.calibration(cc.score))
+        rows = np.concatenate([r for _, r in items])
+        gid = np.repeat(np.arange(len(items)), [r.shape[0] for _, r in items])
+        s, c = cols.score[rows], c_all[rows]
+        ok = np.isfinite(s)
+        s, c, gid = s[ok], c[ok], gid[ok]
+        yhat = s >= first.threshold
+        q = np.where(yhat, c, 1 - c)
+        g = len(items)
+        cols_ = [c * yhat, (1 - c) * yhat, c * ~yhat, (1 - c) * ~yhat, q * (1 - q),
+                 c * (1 - c) * yhat]
+        sums = np.stack([np.bincount(gid, weights=w, minlength=g) for w in cols_], axis=1)
+        b = gid * AUC_BINS + np.clip((s * AUC_BINS).astype(np.int64), 0, AUC_BINS - 1)
+        pos = np.bincount(b, weights=c, minlength=g * AUC_BINS).reshape(g, AUC_BINS)
+        neg = np.bincount(b, weights=1 - c, minlength=g * AUC_BINS).reshape(g, AUC_BINS)
+        for i, (acc, _) in enumerate(items):
+            acc.sums += sums[i]
+            acc.pos += pos[i]
+            acc.neg += neg[i]
+
     def merge(self, other: PerformanceEstimate) -> None:
         self.sums += other.sums
         self.pos += other.pos

@@ -78,6 +78,16 @@ def test_estimates_equal_the_formulas_written_as_loops(threshold):
     for k in ("accuracy", "precision", "recall", "f1"):
         assert got[k] == pytest.approx(want[k], abs=1e-12), k
         assert a.estimates()[k] == pytest.approx(want[k], abs=1e-12), k
+    # the grouped update (the daemon's path) equals update per group
+    from monitor.core.metrics.base import ModelColumns
+    nan = np.full(s.shape[0], np.nan)
+    cols = ModelColumns(score=s, predicted=nan, label=nan, outcome=np.zeros(s.shape[0], np.int8))
+    g1, g2 = PerformanceEstimate(cal, threshold), PerformanceEstimate(cal, threshold)
+    PerformanceEstimate.update_many(cols, [(g1, np.arange(2000)), (g2, np.arange(700))])
+    assert g1.sums == pytest.approx(one.sums) and g1.pos == pytest.approx(one.pos)
+    ref2 = PerformanceEstimate(cal, threshold)
+    ref2.update_scores(s[:700])
+    assert g2.sums == pytest.approx(ref2.sums) and g2.neg == pytest.approx(ref2.neg)
     # AUC over 200 score bins: ties inside a bin; binning error well under 0.005 here
     assert got["roc_auc"] == pytest.approx(want["roc_auc"], abs=0.005)
 
