@@ -23,6 +23,18 @@ class DriftObservation:
 
 
 @dataclass(frozen=True)
+class DiscoveredObservation:
+    """A slice discovery reported in recent windows: ``in_top_k`` tells whether it is among
+    the top-k of this window (``rank`` 0 when not)."""
+
+    slice: str
+    in_top_k: bool
+    rank: int = 0
+    error: float = 0.0
+    records: int = 0
+
+
+@dataclass(frozen=True)
 class Observation:
     """Evaluated values of one model × version × slice × window.
 
@@ -43,6 +55,8 @@ class Observation:
     concept_drift_events: int = 0
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     reference_metrics: dict[str, float] | None = None
+    # overall slice of a model with discovery: the slices discovered lately (issue 17)
+    discovered: tuple[DiscoveredObservation, ...] = ()
 
 
 @dataclass

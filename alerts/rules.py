@@ -112,6 +112,8 @@ def base_labels(rule: RuleSpec, obs: Observation) -> dict[str, str]:
 
 def evaluate(rule: RuleSpec, obs: Observation, baseline_of: Baselines) -> list[Verdict]:
     """Judge ``rule`` on ``obs``; ``baseline_of(obs, change, metric)`` gives change baselines."""
+    if rule.kind == "discovered":
+        return _discovered(rule, obs)
     if not rule.applies_to(obs.model, obs.slice) or obs.count < rule.min_count:
         return []
     labels = base_labels(rule, obs)
@@ -144,6 +146,24 @@ def evaluate(rule: RuleSpec, obs: Observation, baseline_of: Baselines) -> list[V
         shown = broken or _bounds_text(rule.lower, rule.upper)
         out.append(Verdict(rule, {**labels, "feature": feature}, broken is not None, value,
                            shown, str(rule.check), context={"feature": feature}))
+    return out
+
+
+def _discovered(rule: RuleSpec, obs: Observation) -> list[Verdict]:
+    """One verdict per recently discovered slice: breached while in the window's top-k (the
+    engine's ``for:`` counts the windows in a row)."""
+    if rule.model is not None and rule.model != obs.model:
+        return []
+    out = []
+    for d in obs.discovered:
+        if not rule.applies_to(obs.model, d.slice):
+            continue
+        if d.in_top_k and d.records < rule.min_count:
+            continue
+        labels = {**base_labels(rule, obs), "slice": d.slice}
+        shown = f"discovered, rank {d.rank}" if d.in_top_k else "not in the top-k"
+        out.append(Verdict(rule, labels, d.in_top_k, float(d.error), shown,
+                           "discovered_error"))
     return out
 
 

@@ -138,8 +138,8 @@ def _str_map(checker: Checker, path: Path, value: Any, label_keys: bool) -> dict
 
 
 _RULE_KEYS = ("name", "model", "slices", "metric", "threshold", "change", "drift",
-              "concept_drift", "quality", "min_count", "for", "severity", "labels",
-              "annotations", "flapping")
+              "concept_drift", "quality", "discovered", "min_count", "for", "severity",
+              "labels", "annotations", "flapping")
 
 
 def _rules(checker: Checker, value: Any, models: tuple[ModelSpec, ...]) -> tuple[RuleSpec, ...]:
@@ -168,10 +168,11 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
         if model is not None and not any(m.name == model for m in models):
             known = ", ".join(m.name for m in models) or "none"
             checker.error((*path, "model"), f"unknown model {model!r}; models: {known}")
-    kinds = [k for k in ("metric", "drift", "concept_drift", "quality") if k in raw]
+    kinds = [k for k in ("metric", "drift", "concept_drift", "quality", "discovered")
+             if k in raw]
     if len(kinds) != 1:
         checker.error(path, "an alert needs exactly one of 'metric', 'drift', 'concept_drift', "
-                      f"'quality'; got {', '.join(kinds) or 'none'}")
+                      f"'quality', 'discovered'; got {', '.join(kinds) or 'none'}")
         return None
     kind = kinds[0]
     fields: dict[str, Any] = {}
@@ -192,6 +193,13 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
         if _bool(checker, (*path, "concept_drift"), raw["concept_drift"]) is not True:
             checker.error((*path, "concept_drift"), "concept_drift must be true (remove the "
                           "alert to disable it)")
+    elif kind == "discovered":  # a discovered slice stays in the top-k for `for:` windows
+        if _bool(checker, (*path, "discovered"), raw["discovered"]) is not True:
+            checker.error((*path, "discovered"), "discovered must be true (remove the alert "
+                          "to disable it)")
+        if not any(m.discovery.enabled for m in _scope(models, model)):
+            checker.error((*path, "discovered"), "a 'discovered' alert needs a model with a "
+                          "'discovery:' block", at_key=True)
     elif kind == "quality":
         fields.update(_quality(checker, (*path, "quality"), raw["quality"]))
         where = "feature" if isinstance(raw["quality"], dict) and "feature" in raw["quality"] \
