@@ -197,3 +197,18 @@ def test_discovered_lines_match_the_results_schema(tmp_path):
     for line in lines:
         validator.validate(line)
     assert not validator.is_valid({**lines[0], "scope": "forever"})
+
+
+def test_the_html_report_lists_the_discovered_slices(tmp_path):
+    from monitor.outputs.report import write_report
+    path = tmp_path / "history.jsonl"
+    writer = ResultsWriter(str(path))
+    run(spec(", buckets: {amount: [20, 100, 500]}"), stream(3), listeners=[writer])
+    writer.close()
+    out = tmp_path / "report.html"
+    write_report(str(path), str(out))
+    page = out.read_text()
+    assert "<h3>Discovered slices</h3>" in page
+    row = page[page.index("<table class='discovered'>"):]
+    assert "<tr><td>country=BR,amount=[100,500)</td><td></td><td>3</td><td>1</td>" in row
+    assert "country == &quot;BR&quot; and amount &gt;= 100" in row

@@ -30,6 +30,8 @@ class History:
     alerts: list[dict] = field(default_factory=list)
     histograms: list[dict] = field(default_factory=list)
     runs: list[dict] = field(default_factory=list)
+    # (model, version, slice) → [windows in the top-k, best rank, last line]: window scope
+    discovered: dict[tuple, list] = field(default_factory=dict)
     skipped: int = 0
 
     @property
@@ -64,6 +66,13 @@ def read_history(path: str, progress: Callable[[int], None] | None = None) -> Hi
                 h.histograms.append(r)
             elif kind == "run":
                 h.runs.append(r)
+            elif kind == "discovered" and isinstance(r.get("slice"), str):
+                if r.get("scope") == "window":
+                    key = (r.get("model"), r.get("version"), r["slice"])
+                    seen = h.discovered.setdefault(key, [0, r.get("rank", 0), r])
+                    seen[0] += 1
+                    seen[1] = min(seen[1], r.get("rank", 0))
+                    seen[2] = r
             else:
                 h.skipped += 1
     if not h.results:

@@ -109,7 +109,28 @@ def _model_section(h: History, model: str, profile: Profile | None, c: _Charts) 
     quality = quality_frame(h, model)
     if len(quality):
         parts += ["<h3>Data quality</h3>", c.div(charts.quality_figure(quality), "quality")]
+    parts += _discovered(h, model)
     return "".join(parts) + "</section>"
+
+
+MAX_DISCOVERED_ROWS = 20
+
+
+def _discovered(h: History, model: str) -> list[str]:
+    """The slices discovery found most often in the top-k (docs/discovery.md)."""
+    rows = sorted(((k, v) for k, v in h.discovered.items() if k[0] == model),
+                  key=lambda kv: (-kv[1][0], kv[1][1], kv[0][2]))[:MAX_DISCOVERED_ROWS]
+    if not rows:
+        return []
+    body = "".join(
+        f"<tr><td>{_esc(k[2])}</td><td>{_esc(k[1])}</td><td>{n}</td><td>{best}</td>"
+        f"<td>{last.get('error', 0):.3g} vs {last.get('rest_error', 0):.3g}</td>"
+        f"<td><code>{_esc(last.get('where', ''))}</code></td></tr>"
+        for k, (n, best, last) in rows)
+    return ["<h3>Discovered slices</h3><table class='discovered'><tr><th>slice</th>"
+            "<th>version</th><th>windows in top-k</th><th>best rank</th>"
+            "<th>error vs rest (last)</th><th>where (paste into the spec)</th></tr>",
+            body, "</table>"]
 
 
 def _distributions(h: History, model: str, drift: Any, profile: Profile | None,
