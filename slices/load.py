@@ -65,7 +65,8 @@ SLICE_KINDS: tuple[str, ...] = get_args(SliceKind)
 SLICE_COMMON = ("name", "critical", "max_values", "min_size")
 MODEL_KEYS = ("name", "task", "threshold", "positive_label", "window", "allowed_lateness",
               "label_delay", "calibration_bins", "classes", "metrics", "features", "slices",
-              "drift", "schema", "max_versions", "discovery")
+              "drift", "schema", "max_versions", "discovery", "confidence")
+CONFIDENCE_KEYS = ("level", "bootstrap_replicates")
 DRIFT_KEYS = ("enabled", "profile", "rolling_windows", "fdr", "per_slice", "prediction",
               "label", "features", "concept", "multivariate")
 FEATURE_KEYS = ("type", "test", "threshold", "min_samples")
@@ -426,6 +427,8 @@ class _Loader:
             kw["label_delay"] = self.duration((*path, "label_delay"), v["label_delay"])
         if "max_versions" in v:
             kw["max_versions"] = self.int_((*path, "max_versions"), v["max_versions"], lo=1)
+        confidence = self.confidence((*path, "confidence"), v["confidence"]) \
+            if "confidence" in v else {}
         kw["window"] = self.window(path, v)
         if task is not None:
             kw["metrics"] = self.metrics((*path, "metrics"), v.get("metrics"), task)
@@ -438,9 +441,10 @@ class _Loader:
                                           declared, kw["slices"])
         if "schema" in v:
             kw["schema"] = self.schema((*path, "schema"), v["schema"], schema)
-        if name is None or task is None or not ok or any(x is None for x in kw.values()):
+        if name is None or task is None or not ok or any(x is None for x in kw.values()) \
+                or confidence is None:
             return None
-        return ModelSpec(name=name, task=task, **kw)  # type: ignore[arg-type]
+        return ModelSpec(name=name, task=task, **kw, **confidence)  # type: ignore[arg-type]
 
     def classes(self, path: Path, v: Any) -> tuple[str, ...] | None:
         if not isinstance(v, list) or not v:
@@ -739,6 +743,24 @@ class _Loader:
         self.c.problems.append(Problem(self.doc.file, line, col, render_path(path), message))
 
     # ------------------------------------------------------------------ drift
+
+    def confidence(self, path: Path, v: Any) -> dict[str, Any] | None:
+        """``confidence: false`` (no intervals), ``true`` (the defaults) or
+        ``{level, bootstrap_replicates}``; None when invalid."""
+        if v is False:
+            return {"confidence_level": None}
+        if v is True:
+            return {}
+        if self.c.mapping(path, v, CONFIDENCE_KEYS) is None:
+            return None
+        kw: dict[str, Any] = {}
+        if "level" in v:
+            kw["confidence_level"] = self.number((*path, "level"), v["level"], 0.5, 1.0,
+                                                 lo_open=True, hi_open=True)
+        if "bootstrap_replicates" in v:
+            kw["bootstrap_replicates"] = self.int_((*path, "bootstrap_replicates"),
+                                                   v["bootstrap_replicates"], lo=50, hi=2000)
+        return None if any(x is None for x in kw.values()) else kw
 
     def drift(self, path: Path, v: Any, declared: dict | None) -> DriftSpec | None:
         if v is None:

@@ -145,6 +145,8 @@ class ModelSpec:
     drift: DriftSpec = field(default_factory=DriftSpec)
     max_versions: int = 10  # version labels kept; the other versions fold into __other__
     discovery: DiscoverySpec = field(default_factory=DiscoverySpec)
+    confidence_level: float | None = 0.95  # metric intervals' level; None: no intervals
+    bootstrap_replicates: int = 200  # Poisson bootstrap replicates (metrics without formula)
 
     def feature(self, name: str) -> FeatureSpec | None:
         return next((f for f in self.features if f.name == name), None)

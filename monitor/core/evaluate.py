@@ -6,6 +6,7 @@ from types import MappingProxyType
 from typing import Any
 
 from monitor.core.metrics import window_results
+from monitor.core.metrics.registry import window_intervals
 from monitor.core.pipeline import ClosedWindow
 from monitor.core.types import SliceResult
 from slices.spec import ModelSpec
@@ -21,11 +22,13 @@ def evaluate_window(closed: ClosedWindow, model: ModelSpec) -> list[SliceResult]
         values: dict[str, Any] = window_results(group.accumulators)
         if wanted is not None:
             values = {k: v for k, v in values.items() if k in wanted or k == "count"}
+        intervals = window_intervals(group.accumulators, model.confidence_level, values) \
+            if model.confidence_level is not None else {}
         min_size = spec.min_size if spec else 0
         results.append(SliceResult(
             model=closed.model, version=version, slice_name=slice_name, slice=label,
             critical=bool(spec and spec.critical), window_start=closed.start,
             window_end=closed.end, count=group.count, metrics=MappingProxyType(values),
-            reported=group.count >= min_size))
+            reported=group.count >= min_size, intervals=MappingProxyType(intervals)))
     results.sort(key=lambda r: (not r.critical, r.slice_name != "overall", r.slice, r.version))
     return results

@@ -26,6 +26,37 @@ _TRUE = {"1", "true", "yes", "y", "t", "1.0"}
 _FALSE = {"0", "false", "no", "n", "f", "0.0"}
 
 
+def record_keys(batch: RecordBatch) -> np.ndarray:
+    """A uint64 key per record: a hash of its prediction id, or, for a record without id, of
+    its event time and prediction. The same record gets the same key in any batch, after a
+    restart and under any model version (so shadow traffic pairs by id).
+
+    >>> o = np.array(["a", "a", ""], object); f = np.array([1.0, 2.0, 1.0])
+    >>> b = RecordBatch(time=f, model=o, version=o, id=o, score=f, pred_class=o, value=f,
+    ...                 label=o, outcome=np.zeros(3, np.int8))
+    >>> k = record_keys(b)
+    >>> k.dtype.name, bool(k[0] == k[1]), bool(k[0] == k[2])
+    ('uint64', True, False)
+    """
+    if not len(batch):
+        return np.zeros(0, np.uint64)
+    ids = batch.id
+    no_id = pd.isna(ids) | (ids == "")
+    key = pd.util.hash_array(np.where(no_id, "", ids).astype(object))
+    if no_id.any():
+        rows = np.flatnonzero(no_id)
+        parts = [pd.util.hash_array(np.asarray(col)[rows]) for col in
+                 (batch.time, batch.score, batch.value)]
+        parts.append(pd.util.hash_array(pd.Series(batch.pred_class[rows], dtype=object)
+                                        .astype(str).to_numpy(object)))
+        combined = np.zeros(rows.shape[0], np.uint64)
+        with np.errstate(over="ignore"):
+            for part in parts:
+                combined = (combined * np.uint64(1099511628211)) ^ part
+        key[rows] = combined
+    return key
+
+
 class Preparer:
     """Stateful only for multiclass: it owns the class vocabulary (codes never change)."""
 
@@ -56,7 +87,8 @@ class Preparer:
             predicted[no_value] = batch.score[no_value]
             label = _floats(batch.label)
         return ModelColumns(score=batch.score, predicted=predicted, label=label,
-                       outcome=batch.outcome, features=batch.features)
+                       outcome=batch.outcome, features=batch.features,
+                       key=record_keys(batch))
 
     def codes(self, values: np.ndarray) -> np.ndarray:
         """Class values → int64 codes (-1 for missing)."""

@@ -14,7 +14,8 @@ data quality and concept-drift events are typed fields (:class:`FeatureDriftResu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 DriftStatus = Literal["ok", "drift", "insufficient"]
@@ -122,7 +123,8 @@ class SliceResult:
     drift stage), ``concept`` its concept-drift events (None: no detector),
     ``reference_metrics`` the profile's metrics of the slice (None: not in the profile),
     ``multivariate`` its PCA reconstruction error (None: no PCA fit), ``estimated`` its
-    CBPE performance estimate (None: not estimated).
+    CBPE performance estimate (None: not estimated), ``intervals`` metric → ``(lower,
+    upper)`` at the model's ``confidence_level`` (empty when off).
     """
 
     model: str
@@ -141,3 +143,5 @@ class SliceResult:
     reference_metrics: Mapping[str, float] | None = None
     multivariate: MultivariateDrift | None = None
     estimated: EstimatedPerformance | None = None
+    intervals: Mapping[str, tuple[float, float]] = field(
+        default_factory=lambda: MappingProxyType({}))

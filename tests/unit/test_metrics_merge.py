@@ -23,6 +23,7 @@ from monitor.core.metrics import (
     accumulator_from_state,
     state_of,
 )
+from monitor.core.metrics.bootstrap import BootstrapLabel, BootstrapPrediction
 from tests.unit.test_metrics_common import COLS_BY_TASK, assert_close, split
 
 # (case id, factory, task of the data it is fed); every registered kind appears at least once.
@@ -38,6 +39,10 @@ CASES = [
     ("calibration", lambda: Calibration(10), "binary"),
     ("multiclass_confusion", MulticlassConfusion, "multiclass"),
     ("regression_errors", RegressionErrors, "regression"),
+    ("bootstrap_label", lambda: BootstrapLabel("binary", ("f1", "pr_auc", "ece"), 20),
+     "binary"),
+    ("bootstrap_prediction", lambda: BootstrapPrediction("regression", ("prediction_std",), 20),
+     "regression"),
 ]
 IDS = [c[0] for c in CASES]
 LABEL_SIDE = [c for c in CASES if c[1]().needs_label]

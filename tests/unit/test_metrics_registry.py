@@ -65,7 +65,7 @@ def test_requested_metrics_build_only_needed_accumulators(task):
     rng = np.random.default_rng(1)
     for _ in range(10):
         wanted = tuple(rng.choice(vocab, size=rng.integers(1, 4), replace=False).tolist())
-        m = model(task, wanted)
+        m = model(task, wanted, confidence_level=None)  # no bootstrap accumulators
         accs = run_window(m, COLS_BY_TASK[task](rng, 200))
         kinds = [a.kind for a in accs]
         assert kinds[0] == "outcome_counts"
@@ -244,7 +244,7 @@ def test_bad_states_and_codes_raise():
 
 
 def test_docstring_examples_run():
-    names = ("counts", "moments", "ranking", "registry")
+    names = ("counts", "moments", "ranking", "registry", "bootstrap", "intervals")
     for name in names:
         module = importlib.import_module(f"monitor.core.metrics.{name}")
         failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -35,6 +35,7 @@ class ModelColumns:
       missing (not labelled yet) is NaN, or -1 for codes.
     - ``outcome``: int8 serving outcome codes (0 ok, 1 error, 2 timeout, 3 fallback).
     - ``features``: name → float64 (numeric) or object (categorical) array.
+    - ``key``: uint64 record keys (:func:`monitor.core.prepare.record_keys`) or None.
     """
 
     score: np.ndarray
@@ -42,6 +43,8 @@ class ModelColumns:
     label: np.ndarray
     outcome: np.ndarray
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    # uint64 record keys (a hash of the prediction id): the bootstrap's per-record seeds
+    key: np.ndarray | None = None
     # per-record arrays derived from these columns (see `derived`), and where a `take` came from
     _derived: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _parent: tuple[ModelColumns, np.ndarray] | None = field(default=None, repr=False, compare=False)
@@ -57,7 +60,7 @@ class ModelColumns:
             index = np.flatnonzero(index)
         return ModelColumns(self.score[index], self.predicted[index], self.label[index],
                        self.outcome[index], _TakenFeatures(self.features, index),
-                       _parent=(self, index))
+                       None if self.key is None else self.key[index], _parent=(self, index))
 
     def derived(self, key: Any, compute: Callable[[ModelColumns], np.ndarray], *,
                 axis: int = 0) -> np.ndarray:
@@ -160,3 +163,6 @@ class Accumulator(Protocol):
     def from_state(cls, state: dict[str, Any]) -> Any: ...
 
     def result(self) -> dict[str, float]: ...
+
+
+Interval = tuple[float, float]

@@ -9,6 +9,7 @@ import numpy as np
 from monitor.core.grouped import count_codes, sum_values
 from monitor.core.metrics._common import GroupedAccumulator, positive, ratio, state_params
 from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.intervals import normal_mean, wilson
 
 EPS = float(np.finfo(np.float64).eps)  # scikit-learn ≥ 1.5 clips log-loss probabilities by it
 
@@ -77,6 +78,16 @@ class Confusion(GroupedAccumulator):
             "label_positive_rate": ratio(int(self.counts[:, 1].sum()), labelled),
         }
 
+    def intervals(self, level: float) -> dict[str, tuple[float, float]]:
+        """Wilson intervals of accuracy, precision, recall (each a rate over its own
+        denominator) and the label positive rate; f1 has none here (bootstrap)."""
+        (tn, fn), (fp, tp), _ = self.counts.tolist()
+        k = np.array([tp + tn, tp, tp, int(self.counts[:, 1].sum())])
+        n = np.array([tp + tn + fp + fn, tp + fp, tp + fn, int(self.counts.sum())])
+        lo, hi = wilson(k, n, level)
+        names = ("accuracy", "precision", "recall", "label_positive_rate")
+        return {k: (float(a), float(b)) for k, a, b in zip(names, lo, hi, strict=True)}
+
 
 class ProbabilisticLoss(GroupedAccumulator):
     """Sums of the log loss and the Brier score over labelled, scored records.
@@ -99,6 +110,8 @@ class ProbabilisticLoss(GroupedAccumulator):
         self.n = 0
         self.log_loss_sum = 0.0
         self.brier_sum = 0.0
+        self.log_loss_sq = 0.0  # Σ loss², for the intervals (NaN: restored from an old state)
+        self.brier_sq = 0.0
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[ProbabilisticLoss, np.ndarray]]) -> None:
@@ -112,31 +125,57 @@ class ProbabilisticLoss(GroupedAccumulator):
         loss = np.where(keep, -np.log(np.clip(q, EPS, 1.0 - EPS)), 0.0)
         brier = np.where(keep, np.square(pc - pos), 0.0)
         rows_list = [rows for _, rows in items]
-        sums = sum_values(cols, rows_list, np.stack([loss, brier])).tolist()
+        sums = sum_values(cols, rows_list, np.stack([loss, brier, loss * loss,
+                                                     brier * brier])).tolist()
         counts = count_codes(cols, rows_list, keep.astype(np.int64), 2)[:, 1].tolist()
-        for (acc, _), (ll, br), n in zip(items, sums, counts, strict=True):
+        for (acc, _), (ll, br, ll2, br2), n in zip(items, sums, counts, strict=True):
             if n:
                 acc.n += n
                 acc.log_loss_sum += ll
                 acc.brier_sum += br
+                acc.log_loss_sq += ll2
+                acc.brier_sq += br2
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
         self.n += other.n
         self.log_loss_sum += other.log_loss_sum
         self.brier_sum += other.brier_sum
+        self.log_loss_sq += other.log_loss_sq
+        self.brier_sq += other.brier_sq
 
     def to_state(self) -> dict[str, Any]:
         return {"params": {}, "n": self.n, "log_loss_sum": self.log_loss_sum,
-                "brier_sum": self.brier_sum}
+                "brier_sum": self.brier_sum, "log_loss_sq": _plain(self.log_loss_sq),
+                "brier_sq": _plain(self.brier_sq)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ProbabilisticLoss:
         acc = cls(**state_params(cls, state))
         acc.n = int(state["n"])
         acc.log_loss_sum, acc.brier_sum = float(state["log_loss_sum"]), float(state["brier_sum"])
+        acc.log_loss_sq = _unplain(state.get("log_loss_sq"))
+        acc.brier_sq = _unplain(state.get("brier_sq"))
         return acc
 
     def result(self) -> dict[str, float]:
         return {"log_loss": ratio(self.log_loss_sum, self.n),
                 "brier": ratio(self.brier_sum, self.n)}
+
+    def intervals(self, level: float) -> dict[str, tuple[float, float]]:
+        """Normal-approximation intervals of the two means."""
+        lo, hi = normal_mean(np.array([self.log_loss_sum, self.brier_sum]),
+                             np.array([self.log_loss_sq, self.brier_sq]), self.n, level)
+        return {"log_loss": (max(float(lo[0]), 0.0), float(hi[0])),
+                "brier": (max(float(lo[1]), 0.0), min(float(hi[1]), 1.0))}
+
+
+def _plain(x: float) -> float | None:
+    """A float for JSON state (None for NaN, which JSON cannot hold)."""
+    return None if x != x else x
+
+
+def _unplain(x: float | None) -> float:
+    """A sum of squares from a state: NaN when absent (a state written before intervals:
+    the window then has no interval, never a wrong one)."""
+    return float("nan") if x is None else float(x)

@@ -10,6 +10,7 @@ from monitor.core.grouped import count_codes
 from monitor.core.metrics._common import GroupedAccumulator, ratio, state_params
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.errors import MetricError
+from monitor.core.metrics.intervals import wilson
 
 OUTCOME_NAMES: tuple[str, ...] = ("ok", "error", "timeout", "fallback")  # codes 0..3
 
@@ -82,6 +83,14 @@ class OutcomeCounts(GroupedAccumulator):
             "timeout_rate": ratio(timeout, n),
             "fallback_rate": ratio(fallback, n),
         }
+
+    def intervals(self, level: float) -> dict[str, tuple[float, float]]:
+        """Wilson intervals of the four rates."""
+        n = int(self.counts.sum())
+        ok, error, timeout, fallback = (int(c) for c in self.counts)
+        lo, hi = wilson(np.array([n - ok, error, timeout, fallback]), n, level)
+        names = ("failure_rate", "error_rate", "timeout_rate", "fallback_rate")
+        return {k: (float(a), float(b)) for k, a, b in zip(names, lo, hi, strict=True)}
 
 
 def _check_outcomes(codes: np.ndarray, rows_list: list[np.ndarray]) -> None:

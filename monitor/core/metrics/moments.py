@@ -16,6 +16,7 @@ from monitor.core.metrics._common import (
     state_params,
 )
 from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.intervals import wilson, z_value
 
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
 
@@ -134,4 +135,17 @@ class ScoreMoments(GroupedAccumulator):
         out = {"score_mean": mean, "score_std": std}
         if self.task == "binary":
             out["positive_rate"] = ratio(self.n_positive, self.n_predicted)
+        return out
+
+    def intervals(self, level: float) -> dict[str, tuple[float, float]]:
+        """Normal-approximation interval of the mean (``mean ± z·s/√n``, ``s² = M2/(n−1)``)
+        and the Wilson interval of ``positive_rate``; std has none here (bootstrap)."""
+        mean_name = "prediction_mean" if self.task == "regression" else "score_mean"
+        out = {mean_name: (math.nan, math.nan)}
+        if self.n >= 2:
+            half = z_value(level) * math.sqrt(max(self.m2, 0.0) / (self.n - 1) / self.n)
+            out[mean_name] = (self.mean - half, self.mean + half)
+        if self.task == "binary":
+            lo, hi = wilson(self.n_positive, self.n_predicted, level)
+            out["positive_rate"] = (float(lo), float(hi))
         return out

@@ -9,6 +9,7 @@ import numpy as np
 from monitor.core.metrics._common import AccumulatorBase, check_int, ratio, state_params
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.errors import MetricError
+from monitor.core.metrics.intervals import wilson
 
 DEFAULT_MAX_CLASSES = 1024
 
@@ -107,3 +108,9 @@ class MulticlassConfusion(AccumulatorBase):
             "macro_recall": float(rec.mean()),
             "macro_f1": float(f1.mean()),
         }
+
+    def intervals(self, level: float) -> dict[str, tuple[float, float]]:
+        """Wilson interval of ``accuracy``."""
+        known = self.counts[:, 1:]
+        lo, hi = wilson(int(np.trace(known)), int(self.counts.sum()), level)
+        return {"accuracy": (float(lo), float(hi))}

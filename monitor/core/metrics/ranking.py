@@ -11,6 +11,7 @@ from monitor.core.grouped import count_codes
 from monitor.core.metrics._common import GroupedAccumulator, check_int, positive, state_params
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.errors import MetricError
+from monitor.core.metrics.intervals import delong_binned
 
 DEFAULT_BINS = 1024
 MAX_BINS = 1 << 20
@@ -170,3 +171,9 @@ class ScoreHistogram(GroupedAccumulator):
 
     def result(self) -> dict[str, float]:
         return {"roc_auc": self.roc_auc(), "pr_auc": self.pr_auc()}
+
+    def intervals(self, level: float) -> dict[str, tuple[float, float]]:
+        """DeLong interval of ``roc_auc`` (:func:`delong_binned`); ``pr_auc`` has none here
+        (bootstrap)."""
+        _, lo, hi = delong_binned(self.counts[0], self.counts[1], level)
+        return {"roc_auc": (float(lo), float(hi))}

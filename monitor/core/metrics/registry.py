@@ -7,13 +7,19 @@ Examples
 >>> from monitor.core.metrics.base import ModelColumns
 >>> accs = accumulators_for(ModelSpec(name="fraud", task="binary", metrics=("count", "f1")))
 >>> [a.kind for a in accs]
-['outcome_counts', 'confusion']
+['outcome_counts', 'confusion', 'bootstrap_label']
 >>> s = np.array([0.9, 0.2, 0.7]); y = np.array([1.0, 0.0, 0.0])
 >>> cols = ModelColumns(s, (s >= 0.5).astype(float), y, np.zeros(3, np.int8))
 >>> for acc in accs:
 ...     acc.update(cols)
 >>> window_results(accs, metrics=("count", "f1"))
 {'count': 3.0, 'f1': 0.6666666666666666}
+>>> acc = ScoreMoments("regression")
+>>> x = np.arange(10.0)
+>>> acc.update(ModelColumns(x, x, x, np.zeros(10, np.int8)))
+>>> {k: [round(v, 3) for v in b] for k, b in window_intervals([acc], 0.95,
+...                                                            acc.result()).items()}
+{'prediction_mean': [2.623, 6.377]}
 """
 
 from __future__ import annotations
@@ -23,9 +29,17 @@ from typing import Any
 
 from monitor.core.metrics.base import Accumulator
 from monitor.core.metrics.binary import Confusion, ProbabilisticLoss
+from monitor.core.metrics.bootstrap import (
+    LABEL_METRICS,
+    PREDICTION_METRICS,
+    BootstrapLabel,
+    BootstrapPrediction,
+    bootstrap_interval,
+)
 from monitor.core.metrics.calibration import Calibration
 from monitor.core.metrics.counts import LabelCount, OutcomeCounts
 from monitor.core.metrics.errors import MetricError
+from monitor.core.metrics.intervals import wilson
 from monitor.core.metrics.moments import ScoreMoments
 from monitor.core.metrics.multiclass import MulticlassConfusion
 from monitor.core.metrics.ranking import DEFAULT_BINS, ScoreHistogram
@@ -35,7 +49,7 @@ from slices.vocab import METRICS_BY_TASK
 
 REGISTRY: dict[str, type] = {cls.kind: cls for cls in (
     OutcomeCounts, LabelCount, ScoreMoments, Confusion, ProbabilisticLoss, ScoreHistogram,
-    Calibration, MulticlassConfusion, RegressionErrors,
+    Calibration, MulticlassConfusion, RegressionErrors, BootstrapLabel, BootstrapPrediction,
 )}
 
 _COMMON = {"count": "outcome_counts", "failure_rate": "outcome_counts",
@@ -98,8 +112,17 @@ def accumulators_for(model: ModelSpec) -> list[Any]:
     :func:`merge_all`. Feed ``acc.needs_label`` ones the labelled records only.
     """
     sources = METRIC_SOURCES[model.task]
-    kinds = {"outcome_counts"} | {sources[m] for m in metrics_for(model)}
-    return [_FACTORIES[kind](model) for kind in REGISTRY if kind in kinds]
+    names = metrics_for(model)
+    kinds = {"outcome_counts"} | {sources[m] for m in names}
+    out = [_FACTORIES[kind](model) for kind in REGISTRY if kind in _FACTORIES and kind in kinds]
+    if model.confidence_level is not None:
+        for cls, by_task in ((BootstrapLabel, LABEL_METRICS),
+                             (BootstrapPrediction, PREDICTION_METRICS)):
+            wanted = tuple(m for m in by_task.get(model.task, ()) if m in names)
+            if wanted:
+                out.append(cls(model.task, wanted, model.bootstrap_replicates,
+                               model.calibration_bins))
+    return out
 
 
 # Accumulators of other stages kept in window state (drift summaries): restorable by kind,
@@ -148,6 +171,48 @@ def merge_all(groups: Sequence[Sequence[Accumulator]]) -> list[Any]:
         for into, acc in zip(merged, group, strict=True):
             into.merge(acc)
     return merged
+
+
+def window_intervals(accumulators: Iterable[Accumulator], level: float,
+                     results: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """Metric → ``(lower, upper)`` at confidence ``level`` for the metrics of ``results``
+    (:func:`window_results`): analytic intervals from each accumulator's ``intervals``,
+    bootstrap intervals from its replicates (centred on the metric's own value), Wilson for
+    the cross-accumulator ratios. Undefined intervals (too few records) are left out."""
+    out: dict[str, tuple[float, float]] = {}
+    totals: dict[str, float] = {}
+    accs = list(accumulators)
+    for acc in accs:
+        if hasattr(acc, "intervals"):
+            out.update(acc.intervals(level))
+        for key, value in getattr(acc, "totals", dict)().items():
+            totals[key] = totals.get(key, 0.0) + value
+    for acc in accs:
+        for name, reps in getattr(acc, "replicates_of", dict)().items():
+            if name in results:
+                out[name] = bootstrap_interval(reps, results[name], level)
+    for name, (num, den) in DERIVED.items():
+        if num in totals and den in totals:
+            lo, hi = wilson(totals[num], totals[den], level)
+            out[name] = (float(lo), float(hi))
+    return {k: _clip(k, lo, hi) for k, (lo, hi) in out.items()
+            if k in results and lo == lo and hi == hi}
+
+
+_UNIT = {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "ece", "brier",
+         "failure_rate", "error_rate", "timeout_rate", "fallback_rate", "labelled_rate",
+         "positive_rate", "label_positive_rate", "macro_precision", "macro_recall",
+         "macro_f1"}
+_NONNEGATIVE = {"score_std", "prediction_std", "log_loss", "mae", "rmse", "mape"}
+
+
+def _clip(name: str, lo: float, hi: float) -> tuple[float, float]:
+    """Bounds kept inside the metric's range (rates in [0, 1], errors ≥ 0)."""
+    if name in _UNIT:
+        return min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0)
+    if name in _NONNEGATIVE:
+        return max(lo, 0.0), max(hi, 0.0)
+    return lo, hi
 
 
 def window_results(accumulators: Iterable[Accumulator],

@@ -1,0 +1,289 @@
+"""Streaming, mergeable Poisson bootstrap for the metrics with no standard analytic interval.
+
+Each record gets ``R`` Poisson(1) weights, a pure function of its key (a hash of the
+prediction id) and the replicate number, so a record weighs the same whether it arrives
+inline or with a late label, in one batch or another, before or after a restart: merging
+two states equals one pass (Hanna, Oza & Russell's online bootstrap; Chamandy et al. 2012,
+"Estimating uncertainty for massive data streams"). A replicate is the metric computed from
+the weighted sums of its weights; the interval is the percentile interval of the ``R``
+replicates. Column 0 of every sum has unit weights: the metric on the bootstrap's own grid,
+used to centre grids coarser than the metric's (``pr_auc``).
+
+Metrics: ``f1``, ``pr_auc`` (on a :data:`PR_BINS`-bin grid), ``ece`` (label side, binary);
+``score_std``/``prediction_std`` (prediction side).
+
+>>> keys = np.array([1, 2, 3], np.uint64)
+>>> w = poisson_weights(keys, 4)
+>>> w.shape, w[:, 0].tolist(), bool((poisson_weights(keys[1:], 4) == w[1:]).all())
+((3, 5), [1, 1, 1], True)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.stats import poisson
+
+from monitor.core.metrics._common import AccumulatorBase, check_int, positive, state_params
+from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.calibration import calibration_bin
+from monitor.core.metrics.errors import MetricError
+from monitor.core.metrics.ranking import score_bins
+
+DEFAULT_REPLICATES = 200
+MAX_REPLICATES = 2000
+PR_BINS = 32
+# Poisson(1) CDF as 32-bit thresholds: weight = #thresholds ≤ u for u uniform in [0, 2³²)
+_THRESHOLDS = np.round(poisson.cdf(np.arange(20), 1.0) * 2.0 ** 32).astype(np.uint64)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+LABEL_METRICS = {"binary": ("f1", "pr_auc", "ece")}
+PREDICTION_METRICS = {"binary": ("score_std",), "multiclass": ("score_std",),
+                      "regression": ("prediction_std",)}
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (uint64 arithmetic wraps)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def poisson_weights(keys: np.ndarray, replicates: int) -> np.ndarray:
+    """``(n, replicates + 1)`` uint8 weights: column 0 is 1, column ``r`` is a Poisson(1)
+    draw that depends on ``(key, r)`` only."""
+    r = np.arange(1, replicates + 1, dtype=np.uint64) * _GOLDEN
+    with np.errstate(over="ignore"):
+        u = _mix(np.asarray(keys, np.uint64)[:, None] ^ r[None, :]) >> np.uint64(32)
+    w = np.empty((u.shape[0], replicates + 1), np.uint8)
+    w[:, 0] = 1
+    w[:, 1:] = np.searchsorted(_THRESHOLDS, u, side="right")
+    return w
+
+
+def cell_sums(weights: np.ndarray, codes: np.ndarray, values: np.ndarray | None,
+              cells: int) -> np.ndarray:
+    """``out[c, r]``: Σ weights[i, r]·values[i] over the records ``i`` with ``codes[i] == c``
+    (``values`` None: 1); records with a negative code are left out."""
+    keep = np.flatnonzero(codes >= 0)
+    out = np.zeros((cells, weights.shape[1]))
+    if not keep.size:
+        return out
+    c = codes[keep]
+    order = np.argsort(c, kind="stable")
+    c, rows = c[order], keep[order]
+    w = weights[rows]
+    if values is not None:
+        w = w * values[rows][:, None]
+    present, starts = np.unique(c, return_index=True)
+    out[present] = np.add.reduceat(w, starts, axis=0, dtype=np.float64)
+    return out
+
+
+def _weights(cols: ModelColumns, replicates: int) -> np.ndarray:
+    return cols.derived(("poisson_weights", replicates),
+                        lambda c: poisson_weights(record_keys_of(c), replicates))
+
+
+def record_keys_of(cols: ModelColumns) -> np.ndarray:
+    """The columns' record keys; columns built without keys (tests, frames) get a hash of
+    their score and prediction."""
+    if cols.key is not None:
+        return np.asarray(cols.key, np.uint64)
+    score = np.nan_to_num(np.asarray(cols.score, np.float64)).view(np.uint64)
+    pred = np.asarray(cols.predicted)
+    pred = np.nan_to_num(pred.astype(np.float64)).view(np.uint64)
+    with np.errstate(over="ignore"):
+        return _mix(_mix(score) * _GOLDEN ^ pred)
+
+
+class _Bootstrap(AccumulatorBase):
+    """Weighted sums per channel (``name → (cells, R + 1)``) and replicates of metrics."""
+
+    _param_names = ("task", "metrics", "replicates", "bins")
+    supported: dict[str, tuple[str, ...]] = {}
+
+    def __init__(self, task: str = "binary", metrics: tuple[str, ...] | list[str] = (),
+                 replicates: int = DEFAULT_REPLICATES, bins: int = 10) -> None:
+        self.task = task
+        allowed = self.supported.get(task, ())
+        bad = [m for m in metrics if m not in allowed]
+        if bad:
+            raise MetricError(f"The 'metrics' parameter of {type(self).__name__} must name "
+                              f"metrics among {', '.join(allowed) or 'none'} for task "
+                              f"{task!r}. Got {', '.join(bad)}.")
+        self.metrics = tuple(metrics)
+        self.replicates = check_int(type(self).__name__, "replicates", replicates, 10,
+                                    MAX_REPLICATES)
+        self.bins = check_int(type(self).__name__, "bins", bins, 1, 10_000)
+        self.sums = {name: np.zeros((cells, self.replicates + 1))
+                     for name, cells in self._layout().items()}
+
+    def params(self) -> dict[str, Any]:
+        return {"task": self.task, "metrics": list(self.metrics),
+                "replicates": self.replicates, "bins": self.bins}
+
+    def _layout(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def _channels(self, cols: ModelColumns
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        raise NotImplementedError
+
+    def update(self, cols: ModelColumns) -> None:
+        self.update_many(cols, [(self, np.arange(len(cols)))])
+
+    @staticmethod
+    def update_many(cols: ModelColumns, items: list[tuple[_Bootstrap, np.ndarray]]) -> None:
+        """Every ``(acc, rows)`` of one batch: the weights and codes once per batch."""
+        by_params: dict[str, list[tuple[_Bootstrap, np.ndarray]]] = {}
+        for acc, rows in items:
+            by_params.setdefault(repr(acc.params()), []).append((acc, rows))
+        for group in by_params.values():
+            first = group[0][0]
+            weights = _weights(cols, first.replicates)
+            channels = first._channels(cols)
+            cells = first._layout()
+            for acc, rows in group:
+                if not rows.shape[0]:
+                    continue
+                w = weights[rows]
+                for name, (codes, values) in channels.items():
+                    acc.sums[name] += cell_sums(w, codes[rows], None if values is None
+                                                else values[rows], cells[name])
+
+    def merge(self, other: Any) -> None:
+        self.check_mergeable(other)
+        for name, arr in other.sums.items():
+            self.sums[name] += arr
+
+    def to_state(self) -> dict[str, Any]:
+        return {"params": self.params(), "sums": {k: v.tolist() for k, v in self.sums.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Bootstrap:
+        params = state_params(cls, state)
+        params["metrics"] = tuple(params.get("metrics", ()))
+        acc = cls(**params)
+        for name, arr in acc.sums.items():
+            got = np.asarray(state["sums"][name], np.float64)
+            if got.shape != arr.shape:
+                raise MetricError(f"{cls.__name__} state: sums[{name!r}] has shape "
+                                  f"{got.shape}, expected {arr.shape}")
+            acc.sums[name] = got
+        return acc
+
+    def result(self) -> dict[str, float]:
+        return {}
+
+
+class BootstrapLabel(_Bootstrap):
+    """Replicates of the label-side metrics with no analytic interval (binary: ``f1``,
+    ``pr_auc``, ``ece``). ``bins``: the model's calibration bins."""
+
+    kind = "bootstrap_label"
+    needs_label = True
+    supported = LABEL_METRICS
+
+    def _layout(self) -> dict[str, int]:
+        out = {}
+        if "f1" in self.metrics:
+            out["confusion"] = 4
+        if "pr_auc" in self.metrics:
+            out["ranking"] = 2 * PR_BINS
+        if "ece" in self.metrics:
+            out |= {"cal_n": self.bins, "cal_y": self.bins, "cal_s": self.bins}
+        return out
+
+    def _channels(self, cols: ModelColumns) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        y = np.asarray(cols.label, np.float64)
+        s = np.asarray(cols.score, np.float64)
+        p = np.asarray(cols.predicted, np.float64)
+        labelled = ~np.isnan(y)
+        pos = positive(np.where(labelled, y, 0.0))
+        scored = labelled & ~np.isnan(s)
+        out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        if "f1" in self.metrics:
+            with np.errstate(invalid="ignore"):
+                code = np.where(labelled & ~np.isnan(p), 2 * positive(p) + pos, -1)
+            out["confusion"] = (code.astype(np.int64), None)
+        if "pr_auc" in self.metrics:
+            code = np.where(scored, 2 * score_bins(np.where(scored, s, 0.0), PR_BINS) + pos, -1)
+            out["ranking"] = (code.astype(np.int64), None)
+        if "ece" in self.metrics:
+            sc = np.clip(np.where(scored, s, 0.0), 0.0, 1.0)
+            code = np.where(scored, calibration_bin(sc, self.bins), -1).astype(np.int64)
+            out |= {"cal_n": (code, None), "cal_y": (code, pos.astype(np.float64)),
+                    "cal_s": (code, sc)}
+        return out
+
+    def replicates_of(self) -> dict[str, np.ndarray]:
+        """Metric → its ``R + 1`` values (index 0: unit weights on the bootstrap's grid)."""
+        out = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if "f1" in self.metrics:
+                tn, fn, fp, tp = self.sums["confusion"]
+                out["f1"] = 2 * tp / (2 * tp + fp + fn)
+            if "pr_auc" in self.metrics:
+                h = self.sums["ranking"]
+                out["pr_auc"] = average_precision(h[0::2].T, h[1::2].T)
+            if "ece" in self.metrics:
+                n = self.sums["cal_n"].sum(axis=0)
+                gap = np.abs(self.sums["cal_y"] - self.sums["cal_s"]).sum(axis=0)
+                out["ece"] = gap / n
+        return out
+
+
+class BootstrapPrediction(_Bootstrap):
+    """Replicates of the prediction-side standard deviation (``score_std`` /
+    ``prediction_std``)."""
+
+    kind = "bootstrap_prediction"
+    needs_label = False
+    supported = PREDICTION_METRICS
+
+    def _layout(self) -> dict[str, int]:
+        return {"n": 1, "x": 1, "x2": 1} if self.metrics else {}
+
+    def _channels(self, cols: ModelColumns) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+        if not self.metrics:
+            return {}
+        x = np.asarray(cols.predicted if self.task == "regression" else cols.score, np.float64)
+        finite = np.isfinite(x)
+        code = np.where(finite, 0, -1).astype(np.int64)
+        x = np.where(finite, x, 0.0)
+        return {"n": (code, None), "x": (code, x), "x2": (code, x * x)}
+
+    def replicates_of(self) -> dict[str, np.ndarray]:
+        if not self.metrics:
+            return {}
+        n, x, x2 = self.sums["n"][0], self.sums["x"][0], self.sums["x2"][0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = x / n
+            std = np.sqrt(np.maximum(x2 / n - mean * mean, 0.0))
+        return {self.metrics[0]: std}
+
+
+def average_precision(neg: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Average precision from histograms ``(..., bins)`` of negatives and positives in
+    increasing score order (bins hold tied scores), as :class:`ScoreHistogram` computes it."""
+    p = pos.sum(axis=-1)
+    tp = np.flip(np.cumsum(np.flip(pos, -1), -1), -1)
+    seen = np.flip(np.cumsum(np.flip(pos + neg, -1), -1), -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = np.where(pos > 0, tp / np.where(seen > 0, seen, 1.0), 0.0)
+        return (pos * prec).sum(axis=-1) / p
+
+
+def bootstrap_interval(replicates: np.ndarray, estimate: float, level: float
+                       ) -> tuple[float, float]:
+    """Percentile interval of ``replicates[1:]``, moved by ``estimate − replicates[0]`` (the
+    metric's own value minus its value on the bootstrap's grid: 0 unless the grid is
+    coarser)."""
+    from monitor.core.metrics.intervals import percentile
+
+    lo, hi = percentile(replicates[1:], level)
+    shift = estimate - float(replicates[0]) if math.isfinite(replicates[0]) else 0.0
+    return lo + shift, hi + shift
