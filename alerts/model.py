@@ -40,7 +40,8 @@ class Observation:
 
     ``quality`` maps feature → check name → value (e.g. ``{"amount": {"missing_ratio": 0.02}}``).
     ``reference_metrics`` are the reference profile's metrics of the same slice, the baseline
-    of ``change: {baseline: reference}`` rules.
+    of ``change: {baseline: reference}`` rules. ``intervals``: metric → ``(lower, upper)``
+    confidence interval, read by rules with ``confidence: true``.
     """
 
     model: str
@@ -57,6 +58,7 @@ class Observation:
     reference_metrics: dict[str, float] | None = None
     # overall slice of a model with discovery: the slices discovered lately (issue 17)
     discovered: tuple[DiscoveredObservation, ...] = ()
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass

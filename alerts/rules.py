@@ -188,17 +188,27 @@ def _metric(rule: RuleSpec, obs: Observation, labels: dict[str, str],
     value = _finite(obs.metrics.get(metric))
     if value is None:
         return None
+    low = high = value  # the interval judged: the value itself unless `confidence: true`
+    if rule.confidence:
+        bounds = obs.intervals.get(metric)
+        if bounds is None or _finite(bounds[0]) is None or _finite(bounds[1]) is None:
+            return None  # no interval (too few records): not judged
+        low, high = float(bounds[0]), float(bounds[1])
     judged, broken, baseline = False, None, None
     threshold = ""
     if rule.lower is not None or rule.upper is not None:
         judged = True
-        broken = value_breach(value, rule.lower, rule.upper)
+        # the whole interval must be past a bound: its upper end below `lower`, …
+        broken = value_breach(high, rule.lower, None) or value_breach(low, None, rule.upper)
+        if broken and rule.confidence:
+            broken = f"{broken} (interval [{low:.4g}, {high:.4g}])"
         threshold = broken or _bounds_text(rule.lower, rule.upper)
     if rule.change is not None:
         baseline = _finite(baseline_of(obs, rule.change, metric))
         if baseline is not None:
             judged = True
-            change_broken = change_breach(value, baseline, rule.change)
+            best = high if rule.change.direction == "higher_is_better" else low
+            change_broken = change_breach(best, baseline, rule.change)
             if broken is None:
                 broken = change_broken
                 threshold = (f"{change_broken} vs {rule.change.baseline}" if change_broken

@@ -74,6 +74,7 @@ class RuleSpec:
     lower: float | None = None
     upper: float | None = None
     change: ChangeSpec | None = None
+    confidence: bool = False  # metric rules: breached only when the whole interval is past
     features: tuple[str, ...] = ()  # drift / quality: empty = every feature
     check: str | None = None  # quality check name (slices.vocab.QUALITY_CHECKS)
     min_count: int = 0

@@ -139,7 +139,7 @@ def _str_map(checker: Checker, path: Path, value: Any, label_keys: bool) -> dict
 
 _RULE_KEYS = ("name", "model", "slices", "metric", "threshold", "change", "drift",
               "concept_drift", "quality", "discovered", "min_count", "for", "severity",
-              "labels", "annotations", "flapping")
+              "labels", "annotations", "flapping", "confidence")
 
 
 def _rules(checker: Checker, value: Any, models: tuple[ModelSpec, ...]) -> tuple[RuleSpec, ...]:
@@ -179,7 +179,7 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
     if kind == "metric":
         fields.update(_metric_rule(checker, path, raw, model, models))
     else:
-        for key in ("threshold", "change"):
+        for key in ("threshold", "change", "confidence"):
             if key in raw:
                 checker.error((*path, key), f"{key!r} belongs to 'metric' alerts, not {kind!r}",
                               at_key=True)
@@ -308,6 +308,12 @@ def _metric_rule(checker: Checker, path: Path, raw: dict, model: str | None,
         out["lower"], out["upper"] = _bounds(checker, (*path, "threshold"), raw["threshold"])
     if "change" in raw:
         out["change"] = _change(checker, (*path, "change"), raw["change"], models, model)
+    if "confidence" in raw:
+        out["confidence"] = _bool(checker, (*path, "confidence"), raw["confidence"])
+        off = [m for m in scope if m.confidence_level is None]
+        if out["confidence"] and off:
+            checker.error((*path, "confidence"), "confidence: true needs metric intervals, "
+                          f"but {_models_text(off)} turns them off ('confidence: false')")
     return out
 
 

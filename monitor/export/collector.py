@@ -202,6 +202,16 @@ class SlicewatchCollector(Collector):
                     help_text = SLICE_METRIC_HELP.get(metric, f"Per-slice metric {metric}.")
                     fam = families[name] = GaugeMetricFamily(name, help_text, labels=SLICE_LABELS)
                 fam.add_metric(labels, float(value))
+                bounds = r.intervals.get(metric)
+                if bounds is not None:
+                    for side, bound in zip(("lower", "upper"), bounds, strict=True):
+                        fam = families.get(f"{name}_{side}")
+                        if fam is None:
+                            fam = families[f"{name}_{side}"] = GaugeMetricFamily(
+                                f"{name}_{side}", f"{side.capitalize()} bound of the "
+                                f"confidence interval of {name} (level: the model's "
+                                "confidence.level).", labels=SLICE_LABELS)
+                        fam.add_metric(labels, float(bound))
         yield info
         yield window_end
         yield from families.values()

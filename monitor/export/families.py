@@ -15,7 +15,8 @@ binary model whose profile holds a calibration) ·
 ``labels`` (delayed labels: ``label_delay`` or label files) · ``min_size`` (a slice with
 ``min_size``) · ``features`` (a feature-log topic) · ``dead_letter`` (a dead-letter file) ·
 ``event`` (only once what it counts has happened: series or versions over the budget, HTTP
-connections dropped).
+connections dropped) · ``confidence`` (a metric's interval bounds: ``_lower``/``_upper``,
+unless the model has ``confidence: false``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ for _task_metrics in METRICS_BY_TASK.values():
     for _metric in _task_metrics:
         _name = slice_metric_name(_metric)
         FAMILIES.setdefault(_name, Family(_name, "gauge", tuple(SLICE_LABELS)))
+        if _metric != "count":
+            for _side in ("lower", "upper"):
+                FAMILIES.setdefault(f"{_name}_{_side}", Family(
+                    f"{_name}_{_side}", "gauge", tuple(SLICE_LABELS), "confidence"))
 
 # Data-quality check names (alerts ``quality: {check: …}``) → exported family.
 QUALITY_FAMILIES: dict[str, str] = {c: f"slicewatch_data_{c}" for c in QUALITY_CHECKS}

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.export.families import QUALITY_FAMILIES, model_metrics, slice_family
+from monitor.export.families import QUALITY_FAMILIES, family, model_metrics, slice_family
 from monitor.generate.output import HEADER, dump_yaml, write_text
 from monitor.generate.promql import glob_regex, quote, sel
 from slices.errors import SlicewatchError
@@ -152,6 +152,14 @@ def _translate(rule: Any, model: ModelSpec, notes: list[str]) -> list[PromRule]:
             if lower is None and upper is None:
                 return []
         fam = slice_family(rule.metric).name
+        if getattr(rule, "confidence", False):
+            if lower is not None and upper is not None:
+                notes.append(f"{rule.name} ({model.name}): 'confidence: true' with both "
+                             "bounds is not translated (one rule per bound translates)")
+                return []
+            # the whole interval past the bound: its upper end below `lower`, or its lower
+            # end above `upper`
+            fam = family(f"{fam}_{'upper' if lower is not None else 'lower'}").name
         cond = _outside(sel(fam, **scope), lower, upper)
         metric_text, threshold_text = rule.metric, _bounds_text(lower, upper)
     elif rule.kind == "drift":

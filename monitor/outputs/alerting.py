@@ -46,7 +46,8 @@ def to_observation(r: SliceResult) -> Observation:
         drift=drift, concept_drift_events=r.concept.events if r.concept is not None else 0,
         quality={q.feature: q.to_dict() for q in r.quality or ()},
         reference_metrics=dict(r.reference_metrics) if r.reference_metrics is not None
-        else None)
+        else None,
+        intervals={k: (float(lo), float(hi)) for k, (lo, hi) in r.intervals.items()})
 
 
 class AlertStage:

@@ -21,7 +21,7 @@ Metrics: ``f1``, ``pr_auc`` (on a :data:`PR_BINS`-bin grid), ``ece`` (label side
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.stats import poisson
@@ -103,7 +103,7 @@ class _Bootstrap(AccumulatorBase):
     """Weighted sums per channel (``name → (cells, R + 1)``) and replicates of metrics."""
 
     _param_names = ("task", "metrics", "replicates", "bins")
-    supported: dict[str, tuple[str, ...]] = {}
+    supported: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, task: str = "binary", metrics: tuple[str, ...] | list[str] = (),
                  replicates: int = DEFAULT_REPLICATES, bins: int = 10) -> None:
@@ -224,7 +224,7 @@ class BootstrapLabel(_Bootstrap):
         out = {}
         with np.errstate(invalid="ignore", divide="ignore"):
             if "f1" in self.metrics:
-                tn, fn, fp, tp = self.sums["confusion"]
+                _tn, fn, fp, tp = self.sums["confusion"]
                 out["f1"] = 2 * tp / (2 * tp + fp + fn)
             if "pr_auc" in self.metrics:
                 h = self.sums["ranking"]
