@@ -32,7 +32,7 @@ from slices.spec import ModelSpec, Spec
 # settings are all accepted stops there and no client is ever created (no connection).
 _SENTINEL = "slicewatch.preflight.sentinel"
 _KAFKA_REFUSED = re.compile(r'(No such configuration property|Invalid value for configuration '
-                            r'property):? "([^"]+)"')
+                            r'property|Configuration property):? "([^"]+)"(.*)$', re.S)
 
 
 def check(spec: Spec, report: Report) -> None:
@@ -124,7 +124,10 @@ def _kafka(raw: dict[str, Any], report: Report) -> None:
             report.error(path, f"unknown librdkafka setting {name!r} (see librdkafka's "
                                "CONFIGURATION.md)", at_key=name in settings.config)
         else:
-            report.error(path, f"librdkafka refuses the value {conf.get(name)!r} for {name!r}")
+            why = match.group(3).strip()
+            why = f" ({why.removeprefix('value ').split(' ', 1)[-1]})" if why else ""
+            report.error(path, f"librdkafka refuses the value {conf.get(name)!r} for "
+                               f"{name!r}{why}")
     except (TypeError, ValueError) as exc:
         report.error((*base, "config"), f"librdkafka settings: {exc}")
 
