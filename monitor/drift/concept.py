@@ -45,19 +45,21 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from river import drift
 
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import DriftParamError
 
-DETECTORS: dict[str, type] = {
-    "ADWIN": drift.ADWIN,
-    "DDM": drift.binary.DDM,
-    "EDDM": drift.binary.EDDM,
-    "HDDM_A": drift.binary.HDDMA,
-    "HDDM_W": drift.binary.HDDMW,
-    "PageHinkley": drift.PageHinkley,
-    "KSWIN": drift.KSWIN,
+drift = lazy_module("river.drift")  # River loads when a detector is first built
+
+DETECTORS: dict[str, str] = {  # spec name → attribute path under ``river.drift``
+    "ADWIN": "ADWIN",
+    "DDM": "binary.DDM",
+    "EDDM": "binary.EDDM",
+    "HDDM_A": "binary.HDDMA",
+    "HDDM_W": "binary.HDDMW",
+    "PageHinkley": "PageHinkley",
+    "KSWIN": "KSWIN",
 }
 BINARY_ONLY = frozenset({"DDM", "EDDM", "HDDM_A", "HDDM_W"})
 DEFAULT_DETECTOR = "ADWIN"
@@ -77,6 +79,14 @@ def error_scale(errors: np.ndarray) -> float:
     return 1.0
 
 
+def detector_class(name: str) -> type:
+    """River's class for the spec name ``name`` (a key of :data:`DETECTORS`); imports River."""
+    obj: Any = drift
+    for part in DETECTORS[name].split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def make_detector(name: str, params: dict[str, Any] | None = None, task: str = "binary") -> Any:
     """A River detector ``name`` built with ``params`` (checked against its signature)."""
     if name not in DETECTORS:
@@ -86,7 +96,7 @@ def make_detector(name: str, params: dict[str, Any] | None = None, task: str = "
         raise DriftParamError(f"detector {name!r} takes a 0/1 error stream and cannot watch "
                               "a regression model's absolute errors; use ADWIN, PageHinkley or "
                               "KSWIN")
-    cls = DETECTORS[name]
+    cls = detector_class(name)
     params = dict(params or {})
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in params:

@@ -31,13 +31,15 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import numpy as np
-from scipy import stats
 
+from monitor.core.lazy import lazy_module
 from monitor.drift.errors import DriftError, DriftParamError
 from monitor.drift.features import FeatureSummaries
 from monitor.drift.statistics import TESTS, TestResult, get_test
 from monitor.drift.summary import NumericSummary, Summary
 from slices.spec import FeatureSpec, ModelSpec
+
+stats = lazy_module("scipy.stats")  # Benjamini–Hochberg, at the first window close
 
 LARGE_N = 10_000
 DEFAULT_MIN_SAMPLES = 100

@@ -23,11 +23,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy import special, stats
-from scipy.spatial import distance as spd
 
+from monitor.core.lazy import lazy_module
 from monitor.drift.errors import DriftError
 from monitor.drift.summary import NumericSummary, Summary
+
+# scipy loads at the first test run (a window close), not at start-up
+stats = lazy_module("scipy.stats")
+special = lazy_module("scipy.special")
+spd = lazy_module("scipy.spatial.distance")
 
 PSI_EPSILON = 1e-4  # share given to an empty bin in PSI (see docs/drift.md)
 

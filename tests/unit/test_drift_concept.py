@@ -15,6 +15,7 @@ from monitor.drift.concept import (
     REGRESSION_DEFAULTS,
     WARMUP,
     ConceptMonitor,
+    detector_class,
     error_rows,
     error_scale,
     make_detector,
@@ -56,7 +57,7 @@ def _direct(name: str, params: dict, stream: np.ndarray) -> list[int]:
 
 def test_detector_names_are_the_vocabulary():
     assert tuple(DETECTORS) == CONCEPT_DETECTORS
-    assert all(DETECTORS[k] is RIVER[k] for k in RIVER)
+    assert all(detector_class(k) is RIVER[k] for k in RIVER)
 
 
 @pytest.mark.parametrize("name", CONCEPT_DETECTORS)
