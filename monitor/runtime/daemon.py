@@ -480,7 +480,7 @@ class Daemon:
                     self.tracker.outcomes[(model, str(version), outcome)] += int(counts[vi, oi])
 
     def _originals(self, part: RecordBatch, late: np.ndarray) -> dict[str, Any]:
-        """The lines of the late records of ``part``, by prediction id, from the chunk being
+        """The late records of ``part`` as logged, by prediction id, from the chunk being
         processed (only when it is JSON lines and the late records have distinct ids;
         otherwise the dead letter holds the decoded fields)."""
         if self._lines is None:
@@ -495,14 +495,13 @@ class Daemon:
             if not isinstance(line, bytes | str):
                 continue
             try:
-                node = orjson.loads(line)
+                record = node = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
             for step in path:
                 node = node.get(step) if isinstance(node, dict) else None
             if node is not None and str(node) in wanted:
-                found[str(node)] = line.decode("utf-8", "replace") if isinstance(
-                    line, bytes) else line
+                found[str(node)] = record  # the record as logged, every field kept
                 if len(found) == len(wanted):
                     break
         return found

@@ -127,7 +127,8 @@ def test_late_records_are_counted_not_aggregated(tmp_path):
     assert daemon.tracker.late["fraud"] == 40
     dead_lines = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
     assert [d["reason"] for d in dead_lines] == ["late"] * 40
-    assert {d["record"]["id"] for d in dead_lines} == {f"late{i}" for i in range(40)}
+    assert {d["record"]["prediction_id"] for d in dead_lines} == {f"late{i}" for i in range(40)}
+    assert dead_lines[0]["record"]["features"] == stragglers[0]["features"]  # as logged
     assert sum(daemon.tracker.records.values()) == 1000  # accepted: the late are apart
 
 
