@@ -23,9 +23,7 @@ Numeric bins (``edges`` e_0 < … < e_B, from a reference profile)::
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -56,31 +54,39 @@ def _rng_from_state(state: dict[str, Any]) -> np.random.Generator:
     return np.random.Generator(bg)
 
 
-_COMPACT: ContextVar[dict[int, tuple[np.ndarray, array]] | None] = ContextVar(
-    "compact_state", default=None)
+_RESERVOIR_FIELDS = frozenset({"k", "n", "values", "keys", "rng"})
 
 
-@contextmanager
-def compact_state() -> Iterator[None]:
-    """Inside, ``to_state`` gives a reservoir's values and keys as ``array.array('d')``
-    instead of lists (a checkpoint pickles them as bytes — not JSON, for checkpoints only)
-    and a keys array shared by coordinated reservoirs once (pickle's memo keeps one copy).
-    ``from_state`` reads both forms."""
-    token = _COMPACT.set({})
-    try:
-        yield
-    finally:
-        _COMPACT.reset(token)
+def compact_state(state: Any) -> Any:
+    """``state`` (plain data, e.g. a daemon's ``state()``) for a checkpoint: the same, with
+    every reservoir's ``values`` and ``keys`` as ``array.array('d')`` (stored as bytes by
+    :mod:`monitor.state.encoding`, not as numbers one by one), and the equal keys of
+    coordinated reservoirs (one array offered the same records) as one array, which the
+    encoder stores once. :meth:`Reservoir.from_state` reads both forms. A pure function:
+    ``state`` is not changed.
+
+    >>> r = {"k": 2, "n": 2, "values": [1.0, 2.0], "keys": [0.1, 0.2], "rng": {"seed": 0}}
+    >>> out = compact_state({"a": [r, dict(r, values=[3.0, 4.0])]})
+    >>> out["a"][0]["values"], out["a"][0]["keys"] is out["a"][1]["keys"], r["keys"]
+    (array('d', [1.0, 2.0]), True, [0.1, 0.2])
+    """
+    return _compact(state, {})
 
 
-def _floats_out(a: np.ndarray) -> list[float] | array:
-    memo = _COMPACT.get()
-    if memo is None:
-        return a.tolist()
-    hit = memo.get(id(a))
-    if hit is None or hit[0] is not a:
-        hit = memo[id(a)] = (a, array("d", np.ascontiguousarray(a, dtype=np.float64).tobytes()))
-    return hit[1]
+def _compact(state: Any, shared: dict[tuple[float, ...], array]) -> Any:
+    if isinstance(state, dict):
+        if state.keys() == _RESERVOIR_FIELDS and isinstance(state["values"], list):
+            keys = state["keys"]
+            held = shared.get(tuple(keys)) if keys else None  # equal random keys: coordinated
+            if held is None:
+                held = array("d", keys)
+                if keys:
+                    shared[tuple(keys)] = held
+            return {**state, "values": array("d", state["values"]), "keys": held}
+        return {k: _compact(v, shared) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_compact(v, shared) for v in state]
+    return state
 
 
 def as_float(values: np.ndarray) -> np.ndarray:
@@ -262,8 +268,8 @@ class Reservoir:
             rng: dict[str, Any] = {"seed": src if isinstance(src, int) else list(src)}
         else:
             rng = _rng_state(self.rng)
-        return {"k": self.k, "n": self.n, "values": _floats_out(self.values),
-                "keys": _floats_out(self.keys), "rng": rng}
+        return {"k": self.k, "n": self.n, "values": self.values.tolist(),
+                "keys": self.keys.tolist(), "rng": rng}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Reservoir:

@@ -321,8 +321,7 @@ class Daemon:
         """:meth:`state` for a checkpoint: the same, with the large float arrays as
         ``array.array`` (pickled as bytes, not JSON; :func:`monitor.drift.summary.
         compact_state`)."""
-        with compact_state():
-            return self.state()
+        return compact_state(self.state())
 
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` output (models no longer in the spec are ignored). Closes
