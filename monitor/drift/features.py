@@ -20,6 +20,7 @@ Unlabelled records count as missing in the label summary.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -179,9 +180,9 @@ class FeatureSummaries:
             if dtype is None:
                 absent.append(name)
             elif isinstance(s, NumericSummary):
-                numeric.append((name, _feature(name), dtype.kind not in "fiub"))
+                numeric.append((name, _Feature(name), dtype.kind not in "fiub"))
             else:
-                categorical.append((name, _feature(name)))
+                categorical.append((name, _Feature(name)))
         if PREDICTION in self.summaries:
             s = self.summaries[PREDICTION]
             if self.task == "binary" and isinstance(s, NumericSummary):
@@ -229,14 +230,14 @@ class FeatureSummaries:
 Getter = Callable[[ModelColumns], np.ndarray]
 
 
-_GETTERS: dict[str, Getter] = {}
+@dataclass(frozen=True)
+class _Feature:
+    """Feature column ``name`` (equal by value, so it can key :meth:`ModelColumns.derived`)."""
 
+    name: str
 
-def _feature(name: str) -> Getter:
-    get = _GETTERS.get(name)
-    if get is None:
-        get = _GETTERS[name] = lambda c: c.features[name]
-    return get
+    def __call__(self, c: ModelColumns) -> np.ndarray:
+        return c.features[self.name]
 
 
 def _score(c: ModelColumns) -> np.ndarray:
@@ -251,26 +252,24 @@ def _label(c: ModelColumns) -> np.ndarray:
     return c.label
 
 
-_NAMERS: dict[tuple[str, tuple[str, ...] | None], Getter] = {}
+@dataclass(frozen=True)
+class _ClassNames:
+    """Multiclass codes of ``column`` (predicted / label) as class names; equal by value, so
+    :meth:`ModelColumns.derived` keys on it."""
 
+    column: str
+    classes: tuple[str, ...] | None
 
-def _names_getter(column: str, classes: tuple[str, ...] | None) -> Getter:
-    """Multiclass codes of ``column`` (predicted / label) as class names; one function per
-    class list, so :meth:`ModelColumns.derived` keys on it."""
-    get = _NAMERS.get((column, classes))
-    if get is None:
-        if len(_NAMERS) > 256:
-            _NAMERS.clear()
-        get = _NAMERS[(column, classes)] = lambda c: class_names(getattr(c, column), classes)
-    return get
+    def __call__(self, c: ModelColumns) -> np.ndarray:
+        return class_names(getattr(c, self.column), self.classes)
 
 
 def _class_names(classes: tuple[str, ...] | None) -> Getter:
-    return _names_getter("predicted", classes)
+    return _ClassNames("predicted", classes)
 
 
 def _label_names(classes: tuple[str, ...] | None) -> Getter:
-    return _names_getter("label", classes)
+    return _ClassNames("label", classes)
 
 
 def _positions(rows: np.ndarray) -> np.ndarray:
