@@ -32,7 +32,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.core.records import RecordBatch
+from monitor.core.types import RecordBatch
 from monitor.ingest.decode import Decoder
 from monitor.runtime.demo import demo_records
 from slices.spec import SchemaSpec

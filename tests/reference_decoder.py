@@ -13,7 +13,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from monitor.core.records import OUTCOME_CODES, RecordBatch
+from monitor.core.types import OUTCOME_CODES, RecordBatch
 from monitor.ingest.decode import MAX_TIME, MIN_TIME, Reject
 from slices.spec import SchemaSpec
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from monitor.core.metrics import window_results
 from monitor.core.metrics.registry import window_intervals
-from monitor.core.pipeline import ClosedWindow
-from monitor.core.types import SliceResult
+from monitor.core.types import ClosedWindow, SliceResult
 from slices.spec import ModelSpec
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,8 +17,8 @@ import pandas as pd
 from monitor.core.metrics.base import Accumulator
 from monitor.core.metrics.registry import accumulators_for
 from monitor.core.prepare import Preparer
-from monitor.core.records import RecordBatch
 from monitor.core.stage import GroupRows, Stage
+from monitor.core.types import ClosedWindow, RecordBatch
 from monitor.core.windows import (
     EventWindows,
     Group,
@@ -32,20 +31,6 @@ from monitor.core.windows import (
 )
 from slices.assign import SliceAssigner
 from slices.spec import ModelSpec
-
-
-@dataclass(frozen=True)
-class ClosedWindow:
-    """A window that will receive no more records: its groups are final."""
-
-    model: str
-    key: float  # window start (time windows) or window index (count windows)
-    start: float  # event-time start
-    end: float  # event-time end
-    groups: dict[GroupKey, Group]
-    # slices found worse than the rest (monitor.discovery.types.DiscoveredSlice), when the
-    # model has discovery: set by the daemon at close
-    discovered: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from monitor.core.metrics.base import ModelColumns
-from monitor.core.records import RecordBatch
+from monitor.core.types import RecordBatch
 from slices.spec import OTHER, ModelSpec
 
 MAX_CLASSES = 200

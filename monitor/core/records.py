@@ -1,4 +1,7 @@
-"""Columnar batches of decoded records. After decoding nothing is per-record Python objects.
+"""Operations on :class:`~monitor.core.types.RecordBatch` (defined with the other core value
+types in :mod:`monitor.core.types`): concatenation and checkpoint state.
+
+After decoding nothing is per-record Python objects.
 
 A :class:`RecordBatch` holds one numpy array per role; features are one array each (float64 for
 numeric features, object for categorical ones). Tags are stored sparsely as parallel arrays
@@ -8,80 +11,11 @@ vectorised lookup.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-OUTCOME_CODES: dict[str, int] = {"ok": 0, "error": 1, "timeout": 2, "fallback": 3}
+from monitor.core.types import OUTCOME_CODES, RecordBatch
 
-
-@dataclass(frozen=True)
-class RecordBatch:
-    """Predictions of one or more models, as columns of equal length ``n``.
-
-    - ``time``: event time, float64 epoch seconds.
-    - ``model``, ``version``, ``id``: object arrays of str.
-    - ``score``: float64 (NaN when absent): positive-class probability for binary models.
-    - ``pred_class``: object (None when absent): predicted class (multiclass, optional binary).
-    - ``value``: float64 (NaN when absent): regression prediction.
-    - ``label``: object (None when not labelled yet): ground truth as logged.
-    - ``outcome``: int8 codes of :data:`OUTCOME_CODES`.
-    - ``features``: name → array.
-    """
-
-    time: np.ndarray
-    model: np.ndarray
-    version: np.ndarray
-    id: np.ndarray
-    score: np.ndarray
-    pred_class: np.ndarray
-    value: np.ndarray
-    label: np.ndarray
-    outcome: np.ndarray
-    features: dict[str, np.ndarray] = field(default_factory=dict)
-    tag_names: tuple[str, ...] = ()
-    tag_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    tag_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-
-    def __len__(self) -> int:
-        return int(self.time.shape[0])
-
-    # --- the protocol slices/ reads (slices.assign.SliceableBatch) ---
-    def column(self, name: str) -> np.ndarray | None:
-        """A feature column by name, or None when the batch has no such feature."""
-        return self.features.get(name)
-
-    def has_tag(self, tag: str) -> np.ndarray:
-        """Boolean mask of the records that carry ``tag``."""
-        mask = np.zeros(len(self), dtype=bool)
-        if tag in self.tag_names:
-            code = self.tag_names.index(tag)
-            mask[self.tag_rows[self.tag_codes == code]] = True
-        return mask
-
-    def take(self, index: np.ndarray) -> RecordBatch:
-        """The records at ``index`` (int positions or a boolean mask), in that order."""
-        index = np.flatnonzero(index) if index.dtype == bool else np.asarray(index, np.int64)
-        remap = np.full(len(self), -1, dtype=np.int64)
-        remap[index] = np.arange(index.shape[0])
-        keep = remap[self.tag_rows] >= 0 if self.tag_rows.size else np.zeros(0, bool)
-        return RecordBatch(
-            time=self.time[index], model=self.model[index], version=self.version[index],
-            id=self.id[index], score=self.score[index], pred_class=self.pred_class[index],
-            value=self.value[index], label=self.label[index], outcome=self.outcome[index],
-            features={k: v[index] for k, v in self.features.items()},
-            tag_names=self.tag_names, tag_rows=remap[self.tag_rows[keep]],
-            tag_codes=self.tag_codes[keep],
-        )
-
-    @staticmethod
-    def empty(feature_names: tuple[str, ...] = ()) -> RecordBatch:
-        o = np.empty(0, dtype=object)
-        f = np.empty(0, dtype=np.float64)
-        return RecordBatch(time=f, model=o, version=o, id=o, score=f, pred_class=o, value=f,
-                           label=o, outcome=np.empty(0, np.int8),
-                           features={k: np.empty(0, dtype=object) for k in feature_names})
-
+__all__ = ["OUTCOME_CODES", "RecordBatch", "batch_from_state", "batch_to_state", "concat"]
 
 def concat(batches: list[RecordBatch]) -> RecordBatch:
     """Concatenate batches (feature sets are unioned; a missing feature becomes missing)."""

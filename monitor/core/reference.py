@@ -9,7 +9,7 @@ import numpy as np
 
 from monitor.core.metrics.registry import accumulators_for, metrics_for, window_results
 from monitor.core.prepare import Preparer
-from monitor.core.records import RecordBatch
+from monitor.core.types import RecordBatch
 from monitor.core.windows import Group, update_groups
 from slices.assign import SliceAssigner
 from slices.spec import ModelSpec

@@ -1,5 +1,8 @@
 """The core's value types: what one stage hands the next, typed and immutable.
 
+:class:`RecordBatch` is what decoding produces, :class:`ClosedWindow` what a pipeline hands
+to evaluation when a window closes, :class:`SliceResult` what evaluation hands the outputs.
+
 :class:`SliceResult` is one model × version × slice over one closed window; its drift tests,
 data quality and concept-drift events are typed fields (:class:`FeatureDriftResult`,
 :class:`FeatureQuality`, :class:`ConceptResult`), never a dict read by string keys.
@@ -16,7 +19,97 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from monitor.core.windows import Group, GroupKey
+
+OUTCOME_CODES: dict[str, int] = {"ok": 0, "error": 1, "timeout": 2, "fallback": 3}
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Predictions of one or more models, as columns of equal length ``n``.
+
+    - ``time``: event time, float64 epoch seconds.
+    - ``model``, ``version``, ``id``: object arrays of str.
+    - ``score``: float64 (NaN when absent): positive-class probability for binary models.
+    - ``pred_class``: object (None when absent): predicted class (multiclass, optional binary).
+    - ``value``: float64 (NaN when absent): regression prediction.
+    - ``label``: object (None when not labelled yet): ground truth as logged.
+    - ``outcome``: int8 codes of :data:`OUTCOME_CODES`.
+    - ``features``: name → array.
+    """
+
+    time: np.ndarray
+    model: np.ndarray
+    version: np.ndarray
+    id: np.ndarray
+    score: np.ndarray
+    pred_class: np.ndarray
+    value: np.ndarray
+    label: np.ndarray
+    outcome: np.ndarray
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    tag_names: tuple[str, ...] = ()
+    tag_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    tag_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+
+    def __len__(self) -> int:
+        return int(self.time.shape[0])
+
+    # --- the protocol slices/ reads (slices.assign.SliceableBatch) ---
+    def column(self, name: str) -> np.ndarray | None:
+        """A feature column by name, or None when the batch has no such feature."""
+        return self.features.get(name)
+
+    def has_tag(self, tag: str) -> np.ndarray:
+        """Boolean mask of the records that carry ``tag``."""
+        mask = np.zeros(len(self), dtype=bool)
+        if tag in self.tag_names:
+            code = self.tag_names.index(tag)
+            mask[self.tag_rows[self.tag_codes == code]] = True
+        return mask
+
+    def take(self, index: np.ndarray) -> RecordBatch:
+        """The records at ``index`` (int positions or a boolean mask), in that order."""
+        index = np.flatnonzero(index) if index.dtype == bool else np.asarray(index, np.int64)
+        remap = np.full(len(self), -1, dtype=np.int64)
+        remap[index] = np.arange(index.shape[0])
+        keep = remap[self.tag_rows] >= 0 if self.tag_rows.size else np.zeros(0, bool)
+        return RecordBatch(
+            time=self.time[index], model=self.model[index], version=self.version[index],
+            id=self.id[index], score=self.score[index], pred_class=self.pred_class[index],
+            value=self.value[index], label=self.label[index], outcome=self.outcome[index],
+            features={k: v[index] for k, v in self.features.items()},
+            tag_names=self.tag_names, tag_rows=remap[self.tag_rows[keep]],
+            tag_codes=self.tag_codes[keep],
+        )
+
+    @staticmethod
+    def empty(feature_names: tuple[str, ...] = ()) -> RecordBatch:
+        o = np.empty(0, dtype=object)
+        f = np.empty(0, dtype=np.float64)
+        return RecordBatch(time=f, model=o, version=o, id=o, score=f, pred_class=o, value=f,
+                           label=o, outcome=np.empty(0, np.int8),
+                           features={k: np.empty(0, dtype=object) for k in feature_names})
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    """A window that will receive no more records: its groups are final."""
+
+    model: str
+    key: float  # window start (time windows) or window index (count windows)
+    start: float  # event-time start
+    end: float  # event-time end
+    groups: dict[GroupKey, Group]
+    # slices found worse than the rest (monitor.discovery.types.DiscoveredSlice), when the
+    # model has discovery: set by the daemon at close
+    discovered: tuple[Any, ...] = ()
+
 
 DriftStatus = Literal["ok", "drift", "insufficient"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from monitor.core.metrics.base import ModelColumns
-from monitor.core.pipeline import ClosedWindow
 from monitor.core.stage import GroupRows
+from monitor.core.types import ClosedWindow
 from monitor.discovery.coder import FeatureCoder
 from monitor.discovery.counts import ConjunctionCounts
 from monitor.discovery.search import Candidate, Settings, discover

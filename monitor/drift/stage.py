@@ -35,9 +35,9 @@ import numpy as np
 from monitor.core.kernels import warm_up
 from monitor.core.metrics.base import Accumulator, ModelColumns
 from monitor.core.metrics.registry import register
-from monitor.core.pipeline import ClosedWindow
 from monitor.core.stage import GroupRows
 from monitor.core.types import (
+    ClosedWindow,
     ConceptResult,
     EstimatedPerformance,
     FeatureDriftResult,

@@ -39,7 +39,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from monitor.core.records import OUTCOME_CODES, RecordBatch
+from monitor.core.types import OUTCOME_CODES, RecordBatch
 from monitor.ingest.tagcells import split_tag_cells
 from slices.spec import SchemaSpec
 

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.core.records import RecordBatch
+from monitor.core.types import RecordBatch
 from monitor.ingest.arrow_block import Irregular, Unreadable, children, column, read_block
 from monitor.ingest.decode import (
     MAX_TIME,

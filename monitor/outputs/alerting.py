@@ -18,8 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from alerts import AlertEngine, DriftObservation, Observation
 from alerts.model import DiscoveredObservation
 from alerts.workers import Dispatcher, EventSink
-from monitor.core.pipeline import ClosedWindow
-from monitor.core.types import SliceResult
+from monitor.core.types import ClosedWindow, SliceResult
 from slices.spec import Spec
 
 DEFAULT_DB = os.path.join("slicewatch-state", "alerts.db")

@@ -29,8 +29,7 @@ from typing import Any
 import orjson
 
 from alerts.model import AlertEvent
-from monitor.core.pipeline import ClosedWindow
-from monitor.core.types import SliceResult
+from monitor.core.types import ClosedWindow, SliceResult
 from monitor.outputs.discovered import discovered_record
 from slices.errors import SlicewatchError
 

@@ -9,8 +9,7 @@ from typing import TextIO
 
 from alerts.model import AlertEvent
 from alerts.template import format_value
-from monitor.core.pipeline import ClosedWindow
-from monitor.core.types import FeatureDriftResult, SliceResult
+from monitor.core.types import ClosedWindow, FeatureDriftResult, SliceResult
 from monitor.outputs.discovered import discovered_lines
 
 COLUMNS = {  # metric → (header, format)

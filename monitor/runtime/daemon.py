@@ -22,10 +22,9 @@ import pandas as pd
 
 from monitor.core.evaluate import evaluate_window
 from monitor.core.label_join import LabelJoin, late_horizon
-from monitor.core.pipeline import ClosedWindow, ModelPipeline
+from monitor.core.pipeline import ModelPipeline
 from monitor.core.prepare import Preparer
-from monitor.core.records import RecordBatch
-from monitor.core.types import SliceResult
+from monitor.core.types import ClosedWindow, RecordBatch, SliceResult
 from monitor.core.versions import VersionFolder
 from monitor.core.windows import PartitionView, string_codes
 from monitor.discovery.stage import DiscoveryStage

@@ -267,7 +267,7 @@ models:
 
 
 def test_record_batch_implements_columns() -> None:
-    from monitor.core.records import RecordBatch
+    from monitor.core.types import RecordBatch
     n = 3
     f = np.zeros(n)
     o = np.full(n, None, dtype=object)

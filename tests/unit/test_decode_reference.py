@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.core.records import OUTCOME_CODES, RecordBatch
+from monitor.core.types import OUTCOME_CODES, RecordBatch
 from monitor.ingest.decode import Decoder
 from slices.spec import SchemaSpec
 from tests.reference_decoder import _ReferenceDecoder

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from alerts import AlertEngine, Observation
-from monitor.core.pipeline import ClosedWindow
+from monitor.core.types import ClosedWindow
 from monitor.discovery.types import DiscoveredSlice
 from monitor.outputs.alerting import AlertStage
 from slices.errors import SpecError

@@ -180,7 +180,7 @@ def test_tags() -> None:
 
 
 def test_works_on_record_batch() -> None:
-    from monitor.core.records import RecordBatch
+    from monitor.core.types import RecordBatch
     n = 4
     f = np.zeros(n)
     o = np.full(n, None, dtype=object)

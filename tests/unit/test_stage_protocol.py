@@ -9,7 +9,7 @@ import orjson
 
 from monitor.core.metrics.registry import REGISTRY
 from monitor.core.pipeline import Folded, ModelPipeline
-from monitor.core.records import RecordBatch
+from monitor.core.types import RecordBatch
 from monitor.core.windows import Window
 from monitor.ingest.decode_models import decoder_for
 from slices.load import load_spec_text
