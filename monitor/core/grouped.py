@@ -66,9 +66,9 @@ def layer_arrays(rows_list: Sequence[np.ndarray], n: int) -> Layers:
 
 def layers_for(cols: ModelColumns, rows_list: Sequence[np.ndarray]) -> Layers:
     """:func:`layer_arrays` of ``rows_list`` over ``cols``, computed once per batch for the
-    same row arrays (the accumulator kinds of one batch's groups share it). The cache lives
-    on ``cols`` and holds the row arrays, so their ids stay theirs while it does."""
-    cache = cols._derived.setdefault(_CACHE, {})
+    same row arrays (the accumulator kinds of one batch's groups share it). The cache is
+    ``cols.layers`` and holds the row arrays, so their ids stay theirs while it does."""
+    cache = cols.layers
     key = tuple(id(rows) for rows in rows_list)
     hit = cache.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], rows_list, strict=True)):
@@ -76,9 +76,6 @@ def layers_for(cols: ModelColumns, rows_list: Sequence[np.ndarray]) -> Layers:
     layers = layer_arrays(rows_list, len(cols))
     cache[key] = (list(rows_list), layers)
     return layers
-
-
-_CACHE = ("grouped", "layers")
 
 
 def count_codes(cols: ModelColumns, rows_list: Sequence[np.ndarray], codes: np.ndarray,
