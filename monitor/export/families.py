@@ -12,6 +12,7 @@ typo fails at generation time, not in Grafana.
 ``multivariate`` (a profile with a PCA fit, ``drift.multivariate`` on) · ``cbpe`` (a
 binary model whose profile holds a calibration) ·
 ``alerting`` (the spec has ``alerts``) · ``kafka`` (``source.type: kafka``) ·
+``discovery`` (a model with ``discovery:``) ·
 ``labels`` (delayed labels: ``label_delay`` or label files) · ``min_size`` (a slice with
 ``min_size``) · ``features`` (a feature-log topic) · ``dead_letter`` (a dead-letter file) ·
 ``event`` (only once what it counts has happened: series or versions over the budget, HTTP
@@ -77,6 +78,11 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("slicewatch_slice_estimated_lower", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
     Family("slicewatch_slice_estimated_upper", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
     Family("slicewatch_slice_estimate_error", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
+    # slice discovery (issue 17): a model with a ``discovery:`` block; top_k series at most
+    Family("slicewatch_discovered_slice_error", "gauge", ("model", "version", "rank", "slice"),
+           "discovery"),
+    Family("slicewatch_discovered_slice_records", "gauge", ("model", "version", "rank", "slice"),
+           "discovery"),
     Family("slicewatch_data_missing_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_out_of_range_ratio", "gauge", _FEATURE_LABELS, "drift"),
     Family("slicewatch_data_unseen_category_ratio", "gauge", _FEATURE_LABELS, "drift"),
