@@ -1,7 +1,8 @@
 """Is each per-batch cache worth keeping? The daemon_throughput workload (20 features, 10
 slice rules, binary metrics, drift per slice) with every cache, then with one switched off,
 interleaved in one run (best of ``--repeat``). Prints records/s and the ratio to "all caches"
-(< 1: the cache pays). Issue #12, "Global modes and identity caches".
+(< 1: the cache pays). Issue #12, "Global modes and identity caches": the factorize and
+layers caches it also measured were removed (bench/RESULTS.md, "#12 caches").
 
     .venv/bin/python bench/identity_caches.py --records 200000 --repeat 2
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,15 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from daemon_throughput import full, load
 from kafka_throughput import make_records
 
-import slices.assign
-from monitor.core import grouped
 from monitor.core.metrics.base import ModelColumns
-from monitor.drift import features
-
-
-class _Forgetful(OrderedDict):
-    def __setitem__(self, key, value) -> None:  # remembers nothing
-        pass
 
 
 @contextmanager
@@ -47,19 +39,8 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-@contextmanager
-def _no_layers_cache() -> Iterator[None]:
-    def fresh(cols, rows_list):
-        return grouped.layer_arrays(rows_list, len(cols))
-    with _patched(grouped, "layers_for", fresh), _patched(features, "layers_for", fresh):
-        yield
-
-
 VARIANTS: dict[str, Callable[[], object]] = {
     "all caches": _nothing,
-    "no factorize_once cache (slices/assign.py)":
-        lambda: _patched(slices.assign, "_FACTORIZED", _Forgetful()),
-    "no layers cache (core/grouped.py)": _no_layers_cache,
     "no ModelColumns.derived":
         lambda: _patched(ModelColumns, "derived",
                          lambda self, key, compute, axis=0: compute(self)),

@@ -27,7 +27,6 @@ set to the most frequent values seen so far, counted in a space-saving sketch of
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -145,30 +144,6 @@ class _Labels:
         return code
 
 
-_FACTORIZED: OrderedDict[int, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = OrderedDict()
-
-
-def factorize_once(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``pandas.factorize(values, use_na_sentinel=True)``, remembered by identity for the last
-    few arrays: the slice rules and drift summaries of a batch read the same decoded columns
-    (never modified after decoding). The codes come back read-only.
-
-    >>> col = np.array(["a", None, "b", "a"], dtype=object)
-    >>> codes, uniques = factorize_once(col)
-    >>> codes.tolist(), uniques.tolist(), factorize_once(col)[0] is codes
-    ([0, -1, 1, 0], ['a', 'b'], True)
-    """
-    hit = _FACTORIZED.get(id(values))
-    if hit is not None and hit[0] is values:
-        return hit[1]
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    codes.flags.writeable = False
-    _FACTORIZED[id(values)] = (values, (codes, uniques))
-    if len(_FACTORIZED) > 16:  # a batch's categorical columns
-        _FACTORIZED.popitem(last=False)
-    return codes, uniques
-
-
 def distinct_values(col: np.ndarray | None, n: int) -> tuple[np.ndarray, list[str]]:
     """``(codes, keys)``: per-record index into ``keys`` (the canonical strings of the distinct
     values, in order of first appearance; ``-1`` = missing).
@@ -179,7 +154,7 @@ def distinct_values(col: np.ndarray | None, n: int) -> tuple[np.ndarray, list[st
     if col is None:
         return np.full(n, -1, dtype=np.int64), []
     data = np.asarray(col, np.float64) if col.dtype.kind in "fiub" else np.asarray(col, object)
-    codes, uniques = factorize_once(data)
+    codes, uniques = pd.factorize(data, use_na_sentinel=True)
     keys: dict[str, int] = {}
     remap = np.empty(len(uniques) + 1, dtype=np.int64)
     remap[-1] = -1

@@ -64,20 +64,6 @@ def layer_arrays(rows_list: Sequence[np.ndarray], n: int) -> Layers:
     return codes, groups
 
 
-def layers_for(cols: ModelColumns, rows_list: Sequence[np.ndarray]) -> Layers:
-    """:func:`layer_arrays` of ``rows_list`` over ``cols``, computed once per batch for the
-    same row arrays (the accumulator kinds of one batch's groups share it). The cache is
-    ``cols.layers`` and holds the row arrays, so their ids stay theirs while it does."""
-    cache = cols.layers
-    key = tuple(id(rows) for rows in rows_list)
-    hit = cache.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], rows_list, strict=True)):
-        return hit[1]
-    layers = layer_arrays(rows_list, len(cols))
-    cache[key] = (list(rows_list), layers)
-    return layers
-
-
 def count_codes(cols: ModelColumns, rows_list: Sequence[np.ndarray], codes: np.ndarray,
                 width: int) -> np.ndarray:
     """``hist[g, c]``: records of group ``g`` with code ``c`` (``codes``: ``n`` or ``K × n``
@@ -85,8 +71,8 @@ def count_codes(cols: ModelColumns, rows_list: Sequence[np.ndarray], codes: np.n
     from monitor.core.kernels import fold_codes
 
     hist = np.zeros((len(rows_list), width), dtype=np.int64)
-    fold_codes(np.atleast_2d(np.asarray(codes, dtype=np.int64)), *layers_for(cols, rows_list),
-               hist)
+    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+    fold_codes(codes, *layer_arrays(rows_list, len(cols)), hist)
     return hist
 
 
@@ -98,5 +84,5 @@ def sum_values(cols: ModelColumns, rows_list: Sequence[np.ndarray],
 
     values = np.ascontiguousarray(np.atleast_2d(values), dtype=np.float64)
     out = np.zeros((len(rows_list), values.shape[0]))
-    fold_sums(values, *layers_for(cols, rows_list), out)
+    fold_sums(values, *layer_arrays(rows_list, len(cols)), out)
     return out

@@ -13,7 +13,7 @@ for every group ``g`` a record is in:
 
 The callers turn these into counts and Chan-merged moments
 (:func:`monitor.drift.features._numeric_groups`, the ``update_many`` of the metric
-accumulators); layers come from :func:`monitor.core.grouped.layers_for`. Nothing compiles at
+accumulators); layers come from :func:`monitor.core.grouped.layer_arrays`. Nothing compiles at
 start-up (these replaced Numba kernels; ``bench/kernels.py`` measures both).
 
 >>> import numpy as np

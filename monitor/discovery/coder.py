@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from slices.assign import factorize_once
 from slices.predicate import canon
 from slices.spec import MISSING, OTHER
 
@@ -78,7 +77,7 @@ class FeatureCoder:
     def _categorical(self, name: str, col: np.ndarray | None, n: int) -> np.ndarray:
         if col is None:
             return np.full(n, MISSING_CODE, np.int64)
-        codes, uniques = factorize_once(col)  # shared with the slice rules of the batch
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
         index, values = self._index[name], self.values[name]
         remap = np.empty(len(uniques) + 1, dtype=np.int64)
         remap[-1] = MISSING_CODE

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.core.grouped import Layers, layers_for
+from monitor.core.grouped import Layers, layer_arrays
 from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import DriftError
 from monitor.drift.summary import (
@@ -124,7 +124,7 @@ class FeatureSummaries:
             numeric, categorical, absent = first._plan(cols, classes)
             sums = [s.summaries for s, _ in group]
             rows_list = [rows for _, rows in group]
-            layers = layers_for(cols, rows_list) if numeric or categorical else None
+            layers = layer_arrays(rows_list, len(cols)) if numeric or categorical else None
             if numeric:
                 _numeric_groups(cols, numeric, [[d[name] for name, _, _ in numeric]
                                                 for d in sums], layers)
@@ -151,7 +151,7 @@ class FeatureSummaries:
                     (summary, rows))
         for (task, kind, _), group in buckets.items():
             sums = [[summary] for summary, _ in group]
-            layers = layers_for(cols, [rows for _, rows in group])
+            layers = layer_arrays([rows for _, rows in group], len(cols))
             if kind == "numeric":
                 _numeric_groups(cols, [(LABEL, _label, cols.label.dtype.kind not in "fiub")],
                                 sums, layers)

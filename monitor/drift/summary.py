@@ -31,7 +31,6 @@ import pandas as pd
 
 from monitor.core.grouped import Layers, layer_arrays
 from monitor.drift.errors import DriftError
-from slices.assign import factorize_once
 from slices.spec import MISSING, OTHER
 
 
@@ -663,7 +662,7 @@ def keyed_codes(values: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``(codes, keys, mismatch)``: codes into ``keys`` (-1 = missing) for a categorical column."""
     arr = np.asarray(values)
     try:
-        codes, uniques = factorize_once(arr)  # shared with the slice rules of the batch
+        codes, uniques = pd.factorize(arr, use_na_sentinel=True)
     except TypeError:  # unhashable values (lists, dicts): key them by their repr
         missing = pd.isna(arr) if arr.dtype == object else np.zeros(arr.shape[0], bool)
         as_text = np.array([_Unhashable(repr(v)) if isinstance(v, list | dict | set) else v

@@ -48,10 +48,6 @@ class ModelColumns:
     # per-record arrays derived from these columns (see `derived`), and where a `take` came from
     _derived: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _parent: tuple[ModelColumns, np.ndarray] | None = field(default=None, repr=False, compare=False)
-    # the group layers of row lists of this batch, by the rows' ids (kept with the rows, so
-    # the ids stay theirs): :func:`monitor.core.grouped.layers_for`
-    layers: dict[tuple[int, ...], tuple[list[np.ndarray], Any]] = field(
-        default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.outcome.shape[0])
