@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from daemon_throughput import full, load, make_records
+from daemon_throughput import best_of_variants, load, make_records
 
 from slices.load import load_spec
 
@@ -53,15 +53,7 @@ def main() -> None:
         variants[name], data = variant(spec_path, profile, keep, name)
         if keep and not all(k in data for k in keep):
             raise SystemExit(f"the reference profile has no {keep}")
-    best = {name: float("inf") for name in variants}
-    for _ in range(args.repeat):
-        for name, s in variants.items():
-            best[name] = min(best[name], full(s, lines)[0])
-    n = len(lines)
-    print(f"{n:,} records, window {args.window:,} records, best of {args.repeat}")
-    for name, t in best.items():
-        print(f"{name:>6}  {t / n * 1e6:7.2f} µs/record  {n / t:>9,.0f} rec/s  "
-              f"ratio {t / best['base']:.3f}")
+    best_of_variants(variants, lines, args.repeat, args.window)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,22 @@ def full(spec, lines: list[bytes]) -> tuple[float, int]:
     return time.perf_counter() - t, daemon.summary(0).windows
 
 
+def best_of_variants(variants: dict, lines: list[bytes], repeat: int,
+                     window: int) -> dict[str, float]:
+    """Best wall-clock ``full`` time of each spec in ``variants`` (interleaved, ``repeat``
+    rounds); prints µs/record, rec/s and the ratio to the first variant."""
+    best = {name: float("inf") for name in variants}
+    for _ in range(repeat):
+        for name, s in variants.items():
+            best[name] = min(best[name], full(s, lines)[0])
+    n, base = len(lines), next(iter(best.values()))
+    print(f"{n:,} records, window {window:,} records, best of {repeat}")
+    for name, t in best.items():
+        print(f"{name:>6}  {t / n * 1e6:7.2f} µs/record  {n / t:>9,.0f} rec/s  "
+              f"ratio {t / base:.3f}")
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=200_000)
