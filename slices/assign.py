@@ -33,10 +33,12 @@ from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 
+from slices.lazy import lazy_module
 from slices.predicate import Compare, Expr, canon, evaluate, parse_predicate
 from slices.spec import MISSING, OTHER, ModelSpec, SliceSpec
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 SKETCH_FACTOR = 10
 

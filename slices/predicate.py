@@ -40,14 +40,17 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from slices.errors import PredicateSyntaxError
+from slices.lazy import lazy_module
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 Literal = str | float | bool | None
 ORDERING = ("<", "<=", ">", ">=")
@@ -534,8 +537,10 @@ def canon(value: Any) -> str | None:
 
 
 def _canon(value: Any) -> str | None:
-    if value is None or value is pd.NA:
+    if value is None:
         return None
+    if type(value) is str:
+        return value
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     if isinstance(value, int | np.integer):
@@ -547,7 +552,16 @@ def _canon(value: Any) -> str | None:
         if v.is_integer() and abs(v) < 1e15:
             return str(int(v))
         return repr(v)
+    if _is_pd_na(value):
+        return None
     return str(value)
+
+
+def _is_pd_na(value: Any) -> bool:
+    """``value is pd.NA``, without importing pandas: a value can be pd.NA only once pandas
+    is imported."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and value is pandas.NA
 
 
 def _is_numeric(col: np.ndarray) -> bool:

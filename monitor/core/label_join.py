@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from monitor.core.lazy import lazy_module
 from monitor.core.records import RecordBatch, batch_from_state, batch_to_state, concat
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 
 @dataclass

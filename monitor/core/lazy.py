@@ -4,8 +4,11 @@ their start-up time and memory (scipy ≈ 0.5 s, River with scikit-learn ≈ 3 s
 :func:`lazy_module` is the one way the daemon defers an import: a module-level name bound
 to it behaves as the module once an attribute is read. Owners: ``monitor.drift.statistics``
 and ``monitor.drift.decide`` (scipy, at the first window's tests), ``monitor.drift.concept``
-(River, when a concept detector is built). ``tests/unit/test_light_start.py`` checks that
-the run path of a spec without a concept detector imports neither River nor Numba.
+(River, when a concept detector is built), the run path's modules (pandas, at the first
+batch; ``slices/`` uses :mod:`slices.lazy`, the same class, as it never imports ``monitor/``).
+``tests/unit/test_light_start.py`` checks that the run path of a spec without a concept
+detector imports neither River nor Numba, and that start-up (up to the first chunk of
+records) imports neither pandas nor scipy.
 
 >>> import sys
 >>> m = lazy_module("colorsys")
@@ -17,30 +20,6 @@ True
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
-from typing import Any
+from slices.lazy import LazyModule, lazy_module
 
-
-class LazyModule:
-    """Module ``name``, imported when one of its attributes is first read."""
-
-    __slots__ = ("_module", "_name")
-
-    def __init__(self, name: str):
-        self._name = name
-        self._module: ModuleType | None = None
-
-    def __getattr__(self, attr: str) -> Any:
-        if self._module is None:
-            self._module = importlib.import_module(self._name)
-        return getattr(self._module, attr)
-
-    def __repr__(self) -> str:
-        state = "imported" if self._module is not None else "not imported yet"
-        return f"<lazy module {self._name!r} ({state})>"
-
-
-def lazy_module(name: str) -> Any:
-    """A stand-in for module ``name`` that imports it at the first attribute access."""
-    return LazyModule(name)
+__all__ = ["LazyModule", "lazy_module"]

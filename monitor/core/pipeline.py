@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import Accumulator
 from monitor.core.metrics.registry import accumulators_for
 from monitor.core.prepare import Preparer
@@ -31,6 +31,8 @@ from monitor.core.windows import (
 )
 from slices.assign import SliceAssigner
 from slices.spec import ModelSpec
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 
 @dataclass(frozen=True)

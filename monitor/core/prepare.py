@@ -15,11 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.types import RecordBatch
 from slices.spec import OTHER, ModelSpec
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 MAX_CLASSES = 200
 _TRUE = {"1", "true", "yes", "y", "t", "1.0"}

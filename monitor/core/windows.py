@@ -35,11 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import Accumulator, ModelColumns
 from monitor.core.metrics.registry import accumulator_from_state, state_of
 from slices.spec import WindowSpec
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 
 @dataclass

@@ -25,10 +25,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from monitor.core.lazy import lazy_module
 from slices.predicate import canon
 from slices.spec import MISSING, OTHER
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 OTHER_CODE, MISSING_CODE = 0, 1
 

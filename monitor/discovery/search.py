@@ -38,10 +38,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from monitor.core.lazy import lazy_module
 from monitor.discovery.coder import OTHER_CODE
 from monitor.discovery.counts import ConjunctionCounts
+
+stats = lazy_module("scipy.stats")  # at the first search (a window's close), not at start
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
 
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.registry import register
 from monitor.drift.errors import ProfileError
+
+optimize = lazy_module("scipy.optimize")  # at the first fit or estimate, not at start
+stats = lazy_module("scipy.stats")
 
 AUC_BINS = 200
 ESTIMATED = ("accuracy", "precision", "recall", "f1", "roc_auc")

@@ -25,9 +25,9 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from monitor.core.grouped import Layers, layer_arrays
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import DriftError
 from monitor.drift.summary import (
@@ -40,6 +40,8 @@ from monitor.drift.summary import (
     settle,
     summary_from_state,
 )
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 PREDICTION = "__prediction__"
 LABEL = "__label__"

@@ -33,12 +33,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.registry import register
 from monitor.drift.errors import ProfileError
 from monitor.drift.summary import CategoricalSummary
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 DEFAULT_VARIANCE = 0.65
 DEFAULT_CHUNKS = 10

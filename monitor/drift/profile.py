@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.drift.cbpe import Calibration
 from monitor.drift.errors import ProfileError
@@ -31,6 +31,8 @@ from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_na
 from monitor.drift.multivariate import Reconstruction, fit_reconstruction
 from monitor.drift.summary import CategoricalSummary, NumericSummary, Summary, keyed_codes
 from slices.spec import ModelSpec
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 FORMAT_VERSION = 1
 DEFAULT_BINS = 20

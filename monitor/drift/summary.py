@@ -27,11 +27,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from monitor.core.grouped import Layers, layer_arrays
+from monitor.core.lazy import lazy_module
 from monitor.drift.errors import DriftError
 from slices.spec import MISSING, OTHER
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 
 def _rng_state(rng: np.random.Generator) -> dict[str, Any]:

@@ -18,12 +18,14 @@ from __future__ import annotations
 import csv
 import io
 
-import pandas as pd
-
+from monitor.core.lazy import lazy_module
 from monitor.ingest.decode import Reject
 from monitor.ingest.source import SourceError
 
-_PARSE_ERRORS = (pd.errors.ParserError, ValueError, UnicodeDecodeError, csv.Error)
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
+
+# (pandas.errors.ParserError is a ValueError: caught without importing pandas at start)
+_PARSE_ERRORS = (ValueError, UnicodeDecodeError, csv.Error)
 
 
 class CsvRows:

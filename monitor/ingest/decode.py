@@ -37,22 +37,24 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
 
+from monitor.core.lazy import lazy_module
 from monitor.core.types import OUTCOME_CODES, RecordBatch
 from monitor.ingest.tagcells import split_tag_cells
 from slices.spec import SchemaSpec
 
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
+
 _ABSENT = object()  # a path that is not in the record (JSON null is None)
-_EPOCH = pd.Timestamp(0, tz="UTC")
 _NONE = type(None)
 _NUMBER_TYPES = {int, float, _NONE}
 _STR_TYPES = {str, _NONE}
 _JSON_TYPES = {int, float, str, bool, _NONE, dict, list}
 _OUTCOME_LOOKUP: dict[str | None, int] = {**OUTCOME_CODES, None: 0}
 # event times must lie in pandas' nanosecond range (1677-09-21 … 2262-04-11); others: bad_time
-MIN_TIME = pd.Timestamp.min.value / 1e9
-MAX_TIME = pd.Timestamp.max.value / 1e9
+# (pd.Timestamp.min.value / 1e9 and .max: written out so that importing this is pandas-free)
+MIN_TIME = -(2**63 - 1) / 1e9
+MAX_TIME = (2**63 - 1) / 1e9
 _DATETIMES = (dt.date, np.datetime64)  # pd.Timestamp and datetime.datetime are dt.date
 
 
@@ -120,7 +122,7 @@ def _iso_seconds(strs: list[str]) -> np.ndarray:
         parsed = pd.to_datetime(pd.Series(strs, dtype=object), utc=True, format="ISO8601",
                                 errors="coerce")
         if not parsed.isna().any():  # else mixed formats in one batch: one by one below
-            since = parsed - _EPOCH.as_unit(parsed.dt.unit)
+            since = parsed - _epoch(parsed.dt.unit)
             return (since / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64,
                                                                na_value=np.nan)
     except (ValueError, OverflowError, TypeError):  # OutOfBoundsDatetime is a ValueError
@@ -135,6 +137,12 @@ def _one_iso(text: str) -> float:
         return math.nan
 
 
+@functools.cache
+def _epoch(unit: str) -> Any:
+    """The UTC epoch as a ``pd.Timestamp`` of ``unit`` (pandas is imported at first use)."""
+    return pd.Timestamp(0, tz="UTC").as_unit(unit)
+
+
 def _native_seconds(value: Any) -> float:
     """A date/time value → epoch seconds (naive = UTC); NaN for NaT or the unrepresentable."""
     try:
@@ -143,7 +151,7 @@ def _native_seconds(value: Any) -> float:
             return math.nan
         if ts.tzinfo is None:
             ts = ts.tz_localize("UTC")
-        return (ts - _EPOCH.as_unit(ts.unit)) / pd.Timedelta(seconds=1)
+        return (ts - _epoch(ts.unit)) / pd.Timedelta(seconds=1)
     except (ValueError, OverflowError, TypeError):
         return math.nan
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
-
+from monitor.core.lazy import lazy_module
 from monitor.core.records import RecordBatch, concat
 from monitor.ingest.decode import Decoder, Reject, parse_json_lines
 from monitor.ingest.decode_arrow import ArrowDecoder
 from slices.spec import Spec
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 
 def decoder_for(spec: Spec) -> Decoder | PerModelDecoder:

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
 
 from monitor.core.evaluate import evaluate_window
 from monitor.core.label_join import LabelJoin, late_horizon
+from monitor.core.lazy import lazy_module
 from monitor.core.pipeline import ModelPipeline
 from monitor.core.prepare import Preparer
 from monitor.core.types import ClosedWindow, RecordBatch, SliceResult
@@ -38,6 +38,8 @@ from monitor.ingest.feature_join import FeatureJoin
 from monitor.ingest.source import Chunk
 from monitor.runtime.close_worker import InlineCloser, Pending, ProcessCloser
 from slices.spec import OUTCOMES, Spec
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 log = logging.getLogger("slicewatch.daemon")
 

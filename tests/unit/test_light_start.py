@@ -1,5 +1,6 @@
 """A light process (issue 13): the run path loads River only when a concept detector is
-configured, and never Numba."""
+configured, and never Numba; start-up, up to the first chunk of records, loads neither pandas
+nor scipy (nor the report's and notifiers' libraries), which are deferred to first use."""
 
 from __future__ import annotations
 
@@ -8,30 +9,52 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("numba", "llvmlite", "river", "sklearn")
+# not needed before the first record is read: pandas (the first batch imports it), scipy (a
+# window's close), and what only reports, notifiers or pushes use
+LATER = ("pandas", "scipy", "river", "sklearn", "numba", "plotly", "rich", "requests", "jinja2",
+         "pyarrow.parquet", "pyarrow.csv")
 
 PROBE = f"""
 import json, sys
+from monitor.runtime.daemon import Daemon
+at_first_chunk = []
+process = Daemon.process
+def first(self, chunk):
+    if not at_first_chunk:
+        at_first_chunk.append(sorted(m for m in {LATER!r} if m in sys.modules))
+    return process(self, chunk)
+Daemon.process = first
 from monitor.cli import main
 code = main(sys.argv[1:])
-print("LOADED", json.dumps([code, sorted(m for m in {HEAVY!r} if m in sys.modules)]))
+print("LOADED", json.dumps([code, sorted(m for m in {HEAVY!r} if m in sys.modules),
+                            at_first_chunk]))
 """
 
 
-def loaded_by_run(spec: Path, data: Path) -> list[str]:
-    """The heavy modules a `slicewatch run` of ``spec`` over ``data`` imported, in a fresh
-    interpreter (no HTTP server, no close-worker child sharing its modules)."""
+def probe_run(spec: Path, data: Path) -> tuple[list[str], list[str]]:
+    """The heavy modules a `slicewatch run` of ``spec`` over ``data`` imported (:data:`HEAVY`),
+    and those of :data:`LATER` it had imported when the first chunk of records reached the
+    daemon, in a fresh interpreter (no HTTP server, no close-worker child sharing its
+    modules)."""
     proc = subprocess.run([sys.executable, "-c", PROBE, "run", "-c", str(spec), "-i", str(data),
                            "--listen", "", "-q"], capture_output=True, text=True, cwd=REPO,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=300)
     line = [x for x in proc.stdout.splitlines() if x.startswith("LOADED")]
     assert line, proc.stdout + proc.stderr
-    code, names = json.loads(line[-1].removeprefix("LOADED "))
+    code, names, at_first_chunk = json.loads(line[-1].removeprefix("LOADED "))
     assert code == 0, proc.stdout + proc.stderr
-    return names
+    assert len(at_first_chunk) == 1, "no chunk reached the daemon"
+    return names, at_first_chunk[0]
+
+
+def loaded_by_run(spec: Path, data: Path) -> list[str]:
+    """The heavy modules a `slicewatch run` of ``spec`` over ``data`` imported."""
+    return probe_run(spec, data)[0]
 
 
 def fraud_spec(tmp_path: Path, concept: bool) -> Path:
@@ -52,3 +75,76 @@ def test_river_loads_only_with_a_concept_detector_and_numba_never(tmp_path, conc
     assert "numba" not in loaded and "llvmlite" not in loaded
     assert ("river" in loaded) == concept
 
+
+
+PLAIN = """\
+version: 1
+source: {{type: file, path: {data}}}
+models:
+  - name: fraud
+    task: binary
+    window: 5m
+    metrics: [count, failure_rate, score_mean, positive_rate, accuracy, roc_auc, log_loss]
+    features: {{amount: numeric, account_age_days: numeric, device: categorical}}
+    slices:
+      - overall: true
+      - feature_keys: [device]
+      - buckets: {{amount: [0, 20, 100, 500]}}
+      - name: big_ios
+        where: 'amount > 500 and device == "ios"'
+"""
+
+
+def plain_spec(tmp_path: Path) -> Path:
+    """A plain JSONL spec: metrics and slices, no drift, no concept detector."""
+    data = REPO / "examples" / "fraud.jsonl"
+    spec = tmp_path / "plain.yaml"
+    spec.write_text(PLAIN.format(data=data), encoding="utf-8")
+    return spec
+
+
+def test_start_up_of_a_plain_jsonl_spec_imports_no_pandas_scipy_or_river(tmp_path):
+    """The first record is read before pandas, scipy or River are imported; River and Numba
+    never are."""
+    loaded, at_first_chunk = probe_run(plain_spec(tmp_path), REPO / "examples" / "fraud.jsonl")
+    assert at_first_chunk == []
+    assert loaded == []
+
+
+def test_start_up_with_drift_defers_pandas_and_scipy_too(tmp_path):
+    """Drift per slice against a profile: the profile is loaded at start, its tests' scipy
+    comes at a window's close. (A concept detector is built at start, so that a bad one
+    fails there: River, and the pandas and scipy it imports, come with it.)"""
+    _, at_first_chunk = probe_run(fraud_spec(tmp_path, False), REPO / "examples" / "fraud.jsonl")
+    assert at_first_chunk == []
+
+
+def test_constants_written_out_equal_the_libraries():
+    """The values computed without pandas or scipy at import equal the libraries' own."""
+    import pandas as pd
+    from scipy.stats import poisson
+
+    from monitor.core.metrics.bootstrap import _THRESHOLDS
+    from monitor.ingest import csvrows
+    from monitor.ingest.decode import MAX_TIME, MIN_TIME
+
+    assert pd.Timestamp.min.value / 1e9 == MIN_TIME
+    assert pd.Timestamp.max.value / 1e9 == MAX_TIME
+    expected = np.round(poisson.cdf(np.arange(20), 1.0) * 2.0 ** 32).astype(np.uint64)
+    assert _THRESHOLDS.dtype == expected.dtype and (expected == _THRESHOLDS).all()
+    assert issubclass(pd.errors.ParserError, csvrows._PARSE_ERRORS)
+
+
+def test_a_lazy_module_imports_at_first_attribute_read():
+    from slices.lazy import lazy_module
+
+    name = "xml.dom.minidom"
+    was = sys.modules.pop(name, None)
+    try:
+        m = lazy_module(name)
+        assert name not in sys.modules and "not imported yet" in repr(m)
+        assert m.parseString("<a/>").documentElement.tagName == "a"
+        assert name in sys.modules and "(imported)" in repr(m)
+    finally:
+        if was is not None:
+            sys.modules[name] = was

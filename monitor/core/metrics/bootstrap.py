@@ -24,7 +24,6 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.stats import poisson
 
 from monitor.core.metrics._common import AccumulatorBase, check_int, positive, state_params
 from monitor.core.metrics.base import ModelColumns
@@ -36,7 +35,10 @@ DEFAULT_REPLICATES = 200
 MAX_REPLICATES = 2000
 PR_BINS = 32
 # Poisson(1) CDF as 32-bit thresholds: weight = #thresholds ≤ u for u uniform in [0, 2³²)
-_THRESHOLDS = np.round(poisson.cdf(np.arange(20), 1.0) * 2.0 ** 32).astype(np.uint64)
+# (the CDF summed exactly here: equal to scipy.stats.poisson.cdf, tests/unit/test_light_start.py,
+# without importing scipy at start)
+_THRESHOLDS = np.round(np.array([math.fsum(math.exp(-1) / math.factorial(i) for i in range(k + 1))
+                                 for k in range(20)]) * 2.0 ** 32).astype(np.uint64)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 LABEL_METRICS = {"binary": ("f1", "pr_auc", "ece")}

@@ -21,9 +21,11 @@ of windows is one call. ``level`` is the two-sided confidence level (0.95: 2.5 %
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 
+from monitor.core.lazy import lazy_module
 from monitor.core.metrics.errors import MetricError
+
+stats = lazy_module("scipy.stats")  # at the first interval (a window's close), not at start
 
 DEFAULT_LEVEL = 0.95
 
@@ -38,7 +40,7 @@ def check_level(level: float) -> float:
 
 def z_value(level: float) -> float:
     """The standard normal quantile of a two-sided ``level``: 1.95996… for 0.95."""
-    return float(norm.ppf(0.5 + check_level(level) / 2))
+    return float(stats.norm.ppf(0.5 + check_level(level) / 2))
 
 
 def wilson(k, n, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
