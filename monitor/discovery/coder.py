@@ -22,6 +22,7 @@ code 1 ``__missing__`` for every feature.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -31,8 +32,13 @@ from slices.predicate import canon
 from slices.spec import MISSING, OTHER
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
+# a hash table kept across batches: known strings are looked up, not re-factorized
+_hashtable = lazy_module("pandas._libs.hashtable")
 
 OTHER_CODE, MISSING_CODE = 0, 1
+#: strings a feature's lookup table holds beyond its admitted values (those coded
+#: ``__other__``); values past it are factorized with every batch
+EXTRA_STRINGS = 256
 
 
 class FeatureCoder:
@@ -48,6 +54,11 @@ class FeatureCoder:
         # categorical: admitted values in code order (after __other__, __missing__)
         self.values: dict[str, list[str]] = {f: [] for f in features if f not in self.buckets}
         self._index: dict[str, dict[str, int]] = {f: {} for f in self.values}
+        # per categorical feature: strings seen (admitted or coded __other__), their codes
+        # (and -1 last, for a failed lookup) and a table of them; rebuilt when it grows
+        self._seen: dict[str, list[str]] = {f: [] for f in self.values}
+        self._seen_codes: dict[str, np.ndarray] = {}
+        self._tables: dict[str, Any] = {}
 
     @property
     def capacity(self) -> tuple[int, ...]:
@@ -79,10 +90,35 @@ class FeatureCoder:
     def _categorical(self, name: str, col: np.ndarray | None, n: int) -> np.ndarray:
         if col is None:
             return np.full(n, MISSING_CODE, np.int64)
+        if col.dtype != object or string_table_class() is None:
+            return self._factorized(name, col)
+        table = self._tables.get(name)
+        if table is None:
+            table = self._table(name)
+        codes = self._seen_codes[name][table.lookup(col)]
+        unknown = np.flatnonzero(codes < 0)  # new, missing or not a string
+        if unknown.shape[0]:
+            codes[unknown] = self._factorized(name, col[unknown])
+        return codes
+
+    def _table(self, name: str) -> Any:
+        seen = self._seen[name]
+        table = string_table_class()(max(len(seen), 1))
+        table.map_locations(np.array(seen, dtype=object))
+        self._seen_codes[name] = np.array(
+            [self._index[name].get(v, OTHER_CODE) for v in seen] + [-1], dtype=np.int64)
+        self._tables[name] = table
+        return table
+
+    def _factorized(self, name: str, col: np.ndarray) -> np.ndarray:
+        """Codes by factorizing ``col``; new values admitted while there is room, and new
+        strings remembered for the lookup table (up to :data:`EXTRA_STRINGS` past the
+        admitted ones)."""
         codes, uniques = pd.factorize(col, use_na_sentinel=True)
-        index, values = self._index[name], self.values[name]
+        index, values, seen = self._index[name], self.values[name], self._seen[name]
         remap = np.empty(len(uniques) + 1, dtype=np.int64)
         remap[-1] = MISSING_CODE
+        grown = False
         for j, value in enumerate(uniques):
             key = canon(value)
             if key is None:
@@ -93,6 +129,11 @@ class FeatureCoder:
                 code = index[key] = 2 + len(values)
                 values.append(key)
             remap[j] = OTHER_CODE if code is None else code
+            if type(value) is str and len(seen) < self.max_values + EXTRA_STRINGS:
+                seen.append(value)
+                grown = True
+        if grown:
+            self._tables.pop(name, None)
         return remap[codes]
 
     def token(self, i: int, code: int) -> str:
@@ -138,6 +179,8 @@ class FeatureCoder:
                 kept = [str(v) for v in values][:self.max_values]
                 self.values[name] = kept
                 self._index[name] = {v: 2 + j for j, v in enumerate(kept)}
+                self._seen[name] = list(kept)
+                self._tables.pop(name, None)
 
     def remap(self, i: int, tokens: list[str]) -> np.ndarray:
         """Codes of this coder for ``tokens`` of feature ``i`` (another coder's, in its code
@@ -154,6 +197,8 @@ class FeatureCoder:
                 if code is None and len(self.values[name]) < self.max_values:
                     code = self._index[name][token] = 2 + len(self.values[name])
                     self.values[name].append(token)
+                    self._seen[name] = list(self.values[name])  # __other__ strings may
+                    self._tables.pop(name, None)  # be admitted now: forget them
                 out[j] = OTHER_CODE if code is None else code
             else:
                 out[j] = j  # numeric: same edges, same codes
@@ -165,6 +210,16 @@ class FeatureCoder:
         used = 2 + (len(self.values[name]) if name in self.values
                     else len(self.buckets[name]) + 1)
         return [self.token(i, c) for c in range(used)]
+
+
+@cache
+def string_table_class() -> Any:
+    """pandas' ``StringHashTable`` (None when pandas no longer has it: every batch is then
+    factorized)."""
+    try:
+        return _hashtable.StringHashTable
+    except (ImportError, AttributeError):  # pragma: no cover - pandas moved it
+        return None
 
 
 def _quote(value: str) -> str:

@@ -107,30 +107,39 @@ class ConjunctionCounts:
         n = errors.shape[0]
         if not n:
             return
+        self.total += n
+        self.total_error += float(errors.sum())
+        size = self.layout.size
+        if self.e2 is None:  # 0/1 errors: one count per (cell, erred) pair
+            both = np.bincount(self._index(codes, errors != 0).ravel(), minlength=2 * size)
+            erred = both[1::2]
+            self.n += both[0::2] + erred
+            self.e += erred
+            return
+        index = self._index(codes).ravel()
+        blocks = len(self.layout.blocks)
+        self.n += np.bincount(index, minlength=size)
+        self.e += np.bincount(index, weights=np.tile(errors, blocks), minlength=size)
+        sq = errors * errors
+        self.e2 += np.bincount(index, weights=np.tile(sq, blocks), minlength=size)
+        self.total_error2 += float(sq.sum())
+
+    def _index(self, codes: np.ndarray, bit: np.ndarray | None = None) -> np.ndarray:
+        """Cell of each record in each block (blocks × records); with ``bit``, ``2 × cell +
+        bit`` (the pair codes of cell and bit, for one ``bincount`` of both)."""
         lay = self.layout
-        cap = lay.capacity
-        index = np.empty((len(lay.blocks), n), dtype=np.intp)
+        cap, scale = lay.capacity, 1 if bit is None else 2
+        low = codes if bit is None else codes * 2 + bit  # the lower feature of a pair / level 1
+        index = np.empty((len(lay.blocks), codes.shape[1]), dtype=np.intp)
         for k, b in enumerate(lay.blocks):
             row = index[k]
             if len(b) == 2:
-                np.multiply(codes[b[0]], cap[b[1]], out=row)
-                row += codes[b[1]]
+                np.multiply(codes[b[0]], scale * cap[b[1]], out=row)
+                row += low[b[1]]
             else:
-                row[:] = codes[b[0]]
-            row += lay.offsets[k]
-        size = lay.size
-        self.n += np.bincount(index.ravel(), minlength=size)
-        self.total += n
-        self.total_error += float(errors.sum())
-        if self.e2 is None:  # 0/1 errors: count the erring records' cells
-            self.e += np.bincount(index[:, errors != 0].ravel(), minlength=size)
-            return
-        self.e += np.bincount(index.ravel(), weights=np.tile(errors, len(lay.blocks)),
-                              minlength=size)
-        sq = errors * errors
-        self.e2 += np.bincount(index.ravel(), weights=np.tile(sq, len(lay.blocks)),
-                               minlength=size)
-        self.total_error2 += float(sq.sum())
+                row[:] = low[b[0]]
+            row += scale * lay.offsets[k]
+        return index
 
     # ---- the accumulator protocol --------------------------------------------------------
     def update(self, cols: ModelColumns) -> None:

@@ -161,6 +161,52 @@ def test_counts_of_other_processes_merge_by_value_and_restart_exactly():
     assert discover(restored, Settings()) == discover(whole, Settings())
 
 
+def test_counts_equal_a_record_by_record_count_for_both_error_kinds():
+    """The one-``bincount`` update (cell and 0/1 error as one code) and the weighted one
+    against a plain loop over records and blocks."""
+    from monitor.discovery.search import _name
+    rng = np.random.default_rng(12)
+    cols, errors = frame(rng, 1500, numeric=True)
+    cols["country"][::7] = None
+    for error, errs in (("misclassification", errors), ("absolute_error", rng.random(1500))):
+        acc = counts(cols, errs, error=error)
+        codes = acc.coder.encode(cols)
+        expect: dict[str, list[float]] = {}
+        for r in range(1500):
+            for block in acc.layout.blocks:
+                name = ",".join(acc.coder.label(i, int(codes[i, r])) for i in block)
+                cell = expect.setdefault(name, [0.0, 0.0])
+                cell[0] += 1
+                cell[1] += errs[r]
+        got = {_name(acc, int(c))[0]: [acc.n[c], acc.e[c]] for c in np.flatnonzero(acc.n)}
+        assert got.keys() == expect.keys()
+        for name, (n, e) in expect.items():
+            assert got[name][0] == n and got[name][1] == pytest.approx(e, abs=1e-9), name
+
+
+def test_the_lookup_table_codes_exactly_as_factorizing_every_batch(monkeypatch):
+    """Strings kept in a table across batches (admitted ones and, up to a bound, those coded
+    ``__other__``); missing, non-string and overflowing values take the factorize path."""
+    import monitor.discovery.coder as coder_mod
+    rng = np.random.default_rng(13)
+    pool = np.array([f"u{i}" for i in range(600)] + [None, np.nan, 3, 3.0, True, "3"],
+                    dtype=object)
+    batches = [{"user": pool[rng.integers(0, len(pool), 800)],
+                "plan": rng.choice(["free", "pro", None], 800).astype(object)}
+               for _ in range(6)]
+    fast = FeatureCoder(("user", "plan"), {}, max_values=20)
+    with monkeypatch.context() as m:
+        m.setattr(coder_mod, "string_table_class", lambda: None)
+        slow = FeatureCoder(("user", "plan"), {}, max_values=20)
+        expected = [slow.encode(b) for b in batches]
+    for batch, want in zip(batches, expected, strict=True):
+        assert np.array_equal(fast.encode(batch), want)
+    assert fast.values == slow.values
+    assert len(fast._seen["user"]) == 20 + coder_mod.EXTRA_STRINGS  # bounded
+    fast.load_state(slow.to_state())  # a restored vocabulary: the table is rebuilt
+    assert np.array_equal(fast.encode(batches[0]), expected[0])
+
+
 def test_state_with_a_cell_out_of_range_is_refused():
     rng = np.random.default_rng(1)
     state = counts(*frame(rng, 100)).to_state()
