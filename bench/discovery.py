@@ -1,8 +1,9 @@
 """Cost of slice discovery (issue 17): the daemon on one decoded stream with 10 candidate
 categorical features at level 2, against the same spec without ``discovery:``, in one run;
-plus the time of a window close's discovery and the memory of one window's counts.
+plus the time of a window close's discovery (in the daemon: the window's and the horizon's
+search; and alone, on one window's counts) and the memory of one window's counts.
 
-    .venv/bin/python bench/discovery.py --records 400000 --per-window 50000
+    .venv/bin/python bench/discovery.py --records 400000 --per-window 50000 --repeat 5
 """
 
 from __future__ import annotations
@@ -45,15 +46,27 @@ def stream(n: int, seed: int = 0) -> list[bytes]:
             for i in range(n)]
 
 
-def run(spec_text: str, batches: list) -> float:
+def run(spec_text: str, batches: list, closes: list[float] | None = None) -> float:
+    """Seconds to process ``batches``; the time of each discovery close goes to ``closes``."""
     spec = load_spec_text(spec_text)
     daemon = Daemon(spec, dead_letter=DeadLetter(None))
+    for stage in daemon.discovery.values():
+        stage.close = _timed(stage.close, closes if closes is not None else [])
     gc.collect()
     t0 = time.perf_counter()
     for batch in batches:
         daemon.process_batch(batch)
     daemon.flush()
     return time.perf_counter() - t0
+
+
+def _timed(close, into: list[float]):
+    def timed(window):
+        t0 = time.perf_counter()
+        out = close(window)
+        into.append(time.perf_counter() - t0)
+        return out
+    return timed
 
 
 def main() -> None:
@@ -70,16 +83,20 @@ def main() -> None:
     decoder = Decoder(load_spec_text(plain).schema, default_model="m")
     batches = [decoder.decode_lines(lines[i:i + args.batch])[0]
                for i in range(0, len(lines), args.batch)]
-    base, disc = [], []
+    base, disc, closes = [], [], []
     for _ in range(args.repeat):  # alternate, keep the best of each
         base.append(run(plain, batches))
-        disc.append(run(found, batches))
+        disc.append(run(found, batches, closes))
     b, d = min(base), min(disc)
     n = args.records
     print(f"records {n:,}, windows of {args.per_window:,}, 10 candidate features, level 2")
     print(f"without discovery: {b / n * 1e6:6.2f} µs/record ({n / b:,.0f} rec/s)")
     print(f"with discovery:    {d / n * 1e6:6.2f} µs/record ({n / d:,.0f} rec/s)")
-    print(f"ratio with/without: {d / b:.2f}x")
+    print(f"ratio with/without: {d / b:.2f}x (best of {args.repeat} each; all ratios of "
+          f"run i: {', '.join(f'{x / y:.2f}' for x, y in zip(disc, base, strict=True))})")
+    print(f"window close in the daemon (window + horizon of 6): median "
+          f"{np.median(closes) * 1e3:.1f} ms, max {max(closes) * 1e3:.1f} ms "
+          f"over {len(closes)} closes")
     # one window's counts: search time and memory
     spec = load_spec_text(found).models[0]
     coder = FeatureCoder(spec.discovery.features, {}, spec.discovery.max_values)

@@ -109,6 +109,9 @@ class ClosedWindow:
     # slices found worse than the rest (monitor.discovery.types.DiscoveredSlice), when the
     # model has discovery: set by the daemon at close
     discovered: tuple[Any, ...] = ()
+    # (version, slice) of the slices discovered in one of the last windows but not in this
+    # one, judged "not in the top-k" by the `discovered` alert rule: set with `discovered`
+    discovered_absent: tuple[tuple[str, str], ...] = ()
 
 
 DriftStatus = Literal["ok", "drift", "insufficient"]

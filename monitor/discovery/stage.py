@@ -3,11 +3,14 @@ at each close, over the window and over the rolling horizon of its last N window
 
 The counts are an accumulator of the overall group (:class:`ConjunctionCounts`), so they
 are windowed, checkpointed and merged with the window state like every metric. The stage
-holds what outlives a window: the shared coder and the horizon's last N windows of counts.
+holds what outlives a window: the shared coder, the horizon's last N windows of counts and
+the slices discovered lately (:class:`RecentlyDiscovered`, read by alerting); all of it is
+checkpointed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +22,7 @@ from monitor.core.stage import GroupRows
 from monitor.core.types import ClosedWindow
 from monitor.discovery.coder import FeatureCoder
 from monitor.discovery.counts import ConjunctionCounts
+from monitor.discovery.recent import RecentlyDiscovered
 from monitor.discovery.search import Candidate, Settings, discover
 from monitor.discovery.types import DiscoveredSlice, Scope
 from slices.spec import ModelSpec
@@ -35,6 +39,7 @@ class DiscoveryStage:
         # the last `horizon` closed windows: (start, end, {version: counts})
         self.recent: deque[tuple[float, float, dict[str, ConjunctionCounts]]] = deque(
             maxlen=max(spec.horizon, 1))
+        self.lately = RecentlyDiscovered()
 
     def accumulators(self, slice_name: str) -> list[Any]:
         """The counts for a new group of slice ``slice_name`` (the overall slice only)."""
@@ -58,9 +63,10 @@ class DiscoveryStage:
             if isinstance(acc, ConjunctionCounts):
                 accumulators[k] = acc.attach(self.coder)
 
-    def close(self, window: ClosedWindow) -> tuple[DiscoveredSlice, ...]:
-        """The window's discovered slices per version, then the horizon's (when
-        ``horizon >= 2``); the window joins the horizon."""
+    def close(self, window: ClosedWindow) -> ClosedWindow:
+        """``window`` with its discovered slices per version, then the horizon's (when
+        ``horizon >= 2``), and the slices discovered lately but not in it (``discovered_
+        absent``); the window joins the horizon."""
         counts: dict[str, ConjunctionCounts] = {}
         for (version, slice_name, _), group in window.groups.items():
             if slice_name == self.overall:
@@ -69,13 +75,18 @@ class DiscoveryStage:
                 if acc is not None:
                     counts[version] = acc
         out: list[DiscoveredSlice] = []
+        absent: list[tuple[str, str]] = []
         for version in sorted(counts):
-            out += self._found(version, "window", window.start, window.end,
-                               discover(counts[version], self.settings))
+            found = self._found(version, "window", window.start, window.end,
+                                discover(counts[version], self.settings))
+            absent += [(version, name)
+                       for name in self.lately.step(version, [d.slice for d in found])]
+            out += found
         self.recent.append((window.start, window.end, counts))
         if self.spec.horizon >= 2:
             out += self._horizon()
-        return tuple(out)
+        return dataclasses.replace(window, discovered=tuple(out),
+                                   discovered_absent=tuple(absent))
 
     def _horizon(self) -> list[DiscoveredSlice]:
         merged: dict[str, ConjunctionCounts] = {}
@@ -100,12 +111,13 @@ class DiscoveryStage:
                 for rank, c in enumerate(found, start=1)]
 
     def to_state(self) -> dict[str, Any]:
-        return {"coder": self.coder.to_state(),
+        return {"coder": self.coder.to_state(), "lately": self.lately.to_state(),
                 "recent": [[start, end, {v: acc.to_state() for v, acc in counts.items()}]
                            for start, end, counts in self.recent]}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.coder.load_state(state["coder"])
+        self.lately.load_state(state.get("lately", {}))  # absent from older checkpoints
         self.recent.clear()
         for start, end, counts in state["recent"]:
             self.recent.append((float(start), float(end), {

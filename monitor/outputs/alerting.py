@@ -22,8 +22,6 @@ from monitor.core.types import ClosedWindow, SliceResult
 from slices.spec import Spec
 
 DEFAULT_DB = os.path.join("slicewatch-state", "alerts.db")
-FOUND_KEEP = 10  # windows a discovered slice is still judged (not in the top-k) after it left
-FOUND_MAX = 500  # discovered slices remembered per model × version
 
 
 def _longest_group_timer(route) -> float:
@@ -49,6 +47,19 @@ def to_observation(r: SliceResult) -> Observation:
         intervals={k: (float(lo), float(hi)) for k, (lo, hi) in r.intervals.items()})
 
 
+def with_discovered(window: ClosedWindow, obs: Observation) -> Observation:
+    """The overall observation with the slices discovered in this window (in the top-k) and
+    those discovered lately but not now (so their streaks end and their alerts resolve; the
+    discovery stage remembers them, :mod:`monitor.discovery.recent`)."""
+    now = {d.slice: d for d in window.discovered
+           if d.scope == "window" and d.version == obs.version}
+    out = [DiscoveredObservation(d.slice, True, d.rank, d.error, d.records)
+           for d in now.values()]
+    out += [DiscoveredObservation(name, False) for version, name in window.discovered_absent
+            if version == obs.version and name not in now]
+    return dataclasses.replace(obs, discovered=tuple(out))
+
+
 class AlertStage:
     """The daemon's alerting: a result listener handing observations to a supervised
     background :class:`alerts.workers.Dispatcher` (one delivery worker per receiver).
@@ -65,37 +76,14 @@ class AlertStage:
         self.timer_horizon = _longest_group_timer(spec.alerting.route)
         self.interval = interval
         self.dispatcher = Dispatcher(self.engine, interval=interval, sinks=sinks)
-        # (model, version) → discovered slice → windows since it was last in the top-k
-        self._found: dict[tuple[str, str], dict[str, int]] = {}
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
         observations = [to_observation(r) for r in results if r.reported]
-        if window.discovered or any(k[0] == window.model for k in self._found):
-            observations = [self._with_discovered(window, o) if o.slice == "overall" else o
+        if window.discovered or window.discovered_absent:
+            observations = [with_discovered(window, o) if o.slice == "overall" else o
                             for o in observations]
         if observations:
             self.dispatcher.observe(observations)
-
-    def _with_discovered(self, window: ClosedWindow, obs: Observation) -> Observation:
-        """The overall observation with the slices discovered in this window (in the top-k)
-        and those discovered in the last :data:`FOUND_KEEP` windows but not now (so their
-        alerts resolve)."""
-        key = (obs.model, obs.version)
-        seen = self._found.setdefault(key, {})
-        now = {d.slice: d for d in window.discovered
-               if d.scope == "window" and d.version == obs.version}
-        out = [DiscoveredObservation(d.slice, True, d.rank, d.error, d.records)
-               for d in now.values()]
-        out += [DiscoveredObservation(name, False) for name in seen if name not in now]
-        for name in list(seen):
-            seen[name] += 1
-            if seen[name] > FOUND_KEEP:
-                del seen[name]
-        for name in now:
-            seen[name] = 0
-        while len(seen) > FOUND_MAX:
-            del seen[next(iter(seen))]
-        return dataclasses.replace(obs, discovered=tuple(out))
 
     def start(self) -> AlertStage:
         self.dispatcher.start()

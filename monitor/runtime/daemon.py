@@ -367,7 +367,7 @@ class Daemon:
         self.join.expire(window.model, {window.key})
         found = self.discovery.get(window.model)
         if found is not None:
-            window = dataclasses.replace(window, discovered=found.close(window))
+            window = found.close(window)
         results = evaluate_window(window, self.spec.model(window.model))
         stage = self.drift.get(window.model)
         job = stage.begin_close(window) if stage is not None else None

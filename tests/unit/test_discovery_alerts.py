@@ -9,8 +9,9 @@ import pytest
 
 from alerts import AlertEngine, Observation
 from monitor.core.types import ClosedWindow
+from monitor.discovery.recent import RecentlyDiscovered
 from monitor.discovery.types import DiscoveredSlice
-from monitor.outputs.alerting import AlertStage
+from monitor.outputs.alerting import with_discovered
 from slices.errors import SpecError
 from slices.load import load_spec_text
 
@@ -38,19 +39,26 @@ def found(slice_, w, records=120):
                            1e-8, 30, w * 60.0, w * 60.0 + 60)
 
 
+def closed(recent, w, found_now):
+    """Window ``w`` as the discovery stage hands it on: its discovered slices and those
+    discovered lately but not in it."""
+    absent = recent.step("", [d.slice for d in found_now])
+    return ClosedWindow("m", w * 60.0, w * 60.0, w * 60.0 + 60, {}, tuple(found_now),
+                        tuple(("", name) for name in absent))
+
+
 def test_fires_after_for_windows_in_the_top_k_and_resolves_when_it_leaves(tmp_path):
     spec = load_spec_text(SPEC % DISCOVERY)
-    stage = AlertStage(spec, str(tmp_path / "alerts.db"), notify=False)
+    recent = RecentlyDiscovered()
     engine = AlertEngine(spec.alerting, str(tmp_path / "engine.db"), notify=False)
     plan = [["country=BR,device=web"], ["country=BR,device=web"], ["country=BR,device=web"],
             [], []]
     transitions = []
     for w, names in enumerate(plan):
-        window = ClosedWindow("m", w * 60.0, w * 60.0, w * 60.0 + 60, {},
-                              tuple(found(n, w) for n in names))
+        window = closed(recent, w, [found(n, w) for n in names])
         overall = Observation("m", "", "overall", w * 60.0, w * 60.0 + 60, {"accuracy": 0.9},
                               count=1000)
-        obs = stage._with_discovered(window, overall)
+        obs = with_discovered(window, overall)
         events = []
         engine.observe([obs], now=1000.0 + w, events=events)
         transitions.append([(e.status, e.alert.labels["slice"]) for e in events])
@@ -60,16 +68,16 @@ def test_fires_after_for_windows_in_the_top_k_and_resolves_when_it_leaves(tmp_pa
 
 def test_one_window_in_the_top_k_or_too_few_records_does_not_fire(tmp_path):
     spec = load_spec_text(SPEC % DISCOVERY)
-    stage = AlertStage(spec, str(tmp_path / "alerts.db"), notify=False)
+    recent = RecentlyDiscovered()
     engine = AlertEngine(spec.alerting, str(tmp_path / "engine.db"), notify=False)
     fired = []
     for w, found_now in enumerate([[found("device=web", 0)], [], [found("device=web", 2)],
                                    [found("country=BR", 3, records=10)],
                                    [found("country=BR", 4, records=10)]]):
-        window = ClosedWindow("m", w * 60.0, w * 60.0, w * 60.0 + 60, {}, tuple(found_now))
+        window = closed(recent, w, found_now)
         overall = Observation("m", "", "overall", w * 60.0, w * 60.0 + 60, count=1000)
         events = []
-        engine.observe([stage._with_discovered(window, overall)], now=1000.0 + w,
+        engine.observe([with_discovered(window, overall)], now=1000.0 + w,
                        events=events)
         fired += events
     assert fired == []

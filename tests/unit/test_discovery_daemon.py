@@ -155,6 +155,27 @@ def test_a_restart_from_state_discovers_exactly_what_one_run_does():
     assert [w.discovered for w in got] == [w.discovered for w in whole]
 
 
+def test_a_restart_remembers_the_slices_discovered_lately_for_alerting():
+    """The slices of window 1 that window 2 (no degradation) no longer holds are handed on
+    as absent, across a restart between the two: the memory is in the daemon state."""
+    recs = [r for w, planted in enumerate([True, True, False, True])
+            for r in records(3000, w * 60.0, w, planted=planted)]
+    _, whole = run(spec(), recs)
+    assert whole[2].discovered_absent and not [d for d in whole[2].discovered
+                                               if d.scope == "window"]
+    assert {s for _, s in whole[2].discovered_absent} >= {
+        d.slice for d in whole[1].discovered if d.scope == "window"}
+    got = []
+    first = Daemon(spec(), dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.append(w)])
+    first.run(chunks(recs[:6100]), flush_at_end=False)  # window 2 begun
+    state = orjson.loads(orjson.dumps(first.state()))
+    second = Daemon(spec(), dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.append(w)])
+    second.load_state(state)
+    second.run(chunks(recs[6100:]))
+    assert [(w.discovered, w.discovered_absent) for w in got] == [
+        (w.discovered, w.discovered_absent) for w in whole]
+
+
 @pytest.mark.parametrize("block, message", [
     ("{top_k: 0}", "top_k must be an integer in [1, 50]; got 0"),
     ("{max_level: 3}", "max_level must be an integer in [1, 2]; got 3"),
