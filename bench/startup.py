@@ -8,7 +8,8 @@ loopback port and lingering; the bench polls /metrics every 10 ms until
 ``slicewatch_records_total`` counts the record: that moment, from the spawn, is the time to
 the first record processed, and the process's VmRSS then is the floor after start-up. The
 process is then stopped (SIGTERM). Once with the spec's concept detector (River loads),
-once without it. Medians of ``--runs``.
+once without it. Baselines in the same run: the interpreter alone (``python -c pass``) and
+``python -c "import pandas"`` (spawn to exit, and the child's peak RSS). Medians of ``--runs``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ def measure(argv: list[str], deadline: float = 120.0) -> tuple[float, float]:
             proc.wait()
 
 
+def baseline(argv: list[str]) -> tuple[float, float]:
+    """Seconds from spawn to exit of ``argv``, and its peak RSS (ru_maxrss) in MiB."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{argv} exited with {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -92,15 +105,23 @@ def main() -> None:
         cases[f"slicewatch run, {name}"] = [
             sys.executable, "-m", "monitor.cli", "run", "-c", str(spec), "-i", str(one),
             "--linger", "-1", "--no-notify", "-q"]
-    results: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+    baselines = {"python -c pass (to exit, peak RSS)": [sys.executable, "-c", "pass"],
+                 "python -c 'import pandas' (same)": [sys.executable, "-c", "import pandas"]}
+    results: dict[str, list[tuple[float, float]]] = {k: [] for k in [*baselines, *cases]}
     for _ in range(args.runs):
+        for name, argv in baselines.items():
+            results[name].append(baseline(argv))
         for name, argv in cases.items():
             results[name].append(measure(argv))
     print(f"median of {args.runs} runs{'':18}first record (s)   RSS then (MiB)")
+    medians = {}
     for name, rs in results.items():
-        wall = statistics.median(r[0] for r in rs)
+        medians[name] = statistics.median(r[0] for r in rs)
         rss = statistics.median(r[1] for r in rs)
-        print(f"{name:38} {wall:12.2f} {rss:16.0f}")
+        print(f"{name:38} {medians[name]:12.2f} {rss:16.0f}")
+    pandas_s = medians["python -c 'import pandas' (same)"]
+    for name in cases:
+        print(f"{name}: first record / import pandas = {medians[name] / pandas_s:.2f}")
 
 
 if __name__ == "__main__":
