@@ -14,18 +14,24 @@ from typing import Any
 
 
 class LazyModule:
-    """Module ``name``, imported when one of its attributes is first read."""
+    """Module ``name``, imported when one of its attributes is first read.
 
-    __slots__ = ("_module", "_name")
+    Each attribute read is kept on the instance, so that later reads are plain attribute
+    lookups (``value is pd.NaT`` per value costs what it costs on the module itself).
+    """
 
     def __init__(self, name: str):
         self._name = name
         self._module: ModuleType | None = None
 
-    def __getattr__(self, attr: str) -> Any:
+    def __getattr__(self, attr: str) -> Any:  # only for attributes not read yet
+        if attr.startswith("__"):  # copy, pickle and inspect probe dunders: not the module's
+            raise AttributeError(attr)
         if self._module is None:
             self._module = importlib.import_module(self._name)
-        return getattr(self._module, attr)
+        value = getattr(self._module, attr)
+        setattr(self, attr, value)
+        return value
 
     def __repr__(self) -> str:
         state = "imported" if self._module is not None else "not imported yet"
