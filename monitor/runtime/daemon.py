@@ -191,7 +191,7 @@ class Daemon:
             if closed:
                 self.versions[str(name)].rotate()
         if first_records:  # a partition heard from: other models' watermarks may move
-            self._advance_watermarks()
+            self.advance_watermarks()
         results.extend(self.finish_closes(wait=False))
         self._sync_join_counts()
         return results
@@ -228,12 +228,14 @@ class Daemon:
         if self.partitions.live == live and self.partitions.idle == idle:
             return []
         self.partitions.live, self.partitions.idle = set(live), set(idle)
-        self._advance_watermarks()
+        self.advance_watermarks()
         results = self.finish_closes(wait=False)
         self.publish()
         return results
 
-    def _advance_watermarks(self) -> None:
+    def advance_watermarks(self) -> None:
+        """Recompute every model's watermark from the partition view; close (begin closing)
+        the windows it passed."""
         for name, pipeline in self.pipelines.items():
             before = pipeline.windows.watermark
             if pipeline.windows.advance() != before:

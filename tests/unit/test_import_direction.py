@@ -47,6 +47,8 @@ MAY_IMPORT = {
     "generate": {"core", "drift", "export", "alerts"},
     "runtime": {"core", "drift", "discovery", "state", "ingest", "export", "outputs",
                 "generate", "alerts"},
+    # scale-out roles (issue #14): the daemon's code reused by workers and the evaluator
+    "scale": {"core", "drift", "state", "ingest", "export", "outputs", "alerts", "runtime"},
 }
 
 

@@ -1,0 +1,113 @@
+"""The evaluator's core: partials merged into open windows, watermarks over every source
+partition, windows closed and evaluated by the daemon's own code.
+
+It holds a :class:`~monitor.runtime.daemon.Daemon` that never decodes a record: its
+pipelines' open windows are the merged partials; each pipeline's per-partition event times
+are the partitions' published progress; its partition view's ``live`` is every source
+partition (the evaluator must know them all: one not heard from holds the watermark, as in
+the single process) and ``idle`` those published as caught up. Closing, metrics, drift,
+the tracker (/metrics) and the result listeners are the daemon's, unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from monitor.core.types import SliceResult
+from monitor.core.windows import Window
+from monitor.runtime.daemon import Daemon, ResultListener
+from monitor.scale.partials import Partial, PartialError, merge_window
+from monitor.scale.worker import check_scalable
+from slices.spec import Spec
+
+
+class Evaluator:
+    """Merges partials; closes windows when the minimum watermark over all source partitions
+    passes their end (+ lateness, + label delay)."""
+
+    def __init__(self, spec: Spec, *, listeners: Iterable[ResultListener] = (),
+                 sources: Iterable[str] | None = None, close_in_worker: bool = False):
+        check_scalable(spec)
+        self.daemon = Daemon(spec, listeners=listeners, close_in_worker=close_in_worker)
+        self.idle: set[str] = set()
+        self.stale: Counter = Counter()  # model → window deltas for windows already closed
+        self.merged = 0  # window deltas merged
+        if sources is not None:
+            self.set_sources(sources)
+
+    def set_sources(self, sources: Iterable[str]) -> None:
+        """Every source partition (all must report before their windows close)."""
+        self.daemon.partitions.live = set(sources)
+        self.daemon.partitions.idle = self.idle & self.daemon.partitions.live
+
+    def add(self, partial: Partial) -> None:
+        """Merge one partial (its window deltas, then its progress)."""
+        d = self.daemon
+        for delta in partial.windows:
+            pipeline = d.pipelines.get(delta.model)
+            if pipeline is None:
+                raise PartialError(f"partial of {partial.source} for model {delta.model!r}, "
+                                   "not in the spec")
+            window = Window.from_state(delta.window)
+            if window.start < pipeline.windows.closed_before:
+                self.stale[delta.model] += 1  # cannot happen with per-partition watermarks
+                continue
+            for group in window.groups.values():
+                for stage in pipeline.stages:
+                    stage.restored(group.accumulators)
+            into = pipeline.open.get(window.start)
+            if into is None:
+                pipeline.open[window.start] = window
+            else:
+                merge_window(into, window)
+            self.merged += 1
+        progress = partial.progress
+        for model, t in progress.times.items():
+            pipeline = d.pipelines.get(model)
+            if pipeline is None:
+                continue
+            w = pipeline.windows
+            w.partitions[partial.source] = max(w.partitions.get(partial.source, t), t)
+            w.max_time = max(w.max_time, t)
+        if progress.busy:
+            d.partitions.busy.add(partial.source)
+        if progress.idle:
+            self.idle.add(partial.source)
+        else:
+            self.idle.discard(partial.source)
+        self._count(partial.counts)
+
+    def _count(self, counts: dict[str, Any]) -> None:
+        t = self.daemon.tracker
+        for name in ("records", "late", "bad", "outcomes"):
+            for key, n in counts.get(name, {}).items():
+                getattr(t, name)[key] += n
+        for key, n in counts.get("labels", {}).items():
+            self.daemon.join.counts[key] += n
+
+    def advance(self) -> list[SliceResult]:
+        """Close (and evaluate, and hand on) the windows the watermarks passed."""
+        d = self.daemon
+        live = d.partitions.live
+        d.partitions.idle = set(self.idle) if live is None else self.idle & live
+        d.advance_watermarks()
+        d.tracker.labels = dict(d.join.counts)
+        out = d.finish_closes(wait=False)
+        d.publish()
+        return out
+
+    def flush(self) -> list[SliceResult]:
+        """Close every open window (end of a bounded replay)."""
+        return self.daemon.flush()
+
+    def state(self) -> dict[str, Any]:
+        """The evaluator's resumable state (merged open windows, watermarks, counters)."""
+        return {"daemon": self.daemon.state(), "idle": sorted(self.idle),
+                "stale": [[k, n] for k, n in self.stale.items()]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.daemon.load_state(state["daemon"])
+        self.idle = set(state["idle"])
+        self.stale = Counter({k: n for k, n in state["stale"]})

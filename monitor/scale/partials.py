@@ -1,0 +1,115 @@
+"""The partial: what one worker publishes for one source partition at one checkpoint.
+
+A partial is plain data (the checkpoint state encoding, :mod:`monitor.state.encoding`; no
+pickle): the **delta** of every window the partition's records touched since the previous
+checkpoint (per group ``(version, slice, label)`` the accumulator states of the records folded
+since), and the partition's progress (largest event time per model, whether it delivered
+records, whether it is caught up). Deltas of the same window from any partitions and
+checkpoints merge with the accumulators' own ``merge``, in any order.
+
+>>> p = Partial("preds:0", 3, windows=[], progress=Progress({"m": 61.0}, True, False))
+>>> decode_partial(encode_partial(p)) == p
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.core.windows import Window
+from monitor.state.encoding import decode_state, encode_state
+from slices.errors import SlicewatchError
+
+FORMAT = 1
+MAX_PARTIAL_BYTES = 256 << 20
+
+
+class PartialError(SlicewatchError):
+    """A partial that is not one of this format (or does not fit the evaluator's spec)."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A source partition's progress at a checkpoint: per model the largest event time seen
+    in it (``times``), whether it delivered any record (``busy``), whether it is caught up
+    (``idle``: nothing left to read at the checkpoint)."""
+
+    times: dict[str, float]
+    busy: bool
+    idle: bool
+
+
+@dataclass(frozen=True)
+class WindowDelta:
+    """The records folded into one window of one model since the previous checkpoint."""
+
+    model: str
+    window: dict[str, Any]  # Window.to_state()
+
+
+@dataclass(frozen=True)
+class Partial:
+    """One source partition's checkpoint: ``seq`` counts its checkpoints (from 1 per worker
+    generation; diagnostics only — exactly-once comes from the transaction)."""
+
+    source: str
+    seq: int
+    windows: list[WindowDelta] = field(default_factory=list)
+    progress: Progress = field(default_factory=lambda: Progress({}, False, False))
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_partial(p: Partial) -> bytes:
+    """Partial → bytes (plain-data state encoding)."""
+    return encode_state({"format": FORMAT, "source": p.source, "seq": p.seq,
+                         "windows": [[w.model, w.window] for w in p.windows],
+                         "progress": [dict(p.progress.times), p.progress.busy,
+                                      p.progress.idle],
+                         "counts": p.counts})
+
+
+def decode_partial(blob: bytes, *, max_bytes: int = MAX_PARTIAL_BYTES) -> Partial:
+    """Bytes → :class:`Partial`; anything else is a :class:`PartialError`."""
+    try:
+        d = decode_state(blob, max_bytes=max_bytes)
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise PartialError(f"not a partial of format {FORMAT}")
+        times, busy, idle = d["progress"]
+        return Partial(str(d["source"]), int(d["seq"]),
+                       [WindowDelta(str(m), w) for m, w in d["windows"]],
+                       Progress({str(k): float(v) for k, v in times.items()}, bool(busy),
+                                bool(idle)),
+                       dict(d.get("counts") or {}))
+    except PartialError:
+        raise
+    except (SlicewatchError, KeyError, TypeError, ValueError) as exc:
+        raise PartialError(f"bad partial: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def merge_window(into: Window, delta: Window) -> None:
+    """Fold ``delta`` into ``into`` (same model and key): groups merged accumulator by
+    accumulator with their exact ``merge``; new groups taken as they are."""
+    for key, group in delta.groups.items():
+        mine = into.groups.get(key)
+        if mine is None:
+            into.groups[key] = group
+            continue
+        if len(mine.accumulators) != len(group.accumulators):
+            raise PartialError(f"group {key}: {len(group.accumulators)} accumulators in the "
+                               f"partial, {len(mine.accumulators)} here (different specs?)")
+        for a, b in zip(mine.accumulators, group.accumulators, strict=True):
+            if a.kind != b.kind:
+                raise PartialError(f"group {key}: accumulator {b.kind} in the partial where "
+                                   f"{a.kind} is expected (different specs?)")
+            a.merge(b)
+        mine.count += group.count
+    into.records += delta.records
+    into.first_time = min(into.first_time, delta.first_time)
+    into.last_time = max(into.last_time, delta.last_time)
+
+
+def empty(window: Window) -> bool:
+    """True when nothing was folded into ``window``."""
+    return not window.groups and window.records == 0 and not math.isfinite(window.first_time)
