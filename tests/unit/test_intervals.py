@@ -217,3 +217,64 @@ def _ap(s, y):
     h = ScoreHistogram()
     h.update(ModelColumns(s, s, y, np.zeros(s.size, np.int8)))
     return h.pr_auc()
+
+
+# ---- analytic intervals of f1 and of the std (they replaced the bootstrap) ----------------
+
+def test_f1_interval_is_wilson_of_the_jaccard_index_mapped():
+    from monitor.core.metrics.binary import f1_interval
+
+    tp, fp, fn = 40, 7, 13
+    ci = stats.binomtest(tp, tp + fp + fn).proportion_ci(LEVEL, method="wilson")
+    lo, hi = f1_interval(tp, fp + fn, LEVEL)
+    assert (float(lo), float(hi)) == pytest.approx(
+        (2 * ci.low / (1 + ci.low), 2 * ci.high / (1 + ci.high)), abs=1e-12)
+    assert float(lo) < 2 * tp / (2 * tp + fp + fn) < float(hi)
+
+
+def test_f1_interval_coverage():
+    from monitor.core.metrics.binary import Confusion
+
+    rng = np.random.default_rng(23)
+    windows, n = WINDOWS, 300
+    y, p, s, truth = _f1_windows(rng, windows, n)
+    cols = ModelColumns(s, p, y, np.zeros(y.size, np.int8))
+    accs = [Confusion() for _ in range(windows)]
+    Confusion.update_many(cols, [(a, np.arange(i * n, (i + 1) * n))
+                                 for i, a in enumerate(accs)])
+    lo, hi = np.array([a.intervals(LEVEL)["f1"] for a in accs]).T
+    assert covered(lo, hi, truth) == pytest.approx(LEVEL, abs=0.02)
+
+
+def test_std_interval_equals_the_delta_method_on_scipy_moments():
+    from monitor.core.metrics.moments import ScoreMoments
+
+    rng = np.random.default_rng(24)
+    x = rng.beta(0.5, 0.5, 3000)
+    acc = ScoreMoments("binary")
+    for part in np.array_split(x, 7):  # several batches: the M3/M4 merge is exercised
+        acc.update(ModelColumns(part, (part >= 0.5).astype(float), np.full(part.size, np.nan),
+                                np.zeros(part.size, np.int8)))
+    sd, mu4 = np.std(x), stats.moment(x, 4)
+    half = stats.norm.ppf(0.975) * np.sqrt((mu4 - sd ** 4) / x.size) / (2 * sd)
+    assert acc.intervals(LEVEL)["score_std"] == pytest.approx((sd - half, sd + half), rel=1e-9)
+    assert acc.m3 == pytest.approx(stats.moment(x, 3) * x.size, rel=1e-9)
+
+
+@pytest.mark.parametrize("draw, truth", [
+    (lambda rng, size: rng.random(size), 1 / np.sqrt(12)),              # U(0, 1)
+    (lambda rng, size: rng.beta(0.5, 0.5, size), np.sqrt(1 / 8)),       # bimodal scores
+])
+def test_std_interval_coverage(draw, truth):
+    from monitor.core.metrics.moments import ScoreMoments
+
+    rng = np.random.default_rng(25)
+    windows, n = WINDOWS, 400
+    x = draw(rng, windows * n)
+    cols = ModelColumns(x, (x >= 0.5).astype(float), np.full(x.size, np.nan),
+                        np.zeros(x.size, np.int8))
+    accs = [ScoreMoments("binary") for _ in range(windows)]
+    ScoreMoments.update_many(cols, [(a, np.arange(i * n, (i + 1) * n))
+                                    for i, a in enumerate(accs)])
+    lo, hi = np.array([a.intervals(LEVEL)["score_std"] for a in accs]).T
+    assert covered(lo, hi, truth) == pytest.approx(LEVEL, abs=0.02)

@@ -80,13 +80,30 @@ class Confusion(GroupedAccumulator):
 
     def intervals(self, level: float) -> dict[str, tuple[float, float]]:
         """Wilson intervals of accuracy, precision, recall (each a rate over its own
-        denominator) and the label positive rate; f1 has none here (bootstrap)."""
+        denominator) and the label positive rate; f1 from the Wilson interval of the Jaccard
+        index :func:`f1_interval`."""
         (tn, fn), (fp, tp), _ = self.counts.tolist()
         k = np.array([tp + tn, tp, tp, int(self.counts[:, 1].sum())])
         n = np.array([tp + tn + fp + fn, tp + fp, tp + fn, int(self.counts.sum())])
         lo, hi = wilson(k, n, level)
         names = ("accuracy", "precision", "recall", "label_positive_rate")
-        return {k: (float(a), float(b)) for k, a, b in zip(names, lo, hi, strict=True)}
+        out = {k: (float(a), float(b)) for k, a, b in zip(names, lo, hi, strict=True)}
+        f_lo, f_hi = f1_interval(tp, fp + fn, level)
+        out["f1"] = (float(f_lo), float(f_hi))
+        return out
+
+
+def f1_interval(tp, errors, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of ``f1 = 2·tp / (2·tp + errors)`` (``errors = fp + fn``).
+
+    Among the ``m = tp + fp + fn`` records that are positive by label or by prediction, ``tp``
+    is Binomial(m, J) given m (J: the Jaccard index), and ``f1 = 2J / (1 + J)`` is increasing
+    in J: the Wilson interval of ``tp / m`` mapped through it (exact conditional coverage as
+    Wilson's, so unconditional too). NaN where ``m == 0``.
+    """
+    tp = np.asarray(tp, np.float64)
+    lo, hi = wilson(tp, tp + np.asarray(errors, np.float64), level)
+    return 2 * lo / (1 + lo), 2 * hi / (1 + hi)
 
 
 class ProbabilisticLoss(GroupedAccumulator):

@@ -9,8 +9,10 @@ the weighted sums of its weights; the interval is the percentile interval of the
 replicates. Column 0 of every sum has unit weights: the metric on the bootstrap's own grid,
 used to centre grids coarser than the metric's (``pr_auc``).
 
-Metrics: ``f1``, ``pr_auc`` (on a :data:`PR_BINS`-bin grid), ``ece`` (label side, binary);
-``score_std``/``prediction_std`` (prediction side).
+Metrics: ``pr_auc`` (on a :data:`PR_BINS`-bin grid) and ``ece`` (label side, binary). ``f1``
+and ``score_std``/``prediction_std`` have analytic intervals since (Wilson of the Jaccard
+index; the delta method on the fourth moment); the accumulators still replicate them when
+asked (states written before, tests).
 
 >>> keys = np.array([1, 2, 3], np.uint64)
 >>> w = poisson_weights(keys, 4)
@@ -40,10 +42,22 @@ PR_BINS = 32
 _THRESHOLDS = np.round(np.array([math.fsum(math.exp(-1) / math.factorial(i) for i in range(k + 1))
                                  for k in range(20)]) * 2.0 ** 32).astype(np.uint64)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+# the same inversion by a table on the top 16 bits; buckets holding a threshold are marked
+# 255 and resolved with ``searchsorted`` (≤ 20 of 65 536 buckets)
+_LOW = np.searchsorted(_THRESHOLDS, np.arange(2 ** 16, dtype=np.uint64) << np.uint64(16),
+                       side="right")
+_HIGH = np.searchsorted(_THRESHOLDS, (np.arange(2 ** 16, dtype=np.uint64) << np.uint64(16))
+                        + np.uint64(2 ** 16 - 1), side="right")
+_TABLE = np.where(_LOW == _HIGH, _LOW, 255).astype(np.uint8)
 
+# what each accumulator can replicate (states written before f1 and the std got analytic
+# intervals still restore) …
 LABEL_METRICS = {"binary": ("f1", "pr_auc", "ece")}
 PREDICTION_METRICS = {"binary": ("score_std",), "multiclass": ("score_std",),
                       "regression": ("prediction_std",)}
+# … and what the registry bootstraps: only the metrics with no analytic interval
+BOOTSTRAPPED_LABEL = {"binary": ("pr_auc", "ece")}
+BOOTSTRAPPED_PREDICTION: dict[str, tuple[str, ...]] = {}
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -61,7 +75,11 @@ def poisson_weights(keys: np.ndarray, replicates: int) -> np.ndarray:
         u = _mix(np.asarray(keys, np.uint64)[:, None] ^ r[None, :]) >> np.uint64(32)
     w = np.empty((u.shape[0], replicates + 1), np.uint8)
     w[:, 0] = 1
-    w[:, 1:] = np.searchsorted(_THRESHOLDS, u, side="right")
+    body = _TABLE[(u >> np.uint64(16)).astype(np.intp)]
+    odd = np.flatnonzero(body.ravel() == 255)
+    if odd.size:
+        body.ravel()[odd] = np.searchsorted(_THRESHOLDS, u.ravel()[odd], side="right")
+    w[:, 1:] = body
     return w
 
 

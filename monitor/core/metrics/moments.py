@@ -37,6 +37,39 @@ def chan_merge(n_a: int, mean_a: float, m2_a: float,
     return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
 
 
+def pebay_merge_high(n_a: int, m2_a: float, m3_a: float, m4_a: float,
+                     n_b: int, m2_b: float, m3_b: float, m4_b: float,
+                     delta: float) -> tuple[float, float]:
+    """``(M3, M4)`` of two combined samples (Pébay 2008, "Formulas for robust, one-pass
+    parallel computation of covariances and arbitrary-order statistical moments"), with
+    ``δ = mean_b − mean_a`` and ``M_k = Σ (x − mean)^k``."""
+    if n_b == 0:
+        return m3_a, m4_a
+    if n_a == 0:
+        return m3_b, m4_b
+    n = n_a + n_b
+    d = delta
+    m3 = (m3_a + m3_b + d ** 3 * n_a * n_b * (n_a - n_b) / n ** 2
+          + 3 * d * (n_a * m2_b - n_b * m2_a) / n)
+    m4 = (m4_a + m4_b + d ** 4 * n_a * n_b * (n_a * n_a - n_a * n_b + n_b * n_b) / n ** 3
+          + 6 * d * d * (n_a * n_a * m2_b + n_b * n_b * m2_a) / n ** 2
+          + 4 * d * (n_a * m3_b - n_b * m3_a) / n)
+    return m3, m4
+
+
+def std_interval(n, m2, m4, level: float) -> tuple[float, float]:
+    """Interval of the population standard deviation ``σ = √(M2/n)`` from ``n``, ``M2`` and
+    ``M4`` (central sums): ``Var(σ̂²) ≈ (μ₄ − σ⁴)/n`` (asymptotic, distribution-free), by the
+    delta method ``σ̂ ± z·√((μ₄ − σ⁴)/n) / (2σ̂)``; NaN when ``n < 2``, ``σ̂ = 0`` or ``M4`` is
+    unknown (NaN: a state from before it was kept)."""
+    if n < 2 or not m2 > 0 or not math.isfinite(m4):
+        return math.nan, math.nan
+    var = m2 / n
+    sd = math.sqrt(var)
+    half = z_value(level) * math.sqrt(max(m4 / n - var * var, 0.0) / n) / (2 * sd)
+    return sd - half, sd + half
+
+
 class ScoreMoments(GroupedAccumulator):
     """Count, mean and M2 of the model output, plus the predicted-positive share (binary).
 
@@ -74,6 +107,8 @@ class ScoreMoments(GroupedAccumulator):
         self.n = 0
         self.mean = 0.0
         self.m2 = 0.0
+        self.m3 = 0.0  # Σ (x − mean)³, Σ (x − mean)⁴: the std's interval (NaN: old state)
+        self.m4 = 0.0
         self.n_predicted = 0  # binary: records with a known predicted class
         self.n_positive = 0   # binary: records predicted positive
 
@@ -91,39 +126,49 @@ class ScoreMoments(GroupedAccumulator):
             shift = float(x[finite].mean()) if finite.any() else 0.0
             d = np.where(finite, x - shift, 0.0)
             rows_list = [rows for _, rows in group]
-            sums = sum_values(cols, rows_list, np.stack([d, d * d])).tolist()
+            d2 = d * d
+            sums = sum_values(cols, rows_list, np.stack([d, d2, d2 * d, d2 * d2])).tolist()
             codes = [finite.astype(np.int64)]
             if task == "binary":
                 p = np.asarray(cols.predicted, np.float64)
                 with np.errstate(invalid="ignore"):
                     codes.append(np.where(np.isnan(p), 2, 3 + positive(p)))
             hist = count_codes(cols, rows_list, np.stack(codes), 5).tolist()
-            for (acc, _), (s1, s2), h in zip(group, sums, hist, strict=True):
+            for (acc, _), (s1, s2, s3, s4), h in zip(group, sums, hist, strict=True):
                 n_b = h[1]
                 if n_b:
-                    mean_d = s1 / n_b
-                    acc.n, acc.mean, acc.m2 = chan_merge(acc.n, acc.mean, acc.m2, n_b,
-                                                         shift + mean_d,
-                                                         max(s2 - mean_d * s1, 0.0))
+                    m = s1 / n_b
+                    m2_b = max(s2 - m * s1, 0.0)
+                    m3_b = s3 - 3 * m * s2 + 2 * n_b * m ** 3
+                    m4_b = max(s4 - 4 * m * s3 + 6 * m * m * s2 - 3 * n_b * m ** 4, 0.0)
+                    acc._add(n_b, shift + m, m2_b, m3_b, m4_b)
                 if task == "binary":
                     acc.n_predicted += h[3] + h[4]
                     acc.n_positive += h[4]
 
+    def _add(self, n_b: int, mean_b: float, m2_b: float, m3_b: float, m4_b: float) -> None:
+        """Fold in a sample's ``(n, mean, M2, M3, M4)``."""
+        self.m3, self.m4 = pebay_merge_high(self.n, self.m2, self.m3, self.m4,
+                                            n_b, m2_b, m3_b, m4_b, mean_b - self.mean)
+        self.n, self.mean, self.m2 = chan_merge(self.n, self.mean, self.m2, n_b, mean_b, m2_b)
+
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
-        self.n, self.mean, self.m2 = chan_merge(self.n, self.mean, self.m2,
-                                                other.n, other.mean, other.m2)
+        self._add(other.n, other.mean, other.m2, other.m3, other.m4)
         self.n_predicted += other.n_predicted
         self.n_positive += other.n_positive
 
     def to_state(self) -> dict[str, Any]:
         return {"params": self.params(), "n": self.n, "mean": self.mean, "m2": self.m2,
-                "n_predicted": self.n_predicted, "n_positive": self.n_positive}
+                "m3": self.m3, "m4": self.m4, "n_predicted": self.n_predicted,
+                "n_positive": self.n_positive}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ScoreMoments:
         acc = cls(**state_params(cls, state))
         acc.n, acc.mean, acc.m2 = int(state["n"]), float(state["mean"]), float(state["m2"])
+        acc.m3 = float(state.get("m3", math.nan))
+        acc.m4 = float(state.get("m4", math.nan))
         acc.n_predicted, acc.n_positive = int(state["n_predicted"]), int(state["n_positive"])
         return acc
 
@@ -139,9 +184,11 @@ class ScoreMoments(GroupedAccumulator):
 
     def intervals(self, level: float) -> dict[str, tuple[float, float]]:
         """Normal-approximation interval of the mean (``mean ± z·s/√n``, ``s² = M2/(n−1)``)
-        and the Wilson interval of ``positive_rate``; std has none here (bootstrap)."""
+        and the Wilson interval of ``positive_rate``; the std's from :func:`std_interval`."""
         mean_name = "prediction_mean" if self.task == "regression" else "score_mean"
-        out = {mean_name: (math.nan, math.nan)}
+        std_name = "prediction_std" if self.task == "regression" else "score_std"
+        out = {mean_name: (math.nan, math.nan),
+               std_name: std_interval(self.n, self.m2, self.m4, level)}
         if self.n >= 2:
             half = z_value(level) * math.sqrt(max(self.m2, 0.0) / (self.n - 1) / self.n)
             out[mean_name] = (self.mean - half, self.mean + half)

@@ -7,7 +7,7 @@ Examples
 >>> from monitor.core.metrics.base import ModelColumns
 >>> accs = accumulators_for(ModelSpec(name="fraud", task="binary", metrics=("count", "f1")))
 >>> [a.kind for a in accs]
-['outcome_counts', 'confusion', 'bootstrap_label']
+['outcome_counts', 'confusion']
 >>> s = np.array([0.9, 0.2, 0.7]); y = np.array([1.0, 0.0, 0.0])
 >>> cols = ModelColumns(s, (s >= 0.5).astype(float), y, np.zeros(3, np.int8))
 >>> for acc in accs:
@@ -19,7 +19,7 @@ Examples
 >>> acc.update(ModelColumns(x, x, x, np.zeros(10, np.int8)))
 >>> {k: [round(v, 3) for v in b] for k, b in window_intervals([acc], 0.95,
 ...                                                            acc.result()).items()}
-{'prediction_mean': [2.623, 6.377]}
+{'prediction_mean': [2.623, 6.377], 'prediction_std': [2.088, 3.656]}
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any
 from monitor.core.metrics.base import Accumulator
 from monitor.core.metrics.binary import Confusion, ProbabilisticLoss
 from monitor.core.metrics.bootstrap import (
-    LABEL_METRICS,
-    PREDICTION_METRICS,
+    BOOTSTRAPPED_LABEL,
+    BOOTSTRAPPED_PREDICTION,
     BootstrapLabel,
     BootstrapPrediction,
     bootstrap_interval,
@@ -116,8 +116,8 @@ def accumulators_for(model: ModelSpec) -> list[Any]:
     kinds = {"outcome_counts"} | {sources[m] for m in names}
     out = [_FACTORIES[kind](model) for kind in REGISTRY if kind in _FACTORIES and kind in kinds]
     if model.confidence_level is not None:
-        for cls, by_task in ((BootstrapLabel, LABEL_METRICS),
-                             (BootstrapPrediction, PREDICTION_METRICS)):
+        for cls, by_task in ((BootstrapLabel, BOOTSTRAPPED_LABEL),
+                             (BootstrapPrediction, BOOTSTRAPPED_PREDICTION)):
             wanted = tuple(m for m in by_task.get(model.task, ()) if m in names)
             if wanted:
                 out.append(cls(model.task, wanted, model.bootstrap_replicates,
