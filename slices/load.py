@@ -34,6 +34,7 @@ from slices.predicate import (
     parse_predicate,
 )
 from slices.spec import (
+    CompareSpec,
     DriftSpec,
     FeatureSpec,
     FeatureType,
@@ -65,8 +66,9 @@ SLICE_KINDS: tuple[str, ...] = get_args(SliceKind)
 SLICE_COMMON = ("name", "critical", "max_values", "min_size")
 MODEL_KEYS = ("name", "task", "threshold", "positive_label", "window", "allowed_lateness",
               "label_delay", "calibration_bins", "classes", "metrics", "features", "slices",
-              "drift", "schema", "max_versions", "discovery", "confidence")
+              "drift", "schema", "max_versions", "discovery", "confidence", "compare")
 CONFIDENCE_KEYS = ("level", "bootstrap_replicates")
+COMPARE_KEYS = ("baseline", "candidate", "paired")
 DRIFT_KEYS = ("enabled", "profile", "rolling_windows", "fdr", "per_slice", "prediction",
               "label", "features", "concept", "multivariate")
 FEATURE_KEYS = ("type", "test", "threshold", "min_samples")
@@ -429,6 +431,8 @@ class _Loader:
             kw["max_versions"] = self.int_((*path, "max_versions"), v["max_versions"], lo=1)
         confidence = self.confidence((*path, "confidence"), v["confidence"]) \
             if "confidence" in v else {}
+        if "compare" in v:
+            kw["compare"] = self.compare((*path, "compare"), v["compare"])
         kw["window"] = self.window(path, v)
         if task is not None:
             kw["metrics"] = self.metrics((*path, "metrics"), v.get("metrics"), task)
@@ -743,6 +747,32 @@ class _Loader:
         self.c.problems.append(Problem(self.doc.file, line, col, render_path(path), message))
 
     # ------------------------------------------------------------------ drift
+
+    def compare(self, path: Path, v: Any) -> tuple[CompareSpec, ...] | None:
+        """``compare: {baseline, candidate?, paired?}`` or a list of them."""
+        items = v if isinstance(v, list) else [v]
+        out, ok = [], True
+        for i, item in enumerate(items):
+            where = (*path, i) if isinstance(v, list) else path
+            if self.c.mapping(where, item, COMPARE_KEYS, required=("baseline",)) is None:
+                ok = False
+                continue
+            baseline = self.str_((*where, "baseline"), item.get("baseline"), "a version")
+            candidate = self.str_((*where, "candidate"), item["candidate"], "a version") \
+                if item.get("candidate") is not None else None
+            paired = self.bool_((*where, "paired"), item["paired"]) if "paired" in item \
+                else False
+            if baseline is None or paired is None or (
+                    item.get("candidate") is not None and candidate is None):
+                ok = False
+                continue
+            if candidate == baseline:
+                self.error((*where, "candidate"), f"candidate and baseline are both "
+                           f"{baseline!r}: compare two different versions")
+                ok = False
+                continue
+            out.append(CompareSpec(baseline, candidate, bool(paired)))
+        return tuple(out) if ok else None
 
     def confidence(self, path: Path, v: Any) -> dict[str, Any] | None:
         """``confidence: false`` (no intervals), ``true`` (the defaults) or

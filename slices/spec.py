@@ -129,6 +129,18 @@ class DiscoverySpec:
 
 
 @dataclass(frozen=True)
+class CompareSpec:
+    """Candidate vs baseline model version (issue 15): per slice and window, each metric's
+    ``candidate − baseline`` with its interval (monitor/core/compare.py). ``candidate`` None:
+    every other version seen in the window. ``paired``: both versions score the same
+    predictions (shadow traffic, same prediction ids): paired Poisson-bootstrap intervals."""
+
+    baseline: str
+    candidate: str | None = None
+    paired: bool = False
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     task: Task
@@ -147,6 +159,7 @@ class ModelSpec:
     discovery: DiscoverySpec = field(default_factory=DiscoverySpec)
     confidence_level: float | None = 0.95  # metric intervals' level; None: no intervals
     bootstrap_replicates: int = 200  # Poisson bootstrap replicates (metrics without formula)
+    compare: tuple[CompareSpec, ...] = ()  # version comparisons (plus those of alert rules)
 
     def feature(self, name: str) -> FeatureSpec | None:
         return next((f for f in self.features if f.name == name), None)

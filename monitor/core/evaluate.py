@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import MappingProxyType
 from typing import Any
 
+from monitor.core.compare import compare_metrics, pairs_in_window, replicates
 from monitor.core.metrics import window_results
 from monitor.core.metrics.registry import window_intervals
 from monitor.core.types import ClosedWindow, SliceResult
@@ -16,6 +18,7 @@ def evaluate_window(closed: ClosedWindow, model: ModelSpec) -> list[SliceResult]
     specs = {s.name: s for s in model.slices}
     wanted = set(model.metrics) if model.metrics else None
     results = []
+    seen: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}  # for the comparisons
     for (version, slice_name, label), group in closed.groups.items():
         spec = specs.get(slice_name)
         values: dict[str, Any] = window_results(group.accumulators)
@@ -29,5 +32,28 @@ def evaluate_window(closed: ClosedWindow, model: ModelSpec) -> list[SliceResult]
             critical=bool(spec and spec.critical), window_start=closed.start,
             window_end=closed.end, count=group.count, metrics=MappingProxyType(values),
             reported=group.count >= min_size, intervals=MappingProxyType(intervals)))
+        if model.compare and model.confidence_level is not None:
+            seen[(version, slice_name, label)] = (values, intervals,
+                                                  replicates(group.accumulators))
+    if seen:
+        results = _with_comparisons(results, seen, model)
     results.sort(key=lambda r: (not r.critical, r.slice_name != "overall", r.slice, r.version))
     return results
+
+
+def _with_comparisons(results: list[SliceResult], seen: dict, model: ModelSpec
+                      ) -> list[SliceResult]:
+    """Each candidate's results with its differences to the baseline versions of the model's
+    ``compare`` pairs, slice by slice (both versions present in the slice)."""
+    pairs = pairs_in_window(model.compare, {v for v, _, _ in seen})
+    out = []
+    for r in results:
+        diffs = []
+        for baseline, candidate, paired in pairs:
+            base = seen.get((baseline, r.slice_name, r.slice))
+            cand = seen.get((r.version, r.slice_name, r.slice))
+            if candidate == r.version and base is not None and cand is not None:
+                diffs.extend(compare_metrics(baseline, candidate, base, cand,
+                                             float(model.confidence_level or 0.95), paired))
+        out.append(dataclasses.replace(r, compared=tuple(diffs)) if diffs else r)
+    return out

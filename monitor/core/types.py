@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 if TYPE_CHECKING:
+    from monitor.core.compare import VersionDiff
     from monitor.core.windows import Group, GroupKey
 
 OUTCOME_CODES: dict[str, int] = {"ok": 0, "error": 1, "timeout": 2, "fallback": 3}
@@ -220,7 +221,9 @@ class SliceResult:
     ``reference_metrics`` the profile's metrics of the slice (None: not in the profile),
     ``multivariate`` its PCA reconstruction error (None: no PCA fit), ``estimated`` its
     CBPE performance estimate (None: not estimated), ``intervals`` metric → ``(lower,
-    upper)`` at the model's ``confidence_level`` (empty when off).
+    upper)`` at the model's ``confidence_level`` (empty when off), ``compared`` this
+    version's metrics minus a baseline version's in the same window and slice (the model's
+    ``compare``; monitor/core/compare.py).
     """
 
     model: str
@@ -241,3 +244,4 @@ class SliceResult:
     estimated: EstimatedPerformance | None = None
     intervals: Mapping[str, tuple[float, float]] = field(
         default_factory=lambda: MappingProxyType({}))
+    compared: tuple[VersionDiff, ...] = ()  # this version (candidate) − a baseline version

@@ -52,12 +52,17 @@ _TABLE = np.where(_LOW == _HIGH, _LOW, 255).astype(np.uint8)
 
 # what each accumulator can replicate (states written before f1 and the std got analytic
 # intervals still restore) …
-LABEL_METRICS = {"binary": ("f1", "pr_auc", "ece")}
+LABEL_METRICS = {"binary": ("f1", "pr_auc", "ece", "accuracy", "precision", "recall",
+                            "roc_auc", "brier", "log_loss")}
 PREDICTION_METRICS = {"binary": ("score_std",), "multiclass": ("score_std",),
                       "regression": ("prediction_std",)}
 # … and what the registry bootstraps: only the metrics with no analytic interval
 BOOTSTRAPPED_LABEL = {"binary": ("pr_auc", "ece")}
 BOOTSTRAPPED_PREDICTION: dict[str, tuple[str, ...]] = {}
+# … and, for a model comparing versions with ``paired: true``, every label metric it can:
+# the replicate differences of two versions are then a paired bootstrap (monitor/core/compare)
+PAIRED_LABEL = LABEL_METRICS
+_CONFUSION = ("f1", "accuracy", "precision", "recall")
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -200,8 +205,10 @@ class _Bootstrap(AccumulatorBase):
 
 
 class BootstrapLabel(_Bootstrap):
-    """Replicates of the label-side metrics with no analytic interval (binary: ``f1``,
-    ``pr_auc``, ``ece``). ``bins``: the model's calibration bins."""
+    """Replicates of label-side binary metrics: ``pr_auc`` and ``ece`` (no analytic
+    interval), and, for paired version comparisons, ``accuracy``, ``precision``, ``recall``,
+    ``f1``, ``roc_auc`` (on the :data:`PR_BINS` grid), ``brier``, ``log_loss``. ``bins``: the
+    model's calibration bins."""
 
     kind = "bootstrap_label"
     needs_label = True
@@ -209,10 +216,15 @@ class BootstrapLabel(_Bootstrap):
 
     def _layout(self) -> dict[str, int]:
         out = {}
-        if "f1" in self.metrics:
+        if any(m in self.metrics for m in _CONFUSION):
             out["confusion"] = 4
-        if "pr_auc" in self.metrics:
+        if "pr_auc" in self.metrics or "roc_auc" in self.metrics:
             out["ranking"] = 2 * PR_BINS
+        if "brier" in self.metrics or "log_loss" in self.metrics:
+            out["loss_n"] = 1
+        for name in ("brier", "log_loss"):
+            if name in self.metrics:
+                out[name] = 1
         if "ece" in self.metrics:
             out |= {"cal_n": self.bins, "cal_y": self.bins, "cal_s": self.bins}
         return out
@@ -225,13 +237,23 @@ class BootstrapLabel(_Bootstrap):
         pos = positive(np.where(labelled, y, 0.0))
         scored = labelled & ~np.isnan(s)
         out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        if "f1" in self.metrics:
+        if any(m in self.metrics for m in _CONFUSION):
             with np.errstate(invalid="ignore"):
                 code = np.where(labelled & ~np.isnan(p), 2 * positive(p) + pos, -1)
             out["confusion"] = (code.astype(np.int64), None)
-        if "pr_auc" in self.metrics:
+        if "pr_auc" in self.metrics or "roc_auc" in self.metrics:
             code = np.where(scored, 2 * score_bins(np.where(scored, s, 0.0), PR_BINS) + pos, -1)
             out["ranking"] = (code.astype(np.int64), None)
+        if "brier" in self.metrics or "log_loss" in self.metrics:
+            code = np.where(scored, 0, -1).astype(np.int64)
+            q = np.clip(np.where(scored, s, 0.5), 0.0, 1.0)
+            out["loss_n"] = (code, None)
+            if "brier" in self.metrics:
+                out["brier"] = (code, np.square(q - pos))
+            if "log_loss" in self.metrics:
+                eps = float(np.finfo(np.float64).eps)
+                qc = np.clip(q, eps, 1 - eps)
+                out["log_loss"] = (code, -np.where(pos, np.log(qc), np.log1p(-qc)))
         if "ece" in self.metrics:
             sc = np.clip(np.where(scored, s, 0.0), 0.0, 1.0)
             code = np.where(scored, calibration_bin(sc, self.bins), -1).astype(np.int64)
@@ -243,12 +265,22 @@ class BootstrapLabel(_Bootstrap):
         """Metric → its ``R + 1`` values (index 0: unit weights on the bootstrap's grid)."""
         out = {}
         with np.errstate(invalid="ignore", divide="ignore"):
-            if "f1" in self.metrics:
-                _tn, fn, fp, tp = self.sums["confusion"]
-                out["f1"] = 2 * tp / (2 * tp + fp + fn)
+            if "confusion" in self.sums:
+                tn, fn, fp, tp = self.sums["confusion"]
+                every = {"f1": 2 * tp / (2 * tp + fp + fn), "accuracy": (tp + tn) / (
+                    tp + tn + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn)}
+                out |= {m: v for m, v in every.items() if m in self.metrics}
             if "pr_auc" in self.metrics:
                 h = self.sums["ranking"]
                 out["pr_auc"] = average_precision(h[0::2].T, h[1::2].T)
+            if "roc_auc" in self.metrics:
+                h = self.sums["ranking"]
+                neg, pos = h[0::2], h[1::2]  # (bins, R + 1)
+                below = np.cumsum(neg, axis=0) - neg / 2
+                out["roc_auc"] = (pos * below).sum(axis=0) / (pos.sum(axis=0) * neg.sum(axis=0))
+            for name in ("brier", "log_loss"):
+                if name in self.metrics:
+                    out[name] = self.sums[name][0] / self.sums["loss_n"][0]
             if "ece" in self.metrics:
                 n = self.sums["cal_n"].sum(axis=0)
                 gap = np.abs(self.sums["cal_y"] - self.sums["cal_s"]).sum(axis=0)

@@ -32,6 +32,7 @@ from monitor.core.metrics.binary import Confusion, ProbabilisticLoss
 from monitor.core.metrics.bootstrap import (
     BOOTSTRAPPED_LABEL,
     BOOTSTRAPPED_PREDICTION,
+    PAIRED_LABEL,
     BootstrapLabel,
     BootstrapPrediction,
     bootstrap_interval,
@@ -116,7 +117,8 @@ def accumulators_for(model: ModelSpec) -> list[Any]:
     kinds = {"outcome_counts"} | {sources[m] for m in names}
     out = [_FACTORIES[kind](model) for kind in REGISTRY if kind in _FACTORIES and kind in kinds]
     if model.confidence_level is not None:
-        for cls, by_task in ((BootstrapLabel, BOOTSTRAPPED_LABEL),
+        paired = any(c.paired for c in model.compare)
+        for cls, by_task in ((BootstrapLabel, PAIRED_LABEL if paired else BOOTSTRAPPED_LABEL),
                              (BootstrapPrediction, BOOTSTRAPPED_PREDICTION)):
             wanted = tuple(m for m in by_task.get(model.task, ()) if m in names)
             if wanted:
@@ -189,7 +191,7 @@ def window_intervals(accumulators: Iterable[Accumulator], level: float,
             totals[key] = totals.get(key, 0.0) + value
     for acc in accs:
         for name, reps in getattr(acc, "replicates_of", dict)().items():
-            if name in results:
+            if name in results and name not in out:  # analytic first (paired replicates)
                 out[name] = bootstrap_interval(reps, results[name], level)
     for name, (num, den) in DERIVED.items():
         if num in totals and den in totals:
