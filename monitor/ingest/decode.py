@@ -249,9 +249,10 @@ class Decoder:
     def decode_frame(self, frame: pd.DataFrame) -> tuple[RecordBatch, list[Reject]]:
         """Decode a table (CSV, Parquet): a dotted path may name a column directly.
 
-        Columns named ``<features path>.<name>`` become features; so do nested dicts.
+        Columns named ``<features path>.<name>`` become features; so do nested dicts. An
+        Arrow record batch or table is turned into a pandas frame first.
         """
-        records = [_unflatten(r) for r in frame.to_dict(orient="records")]
+        records = frame_records(frame)
         records, bad_tags = split_tag_cells(records, self.schema.tags)
         batch, rejects = self._decode(records, plain=False)
         return batch, [Reject("bad_tags", r, why) for r, why in bad_tags] + rejects
@@ -273,7 +274,7 @@ class Decoder:
     def decode_label_frame(self, frame: pd.DataFrame
                            ) -> tuple[dict[str, np.ndarray], list[Reject]]:
         """Label records of a table (CSV, Parquet label files), as :meth:`decode_label_lines`."""
-        records = [_unflatten(r) for r in frame.to_dict(orient="records")]
+        records = frame_records(frame)
         return self.decode_label_records(records, plain=False)
 
     def decode_label_records(self, records: list[Any], *, plain: bool = False
@@ -582,6 +583,14 @@ def _tags(raw: list[Any]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     vocab: dict[str, int] = {}
     codes = [vocab.setdefault(t, len(vocab)) for t in flat]
     return tuple(vocab), rows, np.array(codes, dtype=np.int32)
+
+
+def frame_records(frame: Any) -> list[dict[str, Any]]:
+    """The rows of a pandas frame (or of an Arrow batch or table, made a frame first) as
+    records: dotted column names un-flattened, null and NaN cells absent."""
+    if not isinstance(frame, pd.DataFrame):
+        frame = frame.to_pandas()
+    return [_unflatten(r) for r in frame.to_dict(orient="records")]
 
 
 def _unflatten(row: dict[str, Any]) -> dict[str, Any]:

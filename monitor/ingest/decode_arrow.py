@@ -19,7 +19,8 @@ decoder on regular and hostile lines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +28,7 @@ import pyarrow.compute as pc
 
 from monitor.core.types import RecordBatch
 from monitor.ingest.arrow_block import Irregular, Unreadable, children, column, read_block
+from monitor.ingest.arrow_table import TableColumns
 from monitor.ingest.decode import (
     MAX_TIME,
     MIN_TIME,
@@ -42,6 +44,7 @@ from monitor.ingest.decode import (
     _tags,
     _types,
 )
+from monitor.ingest.tagcells import split_tag_cells
 
 _NUMERIC = (pa.types.is_integer, pa.types.is_floating)
 
@@ -67,6 +70,20 @@ class ArrowDecoder(Decoder):
         self.fast_blocks += 1
         return batch, []
 
+    @_gc_paused
+    def decode_frame(self, frame: Any) -> tuple[RecordBatch, list[Reject]]:
+        """Decode a table: an Arrow record batch or table (Parquet, CSV) straight from its
+        columns when regular; else (or a pandas frame) record by record."""
+        if not isinstance(frame, pa.RecordBatch | pa.Table):
+            return Decoder.decode_frame.__wrapped__(self, frame)
+        try:
+            batch = self._table(frame)
+        except (Irregular, pa.ArrowException):  # Arrow's refusal: the rows will say why
+            self.slow_blocks += 1
+            return Decoder.decode_frame.__wrapped__(self, frame)
+        self.fast_blocks += 1
+        return batch, []
+
     def _arrow(self, lines: Sequence[bytes | str]) -> RecordBatch:
         s = self.schema
         try:
@@ -75,35 +92,54 @@ class ArrowDecoder(Decoder):
             if not self._time_text:
                 raise
             table = read_block(lines)  # the times may have turned into numbers
-        n = table.num_rows
-        model = self._models(column(table, s.model), n)
-        times = self._times(column(table, s.time), n)
-        outcome = _outcome_codes(column(table, s.outcome), n)
-        score = _floats(column(table, s.score), n)
-        value = _floats(column(table, s.value), n)
+        return self._build(lambda path: column(table, path), table.num_rows,
+                           lambda: self._features(table, table.num_rows), None)
+
+    def _table(self, frame: pa.RecordBatch | pa.Table) -> RecordBatch:
+        cols = TableColumns(frame)
+        if not cols.n:
+            raise Irregular("no rows")
+        return self._build(cols.get, cols.n, lambda: self._table_features(cols), cols)
+
+    def _build(self, get: Callable[[str], pa.Array | None], n: int,
+               features: Callable[[], dict[str, np.ndarray]],
+               cols: TableColumns | None) -> RecordBatch:
+        """The batch from the role columns ``get`` finds; ``cols``: a table's (not JSON)."""
+        s = self.schema
+        exact = cols is not None  # a table's values keep their type: 1.0 was a float
+        model = self._models(get(s.model), n, exact)
+        times = self._times(get(s.time), n, exact)
+        outcome = _outcome_codes(get(s.outcome), n)
+        score = _floats(get(s.score), n, exact)
+        value = _floats(get(s.value), n, exact)
         if self.probability_models is not None and self._out_of_range(score, model).any():
             raise Irregular("score_out_of_range")
-        classes = _raw(column(table, s.pred_class), n)
+        classes = _raw(get(s.pred_class), n, exact)
         if not _types(classes) <= {str, type(None)}:
             classes = [c if c is None or type(c) is str else str(c) for c in classes]
         pred_class = _object_array(classes)
         no_prediction = (outcome == 0) & np.isnan(score) & np.isnan(value)
         if no_prediction.any() and any(c is None for c in pred_class[no_prediction]):
             raise Irregular("missing_prediction")
-        tag_names, tag_rows, tag_codes = _tag_columns(column(table, s.tags), n)
+        if cols is None:
+            tag_names, tag_rows, tag_codes = _tag_columns(get(s.tags), n)
+        else:
+            tag_names, tag_rows, tag_codes = _table_tags(cols, s.tags, n)
         return RecordBatch(
-            time=times, model=_object_array(model), version=_strings(_raw(column(table, s.version),
-                                                                          n)),
-            id=_strings(_raw(column(table, s.id), n)), score=score, pred_class=pred_class,
-            value=value, label=_object_array(_raw(column(table, s.label), n)),
-            outcome=outcome.astype(np.int8), features=self._features(table, n),
+            time=times, model=_object_array(model),
+            version=_strings(_raw(get(s.version), n, exact)),
+            id=_strings(_raw(get(s.id), n, exact)), score=score, pred_class=pred_class,
+            value=value, label=_object_array(_raw(get(s.label), n, exact)),
+            outcome=outcome.astype(np.int8), features=features(),
             tag_names=tag_names, tag_rows=tag_rows, tag_codes=tag_codes)
 
-    def _models(self, arr: pa.Array | None, n: int) -> list[str]:
-        if arr is None:
+    def _models(self, arr: pa.Array | None, n: int, exact: bool) -> list[str]:
+        if arr is None or (exact and arr.null_count == n):
             if self.default_model is None:
                 raise Irregular("missing_field:model")
             return [self.default_model] * n
+        if exact and arr.null_count and self.default_model is not None and _is_text(arr.type):
+            arr = pc.fill_null(arr, self.default_model)  # a table's null cell is absent
         if not _is_text(arr.type) or arr.null_count:
             raise Irregular("model not text, or null")  # null and absent differ for the model
         model = arr.to_pylist()
@@ -111,14 +147,17 @@ class ArrowDecoder(Decoder):
             raise Irregular("unknown_model")
         return model
 
-    def _times(self, arr: pa.Array | None, n: int) -> np.ndarray:
+    def _times(self, arr: pa.Array | None, n: int, exact: bool) -> np.ndarray:
         if arr is None or arr.null_count:
             raise Irregular("missing_field:time")
-        if pa.types.is_timestamp(arr.type):
+        if exact and pa.types.is_timestamp(arr.type):  # a table's native times
+            times = _timestamp_seconds(arr)
+        elif pa.types.is_timestamp(arr.type):
             self._time_text = True  # inferred as a timestamp: next blocks read it as text
             raise Irregular("times as text")
-        if _is_text(arr.type):
-            self._time_text = True
+        elif _is_text(arr.type):
+            if not exact:
+                self._time_text = True
             times = _iso_seconds(arr.to_pylist())
         elif any(f(arr.type) for f in _NUMERIC):
             self._time_text = False
@@ -154,6 +193,33 @@ class ArrowDecoder(Decoder):
         return out
 
 
+    def _table_features(self, cols: TableColumns) -> dict[str, np.ndarray]:
+        """As :meth:`_features`, over a table's columns (values keep their exact type)."""
+        s = self.schema
+        found = cols.children(s.features) if s.features else {}
+        for name, path in s.feature_paths.items():
+            arr = cols.get(path)
+            if arr is not None:
+                if arr.null_count:  # null and absent differ here
+                    raise Irregular("feature path with nulls")
+                found[name] = arr
+        names = set(self.feature_types) | set(found)
+        out: dict[str, np.ndarray] = {}
+        for name in sorted(names, key=str):
+            arr = found.get(name)
+            out[str(name)] = _feature(arr if arr is not None else pa.nulls(cols.n),
+                                      self.feature_types.get(name), exact=True)
+        return out
+
+
+def _timestamp_seconds(arr: pa.Array) -> np.ndarray:
+    """Arrow timestamps → epoch seconds as ``decode._native_seconds`` computes them (naive
+    ones are UTC)."""
+    per = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[arr.type.unit]
+    ints = arr.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return ints / per
+
+
 def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
@@ -163,22 +229,27 @@ def _as_float(arr: pa.Array) -> np.ndarray:
     return arr.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
 
 
-def _floats(arr: pa.Array | None, n: int) -> np.ndarray:
+def _floats(arr: pa.Array | None, n: int, exact: bool = False) -> np.ndarray:
     """A number role (score, value): float64, NaN where null or absent."""
     if arr is None or pa.types.is_null(arr.type):
         return np.full(n, np.nan)
     if not any(f(arr.type) for f in _NUMERIC):
         raise Irregular("wrong_type")
-    return _as_float(arr)
+    out = _as_float(arr)
+    if exact and not np.isfinite(out[~np.isnan(out)] if arr.null_count else out).all():
+        raise Irregular("nan or infinite number")  # a NaN in a struct: nan_<role>
+    return out
 
 
-def _raw(arr: pa.Array | None, n: int) -> list:
-    """A role whose values are kept as logged: scalars only, and no float that could have
-    been written as an integer (``1`` and ``1.0`` differ once kept)."""
+def _raw(arr: pa.Array | None, n: int, exact: bool = False) -> list:
+    """A role whose values are kept as logged: scalars only, and (``exact`` false: JSON) no
+    float that could have been written as an integer (``1`` and ``1.0`` differ once kept)."""
     if arr is None:
         return [None] * n
     kind = arr.type
-    if pa.types.is_floating(kind):
+    if pa.types.is_floating(kind) and exact:
+        pass
+    elif pa.types.is_floating(kind):
         if pc.any(pc.equal(arr, pc.floor(arr))).as_py():
             raise Irregular("integral float kept raw")
     elif not (_is_text(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
@@ -198,7 +269,7 @@ def _outcome_codes(arr: pa.Array | None, n: int) -> np.ndarray:
     return codes
 
 
-def _feature(arr: pa.Array, kind: str | None) -> np.ndarray:
+def _feature(arr: pa.Array, kind: str | None, exact: bool = False) -> np.ndarray:
     """A feature column: the per-record rules (``Decoder``'s ``_feature_column``) on Arrow
     types: numbers stay numbers, a column of nulls only is categorical unless declared."""
     t = arr.type
@@ -207,7 +278,7 @@ def _feature(arr: pa.Array, kind: str | None) -> np.ndarray:
         if not (numeric_type or pa.types.is_null(t)):
             raise Irregular("text in a numeric feature")
         return _as_float(arr) if numeric_type else np.full(len(arr), np.nan)
-    values = _raw(arr, len(arr))  # a float with an integral value: "1" or a rounded big int
+    values = _raw(arr, len(arr), exact)  # a float with an integral value: "1" or a rounded big int
     return _categorical_column(values, _types(values))
 
 
@@ -230,3 +301,26 @@ def _tag_columns(arr: pa.Array | None, n: int) -> tuple[tuple[str, ...], np.ndar
             or pa.types.is_boolean(t.value_type) or pa.types.is_null(t.value_type)))):
         raise Irregular("odd tags")
     return _tags(arr.to_pylist())
+
+
+def _table_tags(cols: TableColumns, path: str, n: int
+                ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Tags of a table: a list-of-text column, or text cells (JSON list text is a list;
+    other text one tag; see :mod:`monitor.ingest.tagcells`)."""
+    arr = cols.get(path)
+    if arr is None:
+        return _tag_columns(None, n)
+    t = arr.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        if not (_is_text(t.value_type) or pa.types.is_null(t.value_type)):
+            raise Irregular("tags list of non-text")  # pandas makes ints with nulls floats
+        return _tag_columns(arr, n)
+    if not _is_text(t):
+        return _tag_columns(arr, n)
+    if not pc.any(pc.match_substring(arr, "[")).as_py():
+        return _tag_columns(arr, n)
+    records = [{"t": v} for v in arr.to_pylist()]
+    good, bad = split_tag_cells(records, "t")
+    if bad:
+        raise Irregular("bad_tags")
+    return _tags([r["t"] for r in good])

@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from monitor.core.lazy import lazy_module
 from monitor.core.records import RecordBatch, concat
-from monitor.ingest.decode import Decoder, Reject, parse_json_lines
+from monitor.ingest.decode import Decoder, Reject, frame_records, parse_json_lines
 from monitor.ingest.decode_arrow import ArrowDecoder
 from slices.spec import Spec
-
-pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 
 def decoder_for(spec: Spec) -> Decoder | PerModelDecoder:
@@ -80,10 +77,12 @@ class PerModelDecoder:
         batch, more = self.decode_records(records)
         return batch, rejects + more
 
-    def decode_frame(self, frame: pd.DataFrame) -> tuple[RecordBatch, list[Reject]]:
-        from monitor.ingest.decode import _unflatten
-
-        return self.decode_records([_unflatten(r) for r in frame.to_dict(orient="records")])
+    def decode_frame(self, frame: Any) -> tuple[RecordBatch, list[Reject]]:
+        """A pandas frame or an Arrow batch (Parquet, CSV), record by record."""
+        return self.decode_records(frame_records(frame))
 
     def decode_label_lines(self, lines: Sequence[bytes | str]):
         return self.base.decode_label_lines(lines)
+
+    def decode_label_frame(self, frame: Any):
+        return self.base.decode_label_frame(frame)

@@ -354,8 +354,7 @@ class FileSource:
                 if skip < len(rb):
                     progress = FileProgress(at.key, row, False, at.dev, at.ino, at.head,
                                             at.head_len)
-                    yield Chunk("frame", rb.slice(skip).to_pandas(), self.stream, path,
-                                progress)
+                    yield Chunk("frame", rb.slice(skip), self.stream, path, progress)
         except (OSError, ValueError) as exc:  # pyarrow's errors are OSError / ValueError
             raise SourceError(f"cannot read {path}: {exc}") from None
 

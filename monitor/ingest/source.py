@@ -16,12 +16,13 @@ class SourceError(SlicewatchError):
 class Chunk:
     """A micro-batch of raw records.
 
-    ``kind='lines'``: ``payload`` is a list of JSON lines (bytes); ``kind='frame'``: a pandas
-    DataFrame (CSV, Parquet); ``stream`` is ``'predictions'``, ``'labels'`` or
-    ``'features'``; ``origin`` names the file or topic; ``position`` is an opaque resume
-    position (file offset, Kafka offsets) that a checkpoint may store; ``partition`` names
-    the source partition all its records come from (``"topic:N"``; ``""``: a source with one
-    partition), whose event time the watermark follows (:mod:`monitor.core.windows`).
+    ``kind='lines'``: ``payload`` is a list of JSON lines (bytes); ``kind='frame'``: an Arrow
+    record batch (Parquet, CSV) or a pandas DataFrame (CSV rows parsed a batch at a time);
+    ``stream`` is ``'predictions'``, ``'labels'`` or ``'features'``; ``origin`` names the
+    file or topic; ``position`` is an opaque resume position (file offset, Kafka offsets)
+    that a checkpoint may store; ``partition`` names the source partition all its records
+    come from (``"topic:N"``; ``""``: a source with one partition), whose event time the
+    watermark follows (:mod:`monitor.core.windows`).
     """
 
     kind: Literal["lines", "frame"]

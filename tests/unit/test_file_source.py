@@ -29,7 +29,9 @@ def test_csv_and_parquet_chunks(tmp_path):
     for name in ("x.csv", "x.parquet"):
         chunks = list(FileSource([str(tmp_path / name)], batch_size=2).chunks())
         assert [len(c.payload) for c in chunks] == [2, 2, 1]
-        assert pd.concat([c.payload for c in chunks])["b"].tolist() == list("vwxyz")
+        frames = [c.payload if isinstance(c.payload, pd.DataFrame) else c.payload.to_pandas()
+                  for c in chunks]
+        assert pd.concat(frames)["b"].tolist() == list("vwxyz")
 
 
 def test_missing_file_and_unknown_format_are_clear_errors(tmp_path):
