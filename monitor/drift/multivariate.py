@@ -103,9 +103,11 @@ class Reconstruction:
     band: ErrorBand | None
     slice_bands: dict[str, ErrorBand]
 
-    def encode(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+    def encode(self, features: Mapping[str, np.ndarray], *,
+               codes: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """The standardised n × d matrix of the records' ``features`` (absent column: all
-        imputed)."""
+        imputed). ``codes``: categorical features' :meth:`CategoricalSummary.category_codes`
+        over their vocabulary, when the caller has them already (the fit encodes thrice)."""
         n = len(next(iter(features.values()))) if features else 0
         out = np.empty((n, len(self.features)), np.float64)
         for j, (name, table) in enumerate(self.features.items()):
@@ -118,15 +120,17 @@ class Reconstruction:
                 out[:, j] = np.where(np.isfinite(x), x, self.impute[j])
             else:
                 vocab, shares = table
-                codes = CategoricalSummary(vocab).category_codes(np.asarray(col))
+                coded = (codes[name] if codes is not None and name in codes
+                         else CategoricalSummary(vocab).category_codes(np.asarray(col)))
                 # codes: vocabulary, __other__, missing (imputed), type mismatch (__other__)
                 lookup = np.concatenate([shares, [self.impute[j], shares[-1]]])
-                out[:, j] = lookup[codes]
+                out[:, j] = lookup[coded]
         return (out - self.center) / self.scale
 
-    def errors(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Per-record reconstruction error ``‖z − z Cᵀ C‖₂``."""
-        z = self.encode(features)
+    def errors(self, features: Mapping[str, np.ndarray], *,
+               codes: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Per-record reconstruction error ``‖z − z Cᵀ C‖₂`` (``codes``: see :meth:`encode`)."""
+        z = self.encode(features, codes=codes)
         return np.linalg.norm(z - (z @ self.components.T) @ self.components, axis=1)
 
     def band_for(self, slice_key: str | None) -> tuple[ErrorBand | None, str]:
@@ -174,13 +178,15 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     if len(names) < 2:
         raise ProfileError("multivariate drift needs at least 2 features")
     tables: dict[str, tuple[tuple[str, ...], np.ndarray] | None] = {}
+    codes: dict[str, np.ndarray] = {}  # each categorical column coded once for the 3 encodes
     for name in names:
         vocab = categorical[name]
         if vocab is None:
             tables[name] = None
             continue
         s = CategoricalSummary(vocab)
-        s.update(np.asarray(features[name]))
+        codes[name] = s.category_codes(np.asarray(features[name]))
+        s.update_coded(codes[name])
         shares = s.counts / max(int(s.counts.sum()), 1)
         tables[name] = (tuple(vocab), shares.astype(np.float64))
     d = len(names)
@@ -190,21 +196,28 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     impute = np.array([np.nan if t is None else float(t[1][:-1].max(initial=0.0))
                        for t in tables.values()])
     raw = _with(raw, impute=impute)
-    x = raw.encode({k: features[k] for k in names})  # NaN where numeric values are missing
+    x = raw.encode({k: features[k] for k in names}, codes=codes)  # NaN: numeric missing
     means = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
     impute = np.where(np.isnan(impute), np.nan_to_num(means), impute)
     raw = _with(raw, impute=impute)
-    x = raw.encode({k: features[k] for k in names})
+    x = raw.encode({k: features[k] for k in names}, codes=codes)
     center = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     z = (x - center) / scale
-    _, sv, vt = np.linalg.svd(z, full_matrices=False)
-    ratio = sv ** 2 / max(float(np.sum(sv ** 2)), 1e-300)
+    # the principal axes from the d × d Gram matrix (eigenvalues = squared singular values
+    # of z): equal to the SVD of z up to signs and rounding, at a fraction of its cost for
+    # n ≫ d (tests/unit/test_drift_multivariate.py checks it against numpy's SVD and sklearn)
+    eigenvalues, vectors = np.linalg.eigh(z.T @ z)
+    order = np.argsort(eigenvalues, kind="stable")[::-1]
+    sv2 = np.clip(eigenvalues[order], 0.0, None)
+    vt = vectors[:, order].T
+    vt *= np.where(vt[np.arange(d), np.abs(vt).argmax(axis=1)] < 0, -1.0, 1.0)[:, None]
+    ratio = sv2 / max(float(np.sum(sv2)), 1e-300)
     k = int(np.searchsorted(np.cumsum(ratio), variance - 1e-12) + 1)
     k = min(k, d)
     fit = Reconstruction(tables, impute, center, scale, vt[:k], ratio[:k], None, {})
-    errs = fit.errors({kk: features[kk] for kk in names})
+    errs = fit.errors({kk: features[kk] for kk in names}, codes=codes)
     bands = {}
     for key, rows in (slices or {}).items():
         b = error_band(errs[np.asarray(rows)], chunks)
