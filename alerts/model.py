@@ -35,6 +35,18 @@ class DiscoveredObservation:
 
 
 @dataclass(frozen=True)
+class VersionDiffObservation:
+    """This version (the candidate) minus ``baseline`` for ``metric``, same slice and window,
+    with the interval ``[lower, upper]``."""
+
+    metric: str
+    baseline: str
+    diff: float
+    lower: float
+    upper: float
+
+
+@dataclass(frozen=True)
 class Observation:
     """Evaluated values of one model × version × slice × window.
 
@@ -59,6 +71,8 @@ class Observation:
     # overall slice of a model with discovery: the slices discovered lately (issue 17)
     discovered: tuple[DiscoveredObservation, ...] = ()
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # this version minus baseline versions (the model's compare), read by compare rules
+    compared: tuple[VersionDiffObservation, ...] = ()
 
 
 @dataclass

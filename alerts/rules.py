@@ -117,6 +117,9 @@ def evaluate(rule: RuleSpec, obs: Observation, baseline_of: Baselines) -> list[V
     if not rule.applies_to(obs.model, obs.slice) or obs.count < rule.min_count:
         return []
     labels = base_labels(rule, obs)
+    if rule.kind == "compare":
+        verdict = _compare(rule, obs, labels)
+        return [verdict] if verdict else []
     if rule.kind == "metric":
         verdict = _metric(rule, obs, labels, baseline_of)
         return [verdict] if verdict else []
@@ -217,6 +220,30 @@ def _metric(rule: RuleSpec, obs: Observation, labels: dict[str, str],
         return None
     return Verdict(rule, labels, broken is not None, value, threshold, metric, baseline,
                    context={"baseline": baseline})
+
+
+def _compare(rule: RuleSpec, obs: Observation, labels: dict[str, str]) -> Verdict | None:
+    """Candidate − baseline of the rule's metric on the candidate's observation: breached when
+    worse than ``max_drop`` (the whole interval with ``confidence: true``)."""
+    c = rule.compare
+    if c is None or str(obs.version) != c.candidate:
+        return None
+    d = next((x for x in obs.compared if x.baseline == c.baseline and x.metric == c.metric),
+             None)
+    if d is None or None in (_finite(d.diff), _finite(d.lower), _finite(d.upper)):
+        return None  # the baseline is not in this window and slice: not judged
+    higher = c.direction == "higher_is_better"
+    # confidence: the end of the interval nearest to "no worse"
+    judged = (d.upper if higher else d.lower) if rule.confidence else d.diff
+    broken = judged < -c.max_drop if higher else judged > c.max_drop
+    op = "<" if higher else ">"
+    bound = -c.max_drop if higher else c.max_drop
+    what = f"interval [{d.lower:.4g}, {d.upper:.4g}]" if rule.confidence else \
+        f"diff {d.diff:.4g}"
+    threshold = (f"{what} {op} {bound:g} vs {c.baseline}" if broken else
+                 f"diff {'>=' if higher else '<='} {bound:g} vs {c.baseline}")
+    return Verdict(rule, labels, broken, d.diff, threshold, c.metric, None,
+                   context={"baseline": c.baseline, "lower": d.lower, "upper": d.upper})
 
 
 def _change_text(change: ChangeSpec) -> str:

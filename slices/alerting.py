@@ -24,7 +24,8 @@ TEMPLATE_VARS: tuple[str, ...] = (
 )
 TEMPLATE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 EXPANDED_FIELDS: tuple[str, ...] = ("url", "secret", "routing_key")  # and headers values
-RULE_KINDS: tuple[str, ...] = ("metric", "drift", "concept_drift", "quality", "discovered")
+RULE_KINDS: tuple[str, ...] = ("metric", "drift", "concept_drift", "quality", "discovered",
+                                "compare")
 BASELINES: tuple[str, ...] = ("reference", "previous", "version")
 DIRECTIONS: tuple[str, ...] = ("higher_is_better", "lower_is_better")
 RECEIVER_TYPES: tuple[str, ...] = ("webhook", "slack", "pagerduty", "alertmanager")
@@ -62,9 +63,27 @@ class ChangeSpec:
 
 
 @dataclass(frozen=True)
+class CompareRule:
+    """Candidate vs baseline version in the same window and slice (issue 15): breached when
+    the candidate's ``metric`` is worse than the baseline's by more than ``max_drop``
+    (``higher_is_better``: ``diff < −max_drop``; ``lower_is_better``: ``diff > max_drop``);
+    with the rule's ``confidence: true``, when the whole interval of the difference is.
+
+    Unlike ``change: {baseline: version}`` (each version's value against the latest value
+    of one version, no interval), it judges the difference of two versions seen in the same
+    window, with its interval (paired on shadow traffic: the model's ``compare``)."""
+
+    baseline: str
+    candidate: str
+    metric: str
+    max_drop: float
+    direction: str = "higher_is_better"
+
+
+@dataclass(frozen=True)
 class RuleSpec:
     """One alerting rule. Exactly one kind: metric (threshold/change), drift, concept drift,
-    data quality."""
+    data quality, discovered slices, version comparison."""
 
     name: str
     kind: str
@@ -75,6 +94,7 @@ class RuleSpec:
     upper: float | None = None
     change: ChangeSpec | None = None
     confidence: bool = False  # metric rules: breached only when the whole interval is past
+    compare: CompareRule | None = None  # compare rules
     features: tuple[str, ...] = ()  # drift / quality: empty = every feature
     check: str | None = None  # quality check name (slices.vocab.QUALITY_CHECKS)
     min_count: int = 0

@@ -11,6 +11,7 @@ Each problem reads ``file:line:column: path: message``, e.g.::
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -278,6 +279,8 @@ class _Loader:
                        "'checkpoint: PATH' in the spec (offsets and window state are saved there)")
         models = self.models(("models",), data.get("models"), schema) if "models" in data else ()
         alerting = self.alerting(data, models)
+        if alerting is not None:
+            models = with_rule_comparisons(models, alerting)
         spec = Spec(file=self.doc.file, models=models, schema=schema,
                     source=source or SourceSpec(), server=server or ServerSpec(),
                     checkpoint=checkpoint, alerting=alerting,
@@ -866,3 +869,23 @@ def _type_problem(node: Expr, feature: FeatureSpec) -> str | None:
         if bad is not None:
             return f"{name!r} is declared numeric; cannot compare it with the string {bad!r}"
     return None
+
+
+def with_rule_comparisons(models: tuple[ModelSpec, ...], alerting: AlertingSpec
+                          ) -> tuple[ModelSpec, ...]:
+    """Each model with the version pairs its ``compare`` alert rules judge added to its
+    ``compare`` (unpaired unless the model's own entry for that baseline says paired)."""
+    out = []
+    for m in models:
+        extra = []
+        for rule in alerting.rules:
+            c = rule.compare
+            if c is None or (rule.model is not None and rule.model != m.name):
+                continue
+            covered = any(x.baseline == c.baseline and x.candidate in (None, c.candidate)
+                          for x in (*m.compare, *extra))
+            if not covered:
+                paired = any(x.baseline == c.baseline and x.paired for x in m.compare)
+                extra.append(CompareSpec(c.baseline, c.candidate, paired))
+        out.append(dataclasses.replace(m, compare=(*m.compare, *extra)) if extra else m)
+    return tuple(out)

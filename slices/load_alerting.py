@@ -28,6 +28,7 @@ from slices.alerting import (
     TEMPLATE_VARS,
     AlertingSpec,
     ChangeSpec,
+    CompareRule,
     InhibitRule,
     Matcher,
     ReceiverSpec,
@@ -139,7 +140,7 @@ def _str_map(checker: Checker, path: Path, value: Any, label_keys: bool) -> dict
 
 _RULE_KEYS = ("name", "model", "slices", "metric", "threshold", "change", "drift",
               "concept_drift", "quality", "discovered", "min_count", "for", "severity",
-              "labels", "annotations", "flapping", "confidence")
+              "labels", "annotations", "flapping", "confidence", "compare")
 
 
 def _rules(checker: Checker, value: Any, models: tuple[ModelSpec, ...]) -> tuple[RuleSpec, ...]:
@@ -168,16 +169,18 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
         if model is not None and not any(m.name == model for m in models):
             known = ", ".join(m.name for m in models) or "none"
             checker.error((*path, "model"), f"unknown model {model!r}; models: {known}")
-    kinds = [k for k in ("metric", "drift", "concept_drift", "quality", "discovered")
-             if k in raw]
+    kinds = [k for k in ("metric", "drift", "concept_drift", "quality", "discovered",
+                         "compare") if k in raw]
     if len(kinds) != 1:
         checker.error(path, "an alert needs exactly one of 'metric', 'drift', 'concept_drift', "
-                      f"'quality', 'discovered'; got {', '.join(kinds) or 'none'}")
+                      f"'quality', 'discovered', 'compare'; got {', '.join(kinds) or 'none'}")
         return None
     kind = kinds[0]
     fields: dict[str, Any] = {}
     if kind == "metric":
         fields.update(_metric_rule(checker, path, raw, model, models))
+    elif kind == "compare":
+        fields.update(_compare_rule(checker, path, raw, model, models))
     else:
         for key in ("threshold", "change", "confidence"):
             if key in raw:
@@ -286,7 +289,11 @@ def _computed(model: ModelSpec) -> tuple[str, ...]:
 
 
 def _metric_rule(checker: Checker, path: Path, raw: dict, model: str | None,
-                 models: tuple[ModelSpec, ...]) -> dict[str, Any]:
+                 models: tuple[ModelSpec, ...], where: Path | None = None) -> dict[str, Any]:
+    """A metric rule's fields; ``where``: the mapping holding ``metric`` (compare rules:
+    only the metric is checked)."""
+    if where is not None:
+        path = where
     metric = _name(checker, (*path, "metric"), raw["metric"], "metric")
     scope = _scope(models, model)
     if metric is not None and scope and not any(metric in _computed(m) for m in scope):
@@ -301,6 +308,8 @@ def _metric_rule(checker: Checker, path: Path, raw: dict, model: str | None,
             extra = f"; did you mean {hint[0]!r}?" if hint else ""
             checker.error((*path, "metric"), f"unknown metric {metric!r} for {tasks} "
                           f"models{extra}; allowed: {', '.join(allowed)}")
+    if where is not None:
+        return {"metric": metric}
     if "threshold" not in raw and "change" not in raw:
         checker.error(path, "a metric alert needs 'threshold' and/or 'change'")
     out: dict[str, Any] = {"metric": metric}
@@ -314,6 +323,54 @@ def _metric_rule(checker: Checker, path: Path, raw: dict, model: str | None,
         if out["confidence"] and off:
             checker.error((*path, "confidence"), "confidence: true needs metric intervals, "
                           f"but {_models_text(off)} turns them off ('confidence: false')")
+    return out
+
+
+_COMPARE_KEYS = ("baseline", "candidate", "metric", "max_drop", "direction")
+
+
+def _compare_rule(checker: Checker, path: Path, raw: dict, model: str | None,
+                  models: tuple[ModelSpec, ...]) -> dict[str, Any]:
+    """``compare: {baseline, candidate, metric, max_drop, direction?}`` (+ the rule's
+    ``confidence``); the pair is computed for the rule's models (slices.load)."""
+    for key in ("threshold", "change", "metric"):
+        if key in raw:
+            checker.error((*path, key), f"{key!r} does not go with 'compare' (the metric goes "
+                          "inside: compare: {baseline, candidate, metric, max_drop})",
+                          at_key=True)
+    where = (*path, "compare")
+    spec = raw["compare"]
+    out: dict[str, Any] = {}
+    if checker.mapping(where, spec, _COMPARE_KEYS,
+                       required=("baseline", "candidate", "metric", "max_drop")) is None:
+        return out
+    baseline = _name(checker, (*where, "baseline"), spec.get("baseline"), "a version")
+    candidate = _name(checker, (*where, "candidate"), spec.get("candidate"), "a version")
+    if baseline is not None and baseline == candidate:
+        checker.error((*where, "candidate"), f"candidate and baseline are both {baseline!r}: "
+                      "compare two different versions")
+    metric = _metric_rule(checker, path, {"metric": spec.get("metric"), "threshold": {}},
+                          model, models, where=where)["metric"] if "metric" in spec else None
+    max_drop = _number(checker, (*where, "max_drop"), spec.get("max_drop"))
+    if max_drop is not None and max_drop < 0:
+        checker.error((*where, "max_drop"), f"max_drop must be >= 0 (the largest tolerated "
+                      f"worsening); got {max_drop:g}")
+    direction = spec.get("direction", "higher_is_better")
+    if direction not in DIRECTIONS:
+        checker.error((*where, "direction"), f"unknown direction {direction!r}; allowed: "
+                      f"{', '.join(DIRECTIONS)}")
+    scope = _scope(models, model)
+    off = [m for m in scope if m.confidence_level is None]
+    if off:
+        checker.error(where, "a 'compare' alert needs metric intervals, but "
+                      f"{_models_text(off)} turns them off ('confidence: false')", at_key=True)
+    if "confidence" in raw:
+        out["confidence"] = _bool(checker, (*path, "confidence"), raw["confidence"])
+    if None in (baseline, candidate, metric, max_drop):
+        return out
+    out["metric"] = metric
+    out["compare"] = CompareRule(str(baseline), str(candidate), str(metric), float(max_drop),
+                                 direction)
     return out
 
 

@@ -215,7 +215,31 @@ class SlicewatchCollector(Collector):
         yield info
         yield window_end
         yield from families.values()
+        yield from _version_diffs(s)
         yield from _drift_families(s)
+
+
+DIFF_LABELS = ["model", "slice", "metric", "baseline", "candidate"]
+
+
+def _version_diffs(s: Snapshot) -> Iterator[Metric]:
+    """Candidate − baseline per slice and metric (the model's ``compare``), with the bounds
+    of its interval."""
+    fams = {k: GaugeMetricFamily(f"slicewatch_version_diff{k}", doc, labels=DIFF_LABELS)
+            for k, doc in (("", "Metric of the candidate version minus the baseline version's, "
+                                "same slice and window (the model's compare)."),
+                           ("_lower", "Lower bound of the confidence interval of "
+                                      "slicewatch_version_diff."),
+                           ("_upper", "Upper bound of the confidence interval of "
+                                      "slicewatch_version_diff."))}
+    for (model, _version, slice_label), r in sorted(s.series.items()):
+        for d in getattr(r, "compared", ()):
+            labels = [model, slice_label, d.metric, d.baseline, d.candidate]
+            fams[""].add_metric(labels, d.diff)
+            fams["_lower"].add_metric(labels, d.lower)
+            fams["_upper"].add_metric(labels, d.upper)
+    if any(f.samples for f in fams.values()):
+        yield from fams.values()
 
 
 DRIFT_LABELS = ["model", "version", "slice", "feature", "test"]

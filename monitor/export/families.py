@@ -12,7 +12,8 @@ typo fails at generation time, not in Grafana.
 ``multivariate`` (a profile with a PCA fit, ``drift.multivariate`` on) · ``cbpe`` (a
 binary model whose profile holds a calibration) ·
 ``alerting`` (the spec has ``alerts``) · ``kafka`` (``source.type: kafka``) ·
-``discovery`` (a model with ``discovery:``) ·
+``discovery`` (a model with ``discovery:``) · ``compare`` (a model comparing versions:
+``compare:`` or a ``compare`` alert rule, two versions in one window) ·
 ``labels`` (delayed labels: ``label_delay`` or label files) · ``min_size`` (a slice with
 ``min_size``) · ``features`` (a feature-log topic) · ``dead_letter`` (a dead-letter file) ·
 ``event`` (only once what it counts has happened: series or versions over the budget, HTTP
@@ -78,6 +79,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("slicewatch_slice_estimated_lower", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
     Family("slicewatch_slice_estimated_upper", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
     Family("slicewatch_slice_estimate_error", "gauge", (*SLICE_LABELS, "metric"), "cbpe"),
+    # version comparison (issue 15): a model with ``compare`` (or a ``compare`` alert rule)
+    *(Family(f"slicewatch_version_diff{k}", "gauge",
+             ("model", "slice", "metric", "baseline", "candidate"), "compare")
+      for k in ("", "_lower", "_upper")),
     # slice discovery (issue 17): a model with a ``discovery:`` block; top_k series at most
     Family("slicewatch_discovered_slice_error", "gauge", ("model", "version", "rank", "slice"),
            "discovery"),
@@ -136,6 +141,10 @@ def slice_family(metric: str) -> Family:
 def model_metrics(model: ModelSpec) -> tuple[str, ...]:
     """The spec metrics a model exports (its ``metrics`` list, or every metric of its task)."""
     return model.metrics or METRICS_BY_TASK[model.task]
+
+
+def has_compare(model: ModelSpec) -> bool:
+    return bool(model.compare) and model.confidence_level is not None
 
 
 def has_drift(model: ModelSpec) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from alerts import AlertEngine, DriftObservation, Observation
-from alerts.model import DiscoveredObservation
+from alerts.model import DiscoveredObservation, VersionDiffObservation
 from alerts.workers import Dispatcher, EventSink
 from monitor.core.types import ClosedWindow, SliceResult
 from slices.spec import Spec
@@ -44,7 +44,9 @@ def to_observation(r: SliceResult) -> Observation:
         quality={q.feature: q.to_dict() for q in r.quality or ()},
         reference_metrics=dict(r.reference_metrics) if r.reference_metrics is not None
         else None,
-        intervals={k: (float(lo), float(hi)) for k, (lo, hi) in r.intervals.items()})
+        intervals={k: (float(lo), float(hi)) for k, (lo, hi) in r.intervals.items()},
+        compared=tuple(VersionDiffObservation(d.metric, d.baseline, d.diff, d.lower, d.upper)
+                       for d in r.compared))
 
 
 def with_discovered(window: ClosedWindow, obs: Observation) -> Observation:

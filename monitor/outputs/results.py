@@ -53,7 +53,8 @@ def result_record(r: SliceResult) -> dict:
             **({"estimated": {"values": _nan_none(r.estimated.values),
                               "intervals": {k: list(v) for k, v in r.estimated.intervals.items()},
                               "error": dict(r.estimated.error)}}
-               if r.estimated is not None else {})}
+               if r.estimated is not None else {}),
+            **({"compared": [d.to_dict() for d in r.compared]} if r.compared else {})}
 
 
 def _nan_none(values) -> dict:

@@ -3,7 +3,8 @@ exported by a running daemon and every exported family is documented; every opti
 subcommand's ``--help`` is documented and every option the docs give a command exists.
 
 The metric check runs a real daemon (``python -m monitor.cli run``) on the bundled fraud
-example (drift, concept drift, alert rules) and scrapes ``/metrics`` over HTTP. Failures list
+example (drift, concept drift, alert rules), and one on a canary stream of two versions
+(version comparison), and scrapes ``/metrics`` over HTTP. Failures list
 exactly what is undocumented or missing.
 """
 
@@ -62,17 +63,46 @@ def documented_labels() -> dict[str, set[str]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, ) -> dict:
-    """family → set of label-name sets, from a real daemon's /metrics."""
-    tmp = tmp_path_factory.mktemp("docs")
+# Families that need two model versions in one window (a model with ``compare``): a second
+# daemon runs this spec on a canary stream (v3 and v4 in the same windows).
+COMPARE_SPEC = """
+models:
+  - name: canary
+    task: binary
+    window: 1m
+    compare: {baseline: v3, candidate: v4}
+    metrics: [count, accuracy, roc_auc, log_loss]
+    features: {c: categorical}
+    slices: [{overall: true}]
+source: {type: file, path: canary.jsonl}
+"""
+
+
+def _canary(path: Path) -> None:
+    import json
+    import random
+
+    rng = random.Random(0)
+    with path.open("w") as fh:
+        for i in range(600):
+            y = int(rng.random() < 0.4)
+            for version in ("v3", "v4"):
+                score = min(max(rng.gauss(0.35 + 0.3 * y, 0.2), 0.0), 1.0)
+                fh.write(json.dumps({"model": "canary", "model_version": version,
+                                     "prediction_id": f"{version}-{i}", "timestamp": i * 0.2,
+                                     "features": {"c": "ab"[i % 2]},
+                                     "prediction": {"score": score}, "label": y}) + "\n")
+
+
+def _scrape(spec: Path, tmp: Path, done: str) -> str:
+    """``/metrics`` of ``slicewatch run -c spec`` once ``done`` is in it."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "run", "-c", str(REPO / "configs/fraud.yaml"),
+        [sys.executable, "-m", "monitor.cli", "run", "-c", str(spec),
          "-q", "--listen", f"127.0.0.1:{port}", "--linger", "-1",
          "--alerts-db", str(tmp / "alerts.db"), "--dead-letter", str(tmp / "dead.jsonl")],
         cwd=tmp, env={"PYTHONPATH": str(REPO), "PATH": ""}, stdout=subprocess.PIPE,
@@ -88,15 +118,29 @@ def exported(tmp_path_factory, ) -> dict:
                     text = resp.read().decode()
             except OSError:
                 text = ""
-            if 'slicewatch_windows_closed_total{model="fraud"} 4.0' in text:
-                break
+            if done in text:
+                return text
             time.sleep(0.2)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, ) -> dict:
+    """family → set of label-name sets, from real daemons' /metrics (the fraud example, and
+    a canary stream for the version comparison)."""
+    tmp = tmp_path_factory.mktemp("docs")
+    texts = [_scrape(REPO / "configs/fraud.yaml", tmp,
+                     'slicewatch_windows_closed_total{model="fraud"} 4.0')]
+    canary = tmp_path_factory.mktemp("canary")
+    (canary / "spec.yaml").write_text(COMPARE_SPEC)
+    _canary(canary / "canary.jsonl")
+    texts.append(_scrape(canary / "spec.yaml", canary, "slicewatch_version_diff_upper{"))
     out: dict[str, set[frozenset]] = {}
-    for fam in text_string_to_metric_families(text):
-        out[fam.name] = {frozenset(s.labels) for s in fam.samples}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            out.setdefault(fam.name, set()).update(frozenset(s.labels) for s in fam.samples)
     return out
 
 

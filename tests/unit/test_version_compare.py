@@ -246,3 +246,125 @@ def test_compare_spec_errors():
         with pytest.raises(SlicewatchError, match=match) as e:
             load_spec_text(SPEC % text, "spec.yaml")
         assert "spec.yaml:" in str(e.value)
+
+
+# ---- export, results history, alert rule ------------------------------------------------
+
+def test_exported_families_and_results_history(tmp_path):
+    import json
+
+    import jsonschema
+    from prometheus_client.exposition import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.registry import CollectorRegistry
+
+    from monitor.export.collector import SlicewatchCollector
+    from monitor.export.families import FAMILIES
+    from monitor.outputs.results import result_record
+
+    daemon, results = run(load_spec_text(SPEC % "    compare: {baseline: v3}"),
+                          shadow_records(2000, 2, worse=0.2))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlicewatchCollector(lambda: daemon.snapshot))
+    fams = {f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    overall = next(r for r in results if r.version == "v4" and r.slice == "overall")
+    want = {d.metric: d for d in overall.compared}
+    for suffix, field in (("", "diff"), ("_lower", "lower"), ("_upper", "upper")):
+        fam = fams[f"slicewatch_version_diff{suffix}"]
+        assert tuple(FAMILIES[fam.name].labels) == ("model", "slice", "metric", "baseline",
+                                                     "candidate")
+        got = {s.labels["metric"]: s.value for s in fam.samples
+               if s.labels["slice"] == "overall"}
+        assert got == pytest.approx({m: getattr(d, field) for m, d in want.items()})
+        assert {s.labels["candidate"] for s in fam.samples} == {"v4"}
+    schema = json.loads((__import__("pathlib").Path(__file__).resolve().parents[2] / "docs" /
+                         "results.schema.json").read_text())
+    line = json.loads(json.dumps(result_record(overall)))
+    jsonschema.validate(line, schema)
+    assert {d["metric"] for d in line["compared"]} == set(want)
+
+
+def shadow_windows(windows, n, worse_from):
+    """``windows`` one-minute windows of shadow traffic; v4 gets worse from ``worse_from``."""
+    out = []
+    for w in range(windows):
+        for line in shadow_records(n, 10 + w, worse=0.3 if w >= worse_from else 0.0):
+            rec = orjson.loads(line)
+            rec["timestamp"] += 60.0 * w
+            out.append(orjson.dumps(rec))
+    return out
+
+
+ALERTING = """
+receivers: [{name: h, type: webhook, url: 'http://127.0.0.1:9/'}]
+route: {receiver: h, group_wait: 0s}
+alerts:
+  - name: candidate_worse
+    model: m
+    compare: {baseline: v3, candidate: v4, metric: roc_auc, max_drop: 0.02}
+    confidence: true
+    slices: [overall]
+"""
+
+
+def test_compare_alert_fires_once_when_the_candidate_gets_worse(tmp_path):
+    from alerts.engine import AlertEngine
+    from monitor.outputs.alerting import to_observation
+
+    spec = load_spec_text(SPEC % "    compare: {baseline: v3, paired: true}" + ALERTING)
+    assert spec.models[0].compare[0].paired
+    _, results = run(spec, shadow_windows(5, 1500, worse_from=2))
+    engine = AlertEngine(spec.alerting, str(tmp_path / "alerts.sqlite"), clock=lambda: 0.0,
+                         notify=False)
+    events: list = []
+    for end in sorted({r.window_end for r in results}):
+        engine.observe([to_observation(r) for r in results if r.window_end == end],
+                       now=end, events=events)
+    assert [(e.status, e.alert.labels["version"], e.alert.labels["slice"])
+            for e in events] == [("firing", "v4", "overall")]
+    fired = events[0].alert
+    assert fired.window_start == min(r.window_start for r in results) + 120  # 3rd window
+    assert fired.metric == "roc_auc" and fired.value < -0.02
+    engine.close()
+
+
+def test_a_compare_rule_adds_its_pair_to_the_model():
+    spec = load_spec_text(SPEC % "" + ALERTING)
+    assert [(c.baseline, c.candidate, c.paired) for c in spec.models[0].compare] == [
+        ("v3", "v4", False)]
+    _, results = run(spec, shadow_records(1000, 3, worse=0.2))
+    assert any(r.compared for r in results if r.version == "v4")
+
+
+def test_compare_rule_spec_errors():
+    base = SPEC % "" + """
+receivers: [{name: h, type: webhook, url: 'http://127.0.0.1:9/'}]
+route: {receiver: h}
+alerts:
+  - name: x
+    model: m
+%s
+"""
+    cases = (
+        ("    compare: {baseline: v3, candidate: v4, metric: roc_auc}", "max_drop"),
+        ("    compare: {baseline: v3, candidate: v3, metric: roc_auc, max_drop: 0}",
+         "both 'v3'"),
+        ("    compare: {baseline: v3, candidate: v4, metric: roc_acu, max_drop: 0.1}",
+         "did you mean 'roc_auc'"),
+        ("    compare: {baseline: v3, candidate: v4, metric: roc_auc, max_drop: -0.1}",
+         "max_drop must be >= 0"),
+        ("    compare: {baseline: v3, candidate: v4, metric: roc_auc, max_drop: 0.1, "
+         "direction: up}", "unknown direction"),
+        ("    compare: {baseline: v3, candidate: v4, metric: roc_auc, max_drop: 0.1}\n"
+         "    metric: roc_auc", "exactly one of .*got metric, compare"),
+        ("    compare: {baseline: v3, candidate: v4, metric: roc_auc, max_drop: 0.1}\n"
+         "    threshold: {lower: 0.5}", "'threshold' does not go with 'compare'"),
+    )
+    for text, match in cases:
+        with pytest.raises(SlicewatchError, match=match) as e:
+            load_spec_text(base % text, "spec.yaml")
+        assert "spec.yaml:" in str(e.value) and "alerts[0]" in str(e.value)
+    rule = "    compare: {baseline: v3, candidate: v4, metric: roc_auc, max_drop: 0.1}"
+    off = (base % rule).replace("slices: [", "confidence: false\n    slices: [")
+    with pytest.raises(SlicewatchError, match="needs metric intervals"):
+        load_spec_text(off, "spec.yaml")
