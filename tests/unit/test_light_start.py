@@ -150,3 +150,15 @@ def test_a_lazy_module_imports_at_first_attribute_read():
     finally:
         if was is not None:
             sys.modules[name] = was
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("3", "3")])
+def test_the_cli_runs_blas_single_threaded_unless_told(preset, expected):
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    code = ("import os; from monitor.cli import single_threaded_blas; single_threaded_blas(); "
+            "print(os.environ['OPENBLAS_NUM_THREADS'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=120)
+    assert proc.stdout.strip() == expected, proc.stderr
