@@ -70,6 +70,11 @@ class CsvRows:
         self.rows.append(row if row.endswith(b"\n") else row + b"\n")
         return None
 
+    @property
+    def pending(self) -> bool:
+        """Whether a row whose quoted field is still open waits for its next line."""
+        return bool(self._open)
+
     def finish(self) -> Reject | None:
         """End of file: a row whose quote never closed is a reject."""
         if not self._open:

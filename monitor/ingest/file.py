@@ -121,13 +121,15 @@ class FileSource:
     the patterns) until ``stop`` is set; a partial last line waits for its newline. Stdin and
     follow mode hand on what they have at least every ``flush_seconds``. ``resume`` maps
     :attr:`FileProgress.key` to a saved :meth:`FileProgress.to_state`: a file that is still
-    the same is read on from there.
+    the same is read on from there. Parquet and CSV come as Arrow record batches
+    (``arrow=False``: as pandas frames, CSV parsed row by row: the reference path).
     """
 
     def __init__(self, patterns: Sequence[str], *, fmt: str = "auto", batch_size: int = 10_000,
                  follow: bool = False, stream: str = "predictions", poll_interval: float = 0.2,
                  stop: threading.Event | None = None, max_record_bytes: int = 1 << 20,
-                 flush_seconds: float = 1.0, resume: dict[str, dict] | None = None):
+                 flush_seconds: float = 1.0, resume: dict[str, dict] | None = None,
+                 arrow: bool = True):
         if batch_size < 1:
             raise SourceError(f"batch_size must be at least 1; got {batch_size}")
         self.patterns = list(patterns)
@@ -139,6 +141,7 @@ class FileSource:
         self.stop = stop or threading.Event()
         self.limit = max_record_bytes
         self.flush_seconds = flush_seconds
+        self.arrow = arrow
         self.resume = {k: FileProgress.from_state(v) for k, v in (resume or {}).items()}
         self.paths = expand(self.patterns) if not follow else self._expand_lenient()
         if follow:
@@ -300,6 +303,11 @@ class FileSource:
             yield Chunk("frame", frame, self.stream, "-", None)
 
     def _csv_file(self, path: str) -> Iterator[Chunk]:
+        """A CSV file, a batch of ``batch_size`` lines at a time: read by Arrow when the
+        batch is regular (:mod:`monitor.ingest.csvblocks`), else row by row (the same
+        batch: the rows, their rejects and pandas' types are the same either way)."""
+        from monitor.ingest.csvblocks import Pushback, read_lines, regular  # pyarrow.csv
+
         fh, reader, at = self._lines_of(path)
         with fh:
             fh.seek(0)
@@ -311,19 +319,52 @@ class FileSource:
                 reader.offset = len(header)
             else:
                 fh.seek(reader.offset)
-            rejects: list[Any] = []
+            src = Pushback(fh)
+            fast = self.arrow and regular(header, self.limit)
+            offset = reader.offset
             while True:
-                item = reader.next(final=True)
-                if item is None:
-                    rejects.extend(r for r in [rows.finish()] if r is not None)
-                bad = item if isinstance(item, Reject) else (
-                    rows.add(item) if item is not None else None)
-                if bad is not None:
-                    rejects.append(bad)
-                if item is None or len(rows.rows) + len(rejects) >= self.batch_size:
-                    yield from self._csv_chunks(rows, rejects, path, reader, at)
-                    rejects = []
-                if item is None:
+                block, whole = read_lines(src, self.batch_size)
+                if not block:
+                    return
+                table = self._csv_block(block, rows.names) if fast and whole else None
+                if table is not None:
+                    offset += len(block)
+                    progress = FileProgress(at.key, offset, False, at.dev, at.ino, at.head,
+                                            at.head_len)
+                    yield Chunk("frame", table, self.stream, path, progress)
+                    continue
+                src.unread(block)
+                reader = LineReader(src, self.limit, offset=offset)  # type: ignore[arg-type]
+                yield from self._csv_rows(rows, reader, path, at)
+                offset = reader.offset
+
+    def _csv_block(self, block: bytes, names: list[str]) -> Any:
+        """The block as an Arrow table, or None when it must be read row by row."""
+        from monitor.ingest.csvblocks import Irregular, parse_block, regular
+
+        if not regular(block, self.limit):
+            return None
+        try:
+            return parse_block(block, names)
+        except Irregular:
+            return None
+
+    def _csv_rows(self, rows: CsvRows, reader: LineReader, path: str,
+                  at: FileProgress) -> Iterator[Chunk]:
+        """Row by row: one batch (more while a quoted field is still open), or to the end."""
+        rejects: list[Any] = []
+        while True:
+            item = reader.next(final=True)
+            if item is None:
+                rejects.extend(r for r in [rows.finish()] if r is not None)
+            bad = item if isinstance(item, Reject) else (
+                rows.add(item) if item is not None else None)
+            if bad is not None:
+                rejects.append(bad)
+            if item is None or len(rows.rows) + len(rejects) >= self.batch_size:
+                yield from self._csv_chunks(rows, rejects, path, reader, at)
+                rejects = []
+                if item is None or not rows.pending:
                     return
 
     def _csv_chunks(self, rows: CsvRows, rejects: list, path: str, reader: LineReader,
@@ -354,7 +395,8 @@ class FileSource:
                 if skip < len(rb):
                     progress = FileProgress(at.key, row, False, at.dev, at.ino, at.head,
                                             at.head_len)
-                    yield Chunk("frame", rb.slice(skip), self.stream, path, progress)
+                    frame = rb.slice(skip) if self.arrow else rb.slice(skip).to_pandas()
+                    yield Chunk("frame", frame, self.stream, path, progress)
         except (OSError, ValueError) as exc:  # pyarrow's errors are OSError / ValueError
             raise SourceError(f"cannot read {path}: {exc}") from None
 

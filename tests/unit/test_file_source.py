@@ -89,3 +89,33 @@ def test_follow_reads_what_was_written_before_stop(tmp_path):
                 fh.write(b'{"a": 2}\n')
             stop.set()
     assert got == [b'{"a": 1}\n', b'{"a": 2}\n']
+
+
+def test_parquet_is_read_batch_by_batch_never_whole(tmp_path, monkeypatch):
+    """Memory stays flat over file size: the reader hands on each record batch as it reads
+    it (here 4 row groups, 10 batches), and a chunk is out before the next batch is read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"timestamp": list(range(1000)), "x": [0.5] * 1000}), path,
+                   row_group_size=250)
+    read: list[int] = []
+    calls: list[dict] = []
+    real = pq.ParquetFile.iter_batches
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs)
+        for rb in real(self, *args, **kwargs):
+            read.append(len(rb))
+            yield rb
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+    chunks = FileSource([str(path)], batch_size=100).chunks()
+    first = next(chunks)
+    assert len(first.payload) == 100 and read == [100]
+    assert isinstance(first.payload, pa.RecordBatch)
+    rest = list(chunks)
+    assert [len(c.payload) for c in rest] == [100] * 9 and read == [100] * 10
+    assert calls == [{"batch_size": 100}]
+    assert [c.position.offset for c in rest][-1] == 1000

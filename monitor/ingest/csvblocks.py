@@ -1,0 +1,165 @@
+"""CSV rows read by Arrow a batch at a time, typed as pandas types them, or :class:`Irregular`.
+
+A block is the next ``batch_size`` lines of the file, exactly the rows the per-row path
+(:mod:`monitor.ingest.csvrows`: each row checked, then ``pandas.read_csv`` over the batch)
+would batch together. Arrow's CSV reader parses a block only when nothing in it could make
+the two differ: every line valid UTF-8, none blank or longer than the limit, no bare ``\\r``,
+no quoted field spanning lines, every ``"`` around a whole field, the same number of fields
+in every row (Arrow refuses a ragged row). Every column is read as text (the explicit column
+type) and then given the type ``pandas.read_csv`` infers for the batch: its null markers
+become nulls, a column of integers is int64 (float64 when some cell is null), of numbers
+float64, of ``true``/``false`` booleans. Text that pandas could read as something else
+(``+1``, `` 1``, ``inf``, 20-digit integers) makes the block irregular: the caller reads it
+row by row, which names every bad row (``bad_csv_row``, ``bad_encoding``, ``too_large``,
+``empty_line``).
+
+>>> t = parse_block(b'1,US,"a,b"\\n,BR,x\\n', ["n", "c", "t"])
+>>> t.column("n").to_pylist(), t.column("c").to_pylist(), t.column("t").to_pylist()
+([1.0, None], ['US', 'BR'], ['a,b', 'x'])
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from monitor.ingest.arrow_block import Irregular
+
+# pandas' default null markers (pandas._libs.parsers.STR_NA_VALUES) and booleans
+NA_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+             "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+_TRUE = ["True", "TRUE", "true"]
+_FALSE = ["False", "FALSE", "false"]
+_INT = r"^-?[0-9]{1,18}$"
+_FLOAT = (r"^-?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)[eE][-+]?[0-9]{1,2}"
+          r"|[0-9]+\.[0-9]*|\.[0-9]+|[0-9]{1,18})$")
+_NUMBERISH = r"(?i)^\s*[-+]?(?:\.?[0-9]|inf|nan)|[0-9]\s+$"  # pandas might read a number
+_BLANK = re.compile(rb"(?:^|\n)[ \t\x0b\x0c\r]*\n|(?:^|\n)[ \t\x0b\x0c\r]+\Z")  # isspace()
+_QUOTED = re.compile(r'(?:(?<=,)|^)"(?:[^"\n]|"")*"(?=,|\r?$)', re.M)
+CAP_BYTES = 64 << 20  # a block longer than this is read row by row (bounded memory)
+READ_BYTES = 1 << 20
+
+
+class Pushback:
+    """A binary stream that bytes read can be given back to (``unread``), for the row-by-row
+    path to read them again; ``readline``/``read`` as :class:`io.BufferedReader`'s."""
+
+    def __init__(self, fh: BinaryIO):
+        self.fh = fh
+        self._buf = b""
+
+    def unread(self, data: bytes) -> None:
+        self._buf = data + self._buf
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._buf:
+            return self.fh.read(n)
+        if n < 0:
+            out, self._buf = self._buf + self.fh.read(), b""
+            return out
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def readline(self, size: int = -1) -> bytes:
+        if not self._buf:
+            return self.fh.readline(size)
+        cut = self._buf.find(b"\n", 0, size if size >= 0 else None)
+        if cut >= 0:
+            out, self._buf = self._buf[:cut + 1], self._buf[cut + 1:]
+            return out
+        if 0 <= size <= len(self._buf):
+            out, self._buf = self._buf[:size], self._buf[size:]
+            return out
+        out, self._buf = self._buf, b""
+        return out + self.fh.readline(size - len(out) if size >= 0 else -1)
+
+
+def read_lines(src: Pushback, n: int) -> tuple[bytes, bool]:
+    """The next ``n`` lines (fewer at the end of the stream) and whether they are whole
+    (False: more than :data:`CAP_BYTES` before the ``n``-th newline; the bytes read are
+    returned anyway)."""
+    pieces: list[bytes] = []
+    size = lines = 0
+    while lines < n:
+        piece = src.read(READ_BYTES)
+        if not piece:
+            return b"".join(pieces), True
+        pieces.append(piece)
+        size += len(piece)
+        lines += piece.count(b"\n")
+        if size > CAP_BYTES and lines < n:
+            return b"".join(pieces), False
+    data = b"".join(pieces)
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    end = int(newlines[n - 1]) + 1
+    src.unread(data[end:])
+    return data[:end], True
+
+
+def regular(block: bytes, limit: int) -> bool:
+    """Whether the per-row path would keep every line of ``block`` as one row, as Arrow
+    reads it (see the module doc)."""
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    if block.count(b"\r") != block.count(b"\r\n") or _BLANK.search(block):
+        return False
+    buf = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    last = [len(block) - 1] if block[-1:] != b"\n" else []  # a last line without newline
+    if np.diff(np.concatenate(([-1], ends, last))).max(initial=0) > limit:
+        return False
+    if b'"' not in block:
+        return True
+    quotes = np.cumsum(buf == 34)
+    if ends.size and (quotes[ends] % 2).any():
+        return False  # a quoted field goes on on the next line
+    return '"' not in _QUOTED.sub("", block.decode("utf-8"))
+
+
+def parse_block(block: bytes, names: list[str]) -> pa.Table:
+    """The rows of ``block`` (no header) as columns named ``names``, typed as pandas would
+    type this batch. Raises :class:`Irregular`."""
+    if len(set(names)) != len(names) or "" in names or names[0].startswith("\ufeff"):
+        raise Irregular("header pandas would rename")
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(block),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=False,
+                                          block_size=max(1 << 20, 2 * len(block))),
+            parse_options=pcsv.ParseOptions(newlines_in_values=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types={name: pa.string() for name in names}, null_values=[],
+                strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except pa.ArrowException as exc:
+        raise Irregular(str(exc)) from None
+    return pa.table([pandas_typed(table.column(i).combine_chunks())
+                     for i in range(table.num_columns)], names=names)
+
+
+def pandas_typed(text: pa.Array) -> pa.Array:
+    """A text column as ``pandas.read_csv`` types it (see the module doc)."""
+    null = pc.is_in(text, value_set=pa.array(NA_VALUES))
+    n_null = pc.sum(null).as_py() or 0
+    if n_null == len(text):
+        return pa.nulls(len(text))
+    values = pc.if_else(null, pa.scalar(None, pa.string()), text) if n_null else text
+    if pc.all(pc.match_substring_regex(values, _INT)).as_py():
+        ints = values.cast(pa.int64())
+        return ints.cast(pa.float64()) if n_null else ints
+    if pc.all(pc.is_in(values, value_set=pa.array(_TRUE + _FALSE))).as_py():
+        bools = pc.is_in(values, value_set=pa.array(_TRUE))
+        return pc.if_else(null, pa.scalar(None, pa.bool_()), bools) if n_null else bools
+    if pc.all(pc.match_substring_regex(values, _FLOAT)).as_py():
+        return values.cast(pa.float64())
+    if pc.any(pc.match_substring_regex(values, _NUMBERISH)).as_py():
+        raise Irregular("text pandas might read as a number")
+    return values
