@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="after a replay, push the final metrics to this Prometheus "
                           "Pushgateway (grouping key: job=slicewatch, model)")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-window table")
+    run.add_argument("--role", choices=("all", "worker", "evaluator"), default="all",
+                     help="all: one process does everything (default); worker / evaluator: "
+                          "scale out on Kafka, workers fold partitions into partials, one "
+                          "evaluator merges them and closes windows (docs/scaling.md)")
+    run.add_argument("--instance-id", metavar="NAME",
+                     help="overrides source.kafka.instance_id (one per worker replica)")
     run.add_argument("--notify", action=argparse.BooleanOptionalAction, default=None,
                      help="send alert notifications (default: yes, except for a replay of "
                           "files without --follow, whose alerts are only printed/recorded)")
@@ -241,13 +247,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         if problem:
             print(f"slicewatch: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
+        if args.instance_id:
+            spec = _with_instance(spec, args.instance_id)
         with _results_file(args) as results:
-            run(spec, RunOptions(inputs=tuple(args.input), listen=args.listen,
-                                 follow=args.follow, linger=linger, quiet=args.quiet,
-                                 dead_letter=args.dead_letter, results=results,
-                                 results_append=args.results_append, report=args.report,
-                                 alerts_db=args.alerts_db, pushgateway=args.pushgateway,
-                                 notify=args.notify))
+            opts = RunOptions(inputs=tuple(args.input), listen=args.listen,
+                              follow=args.follow, linger=linger, quiet=args.quiet,
+                              dead_letter=args.dead_letter, results=results,
+                              results_append=args.results_append, report=args.report,
+                              alerts_db=args.alerts_db, pushgateway=args.pushgateway,
+                              notify=args.notify)
+            if args.role != "all":
+                from monitor.runtime.wiring import effective_spec
+                from monitor.scale.kafka_roles import run_role
+
+                run_role(effective_spec(spec, opts), opts, args.role)
+                return EXIT_OK
+            run(spec, opts)
         return EXIT_OK
     if args.command == "report":
         return _report(args)
@@ -295,6 +310,15 @@ def _dispatch(args: argparse.Namespace) -> int:
                  seconds=args.seconds, linger=linger, out_dir=args.out)
         return EXIT_OK
     raise AssertionError(args.command)  # argparse guarantees a known command
+
+
+def _with_instance(spec, instance_id: str):
+    """``spec`` with ``source.kafka.instance_id`` set (``run --instance-id``)."""
+    import dataclasses
+
+    kafka = dict(spec.source.kafka or {})
+    kafka["instance_id"] = instance_id
+    return dataclasses.replace(spec, source=dataclasses.replace(spec.source, kafka=kafka))
 
 
 def _results_problem(args: argparse.Namespace, *, resumable: bool = False) -> str | None:

@@ -36,7 +36,8 @@ log = logging.getLogger("slicewatch.kafka")
 
 SETTINGS_KEYS = ("bootstrap_servers", "group_id", "topics", "dead_letter_topic", "consume_batch",
                  "consume_timeout", "checkpoint_interval", "checkpoint_records", "instance_id",
-                 "feature_delay", "close_worker", "static_membership", "config")
+                 "feature_delay", "close_worker", "static_membership", "internal_prefix",
+                 "config")
 STREAMS = ("predictions", "labels", "features")
 SECRET_WORDS = ("password", "secret", "key", "token")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -75,6 +76,7 @@ class KafkaSettings:
     close_worker: bool = True  # window-close drift tests in a worker process
     static_membership: bool = True  # group.instance.id = instance_id: quick restarts
     max_record_bytes: int = 1 << 20  # source.max_record_bytes: a longer message is too_large
+    internal_prefix: str | None = None  # --role worker/evaluator topics (docs/scaling.md)
     config: dict[str, Any] = field(default_factory=dict)  # librdkafka pass-through, resolved
     secrets: tuple[str, ...] = field(default=(), repr=False)  # values read from ${ENV}
 
@@ -238,7 +240,8 @@ def parse_kafka_settings(d: Mapping[str, Any] | None,
         instance_id=text("instance_id") or "default",
         feature_delay=number("feature_delay", 60.0, 0.0, 86400.0 * 7),
         close_worker=flag("close_worker", True),
-        static_membership=flag("static_membership", True), config=config,
+        static_membership=flag("static_membership", True),
+        internal_prefix=text("internal_prefix"), config=config,
         secrets=tuple(sorted(expanded)))
 
 

@@ -107,10 +107,35 @@ class PartitionFold(Daemon):
         watermark, counters."""
         return self.state()
 
+    def state(self) -> dict:
+        """The daemon's state, plus what this fold holds for its next partial (windows done
+        here since it, the counters at it), so a state put back (a batch isolated message by
+        message, :func:`monitor.runtime.kafka_run.fold_isolating`) loses nothing."""
+        state = super().state()
+        state["fold"] = {"seq": self.seq,
+                         "done": [[w.model, Window(w.key, w.groups).to_state(), w.start, w.end]
+                                  for w in self._done],
+                         "base": {k: [[list(key) if isinstance(key, tuple) else key, n]
+                                      for key, n in c.items()] for k, c in self._base.items()}}
+        return state
+
     def load_state(self, state: dict) -> None:
         super().load_state(state)
+        fold = state.get("fold")
+        if fold is None:
+            self._done, self._base = [], self._counters()
+            return
+        self.seq = int(fold["seq"])
         self._done = []
-        self._base = self._counters()
+        for model, w, start, end in fold["done"]:
+            window = Window.from_state(w)
+            for group in window.groups.values():
+                for stage in self.pipelines[model].stages:
+                    stage.restored(group.accumulators)
+            self._done.append(ClosedWindow(model, window.start, float(start), float(end),
+                                           window.groups))
+        self._base = {k: Counter({tuple(key) if isinstance(key, list) else key: n
+                                  for key, n in pairs}) for k, pairs in fold["base"].items()}
 
     def _counters(self) -> dict[str, Counter]:
         t = self.tracker

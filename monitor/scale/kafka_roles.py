@@ -1,0 +1,503 @@
+"""``slicewatch run --role worker|evaluator``: the Kafka loops of the scaled roles.
+
+Worker: one consumer-group member on the prediction (and label, feature) topics, with a
+transactional producer. Each prediction partition it owns has a
+:class:`~monitor.scale.worker.PartitionFold`; labels and features of the same partition
+index go to it (co-partitioned topics, range assignment; checked). At every checkpoint, in
+**one transaction**: each fold's partial to ``<prefix>-partials``, each fold's residual
+state (pending predictions, early labels, vocabularies, watermark) to the compacted
+``<prefix>-worker-state`` keyed by source partition, and the consumed offsets. A fold is
+restored from ``<prefix>-worker-state`` when its partition is assigned; a worker holds no
+local durable state.
+
+Evaluator: consumes ``<prefix>-partials`` (one partition, read_committed) in the group
+``<group_id>-evaluator``: the one that owns the partition evaluates, another stands by. On
+assignment it fences earlier evaluators (``init_transactions`` with the shared
+transactional id), restores its state (merged open windows, watermarks, counters, and the
+partials offset it covers) from the compacted ``<prefix>-evaluator`` and reads on from
+there; it checkpoints that state with the offset in one transaction. See docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from monitor.ingest.kafka import (
+    KafkaDeadLetter,
+    KafkaSettings,
+    consumer_config,
+    key_of,
+    producer_config,
+)
+from monitor.ingest.source import Chunk, SourceError
+from monitor.runtime.daemon import ResultListener, RunSummary
+from monitor.runtime.kafka_run import (
+    _log_to,
+    feature_join_of,
+    settings_for,
+)
+from monitor.runtime.wiring import (
+    close_outputs,
+    finish_outputs,
+    install_signal_handlers,
+    outputs,
+    serve_run,
+)
+from monitor.scale.evaluator import Evaluator
+from monitor.scale.partials import PartialError, decode_partial, encode_partial
+from monitor.scale.worker import PartitionFold, ScaleError, check_scalable
+from monitor.state.encoding import StateError, decode_state, encode_state
+from slices.spec import Spec
+
+log = logging.getLogger("slicewatch.kafka")
+
+ROLES = ("all", "worker", "evaluator")
+INTERNAL_MAX_BYTES = 64 << 20  # one partial / state message (topic max.message.bytes)
+PARTIALS_RETENTION_MS = 7 * 24 * 3600 * 1000  # deltas: kept a week (evaluator downtime bound)
+TXN_TIMEOUT_MS = 15_000  # a dead member's open transaction aborts after this at the latest
+EVALUATOR_KEY = b"evaluator"
+
+
+def prefix_of(settings: KafkaSettings) -> str:
+    """The internal topics' prefix: ``source.kafka.internal_prefix``, else
+    ``<group_id>-slicewatch``."""
+    return settings.internal_prefix or f"{settings.group_id}-slicewatch"
+
+
+def internal_topics(prefix: str) -> dict[str, str]:
+    return {"partials": f"{prefix}-partials", "worker_state": f"{prefix}-worker-state",
+            "evaluator": f"{prefix}-evaluator"}
+
+
+def _admin_config(settings: KafkaSettings) -> dict[str, Any]:
+    conf = producer_config(settings)
+    conf.pop("linger.ms", None)
+    return conf
+
+
+def ensure_topics(settings: KafkaSettings) -> dict[str, str]:
+    """Create the internal topics if missing (one partition each; the partials with
+    delete retention — they are deltas, compaction would drop some — the two state
+    topics compacted); returns them by role."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topics = internal_topics(prefix_of(settings))
+    big = {"max.message.bytes": str(INTERNAL_MAX_BYTES)}
+    wanted = [NewTopic(topics["partials"], 1, -1, config={
+                  **big, "cleanup.policy": "delete",
+                  "retention.ms": str(PARTIALS_RETENTION_MS)}),
+              NewTopic(topics["worker_state"], 1, -1, config={**big, "cleanup.policy": "compact"}),
+              NewTopic(topics["evaluator"], 1, -1, config={**big, "cleanup.policy": "compact"})]
+    admin = AdminClient(_admin_config(settings))
+    for topic, future in admin.create_topics(wanted, request_timeout=30).items():
+        try:
+            future.result(60)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise SourceError(f"kafka: cannot create the internal topic {topic}: "
+                                  f"{settings.scrub(str(exc))}") from None
+    return topics
+
+
+def source_partitions(settings: KafkaSettings, *, timeout: float = 30.0) -> int:
+    """The prediction topic's partition count, after checking that the label and feature
+    topics have the same (co-partitioned by prediction id: docs/scaling.md); waits for the
+    topics to exist. :class:`ScaleError` on a mismatch."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(_admin_config(settings))
+    deadline = time.monotonic() + timeout
+    while True:
+        md = admin.list_topics(timeout=10)
+        counts = {stream: len(md.topics[t].partitions) for stream, t in settings.topics.items()
+                  if t in md.topics and md.topics[t].error is None}
+        if len(counts) == len(settings.topics):
+            break
+        if time.monotonic() > deadline:
+            missing = [t for s, t in settings.topics.items() if s not in counts]
+            raise SourceError(f"kafka: topic(s) {', '.join(missing)} do not exist on "
+                              f"{settings.bootstrap_servers}")
+        time.sleep(1.0)
+    n = counts["predictions"]
+    odd = {s: c for s, c in counts.items() if c != n}
+    if odd:
+        detail = ", ".join(f"{settings.topics[s]} ({s}) has {c}" for s, c in odd.items())
+        raise ScaleError(f"co-partitioning: the prediction topic {settings.topics['predictions']}"
+                         f" has {n} partitions but {detail}; labels and features join their "
+                         "predictions in the worker that owns the prediction's partition, so "
+                         "every topic needs the same partition count and the same key "
+                         "(the prediction id) — see docs/scaling.md")
+    return n
+
+
+def read_latest(settings: KafkaSettings, topic: str) -> dict[bytes, bytes]:
+    """The last committed value of every key of a compacted internal topic."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    conf = {**consumer_config(settings), "group.id": f"slicewatch-restore-{uuid.uuid4()}",
+            "isolation.level": "read_committed"}
+    conf.pop("group.instance.id", None)
+    consumer = Consumer(conf)
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        parts = list(md.topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        latest: dict[bytes, bytes] = {}
+        done: set[int] = set()
+        deadline = time.monotonic() + 120
+        while len(done) < len(parts):
+            if time.monotonic() > deadline:
+                raise SourceError(f"kafka: reading {topic} did not reach its end in 120 s")
+            for m in consumer.consume(1000, 0.5):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done.add(m.partition())
+                    continue
+                if m.value() is None:
+                    latest.pop(m.key(), None)
+                else:
+                    latest[m.key()] = m.value()
+        return latest
+    finally:
+        consumer.close()
+
+
+def _producer(settings: KafkaSettings, transactional_id: str):
+    from confluent_kafka import Producer
+
+    return Producer({**producer_config(settings), "transactional.id": transactional_id,
+                     "transaction.timeout.ms": TXN_TIMEOUT_MS, "linger.ms": 5,
+                     "compression.type": "zstd", "message.max.bytes": INTERNAL_MAX_BYTES,
+                     "enable.idempotence": True})
+
+
+# ------------------------------------------------------------------------------- the worker
+class Worker:
+    """The worker loop (see the module docstring)."""
+
+    def __init__(self, spec: Spec, settings: KafkaSettings, dead_letter, stop):
+        self.spec, self.settings, self.dead_letter, self.stop = spec, settings, dead_letter, stop
+        self.partitions = source_partitions(settings)
+        self.topics = ensure_topics(settings)
+        self.pred_topic = settings.topics["predictions"]
+        self.streams = settings.stream_of()
+        self.folds: dict[int, PartitionFold] = {}
+        self.positions: dict[tuple[str, int], int] = {}  # next offset to consume
+        self.idle: set[int] = set()
+        self.records = 0
+        self.checkpoints = 0
+        self.since = 0
+        self.last = time.monotonic()
+        self.producer = _producer(settings, f"{prefix_of(settings)}-worker-"
+                                            f"{settings.instance_id}")
+        self.consumer = None
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer
+
+        self.producer.init_transactions(60)  # aborts what a killed predecessor left open
+        conf = {**consumer_config(self.settings), "isolation.level": "read_committed",
+                "partition.assignment.strategy": "range"}
+        self.consumer = Consumer(conf)
+        self.consumer.subscribe(list(self.settings.topics.values()), on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        log.info("kafka: worker %s consuming %s (%d partitions) as %s",
+                 self.settings.instance_id, ", ".join(self.settings.topics.values()),
+                 self.partitions, self.settings.group_id)
+        s = self.settings
+        try:
+            while not self.stop.is_set():
+                msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
+                self._fold(msgs)
+                if self.since >= s.checkpoint_records or (
+                        time.monotonic() - self.last >= s.checkpoint_interval):
+                    self.checkpoint()
+            self.checkpoint()
+        finally:
+            self.consumer.close()  # the revoke callback checkpoints what is left
+
+    def _fold(self, msgs: list) -> None:
+        from confluent_kafka import KafkaError
+
+        runs: dict[tuple[str, int], list[bytes]] = {}
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    if m.topic() == self.pred_topic:
+                        self.idle.add(m.partition())
+                elif err.fatal():
+                    raise SourceError(f"kafka: fatal consumer error: "
+                                      f"{self.settings.scrub(err.str())}")
+                else:
+                    log.warning("kafka: %s", self.settings.scrub(err.str()))
+                continue
+            key = (m.topic(), m.partition())
+            runs.setdefault(key, []).append(m.value() if m.value() is not None else b"null")
+            self.positions[key] = m.offset() + 1
+        for (topic, part), lines in runs.items():
+            fold = self.folds.get(part)
+            if fold is None:
+                raise ScaleError(f"co-partitioning: {topic}:{part} is assigned to this worker "
+                                 f"but {self.pred_topic}:{part} is not (range assignment "
+                                 "expected; see docs/scaling.md)")
+            if topic == self.pred_topic:
+                self.idle.discard(part)
+            chunk = Chunk("lines", lines, self.streams[topic], topic, None, key_of(topic, part))
+            fold.process(chunk)  # a processing error stops the worker (nothing committed)
+            self.records += len(lines)
+            self.since += len(lines)
+
+    def checkpoint(self) -> None:
+        """One transaction: every fold's partial and residual state, and the offsets."""
+        from confluent_kafka import TopicPartition
+
+        self.last = time.monotonic()
+        if not self.folds:
+            return
+        self.dead_letter.flush()
+        p = self.producer
+        p.begin_transaction()
+        for part, fold in sorted(self.folds.items()):
+            partial = fold.take_partial(idle=part in self.idle)
+            key = fold.source.encode()
+            p.produce(self.topics["partials"], encode_partial(partial), key)
+            p.produce(self.topics["worker_state"], encode_state(fold.residual_state()), key)
+            p.poll(0)
+        offsets = [TopicPartition(t, part, o) for (t, part), o in self.positions.items()]
+        if offsets:
+            p.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 60)
+        p.commit_transaction(60)
+        self.checkpoints += 1
+        self.since = 0
+
+    def _on_assign(self, consumer, partitions) -> None:
+        mine = {p.partition for p in partitions if p.topic == self.pred_topic}
+        for p in partitions:
+            if p.partition not in mine:
+                raise ScaleError(f"co-partitioning: {p.topic}:{p.partition} was assigned "
+                                 f"without {self.pred_topic}:{p.partition} (set "
+                                 "partition.assignment.strategy=range; docs/scaling.md)")
+        states = read_latest(self.settings, self.topics["worker_state"]) if mine else {}
+        for part in sorted(mine):
+            source = key_of(self.pred_topic, part)
+            fold = PartitionFold(self.spec, source, dead_letter=self.dead_letter,
+                                 feature_join=feature_join_of(self.spec, self.settings))
+            blob = states.get(source.encode())
+            if blob is not None:
+                try:
+                    fold.load_state(decode_state(blob))
+                except (StateError, KeyError, ValueError, TypeError) as exc:
+                    raise ScaleError(f"worker state of {source} in "
+                                     f"{self.topics['worker_state']} cannot be read: "
+                                     f"{exc}") from None
+            self.folds[part] = fold
+        self.positions = {k: v for k, v in self.positions.items() if k[1] in mine}
+        self.idle &= mine
+        consumer.assign(partitions)
+        log.info("kafka: assigned %s", ", ".join(sorted(key_of(p.topic, p.partition)
+                                                         for p in partitions)) or "nothing")
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        self.checkpoint()
+        self._drop()
+        consumer.unassign()
+        log.info("kafka: revoked %s", ", ".join(sorted(key_of(p.topic, p.partition)
+                                                        for p in partitions)) or "nothing")
+
+    def _on_lost(self, consumer, partitions) -> None:
+        log.warning("kafka: partitions lost without a clean revoke: their progress since "
+                    "the last checkpoint is dropped (another worker reads it again)")
+        self._drop()
+        consumer.unassign()
+
+    def _drop(self) -> None:
+        for fold in self.folds.values():
+            fold.close()
+        self.folds, self.positions, self.idle = {}, {}, set()
+
+
+# ---------------------------------------------------------------------------- the evaluator
+class EvaluatorLoop:
+    """The evaluator loop (see the module docstring)."""
+
+    def __init__(self, spec: Spec, settings: KafkaSettings, listeners, stop):
+        self.settings, self.stop = settings, stop
+        n = source_partitions(settings)
+        self.topics = ensure_topics(settings)
+        self.pred_topic = settings.topics["predictions"]
+        self.core = Evaluator(spec, listeners=listeners,
+                              sources=[key_of(self.pred_topic, i) for i in range(n)])
+        self.initial = encode_state(self.core.state())
+        self.owned = False
+        self.offset = 0  # next partials offset to merge
+        self.dirty = False
+        self.bad = 0
+        self.producer = None
+        self.consumer = None
+        self.last = time.monotonic()
+        self.checkpoints = 0
+
+    @property
+    def daemon(self):
+        return self.core.daemon
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer
+
+        conf = {**consumer_config(self.settings), "group.id": f"{self.settings.group_id}"
+                "-evaluator", "isolation.level": "read_committed"}
+        conf.pop("group.instance.id", None)  # the standby must take over at once
+        self.consumer = Consumer(conf)
+        self.consumer.subscribe([self.topics["partials"]], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        log.info("kafka: evaluator on %s as %s-evaluator", self.topics["partials"],
+                 self.settings.group_id)
+        s = self.settings
+        try:
+            while not self.stop.is_set():
+                msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
+                closed = self._merge(msgs)
+                if self.owned and (closed or (self.dirty and time.monotonic() - self.last
+                                              >= s.checkpoint_interval)):
+                    self.checkpoint()
+            if self.owned:
+                self.checkpoint()
+        finally:
+            self.consumer.close()
+
+    def _merge(self, msgs: list) -> bool:
+        if not self.owned:
+            return False
+        for m in msgs:
+            if m.error() is not None:
+                continue
+            self.offset = m.offset() + 1
+            self.dirty = True
+            try:
+                self.core.add(decode_partial(m.value() or b""))
+            except PartialError as exc:
+                self.bad += 1
+                log.warning("kafka: partial at %s:%d skipped: %s", m.topic(), m.offset(), exc)
+        if not msgs:
+            return False
+        return bool(self.core.advance())
+
+    def checkpoint(self) -> None:
+        from confluent_kafka import TopicPartition
+
+        self.last = time.monotonic()
+        state = encode_state({"evaluator": self.core.state(), "offset": self.offset})
+        p = self.producer
+        p.begin_transaction()
+        p.produce(self.topics["evaluator"], state, EVALUATOR_KEY)
+        p.send_offsets_to_transaction([TopicPartition(self.topics["partials"], 0,
+                                                      self.offset)],
+                                      self.consumer.consumer_group_metadata(), 60)
+        p.commit_transaction(60)
+        self.dirty = False
+        self.checkpoints += 1
+
+    def _on_assign(self, consumer, partitions) -> None:
+        from confluent_kafka import TopicPartition
+
+        if not partitions:
+            log.info("kafka: evaluator standing by")
+            return
+        if self.producer is None:
+            self.producer = _producer(self.settings, f"{prefix_of(self.settings)}-evaluator")
+            self.producer.init_transactions(60)  # fences the evaluator before us
+        blob = read_latest(self.settings, self.topics["evaluator"]).get(EVALUATOR_KEY)
+        if blob is not None:
+            saved = decode_state(blob)
+            self.core.load_state(saved["evaluator"])
+            self.offset = int(saved["offset"])
+        else:
+            self.core.load_state(decode_state(self.initial))
+            self.offset = 0
+        consumer.assign([TopicPartition(p.topic, p.partition, self.offset)
+                         for p in partitions])
+        self.owned = True
+        log.info("kafka: evaluator active from %s@%d", self.topics["partials"], self.offset)
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        if self.owned and partitions:
+            self.checkpoint()
+        self.owned = False
+        consumer.unassign()
+
+    def _on_lost(self, consumer, partitions) -> None:
+        log.warning("kafka: evaluator lost the partials partition; standing by")
+        self.owned = False
+        consumer.unassign()
+
+
+# ------------------------------------------------------------------------------- the entry
+def run_role(spec: Spec, opts, role: str, *, out: TextIO | None = None,
+             listeners: Iterable[ResultListener] = ()) -> RunSummary:
+    """Run ``spec`` as a scaled ``role`` (``worker`` or ``evaluator``) until SIGTERM/SIGINT.
+    ``opts`` is a :class:`monitor.runtime.wiring.RunOptions`."""
+    out = out or sys.stdout
+    _log_to(out)
+    if spec.source.type != "kafka":
+        raise ScaleError(f"--role {role} needs source.type kafka (got {spec.source.type}); "
+                         "--role all runs files and stdin")
+    check_scalable(spec)
+    settings = settings_for(spec)
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)
+    t0 = time.perf_counter()
+    try:
+        if role == "worker":
+            return _run_worker(spec, settings, stop, out, t0)
+        return _run_evaluator(spec, opts, settings, stop, out, listeners, t0)
+    finally:
+        restore()
+
+
+def _run_worker(spec: Spec, settings: KafkaSettings, stop, out: TextIO,
+                t0: float) -> RunSummary:
+    dead_letter = KafkaDeadLetter(spec.source.dead_letter, settings,
+                                  max_bytes=spec.source.dead_letter_max_bytes)
+    try:
+        worker = Worker(spec, settings, dead_letter, stop)
+        worker.run()
+        seconds = time.perf_counter() - t0
+        print(f"slicewatch: worker {settings.instance_id}: {worker.records} messages in "
+              f"{seconds:.1f}s ({worker.checkpoints} checkpoints)", file=out, flush=True)
+        return RunSummary(worker.records, 0, 0, 0, seconds)
+    finally:
+        dead_letter.close()
+
+
+def _run_evaluator(spec: Spec, opts, settings: KafkaSettings, stop, out: TextIO,
+                   listeners: Iterable[ResultListener], t0: float) -> RunSummary:
+    listeners, stage = outputs(spec, opts, out, listeners)
+    loop = EvaluatorLoop(spec, settings, listeners, stop)
+    loop.daemon.stop = stop
+    collectors = (stage.collect,) if stage else ()
+    server = serve_run(loop.daemon, collectors, stage, out)
+    try:
+        loop.run()
+        summary = loop.daemon.summary(time.perf_counter() - t0)
+        print(f"slicewatch: evaluator: {summary.records} records, {summary.windows} windows "
+              f"in {summary.seconds:.1f}s ({loop.checkpoints} checkpoints)", file=out,
+              flush=True)
+        finish_outputs(spec, opts, loop.daemon, listeners, summary.seconds, out)
+        return summary
+    finally:
+        if stage:
+            stage.stop()
+        loop.daemon.close()
+        close_outputs(listeners)
+        if server:
+            server.stop()
+
