@@ -136,6 +136,11 @@ def rules_for_spec(spec: Spec) -> tuple[list[PromRule], list[str]]:
 
 
 def _translate(rule: Any, model: ModelSpec, notes: list[str]) -> list[PromRule]:
+    if rule.kind == "compare":
+        notes.append(f"{rule.name} ({model.name}): 'compare' rules are judged by the daemon "
+                     "only (slicewatch_version_diff has no version label to alert on); rule "
+                     "skipped")
+        return []
     scope: dict[str, Any] = {"model": model.name}
     if rule.slices:
         scope["slice"] = ("=~", glob_regex(rule.slices))

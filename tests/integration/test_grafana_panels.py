@@ -54,7 +54,8 @@ PENDING: set[str] = set()
 
 EXTENDED = DEMO_SPEC.replace(
     "      device: categorical\n",
-    "      device: categorical\n    drift: {rolling_windows: 2, concept: ADWIN}\n") + """
+    "      device: categorical\n    drift: {rolling_windows: 2, concept: ADWIN}\n"
+    "    compare: {baseline: v3, paired: true}\n") + """
 receivers:
   - {name: am, type: alertmanager, url: "%(alertmanager)s"}
 alerts:
@@ -131,6 +132,25 @@ def _fraud_records(windows: int = 12, per_window: int = 500) -> list[bytes]:
         lines.append(orjson.dumps({**late, "prediction_id": f"late-{i}",
                                    "timestamp": start - 7200}))
     return lines
+
+
+def _with_canary(lines: list[bytes]) -> list[bytes]:
+    """``lines`` plus a shadow v4 of every other fraud v3 record (same prediction id, a
+    noisier score), next to it: the extended spec compares v4 with v3."""
+    rng = np.random.default_rng(12)
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        score = rec.get("prediction", {}).get("score")
+        if i % 2 == 0 and rec.get("model_version") == "v3" and score is not None:
+            score = float(np.clip(score + rng.normal(0, 0.2), 0, 1))
+            out.append(orjson.dumps({**rec, "model_version": "v4",
+                                     "prediction": {"score": score}}))
+    return out
 
 
 def _pricing_csv(path: Path) -> None:
@@ -217,12 +237,14 @@ def daemons(tmp_path_factory, prometheus_url, prometheus_targets_dir, alertmanag
     tmp = tmp_path_factory.mktemp("grafana-panels")
     fraud_input = tmp / "fraud.jsonl"
     fraud_input.write_bytes(b"\n".join(_fraud_records()) + b"\n")
+    ext_input = tmp / "extended.jsonl"
+    ext_input.write_bytes(b"\n".join(_with_canary(_fraud_records())) + b"\n")
     pricing_input = tmp / "pricing.csv"
     _pricing_csv(pricing_input)
     texts = {
         "demo": DEMO_SPEC % {"path": fraud_input, "dead": tmp / "demo-dl.jsonl",
                              "listen": "127.0.0.1:0"},
-        "extended": EXTENDED % {"path": fraud_input, "dead": tmp / "ext-dl.jsonl",
+        "extended": EXTENDED % {"path": ext_input, "dead": tmp / "ext-dl.jsonl",
                                 "listen": "127.0.0.1:0", "alertmanager": alertmanager_url},
     }
     fraud_spec = _small_batches(REPO / "configs/fraud.yaml", tmp / "fraud.yaml")

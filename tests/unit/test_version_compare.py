@@ -368,3 +368,11 @@ alerts:
     off = (base % rule).replace("slices: [", "confidence: false\n    slices: [")
     with pytest.raises(SlicewatchError, match="needs metric intervals"):
         load_spec_text(off, "spec.yaml")
+
+
+def test_prometheus_rule_generation_skips_compare_rules_with_a_note():
+    from monitor.generate.promrules import rules_document
+
+    doc, notes = rules_document(load_spec_text(SPEC % "" + ALERTING))
+    assert doc == {"groups": []}
+    assert any("candidate_worse" in n and "judged by the daemon only" in n for n in notes)
