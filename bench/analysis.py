@@ -1,12 +1,22 @@
-"""Cost per record of the confidence intervals (issue 15 item 1), in-process, one run.
+"""Cost per record of the confidence intervals (issue 15), in-process, one run.
 
 The spec, profile and records of ``bench/daemon_throughput.py`` (20 features, 10 slice rules
-incl. a cross, every binary metric, drift per slice). Two variants of the same spec: (base)
-``confidence: false``, (+ci) the default intervals (analytic ones, and the Poisson bootstrap
-of f1, pr_auc, ece and score_std with 200 replicates). Runs alternate ``--repeat`` times;
-prints the best seconds per record of each and the ratio measured in this run.
+incl. a cross, every binary metric, drift per slice). Variants of the same spec, run
+interleaved ``--repeat`` times:
 
-    .venv/bin/python bench/analysis.py --records 200000 --repeat 3
+- ``base``: ``confidence: false``;
+- ``+ci``: the default intervals (analytic ones — Wilson, DeLong, normal, F1 via the Jaccard
+  index, std via the fourth moment — and the Poisson bootstrap of pr_auc and ece);
+- ``+ci-old``: as before issue 15's cost work, f1 and score_std bootstrapped too (the
+  registry's bootstrapped sets patched for that variant);
+- ``+paired``: ``+ci`` with ``compare: {baseline: v3, paired: true}`` (the paired version
+  comparison bootstraps every binary label metric).
+
+Prints, per variant, the best wall-clock and the best process CPU seconds per record and
+their ratios to ``base`` measured in this run (CPU time is less sensitive to other jobs on a
+shared machine).
+
+    .venv/bin/python bench/analysis.py --records 100000 --repeat 5
 """
 
 from __future__ import annotations
@@ -14,12 +24,32 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from daemon_throughput import best_of_variants, load, make_records
+from daemon_throughput import full, load, make_records
+
+from monitor.core.metrics import bootstrap, registry
+from slices.spec import CompareSpec
+
+OLD = {"BOOTSTRAPPED_LABEL": {"binary": ("f1", "pr_auc", "ece")},
+       "BOOTSTRAPPED_PREDICTION": bootstrap.PREDICTION_METRICS}
+
+
+def run(spec, lines, patch: dict | None) -> tuple[float, float]:
+    saved = {k: getattr(registry, k) for k in (patch or {})}
+    try:
+        for k, v in (patch or {}).items():
+            setattr(registry, k, v)
+        cpu = time.process_time()
+        wall = full(spec, lines)[0]
+        return wall, time.process_time() - cpu
+    finally:
+        for k, v in saved.items():
+            setattr(registry, k, v)
 
 
 def main() -> None:
@@ -32,8 +62,23 @@ def main() -> None:
     spec = load(args.window)
     off = dataclasses.replace(spec, models=tuple(
         dataclasses.replace(m, confidence_level=None) for m in spec.models))
-    variants = {"base": off, "+ci": spec}
-    best_of_variants(variants, lines, args.repeat, args.window)
+    paired = dataclasses.replace(spec, models=tuple(
+        dataclasses.replace(m, compare=(CompareSpec("v3", None, True),))
+        for m in spec.models))
+    variants = {"base": (off, None), "+ci": (spec, None), "+ci-old": (spec, OLD),
+                "+paired": (paired, None)}
+    wall = {k: float("inf") for k in variants}
+    cpu = dict(wall)
+    for _ in range(args.repeat):
+        for name, (s, patch) in variants.items():
+            w, c = run(s, lines, patch)
+            wall[name], cpu[name] = min(wall[name], w), min(cpu[name], c)
+    n = len(lines)
+    print(f"{n:,} records, window {args.window:,} records, best of {args.repeat}")
+    print(f"{'':>8}  {'wall µs/rec':>11}  {'ratio':>6}  {'cpu µs/rec':>10}  {'ratio':>6}")
+    for name in variants:
+        print(f"{name:>8}  {wall[name] / n * 1e6:11.2f}  {wall[name] / wall['base']:6.3f}  "
+              f"{cpu[name] / n * 1e6:10.2f}  {cpu[name] / cpu['base']:6.3f}")
 
 
 if __name__ == "__main__":

@@ -186,8 +186,6 @@ def test_every_metric_has_an_interval_around_its_value(task):
     results = window_results(accs)
     got = window_intervals(accs, LEVEL, results)
     missing = set(results) - set(got) - {"count"}
-    if task == "multiclass":  # macro metrics: no interval yet (see docs/analysis.md)
-        missing -= {"macro_precision", "macro_recall", "macro_f1"}
     assert not missing
     for name, (lo, hi) in got.items():
         assert lo <= results[name] + 1e-12 and results[name] <= hi + 1e-12, (name, lo, hi)
@@ -278,3 +276,64 @@ def test_std_interval_coverage(draw, truth):
                                     for i, a in enumerate(accs)])
     lo, hi = np.array([a.intervals(LEVEL)["score_std"] for a in accs]).T
     assert covered(lo, hi, truth) == pytest.approx(LEVEL, abs=0.02)
+
+
+# ---- multiclass macro metrics: delta method on the confusion cells ----------------------
+
+_P = np.array([[0.25, 0.05, 0.02], [0.04, 0.30, 0.06], [0.03, 0.05, 0.20]])
+
+
+def _macro_truth(p):
+    tp, row, col = np.diag(p), p.sum(axis=1), p.sum(axis=0)
+    return {"macro_recall": (tp / row).mean(), "macro_precision": (tp / col).mean(),
+            "macro_f1": (2 * tp / (row + col)).mean()}
+
+
+def test_macro_intervals_recall_and_precision_are_the_per_class_binomial_variances():
+    from monitor.core.metrics.multiclass import macro_intervals
+
+    counts = np.array([[3, 50, 7, 2], [1, 6, 80, 9], [0, 4, 8, 40]])  # column 0: unknown
+    got = macro_intervals(counts, LEVEL)
+    known = counts[:, 1:]
+    tp, row, col = np.diag(known), counts.sum(axis=1), known.sum(axis=0)
+    z = stats.norm.ppf(0.975)
+    for name, den in (("macro_recall", row), ("macro_precision", col)):
+        r = tp / den
+        half = z * np.sqrt((r * (1 - r) / den).sum()) / 3
+        assert got[name] == pytest.approx((r.mean() - half, r.mean() + half), rel=1e-12)
+
+
+def test_macro_f1_interval_width_matches_scipy_bootstrap():
+    from monitor.core.metrics.multiclass import macro_intervals
+
+    rng = np.random.default_rng(41)
+    cells = rng.choice(9, 600, p=(_P / _P.sum()).ravel())
+    y, p = cells // 3, cells % 3
+
+    def macro_f1(yy, pp):
+        c = np.bincount(yy * 3 + pp, minlength=9).reshape(3, 3)
+        tp, row, col = np.diag(c), c.sum(axis=1), c.sum(axis=0)
+        return float((2 * tp / (row + col)).mean())
+
+    ref = stats.bootstrap((y, p), macro_f1, paired=True, vectorized=False, n_resamples=2000,
+                          confidence_level=LEVEL, method="percentile",
+                          random_state=3).confidence_interval
+    counts = np.hstack([np.zeros((3, 1), int), np.bincount(cells, minlength=9).reshape(3, 3)])
+    lo, hi = macro_intervals(counts, LEVEL)["macro_f1"]
+    assert hi - lo == pytest.approx(ref.high - ref.low, rel=0.15)
+
+
+def test_macro_interval_coverage():
+    from monitor.core.metrics.multiclass import macro_intervals
+
+    rng = np.random.default_rng(42)
+    p = _P / _P.sum()
+    truth = _macro_truth(p)
+    hits = dict.fromkeys(truth, 0)
+    for _ in range(WINDOWS):
+        c = rng.multinomial(400, p.ravel()).reshape(3, 3)
+        got = macro_intervals(np.hstack([np.zeros((3, 1), int), c]), LEVEL)
+        for name, (lo, hi) in got.items():
+            hits[name] += lo <= truth[name] <= hi
+    for name, h in hits.items():
+        assert h / WINDOWS == pytest.approx(LEVEL, abs=0.02), name

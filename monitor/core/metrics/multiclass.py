@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,58 @@ class MulticlassConfusion(AccumulatorBase):
         }
 
     def intervals(self, level: float) -> dict[str, tuple[float, float]]:
-        """Wilson interval of ``accuracy``."""
+        """Wilson interval of ``accuracy``; the ``macro_*`` ones by :func:`macro_intervals`."""
         known = self.counts[:, 1:]
         lo, hi = wilson(int(np.trace(known)), int(self.counts.sum()), level)
-        return {"accuracy": (float(lo), float(hi))}
+        out = {"accuracy": (float(lo), float(hi))}
+        if int(self.counts.sum()) >= 2:
+            out |= macro_intervals(self.counts, level)
+        return out
+
+
+def macro_intervals(counts: np.ndarray, level: float) -> dict[str, tuple[float, float]]:
+    """Wald intervals of ``macro_precision``, ``macro_recall``, ``macro_f1`` from the
+    confusion counts ``counts[y, p + 1]`` (column 0: unknown prediction), by the delta method
+    on the multinomial cells: each metric θ is a function of the counts, homogeneous of
+    degree 0, so ``Var θ̂ ≈ Σ_ij n_ij (∂θ/∂n_ij)²``. With ``T_c`` the diagonal, ``R_c`` the
+    row (labelled c), ``C_c`` the known-prediction column and ``S_c = R_c + C_c``, the
+    per-class terms are ``r = T/R`` (∂ = (R−T)/R² on the diagonal, −T/R² elsewhere in the row),
+    ``p = T/C`` (the same along the column) and ``f1 = 2T/S`` (diagonal 2(S−2T)/S², −2T/S²
+    elsewhere in row or column); for recall and precision the sum is the familiar
+    ``Σ_c r_c(1−r_c)/R_c / K²``. Classes as in :meth:`MulticlassConfusion.result` (present
+    ones, zero_division = 0 contributing no variance)."""
+    from monitor.core.metrics.intervals import z_value
+
+    n = np.asarray(counts, np.float64)
+    known = n[:, 1:]
+    tp = np.diag(known)
+    col = known.sum(axis=0)
+    row = n.sum(axis=1)
+    present = (col > 0) | (row > 0)
+    k = int(present.sum())
+    if k == 0:
+        return {}
+    diag = (np.arange(len(tp)), np.arange(len(tp)) + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = row + col
+        rec = np.where(row > 0, tp / row, 0.0)
+        prec = np.where(col > 0, tp / col, 0.0)
+        f1 = np.where(s > 0, 2 * tp / s, 0.0)
+        # ∂(Σ_c term_c)/∂n_ij on the (classes, classes + 1) grid of cells
+        g_rec = np.repeat(np.where(row > 0, -tp / row ** 2, 0.0)[:, None], n.shape[1], axis=1)
+        g_rec[diag] = np.where(row > 0, (row - tp) / row ** 2, 0.0)
+        g_prec = np.zeros_like(n)
+        g_prec[:, 1:] = np.where(col > 0, -tp / col ** 2, 0.0)[None, :]
+        g_prec[diag] = np.where(col > 0, (col - tp) / col ** 2, 0.0)
+        off = np.where(s > 0, -2 * tp / s ** 2, 0.0)
+        g_f1 = np.repeat(off[:, None], n.shape[1], axis=1)  # F1 of the cell's row class …
+        g_f1[:, 1:] += off[None, :]  # … and of its (known) predicted class
+        g_f1[diag] = np.where(s > 0, 2 * (s - 2 * tp) / s ** 2, 0.0)
+    z = z_value(level)
+    out = {}
+    for name, value, grad in (("macro_recall", rec, g_rec), ("macro_precision", prec, g_prec),
+                              ("macro_f1", f1, g_f1)):
+        theta = float(value[present].mean())
+        half = z * math.sqrt(max(float((n * np.square(grad)).sum()), 0.0)) / k
+        out[name] = (theta - half, theta + half)
+    return out
