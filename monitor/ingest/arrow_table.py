@@ -10,14 +10,18 @@ name that is also a prefix of another (which one wins depends on the column orde
 columns of the same name, a list inside a struct (pandas makes it an array) — raises
 :class:`Irregular`: the caller decodes that batch record by record.
 
->>> t = pa.table({"features": [{"a": 1}, None], "features.b": ["x", None],
-...               "prediction.score": [0.5, float("nan")]})
+>>> t = pa.table({"features": [{"a": 1, "b": "x"}, None], "prediction.score": [0.5, float("nan")],
+...               "label": [1, None]})
 >>> cols = TableColumns(t)
->>> cols.get("prediction.score").to_pylist(), sorted(cols.children("features"))
-([0.5, None], ['a', 'b'])
+>>> cols.get("prediction.score").to_pylist(), cols.get("label").to_pylist()
+([0.5, None], [1.0, None])
+>>> {k: v.to_pylist() for k, v in cols.children("features").items()}
+{'a': [1, None], 'b': ['x', None]}
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,9 +33,12 @@ _NESTED = (pa.types.is_struct, pa.types.is_list, pa.types.is_large_list, pa.type
 
 
 class TableColumns:
-    """The columns of one record batch (or table), looked up by the spec's dot paths."""
+    """The columns of one record batch (or table), looked up by the spec's dot paths;
+    ``typed``: what makes a column's values of its raw values (a CSV batch's text is typed
+    as pandas would, only for the columns used)."""
 
-    def __init__(self, table: pa.RecordBatch | pa.Table):
+    def __init__(self, table: pa.RecordBatch | pa.Table,
+                 typed: Callable[[pa.Array], pa.Array] | None = None):
         names = [str(n) for n in table.schema.names]
         if len(set(names)) != len(names):
             raise Irregular("two columns of the same name")
@@ -41,11 +48,13 @@ class TableColumns:
         self.n = table.num_rows
         self._raw = {name: table.column(i) for i, name in enumerate(names)}
         self._cache: dict[str, pa.Array | None] = {}
+        self._typed = typed  # a CSV batch's text → its values, column by column as used
 
     def top(self, name: str) -> pa.Array:
         """A top-level column as the row dicts hold it: null where null or NaN."""
         if name not in self._cache:
-            self._cache[name] = _top(_one(self._raw[name]))
+            col = _one(self._raw[name])
+            self._cache[name] = _top(self._typed(col) if self._typed else col)
         arr = self._cache[name]
         assert arr is not None
         return arr

@@ -14,15 +14,15 @@ row by row, which names every bad row (``bad_csv_row``, ``bad_encoding``, ``too_
 ``empty_line``).
 
 >>> t = parse_block(b'1,US,"a,b"\\n,BR,x\\n', ["n", "c", "t"])
->>> t.column("n").to_pylist(), t.column("c").to_pylist(), t.column("t").to_pylist()
-([1.0, None], ['US', 'BR'], ['a,b', 'x'])
+>>> [pandas_typed(t.column(k).combine_chunks()).to_pylist() for k in ("n", "c", "t")]
+[[1.0, None], ['US', 'BR'], ['a,b', 'x']]
 """
 
 from __future__ import annotations
 
 import io
 import re
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -125,9 +125,39 @@ def regular(block: bytes, limit: int) -> bool:
     return '"' not in _QUOTED.sub("", block.decode("utf-8"))
 
 
+class CsvBatch:
+    """One batch of CSV rows: the ``header`` line and the ``block`` of rows as read, and the
+    rows as columns of text (``text_table``). A decoder types the columns it uses with
+    :meth:`typed`; when it cannot, :meth:`parse_rows` gives pandas' frame of the rows (and
+    the rows pandas refuses, as rejects), exactly as the row-by-row path would."""
+
+    def __init__(self, header: bytes, block: bytes, text_table: pa.Table, limit: int):
+        self.header, self.block, self.text_table, self.limit = header, block, text_table, limit
+
+    def __len__(self) -> int:
+        return self.text_table.num_rows
+
+    @staticmethod
+    def typed(text: pa.Array) -> pa.Array:
+        return pandas_typed(text)
+
+    def parse_rows(self) -> tuple[Any, list[Any]]:
+        from monitor.ingest.csvrows import CsvRows
+
+        rows = CsvRows(self.header, self.limit)
+        lines = self.block.split(b"\n")
+        if not lines[-1]:
+            lines.pop()
+        rows.rows = [line + b"\n" for line in lines]
+        return rows.take()
+
+    def to_pandas(self) -> Any:
+        return self.parse_rows()[0]
+
+
 def parse_block(block: bytes, names: list[str]) -> pa.Table:
-    """The rows of ``block`` (no header) as columns named ``names``, typed as pandas would
-    type this batch. Raises :class:`Irregular`."""
+    """The rows of ``block`` (no header) as columns of text named ``names``. Raises
+    :class:`Irregular` (Arrow refuses it, or pandas would name the columns otherwise)."""
     if len(set(names)) != len(names) or "" in names or names[0].startswith("\ufeff"):
         raise Irregular("header pandas would rename")
     try:
@@ -141,8 +171,7 @@ def parse_block(block: bytes, names: list[str]) -> pa.Table:
                 strings_can_be_null=False, quoted_strings_can_be_null=False))
     except pa.ArrowException as exc:
         raise Irregular(str(exc)) from None
-    return pa.table([pandas_typed(table.column(i).combine_chunks())
-                     for i in range(table.num_columns)], names=names)
+    return table
 
 
 def pandas_typed(text: pa.Array) -> pa.Array:

@@ -250,12 +250,14 @@ class Decoder:
         """Decode a table (CSV, Parquet): a dotted path may name a column directly.
 
         Columns named ``<features path>.<name>`` become features; so do nested dicts. An
-        Arrow record batch or table is turned into a pandas frame first.
+        Arrow record batch or table is turned into a pandas frame first; so are the rows of
+        a CSV batch (:class:`monitor.ingest.csvblocks.CsvBatch`: rows pandas refuses are
+        rejects).
         """
-        records = frame_records(frame)
+        records, refused = frame_records(frame)
         records, bad_tags = split_tag_cells(records, self.schema.tags)
         batch, rejects = self._decode(records, plain=False)
-        return batch, [Reject("bad_tags", r, why) for r, why in bad_tags] + rejects
+        return batch, refused + [Reject("bad_tags", r, why) for r, why in bad_tags] + rejects
 
     @_gc_paused
     def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
@@ -274,8 +276,9 @@ class Decoder:
     def decode_label_frame(self, frame: pd.DataFrame
                            ) -> tuple[dict[str, np.ndarray], list[Reject]]:
         """Label records of a table (CSV, Parquet label files), as :meth:`decode_label_lines`."""
-        records = frame_records(frame)
-        return self.decode_label_records(records, plain=False)
+        records, refused = frame_records(frame)
+        labels, rejects = self.decode_label_records(records, plain=False)
+        return labels, refused + rejects
 
     def decode_label_records(self, records: list[Any], *, plain: bool = False
                              ) -> tuple[dict[str, np.ndarray], list[Reject]]:
@@ -585,12 +588,18 @@ def _tags(raw: list[Any]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     return tuple(vocab), rows, np.array(codes, dtype=np.int32)
 
 
-def frame_records(frame: Any) -> list[dict[str, Any]]:
-    """The rows of a pandas frame (or of an Arrow batch or table, made a frame first) as
-    records: dotted column names un-flattened, null and NaN cells absent."""
-    if not isinstance(frame, pd.DataFrame):
+def frame_records(frame: Any) -> tuple[list[dict[str, Any]], list[Reject]]:
+    """The rows of a pandas frame (or of an Arrow batch or table, or a CSV batch, made a
+    frame first) as records: dotted column names un-flattened, null and NaN cells absent;
+    and the rows pandas refused to parse (a CSV batch's)."""
+    refused: list[Reject] = []
+    if hasattr(frame, "parse_rows"):  # a CSV batch: pandas parses its rows, as ever
+        frame, refused = frame.parse_rows()
+        if frame is None:
+            return [], refused
+    elif not isinstance(frame, pd.DataFrame):
         frame = frame.to_pandas()
-    return [_unflatten(r) for r in frame.to_dict(orient="records")]
+    return [_unflatten(r) for r in frame.to_dict(orient="records")], refused
 
 
 def _unflatten(row: dict[str, Any]) -> dict[str, Any]:

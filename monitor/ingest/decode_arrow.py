@@ -74,10 +74,12 @@ class ArrowDecoder(Decoder):
     def decode_frame(self, frame: Any) -> tuple[RecordBatch, list[Reject]]:
         """Decode a table: an Arrow record batch or table (Parquet, CSV) straight from its
         columns when regular; else (or a pandas frame) record by record."""
-        if not isinstance(frame, pa.RecordBatch | pa.Table):
+        text = getattr(frame, "text_table", None)  # a CSV batch: text typed as pandas would
+        if not isinstance(frame, pa.RecordBatch | pa.Table) and text is None:
             return Decoder.decode_frame.__wrapped__(self, frame)
         try:
-            batch = self._table(frame)
+            batch = (self._table(frame) if text is None
+                     else self._table(text, frame.typed))
         except (Irregular, pa.ArrowException):  # Arrow's refusal: the rows will say why
             self.slow_blocks += 1
             return Decoder.decode_frame.__wrapped__(self, frame)
@@ -95,8 +97,9 @@ class ArrowDecoder(Decoder):
         return self._build(lambda path: column(table, path), table.num_rows,
                            lambda: self._features(table, table.num_rows), None)
 
-    def _table(self, frame: pa.RecordBatch | pa.Table) -> RecordBatch:
-        cols = TableColumns(frame)
+    def _table(self, frame: pa.RecordBatch | pa.Table,
+               typed: Callable[[pa.Array], pa.Array] | None = None) -> RecordBatch:
+        cols = TableColumns(frame, typed)
         if not cols.n:
             raise Irregular("no rows")
         return self._build(cols.get, cols.n, lambda: self._table_features(cols), cols)

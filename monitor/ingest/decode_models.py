@@ -79,7 +79,9 @@ class PerModelDecoder:
 
     def decode_frame(self, frame: Any) -> tuple[RecordBatch, list[Reject]]:
         """A pandas frame or an Arrow batch (Parquet, CSV), record by record."""
-        return self.decode_records(frame_records(frame))
+        records, refused = frame_records(frame)
+        batch, rejects = self.decode_records(records)
+        return batch, refused + rejects
 
     def decode_label_lines(self, lines: Sequence[bytes | str]):
         return self.base.decode_label_lines(lines)

@@ -326,7 +326,7 @@ class FileSource:
                 block, whole = read_lines(src, self.batch_size)
                 if not block:
                     return
-                table = self._csv_block(block, rows.names) if fast and whole else None
+                table = self._csv_block(header, block, rows.names) if fast and whole else None
                 if table is not None:
                     offset += len(block)
                     progress = FileProgress(at.key, offset, False, at.dev, at.ino, at.head,
@@ -338,14 +338,15 @@ class FileSource:
                 yield from self._csv_rows(rows, reader, path, at)
                 offset = reader.offset
 
-    def _csv_block(self, block: bytes, names: list[str]) -> Any:
-        """The block as an Arrow table, or None when it must be read row by row."""
-        from monitor.ingest.csvblocks import Irregular, parse_block, regular
+    def _csv_block(self, header: bytes, block: bytes, names: list[str]) -> Any:
+        """The block as a :class:`monitor.ingest.csvblocks.CsvBatch`, or None when it must be
+        read row by row."""
+        from monitor.ingest.csvblocks import CsvBatch, Irregular, parse_block, regular
 
         if not regular(block, self.limit):
             return None
         try:
-            return parse_block(block, names)
+            return CsvBatch(header, block, parse_block(block, names), self.limit)
         except Irregular:
             return None
 
