@@ -39,6 +39,9 @@ OTHER_CODE, MISSING_CODE = 0, 1
 #: strings a feature's lookup table holds beyond its admitted values (those coded
 #: ``__other__``); values past it are factorized with every batch
 EXTRA_STRINGS = 256
+#: batches factorized without a lookup after one whose strings mostly missed a full table
+#: (a feature of many values: the lookup would only add to the factorize)
+SKIP_LOOKUP = 16
 
 
 class FeatureCoder:
@@ -59,6 +62,7 @@ class FeatureCoder:
         self._seen: dict[str, list[str]] = {f: [] for f in self.values}
         self._seen_codes: dict[str, np.ndarray] = {}
         self._tables: dict[str, Any] = {}
+        self._skip: dict[str, int] = {}
 
     @property
     def capacity(self) -> tuple[int, ...]:
@@ -92,12 +96,18 @@ class FeatureCoder:
             return np.full(n, MISSING_CODE, np.int64)
         if col.dtype != object or string_table_class() is None:
             return self._factorized(name, col)
+        if self._skip.get(name):
+            self._skip[name] -= 1
+            return self._factorized(name, col)
         table = self._tables.get(name)
         if table is None:
             table = self._table(name)
         codes = self._seen_codes[name][table.lookup(col)]
         unknown = np.flatnonzero(codes < 0)  # new, missing or not a string
         if unknown.shape[0]:
+            full = len(self._seen[name]) >= self.max_values + EXTRA_STRINGS
+            if full and 2 * unknown.shape[0] > n:
+                self._skip[name] = SKIP_LOOKUP
             codes[unknown] = self._factorized(name, col[unknown])
         return codes
 

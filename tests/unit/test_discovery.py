@@ -202,6 +202,7 @@ def test_the_lookup_table_codes_exactly_as_factorizing_every_batch(monkeypatch):
     for batch, want in zip(batches, expected, strict=True):
         assert np.array_equal(fast.encode(batch), want)
     assert fast.values == slow.values
+    assert fast._skip["user"] > 0 and not fast._skip.get("plan")  # user mostly misses
     assert len(fast._seen["user"]) == 20 + coder_mod.EXTRA_STRINGS  # bounded
     fast.load_state(slow.to_state())  # a restored vocabulary: the table is rebuilt
     assert np.array_equal(fast.encode(batches[0]), expected[0])
