@@ -18,8 +18,9 @@ record shape of a spec (``features.<name>`` columns, ``prediction.score``, ``tim
   value counts (categorical), from the same frames.
 
 Every job runs as a child process started from here; reported: wall seconds from spawn to exit
-(reading the Parquet files included for all three), the child's peak RSS (``ru_maxrss`` from
-``wait4``), the features each job found drifted, and the ratios against slicewatch.
+(reading the Parquet files included for all three), CPU seconds (user + system, from
+``wait4``: on a shared machine wall time mostly measures the other tenants), the child's peak
+RSS (``ru_maxrss``), the features each job found drifted, and the ratios against slicewatch.
 
     bench/peers/make-venv /work/tmp/peers-venv        # once: Evidently 0.7 + pandas < 3
     .venv/bin/python bench/peers/run.py --peers-python /work/tmp/peers-venv/bin/python
@@ -112,8 +113,9 @@ def write_spec(tmp: Path, cur: Path) -> Path:
     return spec
 
 
-def child(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """Seconds from spawn to exit, peak RSS (MiB, the child's ru_maxrss) and its stdout."""
+def child(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Seconds from spawn to exit, CPU seconds (user + system), peak RSS (MiB, the child's
+    ru_maxrss) and its stdout."""
     t = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE)
     out = proc.stdout.read().decode() if proc.stdout else ""
@@ -122,7 +124,7 @@ def child(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"{argv[:4]}… exited with {proc.returncode}:\n{out}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
 
 
 def drifted_of(results: Path) -> list[str]:
@@ -161,34 +163,37 @@ def main() -> None:
         only = set(args.only or ("slicewatch", "evidently", "scipy"))
         if "slicewatch" in only:
             sw = [sys.executable, "-m", "monitor.cli"]
-            b_wall, b_rss, _ = child([*sw, "baseline", "build", "-c", str(spec), "--data",
+            b_wall, b_cpu, b_rss, _ = child([*sw, "baseline", "build", "-c", str(spec), "--data",
                                       str(ref), "-o", str(tmp / "profile.json"), "-q"],
                                      tmp, env)
-            print(f"  slicewatch baseline build: {b_wall:.1f} s, {b_rss:.0f} MiB", flush=True)
-            r_wall, r_rss, _ = child([*sw, "run", "-c", str(spec), "-i", str(cur), "--listen",
-                                      "", "-q", "--no-notify", "--results",
-                                      str(tmp / "results.jsonl")], tmp, env)
-            print(f"  slicewatch run (replay):   {r_wall:.1f} s, {r_rss:.0f} MiB", flush=True)
+            print(f"  slicewatch baseline build: {b_wall:.1f} s, {b_cpu:.1f} s CPU, "
+                  f"{b_rss:.0f} MiB", flush=True)
+            r_wall, r_cpu, r_rss, _ = child(
+                [*sw, "run", "-c", str(spec), "-i", str(cur), "--listen", "", "-q",
+                 "--no-notify", "--results", str(tmp / "results.jsonl")], tmp, env)
+            print(f"  slicewatch run (replay):   {r_wall:.1f} s, {r_cpu:.1f} s CPU, "
+                  f"{r_rss:.0f} MiB", flush=True)
             results["slicewatch (build + replay)"] = (
-                b_wall + r_wall, max(b_rss, r_rss),
+                b_wall + r_wall, b_cpu + r_cpu, max(b_rss, r_rss),
                 ", ".join(drifted_of(tmp / "results.jsonl")))
         for name, script in (("evidently", "evidently_job.py"), ("scipy", "scipy_job.py")):
             if name in only:
-                wall, rss, out = child([args.peers_python, str(HERE / script), str(ref),
+                wall, cpu, rss, out = child([args.peers_python, str(HERE / script), str(ref),
                                         str(cur)], tmp, env)
                 label = {"evidently": "Evidently DataDriftPreset", "scipy": "scipy loop"}[name]
-                results[label] = (wall, rss, out.strip().splitlines()[-1])
-                print(f"  {label}: {wall:.1f} s, {rss:.0f} MiB", flush=True)
-        print(f"\n{'job':30} {'wall (s)':>9} {'peak RSS (MiB)':>15}   drifted")
-        for name, (wall, rss, found) in results.items():
-            print(f"{name:30} {wall:9.1f} {rss:15.0f}   {found}")
+                lines = out.strip().splitlines()
+                results[label] = (wall, cpu, rss, lines[-1] if lines else "")
+                print(f"  {label}: {wall:.1f} s, {cpu:.1f} s CPU, {rss:.0f} MiB", flush=True)
+        print(f"\n{'job':30} {'wall (s)':>9} {'CPU (s)':>8} {'peak RSS (MiB)':>15}   drifted")
+        for name, (wall, cpu, rss, found) in results.items():
+            print(f"{name:30} {wall:9.1f} {cpu:8.1f} {rss:15.0f}   {found}")
         sw_key = "slicewatch (build + replay)"
         if sw_key in results:
-            sw_wall, sw_rss, _ = results[sw_key]
-            for name, (wall, rss, _) in results.items():
+            sw_wall, sw_cpu, sw_rss, _ = results[sw_key]
+            for name, (wall, cpu, rss, _) in results.items():
                 if name != sw_key:
-                    print(f"{name} / slicewatch: time {wall / sw_wall:.1f}×, "
-                          f"peak memory {rss / sw_rss:.1f}×")
+                    print(f"{name} / slicewatch: wall {wall / sw_wall:.1f}×, CPU "
+                          f"{cpu / sw_cpu:.1f}×, peak memory {rss / sw_rss:.1f}×")
     finally:
         if args.keep:
             print(f"kept {tmp}")

@@ -35,6 +35,7 @@ from monitor.drift.summary import (
     NumericSummary,
     Summary,
     as_float,
+    feature_codes,
     fold_numeric_groups,
     numeric_offsets,
     settle,
@@ -332,7 +333,8 @@ def _categorical_groups(cols: ModelColumns, block: list[tuple[str, Getter]],
     offsets = _offsets([len(s.vocabulary) + 3 for s in first])
 
     def codes(c: ModelColumns) -> np.ndarray:
-        return np.stack([s.category_codes(get(c)) + offsets[j]
+        return np.stack([(feature_codes(c, get.name, s) if isinstance(get, _Feature)
+                          else s.category_codes(get(c))) + offsets[j]
                          for j, ((_, get), s) in enumerate(zip(block, first, strict=True))])
 
     key = ("drift_category_codes", tuple(name for name, _ in block),

@@ -38,7 +38,7 @@ from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.registry import register
 from monitor.drift.errors import ProfileError
-from monitor.drift.summary import CategoricalSummary
+from monitor.drift.summary import CategoricalSummary, feature_codes
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
@@ -228,7 +228,13 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
 
 
 def _batch_errors(cols: ModelColumns, fit: Reconstruction) -> np.ndarray:
-    return cols.derived(("multivariate_error", id(fit)), lambda c: fit.errors(c.features))
+    def errors(c: ModelColumns) -> np.ndarray:
+        # categorical codes shared with the drift summaries of the same vocabulary
+        codes = {name: feature_codes(c, name, CategoricalSummary(t[0]))
+                 for name, t in fit.features.items() if t is not None and name in c.features}
+        return fit.errors(c.features, codes=codes)
+
+    return cols.derived(("multivariate_error", id(fit)), errors)
 
 
 def _with(r: Reconstruction, **changes: Any) -> Reconstruction:

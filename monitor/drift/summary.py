@@ -675,6 +675,14 @@ def keyed_codes(values: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
     return np.asarray(codes, dtype=np.int64), keys, bad
 
 
+def feature_codes(cols: Any, name: str, summary: CategoricalSummary) -> np.ndarray:
+    """``summary.category_codes`` of feature ``name`` of ``cols`` (a
+    :class:`~monitor.core.metrics.base.ModelColumns`), computed once per batch for every stage
+    that codes it over the same vocabulary (the drift summaries, the multivariate encoder)."""
+    return cols.derived(("feature_category_codes", name, summary.vocabulary),
+                        lambda c: summary.category_codes(np.asarray(c.features[name])))
+
+
 class CategoricalSummary:
     """Counts over a fixed vocabulary (the reference's top values) + ``__other__`` + missing.
 
