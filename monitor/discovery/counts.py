@@ -242,11 +242,18 @@ class ConjunctionCounts:
 def _batch(acc: ConjunctionCounts, cols: ModelColumns) -> tuple[np.ndarray, np.ndarray,
                                                                 np.ndarray]:
     """Codes (features × records), errors and known-mask over a whole batch; the ``derived``
-    cache indexes it for taken columns along the last axis."""
+    cache indexes it for taken columns along the last axis. Only the records with a known
+    error are coded (the others, e.g. waiting for their label, are never counted: code 0)."""
     errors, rows = record_errors(acc.error, cols)
     n = len(cols)
-    codes = acc.coder.encode(_complete({f: cols.features[f] for f in acc.coder.features
-                                        if f in cols.features}, n))
+    present = [f for f in acc.coder.features if f in cols.features]
+    if rows.shape[0] == n:
+        codes = acc.coder.encode(_complete({f: cols.features[f] for f in present}, n))
+    else:
+        codes = np.zeros((len(acc.coder.features), n), dtype=np.int64)
+        if rows.shape[0]:
+            codes[:, rows] = acc.coder.encode(_complete(
+                {f: cols.features[f][rows] for f in present}, rows.shape[0]))
     full = np.zeros(n)
     full[rows] = errors
     known = np.zeros(n, bool)

@@ -155,6 +155,30 @@ def test_a_restart_from_state_discovers_exactly_what_one_run_does():
     assert [w.discovered for w in got] == [w.discovered for w in whole]
 
 
+def test_labels_joined_later_discover_exactly_what_inline_labels_do():
+    """Records waiting for their label are not coded at arrival (only those with a known
+    error are); joined later, they count as if their label had come with them."""
+    text = SPEC.replace("window: 1m", "window: 1m\n    label_delay: 10m") % ""
+    recs = stream(3)
+    _, inline = run(load_spec_text(text), recs)
+    parts = []
+    for i in range(0, len(recs), 700):  # odd records' labels trail by one chunk
+        part = recs[i:i + 700]
+        parts.append(Chunk("lines", [orjson.dumps({k: v for k, v in r.items()
+                                                   if k != "label" or j % 2 == 0})
+                                     for j, r in enumerate(part)]))
+        parts.append(Chunk("lines", [orjson.dumps({"prediction_id": r["prediction_id"],
+                                                   "label": r["label"],
+                                                   "timestamp": r["timestamp"] + 1})
+                                     for j, r in enumerate(part) if j % 2], stream="labels"))
+    windows = []
+    daemon = Daemon(load_spec_text(text), dead_letter=DeadLetter(None),
+                    listeners=[lambda w, rs: windows.append(w)])
+    daemon.run(parts)
+    assert [w.discovered for w in windows] == [w.discovered for w in inline]
+    assert any(w.discovered for w in inline)
+
+
 def test_a_restart_remembers_the_slices_discovered_lately_for_alerting():
     """The slices of window 1 that window 2 (no degradation) no longer holds are handed on
     as absent, across a restart between the two: the memory is in the daemon state."""
