@@ -109,30 +109,38 @@ class Reconstruction:
         imputed). ``codes``: categorical features' :meth:`CategoricalSummary.category_codes`
         over their vocabulary, when the caller has them already (the fit encodes thrice)."""
         n = len(next(iter(features.values()))) if features else 0
-        out = np.empty((n, len(self.features)), np.float64)
+        out = np.empty((len(self.features), n), np.float64)  # column j = row j, contiguous
         for j, (name, table) in enumerate(self.features.items()):
-            col = features.get(name)
+            col, row = features.get(name), out[j]
             if col is None:
-                out[:, j] = self.impute[j]
+                row[:] = self.impute[j]
             elif table is None:
-                x = pd.to_numeric(pd.Series(np.asarray(col), copy=False), errors="coerce")
-                x = x.to_numpy(np.float64, na_value=np.nan)
-                out[:, j] = np.where(np.isfinite(x), x, self.impute[j])
+                x = np.asarray(col)
+                if x.dtype.kind not in "fiub":
+                    x = pd.to_numeric(pd.Series(x, copy=False), errors="coerce")
+                    x = x.to_numpy(np.float64, na_value=np.nan)
+                row[:] = x
+                bad = ~np.isfinite(row)
+                if bad.any():
+                    row[bad] = self.impute[j]
             else:
                 vocab, shares = table
                 coded = (codes[name] if codes is not None and name in codes
                          else CategoricalSummary(vocab).category_codes(np.asarray(col)))
                 # codes: vocabulary, __other__, missing (imputed), type mismatch (__other__)
                 lookup = np.concatenate([shares, [self.impute[j], shares[-1]]])
-                out[:, j] = lookup[coded]
-        return (out - self.center) / self.scale
+                np.take(lookup, coded, out=row)
+        out -= self.center[:, None]
+        out /= self.scale[:, None]
+        return out.T
 
     def errors(self, features: Mapping[str, np.ndarray], *,
                codes: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Per-record reconstruction error ``‖z − z Cᵀ C‖₂`` (``codes``: see :meth:`encode`)."""
-        z = self.encode(features, codes=codes)
-        r = z - (z @ self.components.T) @ self.components
-        return np.sqrt(np.einsum("ij,ij->i", r, r))  # the row norms, a fraction of norm()'s cost
+        zt = self.encode(features, codes=codes).T  # d × n, contiguous (see encode)
+        r = self.components.T @ (self.components @ zt)
+        np.subtract(zt, r, out=r)  # in place: a fresh d × n temporary costs page faults
+        return np.sqrt(np.einsum("ij,ij->j", r, r))  # the column norms, a fraction of norm()'s
 
     def band_for(self, slice_key: str | None) -> tuple[ErrorBand | None, str]:
         if slice_key is not None and slice_key in self.slice_bands:

@@ -162,3 +162,10 @@ def test_the_cli_runs_blas_single_threaded_unless_told(preset, expected):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, cwd=REPO, timeout=120)
     assert proc.stdout.strip() == expected, proc.stderr
+
+
+def test_the_allocator_setting_is_harmless_where_it_applies_or_not():
+    from monitor.cli import keep_batch_memory
+
+    keep_batch_memory()  # glibc: mallopt; elsewhere: nothing
+    assert np.ones((10_000, 20)).sum() == 200_000
