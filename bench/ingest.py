@@ -15,14 +15,22 @@ file, window closes included (the drift tests count). Wall-clock seconds, best o
 
     .venv/bin/python bench/ingest.py --records 300000
     .venv/bin/python bench/ingest.py --records 100000 --profile 25   # cProfile of (b)
+    .venv/bin/python bench/ingest.py --rss 200000,1000000   # peak RSS of (c) by file size
+
+``--rss``: the daemon (one slice) on Parquet files of each size (written 200k records at a
+time, event time running on), each in a child process: its peak RSS (``ru_maxrss``) and
+time (``VmHWM``). Memory must stay flat over file size: the file is read batch by batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import pstats
 import re
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +42,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kafka_throughput import FEATURES, RATE, SPEC, make_records, reference_profile
+from kafka_throughput import FEATURES, RATE, SPEC, T0, make_records, reference_profile
 
 from monitor.ingest.file import FileSource
 from monitor.runtime.daemon import Daemon
@@ -79,12 +87,67 @@ def daemon_run(spec, path: Path) -> tuple[float, int]:
 def write_files(lines: list[bytes], tmp: Path) -> dict[str, Path]:
     jsonl = tmp / "records.jsonl"
     jsonl.write_bytes(b"\n".join(lines) + b"\n")
-    frame = pd.json_normalize([orjson.loads(x) for x in lines])
-    frame["tags"] = frame["tags"].str[0]  # one tag a record: a CSV cell holds one string
+    frame = records_frame(lines)  # one tag a record: a CSV cell holds one string
     parquet, csv = tmp / "records.parquet", tmp / "records.csv"
     frame.to_parquet(parquet, index=False)
     frame.to_csv(csv, index=False)
     return {"jsonl": jsonl, "parquet": parquet, "csv": csv}
+
+
+def records_frame(lines: list[bytes]) -> pd.DataFrame:
+    frame = pd.json_normalize([orjson.loads(x) for x in lines])
+    frame["tags"] = frame["tags"].str[0]
+    return frame
+
+
+def write_parquet(path: Path, total: int, piece: int = 200_000) -> None:
+    """``total`` records as Parquet, generated and written ``piece`` at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    for k, start in enumerate(range(0, total, piece)):
+        lines = make_records(min(piece, total - start), seed=k, t0=T0 + start / RATE)
+        table = pa.Table.from_pandas(records_frame(lines), preserve_index=False)
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table.cast(writer.schema), row_group_size=50_000)
+    assert writer is not None
+    writer.close()
+
+
+def rss_child(spec_path: str, path: str) -> None:
+    """In a child process: the daemon over ``path``; JSON of records, seconds, peak RSS."""
+    seconds, n = daemon_run(load_spec(spec_path), Path(path))
+    print(json.dumps({"records": n, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS: ``VmHWM`` (``ru_maxrss`` would keep the parent's peak
+    across fork and exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss(sizes: list[int], window: int, tmp: Path) -> None:
+    profile = reference_profile(spec_text(10, window), tmp)
+    spec_path = tmp / "spec-1.yaml"
+    spec_path.write_text(spec_text(1, window).replace("{drift}", f"profile: {profile}"))
+    print(f"{'records':>10}  {'file MiB':>8}  {'records/s':>10}  {'peak RSS MiB':>12}")
+    for n in sizes:
+        path = tmp / f"rss-{n}.parquet"
+        write_parquet(path, n)
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(spec_path),
+                              str(path)], capture_output=True, text=True, check=True)
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        if got["records"] != n:
+            sys.exit(f"{n}: {got['records']} records kept")
+        print(f"{n:>10,}  {path.stat().st_size / 2**20:>8.0f}  "
+              f"{n / got['seconds']:>10,.0f}  {got['peak_rss_mib']:>12.0f}", flush=True)
+        path.unlink()
 
 
 def main() -> None:
@@ -94,8 +157,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="cProfile one (b) run, print the top N functions, and stop")
+    ap.add_argument("--rss", metavar="N,N,...",
+                    help="peak RSS of (c) on Parquet files of these sizes, and stop")
+    ap.add_argument("--rss-child", nargs=2, metavar=("SPEC", "PARQUET"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rss_child:
+        rss_child(*args.rss_child)
+        return
     tmp = Path(tempfile.mkdtemp())
+    if args.rss:
+        rss([int(x) for x in args.rss.split(",")], args.window, tmp)
+        return
     t = time.perf_counter()
     profile = reference_profile(spec_text(10, args.window), tmp)
     lines = make_records(args.records)
