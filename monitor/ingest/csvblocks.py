@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -36,11 +37,12 @@ NA_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan
              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 _TRUE = ["True", "TRUE", "true"]
 _FALSE = ["False", "FALSE", "false"]
+_NA, _BOOLS, _TRUES = pa.array(NA_VALUES), pa.array(_TRUE + _FALSE), pa.array(_TRUE)
 _INT = r"^-?[0-9]{1,18}$"
 _FLOAT = (r"^-?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)[eE][-+]?[0-9]{1,2}"
           r"|[0-9]+\.[0-9]*|\.[0-9]+|[0-9]{1,18})$")
 _NUMBERISH = r"(?i)^\s*[-+]?(?:\.?[0-9]|inf|nan)|[0-9]\s+$"  # pandas might read a number
-_BLANK = re.compile(rb"(?:^|\n)[ \t\x0b\x0c\r]*\n|(?:^|\n)[ \t\x0b\x0c\r]+\Z")  # isspace()
+_SPACE = np.array(list(b" \t\n\x0b\x0c\r"), np.uint8)  # bytes.isspace()
 _QUOTED = re.compile(r'(?:(?<=,)|^)"(?:[^"\n]|"")*"(?=,|\r?$)', re.M)
 CAP_BYTES = 64 << 20  # a block longer than this is read row by row (bounded memory)
 READ_BYTES = 1 << 20
@@ -110,10 +112,16 @@ def regular(block: bytes, limit: int) -> bool:
             block.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    if block.count(b"\r") != block.count(b"\r\n") or _BLANK.search(block):
+    if block.count(b"\r") != block.count(b"\r\n"):
         return False
     buf = np.frombuffer(block, np.uint8)
     ends = np.flatnonzero(buf == 10)
+    starts = np.concatenate(([0], ends + 1))
+    starts = starts[starts < len(block)]
+    for i in starts[np.isin(buf[starts], _SPACE)]:  # lines that begin with a space: rare
+        end = block.find(b"\n", i)
+        if block[i:end + 1 if end >= 0 else len(block)].isspace():
+            return False  # a blank line: the row path's empty_line
     last = [len(block) - 1] if block[-1:] != b"\n" else []  # a last line without newline
     if np.diff(np.concatenate(([-1], ends, last))).max(initial=0) > limit:
         return False
@@ -175,20 +183,27 @@ def parse_block(block: bytes, names: list[str]) -> pa.Table:
 
 
 def pandas_typed(text: pa.Array) -> pa.Array:
-    """A text column as ``pandas.read_csv`` types it (see the module doc)."""
-    null = pc.is_in(text, value_set=pa.array(NA_VALUES))
+    """A text column as ``pandas.read_csv`` types it (see the module doc). Each rule is
+    tried on the first values before the whole column."""
+    null = pc.is_in(text, value_set=_NA)
     n_null = pc.sum(null).as_py() or 0
     if n_null == len(text):
         return pa.nulls(len(text))
     values = pc.if_else(null, pa.scalar(None, pa.string()), text) if n_null else text
-    if pc.all(pc.match_substring_regex(values, _INT)).as_py():
+    present = values.drop_null() if n_null else values
+    probe = present.slice(0, 16)
+
+    def every(test: Callable[[pa.Array], pa.Array]) -> bool:
+        return bool(pc.all(test(probe)).as_py()) and bool(pc.all(test(present)).as_py())
+
+    if every(lambda v: pc.match_substring_regex(v, _INT)):
         ints = values.cast(pa.int64())
         return ints.cast(pa.float64()) if n_null else ints
-    if pc.all(pc.is_in(values, value_set=pa.array(_TRUE + _FALSE))).as_py():
-        bools = pc.is_in(values, value_set=pa.array(_TRUE))
+    if every(lambda v: pc.is_in(v, value_set=_BOOLS)):
+        bools = pc.is_in(values, value_set=_TRUES)
         return pc.if_else(null, pa.scalar(None, pa.bool_()), bools) if n_null else bools
-    if pc.all(pc.match_substring_regex(values, _FLOAT)).as_py():
+    if every(lambda v: pc.match_substring_regex(v, _FLOAT)):
         return values.cast(pa.float64())
-    if pc.any(pc.match_substring_regex(values, _NUMBERISH)).as_py():
+    if pc.any(pc.match_substring_regex(present, _NUMBERISH)).as_py():
         raise Irregular("text pandas might read as a number")
     return values
