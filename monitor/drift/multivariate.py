@@ -137,10 +137,7 @@ class Reconstruction:
     def errors(self, features: Mapping[str, np.ndarray], *,
                codes: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Per-record reconstruction error ``‖z − z Cᵀ C‖₂`` (``codes``: see :meth:`encode`)."""
-        zt = self.encode(features, codes=codes).T  # d × n, contiguous (see encode)
-        r = self.components.T @ (self.components @ zt)
-        np.subtract(zt, r, out=r)  # in place: a fresh d × n temporary costs page faults
-        return np.sqrt(np.einsum("ij,ij->j", r, r))  # the column norms, a fraction of norm()'s
+        return _residual_norms(self.components, self.encode(features, codes=codes).T)
 
     def band_for(self, slice_key: str | None) -> tuple[ErrorBand | None, str]:
         if slice_key is not None and slice_key in self.slice_bands:
@@ -205,15 +202,18 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     impute = np.array([np.nan if t is None else float(t[1][:-1].max(initial=0.0))
                        for t in tables.values()])
     raw = _with(raw, impute=impute)
-    x = raw.encode({k: features[k] for k in names}, codes=codes)  # NaN: numeric missing
-    means = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
-    impute = np.where(np.isnan(impute), np.nan_to_num(means), impute)
-    raw = _with(raw, impute=impute)
+    # one encoding, completed in place (the same values as encoding again with the final
+    # imputations, then standardising): NaN where a numeric value is missing or not finite
     x = raw.encode({k: features[k] for k in names}, codes=codes)
+    means = np.nanmean(x, axis=0)
+    impute = np.where(np.isnan(impute), np.nan_to_num(means), impute)
+    np.copyto(x, np.broadcast_to(impute, x.shape), where=np.isnan(x))
     center = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
-    z = (x - center) / scale
+    x -= center
+    x /= scale
+    z = x
     # the principal axes from the d × d Gram matrix (eigenvalues = squared singular values
     # of z): equal to the SVD of z up to signs and rounding, at a fraction of its cost for
     # n ≫ d (tests/unit/test_drift_multivariate.py checks it against numpy's SVD and sklearn)
@@ -226,13 +226,21 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     k = int(np.searchsorted(np.cumsum(ratio), variance - 1e-12) + 1)
     k = min(k, d)
     fit = Reconstruction(tables, impute, center, scale, vt[:k], ratio[:k], None, {})
-    errs = fit.errors({kk: features[kk] for kk in names}, codes=codes)
+    errs = _residual_norms(fit.components, z.T)  # = fit.errors(features): z is its encoding
     bands = {}
     for key, rows in (slices or {}).items():
         b = error_band(errs[np.asarray(rows)], chunks)
         if b is not None:
             bands[key] = b
     return _with(fit, band=error_band(errs, chunks), slice_bands=bands)
+
+
+def _residual_norms(components: np.ndarray, zt: np.ndarray) -> np.ndarray:
+    """``‖z − z Cᵀ C‖₂`` per record of ``zt`` (d × n, contiguous: see :meth:`Reconstruction.
+    encode`)."""
+    r = components.T @ (components @ zt)
+    np.subtract(zt, r, out=r)  # in place: a fresh d × n temporary costs page faults
+    return np.sqrt(np.einsum("ij,ij->j", r, r))  # the column norms, a fraction of norm()'s
 
 
 def _batch_errors(cols: ModelColumns, fit: Reconstruction) -> np.ndarray:

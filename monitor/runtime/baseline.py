@@ -7,10 +7,12 @@ exactly what the daemon will compare them with.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.core.lazy import lazy_module
 from monitor.core.prepare import Preparer
 from monitor.core.records import RecordBatch, concat
 from monitor.core.reference import reference_metrics
@@ -21,6 +23,8 @@ from monitor.runtime.progress import input_bar, tracked
 from slices.assign import SliceAssigner
 from slices.errors import SlicewatchError
 from slices.spec import ModelSpec, Spec
+
+pd = lazy_module("pandas")
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,40 @@ def read_reference(spec: Spec, paths: list[str], *,
             batch, rejects = decoder.decode_lines(chunk.payload)
         else:
             batch, rejects = decoder.decode_frame(chunk.payload)
-        batches.append(batch)
+        batches.append(_shared_strings(batch))
         rejected += len(rejects)
+    _release_arrow_memory()
     return concat(batches), rejected
+
+
+def _release_arrow_memory() -> None:
+    """Hand the Arrow pool's freed blocks (the read's record batches) back to the system
+    before the profile is built: its allocator keeps them otherwise, and the build's numpy
+    matrices cannot reuse them (a 200k-row Parquet reference: ≈ 80 MiB)."""
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
+
+
+def _shared_strings(batch: RecordBatch) -> RecordBatch:
+    """``batch`` with each text feature column holding one ``str`` object per distinct value
+    (the decoder makes one per cell): the reference is held whole, and 200k rows × 8
+    categorical features are ≈ 70 MiB of duplicate strings. Values are unchanged (a column
+    with any non-text value is left as it is)."""
+    for name, col in batch.features.items():
+        if col.dtype != object or not len(col):
+            continue
+        try:
+            codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        except TypeError:  # unhashable values (lists, dicts)
+            continue
+        if not all(type(u) is str for u in uniques):
+            continue
+        shared = np.asarray(uniques, dtype=object)[codes]
+        missing = codes < 0
+        shared[missing] = col[missing]  # None / NaN as they were
+        batch.features[name] = shared
+    return batch
 
 
 def profile_for(model: ModelSpec, batch: RecordBatch, *, source: str, seed: int = 0,
@@ -55,7 +90,8 @@ def profile_for(model: ModelSpec, batch: RecordBatch, *, source: str, seed: int 
     """The profile of ``model`` from its records in ``batch`` (per slice when the spec's
     ``drift.per_slice`` is on: one reference per slice value, with the overall bins), with
     the reference's metrics of every slice (:func:`reference_metrics`)."""
-    mine = batch.take(batch.model == model.name)
+    ours = batch.model == model.name
+    mine = batch if ours.all() else batch.take(ours)  # one model: no copy of the reference
     if not len(mine):
         raise SlicewatchError(f"the reference data has no records of model {model.name!r}")
     preparer = Preparer(model)

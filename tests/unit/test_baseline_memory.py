@@ -1,0 +1,71 @@
+"""The profile build holds its reference whole: its text features share one string object
+per value (monitor/runtime/baseline.py), and the profile is the same as without sharing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from monitor.core.types import RecordBatch
+from monitor.runtime import baseline
+from monitor.runtime.baseline import _shared_strings, build_baselines
+from slices.load import load_spec
+
+
+def _batch(features: dict[str, np.ndarray]) -> RecordBatch:
+    n = len(next(iter(features.values())))
+    o, f = np.full(n, "m", object), np.zeros(n)
+    return RecordBatch(time=f, model=o, version=o, id=o, score=f, pred_class=o, value=f,
+                       label=o, outcome=np.zeros(n, np.int8), features=dict(features))
+
+
+def test_text_columns_share_one_object_per_value_and_keep_their_values():
+    text = np.array(["a" + str(i % 3) for i in range(30)] + [None, float("nan")], dtype=object)
+    mixed = np.array(["1", 1, True, 1.0, None], dtype=object)  # 1 == True == 1.0: kept as is
+    nested = np.array([["x"], "y"], dtype=object)  # unhashable: kept as is
+    nums = np.arange(4.0)
+    out = _shared_strings(_batch({"t": text.copy(), "m": mixed.copy(), "l": nested.copy(),
+                                  "n": nums}))
+    t = out.features["t"]
+    assert t[:30].tolist() == text[:30].tolist() and len({id(v) for v in t[:30]}) == 3
+    assert t[30] is None and isinstance(t[31], float) and np.isnan(t[31])
+    assert [type(v) for v in out.features["m"]] == [type(v) for v in mixed]
+    assert out.features["l"].tolist() == nested.tolist()
+    assert out.features["n"] is nums
+
+
+def test_the_profile_is_the_same_with_shared_strings(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    n = 3000
+    table = pa.table({"model": ["m"] * n, "timestamp": 1.78e9 + np.arange(n, dtype=float),
+                      "prediction.score": rng.random(n),
+                      "features.x": rng.normal(size=n),
+                      "features.c": rng.choice(["a", "b", "c", "d"], n).tolist(),
+                      "features.d": rng.choice(["u", "v"], n).tolist()})
+    data = tmp_path / "ref.parquet"
+    pq.write_table(table, data)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""version: 1
+source: {{type: file, path: {data}}}
+models:
+  - name: m
+    task: binary
+    window: 1d
+    metrics: [count]
+    features: {{x: numeric, c: categorical, d: categorical}}
+    slices: [{{overall: true}}]
+    drift: {{profile: {tmp_path / 'p.json'}}}
+""", encoding="utf-8")
+
+    def profile(path, share: bool) -> dict:
+        if not share:
+            monkeypatch.setattr(baseline, "_shared_strings", lambda b: b)
+        build_baselines(load_spec(str(spec)), [str(data)], str(path))
+        out = json.loads(path.read_text(encoding="utf-8"))
+        out.pop("created", None)
+        return out
+
+    assert profile(tmp_path / "shared.json", True) == profile(tmp_path / "plain.json", False)
