@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from monitor.ingest.arrow_block import Irregular
+from monitor.ingest.lines import Pushback, plain_lines, read_lines
+
+__all__ = ["CsvBatch", "Irregular", "Pushback", "pandas_typed", "parse_block", "read_lines",
+           "regular"]
 
 # pandas' default null markers (pandas._libs.parsers.STR_NA_VALUES) and booleans
 NA_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
@@ -42,66 +46,7 @@ _INT = r"^-?[0-9]{1,18}$"
 _FLOAT = (r"^-?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)[eE][-+]?[0-9]{1,2}"
           r"|[0-9]+\.[0-9]*|\.[0-9]+|[0-9]{1,18})$")
 _NUMBERISH = r"(?i)^\s*[-+]?(?:\.?[0-9]|inf|nan)|[0-9]\s+$"  # pandas might read a number
-_SPACE = np.array(list(b" \t\n\x0b\x0c\r"), np.uint8)  # bytes.isspace()
 _QUOTED = re.compile(r'(?:(?<=,)|^)"(?:[^"\n]|"")*"(?=,|\r?$)', re.M)
-CAP_BYTES = 64 << 20  # a block longer than this is read row by row (bounded memory)
-READ_BYTES = 1 << 20
-
-
-class Pushback:
-    """A binary stream that bytes read can be given back to (``unread``), for the row-by-row
-    path to read them again; ``readline``/``read`` as :class:`io.BufferedReader`'s."""
-
-    def __init__(self, fh: BinaryIO):
-        self.fh = fh
-        self._buf = b""
-
-    def unread(self, data: bytes) -> None:
-        self._buf = data + self._buf
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._buf:
-            return self.fh.read(n)
-        if n < 0:
-            out, self._buf = self._buf + self.fh.read(), b""
-            return out
-        out, self._buf = self._buf[:n], self._buf[n:]
-        return out
-
-    def readline(self, size: int = -1) -> bytes:
-        if not self._buf:
-            return self.fh.readline(size)
-        cut = self._buf.find(b"\n", 0, size if size >= 0 else None)
-        if cut >= 0:
-            out, self._buf = self._buf[:cut + 1], self._buf[cut + 1:]
-            return out
-        if 0 <= size <= len(self._buf):
-            out, self._buf = self._buf[:size], self._buf[size:]
-            return out
-        out, self._buf = self._buf, b""
-        return out + self.fh.readline(size - len(out) if size >= 0 else -1)
-
-
-def read_lines(src: Pushback, n: int) -> tuple[bytes, bool]:
-    """The next ``n`` lines (fewer at the end of the stream) and whether they are whole
-    (False: more than :data:`CAP_BYTES` before the ``n``-th newline; the bytes read are
-    returned anyway)."""
-    pieces: list[bytes] = []
-    size = lines = 0
-    while lines < n:
-        piece = src.read(READ_BYTES)
-        if not piece:
-            return b"".join(pieces), True
-        pieces.append(piece)
-        size += len(piece)
-        lines += piece.count(b"\n")
-        if size > CAP_BYTES and lines < n:
-            return b"".join(pieces), False
-    data = b"".join(pieces)
-    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
-    end = int(newlines[n - 1]) + 1
-    src.unread(data[end:])
-    return data[:end], True
 
 
 def regular(block: bytes, limit: int) -> bool:
@@ -112,21 +57,12 @@ def regular(block: bytes, limit: int) -> bool:
             block.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    if block.count(b"\r") != block.count(b"\r\n"):
-        return False
-    buf = np.frombuffer(block, np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    starts = np.concatenate(([0], ends + 1))
-    starts = starts[starts < len(block)]
-    for i in starts[np.isin(buf[starts], _SPACE)]:  # lines that begin with a space: rare
-        end = block.find(b"\n", i)
-        if block[i:end + 1 if end >= 0 else len(block)].isspace():
-            return False  # a blank line: the row path's empty_line
-    last = [len(block) - 1] if block[-1:] != b"\n" else []  # a last line without newline
-    if np.diff(np.concatenate(([-1], ends, last))).max(initial=0) > limit:
+    if not plain_lines(block, limit):
         return False
     if b'"' not in block:
         return True
+    buf = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(buf == 10)
     quotes = np.cumsum(buf == 34)
     if ends.size and (quotes[ends] % 2).any():
         return False  # a quoted field goes on on the next line

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from monitor.ingest.csvrows import CsvRows
 from monitor.ingest.decode import Reject
-from monitor.ingest.lines import LineReader, PipeReader
+from monitor.ingest.lines import LineReader, PipeReader, Pushback, plain_lines, read_lines
 from monitor.ingest.source import Chunk, SourceError
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -233,6 +233,10 @@ class FileSource:
 
     def _jsonl_file(self, path: str) -> Iterator[Chunk]:
         fh, reader, at = self._lines_of(path)
+        if not path.endswith(".gz"):  # a gzip stream that breaks: read line by line
+            with fh:
+                yield from self._jsonl_blocks(fh, reader, path, at)
+            return
         with fh:
             items: list[Any] = []
             try:
@@ -245,6 +249,37 @@ class FileSource:
                 items.append(Reject("read_error", "", f"{path}: {exc}"))
             if items:
                 yield self._chunk(items, path, reader, at)
+
+    def _jsonl_blocks(self, fh: BinaryIO, reader: LineReader, path: str,
+                      at: FileProgress) -> Iterator[Chunk]:
+        """``batch_size`` lines at a time, split in one call when :class:`LineReader` would
+        return each as it is (:func:`monitor.ingest.lines.plain_lines`), else line by line:
+        the same items either way."""
+        src = Pushback(fh)
+        reader = LineReader(src, self.limit, offset=reader.offset,  # type: ignore[arg-type]
+                            skipping=reader.skipping)
+        while True:
+            items: list[Any] = []
+            try:
+                if not reader.skipping:
+                    block, whole = read_lines(src, self.batch_size)
+                    if not block:
+                        return
+                    if whole and plain_lines(block, self.limit):
+                        reader.offset += len(block)
+                        yield self._chunk(block.splitlines(keepends=True), path, reader, at)
+                        continue
+                    src.unread(block)
+                while len(items) < self.batch_size and (
+                        item := reader.next(final=True)) is not None:
+                    items.append(item)
+            except OSError as exc:
+                items.append(Reject("read_error", "", f"{path}: {exc}"))
+                yield self._chunk(items, path, reader, at)
+                return
+            if not items:
+                return
+            yield self._chunk(items, path, reader, at)
 
     def _chunk(self, items: list, path: str, reader: LineReader, at: FileProgress) -> Chunk:
         progress = FileProgress(at.key, reader.offset, reader.skipping, at.dev, at.ino,

@@ -18,10 +18,15 @@ import os
 import select
 from typing import BinaryIO
 
+import numpy as np
+
 from monitor.ingest.decode import Reject
 
 HEAD_BYTES = 4096  # what a dead letter keeps of an oversized record
 SKIP_BYTES = 1 << 16  # an oversized line is skipped in pieces of this size
+CAP_BYTES = 64 << 20  # a block of lines longer than this is read line by line
+READ_BYTES = 1 << 20
+_SPACE = np.array(list(b" \t\n\x0b\x0c\r"), np.uint8)  # bytes.isspace()
 
 
 class LineReader:
@@ -110,3 +115,79 @@ class PipeReader:
     def seek(self, offset: int, whence: int) -> None:
         """Only ``seek(-n, 1)``: give back the last ``n`` bytes read."""
         self._pos += offset
+
+
+class Pushback:
+    """A binary stream that bytes read can be given back to (``unread``), for the row-by-row
+    path to read them again; ``readline``/``read`` as :class:`io.BufferedReader`'s."""
+
+    def __init__(self, fh: BinaryIO):
+        self.fh = fh
+        self._buf = b""
+
+    def unread(self, data: bytes) -> None:
+        self._buf = data + self._buf
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._buf:
+            return self.fh.read(n)
+        if n < 0:
+            out, self._buf = self._buf + self.fh.read(), b""
+            return out
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def readline(self, size: int = -1) -> bytes:
+        if not self._buf:
+            return self.fh.readline(size)
+        cut = self._buf.find(b"\n", 0, size if size >= 0 else None)
+        if cut >= 0:
+            out, self._buf = self._buf[:cut + 1], self._buf[cut + 1:]
+            return out
+        if 0 <= size <= len(self._buf):
+            out, self._buf = self._buf[:size], self._buf[size:]
+            return out
+        out, self._buf = self._buf, b""
+        return out + self.fh.readline(size - len(out) if size >= 0 else -1)
+
+
+def read_lines(src: Pushback, n: int) -> tuple[bytes, bool]:
+    """The next ``n`` lines (fewer at the end of the stream) and whether they are whole
+    (False: more than :data:`CAP_BYTES` before the ``n``-th newline; the bytes read are
+    returned anyway)."""
+    pieces: list[bytes] = []
+    size = lines = 0
+    while lines < n:
+        piece = src.read(READ_BYTES)
+        if not piece:
+            return b"".join(pieces), True
+        pieces.append(piece)
+        size += len(piece)
+        lines += piece.count(b"\n")
+        if size > CAP_BYTES and lines < n:
+            return b"".join(pieces), False
+    data = b"".join(pieces)
+    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    end = int(newlines[n - 1]) + 1
+    src.unread(data[end:])
+    return data[:end], True
+
+
+def plain_lines(block: bytes, limit: int) -> bool:
+    """Whether :class:`LineReader` would return each line of ``block`` as it is (a line
+    each, split at ``\\n``): none longer than ``limit``, none blank, no ``\\r`` but before
+    a ``\\n``."""
+    if block.count(b"\r") != block.count(b"\r\n"):
+        return False
+    buf = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    last = [len(block) - 1] if block[-1:] != b"\n" else []  # a last line without newline
+    if np.diff(np.concatenate(([-1], ends, last))).max(initial=0) > limit:
+        return False
+    starts = np.concatenate(([0], ends + 1))
+    starts = starts[starts < len(block)]
+    for i in starts[np.isin(buf[starts], _SPACE)]:  # lines that begin with a space: rare
+        end = block.find(b"\n", i)
+        if block[i:end + 1 if end >= 0 else len(block)].isspace():
+            return False  # a blank line: empty_line
+    return True

@@ -9,6 +9,8 @@ import time
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitor.ingest.file import FileSource, detect_format
 from monitor.ingest.source import SourceError
@@ -119,3 +121,29 @@ def test_parquet_is_read_batch_by_batch_never_whole(tmp_path, monkeypatch):
     assert [len(c.payload) for c in rest] == [100] * 9 and read == [100] * 10
     assert calls == [{"batch_size": 100}]
     assert [c.position.offset for c in rest][-1] == 1000
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.sampled_from([b'{"a": 1}\n', b'{"b": "x y"}\r\n', b"\n", b"  \n",
+                                       b"\r\n", b"x" * 70 + b"\n", b"y" * 300, b"a\rb\n",
+                                       b'{"c": [1, 2]}', b"\x0bz\n"]), max_size=30),
+       batch_size=st.integers(1, 7))
+def test_jsonl_blocks_give_the_items_and_positions_line_reading_gives(tmp_path, lines,
+                                                                      batch_size):
+    """A plain JSONL file is split a block at a time; its gzip copy is read line by line
+    (the reference): the same items (lines, too_large, empty_line) and offsets."""
+    import gzip
+
+    data = b"".join(lines)
+    plain, packed = tmp_path / "a.jsonl", tmp_path / "a.jsonl.gz"
+    plain.write_bytes(data)
+    packed.write_bytes(gzip.compress(data))
+
+    def read(path):
+        return [([x if isinstance(x, bytes) else (x.reason, x.raw, x.detail)
+                  for x in c.payload], c.position.offset, c.position.skipping)
+                for c in FileSource([str(path)], batch_size=batch_size,
+                                    max_record_bytes=64).chunks()]
+
+    assert read(plain) == read(packed)
