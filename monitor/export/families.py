@@ -147,6 +147,31 @@ def has_compare(model: ModelSpec) -> bool:
     return bool(model.compare) and model.confidence_level is not None
 
 
+def _profile_keys(model: ModelSpec) -> set[str]:
+    """Top-level keys of the model's drift profile holding a value (none: no readable
+    profile). Plain JSON, read without running anything."""
+    import json
+
+    if not (model.drift.enabled and model.drift.profile):
+        return set()
+    try:
+        with open(model.drift.profile, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return set()
+    return {k for k, v in data.items() if v} if isinstance(data, dict) else set()
+
+
+def has_cbpe(model: ModelSpec) -> bool:
+    """A binary model whose profile holds a calibration: CBPE estimates are exported."""
+    return model.task == "binary" and "calibration" in _profile_keys(model)
+
+
+def has_multivariate(model: ModelSpec) -> bool:
+    """A model whose profile holds a PCA fit, with ``drift.multivariate`` on."""
+    return bool(model.drift.multivariate) and "multivariate" in _profile_keys(model)
+
+
 def has_drift(model: ModelSpec) -> bool:
     return bool(model.drift.enabled)
 

@@ -18,12 +18,14 @@ from typing import Any
 from monitor.export.families import (
     family,
     has_alerting,
+    has_cbpe,
     has_compare,
     has_concept,
     has_delayed_labels,
     has_drift,
     has_kafka,
     has_min_size,
+    has_multivariate,
     model_metrics,
     slice_family,
 )
@@ -253,6 +255,8 @@ def model_dashboard(spec: Spec, model: ModelSpec) -> dict[str, Any]:
 
     if has_compare(model):
         _compare_panels(b, base)
+    if has_cbpe(model) or has_multivariate(model):
+        _analysis_panels(b, model, sl)
 
     annotations = []
     if has_drift(model):
@@ -363,6 +367,34 @@ def _compare_panels(b: Board, base: dict[str, Any]) -> None:
         sel(names[0], **cmp), "{{metric}} {{slice}} {{candidate}} − {{baseline}}")],
         description="slicewatch_version_diff per window; see the table for the intervals."),
         24)
+
+
+def _analysis_panels(b: Board, model: ModelSpec, sl: dict[str, Any]) -> None:
+    """CBPE (label-free performance) and PCA multivariate drift, when the profile has them."""
+    b.row("Label-free performance and multivariate drift")
+    if has_cbpe(model):
+        est = [family(f"slicewatch_slice_estimated_{m}").name
+               for m in ("accuracy", "precision", "recall", "f1", "roc_auc")]
+        b.add(timeseries("CBPE estimate", [
+            target(sel(n, **sl), f"{n.removeprefix('slicewatch_slice_estimated_')} "
+                   "{{slice}} {{version}}", ref=chr(ord("A") + i))
+            for i, n in enumerate(est)], unit="percentunit", min_=0, max_=1,
+            description="Performance estimated from the scores alone (CBPE, calibrated on "
+                        "the reference), before labels arrive."), 12)
+        b.add(timeseries("CBPE error (realised − estimated)", [target(
+            sel(family("slicewatch_slice_estimate_error").name, **sl),
+            "{{metric}} {{slice}} {{version}}")],
+            description="Once the window's labels define the metric; a growing error hints "
+                        "at concept drift."), 12)
+    if has_multivariate(model):
+        names = [family(f"slicewatch_multivariate_drift_{k}").name
+                 for k in ("error", "lower", "upper")]
+        b.add(timeseries("Multivariate drift (PCA reconstruction error)", [
+            target(sel(n, **sl), f"{k} {{{{slice}}}} {{{{version}}}}", ref=r)
+            for n, k, r in zip(names, ("error", "lower", "upper"), "ABC", strict=True)],
+            description="Mean reconstruction error of the window's records and the band "
+                        "from the reference; outside the band: the features' joint "
+                        "distribution changed."), 24)
 
 
 def _metric_panel(spec: Spec, model: ModelSpec, metric: str, expr: str,

@@ -337,3 +337,26 @@ def test_macro_interval_coverage():
             hits[name] += lo <= truth[name] <= hi
     for name, h in hits.items():
         assert h / WINDOWS == pytest.approx(LEVEL, abs=0.02), name
+
+
+def test_grouped_bootstrap_update_equals_per_slice_cell_sums():
+    from monitor.core.metrics.bootstrap import cell_sums, poisson_weights
+
+    rng = np.random.default_rng(43)
+    n = 3000
+    y = (rng.random(n) < 0.3).astype(float)
+    y[rng.random(n) < 0.1] = np.nan  # unlabelled: left out
+    s = np.clip(rng.normal(0.35 + 0.3 * np.nan_to_num(y), 0.2), 0, 1)
+    cols = ModelColumns(s, (s >= 0.5).astype(float), y, np.zeros(n, np.int8),
+                        key=rng.integers(0, 2**63, n).astype(np.uint64))
+    metrics = ("pr_auc", "ece", "accuracy", "brier", "log_loss")
+    groups = [np.arange(n), np.flatnonzero(s > 0.4), np.flatnonzero(rng.random(n) < 0.2)]
+    accs = [BootstrapLabel("binary", metrics, 60) for _ in groups]
+    BootstrapLabel.update_many(cols, list(zip(accs, groups, strict=True)))
+    w = poisson_weights(cols.key, 60)
+    channels, cells = accs[0]._channels(cols), accs[0]._layout()
+    for acc, rows in zip(accs, groups, strict=True):
+        for name, (codes, values) in channels.items():
+            ref = cell_sums(w[rows], codes[rows], None if values is None else values[rows],
+                            cells[name])
+            np.testing.assert_allclose(acc.sums[name], ref, rtol=1e-12, atol=1e-9)

@@ -107,6 +107,16 @@ def cell_sums(weights: np.ndarray, codes: np.ndarray, values: np.ndarray | None,
     return out
 
 
+def _sparse_sums(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int,
+                 weights: np.ndarray) -> np.ndarray:
+    """``out[r] = Σ values[i]·weights[cols[i]]`` over the entries ``i`` with ``rows[i] == r``
+    (a CSR matrix times the weights, as float64)."""
+    from scipy.sparse import csr_matrix
+
+    s = csr_matrix((values, (rows, cols)), shape=(n_rows, weights.shape[0]))
+    return np.asarray(s @ weights.astype(np.float64))
+
+
 def _weights(cols: ModelColumns, replicates: int) -> np.ndarray:
     return cols.derived(("poisson_weights", replicates),
                         lambda c: poisson_weights(record_keys_of(c), replicates))
@@ -162,22 +172,39 @@ class _Bootstrap(AccumulatorBase):
 
     @staticmethod
     def update_many(cols: ModelColumns, items: list[tuple[_Bootstrap, np.ndarray]]) -> None:
-        """Every ``(acc, rows)`` of one batch: the weights and codes once per batch."""
+        """Every ``(acc, rows)`` of one batch: the weights and codes once per batch, and all
+        accumulators' channels in one sparse product: ``S @ W`` with ``S[(acc, channel,
+        cell), record]`` the record's value (1 for counts) and ``W`` the batch's Poisson
+        weights — no per-slice gather, sort or weighted copy of the weights."""
         by_params: dict[str, list[tuple[_Bootstrap, np.ndarray]]] = {}
         for acc, rows in items:
-            by_params.setdefault(repr(acc.params()), []).append((acc, rows))
+            if rows.shape[0]:
+                by_params.setdefault(repr(acc.params()), []).append((acc, rows))
         for group in by_params.values():
             first = group[0][0]
-            weights = _weights(cols, first.replicates)
             channels = first._channels(cols)
+            if not channels:
+                continue
             cells = first._layout()
-            for acc, rows in group:
-                if not rows.shape[0]:
-                    continue
-                w = weights[rows]
+            offsets, total = {}, 0
+            for name in channels:
+                offsets[name], total = total, total + cells[name]
+            r_parts, c_parts, v_parts = [], [], []
+            for g, (_acc, rows) in enumerate(group):
                 for name, (codes, values) in channels.items():
-                    acc.sums[name] += cell_sums(w, codes[rows], None if values is None
-                                                else values[rows], cells[name])
+                    c = codes[rows]
+                    keep = c >= 0
+                    kept = rows[keep]
+                    r_parts.append(g * total + offsets[name] + c[keep])
+                    c_parts.append(kept)
+                    v_parts.append(np.ones(kept.shape[0]) if values is None else values[kept])
+            weights = _weights(cols, first.replicates)
+            out = _sparse_sums(np.concatenate(r_parts), np.concatenate(c_parts),
+                               np.concatenate(v_parts), len(group) * total, weights)
+            out = out.reshape(len(group), total, weights.shape[1])
+            for g, (acc, _) in enumerate(group):
+                for name in channels:
+                    acc.sums[name] += out[g, offsets[name]:offsets[name] + cells[name]]
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
