@@ -49,14 +49,21 @@ def record_keys(batch: RecordBatch) -> np.ndarray:
         rows = np.flatnonzero(no_id)
         parts = [pd.util.hash_array(np.asarray(col)[rows]) for col in
                  (batch.time, batch.score, batch.value)]
-        parts.append(pd.util.hash_array(pd.Series(batch.pred_class[rows], dtype=object)
-                                        .astype(str).to_numpy(object)))
+        parts.append(_text_hashes(batch.pred_class[rows]))
         combined = np.zeros(rows.shape[0], np.uint64)
         with np.errstate(over="ignore"):
             for part in parts:
                 combined = (combined * np.uint64(1099511628211)) ^ part
         key[rows] = combined
     return key
+
+
+def _text_hashes(values: np.ndarray) -> np.ndarray:
+    """``pd.util.hash_array`` of ``values`` as text (pandas' ``astype(str)``). A column of
+    None only (the predicted class of a model that logs scores) is one value: hashed once."""
+    if values.shape[0] > 1 and all(v is None for v in values):
+        return np.full(values.shape[0], _text_hashes(values[:1])[0], dtype=np.uint64)
+    return pd.util.hash_array(pd.Series(values, dtype=object).astype(str).to_numpy(object))
 
 
 class Preparer:

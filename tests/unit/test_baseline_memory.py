@@ -69,3 +69,24 @@ models:
         return out
 
     assert profile(tmp_path / "shared.json", True) == profile(tmp_path / "plain.json", False)
+
+
+def test_record_keys_of_records_without_id_and_class_equal_the_general_hash():
+    import pandas as pd
+
+    from monitor.core.prepare import _text_hashes, record_keys
+
+    nones = np.full(500, None, dtype=object)
+    general = pd.util.hash_array(pd.Series(nones, dtype=object).astype(str).to_numpy(object))
+    assert (_text_hashes(nones) == general).all()
+    mixed = np.array([None, "a", 1, 1.0, True, None], dtype=object)
+    assert (_text_hashes(mixed) == pd.util.hash_array(
+        pd.Series(mixed, dtype=object).astype(str).to_numpy(object))).all()
+    n = 6
+    f = np.arange(n, dtype=float)
+    b = _batch({"x": f})
+    b = RecordBatch(time=f, model=b.model, version=b.model, id=np.full(n, "", object),
+                    score=f / 10, pred_class=np.full(n, None, object), value=f,
+                    label=b.model, outcome=b.outcome, features={})
+    keys = record_keys(b)
+    assert keys.dtype == np.uint64 and len(set(keys.tolist())) == n
