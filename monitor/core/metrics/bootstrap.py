@@ -107,6 +107,30 @@ def cell_sums(weights: np.ndarray, codes: np.ndarray, values: np.ndarray | None,
     return out
 
 
+def _joint_codes(codes: list[np.ndarray], cells: list[int]
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One code per record for the tuple of its ``codes`` (each in ``[-1, cells)``): the
+    index among the tuples present (−1 when every code is −1), and per channel the
+    ``(cells, tuples)`` 0/1 matrix from joint cells to the channel's cells."""
+    if not codes:
+        return np.zeros(0, np.int64), []
+    key = np.zeros(codes[0].shape[0], np.int64)
+    for c, k in zip(codes, cells, strict=True):
+        key = key * (k + 1) + (np.asarray(c, np.int64) + 1)
+    uniq, joint = np.unique(key, return_inverse=True)
+    joint = np.where(key == 0, -1, joint.reshape(-1))
+    split, rest = [], uniq.copy()
+    for k in reversed(cells):
+        code = rest % (k + 1) - 1
+        rest //= k + 1
+        onehot = np.zeros((k, uniq.shape[0]))
+        has = code >= 0
+        onehot[code[has], np.flatnonzero(has)] = 1.0
+        split.append(onehot)
+    split.reverse()
+    return joint, split
+
+
 def _sparse_sums(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int,
                  weights: np.ndarray) -> np.ndarray:
     """``out[r] = Σ values[i]·weights[cols[i]]`` over the entries ``i`` with ``rows[i] == r``
@@ -186,12 +210,21 @@ class _Bootstrap(AccumulatorBase):
             if not channels:
                 continue
             cells = first._layout()
+            # the count channels of a record as one joint cell: one product entry per record
+            # and slice for all of them, the channels' sums read off the joint ones after
+            counted = [n for n, (_, v) in channels.items() if v is None]
+            joint, split = _joint_codes([channels[n][0] for n in counted],
+                                        [cells[n] for n in counted])
+            product = {**({"__joint__": (joint, None)} if counted else {}),
+                       **{n: ch for n, ch in channels.items() if n not in counted}}
+            sizes = {"__joint__": split[0].shape[1] if split else 0,
+                     **{n: cells[n] for n in product if n != "__joint__"}}
             offsets, total = {}, 0
-            for name in channels:
-                offsets[name], total = total, total + cells[name]
+            for name in product:
+                offsets[name], total = total, total + sizes[name]
             r_parts, c_parts, v_parts = [], [], []
             for g, (_acc, rows) in enumerate(group):
-                for name, (codes, values) in channels.items():
+                for name, (codes, values) in product.items():
                     c = codes[rows]
                     keep = c >= 0
                     kept = rows[keep]
@@ -202,9 +235,14 @@ class _Bootstrap(AccumulatorBase):
             out = _sparse_sums(np.concatenate(r_parts), np.concatenate(c_parts),
                                np.concatenate(v_parts), len(group) * total, weights)
             out = out.reshape(len(group), total, weights.shape[1])
+            j0 = offsets.get("__joint__", 0)
+            j1 = j0 + sizes["__joint__"]
             for g, (acc, _) in enumerate(group):
-                for name in channels:
-                    acc.sums[name] += out[g, offsets[name]:offsets[name] + cells[name]]
+                for name, onehot in zip(counted, split, strict=True):
+                    acc.sums[name] += onehot @ out[g, j0:j1]  # integer sums: exact
+                for name in product:
+                    if name != "__joint__":
+                        acc.sums[name] += out[g, offsets[name]:offsets[name] + sizes[name]]
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
@@ -284,7 +322,8 @@ class BootstrapLabel(_Bootstrap):
         if "ece" in self.metrics:
             sc = np.clip(np.where(scored, s, 0.0), 0.0, 1.0)
             code = np.where(scored, calibration_bin(sc, self.bins), -1).astype(np.int64)
-            out |= {"cal_n": (code, None), "cal_y": (code, pos.astype(np.float64)),
+            # cal_y: Σ w over the positives, a count channel (joins the joint count code)
+            out |= {"cal_n": (code, None), "cal_y": (np.where(pos, code, -1), None),
                     "cal_s": (code, sc)}
         return out
 
