@@ -19,7 +19,9 @@ file, window closes included (the drift tests count). Wall-clock seconds, best o
 
 ``--rss``: the daemon (one slice) on Parquet files of each size (written 200k records at a
 time, event time running on), each in a child process: its peak RSS (``ru_maxrss``) and
-time (``VmHWM``). Memory must stay flat over file size: the file is read batch by batch.
+time (``VmHWM``); and of reading and decoding the file alone (no daemon state). Reading
+must stay flat over file size (batch by batch); the daemon also holds each prediction's id
+for label joins (``max_pending``, bounded) and its windows' state.
 """
 
 from __future__ import annotations
@@ -116,9 +118,20 @@ def write_parquet(path: Path, total: int, piece: int = 200_000) -> None:
     writer.close()
 
 
-def rss_child(spec_path: str, path: str) -> None:
-    """In a child process: the daemon over ``path``; JSON of records, seconds, peak RSS."""
-    seconds, n = daemon_run(load_spec(spec_path), Path(path))
+def rss_child(spec_path: str, path: str, mode: str) -> None:
+    """In a child process: the daemon over ``path`` (``mode`` daemon), or only the reading
+    and decoding of it (``mode`` decode); JSON of records, seconds, peak RSS."""
+    spec = load_spec(spec_path)
+    if mode == "daemon":
+        seconds, n = daemon_run(spec, Path(path))
+    else:
+        from monitor.ingest.decode_models import decoder_for
+
+        decoder, n = decoder_for(spec), 0
+        t = time.perf_counter()
+        for chunk in FileSource([path], batch_size=20_000).chunks():
+            n += len(decoder.decode_frame(chunk.payload)[0])
+        seconds = time.perf_counter() - t
     print(json.dumps({"records": n, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}))
 
 
@@ -136,17 +149,18 @@ def rss(sizes: list[int], window: int, tmp: Path) -> None:
     profile = reference_profile(spec_text(10, window), tmp)
     spec_path = tmp / "spec-1.yaml"
     spec_path.write_text(spec_text(1, window).replace("{drift}", f"profile: {profile}"))
-    print(f"{'records':>10}  {'file MiB':>8}  {'records/s':>10}  {'peak RSS MiB':>12}")
+    print(f"{'run':8}  {'records':>10}  {'file MiB':>8}  {'records/s':>10}  {'peak RSS MiB':>12}")
     for n in sizes:
         path = tmp / f"rss-{n}.parquet"
         write_parquet(path, n)
-        out = subprocess.run([sys.executable, __file__, "--rss-child", str(spec_path),
-                              str(path)], capture_output=True, text=True, check=True)
-        got = json.loads(out.stdout.strip().splitlines()[-1])
-        if got["records"] != n:
-            sys.exit(f"{n}: {got['records']} records kept")
-        print(f"{n:>10,}  {path.stat().st_size / 2**20:>8.0f}  "
-              f"{n / got['seconds']:>10,.0f}  {got['peak_rss_mib']:>12.0f}", flush=True)
+        for mode in ("decode", "daemon"):
+            out = subprocess.run([sys.executable, __file__, "--rss-child", str(spec_path),
+                                  str(path), mode], capture_output=True, text=True, check=True)
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            if got["records"] != n:
+                sys.exit(f"{n}: {got['records']} records kept")
+            print(f"{mode:8}  {n:>10,}  {path.stat().st_size / 2**20:>8.0f}  "
+                  f"{n / got['seconds']:>10,.0f}  {got['peak_rss_mib']:>12.0f}", flush=True)
         path.unlink()
 
 
@@ -159,7 +173,8 @@ def main() -> None:
                     help="cProfile one (b) run, print the top N functions, and stop")
     ap.add_argument("--rss", metavar="N,N,...",
                     help="peak RSS of (c) on Parquet files of these sizes, and stop")
-    ap.add_argument("--rss-child", nargs=2, metavar=("SPEC", "PARQUET"), help=argparse.SUPPRESS)
+    ap.add_argument("--rss-child", nargs=3, metavar=("SPEC", "PARQUET", "MODE"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
         rss_child(*args.rss_child)
