@@ -423,7 +423,7 @@ class FileSource:
 
         at = self._start(path)
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffered: the file piles up
             row = 0
             for rb in pf.iter_batches(batch_size=self.batch_size):
                 skip = min(len(rb), max(0, at.offset - row))

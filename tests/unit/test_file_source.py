@@ -123,6 +123,27 @@ def test_parquet_is_read_batch_by_batch_never_whole(tmp_path, monkeypatch):
     assert [c.position.offset for c in rest][-1] == 1000
 
 
+def test_parquet_reading_holds_a_row_group_or_so_never_the_file(tmp_path):
+    """Arrow's allocations while the chunks go by stay at a few row groups' worth (a
+    pre-buffered reader keeps every column chunk it has read until the end)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "big.parquet"
+    rows, groups = 5_000, 40
+    table = pa.table({"timestamp": np.arange(rows * groups, dtype=np.float64),
+                      "x": np.random.default_rng(0).random(rows * groups)})
+    pq.write_table(table, path, row_group_size=rows, compression="none")
+    group_bytes = table.nbytes // groups
+    before, seen = pa.total_allocated_bytes(), []
+    for chunk in FileSource([str(path)], batch_size=rows).chunks():
+        seen.append(pa.total_allocated_bytes() - before)
+        del chunk
+    assert len(seen) == groups
+    assert max(seen) < 4 * group_bytes, (max(seen), group_bytes, table.nbytes)
+
+
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(st.sampled_from([b'{"a": 1}\n', b'{"b": "x y"}\r\n', b"\n", b"  \n",
