@@ -73,6 +73,8 @@ class Observation:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     # this version minus baseline versions (the model's compare), read by compare rules
     compared: tuple[VersionDiffObservation, ...] = ()
+    # PCA reconstruction error (error, band lower, band upper, outside the band); None: no fit
+    multivariate: tuple[float, float, float, bool] | None = None
 
 
 @dataclass

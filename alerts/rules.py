@@ -123,6 +123,12 @@ def evaluate(rule: RuleSpec, obs: Observation, baseline_of: Baselines) -> list[V
     if rule.kind == "metric":
         verdict = _metric(rule, obs, labels, baseline_of)
         return [verdict] if verdict else []
+    if rule.kind == "multivariate_drift":
+        if obs.multivariate is None:
+            return []  # no PCA fit for this model / slice: not judged
+        error, lower, upper, drift = obs.multivariate
+        return [Verdict(rule, labels, bool(drift), float(error),
+                        f"outside [{lower:.4g}, {upper:.4g}]", "multivariate_drift")]
     if rule.kind == "concept_drift":
         events = int(obs.concept_drift_events)
         return [Verdict(rule, labels, events > 0, float(events), "> 0 events", "concept_drift")]

@@ -25,7 +25,7 @@ TEMPLATE_VARS: tuple[str, ...] = (
 TEMPLATE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 EXPANDED_FIELDS: tuple[str, ...] = ("url", "secret", "routing_key")  # and headers values
 RULE_KINDS: tuple[str, ...] = ("metric", "drift", "concept_drift", "quality", "discovered",
-                                "compare")
+                                "compare", "multivariate_drift")
 BASELINES: tuple[str, ...] = ("reference", "previous", "version")
 DIRECTIONS: tuple[str, ...] = ("higher_is_better", "lower_is_better")
 RECEIVER_TYPES: tuple[str, ...] = ("webhook", "slack", "pagerduty", "alertmanager")

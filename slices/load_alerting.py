@@ -140,7 +140,8 @@ def _str_map(checker: Checker, path: Path, value: Any, label_keys: bool) -> dict
 
 _RULE_KEYS = ("name", "model", "slices", "metric", "threshold", "change", "drift",
               "concept_drift", "quality", "discovered", "min_count", "for", "severity",
-              "labels", "annotations", "flapping", "confidence", "compare")
+              "labels", "annotations", "flapping", "confidence", "compare",
+              "multivariate_drift")
 
 
 def _rules(checker: Checker, value: Any, models: tuple[ModelSpec, ...]) -> tuple[RuleSpec, ...]:
@@ -170,10 +171,11 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
             known = ", ".join(m.name for m in models) or "none"
             checker.error((*path, "model"), f"unknown model {model!r}; models: {known}")
     kinds = [k for k in ("metric", "drift", "concept_drift", "quality", "discovered",
-                         "compare") if k in raw]
+                         "compare", "multivariate_drift") if k in raw]
     if len(kinds) != 1:
         checker.error(path, "an alert needs exactly one of 'metric', 'drift', 'concept_drift', "
-                      f"'quality', 'discovered', 'compare'; got {', '.join(kinds) or 'none'}")
+                      "'quality', 'discovered', 'compare', 'multivariate_drift'; got "
+                      f"{', '.join(kinds) or 'none'}")
         return None
     kind = kinds[0]
     fields: dict[str, Any] = {}
@@ -186,8 +188,17 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
             if key in raw:
                 checker.error((*path, key), f"{key!r} belongs to 'metric' alerts, not {kind!r}",
                               at_key=True)
-    if kind in ("drift", "concept_drift", "quality"):
+    if kind in ("drift", "concept_drift", "quality", "multivariate_drift"):
         _has_drift(checker, (*path, kind), kind, _scope(models, model))
+    if kind == "multivariate_drift":
+        if _bool(checker, (*path, kind), raw[kind]) is not True:
+            checker.error((*path, kind), "multivariate_drift must be true (remove the alert to "
+                          "disable it)")
+        scope = [m for m in _scope(models, model) if m.drift.enabled]
+        if scope and not any(m.drift.multivariate for m in scope):
+            checker.error((*path, kind), "a 'multivariate_drift' alert needs "
+                          "drift.multivariate, but every model it applies to turns it off",
+                          at_key=True)
     if kind == "drift":
         fields["features"] = _drift_features(checker, (*path, "drift"), raw["drift"])
         _known_features(checker, (*path, "drift", "features"), fields["features"],

@@ -46,7 +46,10 @@ def to_observation(r: SliceResult) -> Observation:
         else None,
         intervals={k: (float(lo), float(hi)) for k, (lo, hi) in r.intervals.items()},
         compared=tuple(VersionDiffObservation(d.metric, d.baseline, d.diff, d.lower, d.upper)
-                       for d in r.compared))
+                       for d in r.compared),
+        multivariate=None if r.multivariate is None else (
+            float(r.multivariate.error), float(r.multivariate.lower),
+            float(r.multivariate.upper), bool(r.multivariate.drift)))
 
 
 def with_discovered(window: ClosedWindow, obs: Observation) -> Observation:
