@@ -199,6 +199,9 @@ class DriftStage:
         # events of windows still open: window key → (version, slice) → events
         self.open_events: dict[float, dict[tuple[str, str], WindowEvents]] = {}
         self.concept_events: Counter = Counter()  # (version, slice) → events of closed windows
+        # mixed into new groups' reservoir seeds: a scale-out worker's partition and
+        # checkpoint, so the deltas of one window draw independent keys (docs/scaling.md)
+        self.salt: tuple = ()
         warm_up()  # the compiled summary kernels, before the first batch
 
     # ---- accumulators for a new group ---------------------------------------------------
@@ -210,7 +213,8 @@ class DriftStage:
             return []
         classes = self.classes if self.model.task == "multiclass" else None
         names = self.spec.features or None
-        feats = self.profile.window_summaries(_seed(self.model.name, slice_name), names)
+        feats = self.profile.window_summaries(_seed(self.model.name, slice_name, *self.salt),
+                                              names)
         label = FeatureSummaries(feats.task, {k: v for k, v in feats.summaries.items()
                                               if k == LABEL})
         feats = FeatureSummaries(feats.task, {k: v for k, v in feats.summaries.items()

@@ -279,7 +279,8 @@ class Reservoir:
         r._values = np.asarray(state["values"], dtype=np.float64)
         if "seed" not in state["rng"]:
             r.rng = _rng_from_state(state["rng"])
-        if r._values.shape[0] != min(r.k, r.n):
+        thinned = bool(state.get("thinned"))  # a scale-out delta (monitor/scale/thin.py)
+        if r._values.shape[0] > r.k or (not thinned and r._values.shape[0] != min(r.k, r.n)):
             raise DriftError(f"reservoir state holds {r._values.shape[0]} values for k={r.k}, "
                              f"n={r.n} (expected min(k, n))")
         if "keys" in state:
@@ -289,7 +290,7 @@ class Reservoir:
                                  f"{r._values.shape[0]} values")
         else:  # a state written before keys were stored: draw keys consistent with it
             r._keys = _bottom_keys(r.rng, r._values.shape[0], r.n)
-        r._top = float(r._keys.max()) if r._keys.shape[0] == r.k else np.inf
+        r._top = float(r._keys.max()) if r._keys.shape[0] == r.k and not thinned else np.inf
         return r
 
 

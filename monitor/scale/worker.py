@@ -24,6 +24,7 @@ from monitor.ingest.deadletter import DeadLetter
 from monitor.ingest.feature_join import FeatureJoin
 from monitor.runtime.daemon import Daemon
 from monitor.scale.partials import Partial, Progress, WindowDelta
+from monitor.scale.thin import Thinner
 from slices.errors import SlicewatchError
 from slices.spec import Spec
 
@@ -63,13 +64,23 @@ class PartitionFold(Daemon):
     """The daemon for one source partition of a worker (see the module docstring)."""
 
     def __init__(self, spec: Spec, source: str, *, dead_letter: DeadLetter | None = None,
-                 feature_join: FeatureJoin | None = None):
+                 feature_join: FeatureJoin | None = None, thin: bool = True):
+        """``thin``: leave out of the partials the reservoir values that cannot be among
+        their window's sample (:mod:`monitor.scale.thin`; exact)."""
         check_scalable(spec)
         super().__init__(spec, dead_letter=dead_letter, feature_join=feature_join)
         self.source = source
         self.seq = 0
         self._done: list[ClosedWindow] = []
         self._base: dict[str, Counter] = self._counters()
+        self.thinner = Thinner() if thin else None
+        self._salt()
+
+    def _salt(self) -> None:
+        """New groups' reservoirs get seeds of this partition and checkpoint: deltas of one
+        window draw independent reservoir keys, so their merge is a uniform sample."""
+        for stage in self.drift.values():
+            stage.salt = (self.source, self.seq)
 
     def _begin_close(self, window: ClosedWindow) -> None:
         """Done in this partition: unlabelled predictions expire; the delta waits for the
@@ -80,19 +91,23 @@ class PartitionFold(Daemon):
     def take_partial(self, *, idle: bool = False) -> Partial:
         """The deltas since the previous call, and this partition's progress; the windows
         are emptied (they stay open for later records and labels)."""
-        deltas = [WindowDelta(w.model, Window(w.key, w.groups).to_state())
-                  for w in self._done if w.groups]
+        deltas = [self._delta(w.model, Window(w.key, w.groups)) for w in self._done
+                  if w.groups]
+        if self.thinner is not None:
+            for w in self._done:
+                self.thinner.forget((w.model, w.key))
         self._done = []
         times = {}
         for name, pipeline in self.pipelines.items():
             for key, window in list(pipeline.open.items()):
                 if window.groups or window.records:
-                    deltas.append(WindowDelta(name, window.to_state()))
+                    deltas.append(self._delta(name, window))
                     pipeline.open[key] = Window(key)
             t = pipeline.windows.partitions.get(self.source)
             if t is not None:
                 times[name] = t
         self.seq += 1
+        self._salt()
         now = self._counters()
         counts = {k: {key: n - self._base[k].get(key, 0) for key, n in now[k].items()
                       if n != self._base[k].get(key, 0)} for k in now}
@@ -100,6 +115,12 @@ class PartitionFold(Daemon):
         return Partial(self.source, self.seq, deltas,
                        Progress(times, self.source in self.partitions.busy, idle),
                        {k: v for k, v in counts.items() if v})
+
+    def _delta(self, model: str, window: Window) -> WindowDelta:
+        state = window.to_state()
+        if self.thinner is not None:
+            state = self.thinner.thin((model, window.start), state)
+        return WindowDelta(model, state)
 
     def residual_state(self) -> dict[str, Any]:
         """What outlives a checkpoint (call right after :meth:`take_partial`): the daemon's
@@ -126,6 +147,7 @@ class PartitionFold(Daemon):
             self._done, self._base = [], self._counters()
             return
         self.seq = int(fold["seq"])
+        self._salt()
         self._done = []
         for model, w, start, end in fold["done"]:
             window = Window.from_state(w)

@@ -6,6 +6,7 @@ drift statistics within the tolerance docs/scaling.md gives."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import zlib
@@ -50,7 +51,7 @@ def schedule(seed: int):
     prediction; partitions progress at different speeds."""
     rng = random.Random(seed)
     parts: list[list[dict]] = [[] for _ in range(PARTS)]
-    for window in demo_records(8, 1200, seed=seed, start=START):
+    for window in demo_records(7, 1200, seed=seed, start=START):
         for rec in window:
             parts[zlib.crc32(rec["prediction_id"].encode()) % PARTS].append(rec)
     queues = []
@@ -101,14 +102,25 @@ def single(spec, steps):
     return got, d
 
 
-def scaled(spec, steps, seed):
+def scaled(spec, steps, seed, *, thin=True, wire=None):
     """Workers that checkpoint at random and crash at random (a crash loses everything
-    since the partition's last checkpoint; its records are read again)."""
+    since the partition's last checkpoint; its records are read again). ``wire``: a list
+    the partials' sizes are appended to."""
     rng = random.Random(seed)
     got = []
     ev = Evaluator(spec, listeners=[lambda w, rs: got.extend(rs)],
                    sources=[source(p) for p in range(PARTS)])
-    folds = {p: PartitionFold(spec, source(p)) for p in range(PARTS)}
+
+    def fold(p):
+        return PartitionFold(spec, source(p), thin=thin)
+
+    def send(partial):
+        blob = encode_partial(partial)
+        if wire is not None:
+            wire.append(len(blob))
+        ev.add(decode_partial(blob))
+
+    folds = {p: fold(p) for p in range(PARTS)}
     committed = {p: encode_state(folds[p].residual_state()) for p in range(PARTS)}
     since: dict[int, list] = {p: [] for p in range(PARTS)}
     crashes = 0
@@ -120,16 +132,16 @@ def scaled(spec, steps, seed):
             partial = folds[p].take_partial()
             committed[p] = encode_state(folds[p].residual_state())
             since[p] = []
-            ev.add(decode_partial(encode_partial(partial)))
+            send(partial)
             ev.advance()
         elif roll < 0.30:  # kill -9: a new fold from the last checkpoint reads again
             crashes += 1
-            folds[p] = PartitionFold(spec, source(p))
+            folds[p] = fold(p)
             folds[p].load_state(decode_state(committed[p]))
             for s, ls in since[p]:
                 folds[p].process(chunk(p, s, ls))
     for p in range(PARTS):
-        ev.add(decode_partial(encode_partial(folds[p].take_partial(idle=True))))
+        send(folds[p].take_partial(idle=True))
     ev.advance()
     ev.flush()
     assert crashes > 3
@@ -152,7 +164,7 @@ def test_partials_merged_equal_one_daemon(spec):
     want, got = by_key(want), by_key(got)
     assert d.summary(0).late == 0
     assert set(got) == set(want)
-    assert len({k[3] for k in want}) >= 8
+    assert len({k[3] for k in want}) >= 7
     drift_checked = sampled_checked = 0
     # BH adjusts across the window's tests: a sampled KS p-value moves the others' adjusted
     in_sampled = {k[:2] + k[3:] for k, w in want.items()
@@ -162,6 +174,9 @@ def test_partials_merged_equal_one_daemon(spec):
         assert g.count == w.count, key
         assert g.reported == w.reported
         assert set(g.metrics) == set(w.metrics)
+        assert set(g.intervals) == set(w.intervals)
+        for name, (lo, hi) in w.intervals.items():  # the bootstrap is keyed by record
+            assert g.intervals[name] == pytest.approx((lo, hi), rel=1e-9, abs=1e-12)
         for name, wv in w.metrics.items():
             gv = g.metrics[name]
             if wv is None or (isinstance(wv, float) and math.isnan(wv)):
@@ -190,6 +205,41 @@ def test_partials_merged_equal_one_daemon(spec):
     t, u = ev.daemon.tracker, d.tracker
     assert t.records == u.records and t.outcomes == u.outcomes
     assert +ev.daemon.join.counts == +d.join.counts  # joined, expired (zeros left out)
+
+
+def test_thinned_partials_merge_to_the_same_results(spec):
+    """Reservoir values that cannot be in their window's sample are left out of the
+    partials (monitor/scale/thin.py): every result is the same, to the bit, for fewer
+    bytes. Two partitions of 5 000-record windows, checkpoints every 250 records (metric
+    intervals off: their fixed-size bootstrap sums would dominate the bytes)."""
+    model = dataclasses.replace(spec.models[0], confidence_level=None)
+    spec = dataclasses.replace(spec, models=(model,))
+    recs = [orjson.dumps(r) for w in demo_records(2, 5000, seed=9, start=START) for r in w]
+
+    def run(thin: bool):
+        got, wire = [], 0
+        ev = Evaluator(spec, listeners=[lambda w, rs: got.extend(rs)],
+                       sources=[source(0), source(1)])
+        folds = [PartitionFold(spec, source(p), thin=thin) for p in (0, 1)]
+        for i in range(0, len(recs), 250):
+            p = (i // 250) % 2
+            folds[p].process(chunk(p, "predictions", recs[i:i + 250]))
+            blob = encode_partial(folds[p].take_partial())
+            wire += len(blob)
+            ev.add(decode_partial(blob))
+            ev.advance()
+        ev.flush()
+        return by_key(got), wire
+
+    (thinned, thin_wire), (full, full_wire) = run(True), run(False)
+    assert set(thinned) == set(full) and len(full) > 20
+    for key, f in full.items():
+        t = thinned[key]
+        assert t.count == f.count
+        assert [(d.feature, d.statistic, d.pvalue, d.pvalue_adjusted, d.distance)
+                for d in t.drift] == [(d.feature, d.statistic, d.pvalue, d.pvalue_adjusted,
+                                       d.distance) for d in f.drift], key
+    assert thin_wire < full_wire  # the saving grows with n / k: bench/RESULTS.md, #14
 
 
 def test_evaluator_waits_for_every_source_partition(spec):

@@ -1,0 +1,253 @@
+"""Scale-out (issue #14), in one run: 1 worker vs 2 workers, the evaluator's cost per window,
+and the partials' size on the wire.
+
+1. **Workers.** ``--records`` records of the Kafka bench (``bench/kafka_throughput.py``: 20
+   features, 10 slice rules, per-slice drift against a stored profile) on a
+   ``--partitions`` topic; ``slicewatch run --role worker`` processes, each pinned to one
+   core (``os.sched_setaffinity``), first one alone, then two (fresh consumer groups). The
+   rate is taken from the group's committed offsets, from the first commit to the last
+   (start-up and the initial rebalance left out; the first checkpoint's records too).
+   Alternated ``--repeat`` times; best of each.
+2. **Evaluator.** The same spec in process: ``--partitions`` partition folds fold
+   ``--eval-records`` records (event time at 200/s: 60k-record windows), their partials are
+   merged by an :class:`~monitor.scale.evaluator.Evaluator`; time per window to merge the
+   partials and to close (metrics + drift tests), and the single daemon's close for scale.
+3. **Partial size.** Bytes of one partition's partial of one full window (encoded, and
+   compressed: zlib as a stand-in for the producer's zstd), for the bench spec and for fewer
+   slice rules × features.
+
+    scripts/services start && source .services/env
+    .venv/bin/python bench/scale.py --records 600000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kafka_throughput import (
+    FEATURES,
+    NUMERIC,
+    SPEC,
+    make_records,
+    produce,
+    reference_profile,
+)
+
+from monitor.ingest.source import Chunk
+from monitor.runtime.daemon import Daemon
+from monitor.scale.evaluator import Evaluator
+from monitor.scale.partials import encode_partial
+from monitor.scale.worker import PartitionFold
+from slices.load import load_spec, load_spec_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in got)
+    finally:
+        c.close()
+
+
+def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitions: int,
+                 n: int, workers: int, rep: int) -> float:
+    """Records per second of ``workers`` worker processes, one core each."""
+    group = f"bench-scale-{workers}-{rep}-{topic}"
+    text = spec_text.replace(f"group_id: bench-full-{topic}",
+                             f"group_id: {group}\n    internal_prefix: {group}")
+    procs = []
+    cores = sorted(os.sched_getaffinity(0))
+    for i in range(workers):
+        wd = tmp / f"{group}-w{i}"
+        wd.mkdir()
+        (wd / "spec.yaml").write_text(text)
+        core = cores[i % len(cores)]
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "run", "-c", "spec.yaml", "--role", "worker",
+             "--instance-id", f"w{i}", "-q"], cwd=wd, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)},
+            preexec_fn=lambda core=core: os.sched_setaffinity(0, {core})))
+    marks: dict[float, float] = {}
+    try:
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            got = committed(bootstrap, group, topic, partitions)
+            now = time.perf_counter()
+            if "first" not in marks and got > 0:
+                marks["first"] = (now, got)
+            if got >= n:
+                marks["last"] = (now, got)
+                break
+            assert all(p.poll() is None for p in procs), "a worker exited"
+            time.sleep(0.2)
+        (t1, n1), (t2, n2) = marks["first"], marks["last"]
+        return (n2 - n1) / (t2 - t1)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(120)
+
+
+def evaluator_cost(spec, lines: list[bytes], partitions: int) -> dict[str, float]:
+    """Per window: merging the partials, closing (metrics + drift); and one daemon's close."""
+    folds = [PartitionFold(spec, f"p:{i}") for i in range(partitions)]
+    ev = Evaluator(spec, sources=[f"p:{i}" for i in range(partitions)])
+    merge_s = close_s = 0.0
+    windows = 0
+    batch = 5000
+    for i in range(0, len(lines), batch * partitions):
+        for p, fold in enumerate(folds):
+            part = lines[i + p * batch:i + (p + 1) * batch]
+            if part:
+                fold.process(Chunk("lines", part, partition=f"p:{p}"))
+        partials = [f.take_partial() for f in folds]
+        t = time.perf_counter()
+        for partial in partials:
+            ev.add(partial)
+        merge_s += time.perf_counter() - t
+        t = time.perf_counter()
+        windows += len({(r.model, r.window_start) for r in ev.advance()})
+        close_s += time.perf_counter() - t
+    daemon = Daemon(spec)
+    t = time.perf_counter()
+    single = 0
+    for i in range(0, len(lines), batch):
+        single += len({r.window_start for r in daemon.process(Chunk("lines",
+                                                                    lines[i:i + batch]))})
+    single_s = time.perf_counter() - t
+    return {"windows": windows, "merge": merge_s / max(windows, 1),
+            "close": close_s / max(windows, 1), "single_total": single_s,
+            "single_windows": single}
+
+
+def partial_bytes(spec, lines: list[bytes], per_checkpoint: int) -> tuple[int, int, int]:
+    """Bytes of one partition's partials of one full window: (one partial for the window:
+    encoded, compressed; the sum of the partials of checkpoints every ``per_checkpoint``
+    records, compressed). zlib level 6 stands in for the producer's zstd (not importable
+    here)."""
+    import zlib
+
+    fold = PartitionFold(spec, "p:0")
+    fold.process(Chunk("lines", lines, partition="p:0"))
+    blob = encode_partial(fold.take_partial())
+    fold = PartitionFold(spec, "p:0")
+    total = 0
+    for i in range(0, len(lines), per_checkpoint):
+        fold.process(Chunk("lines", lines[i:i + per_checkpoint], partition="p:0"))
+        total += len(zlib.compress(encode_partial(fold.take_partial()), 6))
+    return len(blob), len(zlib.compress(blob, 6)), total
+
+
+def shrunk(text: str, slices: int, features: int) -> str:
+    """The bench spec with its first ``slices`` slice rules and ``features`` features."""
+    head, _, rules = text.partition("    slices:\n")
+    kept = []
+    for block in rules.split("\n      - ")[:slices]:
+        kept.append(block.removeprefix("      - "))
+    cats = ["country", "device", "channel", "plan"]
+    names = [*NUMERIC[:max(features - 4, 0)], *cats]
+    feats = "\n".join(f"      {f}: {'categorical' if f in cats else 'numeric'}"
+                      for f in names[:features])
+    drift = head.split("    drift: {")[1]
+    head = head.split("    features:\n")[0] + "    features:\n" + feats + "\n" + \
+        f"    drift: {{features: [{', '.join(names[:features])}], " + drift
+    return head + "    slices:\n      - " + "\n      - ".join(kept).rstrip() + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bootstrap", default=os.environ.get("SLICEWATCH_TEST_KAFKA"))
+    ap.add_argument("--records", type=int, default=600_000)
+    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--eval-records", type=int, default=360_000)
+    ap.add_argument("--skip-workers", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    topic = f"bench-scale-{uuid.uuid4().hex[:8]}"
+    text = SPEC.format(bootstrap=args.bootstrap or "127.0.0.1:1", topic=topic,
+                       features=FEATURES, checkpoint=tmp / "cp.db", drift="{drift}")
+    t = time.perf_counter()
+    profile = reference_profile(text, tmp, records=100_000)
+    print(f"reference profile in {time.perf_counter() - t:.0f}s", flush=True)
+    text = text.replace("{drift}", f"profile: {profile}")
+    (tmp / "spec.yaml").write_text(text)
+    spec = load_spec(str(tmp / "spec.yaml"))
+    print(f"cores available: {sorted(os.sched_getaffinity(0))}", flush=True)
+
+    # 3. partial size
+    window = make_records(600_000 // args.partitions, seed=3)  # one partition's 5m window
+    every = 10_000 // args.partitions  # checkpoint_interval 5 s at 2 000 records/s
+    print("partials of one partition for one 5-minute window "
+          f"({len(window):,} records; 2 000 records/s over {args.partitions} partitions): "
+          f"one partial for the window | the partials of checkpoints every 5 s ({every:,} "
+          "records each), summed:")
+    for slices, features in ((1, 20), (5, 20), (10, 8), (10, 14), (10, 20)):
+        s = load_spec_text(shrunk(text, slices, features), str(tmp / "s.yaml"))
+        raw, packed, total = partial_bytes(s, window, every)
+        print(f"  {slices:2d} slice rules × {features:2d} features: {raw / 1e6:7.2f} MB "
+              f"encoded, {packed / 1e6:7.2f} MB compressed | {total / 1e6:7.2f} MB "
+              "compressed", flush=True)
+
+    # 2. evaluator
+    fast = make_records(args.eval_records, seed=4, rate=200.0)
+    cost = evaluator_cost(spec, fast, args.partitions)
+    print(f"evaluator, {args.partitions} partitions, 60k-record windows: "
+          f"{cost['windows']} windows, merge {cost['merge'] * 1e3:.0f} ms/window, "
+          f"close (metrics + drift) {cost['close'] * 1e3:.0f} ms/window; one daemon over "
+          f"the same records: {cost['single_total']:.1f} s for {cost['single_windows']} "
+          "windows (fold + close)", flush=True)
+    del fast
+
+    # 1. workers
+    if args.skip_workers:
+        return
+    if not args.bootstrap:
+        sys.exit("no broker: pass --bootstrap or source .services/env")
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(30)
+    try:
+        lines = make_records(args.records)
+        produce(args.bootstrap, topic, lines, args.partitions)
+        print(f"produced {len(lines):,} records to {topic} ({args.partitions} partitions)",
+              flush=True)
+        del lines
+        one, two = [], []
+        for rep in range(args.repeat):
+            one.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
+                                    args.records, 1, rep))
+            print(f"run {rep + 1}: 1 worker   {one[-1]:,.0f} records/s", flush=True)
+            two.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
+                                    args.records, 2, rep))
+            print(f"run {rep + 1}: 2 workers  {two[-1]:,.0f} records/s", flush=True)
+        print(f"1 worker: {max(one):,.0f} records/s; 2 workers: {max(two):,.0f} records/s "
+              f"(best of {args.repeat}); ratio {max(two) / max(one):.2f} (target >= 1.6); "
+              "per run: " + ", ".join(f"{b / a:.2f}" for a, b in zip(one, two, strict=True)))
+    finally:
+        admin.delete_topics([topic] + [f"bench-scale-{w}-{r}-{topic}-{s}"
+                                       for w in (1, 2) for r in range(args.repeat)
+                                       for s in ("partials", "worker-state", "evaluator")])
+
+
+
+
+if __name__ == "__main__":
+    main()
