@@ -9,9 +9,11 @@ and the partials' size on the wire.
    (start-up and the initial rebalance left out; the first checkpoint's records too).
    Alternated ``--repeat`` times; best of each.
 2. **Evaluator.** The same spec in process: ``--partitions`` partition folds fold
-   ``--eval-records`` records (event time at 200/s: 60k-record windows), their partials are
-   merged by an :class:`~monitor.scale.evaluator.Evaluator`; time per window to merge the
-   partials and to close (metrics + drift tests), and the single daemon's close for scale.
+   ``--eval-records`` records (event time at 200/s: 60k-record windows) and checkpoint every
+   5 000 records each; their partials, encoded, are decoded and merged by an
+   :class:`~monitor.scale.evaluator.Evaluator`; time per window to decode and merge the
+   partials and to close (metrics + drift tests), and one daemon over the same records
+   (fold and close) for scale.
 3. **Partial size.** Bytes of one partition's partial of one full window (encoded, and
    compressed: zlib as a stand-in for the producer's zstd), for the bench spec and for fewer
    slice rules × features.
@@ -49,7 +51,7 @@ from kafka_throughput import (
 from monitor.ingest.source import Chunk
 from monitor.runtime.daemon import Daemon
 from monitor.scale.evaluator import Evaluator
-from monitor.scale.partials import encode_partial
+from monitor.scale.partials import decode_partial, encode_partial
 from monitor.scale.worker import PartitionFold
 from slices.load import load_spec, load_spec_text
 
@@ -118,10 +120,10 @@ def evaluator_cost(spec, lines: list[bytes], partitions: int) -> dict[str, float
             part = lines[i + p * batch:i + (p + 1) * batch]
             if part:
                 fold.process(Chunk("lines", part, partition=f"p:{p}"))
-        partials = [f.take_partial() for f in folds]
+        blobs = [encode_partial(f.take_partial()) for f in folds]
         t = time.perf_counter()
-        for partial in partials:
-            ev.add(partial)
+        for blob in blobs:  # as the evaluator gets them: bytes, decoded then merged
+            ev.add(decode_partial(blob))
         merge_s += time.perf_counter() - t
         t = time.perf_counter()
         windows += len({(r.model, r.window_start) for r in ev.advance()})

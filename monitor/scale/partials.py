@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from monitor.core.windows import Window
 from monitor.state.encoding import decode_state, encode_state
 from slices.errors import SlicewatchError
@@ -61,10 +63,41 @@ class Partial:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
+def pack_arrays(state: Any, min_len: int = 16) -> Any:
+    """``state`` with its long lists of numbers (and rectangular lists of such lists) as
+    numpy arrays, which the encoding stores as bytes — smaller, and read back without a
+    Python object per number (accumulators' ``from_state`` take arrays or lists alike).
+
+    >>> pack_arrays({"a": [0.5] * 16, "b": [1, 2], "c": [[1.0] * 16] * 2})["c"].shape
+    (2, 16)
+    """
+    if isinstance(state, dict):
+        return {k: pack_arrays(v, min_len) for k, v in state.items()}
+    if not isinstance(state, list) or not state:
+        return state
+    first = state[0]
+    if isinstance(first, list) and first and all(isinstance(x, list) and len(x) == len(first)
+                                                 for x in state):
+        rows = [pack_arrays(x, 0) for x in state]
+        if all(isinstance(r, np.ndarray) and r.dtype == rows[0].dtype for r in rows):
+            return np.stack(rows)
+        return [pack_arrays(x, min_len) for x in state]
+    if len(state) >= min_len:
+        kinds = {type(x) for x in state}
+        if kinds == {float} or kinds == {float, int}:
+            return np.asarray(state, dtype=np.float64)
+        if kinds == {int}:
+            try:
+                return np.asarray(state, dtype=np.int64)
+            except OverflowError:
+                return state
+    return [pack_arrays(x, min_len) for x in state]
+
+
 def encode_partial(p: Partial) -> bytes:
-    """Partial → bytes (plain-data state encoding)."""
+    """Partial → bytes (plain-data state encoding; number lists as arrays)."""
     return encode_state({"format": FORMAT, "source": p.source, "seq": p.seq,
-                         "windows": [[w.model, w.window] for w in p.windows],
+                         "windows": [[w.model, pack_arrays(w.window)] for w in p.windows],
                          "progress": [dict(p.progress.times), p.progress.busy,
                                       p.progress.idle],
                          "counts": p.counts})

@@ -194,7 +194,13 @@ def setup(tmp_path, kafka_bootstrap, kafka_topic, kafka_admin):
                                                          "evaluator")])
 
 
-def run_scaled(setup, kafka_bootstrap, *, workers: int, chaos: bool) -> None:
+SESSION_TIMEOUT = 6.0  # config session.timeout.ms of the spec
+
+
+def run_scaled(setup, kafka_bootstrap, *, workers: int, chaos: bool = False,
+               churn: bool = False) -> None:
+    """``chaos``: kill -9 a random worker four times (restarting it) and the active
+    evaluator twice (a standby takes over); ``churn``: a worker joins, then one leaves."""
     tmp_path, text, preds_topic, labels_topic, group = setup
     (tmp_path / "ref.yaml").write_text(text)
     preds, labels = split(ks.records(N, seed=11), seed=12)
@@ -207,7 +213,7 @@ def run_scaled(setup, kafka_bootstrap, *, workers: int, chaos: bool) -> None:
     for p in procs.values():
         p.wait_for("kafka: assigned")
     evaluators[0].wait_for("evaluator active")
-    spread = 12.0 if chaos else 0.0  # the kills come while records flow
+    spread = 12.0 if chaos or churn else 0.0  # the kills come while records flow
 
     def feed() -> None:
         produce_keyed(kafka_bootstrap, preds_topic, preds, spread)
@@ -233,10 +239,23 @@ def run_scaled(setup, kafka_bootstrap, *, workers: int, chaos: bool) -> None:
                                "results.jsonl", "-q")
                 standby.wait_for("evaluator on ")
                 evaluators[-1].kill()
+                killed_at = time.monotonic()
                 kills += 1
                 standby.wait_for("evaluator active")
+                takeover = time.monotonic() - killed_at
+                # the group drops the dead member after the session timeout, then assigns
+                assert takeover < 2 * SESSION_TIMEOUT + 5, takeover
                 evaluators.append(standby)
                 results.append(standby_dir / "results.jsonl")
+    elif churn:
+        results = [ev_dir / "results.jsonl"]
+        time.sleep(3.0)
+        procs["w9"] = Proc(tmp_path / "w9", text, "--role", "worker", "--instance-id", "w9",
+                           "-q")  # joins: every member checkpoints on the revoke
+        procs["w9"].wait_for("kafka: assigned")
+        time.sleep(2.0)
+        gone = procs.pop("w0")
+        assert gone.stop() == 0  # leaves for good (SIGTERM: it checkpoints, then leaves)
     else:
         results = [ev_dir / "results.jsonl"]
     feeder.join(DEADLINE)
@@ -269,6 +288,10 @@ def test_three_workers_and_an_evaluator_equal_one_process(setup, kafka_bootstrap
 
 def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka_bootstrap):
     run_scaled(setup, kafka_bootstrap, workers=3, chaos=True)
+
+
+def test_a_worker_joins_and_one_leaves_mid_stream(setup, kafka_bootstrap):
+    run_scaled(setup, kafka_bootstrap, workers=2, churn=True)
 
 
 def test_co_partitioning_mismatch_is_a_clear_error(tmp_path, kafka_bootstrap, kafka_topic):
