@@ -75,6 +75,9 @@ class Observation:
     compared: tuple[VersionDiffObservation, ...] = ()
     # PCA reconstruction error (error, band lower, band upper, outside the band); None: no fit
     multivariate: tuple[float, float, float, bool] | None = None
+    # CBPE: metric → label-free estimate, and its interval (accuracy, precision)
+    estimated: dict[str, float] = field(default_factory=dict)
+    estimated_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass

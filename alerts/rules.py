@@ -123,6 +123,9 @@ def evaluate(rule: RuleSpec, obs: Observation, baseline_of: Baselines) -> list[V
     if rule.kind == "metric":
         verdict = _metric(rule, obs, labels, baseline_of)
         return [verdict] if verdict else []
+    if rule.kind == "estimated":
+        verdict = _estimated(rule, obs, labels)
+        return [verdict] if verdict else []
     if rule.kind == "multivariate_drift":
         if obs.multivariate is None:
             return []  # no PCA fit for this model / slice: not judged
@@ -226,6 +229,24 @@ def _metric(rule: RuleSpec, obs: Observation, labels: dict[str, str],
         return None
     return Verdict(rule, labels, broken is not None, value, threshold, metric, baseline,
                    context={"baseline": baseline})
+
+
+def _estimated(rule: RuleSpec, obs: Observation, labels: dict[str, str]) -> Verdict | None:
+    """Value thresholds on the CBPE estimate (the whole interval with ``confidence: true``)."""
+    metric = str(rule.metric)
+    value = _finite(obs.estimated.get(metric))
+    if value is None:
+        return None  # not estimated (no calibration, too few records)
+    low = high = value
+    if rule.confidence:
+        bounds = obs.estimated_intervals.get(metric)
+        if bounds is None or _finite(bounds[0]) is None or _finite(bounds[1]) is None:
+            return None
+        low, high = float(bounds[0]), float(bounds[1])
+    broken = value_breach(high, rule.lower, None) or value_breach(low, None, rule.upper)
+    threshold = broken or _bounds_text(rule.lower, rule.upper)
+    return Verdict(rule, labels, broken is not None, value, f"{threshold} (CBPE estimate)",
+                   f"estimated_{metric}")
 
 
 def _compare(rule: RuleSpec, obs: Observation, labels: dict[str, str]) -> Verdict | None:

@@ -25,8 +25,9 @@ TEMPLATE_VARS: tuple[str, ...] = (
 TEMPLATE_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 EXPANDED_FIELDS: tuple[str, ...] = ("url", "secret", "routing_key")  # and headers values
 RULE_KINDS: tuple[str, ...] = ("metric", "drift", "concept_drift", "quality", "discovered",
-                                "compare", "multivariate_drift")
+                                "compare", "multivariate_drift", "estimated")
 BASELINES: tuple[str, ...] = ("reference", "previous", "version")
+ESTIMATED: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc")  # CBPE
 DIRECTIONS: tuple[str, ...] = ("higher_is_better", "lower_is_better")
 RECEIVER_TYPES: tuple[str, ...] = ("webhook", "slack", "pagerduty", "alertmanager")
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"

@@ -20,6 +20,7 @@ from slices.alerting import (
     DEFAULT_INHIBIT,
     DEFAULT_SUMMARY,
     DIRECTIONS,
+    ESTIMATED,
     EXPANDED_FIELDS,
     GROUP_BY_ALL,
     PAGERDUTY_URL,
@@ -141,7 +142,7 @@ def _str_map(checker: Checker, path: Path, value: Any, label_keys: bool) -> dict
 _RULE_KEYS = ("name", "model", "slices", "metric", "threshold", "change", "drift",
               "concept_drift", "quality", "discovered", "min_count", "for", "severity",
               "labels", "annotations", "flapping", "confidence", "compare",
-              "multivariate_drift")
+              "multivariate_drift", "estimated")
 
 
 def _rules(checker: Checker, value: Any, models: tuple[ModelSpec, ...]) -> tuple[RuleSpec, ...]:
@@ -171,11 +172,11 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
             known = ", ".join(m.name for m in models) or "none"
             checker.error((*path, "model"), f"unknown model {model!r}; models: {known}")
     kinds = [k for k in ("metric", "drift", "concept_drift", "quality", "discovered",
-                         "compare", "multivariate_drift") if k in raw]
+                         "compare", "multivariate_drift", "estimated") if k in raw]
     if len(kinds) != 1:
         checker.error(path, "an alert needs exactly one of 'metric', 'drift', 'concept_drift', "
-                      "'quality', 'discovered', 'compare', 'multivariate_drift'; got "
-                      f"{', '.join(kinds) or 'none'}")
+                      "'quality', 'discovered', 'compare', 'multivariate_drift', 'estimated'; "
+                      f"got {', '.join(kinds) or 'none'}")
         return None
     kind = kinds[0]
     fields: dict[str, Any] = {}
@@ -183,6 +184,8 @@ def _rule(checker: Checker, path: Path, raw: Any, models: tuple[ModelSpec, ...]
         fields.update(_metric_rule(checker, path, raw, model, models))
     elif kind == "compare":
         fields.update(_compare_rule(checker, path, raw, model, models))
+    elif kind == "estimated":
+        fields.update(_estimated_rule(checker, path, raw, model, models))
     else:
         for key in ("threshold", "change", "confidence"):
             if key in raw:
@@ -334,6 +337,39 @@ def _metric_rule(checker: Checker, path: Path, raw: dict, model: str | None,
         if out["confidence"] and off:
             checker.error((*path, "confidence"), "confidence: true needs metric intervals, "
                           f"but {_models_text(off)} turns them off ('confidence: false')")
+    return out
+
+
+def _estimated_rule(checker: Checker, path: Path, raw: dict, model: str | None,
+                    models: tuple[ModelSpec, ...]) -> dict[str, Any]:
+    """``estimated: {metric, threshold}`` (+ the rule's ``confidence``): value thresholds on
+    the CBPE estimate of a binary model whose drift profile holds a calibration."""
+    for key in ("threshold", "change", "metric"):
+        if key in raw:
+            checker.error((*path, key), f"{key!r} does not go with 'estimated' (inside: "
+                          "estimated: {metric, threshold})", at_key=True)
+    where = (*path, "estimated")
+    spec = raw["estimated"]
+    out: dict[str, Any] = {}
+    if checker.mapping(where, spec, ("metric", "threshold"),
+                       required=("metric", "threshold")) is None:
+        return out
+    metric = spec.get("metric")
+    if metric not in ESTIMATED:
+        checker.error((*where, "metric"), f"unknown estimated metric {metric!r}; allowed: "
+                      f"{', '.join(ESTIMATED)}")
+    scope = [m for m in _scope(models, model) if m.task == "binary"]
+    if not any(m.drift.enabled and m.drift.profile for m in scope):
+        checker.error(where, "an 'estimated' alert needs a binary model with a drift profile "
+                      "(CBPE is calibrated on the profile's labelled reference)", at_key=True)
+    if "threshold" in spec:
+        out["lower"], out["upper"] = _bounds(checker, (*where, "threshold"), spec["threshold"])
+    if "confidence" in raw:
+        out["confidence"] = _bool(checker, (*path, "confidence"), raw["confidence"])
+        if out["confidence"] and metric not in ("accuracy", "precision"):
+            checker.error((*path, "confidence"), "CBPE gives an interval for accuracy and "
+                          f"precision only, not {metric!r}")
+    out["metric"] = metric
     return out
 
 

@@ -136,9 +136,9 @@ def rules_for_spec(spec: Spec) -> tuple[list[PromRule], list[str]]:
 
 
 def _translate(rule: Any, model: ModelSpec, notes: list[str]) -> list[PromRule]:
-    if rule.kind == "multivariate_drift":
-        notes.append(f"{rule.name} ({model.name}): 'multivariate_drift' rules are judged by "
-                     "the daemon only (slicewatch_multivariate_drift_detected); rule skipped")
+    if rule.kind in ("multivariate_drift", "estimated"):
+        notes.append(f"{rule.name} ({model.name}): '{rule.kind}' rules are judged by the "
+                     "daemon only; rule skipped")
         return []
     if rule.kind == "compare":
         notes.append(f"{rule.name} ({model.name}): 'compare' rules are judged by the daemon "

@@ -49,7 +49,11 @@ def to_observation(r: SliceResult) -> Observation:
                        for d in r.compared),
         multivariate=None if r.multivariate is None else (
             float(r.multivariate.error), float(r.multivariate.lower),
-            float(r.multivariate.upper), bool(r.multivariate.drift)))
+            float(r.multivariate.upper), bool(r.multivariate.drift)),
+        estimated={} if r.estimated is None else {
+            k: float(v) for k, v in r.estimated.values.items() if math.isfinite(v)},
+        estimated_intervals={} if r.estimated is None else {
+            k: (float(lo), float(hi)) for k, (lo, hi) in r.estimated.intervals.items()})
 
 
 def with_discovered(window: ClosedWindow, obs: Observation) -> Observation:

@@ -63,3 +63,49 @@ def test_needs_a_drift_section():
         "    drift: {rolling_windows: 2}\n", "")
     with pytest.raises(SlicewatchError, match="needs drift checks"):
         load_spec_text(text, "spec.yaml")
+
+
+# ---- CBPE: 'estimated' rules -------------------------------------------------------------
+
+def _cbpe(values, intervals):
+    from monitor.core.types import EstimatedPerformance
+
+    r = result(None)
+    return to_observation(SliceResult(**{**r.__dict__, "estimated": EstimatedPerformance(
+        values, intervals, {})}))
+
+
+def _profile_spec(tmp_path, rule):
+    (tmp_path / "p.json").write_text("{}")
+    return SPEC.replace("rolling_windows: 2%s", f"profile: {tmp_path / 'p.json'}") % rule
+
+
+def test_estimated_rule_judges_the_cbpe_estimate(tmp_path):
+    spec = load_spec_text(_profile_spec(
+        tmp_path, "estimated: {metric: accuracy, threshold: {lower: 0.8}}"))
+    rule = spec.alerting.rules[0]
+    [v] = evaluate(rule, _cbpe({"accuracy": 0.7}, {"accuracy": (0.65, 0.75)}), lambda *a: None)
+    assert v.breached and v.value == 0.7 and v.metric == "estimated_accuracy"
+    [v] = evaluate(rule, _cbpe({"accuracy": 0.85}, {}), lambda *a: None)
+    assert not v.breached
+    assert evaluate(rule, _cbpe({}, {}), lambda *a: None) == []  # not estimated
+    sure = load_spec_text(_profile_spec(
+        tmp_path, "estimated: {metric: accuracy, threshold: {lower: 0.8}}, confidence: true"))
+    # the interval reaches above 0.8: not surely below
+    [v] = evaluate(sure.alerting.rules[0], _cbpe({"accuracy": 0.78}, {"accuracy": (0.74, 0.82)}),
+                   lambda *a: None)
+    assert not v.breached
+
+
+@pytest.mark.parametrize("rule, match", [
+    ("estimated: {metric: mae, threshold: {lower: 1}}", "unknown estimated metric"),
+    ("estimated: {metric: f1}", "threshold"),
+    ("estimated: {metric: f1, threshold: {lower: 0.5}}, confidence: true",
+     "accuracy and precision only"),
+])
+def test_estimated_spec_errors(tmp_path, rule, match):
+    with pytest.raises(SlicewatchError, match=match) as e:
+        load_spec_text(_profile_spec(tmp_path, rule), "spec.yaml")
+    assert "spec.yaml:" in str(e.value) and "alerts[0]" in str(e.value)
+    with pytest.raises(SlicewatchError, match="needs a binary model with a drift profile"):
+        load_spec_text(SPEC % ("", "estimated: {metric: f1, threshold: {lower: 0.5}}"))
