@@ -22,8 +22,8 @@ interval at the model's confidence level. Pure functions over the window's accum
   one when the ids differ.
 
 >>> d, lo, hi = mover(0.80, 0.75, 0.84, 0.76, 0.71, 0.80)
->>> round(d, 2), round(lo, 4), round(hi, 4)
-(-0.04, -0.1041, 0.0241)
+>>> [round(float(x), 4) for x in (d, lo, hi)]
+[-0.04, -0.104, 0.024]
 """
 
 from __future__ import annotations
