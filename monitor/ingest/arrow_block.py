@@ -3,7 +3,7 @@
 Apache Arrow's JSON reader parses a whole block in C++ and builds the columns itself; no
 Python object per record. It is laxer than ``orjson`` in a few places and unsafe in one,
 so a block is only handed to it when none of these can be in it: ``NaN``/``Infinity``
-tokens, a byte-order mark, invalid UTF-8, a line that does not start with ``{`` (a
+tokens, invalid UTF-8, a line that does not start with ``{`` (a
 blank line; Arrow crashes on a first value ``null``), a line that could nest deeper than
 :data:`MAX_OPENS` (Arrow's parser overflows the stack on very deep nesting; ``orjson``
 refuses past 1024). A block Arrow cannot read the way ``orjson`` would (junk, a value that
@@ -54,8 +54,6 @@ def read_block(lines: Sequence[Any], time_path: str | None = None) -> pa.Table:
     block = b"\n".join(lines)
     if (b"NaN" in block or b"Infinity" in block) and _NAN_TOKEN.search(block):
         raise Irregular("NaN or Infinity token")
-    if b"\xef\xbb\xbf" in block:
-        raise Irregular("byte-order mark")
     if not block.isascii():
         try:
             block.decode("utf-8")

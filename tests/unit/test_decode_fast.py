@@ -166,3 +166,26 @@ def test_deep_nesting_falls_back_without_crashing():
     batch, rejects = d.decode_lines([good, deep])
     assert len(batch) == 1 and [r.reason for r in rejects] == ["invalid_json"]
     assert d.slow_blocks == 1
+
+
+def test_a_byte_order_mark_inside_a_string_keeps_the_fast_path():
+    """U+FEFF in text is data (Arrow and orjson read it alike); found by hypothesis."""
+    block = [orjson.dumps(base(prediction_id=f"p{i}\ufeff",
+                               features={"amount": 1, "country": "\ufeffUS"}))
+             for i in range(3)]
+    d = ArrowDecoder(SchemaSpec())
+    new = d.decode_lines(block)
+    assert_same(new, _reference_decode(SchemaSpec(), block))
+    assert d.fast_blocks == 1 and new[0].features["country"].tolist() == ["\ufeffUS"] * 3
+
+
+@pytest.mark.parametrize("after", [b"{", b":", b","])
+def test_a_byte_order_mark_between_tokens_is_rejected_as_the_reference_does(after):
+    good = orjson.dumps(base(prediction_id="p0"))
+    at = good.index(after) + 1
+    bad = good[:at] + "\ufeff".encode() + good[at:]
+    block = [good, bad]
+    d = ArrowDecoder(SchemaSpec())
+    new = d.decode_lines(block)
+    assert_same(new, _reference_decode(SchemaSpec(), block))
+    assert [r.reason for r in new[1]] == ["invalid_json"] and d.slow_blocks == 1
