@@ -360,3 +360,30 @@ def test_grouped_bootstrap_update_equals_per_slice_cell_sums():
             ref = cell_sums(w[rows], codes[rows], None if values is None else values[rows],
                             cells[name])
             np.testing.assert_allclose(acc.sums[name], ref, rtol=1e-12, atol=1e-9)
+
+
+def test_float32_count_product_is_exact_and_falls_back_to_float64(monkeypatch):
+    from monitor.core.metrics import bootstrap
+
+    rng = np.random.default_rng(44)
+    n = 5000
+    y = (rng.random(n) < 0.3).astype(float)
+    s = np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1)
+    cols = ModelColumns(s, (s >= 0.5).astype(float), y, np.zeros(n, np.int8),
+                        key=rng.integers(0, 2**63, n).astype(np.uint64))
+    groups = [np.arange(n), np.flatnonzero(s > 0.4)]
+
+    def sums():
+        accs = [BootstrapLabel("binary", ("pr_auc", "ece"), 100) for _ in groups]
+        BootstrapLabel.update_many(cols, list(zip(accs, groups, strict=True)))
+        return [a.sums for a in accs]
+
+    fast = sums()  # float32 count product (slices below F32_EXACT_RECORDS records)
+    assert bootstrap.F32_EXACT_RECORDS * 20 <= 2**24
+    monkeypatch.setattr(bootstrap, "F32_EXACT_RECORDS", 1)  # every slice too big: float64
+    slow = sums()
+    for a, b in zip(fast, slow, strict=True):
+        for name in ("ranking", "cal_n", "cal_y", "cal_s"):
+            np.testing.assert_array_equal(a[name], b[name])  # integer sums: bit-identical
+    w = poisson_weights(cols.key, 100)
+    assert int(w.max()) <= len(bootstrap._THRESHOLDS)

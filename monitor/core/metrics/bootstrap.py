@@ -131,14 +131,22 @@ def _joint_codes(codes: list[np.ndarray], cells: list[int]
     return joint, split
 
 
+# float32 sums of integer weights are exact below 2²⁴; a record's weight is at most
+# len(_THRESHOLDS) (the table's largest value), so a row of the count product (one slice's
+# records in one joint cell) stays exact while the slice has fewer than this many records
+F32_EXACT_RECORDS = 2 ** 24 // len(_THRESHOLDS)
+
+
 def _sparse_sums(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int,
-                 weights: np.ndarray) -> np.ndarray:
+                 weights: np.ndarray, dtype: type = np.float64) -> np.ndarray:
     """``out[r] = Σ values[i]·weights[cols[i]]`` over the entries ``i`` with ``rows[i] == r``
-    (a CSR matrix times the weights, as float64)."""
+    (a CSR matrix times the weights, in ``dtype``: float32 only for integer values whose row
+    sums stay below 2²⁴, where it is exact and moves half the bytes)."""
     from scipy.sparse import csr_matrix
 
-    s = csr_matrix((values, (rows, cols)), shape=(n_rows, weights.shape[0]))
-    return np.asarray(s @ weights.astype(np.float64))
+    s = csr_matrix((values.astype(dtype, copy=False), (rows, cols)),
+                   shape=(n_rows, weights.shape[0]))
+    return np.asarray(s @ weights.astype(dtype))
 
 
 def _weights(cols: ModelColumns, replicates: int) -> np.ndarray:
@@ -219,30 +227,46 @@ class _Bootstrap(AccumulatorBase):
                        **{n: ch for n, ch in channels.items() if n not in counted}}
             sizes = {"__joint__": split[0].shape[1] if split else 0,
                      **{n: cells[n] for n in product if n != "__joint__"}}
-            offsets, total = {}, 0
+            offsets, total = {}, 0  # value channels: offsets into the float64 product
             for name in product:
-                offsets[name], total = total, total + sizes[name]
-            r_parts, c_parts, v_parts = [], [], []
+                if name != "__joint__":
+                    offsets[name], total = total, total + sizes[name]
+            joint_n = sizes["__joint__"]
+            jr, jc, vr, vc, vv = [], [], [], [], []
             for g, (_acc, rows) in enumerate(group):
                 for name, (codes, values) in product.items():
                     c = codes[rows]
                     keep = c >= 0
                     kept = rows[keep]
-                    r_parts.append(g * total + offsets[name] + c[keep])
-                    c_parts.append(kept)
-                    v_parts.append(np.ones(kept.shape[0]) if values is None else values[kept])
+                    if name == "__joint__":
+                        jr.append(g * joint_n + c[keep])
+                        jc.append(kept)
+                    else:
+                        vr.append(g * total + offsets[name] + c[keep])
+                        vc.append(kept)
+                        vv.append(np.ones(kept.shape[0]) if values is None else values[kept])
             weights = _weights(cols, first.replicates)
-            out = _sparse_sums(np.concatenate(r_parts), np.concatenate(c_parts),
-                               np.concatenate(v_parts), len(group) * total, weights)
-            out = out.reshape(len(group), total, weights.shape[1])
-            j0 = offsets.get("__joint__", 0)
-            j1 = j0 + sizes["__joint__"]
+            width = weights.shape[1]
+            if jr:
+                # integer sums: float32 while exact (every slice below F32_EXACT_RECORDS
+                # records), else float64; accumulated across batches in float64
+                biggest = max(rows.shape[0] for _, rows in group)
+                dtype = np.float32 if biggest < F32_EXACT_RECORDS else np.float64
+                jrows = np.concatenate(jr)
+                joint_out = _sparse_sums(jrows, np.concatenate(jc),
+                                         np.ones(jrows.shape[0], dtype), len(group) * joint_n,
+                                         weights, dtype).reshape(len(group), joint_n, width)
+            if vr:
+                value_out = _sparse_sums(np.concatenate(vr), np.concatenate(vc),
+                                         np.concatenate(vv), len(group) * total,
+                                         weights).reshape(len(group), total, width)
             for g, (acc, _) in enumerate(group):
-                for name, onehot in zip(counted, split, strict=True):
-                    acc.sums[name] += onehot @ out[g, j0:j1]  # integer sums: exact
-                for name in product:
-                    if name != "__joint__":
-                        acc.sums[name] += out[g, offsets[name]:offsets[name] + sizes[name]]
+                if jr:
+                    joint = joint_out[g].astype(np.float64)
+                    for name, onehot in zip(counted, split, strict=True):
+                        acc.sums[name] += onehot @ joint  # integer sums: exact
+                for name in offsets:
+                    acc.sums[name] += value_out[g, offsets[name]:offsets[name] + sizes[name]]
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
