@@ -198,10 +198,11 @@ SESSION_TIMEOUT = 6.0  # config session.timeout.ms of the spec
 
 
 def run_scaled(setup, kafka_bootstrap, *, workers: int, chaos: bool = False,
-               churn: bool = False) -> None:
+               churn: bool = False, extra: str = "", after=None) -> None:
     """``chaos``: kill -9 a random worker four times (restarting it) and the active
     evaluator twice (a standby takes over); ``churn``: a worker joins, then one leaves."""
     tmp_path, text, preds_topic, labels_topic, group = setup
+    text += extra
     (tmp_path / "ref.yaml").write_text(text)
     preds, labels = split(ks.records(N, seed=11), seed=12)
     want = reference(tmp_path / "ref.yaml", preds, labels)
@@ -266,6 +267,8 @@ def run_scaled(setup, kafka_bootstrap, *, workers: int, chaos: bool = False,
                detail=lambda: "".join(p.log() for p in logs))
     sentinels(kafka_bootstrap, preds_topic)
     ks.wait_results(results, set(want), logs=logs)
+    if after is not None:
+        after()
     for p in procs.values():
         assert p.stop() == 0
     assert evaluators[-1].stop() == 0
@@ -292,6 +295,46 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
 
 def test_a_worker_joins_and_one_leaves_mid_stream(setup, kafka_bootstrap):
     run_scaled(setup, kafka_bootstrap, workers=2, churn=True)
+
+
+ALERTS = """
+alerts:
+  - name: busy_window
+    model: m
+    metric: count
+    threshold: {{upper: 10}}
+    slices: [overall]
+    severity: warning
+receivers:
+  - {{name: hook, type: webhook, url: "{url}"}}
+route:
+  receiver: hook
+  group_by: [alertname, slice]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+"""
+
+
+def test_an_alert_is_notified_once_not_once_per_worker(setup, kafka_bootstrap):
+    """Every overall window breaks the rule: the evaluator alone judges windows, so the
+    local webhook receiver gets the firing alert once (three workers fold the records)."""
+    from monitor.runtime.demo import DemoReceiver
+
+    receiver = DemoReceiver().start()
+    try:
+        def notified() -> None:
+            wait_until(lambda: receiver.received, what="a notification at the receiver")
+
+        run_scaled(setup, kafka_bootstrap, workers=3, extra=ALERTS.format(url=receiver.url),
+                   after=notified)
+        firing = [a for note in receiver.received for a in note.get("alerts", [])
+                  if a["status"] == "firing"]
+        assert len(firing) == 1, receiver.received
+        assert firing[0]["labels"]["alertname"] == "busy_window"
+        assert firing[0]["labels"]["slice"] == "overall"
+    finally:
+        receiver.stop()
 
 
 def test_co_partitioning_mismatch_is_a_clear_error(tmp_path, kafka_bootstrap, kafka_topic):
