@@ -117,7 +117,7 @@ class ArrowDecoder(Decoder):
         value = _floats(get(s.value), n, exact)
         if self.probability_models is not None and self._out_of_range(score, model).any():
             raise Irregular("score_out_of_range")
-        classes = _raw(get(s.pred_class), n, exact)
+        classes = _raw_objects(get(s.pred_class), n, exact)
         if not _types(classes) <= {str, type(None)}:
             classes = [c if c is None or type(c) is str else str(c) for c in classes]
         pred_class = _object_array(classes)
@@ -130,13 +130,13 @@ class ArrowDecoder(Decoder):
             tag_names, tag_rows, tag_codes = _table_tags(cols, s.tags, n)
         return RecordBatch(
             time=times, model=_object_array(model),
-            version=_strings(_raw(get(s.version), n, exact)),
+            version=_strings(_raw_objects(get(s.version), n, exact, null="")),
             id=_strings(_raw(get(s.id), n, exact)), score=score, pred_class=pred_class,
-            value=value, label=_object_array(_raw(get(s.label), n, exact)),
+            value=value, label=_object_array(_raw_objects(get(s.label), n, exact)),
             outcome=outcome.astype(np.int8), features=features(),
             tag_names=tag_names, tag_rows=tag_rows, tag_codes=tag_codes)
 
-    def _models(self, arr: pa.Array | None, n: int, exact: bool) -> list[str]:
+    def _models(self, arr: pa.Array | None, n: int, exact: bool) -> list[str] | np.ndarray:
         if arr is None or (exact and arr.null_count == n):
             if self.default_model is None:
                 raise Irregular("missing_field:model")
@@ -145,7 +145,7 @@ class ArrowDecoder(Decoder):
             arr = pc.fill_null(arr, self.default_model)  # a table's null cell is absent
         if not _is_text(arr.type) or arr.null_count:
             raise Irregular("model not text, or null")  # null and absent differ for the model
-        model = arr.to_pylist()
+        model = _text_objects(arr)
         if self.known_models is not None and not set(model) <= self.known_models:
             raise Irregular("unknown_model")
         return model
@@ -261,6 +261,29 @@ def _raw(arr: pa.Array | None, n: int, exact: bool = False) -> list:
     return arr.to_pylist()
 
 
+def _text_objects(arr: pa.Array, null: str | None = None) -> np.ndarray:
+    """A text column as an object array with one Python ``str`` per distinct value (equal
+    cells are the same object, so later hashing is per value, not per cell); ``null`` where
+    null."""
+    encoded = arr.dictionary_encode()
+    k = len(encoded.dictionary)
+    values = np.empty(k + 1, dtype=object)
+    values[:k] = encoded.dictionary.to_pylist()
+    values[k] = null
+    indices = encoded.indices
+    if indices.null_count:
+        indices = pc.fill_null(indices, pa.scalar(k, indices.type))
+    return values.take(indices.to_numpy(zero_copy_only=False))
+
+
+def _raw_objects(arr: pa.Array | None, n: int, exact: bool = False,
+                 null: str | None = None) -> list | np.ndarray:
+    """:func:`_raw`, text as :func:`_text_objects` (``null`` where null)."""
+    if arr is not None and _is_text(arr.type):
+        return _text_objects(arr, null)
+    return _raw(arr, n, exact)
+
+
 def _outcome_codes(arr: pa.Array | None, n: int) -> np.ndarray:
     if arr is None or pa.types.is_null(arr.type):
         return np.zeros(n, dtype=np.int16)
@@ -281,6 +304,8 @@ def _feature(arr: pa.Array, kind: str | None, exact: bool = False) -> np.ndarray
         if not (numeric_type or pa.types.is_null(t)):
             raise Irregular("text in a numeric feature")
         return _as_float(arr) if numeric_type else np.full(len(arr), np.nan)
+    if _is_text(t):
+        return _text_objects(arr)
     values = _raw(arr, len(arr), exact)  # a float with an integral value: "1" or a rounded big int
     return _categorical_column(values, _types(values))
 
@@ -297,6 +322,13 @@ def _tag_columns(arr: pa.Array | None, n: int) -> tuple[tuple[str, ...], np.ndar
             return (tuple(encoded.dictionary.to_pylist()),
                     np.repeat(np.arange(n, dtype=np.int64), lengths),
                     encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32))
+    if _is_text(t):  # one tag a record, or none where null
+        encoded = arr.dictionary_encode()
+        indices = encoded.indices
+        rows = (np.arange(n, dtype=np.int64) if not indices.null_count
+                else np.flatnonzero(indices.is_valid().to_numpy(zero_copy_only=False)))
+        return (tuple(encoded.dictionary.to_pylist()), rows,
+                indices.drop_null().to_numpy(zero_copy_only=False).astype(np.int32))
     scalar = (_is_text(t) or pa.types.is_null(t) or pa.types.is_integer(t)
               or pa.types.is_boolean(t))
     if not (scalar or (pa.types.is_list(t) and (
