@@ -75,22 +75,14 @@ def pack_arrays(state: Any, min_len: int = 16) -> Any:
         return {k: pack_arrays(v, min_len) for k, v in state.items()}
     if not isinstance(state, list) or not state:
         return state
-    first = state[0]
-    if isinstance(first, list) and first and all(isinstance(x, list) and len(x) == len(first)
-                                                 for x in state):
-        rows = [pack_arrays(x, 0) for x in state]
-        if all(isinstance(r, np.ndarray) and r.dtype == rows[0].dtype for r in rows):
-            return np.stack(rows)
-        return [pack_arrays(x, min_len) for x in state]
-    if len(state) >= min_len:
-        kinds = {type(x) for x in state}
-        if kinds == {float} or kinds == {float, int}:
-            return np.asarray(state, dtype=np.float64)
-        if kinds == {int}:
-            try:
-                return np.asarray(state, dtype=np.int64)
-            except OverflowError:
-                return state
+    if not isinstance(state[0], dict | str | bool):  # numbers, or rows of them: numpy tries
+        try:
+            arr = np.asarray(state)
+        except (ValueError, OverflowError):  # ragged, or ints beyond int64
+            arr = None
+        if arr is not None and arr.dtype.kind in "fi" and arr.size >= min_len \
+                and (arr.ndim == 1 or arr.shape[1] > 0):
+            return arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64, copy=False)
     return [pack_arrays(x, min_len) for x in state]
 
 

@@ -52,9 +52,9 @@ class Thinner:
             if node.keys() >= _FIELDS and not node.get("thinned"):
                 return self._reservoir(node, path)
             return {k: self._walk(v, (*path, k)) for k, v in node.items()}
-        if isinstance(node, list):
+        if isinstance(node, list) and node and isinstance(node[0], dict | list):
             return [self._walk(v, (*path, i)) for i, v in enumerate(node)]
-        return node
+        return node  # numbers (or lists of them): no reservoir inside
 
     def _reservoir(self, state: dict, path: tuple) -> dict:
         k = int(state["k"])
