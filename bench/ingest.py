@@ -16,6 +16,11 @@ file, window closes included (the drift tests count). Wall-clock seconds, best o
     .venv/bin/python bench/ingest.py --records 300000
     .venv/bin/python bench/ingest.py --records 100000 --profile 25   # cProfile of (b)
     .venv/bin/python bench/ingest.py --rss 200000,1000000   # peak RSS of (c) by file size
+    .venv/bin/python bench/ingest.py --records 200000 --against HEAD~1   # before/after
+
+``--against REV``: the Arrow decoder (``monitor/ingest/decode_arrow.py``) as it was at git
+revision ``REV`` against the working tree's, interleaved in this one process: (a), then
+(b), (c) and (d) with each decoder (b10 left out).
 
 ``--rss``: the daemon (one slice) on Parquet files of each size (written 200k records at a
 time, event time running on), each in a child process: its peak RSS (``ru_maxrss``) and
@@ -84,6 +89,36 @@ def daemon_run(spec, path: Path) -> tuple[float, int]:
     elapsed = time.perf_counter() - t
     daemon.close()
     return elapsed, summary.records
+
+
+def decoder_at(rev: str) -> type:
+    """``ArrowDecoder`` of ``monitor/ingest/decode_arrow.py`` at git revision ``rev`` (its
+    imports resolve to the working tree)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    text = subprocess.run(["git", "show", f"{rev}:monitor/ingest/decode_arrow.py"], cwd=root,
+                          capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "decode_arrow_before.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("decode_arrow_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ArrowDecoder
+
+
+def with_decoder(decoder: type, run):
+    """``run`` with ``decoder_for`` building ``decoder``."""
+    import monitor.ingest.decode_models as models
+
+    def go():
+        saved, models.ArrowDecoder = models.ArrowDecoder, decoder
+        try:
+            return run()
+        finally:
+            models.ArrowDecoder = saved
+    return go
 
 
 def write_files(lines: list[bytes], tmp: Path) -> dict[str, Path]:
@@ -173,6 +208,8 @@ def main() -> None:
                     help="cProfile one (b) run, print the top N functions, and stop")
     ap.add_argument("--rss", metavar="N,N,...",
                     help="peak RSS of (c) on Parquet files of these sizes, and stop")
+    ap.add_argument("--against", metavar="REV",
+                    help="the Arrow decoder at git revision REV against the working tree's")
     ap.add_argument("--rss-child", nargs=3, metavar=("SPEC", "PARQUET", "MODE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -202,6 +239,14 @@ def main() -> None:
             "(b10) daemon, JSONL, 10 slice rules": lambda: daemon_run(ten, files["jsonl"]),
             "(c) daemon, Parquet, 1 slice": lambda: daemon_run(one, files["parquet"]),
             "(d) daemon, CSV, 1 slice": lambda: daemon_run(one, files["csv"])}
+    if args.against:
+        from monitor.ingest.decode_arrow import ArrowDecoder
+
+        old = decoder_at(args.against)
+        runs = {"(a) orjson.loads per line": runs["(a) orjson.loads per line"]} | {
+            f"{name} {label}": with_decoder(kind, run) for name, run in runs.items()
+            if name[:3] in ("(b)", "(c)", "(d)")
+            for label, kind in ((f"@{args.against}", old), ("now", ArrowDecoder))}
     best: dict[str, float] = {}
     for _ in range(args.repeat):  # interleaved: a slow spell of the machine hits every row
         for name, run in runs.items():
@@ -210,10 +255,10 @@ def main() -> None:
                 sys.exit(f"{name}: {n} records kept of {args.records}")
             best[name] = min(best.get(name, float("inf")), seconds)
     base = args.records / best["(a) orjson.loads per line"]
-    print(f"{'run':38}  {'records/s':>10}  {'/ (a)':>6}")
+    print(f"{'run':48}  {'records/s':>10}  {'/ (a)':>6}")
     for name, seconds in best.items():
         rate = args.records / seconds
-        print(f"{name:38}  {rate:>10,.0f}  {rate / base:>6.2f}")
+        print(f"{name:48}  {rate:>10,.0f}  {rate / base:>6.2f}")
 
 
 if __name__ == "__main__":
