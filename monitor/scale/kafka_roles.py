@@ -40,6 +40,7 @@ from monitor.runtime.daemon import ResultListener, RunSummary
 from monitor.runtime.kafka_run import (
     _log_to,
     feature_join_of,
+    fold_isolating,
     settings_for,
 )
 from monitor.runtime.wiring import (
@@ -181,23 +182,38 @@ def _producer(settings: KafkaSettings, transactional_id: str):
 
 # ------------------------------------------------------------------------------- the worker
 class Worker:
-    """The worker loop (see the module docstring)."""
+    """The worker loop (see the module docstring).
 
-    def __init__(self, spec: Spec, settings: KafkaSettings, dead_letter, stop):
+    A chunk whose processing raises does not stop the worker: its partition's fold goes back
+    to its state at the last checkpoint (kept encoded in memory), that partition's topics are
+    sought back to the first offset read since then, and the offsets of the failed chunk are
+    marked suspect; read again, they are folded piece by piece
+    (:func:`~monitor.runtime.kafka_run.fold_isolating`): the message(s) at fault are
+    dead-lettered as ``processing_error`` and counted in the partial's reject counters."""
+
+    def __init__(self, spec: Spec, settings: KafkaSettings, dead_letter, stop, *,
+                 partitions: int | None = None, topics: dict[str, str] | None = None,
+                 producer=None):
+        """``partitions``, ``topics``, ``producer``: found / created on the cluster when
+        not given (tests pass them)."""
         self.spec, self.settings, self.dead_letter, self.stop = spec, settings, dead_letter, stop
-        self.partitions = source_partitions(settings)
-        self.topics = ensure_topics(settings)
+        self.partitions = partitions if partitions is not None else source_partitions(settings)
+        self.topics = topics if topics is not None else ensure_topics(settings)
         self.pred_topic = settings.topics["predictions"]
         self.streams = settings.stream_of()
         self.folds: dict[int, PartitionFold] = {}
+        self.saved: dict[int, bytes] = {}  # each fold's encoded state at its last checkpoint
         self.positions: dict[tuple[str, int], int] = {}  # next offset to consume
+        self.first: dict[tuple[str, int], int] = {}  # first offset read since the checkpoint
+        self.suspects: dict[tuple[str, int], tuple[int, int]] = {}  # offsets that failed
         self.idle: set[int] = set()
         self.records = 0
         self.checkpoints = 0
+        self.isolated = 0  # chunks folded piece by piece
         self.since = 0
         self.last = time.monotonic()
-        self.producer = _producer(settings, f"{prefix_of(settings)}-worker-"
-                                            f"{settings.instance_id}")
+        self.producer = producer if producer is not None else _producer(
+            settings, f"{prefix_of(settings)}-worker-{settings.instance_id}")
         self.consumer = None
 
     def run(self) -> None:
@@ -228,6 +244,7 @@ class Worker:
         from confluent_kafka import KafkaError
 
         runs: dict[tuple[str, int], list[bytes]] = {}
+        offsets: dict[tuple[str, int], list[int]] = {}
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -242,19 +259,83 @@ class Worker:
                 continue
             key = (m.topic(), m.partition())
             runs.setdefault(key, []).append(m.value() if m.value() is not None else b"null")
-            self.positions[key] = m.offset() + 1
+            offsets.setdefault(key, []).append(m.offset())
+        failed: set[int] = set()
         for (topic, part), lines in runs.items():
+            if part in failed:
+                continue  # sought back: read again after the rollback
             fold = self.folds.get(part)
             if fold is None:
                 raise ScaleError(f"co-partitioning: {topic}:{part} is assigned to this worker "
                                  f"but {self.pred_topic}:{part} is not (range assignment "
                                  "expected; see docs/scaling.md)")
+            key = (topic, part)
+            after = [o + 1 for o in offsets[key]]
+            chunk = Chunk("lines", lines, self.streams[topic], topic, after, key_of(topic, part))
+            if self._suspect(key, after):
+                fold_isolating(fold, chunk)  # NotTheMessages (not in the messages) stops
+                self.isolated += 1
+            else:
+                fold.begin()  # its dead letters go out only if the whole chunk folds
+                try:
+                    fold.process(chunk)
+                except Exception as exc:
+                    fold.rollback()
+                    self._recover(part, key, after, exc)
+                    failed.add(part)
+                    continue
+                fold.commit()
             if topic == self.pred_topic:
                 self.idle.discard(part)
-            chunk = Chunk("lines", lines, self.streams[topic], topic, None, key_of(topic, part))
-            fold.process(chunk)  # a processing error stops the worker (nothing committed)
+            self.first.setdefault(key, after[0] - 1)
+            self.positions[key] = after[-1]
             self.records += len(lines)
             self.since += len(lines)
+
+    def _suspect(self, key: tuple[str, int], after: list[int]) -> bool:
+        """Whether the chunk of ``key`` at offsets ``after`` - 1 holds offsets whose
+        processing failed before; a chunk past the suspect range clears it."""
+        bounds = self.suspects.get(key)
+        if bounds is None:
+            return False
+        first, last = after[0] - 1, after[-1] - 1
+        if first > bounds[1]:
+            del self.suspects[key]
+            return False
+        return last >= bounds[0]
+
+    def _recover(self, part: int, key: tuple[str, int], after: list[int],
+                 exc: BaseException) -> None:
+        """Processing a chunk of ``part`` raised: its fold goes back to the last checkpoint,
+        its topics are sought back to the first offset read since, the chunk's offsets are
+        marked suspect (read again, they are folded piece by piece)."""
+        from confluent_kafka import TopicPartition
+
+        lo, hi = after[0] - 1, after[-1] - 1
+        old = self.suspects.get(key)
+        self.suspects[key] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+        log.warning("kafka: processing %d message(s) of %s at offsets %d-%d failed (%s: %s); "
+                    "partition %d rolled back to its last checkpoint, replaying them one "
+                    "piece at a time to set the message(s) at fault aside (dead letter: "
+                    "processing_error)", len(after), key_of(*key), lo, hi,
+                    type(exc).__name__, self.settings.scrub(str(exc))[:300], part)
+        old_fold = self.folds[part]
+        fold = self._new_fold(part)
+        fold.load_state(decode_state(self.saved[part]))
+        old_fold.close()
+        self.folds[part] = fold
+        self.idle.discard(part)
+        rewind = {k: o for k, o in self.first.items() if k[1] == part}
+        rewind.setdefault(key, lo)  # nothing of key folded since the checkpoint
+        for k, offset in sorted(rewind.items()):
+            self.consumer.seek(TopicPartition(k[0], k[1], offset))
+            self.positions.pop(k, None)
+            self.first.pop(k, None)
+
+    def _new_fold(self, part: int) -> PartitionFold:
+        return PartitionFold(self.spec, key_of(self.pred_topic, part),
+                             dead_letter=self.dead_letter,
+                             feature_join=feature_join_of(self.spec, self.settings))
 
     def checkpoint(self) -> None:
         """One transaction: every fold's partial and residual state, and the offsets."""
@@ -264,18 +345,22 @@ class Worker:
         if not self.folds:
             return
         self.dead_letter.flush()
+        saved: dict[int, bytes] = {}
         p = self.producer
         p.begin_transaction()
         for part, fold in sorted(self.folds.items()):
             partial = fold.take_partial(idle=part in self.idle)
             key = fold.source.encode()
             p.produce(self.topics["partials"], encode_partial(partial), key)
-            p.produce(self.topics["worker_state"], encode_state(fold.residual_state()), key)
+            saved[part] = encode_state(fold.residual_state())
+            p.produce(self.topics["worker_state"], saved[part], key)
             p.poll(0)
         offsets = [TopicPartition(t, part, o) for (t, part), o in self.positions.items()]
         if offsets:
             p.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 60)
         p.commit_transaction(60)
+        self.saved.update(saved)
+        self.first = {}
         self.checkpoints += 1
         self.since = 0
 
@@ -288,23 +373,28 @@ class Worker:
                                  "partition.assignment.strategy=range; docs/scaling.md)")
         states = read_latest(self.settings, self.topics["worker_state"]) if mine else {}
         for part in sorted(mine):
-            source = key_of(self.pred_topic, part)
-            fold = PartitionFold(self.spec, source, dead_letter=self.dead_letter,
-                                 feature_join=feature_join_of(self.spec, self.settings))
-            blob = states.get(source.encode())
-            if blob is not None:
-                try:
-                    fold.load_state(decode_state(blob))
-                except (StateError, KeyError, ValueError, TypeError) as exc:
-                    raise ScaleError(f"worker state of {source} in "
-                                     f"{self.topics['worker_state']} cannot be read: "
-                                     f"{exc}") from None
-            self.folds[part] = fold
+            self.adopt(part, states.get(key_of(self.pred_topic, part).encode()))
         self.positions = {k: v for k, v in self.positions.items() if k[1] in mine}
         self.idle &= mine
         consumer.assign(partitions)
         log.info("kafka: assigned %s", ", ".join(sorted(key_of(p.topic, p.partition)
                                                          for p in partitions)) or "nothing")
+
+    def adopt(self, part: int, blob: bytes | None) -> None:
+        """Fold partition ``part`` from its committed residual state ``blob`` (None: none
+        committed yet)."""
+        fold = self._new_fold(part)
+        if blob is not None:
+            try:
+                fold.load_state(decode_state(blob))
+            except (StateError, KeyError, ValueError, TypeError) as exc:
+                raise ScaleError(f"worker state of {fold.source} in "
+                                 f"{self.topics['worker_state']} cannot be read: "
+                                 f"{exc}") from None
+        else:
+            blob = encode_state(fold.residual_state())
+        self.folds[part] = fold
+        self.saved[part] = blob
 
     def _on_revoke(self, consumer, partitions) -> None:
         self.checkpoint()
@@ -323,6 +413,7 @@ class Worker:
         for fold in self.folds.values():
             fold.close()
         self.folds, self.positions, self.idle = {}, {}, set()
+        self.saved, self.first, self.suspects = {}, {}, {}
 
 
 # ---------------------------------------------------------------------------- the evaluator
