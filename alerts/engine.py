@@ -122,6 +122,43 @@ class AlertEngine:
         if gone:
             self.outbox.commit([], self.clock(), alerts=gone, state=self._state())
 
+    def export_state(self) -> dict[str, Any]:
+        """The alert lifecycle as plain JSON-able data (no pickle): every series (pending
+        streak, firing alert, ``for:`` counters), the latest metrics per series, the groups
+        (members, timers, what was notified), the alert memory (last window judged per
+        fingerprint) and the notifications not yet delivered. For a state store other than
+        the local database (the scaled evaluator's Kafka state, docs/scaling.md);
+        :meth:`import_state` puts it back."""
+        with self._lock:
+            return json.loads(json.dumps({
+                "engine": self._state(), "memory": self._memory,
+                "outbox": [e.notification.to_dict() for e in self.outbox.entries("pending")]}))
+
+    def import_state(self, data: dict[str, Any], now: float | None = None) -> None:
+        """Replace the lifecycle by :meth:`export_state` output (of another process): series
+        of rules no longer in the spec and groups of removed receivers are left out, the
+        undelivered notifications are queued here (their receivers deduplicate by
+        ``dedup_key``). Written to the local database in one transaction."""
+        now = self.clock() if now is None else now
+        rules = {r.name for r in self.spec.rules}
+        receivers = {r.name for r in self.spec.receivers}
+        state = data["engine"]
+        with self._lock:
+            queued = {e.notification.id for e in self.outbox.entries("pending")}
+            self._series = {k: Series.from_state(v) for k, v in state["series"].items()
+                            if v.get("alert") is None
+                            or v["alert"].get("labels", {}).get("alertname") in rules}
+            self._latest = dict(state["latest"])
+            self._groups = {k: Group.from_state(g) for k, g in state["groups"].items()
+                            if g["receiver"] in receivers}
+            self._memory = {k: float(v) for k, v in data["memory"].items()}
+            notes = [n for n in map(Notification.from_dict, data.get("outbox", []))
+                     if n.receiver in receivers and n.id not in queued]
+            alerts = [s.alert for s in self._series.values() if s.alert is not None]
+            refused = self.outbox.commit(notes, now, alerts=alerts, state=self._state(),
+                                         memory=self._memory)
+        self._refused(refused)
+
     # ---- evaluation
 
     def observe(self, observations: list[Observation], now: float | None = None,

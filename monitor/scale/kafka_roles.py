@@ -13,9 +13,10 @@ local durable state.
 Evaluator: consumes ``<prefix>-partials`` (one partition, read_committed) in the group
 ``<group_id>-evaluator``: the one that owns the partition evaluates, another stands by. On
 assignment it fences earlier evaluators (``init_transactions`` with the shared
-transactional id), restores its state (merged open windows, watermarks, counters, and the
-partials offset it covers) from the compacted ``<prefix>-evaluator`` and reads on from
-there; it checkpoints that state with the offset in one transaction. See docs/scaling.md.
+transactional id), restores its state (merged open windows, watermarks, counters, the alert
+lifecycle, and the partials offset it covers) from the compacted ``<prefix>-evaluator`` and
+reads on from there; it checkpoints that state with the offset in one transaction. See
+docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -420,8 +421,12 @@ class Worker:
 class EvaluatorLoop:
     """The evaluator loop (see the module docstring)."""
 
-    def __init__(self, spec: Spec, settings: KafkaSettings, listeners, stop):
+    def __init__(self, spec: Spec, settings: KafkaSettings, listeners, stop, *,
+                 alerts=None):
+        """``alerts``: the :class:`alerts.engine.AlertEngine` of the alert stage, if any;
+        its lifecycle is checkpointed with the evaluator's state and restored at takeover."""
         self.settings, self.stop = settings, stop
+        self.alerts = alerts
         n = source_partitions(settings)
         self.topics = ensure_topics(settings)
         self.pred_topic = settings.topics["predictions"]
@@ -486,7 +491,10 @@ class EvaluatorLoop:
         from confluent_kafka import TopicPartition
 
         self.last = time.monotonic()
-        state = encode_state({"evaluator": self.core.state(), "offset": self.offset})
+        saved = {"evaluator": self.core.state(), "offset": self.offset}
+        if self.alerts is not None:
+            saved["alerts"] = self.alerts.export_state()
+        state = encode_state(saved)
         p = self.producer
         p.begin_transaction()
         p.produce(self.topics["evaluator"], state, EVALUATOR_KEY)
@@ -511,6 +519,8 @@ class EvaluatorLoop:
             saved = decode_state(blob)
             self.core.load_state(saved["evaluator"])
             self.offset = int(saved["offset"])
+            if self.alerts is not None and saved.get("alerts") is not None:
+                self.alerts.import_state(saved["alerts"])  # no firing alert notified again
         else:
             self.core.load_state(decode_state(self.initial))
             self.offset = 0
@@ -572,7 +582,8 @@ def _run_worker(spec: Spec, settings: KafkaSettings, stop, out: TextIO,
 def _run_evaluator(spec: Spec, opts, settings: KafkaSettings, stop, out: TextIO,
                    listeners: Iterable[ResultListener], t0: float) -> RunSummary:
     listeners, stage = outputs(spec, opts, out, listeners)
-    loop = EvaluatorLoop(spec, settings, listeners, stop)
+    loop = EvaluatorLoop(spec, settings, listeners, stop,
+                         alerts=stage.engine if stage else None)
     loop.daemon.stop = stop
     collectors = (stage.collect,) if stage else ()
     server = serve_run(loop.daemon, collectors, stage, out)
