@@ -289,7 +289,13 @@ def _outcome_codes(arr: pa.Array | None, n: int) -> np.ndarray:
         return np.zeros(n, dtype=np.int16)
     if not _is_text(arr.type):
         raise Irregular("bad_outcome")
-    codes = _outcomes(arr.to_pylist())
+    encoded = arr.dictionary_encode()  # the rule once per distinct value (null last)
+    k = len(encoded.dictionary)
+    per_value = _outcomes([*encoded.dictionary.to_pylist(), None])
+    indices = encoded.indices
+    if indices.null_count:
+        indices = pc.fill_null(indices, pa.scalar(k, indices.type))
+    codes = per_value.take(indices.to_numpy(zero_copy_only=False))
     if (codes < 0).any():
         raise Irregular("bad_outcome")
     return codes
