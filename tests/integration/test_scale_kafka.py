@@ -2,7 +2,8 @@
 each in its own working directory (no shared files), on a 6-partition prediction topic with
 a co-partitioned label topic. Every window's per-slice results equal those of one in-process
 daemon over the same records (counts exactly, float metrics to 1e-12 relative), with and
-without ``kill -9``; a co-partitioning mismatch is a clear error.
+without ``kill -9``; an evaluator takeover does not notify a firing alert again; a
+co-partitioning mismatch is a clear error.
 
 Records: 30 000 here (the issue's 600 000 is for bench/scale.py: the suite must stay short).
 """
@@ -348,3 +349,79 @@ def test_co_partitioning_mismatch_is_a_clear_error(tmp_path, kafka_bootstrap, ka
     assert f"co-partitioning: the prediction topic {preds} has 6 partitions but {labels} " \
            "(labels) has 4" in out, out
     assert "Traceback" not in out
+
+
+def closers(bootstrap: str, topic: str, t: float, per_partition: int = 20) -> None:
+    """``per_partition`` records at event time ``t`` on every partition: they move every
+    partition's watermark (closing the windows before ``t`` - lateness - label delay), and
+    their own window breaks the alert rule too (more than 10 records)."""
+    p = Producer({"bootstrap.servers": bootstrap})
+    for part in range(PARTS):
+        for i in range(per_partition):
+            p.produce(topic, orjson.dumps({
+                "model": "m", "model_version": "v1", "prediction_id": f"c{t}-{part}-{i}",
+                "timestamp": t + i / 100, "prediction": {"score": 0.5}, "label": 0,
+                "features": {"country": "US", "device": "ios", "amount": 1.0}}),
+                partition=part)
+    assert p.flush(DEADLINE) == 0
+
+
+def test_a_takeover_does_not_notify_a_firing_alert_again(setup, kafka_bootstrap):
+    """The alert fires and is notified by evaluator A; A is killed before the next window;
+    B (another directory: another --alerts-db) takes over from the Kafka state, closes the
+    next window (still breaking the rule) and notifies nothing: one notification in all."""
+    from monitor.runtime.demo import DemoReceiver
+    from monitor.runtime.kafka_run import settings_for
+    from monitor.scale.kafka_roles import EVALUATOR_KEY, internal_topics, prefix_of, read_latest
+    from monitor.state.encoding import decode_state
+
+    tmp_path, text, preds_topic, _labels, _group = setup
+    receiver = DemoReceiver().start()
+    try:
+        text += ALERTS.format(url=receiver.url)
+        (tmp_path / "spec.yaml").write_text(text)
+        settings = settings_for(load_spec(str(tmp_path / "spec.yaml")))
+        state_topic = internal_topics(prefix_of(settings))["evaluator"]
+        worker = Proc(tmp_path / "w0", text, "--role", "worker", "--instance-id", "w0", "-q")
+        a = Proc(tmp_path / "ev-a", text, "--role", "evaluator", "--results", "results.jsonl",
+                 "-q")
+        worker.wait_for("kafka: assigned")
+        a.wait_for("evaluator active")
+        produce_keyed(kafka_bootstrap, preds_topic, ks.records(3000, seed=21))
+        closers(kafka_bootstrap, preds_topic, ks.T0 + 2 * 3600)  # closes the 5 windows
+        wait_until(lambda: [n for n in receiver.received if n.get("status") == "firing"],
+                   what="the alert notified by the first evaluator",
+                   detail=lambda: a.log() + worker.log())
+
+        def checkpointed() -> bool:
+            """A's committed state has the alert firing and nothing left to deliver."""
+            blob = read_latest(settings, state_topic).get(EVALUATOR_KEY)
+            alerts = decode_state(blob).get("alerts") if blob else None
+            return bool(alerts) and not alerts["outbox"] and any(
+                (s.get("alert") or {}).get("status") == "firing"
+                for s in alerts["engine"]["series"].values())
+
+        wait_until(checkpointed, what="the delivered alert in the evaluator's Kafka state")
+        b = Proc(tmp_path / "ev-b", text, "--role", "evaluator", "--results", "results.jsonl",
+                 "-q")
+        b.wait_for("evaluator on ")
+        a.kill()
+        b.wait_for("evaluator active")
+        closers(kafka_bootstrap, preds_topic, ks.T0 + 4 * 3600)  # closes the next window
+
+        def next_window_closed() -> bool:
+            path = tmp_path / "ev-b" / "results.jsonl"
+            return path.exists() and any(
+                r["slice"] == "overall" and r["metrics"]["count"] == 20 * PARTS
+                for r in read_results(str(path)).values())
+
+        wait_until(next_window_closed, what="the next window closed by the new evaluator",
+                   detail=lambda: b.log())
+        assert b.stop() == 0  # flushes its alert groups and tries a last delivery round
+        assert worker.stop() == 0
+        firing = [a for note in receiver.received for a in note.get("alerts", [])
+                  if a["status"] == "firing"]
+        assert len(firing) == 1, receiver.received
+        assert len(receiver.received) == 1, receiver.received
+    finally:
+        receiver.stop()
