@@ -425,3 +425,74 @@ def test_a_takeover_does_not_notify_a_firing_alert_again(setup, kafka_bootstrap)
         assert len(receiver.received) == 1, receiver.received
     finally:
         receiver.stop()
+
+
+def test_a_record_whose_processing_raises_does_not_stop_a_worker(setup, kafka_bootstrap,
+                                                                monkeypatch):
+    """A worker (in process, with a fault injected for one record) on the real broker: the
+    partition is sought back to its last checkpoint, the record at fault is dead-lettered
+    as ``processing_error`` and counted in the partials, every other record is folded once
+    and all offsets are committed."""
+    from monitor.core import pipeline
+    from monitor.ingest.deadletter import DeadLetter
+    from monitor.runtime.kafka_run import settings_for
+    from monitor.scale.kafka_roles import Worker, internal_topics, prefix_of
+    from monitor.scale.partials import decode_partial
+
+    real = pipeline.ModelPipeline._accumulate
+
+    def accumulate(self, batch, starts, **kw):
+        real(self, batch, starts, **kw)
+        if any(str(x) == "boom" for x in batch.id):
+            raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(pipeline.ModelPipeline, "_accumulate", accumulate)
+    tmp_path, text, preds_topic, _labels, group = setup
+    (tmp_path / "spec.yaml").write_text(text)
+    spec = load_spec(str(tmp_path / "spec.yaml"))
+    settings = settings_for(spec)
+    lines = ks.records(3000, seed=31)
+    rec = orjson.loads(lines[1700])
+    rec["prediction_id"] = "boom"
+    lines[1700] = orjson.dumps(rec)
+    stop = threading.Event()
+    dead = DeadLetter(str(tmp_path / "dead.jsonl"))
+    worker = Worker(spec, settings, dead, stop)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        produce_keyed(kafka_bootstrap, preds_topic, lines[:1000])
+        wait_until(lambda: committed(kafka_bootstrap, group, [preds_topic]) == 1000,
+                   what="a first checkpoint")
+        produce_keyed(kafka_bootstrap, preds_topic, lines[1000:])
+        wait_until(lambda: committed(kafka_bootstrap, group, [preds_topic]) == len(lines),
+                   what="every record consumed and committed past the one at fault")
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(DEADLINE)
+        dead.close()
+    assert worker.isolated >= 1
+    rows = [orjson.loads(x) for x in (tmp_path / "dead.jsonl").read_bytes().splitlines()]
+    ids = [r["record"] if isinstance(r["record"], dict) else orjson.loads(r["record"])
+           for r in rows]
+    assert [(r["reason"], i["prediction_id"]) for r, i in zip(rows, ids, strict=True)] == \
+        [("processing_error", "boom")], rows
+    c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"read-{group}",
+                  "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                  "enable.partition.eof": True})
+    partials_topic = internal_topics(prefix_of(settings))["partials"]
+    c.assign([TopicPartition(partials_topic, 0, 0)])
+    records = bad = 0
+    try:
+        while True:
+            m = c.poll(10)
+            assert m is not None, "the partials topic's end not reached"
+            if m.error() is not None:
+                break  # end of the partition
+            p = decode_partial(m.value())
+            records += sum(p.counts.get("records", {}).values())
+            bad += p.counts.get("bad", {}).get("processing_error", 0)
+    finally:
+        c.close()
+    assert (records, bad) == (len(lines) - 1, 1)
