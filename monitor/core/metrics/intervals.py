@@ -20,6 +20,8 @@ of windows is one call. ``level`` is the two-sided confidence level (0.95: 2.5 %
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from monitor.core.lazy import lazy_module
@@ -40,7 +42,14 @@ def check_level(level: float) -> float:
 
 def z_value(level: float) -> float:
     """The standard normal quantile of a two-sided ``level``: 1.95996… for 0.95."""
-    return float(stats.norm.ppf(0.5 + check_level(level) / 2))
+    return _z(check_level(level))
+
+
+@lru_cache(maxsize=64)
+def _z(level: float) -> float:
+    # cached: every interval of every slice at a window's close asks for the same few levels,
+    # and scipy's ppf costs ≈ 0.2 ms a call (≈ 4 % of a bench run with intervals)
+    return float(stats.norm.ppf(0.5 + level / 2))
 
 
 def wilson(k, n, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
