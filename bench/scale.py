@@ -70,11 +70,14 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
 
 
 def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitions: int,
-                 n: int, workers: int, rep: int) -> float:
-    """Records per second of ``workers`` worker processes, one core each."""
+                 n: int, workers: int, rep: int, checkpoint_interval: float = 5.0) -> float:
+    """Records per second of ``workers`` worker processes, one core each, checkpointing
+    (one transaction of partials + offsets) every ``checkpoint_interval`` seconds."""
     group = f"bench-scale-{workers}-{rep}-{topic}"
     text = spec_text.replace(f"group_id: bench-full-{topic}",
                              f"group_id: {group}\n    internal_prefix: {group}")
+    text = text.replace("checkpoint_interval: 5\n",
+                        f"checkpoint_interval: {checkpoint_interval:g}\n")
     procs = []
     cores = sorted(os.sched_getaffinity(0))
     for i in range(workers):
@@ -184,6 +187,9 @@ def main() -> None:
     ap.add_argument("--eval-records", type=int, default=360_000)
     ap.add_argument("--skip-workers", action="store_true")
     ap.add_argument("--workers-only", action="store_true", help="part 1 only")
+    ap.add_argument("--checkpoint-interval", type=float, default=5.0,
+                    help="the workers' checkpoint_interval in seconds (part 1; docs/scaling.md "
+                         "recommends 30-60 s for workers)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     topic = f"bench-scale-{uuid.uuid4().hex[:8]}"
@@ -236,12 +242,13 @@ def main() -> None:
               flush=True)
         del lines
         one, two = [], []
+        print(f"workers checkpoint every {args.checkpoint_interval:g} s", flush=True)
         for rep in range(args.repeat):
             one.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
-                                    args.records, 1, rep))
+                                    args.records, 1, rep, args.checkpoint_interval))
             print(f"run {rep + 1}: 1 worker   {one[-1]:,.0f} records/s", flush=True)
             two.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
-                                    args.records, 2, rep))
+                                    args.records, 2, rep, args.checkpoint_interval))
             print(f"run {rep + 1}: 2 workers  {two[-1]:,.0f} records/s", flush=True)
         print(f"1 worker: {max(one):,.0f} records/s; 2 workers: {max(two):,.0f} records/s "
               f"(best of {args.repeat}); ratio {max(two) / max(one):.2f} (target >= 1.6); "
