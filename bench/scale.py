@@ -70,14 +70,16 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
 
 
 def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitions: int,
-                 n: int, workers: int, rep: int, checkpoint_interval: float = 5.0) -> float:
+                 n: int, workers: int, rep: int, checkpoint_interval: float = 5.0,
+                 checkpoint_records: int = 200_000) -> float:
     """Records per second of ``workers`` worker processes, one core each, checkpointing
     (one transaction of partials + offsets) every ``checkpoint_interval`` seconds."""
     group = f"bench-scale-{workers}-{rep}-{topic}"
     text = spec_text.replace(f"group_id: bench-full-{topic}",
                              f"group_id: {group}\n    internal_prefix: {group}")
     text = text.replace("checkpoint_interval: 5\n",
-                        f"checkpoint_interval: {checkpoint_interval:g}\n")
+                        f"checkpoint_interval: {checkpoint_interval:g}\n"
+                        f"    checkpoint_records: {checkpoint_records}\n")
     procs = []
     cores = sorted(os.sched_getaffinity(0))
     for i in range(workers):
@@ -88,7 +90,7 @@ def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitio
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "run", "-c", "spec.yaml", "--role", "worker",
              "--instance-id", f"w{i}", "-q"], cwd=wd, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)},
+            stderr=(wd / "stderr.log").open("wb"), env={**os.environ, "PYTHONPATH": str(REPO)},
             preexec_fn=lambda core=core: os.sched_setaffinity(0, {core})))
     marks: dict[float, float] = {}
     try:
@@ -190,6 +192,9 @@ def main() -> None:
     ap.add_argument("--checkpoint-interval", type=float, default=5.0,
                     help="the workers' checkpoint_interval in seconds (part 1; docs/scaling.md "
                          "recommends 30-60 s for workers)")
+    ap.add_argument("--checkpoint-records", type=int, default=200_000,
+                    help="the workers' checkpoint_records (part 1): with a long interval the "
+                         "rate is read from commits, so keep it well under records/workers")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     topic = f"bench-scale-{uuid.uuid4().hex[:8]}"
@@ -242,13 +247,16 @@ def main() -> None:
               flush=True)
         del lines
         one, two = [], []
-        print(f"workers checkpoint every {args.checkpoint_interval:g} s", flush=True)
+        print(f"workers checkpoint every {args.checkpoint_interval:g} s or "
+              f"{args.checkpoint_records:,} records", flush=True)
         for rep in range(args.repeat):
             one.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
-                                    args.records, 1, rep, args.checkpoint_interval))
+                                    args.records, 1, rep, args.checkpoint_interval,
+                                    args.checkpoint_records))
             print(f"run {rep + 1}: 1 worker   {one[-1]:,.0f} records/s", flush=True)
             two.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
-                                    args.records, 2, rep, args.checkpoint_interval))
+                                    args.records, 2, rep, args.checkpoint_interval,
+                                    args.checkpoint_records))
             print(f"run {rep + 1}: 2 workers  {two[-1]:,.0f} records/s", flush=True)
         print(f"1 worker: {max(one):,.0f} records/s; 2 workers: {max(two):,.0f} records/s "
               f"(best of {args.repeat}); ratio {max(two) / max(one):.2f} (target >= 1.6); "
