@@ -26,3 +26,19 @@ def _no_leftover_daemons():
     module = sys.modules.get("tests.integration.test_kafka_source")
     if module is not None:
         module.kill_leftovers()
+
+
+@pytest.fixture
+def boom(monkeypatch):
+    """Processing raises, after part of the batch is folded, for a batch holding an id that
+    starts with 'boom' (the processing-fault tests of --role all and --role worker)."""
+    from monitor.core import pipeline
+
+    real = pipeline.ModelPipeline._accumulate
+
+    def accumulate(self, batch, starts, **kw):
+        real(self, batch, starts, **kw)
+        if any(str(x).startswith("boom") for x in batch.id):
+            raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(pipeline.ModelPipeline, "_accumulate", accumulate)

@@ -181,37 +181,30 @@ class ArrowDecoder(Decoder):
             found = children(maps)
         elif maps is not None and not pa.types.is_null(maps.type):
             raise Irregular("wrong_type:features")
-        for name, path in s.feature_paths.items():
-            arr = column(table, path)
-            if arr is not None:
-                if arr.null_count:  # null and absent differ here
-                    raise Irregular("feature path with nulls")
-                found[name] = arr
-        names = set(self.feature_types) | set(found)
-        out: dict[str, np.ndarray] = {}
-        for name in sorted(names, key=str):
-            arr = found.get(name)
-            out[str(name)] = _feature(arr if arr is not None else pa.nulls(n),
-                                      self.feature_types.get(name))
-        return out
+        return self._typed_features(found, lambda path: column(table, path), n)
 
 
     def _table_features(self, cols: TableColumns) -> dict[str, np.ndarray]:
         """As :meth:`_features`, over a table's columns (values keep their exact type)."""
         s = self.schema
         found = cols.children(s.features) if s.features else {}
-        for name, path in s.feature_paths.items():
-            arr = cols.get(path)
+        return self._typed_features(found, cols.get, cols.n, exact=True)
+
+    def _typed_features(self, found: dict[str, Any], get: Any, n: int,
+                        exact: bool = False) -> dict[str, np.ndarray]:
+        """``found`` (features of the features object) plus those at their own path
+        (``get(path)``, no nulls), each as a typed column of ``n`` values."""
+        for name, path in self.schema.feature_paths.items():
+            arr = get(path)
             if arr is not None:
                 if arr.null_count:  # null and absent differ here
                     raise Irregular("feature path with nulls")
                 found[name] = arr
-        names = set(self.feature_types) | set(found)
         out: dict[str, np.ndarray] = {}
-        for name in sorted(names, key=str):
+        for name in sorted(set(self.feature_types) | set(found), key=str):
             arr = found.get(name)
-            out[str(name)] = _feature(arr if arr is not None else pa.nulls(cols.n),
-                                      self.feature_types.get(name), exact=True)
+            out[str(name)] = _feature(arr if arr is not None else pa.nulls(n),
+                                      self.feature_types.get(name), exact=exact)
         return out
 
 

@@ -25,19 +25,6 @@ def line(i: int, pid: str | None = None) -> bytes:
                          "timestamp": 1000.0 + i, "prediction": {"score": (i % 10) / 10}})
 
 
-@pytest.fixture
-def boom(monkeypatch):
-    """Processing raises, after part of the batch is folded, for a batch holding 'boom'."""
-    real = pipeline.ModelPipeline._accumulate
-
-    def accumulate(self, batch, starts, **kw):
-        real(self, batch, starts, **kw)
-        if any(str(x).startswith("boom") for x in batch.id):
-            raise RuntimeError("injected fault")
-
-    monkeypatch.setattr(pipeline.ModelPipeline, "_accumulate", accumulate)
-
-
 def assert_same_state(got, want, path="state") -> None:
     """Equal state, floats to 1e-12 relative: moment sums (m3, m4) depend on where the
     pieces were cut, as any float sum does; everything else exactly."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-import orjson
 import pytest
 
 from monitor.core import pipeline
@@ -19,6 +18,7 @@ from monitor.scale.kafka_roles import Worker
 from monitor.scale.partials import decode_partial
 from monitor.scale.worker import PartitionFold
 from slices.load import load_spec_text
+from tests.faults.test_kafka_batch_failures import line
 
 SPEC = """
 version: 1
@@ -34,24 +34,6 @@ models:
   - {name: m, task: binary, window: 1m, metrics: [count, score_mean]}
 """
 TOPICS = {"partials": "x-partials", "worker_state": "x-worker-state", "evaluator": "x-ev"}
-
-
-def line(i: int, pid: str | None = None) -> bytes:
-    return orjson.dumps({"model": "m", "model_version": "v1", "prediction_id": pid or f"p{i}",
-                         "timestamp": 1000.0 + i, "prediction": {"score": (i % 10) / 10}})
-
-
-@pytest.fixture
-def boom(monkeypatch):
-    """Processing raises, after part of the batch is folded, for a batch holding 'boom'."""
-    real = pipeline.ModelPipeline._accumulate
-
-    def accumulate(self, batch, starts, **kw):
-        real(self, batch, starts, **kw)
-        if any(str(x).startswith("boom") for x in batch.id):
-            raise RuntimeError("injected fault")
-
-    monkeypatch.setattr(pipeline.ModelPipeline, "_accumulate", accumulate)
 
 
 class Msg:
