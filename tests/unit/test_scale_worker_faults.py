@@ -18,7 +18,7 @@ from monitor.scale.kafka_roles import Worker
 from monitor.scale.partials import decode_partial
 from monitor.scale.worker import PartitionFold
 from slices.load import load_spec_text
-from tests.faults.test_kafka_batch_failures import line
+from tests.faults.test_kafka_batch_failures import Letters, line
 
 SPEC = """
 version: 1
@@ -93,17 +93,6 @@ class Producer:
         self.offsets = {(o.topic, o.partition): o.offset for o in offsets}
 
     def commit_transaction(self, timeout):
-        pass
-
-
-class Letters:
-    def __init__(self):
-        self.rows = []
-
-    def write(self, reason, record, *, detail="", origin=""):
-        self.rows.append((reason, record, detail, origin))
-
-    def flush(self):
         pass
 
 
