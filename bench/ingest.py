@@ -10,7 +10,9 @@ categorical features, ~650 bytes), written once as JSONL, Parquet and CSV:
 - (c) the daemon (one slice) on the same records as Parquet; (d) as CSV.
 
 Each daemon run is ``Daemon.run(FileSource(path).chunks())`` as ``slicewatch run`` replays a
-file, window closes included (the drift tests count). Wall-clock seconds, best of
+file, in a process set up as ``slicewatch run`` sets it up (single-threaded BLAS unless
+``OPENBLAS_NUM_THREADS`` says otherwise, glibc keeping freed batch memory); window closes
+included (the drift tests count). Wall-clock seconds, best of
 ``--repeat``; ratios are records/s over (a)'s records/s, all measured in this run.
 
     .venv/bin/python bench/ingest.py --records 300000
@@ -43,17 +45,28 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kafka_throughput import FEATURES, RATE, SPEC, T0, make_records, reference_profile
+from monitor.cli import keep_batch_memory, single_threaded_blas
 
-from monitor.ingest.file import FileSource
-from monitor.runtime.daemon import Daemon
-from slices.load import load_spec
+single_threaded_blas()  # as `slicewatch run` starts: before numpy loads
+keep_batch_memory()
+
+import orjson  # noqa: E402
+import pandas as pd  # noqa: E402
+from kafka_throughput import (  # noqa: E402
+    FEATURES,
+    RATE,
+    SPEC,
+    T0,
+    make_records,
+    reference_profile,
+)
+
+from monitor.ingest.file import FileSource  # noqa: E402
+from monitor.runtime.daemon import Daemon  # noqa: E402
+from slices.load import load_spec  # noqa: E402
 
 
 def spec_text(slices: int, window_records: int) -> str:

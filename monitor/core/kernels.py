@@ -27,6 +27,8 @@ start-up (these replaced Numba kernels; ``bench/kernels.py`` measures both).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -56,21 +58,125 @@ def bucket_codes(x: np.ndarray, search: np.ndarray, n_edges: np.ndarray,
     search edges ``search[f, :E]`` — ``searchsorted(side="right")``, i.e. ``0..E`` — or
     ``E + 1`` for -inf, ``E + 2`` for +inf, ``E + 3`` for NaN; plus ``offsets[f]``.
 
+    Exactly ``searchsorted``'s answer, found through a uniform grid over each column's edges
+    (:class:`EdgeGrid`, built once per set of edges) rather than a binary search per value.
+
     >>> bucket_codes(np.array([[0.5, 1.0, np.nan, -np.inf, np.inf]]), np.array([[1.0, 2.0]]),
     ...              np.array([2]), np.array([10])).tolist()
     [[10, 11, 15, 13, 14]]
     """
     x = np.asarray(x, dtype=np.float64)
-    out = np.empty(x.shape, dtype=np.int64)
-    for f in range(x.shape[0]):
-        e = int(n_edges[f])
-        row = x[f]
-        k = np.searchsorted(search[f, :e], row, side="right")
-        k[row == -np.inf] = e + 1
-        k[row == np.inf] = e + 2
-        k[np.isnan(row)] = e + 3
-        out[f] = k + int(offsets[f])
-    return out
+    search = np.ascontiguousarray(search, dtype=np.float64)
+    n_edges = np.ascontiguousarray(n_edges, dtype=np.int64)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    grid = _edge_grid(search.tobytes(), search.shape, n_edges.tobytes(), offsets.tobytes())
+    return grid.codes(x)
+
+
+@lru_cache(maxsize=64)
+def _edge_grid(search: bytes, shape: tuple[int, ...], n_edges: bytes,
+               offsets: bytes) -> EdgeGrid:
+    return EdgeGrid(np.frombuffer(search).reshape(shape), np.frombuffer(n_edges, np.int64),
+                    np.frombuffer(offsets, np.int64))
+
+
+class EdgeGrid:
+    """``searchsorted(edges_f, x, side="right") + offsets[f]`` for every column ``f`` of an
+    ``F × n`` matrix, by table look-ups.
+
+    Column ``f``'s range ``[e_0, e_last]`` is cut into ``M`` equal cells; a value's cell is
+    ``clip(floor(x·a + b), 0, M - 1)``, a monotone function of ``x`` (IEEE rounding is
+    monotone), applied to the edges too. So an edge in an earlier cell than ``x``'s is below
+    ``x``, one in a later cell above it, and only the edges in ``x``'s own cell need comparing:
+    ``code = below[cell] + Σ_j (nxt_j[cell] <= x)``, ``below[cell]`` the edges of earlier
+    cells, ``nxt_j[cell]`` the ``j``-th edge from there on (+inf past the last). ``M`` is
+    chosen so that a cell holds at most ``MAX_PER_CELL`` edges where the spacing allows; a
+    column whose edges crowd more than that into one cell is binary-searched.
+    """
+
+    MAX_PER_CELL = 1
+    MAX_CELLS = 1 << 12
+
+    def __init__(self, search: np.ndarray, n_edges: np.ndarray, offsets: np.ndarray):
+        self.n_cols = search.shape[0]
+        self.n_edges = [int(e) for e in n_edges]
+        self.offsets = [int(o) for o in offsets]
+        self.edges = [np.array(search[f, :e]) for f, e in enumerate(self.n_edges)]
+        a, b, lo, hi, below, nxt, self.searched = [], [], [], [], [], [], []
+        start = 0
+        for f, edges in enumerate(self.edges):
+            cells, scale, shift, cell_of = _cells(edges, start, self.MAX_PER_CELL,
+                                                  self.MAX_CELLS)
+            if cell_of is None:  # edges crowd: binary search for this column
+                self.searched.append(f)
+                cells, scale, shift, cell_of = 1, 0.0, float(start), np.zeros(0, np.int64)
+                edges = np.zeros(0)
+            first = np.searchsorted(cell_of, np.arange(cells), side="left")
+            padded = np.concatenate([edges, np.full(self.MAX_PER_CELL, np.inf)])
+            a.append(scale)
+            b.append(shift)
+            lo.append(start)
+            hi.append(start + cells - 1)
+            below.append(first + self.offsets[f])
+            nxt.append(np.stack([padded[first + j] for j in range(self.MAX_PER_CELL)]))
+            start += cells
+        self.a = np.array(a)[:, None]
+        self.b = np.array(b)[:, None]
+        self.lo = np.array(lo, np.float64)[:, None]
+        self.hi = np.array(hi, np.float64)[:, None]
+        self.below = np.concatenate(below).astype(np.int64)
+        self.nxt = np.concatenate(nxt, axis=1)  # MAX_PER_CELL × cells
+
+    def codes(self, x: np.ndarray) -> np.ndarray:
+        """The codes of ``x`` (``F × n`` float64)."""
+        with np.errstate(invalid="ignore", over="ignore"):  # ±inf, NaN: fixed below
+            t = x * self.a
+            t += self.b
+        np.fmax(t, self.lo, out=t)  # fmax/fmin: NaN becomes the bound
+        np.fmin(t, self.hi, out=t)
+        cell = t.astype(np.int64)
+        out = self.below[cell]
+        for j in range(self.nxt.shape[0]):
+            out += self.nxt[j][cell] <= x
+        for f in self.searched:
+            out[f] = np.searchsorted(self.edges[f], x[f], side="right") + self.offsets[f]
+        if not np.isfinite(x).all():
+            for f in range(self.n_cols):
+                row, e, o = x[f], self.n_edges[f], self.offsets[f]
+                out[f, row == -np.inf] = o + e + 1
+                out[f, row == np.inf] = o + e + 2
+                out[f, np.isnan(row)] = o + e + 3
+        return out
+
+
+def _cells(edges: np.ndarray, start: int, per_cell: int, max_cells: int
+           ) -> tuple[int, float, float, np.ndarray | None]:
+    """``(cells, scale, shift, cell of each edge)`` for sorted finite ``edges``, cells
+    numbered from ``start``: the fewest cells (from 8 per edge, doubling up to ``max_cells``)
+    with at most ``per_cell`` edges in any one; cell of edge None when none does. A value's
+    cell is ``clip(floor(x · scale + shift), start, start + cells - 1)``, computed exactly as
+    :meth:`EdgeGrid.codes` does (same operations, same constants: same rounding); the cells
+    of the edges are returned local (from 0)."""
+    e = edges.shape[0]
+    if e == 0:
+        return 1, 0.0, float(start), np.zeros(0, np.int64)
+    width = float(edges[-1] - edges[0])
+    cells = max(8 * e, 16)
+    while True:
+        cells = min(cells, max_cells)
+        scale = cells / width if width > 0 and np.isfinite(cells / width) else 0.0
+        shift = -float(edges[0]) * scale + start
+        with np.errstate(over="ignore"):  # as EdgeGrid.codes: clipped
+            t = edges * scale
+            t += shift
+        np.fmax(t, float(start), out=t)
+        np.fmin(t, float(start + cells - 1), out=t)
+        cell_of = t.astype(np.int64) - start
+        if np.bincount(cell_of, minlength=cells).max() <= per_cell:
+            return cells, scale, shift, cell_of
+        if cells >= max_cells:
+            return cells, scale, shift, None
+        cells *= 2
 
 
 CHUNK = 1 << 16

@@ -97,7 +97,7 @@ class Preparer:
             label = _floats(batch.label)
         return ModelColumns(score=batch.score, predicted=predicted, label=label,
                        outcome=batch.outcome, features=batch.features,
-                       key=record_keys(batch))
+                       key_source=lambda: record_keys(batch))
 
     def codes(self, values: np.ndarray) -> np.ndarray:
         """Class values → int64 codes (-1 for missing)."""

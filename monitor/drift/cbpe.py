@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,20 @@ class Calibration:
         return cls(xs.astype(np.float64), np.clip(fitted, 0.0, 1.0))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
-        return np.interp(scores, self.x, self.y)
+        return np.interp(scores, *self._knots)
+
+    @cached_property
+    def _knots(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` without the points inside a run of equal ``y`` (an isotonic fit is a
+        few steps over every distinct reference score): the same ``np.interp`` results,
+        bit for bit (between two points of equal ``y`` the slope is 0 either way; the points
+        around every change are kept), over a few hundred points instead of ~10⁵."""
+        y = self.y
+        if y.shape[0] < 3:
+            return self.x, y
+        keep = np.ones(y.shape[0], dtype=bool)
+        keep[1:-1] = (y[1:-1] != y[:-2]) | (y[1:-1] != y[2:])
+        return self.x[keep], y[keep]
 
     def to_state(self) -> dict[str, Any]:
         return {"x": self.x.tolist(), "y": self.y.tolist()}

@@ -181,3 +181,17 @@ def test_the_daemon_exports_the_estimate_beside_the_realised_metric(tmp_path):
         [pytest.approx(unlabelled.estimated.values["accuracy"])]
     assert {s.labels["metric"] for s in fams["slicewatch_slice_estimated_lower"].samples} == \
         {"accuracy", "precision"}
+
+
+def test_calibration_knots_give_np_interp_of_every_point_bit_for_bit():
+    rng = np.random.default_rng(5)
+    scores = rng.random(20_000)
+    scores[:500] = np.round(scores[:500], 2)  # ties
+    labels = (rng.random(20_000) < scores).astype(float)
+    cal = Calibration.fit(scores, labels)
+    assert cal._knots[0].shape[0] < cal.x.shape[0] / 10  # the runs were dropped
+    probe = np.r_[cal.x, np.nextafter(cal.x, 2), np.nextafter(cal.x, -1), rng.random(5000),
+                  -1.0, 2.0, np.nan]
+    want = np.interp(probe, cal.x, cal.y)
+    np.testing.assert_array_equal(cal(probe), want)
+    assert cal(probe).tobytes() == want.tobytes()

@@ -103,3 +103,54 @@ def test_folds_over_several_chunks_equal_one_chunk(monkeypatch):
     monkeypatch.setattr(k, "CHUNK", 7)
     for a, b in zip(whole, run(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def _nasty_edges(rng, kind):
+    if kind == "quantiles":
+        return np.unique(np.quantile(rng.lognormal(0, 2, 5000), np.linspace(0, 1, 21)))
+    if kind == "crowded":  # most edges in a tiny span, one far away: binary-searched
+        return np.sort(np.r_[1.0 + np.arange(30) * 1e-9, 1e6])
+    if kind == "tiny":
+        return 1e-300 * np.arange(1.0, 6.0)
+    if kind == "one":
+        return np.array([rng.normal()])
+    if kind == "none":
+        return np.zeros(0)
+    return np.sort(rng.choice(np.arange(-5.0, 5.0, 0.5), size=12, replace=False))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bucket_codes_grid_equals_searchsorted_on_nasty_edges(seed):
+    rng = np.random.default_rng(100 + seed)
+    kinds = ["quantiles", "crowded", "tiny", "one", "none", "grid"]
+    edges = [_nasty_edges(rng, k) for k in kinds]
+    search = []
+    for e in edges:  # as NumericSummary: the last edge closed
+        s = e.copy()
+        if s.shape[0]:
+            s[-1] = np.nextafter(s[-1], np.inf)
+        search.append(s)
+    widths = [s.shape[0] for s in search]
+    padded = np.full((len(search), max(widths)), np.inf)
+    for j, s in enumerate(search):
+        padded[j, :widths[j]] = s
+    n = 4000
+    x = np.empty((len(search), n))
+    for j, s in enumerate(search):
+        pool = np.r_[s, np.nextafter(s, np.inf), np.nextafter(s, -np.inf), 0.0, -1e308, 1e308,
+                     5e-324, -5e-324] if s.shape[0] else np.array([0.0, 1.0, -1e308])
+        x[j] = np.where(rng.random(n) < 0.5, rng.choice(pool, n),
+                        rng.normal(s.mean() if s.shape[0] else 0, s.std() + 1 if s.shape[0]
+                                   else 1, n))
+    x[rng.random(x.shape) < 0.03] = np.nan
+    x[rng.random(x.shape) < 0.01] = np.inf
+    x[rng.random(x.shape) < 0.01] = -np.inf
+    offsets = np.arange(len(search)) * 1000
+    got = bucket_codes(x, padded, np.array(widths), offsets)
+    for j, s in enumerate(search):
+        want = np.searchsorted(s, x[j], side="right") + offsets[j]
+        e = s.shape[0]
+        want[x[j] == -np.inf] = offsets[j] + e + 1
+        want[x[j] == np.inf] = offsets[j] + e + 2
+        want[np.isnan(x[j])] = offsets[j] + e + 3
+        np.testing.assert_array_equal(got[j], want, err_msg=kinds[j])

@@ -35,7 +35,9 @@ class ModelColumns:
       missing (not labelled yet) is NaN, or -1 for codes.
     - ``outcome``: int8 serving outcome codes (0 ok, 1 error, 2 timeout, 3 fallback).
     - ``features``: name → float64 (numeric) or object (categorical) array.
-    - ``key``: uint64 record keys (:func:`monitor.core.prepare.record_keys`) or None.
+    - ``key``: uint64 record keys (:func:`monitor.core.prepare.record_keys`) or None;
+      ``key_source``: computes them for the whole batch when first asked for (only the
+      bootstrap's weights read keys: a batch without a bootstrapped metric never hashes ids).
     """
 
     score: np.ndarray
@@ -45,6 +47,7 @@ class ModelColumns:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     # uint64 record keys (a hash of the prediction id): the bootstrap's per-record seeds
     key: np.ndarray | None = None
+    key_source: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
     # per-record arrays derived from these columns (see `derived`), and where a `take` came from
     _derived: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _parent: tuple[ModelColumns, np.ndarray] | None = field(default=None, repr=False, compare=False)

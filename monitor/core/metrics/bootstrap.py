@@ -155,10 +155,17 @@ def _weights(cols: ModelColumns, replicates: int) -> np.ndarray:
 
 
 def record_keys_of(cols: ModelColumns) -> np.ndarray:
-    """The columns' record keys; columns built without keys (tests, frames) get a hash of
-    their score and prediction."""
+    """The columns' record keys: ``key``, else the batch's ``key_source`` (computed once per
+    batch); columns built without either (tests, frames) get a hash of their score and
+    prediction."""
     if cols.key is not None:
         return np.asarray(cols.key, np.uint64)
+    return cols.derived("record_keys", _lazy_keys)
+
+
+def _lazy_keys(cols: ModelColumns) -> np.ndarray:
+    if cols.key_source is not None:
+        return np.asarray(cols.key_source(), np.uint64)
     score = np.nan_to_num(np.asarray(cols.score, np.float64)).view(np.uint64)
     pred = np.asarray(cols.predicted)
     pred = np.nan_to_num(pred.astype(np.float64)).view(np.uint64)
