@@ -64,6 +64,15 @@ INTERNAL_MAX_BYTES = 64 << 20  # one partial / state message (topic max.message.
 PARTIALS_RETENTION_MS = 7 * 24 * 3600 * 1000  # deltas: kept a week (evaluator downtime bound)
 TXN_TIMEOUT_MS = 15_000  # a dead member's open transaction aborts after this at the latest
 EVALUATOR_KEY = b"evaluator"
+OFFSETS_KEY = "kafka_offsets"  # in a worker state: the offsets committed with it
+STATE_WAIT = 2 * TXN_TIMEOUT_MS / 1000 + 30  # s: for a worker state to match the offsets
+
+
+def _offsets_in(state: dict) -> dict[str, int] | None:
+    """The offsets (topic → next offset) a decoded worker state was committed with; None
+    for a state written before they were recorded."""
+    got = state.get(OFFSETS_KEY)
+    return None if got is None else {str(t): int(o) for t, o in got.items()}
 
 
 def prefix_of(settings: KafkaSettings) -> str:
@@ -204,6 +213,7 @@ class Worker:
         self.streams = settings.stream_of()
         self.folds: dict[int, PartitionFold] = {}
         self.saved: dict[int, bytes] = {}  # each fold's encoded state at its last checkpoint
+        self.covered: dict[int, dict[str, int]] = {}  # topic → offset each saved state covers
         self.positions: dict[tuple[str, int], int] = {}  # next offset to consume
         self.first: dict[tuple[str, int], int] = {}  # first offset read since the checkpoint
         self.suspects: dict[tuple[str, int], tuple[int, int]] = {}  # offsets that failed
@@ -349,11 +359,16 @@ class Worker:
         saved: dict[int, bytes] = {}
         p = self.producer
         p.begin_transaction()
+        covered: dict[int, dict[str, int]] = {}
         for part, fold in sorted(self.folds.items()):
             partial = fold.take_partial(idle=part in self.idle)
             key = fold.source.encode()
             p.produce(self.topics["partials"], encode_partial(partial), key)
-            saved[part] = encode_state(fold.residual_state())
+            covered[part] = {**self.covered.get(part, {}),
+                             **{t: o for (t, q), o in self.positions.items() if q == part}}
+            residual = fold.residual_state()
+            residual[OFFSETS_KEY] = covered[part]  # the offsets committed with it
+            saved[part] = encode_state(residual)
             p.produce(self.topics["worker_state"], saved[part], key)
             p.poll(0)
         offsets = [TopicPartition(t, part, o) for (t, part), o in self.positions.items()]
@@ -361,6 +376,7 @@ class Worker:
             p.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 60)
         p.commit_transaction(60)
         self.saved.update(saved)
+        self.covered.update(covered)
         self.first = {}
         self.checkpoints += 1
         self.since = 0
@@ -372,7 +388,7 @@ class Worker:
                 raise ScaleError(f"co-partitioning: {p.topic}:{p.partition} was assigned "
                                  f"without {self.pred_topic}:{p.partition} (set "
                                  "partition.assignment.strategy=range; docs/scaling.md)")
-        states = read_latest(self.settings, self.topics["worker_state"]) if mine else {}
+        states = self._read_states(consumer, mine) if mine else {}
         for part in sorted(mine):
             self.adopt(part, states.get(key_of(self.pred_topic, part).encode()))
         self.positions = {k: v for k, v in self.positions.items() if k[1] in mine}
@@ -385,10 +401,13 @@ class Worker:
         """Fold partition ``part`` from its committed residual state ``blob`` (None: none
         committed yet)."""
         fold = self._new_fold(part)
+        covered: dict[str, int] = {}
         if blob is not None:
             try:
-                fold.load_state(decode_state(blob))
-            except (StateError, KeyError, ValueError, TypeError) as exc:
+                state = decode_state(blob)
+                fold.load_state(state)
+                covered = _offsets_in(state) or {}
+            except (StateError, KeyError, ValueError, TypeError, AttributeError) as exc:
                 raise ScaleError(f"worker state of {fold.source} in "
                                  f"{self.topics['worker_state']} cannot be read: "
                                  f"{exc}") from None
@@ -396,6 +415,45 @@ class Worker:
             blob = encode_state(fold.residual_state())
         self.folds[part] = fold
         self.saved[part] = blob
+        self.covered[part] = covered
+
+    def _read_states(self, consumer, parts: set[int]) -> dict[bytes, bytes]:
+        """The committed residual states of ``parts``, read until each one covers exactly
+        the group's committed offsets of its partition's topics (they are written in one
+        transaction). ``<prefix>-worker-state`` is read up to its last stable offset: an open
+        transaction of a killed worker (until it is aborted) or the markers of a commit just
+        made (written after ``commit_transaction`` returns) hold that back, and an older
+        state with newer offsets would lose what was folded in between (pending predictions
+        and early labels of records never read again)."""
+        from confluent_kafka import TopicPartition
+
+        topics = sorted(set(self.settings.topics.values()))
+        asked = [TopicPartition(t, p) for p in sorted(parts) for t in topics]
+        deadline = time.monotonic() + STATE_WAIT
+        while True:
+            states = read_latest(self.settings, self.topics["worker_state"])
+            got = consumer.committed(asked, timeout=60)
+            offsets = {(tp.topic, tp.partition): tp.offset for tp in got if tp.offset >= 0}
+            behind = []
+            for part in sorted(parts):
+                blob = states.get(key_of(self.pred_topic, part).encode())
+                want = {t: o for (t, p), o in offsets.items() if p == part}
+                try:
+                    have = _offsets_in(decode_state(blob)) if blob is not None else {}
+                except (StateError, AttributeError, ValueError, TypeError):
+                    have = None  # unreadable: adopt() says so
+                if have is not None and have != want:
+                    behind.append(f"{key_of(self.pred_topic, part)} (state at {have}, "
+                                  f"group at {want})")
+            if not behind:
+                return states
+            if time.monotonic() > deadline:
+                raise ScaleError(f"worker state in {self.topics['worker_state']} does not "
+                                 f"match the group's committed offsets after {STATE_WAIT:g} "
+                                 f"s: {'; '.join(behind)}")
+            log.info("kafka: worker state behind the committed offsets for %s; reading it "
+                     "again (a transaction not yet aborted or marked)", "; ".join(behind))
+            time.sleep(0.5)
 
     def _on_revoke(self, consumer, partitions) -> None:
         self.checkpoint()
@@ -414,7 +472,7 @@ class Worker:
         for fold in self.folds.values():
             fold.close()
         self.folds, self.positions, self.idle = {}, {}, set()
-        self.saved, self.first, self.suspects = {}, {}, {}
+        self.saved, self.first, self.suspects, self.covered = {}, {}, {}, {}
 
 
 # ---------------------------------------------------------------------------- the evaluator
