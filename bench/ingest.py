@@ -20,9 +20,11 @@ included (the drift tests count). Wall-clock seconds, best of
     .venv/bin/python bench/ingest.py --rss 200000,1000000   # peak RSS of (c) by file size
     .venv/bin/python bench/ingest.py --records 200000 --against HEAD~1   # before/after
 
-``--against REV``: the Arrow decoder (``monitor/ingest/decode_arrow.py``) as it was at git
-revision ``REV`` against the working tree's, interleaved in this one process: (a), then
-(b), (c) and (d) with each decoder (b10 left out).
+``--against REV``: the whole code base as it was at git revision ``REV`` (``git archive``
+into a temporary directory) against the working tree's, each daemon run in a child process
+of its own (the tree's ``monitor``, ``slices`` on its path; timed inside the child, around
+``Daemon.run`` only), interleaved: (a), then (b), (b10), (c) and (d) with each tree. Rates
+are given by wall clock and by the child's CPU seconds (steadier on a shared machine).
 
 ``--rss``: the daemon (one slice) on Parquet files of each size (written 200k records at a
 time, event time running on), each in a child process: its peak RSS (``ru_maxrss``) and
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import re
 import resource
@@ -45,10 +48,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# SLICEWATCH_BENCH_ROOT: the code base to import (a child of --against runs another tree's)
+ROOT = Path(os.environ.get("SLICEWATCH_BENCH_ROOT") or Path(__file__).resolve().parents[1])
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
 
-from monitor.cli import keep_batch_memory, single_threaded_blas
+from monitor.cli import keep_batch_memory, single_threaded_blas  # noqa: E402
 
 single_threaded_blas()  # as `slicewatch run` starts: before numpy loads
 keep_batch_memory()
@@ -87,51 +92,54 @@ def load(slices: int, window_records: int, tmp: Path, profile: Path):
     return load_spec(str(path))
 
 
-def bare(path: Path) -> float:
-    t = time.perf_counter()
+def bare(path: Path) -> tuple[float, float]:
+    """(a): wall and CPU seconds."""
+    t, cpu = time.perf_counter(), time.process_time()
     with open(path, "rb") as fh:
         for line in fh:
             orjson.loads(line)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - cpu
 
 
-def daemon_run(spec, path: Path) -> tuple[float, int]:
+def daemon_run(spec, path: Path) -> tuple[float, int, float]:
+    """Wall seconds, records, CPU seconds of ``Daemon.run`` over ``path``."""
     daemon = Daemon(spec)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     summary = daemon.run(FileSource([str(path)], batch_size=20_000).chunks())
-    elapsed = time.perf_counter() - t
+    elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
     daemon.close()
-    return elapsed, summary.records
+    return elapsed, summary.records, cpu
 
 
-def decoder_at(rev: str) -> type:
-    """``ArrowDecoder`` of ``monitor/ingest/decode_arrow.py`` at git revision ``rev`` (its
-    imports resolve to the working tree)."""
-    import importlib.util
-
+def tree_at(rev: str) -> Path:
+    """The code base at git revision ``rev``, extracted into a temporary directory."""
     root = Path(__file__).resolve().parents[1]
-    text = subprocess.run(["git", "show", f"{rev}:monitor/ingest/decode_arrow.py"], cwd=root,
-                          capture_output=True, text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp()) / "decode_arrow_before.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("decode_arrow_before", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ArrowDecoder
+    out = Path(tempfile.mkdtemp(prefix="slicewatch-at-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=root, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
 
 
-def with_decoder(decoder: type, run):
-    """``run`` with ``decoder_for`` building ``decoder``."""
-    import monitor.ingest.decode_models as models
-
-    def go():
-        saved, models.ArrowDecoder = models.ArrowDecoder, decoder
-        try:
-            return run()
-        finally:
-            models.ArrowDecoder = saved
+def child_run(root: Path, spec_path: Path, path: Path):
+    """A daemon run in a child process importing the code base at ``root``:
+    ``(wall seconds, records, CPU seconds)``."""
+    def go() -> tuple[float, int, float]:
+        out = subprocess.run([sys.executable, __file__, "--run-child", str(spec_path),
+                              str(path)], capture_output=True, text=True,
+                             env={**os.environ, "SLICEWATCH_BENCH_ROOT": str(root)})
+        if out.returncode:
+            sys.exit(f"child run at {root} failed:\n{out.stderr[-3000:]}")
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        return got["seconds"], got["records"], got["cpu"]
     return go
+
+
+def run_child(spec_path: str, path: str) -> None:
+    """In a child process: one timed daemon run; JSON of seconds, records, CPU seconds."""
+    spec = load_spec(spec_path)
+    seconds, n, cpu = daemon_run(spec, Path(path))
+    print(json.dumps({"seconds": seconds, "records": n, "cpu": cpu}))
 
 
 def write_files(lines: list[bytes], tmp: Path) -> dict[str, Path]:
@@ -171,7 +179,7 @@ def rss_child(spec_path: str, path: str, mode: str) -> None:
     and decoding of it (``mode`` decode); JSON of records, seconds, peak RSS."""
     spec = load_spec(spec_path)
     if mode == "daemon":
-        seconds, n = daemon_run(spec, Path(path))
+        seconds, n, _ = daemon_run(spec, Path(path))
     else:
         from monitor.ingest.decode_models import decoder_for
 
@@ -222,12 +230,17 @@ def main() -> None:
     ap.add_argument("--rss", metavar="N,N,...",
                     help="peak RSS of (c) on Parquet files of these sizes, and stop")
     ap.add_argument("--against", metavar="REV",
-                    help="the Arrow decoder at git revision REV against the working tree's")
+                    help="the code base at git revision REV against the working tree's "
+                         "(each daemon run in a child process)")
+    ap.add_argument("--run-child", nargs=2, metavar=("SPEC", "FILE"), help=argparse.SUPPRESS)
     ap.add_argument("--rss-child", nargs=3, metavar=("SPEC", "PARQUET", "MODE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
         rss_child(*args.rss_child)
+        return
+    if args.run_child:
+        run_child(*args.run_child)
         return
     tmp = Path(tempfile.mkdtemp())
     if args.rss:
@@ -247,31 +260,43 @@ def main() -> None:
         prof.runcall(daemon_run, one, files["jsonl"])
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile)
         return
-    runs = {"(a) orjson.loads per line": lambda: (bare(files["jsonl"]), args.records),
+
+    def run_bare() -> tuple[float, int, float]:
+        wall, cpu = bare(files["jsonl"])
+        return wall, args.records, cpu
+
+    runs = {"(a) orjson.loads per line": run_bare,
             "(b) daemon, JSONL, 1 slice": lambda: daemon_run(one, files["jsonl"]),
             "(b10) daemon, JSONL, 10 slice rules": lambda: daemon_run(ten, files["jsonl"]),
             "(c) daemon, Parquet, 1 slice": lambda: daemon_run(one, files["parquet"]),
             "(d) daemon, CSV, 1 slice": lambda: daemon_run(one, files["csv"])}
     if args.against:
-        from monitor.ingest.decode_arrow import ArrowDecoder
-
-        old = decoder_at(args.against)
+        old, here = tree_at(args.against), Path(__file__).resolve().parents[1]
+        data = {"(b)": ("jsonl", 1), "(b10)": ("jsonl", 10), "(c)": ("parquet", 1),
+                "(d)": ("csv", 1)}
         runs = {"(a) orjson.loads per line": runs["(a) orjson.loads per line"]} | {
-            f"{name} {label}": with_decoder(kind, run) for name, run in runs.items()
-            if name[:3] in ("(b)", "(c)", "(d)")
-            for label, kind in ((f"@{args.against}", old), ("now", ArrowDecoder))}
+            f"{name} {label}": child_run(root, tmp / f"spec-{data[name.split()[0]][1]}.yaml",
+                                         files[data[name.split()[0]][0]])
+            for name in runs if name.split()[0] in data
+            for label, root in ((f"@{args.against}", old), ("now", here))}
     best: dict[str, float] = {}
+    best_cpu: dict[str, float] = {}
     for _ in range(args.repeat):  # interleaved: a slow spell of the machine hits every row
         for name, run in runs.items():
-            seconds, n = run()
+            seconds, n, *cpu = run()
             if n != args.records:
                 sys.exit(f"{name}: {n} records kept of {args.records}")
             best[name] = min(best.get(name, float("inf")), seconds)
+            if cpu:
+                best_cpu[name] = min(best_cpu.get(name, float("inf")), cpu[0])
     base = args.records / best["(a) orjson.loads per line"]
-    print(f"{'run':48}  {'records/s':>10}  {'/ (a)':>6}")
+    base_cpu = args.records / best_cpu.get("(a) orjson.loads per line", float("nan"))
+    print(f"{'run':48}  {'records/s':>10}  {'/ (a)':>6}  {'CPU rec/s':>10}  {'/ (a)':>6}")
     for name, seconds in best.items():
         rate = args.records / seconds
-        print(f"{name:48}  {rate:>10,.0f}  {rate / base:>6.2f}")
+        cpu_rate = args.records / best_cpu.get(name, float("nan"))
+        print(f"{name:48}  {rate:>10,.0f}  {rate / base:>6.2f}  {cpu_rate:>10,.0f}  "
+              f"{cpu_rate / base_cpu:>6.2f}")
 
 
 if __name__ == "__main__":
