@@ -211,6 +211,15 @@ def single_threaded_blas() -> None:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def lean_arrow_pool() -> None:
+    """Arrow allocates from jemalloc unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise (set
+    before pyarrow loads; a build without jemalloc warns and keeps its default). Its default,
+    mimalloc, keeps the pages of freed record batches resident: peak RSS of the drift job of
+    bench/peers (#13) 408 → 365 MiB (profile build), 235 → 210 MiB (1M-row Parquet replay)."""
+    if "pyarrow" not in sys.modules:
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
@@ -230,6 +239,7 @@ def keep_batch_memory() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     single_threaded_blas()
+    lean_arrow_pool()
     keep_batch_memory()
     args = parse_args(argv)
     try:

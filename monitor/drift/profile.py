@@ -328,15 +328,25 @@ def build_profile(model: ModelSpec, frame: Any, *, source: str, bins: int = DEFA
     slice_rows = {}
     for i, (key, rows) in enumerate(_slice_rows(slices, len(cols))):
         s = overall.empty_like(seed + 1 + i)
-        s.update(cols.take(rows), classes=classes)
+        s.update(cols if _every_row(rows, len(cols)) else cols.take(rows), classes=classes)
         per_slice[key] = s
         slice_rows[key] = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else rows
     overall.update(cols, classes=classes)
+    cols._derived.clear()  # the summaries' per-batch matrices: not needed by the fits below
     return Profile(model=model.name, task=model.task, overall=overall, slices=per_slice,
                    multivariate=_multivariate(model, cols, overall, slice_rows),
                    calibration=_calibration(model, cols),
                    model_version=model_version, source=source,
                    created=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def _every_row(rows: np.ndarray, n: int) -> bool:
+    """Whether ``rows`` (positions or a mask) are the ``n`` rows in order: such a slice (an
+    ``overall`` rule) reads the columns themselves, not a copy."""
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        return rows.shape[0] == n and bool(rows.all())
+    return rows.shape[0] == n and bool((rows == np.arange(n)).all())
 
 
 def _slice_rows(slices: np.ndarray | Mapping[str, np.ndarray] | None,

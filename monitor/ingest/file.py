@@ -425,7 +425,9 @@ class FileSource:
         try:
             pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffered: the file piles up
             row = 0
-            for rb in pf.iter_batches(batch_size=self.batch_size):
+            # one thread: Arrow's decoding threads cost more CPU than they save on a busy
+            # host, and each keeps its own allocator arenas (tens of MiB of resident memory)
+            for rb in pf.iter_batches(batch_size=self.batch_size, use_threads=False):
                 skip = min(len(rb), max(0, at.offset - row))
                 row += len(rb)
                 if skip < len(rb):
