@@ -119,7 +119,7 @@ def test_parquet_is_read_batch_by_batch_never_whole(tmp_path, monkeypatch):
     assert isinstance(first.payload, pa.RecordBatch)
     rest = list(chunks)
     assert [len(c.payload) for c in rest] == [100] * 9 and read == [100] * 10
-    assert calls == [{"batch_size": 100}]
+    assert calls == [{"batch_size": 100, "use_threads": False}]
     assert [c.position.offset for c in rest][-1] == 1000
 
 
