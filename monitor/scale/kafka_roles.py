@@ -569,9 +569,10 @@ class EvaluatorLoop:
         if not partitions:
             log.info("kafka: evaluator standing by")
             return
-        if self.producer is None:
-            self.producer = _producer(self.settings, f"{prefix_of(self.settings)}-evaluator")
-            self.producer.init_transactions(60)  # fences the evaluator before us
+        # a new producer at every takeover: init_transactions fences the evaluator before
+        # us — and fenced ours too if we were active before and another took over since
+        self.producer = _producer(self.settings, f"{prefix_of(self.settings)}-evaluator")
+        self.producer.init_transactions(60)
         blob = read_latest(self.settings, self.topics["evaluator"]).get(EVALUATOR_KEY)
         if blob is not None:
             saved = decode_state(blob)
@@ -590,13 +591,21 @@ class EvaluatorLoop:
     def _on_revoke(self, consumer, partitions) -> None:
         if self.owned and partitions:
             self.checkpoint()
-        self.owned = False
+        self._stand_by()
         consumer.unassign()
 
     def _on_lost(self, consumer, partitions) -> None:
         log.warning("kafka: evaluator lost the partials partition; standing by")
-        self.owned = False
+        self._stand_by()
         consumer.unassign()
+
+    def _stand_by(self) -> None:
+        """Not the active evaluator any more: the producer goes (the next evaluator's
+        ``init_transactions`` fences it; a takeover of ours makes a new one)."""
+        self.owned = False
+        if self.producer is not None:
+            self.producer.flush(10)
+            self.producer = None
 
 
 # ------------------------------------------------------------------------------- the entry
