@@ -10,6 +10,15 @@ refuses past 1024). A block Arrow cannot read the way ``orjson`` would (junk, a 
 changes type, duplicate keys, two objects on one line) raises :class:`Irregular` too: the
 caller decodes that block record by record.
 
+A block is read as one Arrow block (no per-block schema unification or concatenation), and
+the caller may give the types of the fields it expects (:func:`learned`: the previous
+block's, where they were not null) so that Arrow does not infer them again; fields not in
+that schema are still inferred. Given types only narrow what Arrow accepts (a value of
+another kind is an error: ``Unreadable``), except that an integer read where a float is
+expected becomes a float, as inference does in a block that mixes them; a field absent from
+every line comes out as nulls, which :func:`null_somewhere` tells the caller about
+(inference would leave it out).
+
 >>> t = read_block([b'{"a": 1, "b": {"c": "x"}}\\n', b'{"a": 2.5}\\n'])
 >>> column(t, "a").to_pylist(), column(t, "b.c").to_pylist(), column(t, "b.d")
 ([1.0, 2.5], ['x', None], None)
@@ -44,12 +53,14 @@ class Unreadable(Irregular):
     """Arrow's reader refused the block (with the schema it was given)."""
 
 
-def read_block(lines: Sequence[Any], time_path: str | None = None) -> pa.Table:
-    """One table row per line; ``time_path``: read that dot path as text (never as an Arrow
-    timestamp, which would lose the original string). Raises :class:`Irregular`."""
+def read_block(lines: Sequence[Any], schema: pa.Schema | None = None) -> pa.Table:
+    """One table row per line; ``schema``: the types of some fields (e.g. a time path as text,
+    :func:`text_schema`, never an Arrow timestamp, which would lose the original string),
+    the others inferred. Raises :class:`Irregular`."""
     if not lines or not set(map(type, lines)) <= {bytes}:
         raise Irregular("not all bytes")
-    if not all(map(bytes.startswith, map(bytes.lstrip, lines), repeat(b"{"))):
+    if not all(map(bytes.startswith, lines, repeat(b"{"))) and not all(
+            map(bytes.startswith, map(bytes.lstrip, lines), repeat(b"{"))):
         raise Irregular("a line that is blank or not an object")  # Arrow crashes on `null`
     block = b"\n".join(lines)
     if (b"NaN" in block or b"Infinity" in block) and _NAN_TOKEN.search(block):
@@ -64,11 +75,11 @@ def read_block(lines: Sequence[Any], time_path: str | None = None) -> pa.Table:
             len(x) > SAFE_LINE_BYTES and x.count(b"[") + x.count(b"{") > MAX_OPENS
             for x in lines):
         raise Irregular("deep nesting")
-    schema = _text_schema(time_path) if time_path else None
     try:
         table = pj.read_json(
-            io.BytesIO(block),
-            read_options=pj.ReadOptions(block_size=max(1 << 20, 2 * longest + 64)),
+            io.BytesIO(block),  # one Arrow block: one chunk, one inference
+            read_options=pj.ReadOptions(block_size=min(len(block) + 64, 1 << 30),
+                                        use_threads=False),
             parse_options=pj.ParseOptions(explicit_schema=schema,
                                           unexpected_field_behavior="infer"))
     except _PARSE_ERRORS as exc:
@@ -78,7 +89,42 @@ def read_block(lines: Sequence[Any], time_path: str | None = None) -> pa.Table:
     return table.combine_chunks()
 
 
-def _text_schema(path: str) -> pa.Schema:
+def learned(schema: pa.Schema) -> pa.Schema | None:
+    """The types of ``schema`` worth giving Arrow for the next block: every field but those
+    of Arrow's null type (all null so far: their type is not known), None if none is left."""
+    fields = [f for f in map(_typed, schema) if f is not None]
+    return pa.schema(fields) if fields else None
+
+
+def _typed(field: pa.Field) -> pa.Field | None:
+    kind = field.type
+    if pa.types.is_null(kind) or (pa.types.is_list(kind) and pa.types.is_null(kind.value_type)):
+        return None
+    if pa.types.is_struct(kind):
+        kids = [f for f in map(_typed, kind) if f is not None]
+        return field.with_type(pa.struct(kids)) if kids else None
+    if pa.types.is_list(kind) and pa.types.is_struct(kind.value_type):
+        return None  # a list of objects: left to inference
+    return field
+
+
+def null_somewhere(table: pa.Table, schema: pa.Schema) -> bool:
+    """Whether a field of ``schema`` (nested ones too) is null in every row of ``table``: it
+    may be absent from every line, where inference would leave it out."""
+    return any(_all_null(_one(table.column(f.name)), f.type) for f in schema
+               if f.name in table.column_names)
+
+
+def _all_null(arr: pa.Array, kind: pa.DataType) -> bool:
+    if arr.null_count == len(arr):
+        return True
+    if not pa.types.is_struct(kind):
+        return False
+    return any(_all_null(child, arr.type.field(i).type) for i, child in enumerate(arr.flatten())
+               if arr.type.field(i).name in {f.name for f in kind})
+
+
+def text_schema(path: str) -> pa.Schema:
     """``a.b.c`` → ``{a: {b: {c: string}}}``."""
     kind: pa.DataType = pa.string()
     parts = path.split(".")

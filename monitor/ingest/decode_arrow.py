@@ -27,7 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.core.types import RecordBatch
-from monitor.ingest.arrow_block import Irregular, Unreadable, children, column, read_block
+from monitor.ingest.arrow_block import (
+    Irregular,
+    Unreadable,
+    children,
+    column,
+    learned,
+    null_somewhere,
+    read_block,
+    text_schema,
+)
 from monitor.ingest.arrow_table import TableColumns
 from monitor.ingest.decode import (
     MAX_TIME,
@@ -58,6 +67,7 @@ class ArrowDecoder(Decoder):
     fast_blocks = 0
     slow_blocks = 0
     _time_text = False  # the last block's times were text: read them as text
+    _known: pa.Schema | None = None  # the types of the last block read through Arrow
 
     @_gc_paused
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
@@ -87,15 +97,32 @@ class ArrowDecoder(Decoder):
         return batch, []
 
     def _arrow(self, lines: Sequence[bytes | str]) -> RecordBatch:
+        """The block through Arrow with the types of the last block read this way (no
+        inference of them again); if they do not fit this block, read again with inference:
+        what the block gives then decides."""
+        known = self._known
+        if known is not None:
+            try:
+                table = read_block(lines, known)
+                if not null_somewhere(table, known):  # else: a field may be absent throughout
+                    return self._from_table(table)
+            except Irregular:
+                pass
+            self._known = None
         s = self.schema
         try:
-            table = read_block(lines, s.time if self._time_text else None)
+            table = read_block(lines, text_schema(s.time) if self._time_text else None)
         except Unreadable:
             if not self._time_text:
                 raise
             table = read_block(lines)  # the times may have turned into numbers
-        return self._build(lambda path: column(table, path), table.num_rows,
-                           lambda: self._features(table, table.num_rows), None)
+        return self._from_table(table)
+
+    def _from_table(self, table: pa.Table) -> RecordBatch:
+        batch = self._build(lambda path: column(table, path), table.num_rows,
+                            lambda: self._features(table, table.num_rows), None)
+        self._known = learned(table.schema)
+        return batch
 
     def _table(self, frame: pa.RecordBatch | pa.Table,
                typed: Callable[[pa.Array], pa.Array] | None = None) -> RecordBatch:

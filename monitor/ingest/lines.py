@@ -163,21 +163,27 @@ def read_lines(src: Pushback, n: int) -> tuple[bytes, bool]:
             return b"".join(pieces), True
         pieces.append(piece)
         size += len(piece)
-        lines += piece.count(b"\n")
+        lines += _newlines(piece)
         if size > CAP_BYTES and lines < n:
             return b"".join(pieces), False
-    data = b"".join(pieces)
-    newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
-    end = int(newlines[n - 1]) + 1
-    src.unread(data[end:])
-    return data[:end], True
+    last = pieces[-1]  # the n-th newline is in it
+    before = lines - _newlines(last)
+    cut = int(np.flatnonzero(np.frombuffer(last, np.uint8) == 10)[n - before - 1]) + 1
+    src.unread(last[cut:])
+    pieces[-1] = last[:cut]
+    return b"".join(pieces), True
+
+
+def _newlines(data: bytes) -> int:
+    """``data.count(b"\\n")``, vectorised (bytes.count goes byte by byte)."""
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
 
 
 def plain_lines(block: bytes, limit: int) -> bool:
     """Whether :class:`LineReader` would return each line of ``block`` as it is (a line
     each, split at ``\\n``): none longer than ``limit``, none blank, no ``\\r`` but before
     a ``\\n``."""
-    if block.count(b"\r") != block.count(b"\r\n"):
+    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
         return False
     buf = np.frombuffer(block, np.uint8)
     ends = np.flatnonzero(buf == 10)

@@ -115,6 +115,38 @@ def test_one_irregular_line_sends_only_its_block_to_the_per_record_path(block, b
     assert d.fast_blocks == fast + 1
 
 
+@SETTINGS
+@given(blocks=st.lists(st.one_of(regular_block().map(lambda b: b[0]), lines), min_size=2,
+                       max_size=5),
+       types=st.sampled_from([None, FEATURE_TYPES]))
+def test_one_decoder_over_blocks_of_changing_shape_agrees_block_by_block(blocks, types):
+    """Each block is read with the types of the last one read through Arrow (a field's type
+    changes, a field is absent from every line, junk): block by block the reference's."""
+    kw = {"default_model": "fraud", "known_models": ["fraud"], "feature_types": types}
+    d = ArrowDecoder(SchemaSpec(), **kw)
+    for batch in blocks:
+        assert_same(d.decode_lines(batch), _reference_decode(SchemaSpec(), batch, **kw))
+
+
+@pytest.mark.parametrize("second", [
+    {"label": ABSENT}, {"tags": ABSENT}, {"label": None}, {"label": "yes"}, {"label": 0.5},
+    {"features": {"amount": 3, "country": "US"}}, {"features": {"country": "US"}},
+    {"features": {"amount": 1.5, "country": "US", "zip": "x"}}, {"prediction": {}},
+    {"ctx": ABSENT}, {"ctx": {"new": [1, 2]}}, {"prediction_id": 7}])
+def test_a_block_unlike_the_one_before_agrees_with_the_reference(second):
+    first = [orjson.dumps(base(prediction_id=f"p{i}", label=1, tags=["a"], ctx={"n": 1.5},
+                               features={"amount": 1.5, "country": "US", "zip": 3,
+                                         "undeclared": 2.5}))
+             for i in range(3)]
+    block = [json.dumps(base(**{"prediction_id": f"q{i}", **second})).encode()
+             for i in range(3)]
+    kw = {"default_model": "fraud", "feature_types": FEATURE_TYPES}
+    d = ArrowDecoder(SchemaSpec(), **kw)
+    for batch in (first, block, first, first):
+        assert_same(d.decode_lines(batch), _reference_decode(SchemaSpec(), batch, **kw))
+    assert d.fast_blocks >= 3
+
+
 IRREGULAR = {  # one record, kept or rejected by the per-record rules, odd for Arrow
     "null model": base(model=None), "absent model": base(model=ABSENT),
     "unknown model": base(model="other"), "int model": base(model=3),
