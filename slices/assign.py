@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from slices.codes import factorize
 from slices.lazy import lazy_module
 from slices.predicate import Compare, Expr, canon, evaluate, parse_predicate
 from slices.spec import MISSING, OTHER, ModelSpec, SliceSpec
@@ -156,7 +157,7 @@ def distinct_values(col: np.ndarray | None, n: int) -> tuple[np.ndarray, list[st
     if col is None:
         return np.full(n, -1, dtype=np.int64), []
     data = np.asarray(col, np.float64) if col.dtype.kind in "fiub" else np.asarray(col, object)
-    codes, uniques = pd.factorize(data, use_na_sentinel=True)
+    codes, uniques = factorize(data, use_na_sentinel=True)
     keys: dict[str, int] = {}
     remap = np.empty(len(uniques) + 1, dtype=np.int64)
     remap[-1] = -1

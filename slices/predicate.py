@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from slices.codes import factorize
 from slices.errors import PredicateSyntaxError
 from slices.lazy import lazy_module
 
@@ -614,7 +615,7 @@ def _compare_scalar(u: Any, op: str, value: Literal) -> bool:
 
 def _per_unique(col: np.ndarray, test: Any) -> np.ndarray:
     """Apply ``test`` once per distinct non-missing value and spread it back (missing → False)."""
-    codes, uniques = pd.factorize(np.asarray(col, dtype=object), use_na_sentinel=True)
+    codes, uniques = factorize(np.asarray(col, dtype=object), use_na_sentinel=True)
     if len(uniques) == 0:
         return np.zeros(codes.shape, bool)
     hits = np.fromiter((bool(test(u)) for u in uniques), dtype=bool, count=len(uniques))

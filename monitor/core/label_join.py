@@ -37,6 +37,7 @@ import numpy as np
 
 from monitor.core.lazy import lazy_module
 from monitor.core.records import RecordBatch, batch_from_state, batch_to_state, concat
+from slices.codes import isna
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
@@ -94,7 +95,7 @@ class LabelJoin:
     def remember(self, model: str, batch: RecordBatch, starts: np.ndarray,
                  keep: np.ndarray) -> None:
         """Keep the unlabelled predictions among ``keep`` (on-time rows) until their label."""
-        want = keep & pd.isna(batch.label) & (batch.id != "")
+        want = keep & isna(batch.label) & (batch.id != "")
         rows = np.flatnonzero(want)
         if not rows.size:
             return

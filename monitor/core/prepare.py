@@ -19,6 +19,7 @@ import numpy as np
 from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.types import RecordBatch
+from slices.codes import factorize
 from slices.spec import OTHER, ModelSpec
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
@@ -147,7 +148,7 @@ def _truthy(values: np.ndarray, positive: Any) -> np.ndarray:
     if _equal_keys_differ(positive):
         return np.array([_truthy_one(v, positive) for v in values], dtype=np.float64)
     try:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        codes, uniques = factorize(values, use_na_sentinel=True)
     except TypeError:  # unhashable values (lists, dicts): none of them reads as a label
         return np.array([_truthy_one(v, positive) for v in values], dtype=np.float64)
     mapped = np.array([_truthy_one(u, positive) for u in uniques] + [np.nan], dtype=np.float64)

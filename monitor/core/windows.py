@@ -39,6 +39,7 @@ import numpy as np
 from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import Accumulator, ModelColumns
 from monitor.core.metrics.registry import accumulator_from_state, state_of
+from slices.codes import factorize
 from slices.spec import WindowSpec
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
@@ -233,7 +234,7 @@ def string_codes(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     (``pandas.factorize``); values that are not all strings are compared as strings."""
     if values.shape[0] == 0:
         return np.zeros(0, np.int64), []
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    codes, uniques = factorize(values, use_na_sentinel=False)
     if not all(isinstance(u, str) for u in uniques):
         codes, uniques = pd.factorize(values.astype(object).astype(str), use_na_sentinel=False)
     return codes.astype(np.int64), [str(u) for u in uniques]

@@ -31,6 +31,7 @@ import numpy as np
 from monitor.core.grouped import Layers, layer_arrays
 from monitor.core.lazy import lazy_module
 from monitor.drift.errors import DriftError
+from slices.codes import factorize
 from slices.spec import MISSING, OTHER
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
@@ -665,7 +666,7 @@ def keyed_codes(values: np.ndarray) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``(codes, keys, mismatch)``: codes into ``keys`` (-1 = missing) for a categorical column."""
     arr = np.asarray(values)
     try:
-        codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+        codes, uniques = factorize(arr, use_na_sentinel=True)
     except TypeError:  # unhashable values (lists, dicts): key them by their repr
         missing = pd.isna(arr) if arr.dtype == object else np.zeros(arr.shape[0], bool)
         as_text = np.array([_Unhashable(repr(v)) if isinstance(v, list | dict | set) else v

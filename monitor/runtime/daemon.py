@@ -37,6 +37,7 @@ from monitor.ingest.decode_models import decoder_for
 from monitor.ingest.feature_join import FeatureJoin
 from monitor.ingest.source import Chunk
 from monitor.runtime.close_worker import InlineCloser, Pending, ProcessCloser
+from slices.codes import factorize
 from slices.spec import OUTCOMES, Spec
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
@@ -165,7 +166,7 @@ class Daemon:
         first_records = partition is not None and partition not in self.partitions.busy
         if partition is not None:
             self.partitions.busy.add(partition)
-        inverse, models = pd.factorize(batch.model, use_na_sentinel=False)
+        inverse, models = factorize(batch.model, use_na_sentinel=False)
         for i, name in enumerate(models):
             rows = np.flatnonzero(inverse == i) if len(models) > 1 else np.arange(len(batch))
             part = batch if rows.size == len(batch) else batch.take(rows)

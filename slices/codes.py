@@ -1,0 +1,75 @@
+"""``pandas.factorize`` and ``pandas.isna`` of object columns, once per distinct *object*.
+
+The decoder builds each text column from its Arrow dictionary, so equal cells of a batch are
+one Python object (``monitor/ingest/decode_arrow.py``): a column of 20 000 country names holds
+eight objects. Hashing every cell again (``pd.factorize``) or testing each for missing
+(``pd.isna``) costs ~1 ms a column a batch; here the cells are first told apart by identity —
+``pd.factorize`` of the cells' object addresses, a uint64 hash table — and the real work runs
+once per distinct object, then is spread back by code. The answers are exactly pandas' on the
+whole column (same codes, same uniques in the same order of first appearance): two cells that
+are the same object are equal, and equal objects that are distinct are merged by the second,
+per-object ``pd.factorize``. A column with too many distinct objects (record ids) goes to
+pandas directly.
+
+The addresses are read from the array's own buffer while the array is held, so no object
+can be freed or moved meanwhile; nothing is written.
+
+>>> v = np.array(["a", None, "b", "a"] * 100, dtype=object)
+>>> codes, uniques = factorize(v)
+>>> codes[:4].tolist(), uniques.tolist()
+([0, -1, 1, 0], ['a', 'b'])
+>>> isna(v)[:4].tolist()
+[False, True, False, False]
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from slices.lazy import lazy_module
+
+pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
+
+MIN_CELLS = 256
+"""Columns shorter than this go to pandas directly (nothing to gain)."""
+MAX_SHARE = 0.25
+"""Distinct objects above this share of the cells: pandas on the column."""
+
+
+def _objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(values, codes, firsts)``: per cell the code of its object (first-appearance order)
+    and the position of each object's first cell; None when the column is not worth it."""
+    if values.dtype != object or values.ndim != 1 or values.shape[0] < MIN_CELLS:
+        return None
+    values = np.ascontiguousarray(values)
+    n = values.shape[0]
+    addresses = np.ctypeslib.as_array(
+        ctypes.cast(values.ctypes.data, ctypes.POINTER(ctypes.c_size_t)), shape=(n,))
+    codes, uniques = pd.factorize(addresses)
+    if len(uniques) > MAX_SHARE * n:
+        return None
+    # codes come in order of first appearance: code k first appears where the running
+    # maximum reaches k
+    firsts = np.concatenate(([0], np.flatnonzero(np.diff(np.maximum.accumulate(codes))) + 1))
+    return values, codes, firsts
+
+
+def factorize(values: np.ndarray, use_na_sentinel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(values, use_na_sentinel=...)``: codes (``intp``) and uniques."""
+    found = _objects(values)
+    if found is None:
+        return pd.factorize(values, use_na_sentinel=use_na_sentinel)
+    values, codes, firsts = found
+    value_codes, uniques = pd.factorize(values[firsts], use_na_sentinel=use_na_sentinel)
+    return value_codes[codes], uniques
+
+
+def isna(values: np.ndarray) -> np.ndarray:
+    """``pd.isna(values)`` of a 1-D array."""
+    found = _objects(values)
+    if found is None:
+        return np.asarray(pd.isna(values))
+    values, codes, firsts = found
+    return np.asarray(pd.isna(values[firsts]))[codes]
