@@ -38,10 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -69,10 +66,14 @@ models:
 """
 
 
-def make_frame(n: int, seed: int, drifted: bool, t0: float) -> pa.Table:
-    """``n`` rows of the record shape; ``drifted``: the current data's shifts."""
+def make_frame(n: int, seed: int, drifted: bool, t0: float) -> Any:
+    """``n`` rows of the record shape (a ``pyarrow.Table``); ``drifted``: the current data's
+    shifts."""
+    import numpy as np
+    import pyarrow as pa
+
     rng = np.random.default_rng(seed)
-    cols: dict[str, pa.Array] = {
+    cols: dict[str, Any] = {
         "model": pa.array(np.full(n, "drift", dtype=object), pa.string()),
         "timestamp": pa.array(t0 + np.arange(n) * STEP),
         "prediction.score": pa.array(rng.random(n).round(5)),
@@ -98,6 +99,8 @@ def make_frame(n: int, seed: int, drifted: bool, t0: float) -> pa.Table:
 
 
 def write_data(tmp: Path, n_ref: int, n_cur: int) -> tuple[Path, Path]:
+    import pyarrow.parquet as pq
+
     ref, cur = tmp / "reference.parquet", tmp / "current.parquet"
     pq.write_table(make_frame(n_ref, 1, False, T0 - DAY), ref, row_group_size=100_000)
     pq.write_table(make_frame(n_cur, 2, True, T0), cur, row_group_size=100_000)
@@ -115,7 +118,12 @@ def write_spec(tmp: Path, cur: Path) -> Path:
 
 def child(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float, str]:
     """Seconds from spawn to exit, CPU seconds (user + system), peak RSS (MiB, the child's
-    ru_maxrss) and its stdout."""
+    ru_maxrss) and its stdout.
+
+    A child's ru_maxrss counts this process's resident memory at the spawn (Linux keeps the
+    high-water mark across ``exec``, and the child starts as a copy, or a ``vfork``, of this
+    one): this process therefore holds no data (the files are written by a child of their
+    own, :func:`main`) and stays at a few MiB, printed as ``the measuring process``."""
     t = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE)
     out = proc.stdout.read().decode() if proc.stdout else ""
@@ -125,6 +133,15 @@ def child(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
     if proc.returncode:
         raise SystemExit(f"{argv[:4]}… exited with {proc.returncode}:\n{out}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+
+
+def _rss_mib() -> float:
+    """This process's resident memory (MiB; Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+    except (OSError, StopIteration):
+        return float("nan")
 
 
 def drifted_of(results: Path) -> list[str]:
@@ -146,16 +163,23 @@ def main() -> None:
     ap.add_argument("--current", type=int, default=1_000_000)
     ap.add_argument("--only", choices=("slicewatch", "evidently", "scipy"), action="append")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--write-data", metavar="DIR", help=argparse.SUPPRESS)  # the data's child
     args = ap.parse_args()
+    if args.write_data:
+        write_data(Path(args.write_data), args.reference, args.current)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="sw-peers-"))
     try:
         t = time.perf_counter()
-        ref, cur = write_data(tmp, args.reference, args.current)
+        subprocess.run([sys.executable, __file__, "--write-data", str(tmp), "--reference",
+                        str(args.reference), "--current", str(args.current)], check=True)
+        ref, cur = tmp / "reference.parquet", tmp / "current.parquet"
         print(f"data: {args.reference} reference + {args.current} current rows × "
               f"{len(NUMERIC) + len(CATEGORICAL)} features "
               f"({ref.stat().st_size / 2**20:.0f} + {cur.stat().st_size / 2**20:.0f} MiB "
               f"Parquet, written in {time.perf_counter() - t:.1f} s); drifted: "
-              f"{', '.join(DRIFTED)}", flush=True)
+              f"{', '.join(DRIFTED)}; the measuring process: {_rss_mib():.0f} MiB resident",
+              flush=True)
         spec = write_spec(tmp, cur)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("VIRTUAL_ENV", None)
