@@ -206,27 +206,82 @@ def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.n
                  layer_codes: np.ndarray, layer_groups: np.ndarray, hist: np.ndarray,
                  s1: np.ndarray, s2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
     """``x``, ``codes``: ``F × n``; ``hist``: ``G × W``; ``s1``, ``s2``, ``lo``, ``hi``:
-    ``G × F``, updated in place."""
+    ``G × F``, updated in place (``lo``/``hi`` may start at the groups' running extremes:
+    then only the values beyond them are looked at, see :func:`_fold_extremes`).
+
+    Per chunk: the per-record terms (finite mask, shifted values and squares) once for every
+    layer; the histograms layer by layer (``np.bincount``); the sums of every group at once,
+    as the product of the sparse group × record membership matrix with the records' terms
+    (each group's values added in record order from 0, as ``np.bincount`` adds them)."""
     n_cols, n = x.shape
     width = hist.shape[1]
-    cols = np.arange(n_cols)[:, None]
     ends = np.asarray(ends)[:, None]
     shift = np.asarray(shift, dtype=np.float64)[:, None]
-    for sl, local, owners, size in _layer_steps(layer_codes, layer_groups, n):
+    layers = [(layer, owners) for layer in range(layer_codes.shape[0])
+              if ((owners := np.asarray(layer_groups[layer], dtype=np.int64)) >= 0).any()]
+    if not layers:
+        return
+    for start in range(0, n, CHUNK):
+        sl = slice(start, min(n, start + CHUNK))
         c, v = codes[:, sl], x[:, sl]
         ok = c < ends
-        _scatter_add(hist, owners, np.bincount((local * width + c).ravel(),
-                                               minlength=size * width).reshape(size, width))
         d = np.where(ok, v - shift, 0.0)
-        cell = (local * n_cols + cols).ravel()
-        _scatter_add(s1, owners, np.bincount(cell, weights=d.ravel(),
-                                             minlength=size * n_cols).reshape(size, n_cols))
-        _scatter_add(s2, owners, np.bincount(cell, weights=(d * d).ravel(),
-                                             minlength=size * n_cols).reshape(size, n_cols))
-        low, high, present = _group_extremes(v, ok, local, size)
-        mine = owners[present]
-        has = mine >= 0
-        g = mine[has]
+        terms = np.empty((v.shape[1], 2 * n_cols))  # record × (shifted value, its square)
+        terms[:, :n_cols] = d.T
+        np.square(terms[:, :n_cols], out=terms[:, n_cols:])
+        for layer, owners in layers:
+            local = layer_codes[layer, sl]
+            size = owners.shape[0]
+            _scatter_add(hist, owners, np.bincount((local * width + c).ravel(),
+                                                   minlength=size * width).reshape(size, width))
+        sums = _membership_matrix(layer_codes[:, sl], layer_groups, hist.shape[0]) @ terms
+        s1 += sums[:, :n_cols]
+        s2 += sums[:, n_cols:]
+        _fold_extremes(v, ok, layer_codes[:, sl], layers, lo, hi)
+
+
+def _membership_matrix(layer_codes: np.ndarray, layer_groups: np.ndarray, n_groups: int):
+    """The sparse ``n_groups × n`` 0/1 matrix of which record is in which group (CSR, each
+    row's records ascending)."""
+    from scipy.sparse import csr_matrix
+
+    groups, rows = memberships(layer_codes, layer_groups)
+    order = np.argsort(groups, kind="stable")  # a group's rows stay ascending
+    indptr = np.searchsorted(groups[order], np.arange(n_groups + 1))
+    return csr_matrix((np.ones(order.shape[0]), rows[order], indptr),
+                      shape=(n_groups, layer_codes.shape[1]))
+
+
+def _fold_extremes(v: np.ndarray, ok: np.ndarray, layer_codes: np.ndarray,
+                   layers: list[tuple[int, np.ndarray]], lo: np.ndarray,
+                   hi: np.ndarray) -> None:
+    """``lo[g] = min(lo[g], min of v over g's records where ok)``, ``hi`` likewise, for every
+    group of ``layers``. Only values below their group's ``lo`` (above its ``hi``) can move
+    it, so, in a layer, below the largest ``lo`` of its groups (above the smallest ``hi``):
+    when ``lo``/``hi`` hold the groups' running extremes and the layer's groups spread alike
+    over a column, those candidates are few and are folded with ``np.minimum.at``/
+    ``np.maximum.at``. A layer with a group without finite extremes yet (``±inf``: new), or
+    with many candidates (its groups cut a column: ``buckets`` of it), is reduced group by
+    group (:func:`_group_extremes`)."""
+    for layer, owners in layers:
+        local = layer_codes[layer]
+        mine = owners[owners >= 0]
+        low_b, high_b = lo[mine].max(axis=0), hi[mine].min(axis=0)
+        if np.isfinite(low_b).all() and np.isfinite(high_b).all() and \
+                np.isfinite(lo[mine]).all() and np.isfinite(hi[mine]).all():
+            low = np.flatnonzero((v < low_b[:, None]) & ok)  # flat: cheaper than 2-D
+            high = np.flatnonzero((v > high_b[:, None]) & ok)
+            if 16 * (low.shape[0] + high.shape[0]) <= v.size:
+                for flat, out, ufunc in ((low, lo, np.minimum), (high, hi, np.maximum)):
+                    f, r = np.divmod(flat, v.shape[1])
+                    g = owners[local[r]]
+                    has = g >= 0
+                    ufunc.at(out, (g[has], f[has]), v[f[has], r[has]])
+                continue
+        low, high, present = _group_extremes(v, ok, local, owners.shape[0])
+        g = owners[present]
+        has = g >= 0
+        g = g[has]
         lo[g] = np.minimum(lo[g], low[has])
         hi[g] = np.maximum(hi[g], high[has])
 

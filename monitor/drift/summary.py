@@ -562,7 +562,9 @@ def fold_numeric_groups(x: np.ndarray, codes: np.ndarray, keys: np.ndarray, laye
     layer_codes, layer_groups = layers
     hist = np.zeros((n_groups, width), dtype=np.int64)
     s1, s2 = np.zeros((n_groups, n_cols)), np.zeros((n_groups, n_cols))
-    lo, hi = np.full((n_groups, n_cols), np.inf), np.full((n_groups, n_cols), -np.inf)
+    # the running extremes: the batch's only matter where beyond them (kernels._fold_extremes)
+    lo = np.array([[s.min for s in group] for group in summaries], dtype=np.float64)
+    hi = np.array([[s.max for s in group] for group in summaries], dtype=np.float64)
     fold_numeric(x, codes, ends, shift, layer_codes, layer_groups, hist, s1, s2, lo, hi)
     finite_n = np.stack([hist[:, offsets[j]:ends[j]].sum(axis=1) for j in range(n_cols)],
                         axis=1)

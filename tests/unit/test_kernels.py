@@ -154,3 +154,61 @@ def test_bucket_codes_grid_equals_searchsorted_on_nasty_edges(seed):
         want[x[j] == np.inf] = offsets[j] + e + 2
         want[np.isnan(x[j])] = offsets[j] + e + 3
         np.testing.assert_array_equal(got[j], want, err_msg=kinds[j])
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("chunk", [1 << 16, 97])
+def test_fold_numeric_from_running_extremes_equals_per_group_numpy(seed, chunk, monkeypatch):
+    """Extremes start at earlier batches' (finite, some tight, some loose, some ±inf), the
+    groups of a layer cut a column (buckets) or not, records come in several chunks: the sums
+    are bincount's bit for bit, the extremes and histograms exact."""
+    from monitor.core import kernels
+    from monitor.core.grouped import layer_arrays
+
+    monkeypatch.setattr(kernels, "CHUNK", chunk)
+    rng = np.random.default_rng(300 + seed)
+    n, n_cols = 1200, 3
+    x = rng.normal(size=(n_cols, n))
+    cut = np.digitize(x[0], [-0.5, 0.5])  # a layer of buckets of column 0
+    groups = [np.arange(n)] + [np.flatnonzero(cut == b) for b in range(3)] + [
+        np.flatnonzero(rng.random(n) < p) for p in (0.4, 0.02, 0.0)]
+    codes, owners = layer_arrays(groups, n)
+    c = rng.integers(0, 5, (n_cols, n))
+    c[:, rng.random(n) < 0.03] = 5  # not finite
+    ends, shift = np.full(n_cols, 5), rng.normal(size=n_cols)
+    g = len(groups)
+    lo0 = np.where(rng.random((g, n_cols)) < 0.5, rng.normal(-2.5, 1, (g, n_cols)), 0.0)
+    hi0 = np.where(rng.random((g, n_cols)) < 0.5, rng.normal(2.5, 1, (g, n_cols)), 0.0)
+    if seed % 2:
+        lo0[2], hi0[2] = np.inf, -np.inf  # a new group
+    else:  # tight: near each group's own extremes, a few values beyond
+        for k, rows in enumerate(groups):
+            if rows.shape[0]:
+                lo0[k] = np.sort(x[:, rows], axis=1)[:, min(3, rows.shape[0] - 1)]
+                hi0[k] = np.sort(x[:, rows], axis=1)[:, max(-4, -rows.shape[0])]
+    reduced = []
+    monkeypatch.setattr(kernels, "_group_extremes",
+                        lambda *a, f=kernels._group_extremes: reduced.append(1) or f(*a))
+    hist = np.zeros((g, 6), dtype=np.int64)
+    s1, s2 = np.zeros((g, n_cols)), np.zeros((g, n_cols))
+    lo, hi = lo0.copy(), hi0.copy()
+    fold_numeric(x, c, ends, shift, codes, owners, hist, s1, s2, lo, hi)
+    for k, rows in enumerate(groups):
+        assert hist[k].tolist() == np.bincount(c[:, rows].ravel(), minlength=6).tolist()
+        for f in range(n_cols):
+            ok = rows[c[f, rows] < ends[f]]
+            d = x[f, ok] - shift[f]
+            parts = [ok[(ok >= a) & (ok < a + chunk)] for a in range(0, n, chunk)]
+            want1 = want2 = 0.0
+            for p in parts:  # chunk by chunk, each a bincount (record order) from 0
+                dp = x[f, p] - shift[f]
+                want1 += np.bincount(np.zeros(p.shape[0], np.int64), weights=dp,
+                                     minlength=1)[0]
+                want2 += np.bincount(np.zeros(p.shape[0], np.int64), weights=dp * dp,
+                                     minlength=1)[0]
+            assert s1[k, f] == want1 and s2[k, f] == want2
+            assert s1[k, f] == pytest.approx(d.sum(), rel=1e-12, abs=1e-12)
+            assert lo[k, f] == min(lo0[k, f], x[f, ok].min(initial=np.inf))
+            assert hi[k, f] == max(hi0[k, f], x[f, ok].max(initial=-np.inf))
+    if seed % 2 == 0:  # the overall layer went by candidates only, the buckets were reduced
+        assert 0 < len(reduced) < codes.shape[0] * (n // chunk + 1)
