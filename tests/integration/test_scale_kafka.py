@@ -265,7 +265,7 @@ def run_scaled(setup, kafka_bootstrap, *, workers: int, churn: bool = False, ext
 
 
 def test_three_workers_and_an_evaluator_equal_one_process(setup, kafka_bootstrap):
-    run_scaled(setup, kafka_bootstrap, workers=3, chaos=False)
+    run_scaled(setup, kafka_bootstrap, workers=3)
 
 
 def test_a_worker_joins_and_one_leaves_mid_stream(setup, kafka_bootstrap):
