@@ -5,10 +5,14 @@ and the partials' size on the wire.
    features, 10 slice rules, per-slice drift against a stored profile) on a
    ``--partitions`` topic; ``slicewatch run --role worker`` processes, each pinned to one
    core (``os.sched_setaffinity``), first one alone, then two (fresh consumer groups). The
-   rate is taken from the group's committed offsets, from the first commit at or past a
-   quarter of the records to the last (start-up and the initial rebalance of the two
-   workers left out).
-   Alternated ``--repeat`` times; best of each.
+   rate is taken from the group's committed offsets (transactions): from the moment every
+   worker owns its partitions after its last rebalance (its stderr says ``assigned``, written
+   once its folds are restored; the offsets committed by then are subtracted) until every
+   record is committed. Start-up (imports, joining the group, the two workers' initial
+   rebalance) is left out; the end is the last transaction (a worker that drains its backlog
+   checkpoints at once: docs/scaling.md). Alternated ``--repeat`` times; best of each.
+   ``--trace`` runs each worker through ``bench/scale_worker_trace.py`` and prints where its
+   time went (consume, fold, checkpoint, rebalance; CPU and run-queue waits).
 2. **Evaluator.** The same spec in process: ``--partitions`` partition folds fold
    ``--eval-records`` records (event time at 200/s: 60k-record windows) and checkpoint every
    5 000 records each; their partials, encoded, are decoded and merged by an
@@ -72,6 +76,30 @@ def committed(watcher: Consumer, topic: str, partitions: int) -> int | None:
     return sum(max(tp.offset, 0) for tp in got)
 
 
+def all_assigned(logs: list[Path], topic: str, partitions: int) -> bool:
+    """Whether the workers writing ``logs`` (stderr) together own every partition of
+    ``topic``, each its own, after their last rebalance: each one's last ``assigned`` /
+    ``revoked`` line is an ``assigned`` (written once its folds are restored)."""
+    owned: list[int] = []
+    for log in logs:
+        last = None
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            return False
+        for line in text.splitlines():
+            if line.startswith(("slicewatch: kafka: assigned", "slicewatch: kafka: revoked")):
+                last = line
+        if last is None or "revoked" in last:
+            return False
+        mine = [int(k.rsplit(":", 1)[1]) for k in last.split("assigned ", 1)[1].split(", ")
+                if k.rsplit(":", 1)[0] == topic]
+        if not mine:
+            return False
+        owned += mine
+    return sorted(owned) == list(range(partitions))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -80,7 +108,8 @@ def cpu_seconds(pid: int) -> float:
 
 def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitions: int,
                  n: int, workers: int, rep: int, checkpoint_interval: float = 5.0,
-                 checkpoint_records: int = 200_000) -> float:
+                 checkpoint_records: int = 200_000, trace: bool = False,
+                 broker_pid: int | None = None) -> float:
     """Records per second of ``workers`` worker processes, one core each, checkpointing
     (one transaction of partials + offsets) every ``checkpoint_interval`` seconds."""
     group = f"bench-scale-{workers}-{rep}-{topic}"
@@ -89,42 +118,56 @@ def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitio
     text = text.replace("checkpoint_interval: 5\n",
                         f"checkpoint_interval: {checkpoint_interval:g}\n"
                         f"    checkpoint_records: {checkpoint_records}\n")
-    procs = []
+    procs, logs = [], []
+    spawned = time.perf_counter()
     cores = sorted(os.sched_getaffinity(0))
     for i in range(workers):
         wd = tmp / f"{group}-w{i}"
         wd.mkdir()
+        logs.append(wd / "stderr.log")
         (wd / "spec.yaml").write_text(text)
         core = cores[i % len(cores)]
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "-c", "spec.yaml", "--role", "worker",
+            [sys.executable, *([str(REPO / "bench" / "scale_worker_trace.py")] if trace
+                               else ["-m", "monitor.cli"]),
+             "run", "-c", "spec.yaml", "--role", "worker",
              "--instance-id", f"w{i}", "-q"], cwd=wd, stdout=subprocess.DEVNULL,
             stderr=(wd / "stderr.log").open("wb"), env={**os.environ, "PYTHONPATH": str(REPO)},
             preexec_fn=lambda core=core: os.sched_setaffinity(0, {core})))
-    marks: dict[float, float] = {}
-    # one long-lived watcher polled once a second (a consumer made per 0.2 s poll, as before,
-    # takes CPU from the workers, most when they fill both cores)
+    marks: dict[str, tuple[float, int]] = {}
+    # one long-lived watcher (a consumer made per poll, as before, takes CPU from the
+    # workers, most when they fill both cores)
     watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                         "enable.auto.commit": False})
     try:
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
+            assert all(p.poll() is None for p in procs), "a worker exited"
+            if "first" not in marks and not all_assigned(logs, topic, partitions):
+                time.sleep(0.2)
+                continue
             got = committed(watcher, topic, partitions)
             if got is None:
-                time.sleep(1.0)
+                time.sleep(0.2)
                 continue
             now = time.perf_counter()
-            if "first" not in marks and got >= n // 4:
+            if "first" not in marks:
                 marks["first"] = (now, got)
+                load0 = os.getloadavg()[0]
+                cpu0 = [cpu_seconds(p.pid) for p in procs]
+                broker0 = cpu_seconds(broker_pid) if broker_pid else 0.0
             if got >= n:
                 marks["last"] = (now, got)
                 break
-            assert all(p.poll() is None for p in procs), "a worker exited"
-            time.sleep(1.0)
+            time.sleep(0.5)
         (t1, n1), (t2, n2) = marks["first"], marks["last"]
         cpu = [cpu_seconds(p.pid) for p in procs]
-        print(f"  {workers} worker(s): {t2 - t1:.1f} s measured; CPU seconds per worker over "
-              f"the whole run: {', '.join(f'{c:.1f}' for c in cpu)}", flush=True)
+        broker = (f"; broker {cpu_seconds(broker_pid) - broker0:.1f}" if broker_pid else "")
+        print(f"  {workers} worker(s): {t2 - t1:.1f} s measured (from {t1 - spawned:.1f} s "
+              f"to {t2 - spawned:.1f} s after start), load average {load0:.1f} -> "
+              f"{os.getloadavg()[0]:.1f}; CPU seconds in the measurement: workers "
+              f"{', '.join(f'{c - c0:.1f}' for c, c0 in zip(cpu, cpu0, strict=True))}{broker}; "
+              f"over the whole run: {', '.join(f'{c:.1f}' for c in cpu)}", flush=True)
         return (n2 - n1) / (t2 - t1)
     finally:
         watcher.close()
@@ -132,6 +175,11 @@ def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitio
             p.terminate()
         for p in procs:
             p.wait(120)
+        if trace:
+            for i, log in enumerate(logs):
+                for line in log.read_text(errors="replace").splitlines():
+                    if line.startswith("trace "):
+                        print(f"    w{i} {line}")
 
 
 def evaluator_cost(spec, lines: list[bytes], partitions: int) -> dict[str, float]:
@@ -215,6 +263,11 @@ def main() -> None:
     ap.add_argument("--checkpoint-records", type=int, default=200_000,
                     help="the workers' checkpoint_records (part 1): with a long interval the "
                          "rate is read from commits, so keep it well under records/workers")
+    ap.add_argument("--trace", action="store_true",
+                    help="run the workers through bench/scale_worker_trace.py: per worker, "
+                         "seconds waiting in consume, folding, checkpointing, rebalancing")
+    ap.add_argument("--broker-pid", type=int,
+                    help="the broker's process id, to print its CPU seconds in each measurement")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     topic = f"bench-scale-{uuid.uuid4().hex[:8]}"
@@ -272,11 +325,11 @@ def main() -> None:
         for rep in range(args.repeat):
             one.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
                                     args.records, 1, rep, args.checkpoint_interval,
-                                    args.checkpoint_records))
+                                    args.checkpoint_records, args.trace, args.broker_pid))
             print(f"run {rep + 1}: 1 worker   {one[-1]:,.0f} records/s", flush=True)
             two.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
                                     args.records, 2, rep, args.checkpoint_interval,
-                                    args.checkpoint_records))
+                                    args.checkpoint_records, args.trace, args.broker_pid))
             print(f"run {rep + 1}: 2 workers  {two[-1]:,.0f} records/s", flush=True)
         print(f"1 worker: {max(one):,.0f} records/s; 2 workers: {max(two):,.0f} records/s "
               f"(best of {args.repeat}); ratio {max(two) / max(one):.2f} (target >= 1.6); "

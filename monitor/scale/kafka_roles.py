@@ -217,7 +217,8 @@ class Worker:
         self.positions: dict[tuple[str, int], int] = {}  # next offset to consume
         self.first: dict[tuple[str, int], int] = {}  # first offset read since the checkpoint
         self.suspects: dict[tuple[str, int], tuple[int, int]] = {}  # offsets that failed
-        self.idle: set[int] = set()
+        self.idle: set[int] = set()  # owned prediction partitions caught up (end seen)
+        self.behind = False  # a full consume batch since the last checkpoint: a backlog
         self.records = 0
         self.checkpoints = 0
         self.isolated = 0  # chunks folded piece by piece
@@ -244,7 +245,7 @@ class Worker:
             while not self.stop.is_set():
                 msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
                 self._fold(msgs)
-                if self.since >= s.checkpoint_records or (
+                if self.since >= s.checkpoint_records or self.drained() or (
                         time.monotonic() - self.last >= s.checkpoint_interval):
                     self.checkpoint()
             self.checkpoint()
@@ -256,12 +257,14 @@ class Worker:
 
         runs: dict[tuple[str, int], list[bytes]] = {}
         offsets: dict[tuple[str, int], list[int]] = {}
+        eof: dict[int, int] = {}  # prediction partition → its end offset
+        self.behind |= len(msgs) >= self.settings.consume_batch
         for m in msgs:
             err = m.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     if m.topic() == self.pred_topic:
-                        self.idle.add(m.partition())
+                        eof[m.partition()] = m.offset()
                 elif err.fatal():
                     raise SourceError(f"kafka: fatal consumer error: "
                                       f"{self.settings.scrub(err.str())}")
@@ -302,6 +305,23 @@ class Worker:
             self.positions[key] = after[-1]
             self.records += len(lines)
             self.since += len(lines)
+        # caught up from an end-of-partition event at or past the position (the event
+        # follows the partition's last messages, possibly in the same batch) until the next
+        # message; a partition sought back is not
+        for part, end in eof.items():
+            if part in self.folds and part not in failed and end >= self.positions.get(
+                    (self.pred_topic, part), 0):
+                self.idle.add(part)
+
+    def drained(self) -> bool:
+        """Whether the worker has just caught up with a backlog: a full consume batch since
+        the last checkpoint, records folded since, and every prediction partition it owns
+        at its end. It then checkpoints at once rather than on the timer, so the backlog's
+        partials (a restart's, a rebalance's) reach the evaluator without waiting up to
+        ``checkpoint_interval``; a worker that keeps up (batches never full) or stays behind
+        (never at the end) checkpoints as before."""
+        return (self.behind and self.since > 0 and bool(self.folds)
+                and self.idle >= self.folds.keys())
 
     def _suspect(self, key: tuple[str, int], after: list[int]) -> bool:
         """Whether the chunk of ``key`` at offsets ``after`` - 1 holds offsets whose
@@ -380,6 +400,7 @@ class Worker:
         self.first = {}
         self.checkpoints += 1
         self.since = 0
+        self.behind = False
 
     def _on_assign(self, consumer, partitions) -> None:
         mine = {p.partition for p in partitions if p.topic == self.pred_topic}
