@@ -218,7 +218,7 @@ class Worker:
         self.first: dict[tuple[str, int], int] = {}  # first offset read since the checkpoint
         self.suspects: dict[tuple[str, int], tuple[int, int]] = {}  # offsets that failed
         self.idle: set[int] = set()  # owned prediction partitions caught up (end seen)
-        self.behind = False  # a full consume batch since the last checkpoint: a backlog
+        self.behind = False  # a full consume batch since last caught up: reading a backlog
         self.records = 0
         self.checkpoints = 0
         self.isolated = 0  # chunks folded piece by piece
@@ -248,6 +248,8 @@ class Worker:
                 if self.since >= s.checkpoint_records or self.drained() or (
                         time.monotonic() - self.last >= s.checkpoint_interval):
                     self.checkpoint()
+                if self.caught_up():
+                    self.behind = False
             self.checkpoint()
         finally:
             self.consumer.close()  # the revoke callback checkpoints what is left
@@ -313,15 +315,18 @@ class Worker:
                     (self.pred_topic, part), 0):
                 self.idle.add(part)
 
+    def caught_up(self) -> bool:
+        """Whether every prediction partition the worker owns is at its end."""
+        return bool(self.folds) and self.idle >= self.folds.keys()
+
     def drained(self) -> bool:
         """Whether the worker has just caught up with a backlog: a full consume batch since
-        the last checkpoint, records folded since, and every prediction partition it owns
-        at its end. It then checkpoints at once rather than on the timer, so the backlog's
-        partials (a restart's, a rebalance's) reach the evaluator without waiting up to
-        ``checkpoint_interval``; a worker that keeps up (batches never full) or stays behind
-        (never at the end) checkpoints as before."""
-        return (self.behind and self.since > 0 and bool(self.folds)
-                and self.idle >= self.folds.keys())
+        it was last caught up, records folded since its last checkpoint, and every
+        prediction partition it owns at its end. It then checkpoints at once rather than on
+        the timer, so the end of a backlog (a restart's, a rebalance's) reaches the
+        evaluator without waiting up to ``checkpoint_interval``; a worker that keeps up
+        (batches never full) or stays behind (never at the end) checkpoints as before."""
+        return self.behind and self.since > 0 and self.caught_up()
 
     def _suspect(self, key: tuple[str, int], after: list[int]) -> bool:
         """Whether the chunk of ``key`` at offsets ``after`` - 1 holds offsets whose
@@ -400,7 +405,6 @@ class Worker:
         self.first = {}
         self.checkpoints += 1
         self.since = 0
-        self.behind = False
 
     def _on_assign(self, consumer, partitions) -> None:
         mine = {p.partition for p in partitions if p.topic == self.pred_topic}

@@ -7,6 +7,7 @@ marks it caught up (it used to be cleared by those messages)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import confluent_kafka
@@ -80,7 +81,8 @@ def test_drained_after_a_backlog_and_not_while_keeping_up():
     w._fold(messages(lines, 100, 120, eof=True))  # the last messages and the end, together
     assert w.idle == {0} and w.drained()
     w.checkpoint()
-    assert not w.behind and not w.drained()
+    assert not w.drained()  # nothing since
+    w.behind = False  # as the run loop does once caught up
     # keeping up: small batches each followed by the end — the timer's business
     w._fold(messages(lines, 120, 125, eof=True))
     w._fold(messages(lines, 125, 130, eof=True))
@@ -131,6 +133,20 @@ def test_the_run_loop_checkpoints_when_a_backlog_is_drained(monkeypatch):
     # checkpoint_interval is an hour: the checkpoint before the 4th consume is the drain's
     assert fake.seen == [0, 0, 0, 1, 1]
     assert w.producer.offsets == {("preds", 0): 120}
+
+
+def test_a_records_checkpoint_just_before_the_end_still_drains(monkeypatch):
+    """checkpoint_records reached in the backlog, then a tail shorter than a batch."""
+    lines = [line(i) for i in range(110)]
+    stop = threading.Event()
+    w = make_worker(stop)
+    w.settings = dataclasses.replace(w.settings, checkpoint_records=100)
+    fake = FakeConsumer(w, stop, [messages(lines, 0, 50), messages(lines, 50, 100),
+                                  messages(lines, 100, 110, eof=True)])
+    monkeypatch.setattr(confluent_kafka, "Consumer", lambda conf: fake)
+    w.run()
+    assert fake.seen == [0, 0, 1, 2, 2]  # by records after 100, drained after 110
+    assert w.producer.offsets == {("preds", 0): 110}
 
 
 def test_the_run_loop_waits_for_the_timer_when_keeping_up(monkeypatch):
