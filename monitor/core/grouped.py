@@ -64,6 +64,20 @@ def layer_arrays(rows_list: Sequence[np.ndarray], n: int) -> Layers:
     return codes, groups
 
 
+def batch_layers(cols: ModelColumns, rows_list: Sequence[np.ndarray]) -> Layers:
+    """:func:`layer_arrays` of ``rows_list`` over the records of ``cols``, computed once per
+    batch: every accumulator kind folding the same groups (the same row arrays) shares them.
+    Kept on ``cols`` with the row arrays themselves (so their ids cannot be reused while
+    kept), and a hit must be those very arrays."""
+    key = ("layers", tuple(id(rows) for rows in rows_list))
+    hit = cols._derived.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], rows_list, strict=True)):
+        return hit[1]
+    layers = layer_arrays(rows_list, len(cols))
+    cols._derived[key] = (tuple(rows_list), layers)
+    return layers
+
+
 def count_codes(cols: ModelColumns, rows_list: Sequence[np.ndarray], codes: np.ndarray,
                 width: int) -> np.ndarray:
     """``hist[g, c]``: records of group ``g`` with code ``c`` (``codes``: ``n`` or ``K × n``
@@ -72,7 +86,7 @@ def count_codes(cols: ModelColumns, rows_list: Sequence[np.ndarray], codes: np.n
 
     hist = np.zeros((len(rows_list), width), dtype=np.int64)
     codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
-    fold_codes(codes, *layer_arrays(rows_list, len(cols)), hist)
+    fold_codes(codes, *batch_layers(cols, rows_list), hist)
     return hist
 
 
@@ -84,5 +98,5 @@ def sum_values(cols: ModelColumns, rows_list: Sequence[np.ndarray],
 
     values = np.ascontiguousarray(np.atleast_2d(values), dtype=np.float64)
     out = np.zeros((len(rows_list), values.shape[0]))
-    fold_sums(values, *layer_arrays(rows_list, len(cols)), out)
+    fold_sums(values, *batch_layers(cols, rows_list), out)
     return out

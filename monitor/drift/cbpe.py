@@ -129,27 +129,43 @@ class PerformanceEstimate:
     def update_many(cols: ModelColumns, items: list[tuple[PerformanceEstimate, np.ndarray]]
                     ) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)``, vectorised: the batch's
-        calibrated probabilities once, then one ``bincount`` per sum over all groups."""
+        calibrated probabilities and per-record terms once, then every group's sums by layers
+        of disjoint groups (:func:`monitor.core.grouped.batch_layers`; the records of a group
+        added in order, as one ``bincount`` over its rows adds them; records without a finite
+        score add nothing)."""
+        from monitor.core.grouped import batch_layers
+
         items = [(a, r) for a, r in items if a.calibration is not None and r.shape[0]]
         if not items:
             return
         first = items[0][0]
-        c_all = cols.derived(("cbpe", id(first.calibration)),
-                             lambda cc: first.calibration(cc.score))
-        rows = np.concatenate([r for _, r in items])
-        gid = np.repeat(np.arange(len(items)), [r.shape[0] for _, r in items])
-        s, c = cols.score[rows], c_all[rows]
+        c = cols.derived(("cbpe", id(first.calibration)),
+                         lambda cc: first.calibration(cc.score))
+        s = cols.score
         ok = np.isfinite(s)
-        s, c, gid = s[ok], c[ok], gid[ok]
-        yhat = s >= first.threshold
+        c = np.where(ok, c, 0.0)
+        yhat = (s >= first.threshold) & ok
         q = np.where(yhat, c, 1 - c)
-        g = len(items)
-        cols_ = [c * yhat, (1 - c) * yhat, c * ~yhat, (1 - c) * ~yhat, q * (1 - q),
-                 c * (1 - c) * yhat]
-        sums = np.stack([np.bincount(gid, weights=w, minlength=g) for w in cols_], axis=1)
-        b = gid * AUC_BINS + np.clip((s * AUC_BINS).astype(np.int64), 0, AUC_BINS - 1)
-        pos = np.bincount(b, weights=c, minlength=g * AUC_BINS).reshape(g, AUC_BINS)
-        neg = np.bincount(b, weights=1 - c, minlength=g * AUC_BINS).reshape(g, AUC_BINS)
+        terms = np.stack([c * yhat, (1 - c) * yhat, c * (ok & ~yhat), (1 - c) * (ok & ~yhat),
+                          np.where(ok, q * (1 - q), 0.0), c * (1 - c) * yhat])
+        g, k = len(items), terms.shape[0]
+        sums, pos, neg = np.zeros((g, k)), np.zeros((g, AUC_BINS)), np.zeros((g, AUC_BINS))
+        b = np.clip((np.where(ok, s, 0.0) * AUC_BINS).astype(np.int64), 0, AUC_BINS - 1)
+        c_neg = np.where(ok, 1 - c, 0.0)
+        rows_k = np.arange(k)[:, None]
+        layer_codes, layer_groups = batch_layers(cols, [r for _, r in items])
+        for local, owners in zip(layer_codes, layer_groups, strict=True):
+            has = owners >= 0
+            if not has.any():
+                continue
+            size, mine = owners.shape[0], owners[has]
+            part = np.bincount((local * k + rows_k).ravel(), weights=terms.ravel(),
+                               minlength=size * k)
+            sums[mine] += part.reshape(size, k)[has]
+            cell = local * AUC_BINS + b
+            for out, w in ((pos, c), (neg, c_neg)):
+                part = np.bincount(cell, weights=w, minlength=size * AUC_BINS)
+                out[mine] += part.reshape(size, AUC_BINS)[has]
         for i, (acc, _) in enumerate(items):
             acc.sums += sums[i]
             acc.pos += pos[i]

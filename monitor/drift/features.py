@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.core.grouped import Layers, layer_arrays
+from monitor.core.grouped import Layers, batch_layers
 from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.drift.errors import DriftError
@@ -127,7 +127,7 @@ class FeatureSummaries:
             numeric, categorical, absent = first._plan(cols, classes)
             sums = [s.summaries for s, _ in group]
             rows_list = [rows for _, rows in group]
-            layers = layer_arrays(rows_list, len(cols)) if numeric or categorical else None
+            layers = batch_layers(cols, rows_list) if numeric or categorical else None
             if numeric:
                 _numeric_groups(cols, numeric, [[d[name] for name, _, _ in numeric]
                                                 for d in sums], layers)
@@ -154,7 +154,7 @@ class FeatureSummaries:
                     (summary, rows))
         for (task, kind, _), group in buckets.items():
             sums = [[summary] for summary, _ in group]
-            layers = layer_arrays([rows for _, rows in group], len(cols))
+            layers = batch_layers(cols, [rows for _, rows in group])
             if kind == "numeric":
                 _numeric_groups(cols, [(LABEL, _label, cols.label.dtype.kind not in "fiub")],
                                 sums, layers)

@@ -195,3 +195,34 @@ def test_calibration_knots_give_np_interp_of_every_point_bit_for_bit():
     want = np.interp(probe, cal.x, cal.y)
     np.testing.assert_array_equal(cal(probe), want)
     assert cal(probe).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_update_many_equals_update_of_each_group(seed):
+    from monitor.core.metrics.base import ModelColumns
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    ref = rng.random(5000)
+    cal = Calibration.fit(ref, (rng.random(5000) < ref).astype(float))
+    score = rng.random(n)
+    score[rng.random(n) < 0.05] = np.nan
+    score[:3] = [np.inf, -np.inf, 1.0]
+    cols = ModelColumns(score, (score >= 0.5).astype(float), np.full(n, np.nan),
+                        np.zeros(n, np.int8))
+    cut = np.digitize(score, [0.3, 0.6])
+    groups = [np.arange(n), *(np.flatnonzero(cut == b) for b in range(3)),
+              np.flatnonzero(rng.random(n) < 0.2), np.zeros(0, np.int64)]
+    many = [PerformanceEstimate(cal, 0.5) for _ in groups]
+    for acc in many:  # earlier batches
+        acc.update_scores(rng.random(50))
+    one = [PerformanceEstimate.from_state(a.to_state()) for a in many]
+    for a in one:
+        a.calibration = cal
+    PerformanceEstimate.update_many(cols, list(zip(many, groups, strict=True)))
+    for a, rows in zip(one, groups, strict=True):
+        a.update(cols.take(rows))
+    for a, b in zip(many, one, strict=True):  # bincount's order against numpy's pairwise sums
+        np.testing.assert_allclose(a.sums, b.sums, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(a.pos, b.pos, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(a.neg, b.neg, rtol=1e-12, atol=1e-12)
