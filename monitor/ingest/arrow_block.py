@@ -2,15 +2,17 @@
 
 Apache Arrow's JSON reader parses a whole block in C++ and builds the columns itself; no
 Python object per record. It is laxer than ``orjson`` in a few places and unsafe in one,
-so a block is only handed to it when none of these can be in it: ``NaN``/``Infinity``
-tokens, invalid UTF-8, a line that does not start with ``{`` (a
-blank line; Arrow crashes on a first value ``null``), a line that could nest deeper than
+so a block is only handed to it when none of these can be in it: invalid UTF-8, a line that
+does not start with ``{`` (a blank line; Arrow crashes on a first value ``null``), a line
+that could nest deeper than
 :data:`MAX_OPENS` (Arrow's parser overflows the stack on very deep nesting; ``orjson``
 refuses past 1024). A block Arrow cannot read the way ``orjson`` would (junk, a value that
-changes type, duplicate keys, two objects on one line) raises :class:`Irregular` too: the
-caller decodes that block record by record.
+changes type, duplicate keys, two objects on one line, a ``NaN``, ``Inf`` or ``Infinity``
+token, which Arrow reads as a number: any float column that is not finite) raises
+:class:`Irregular` too: the caller decodes that block record by record.
 
-A block is read as one Arrow block (no per-block schema unification or concatenation), and
+A block is read as one Arrow block (no per-block schema unification or concatenation; the
+lines of a file's block, :class:`monitor.ingest.lines.Lines`, as they lie in the file), and
 the caller may give the types of the fields it expects (:func:`learned`: the previous
 block's, where they were not null) so that Arrow does not infer them again; fields not in
 that schema are still inferred. Given types only narrow what Arrow accepts (a value of
@@ -22,7 +24,7 @@ every line comes out as nulls, which :func:`null_somewhere` tells the caller abo
 >>> t = read_block([b'{"a": 1, "b": {"c": "x"}}\\n', b'{"a": 2.5}\\n'])
 >>> column(t, "a").to_pylist(), column(t, "b.c").to_pylist(), column(t, "b.d")
 ([1.0, 2.5], ['x', None], None)
->>> read_block([b'{"a": NaN}'])
+>>> read_block([b'{"a": [1, Inf]}'])
 Traceback (most recent call last):
 ...
 monitor.ingest.arrow_block.Irregular: NaN or Infinity token
@@ -31,17 +33,19 @@ monitor.ingest.arrow_block.Irregular: NaN or Infinity token
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Sequence
 from itertools import repeat
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
+
+from monitor.ingest.lines import Lines
 
 SAFE_LINE_BYTES = 2000  # a line this short nests at most 1000 deep
 MAX_OPENS = 1000  # '[' + '{' in a longer line: more, and the block is irregular
-_NAN_TOKEN = re.compile(rb"[:,\[]\s*-?(?:NaN|Infinity)")  # or inside a string: no matter
 _PARSE_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
 
 
@@ -57,20 +61,22 @@ def read_block(lines: Sequence[Any], schema: pa.Schema | None = None) -> pa.Tabl
     """One table row per line; ``schema``: the types of some fields (e.g. a time path as text,
     :func:`text_schema`, never an Arrow timestamp, which would lose the original string),
     the others inferred. Raises :class:`Irregular`."""
-    if not lines or not set(map(type, lines)) <= {bytes}:
-        raise Irregular("not all bytes")
-    if not all(map(bytes.startswith, lines, repeat(b"{"))) and not all(
-            map(bytes.startswith, map(bytes.lstrip, lines), repeat(b"{"))):
-        raise Irregular("a line that is blank or not an object")  # Arrow crashes on `null`
-    block = b"\n".join(lines)
-    if (b"NaN" in block or b"Infinity" in block) and _NAN_TOKEN.search(block):
-        raise Irregular("NaN or Infinity token")
+    if isinstance(lines, Lines):  # a file's block: no split, no join
+        block, longest = lines.block, lines.longest
+        if not lines.block or (np.frombuffer(block, np.uint8)[lines.starts()] != 123).any():
+            lines = lines.lines()  # a line that starts with a space, or not an object
+            _objects(lines)
+    else:
+        if not lines or not set(map(type, lines)) <= {bytes}:
+            raise Irregular("not all bytes")
+        _objects(lines)
+        block = b"\n".join(lines)
+        longest = max(map(len, lines))
     if not block.isascii():
         try:
             block.decode("utf-8")
         except UnicodeDecodeError:
             raise Irregular("invalid UTF-8") from None
-    longest = max(map(len, lines))
     if longest > SAFE_LINE_BYTES and any(
             len(x) > SAFE_LINE_BYTES and x.count(b"[") + x.count(b"{") > MAX_OPENS
             for x in lines):
@@ -86,7 +92,29 @@ def read_block(lines: Sequence[Any], schema: pa.Schema | None = None) -> pa.Tabl
         raise Unreadable(str(exc)) from None
     if table.num_rows != len(lines):
         raise Irregular("not one object per line")
-    return table.combine_chunks()
+    table = table.combine_chunks()
+    if not all(_finite(_one(col)) for col in table.columns):
+        raise Irregular("NaN or Infinity token")  # JSON has no such numbers: orjson refuses
+    return table
+
+
+def _finite(arr: pa.Array) -> bool:
+    """No NaN or infinity among the numbers of ``arr`` (nested ones too): Arrow's parser takes
+    ``NaN``, ``Inf``, ``Infinity`` tokens, and a number too big for a double is refused."""
+    kind = arr.type
+    if pa.types.is_floating(kind):
+        return pc.all(pc.is_finite(arr)).as_py() is not False
+    if pa.types.is_struct(kind):
+        return all(map(_finite, arr.flatten()))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _finite(arr.flatten())
+    return True
+
+
+def _objects(lines: Sequence[bytes]) -> None:
+    if not lines or (not all(map(bytes.startswith, lines, repeat(b"{"))) and not all(
+            map(bytes.startswith, map(bytes.lstrip, lines), repeat(b"{")))):
+        raise Irregular("a line that is blank or not an object")  # Arrow crashes on `null`
 
 
 def learned(schema: pa.Schema) -> pa.Schema | None:

@@ -57,7 +57,7 @@ def regular(block: bytes, limit: int) -> bool:
             block.decode("utf-8")
         except UnicodeDecodeError:
             return False
-    if not plain_lines(block, limit):
+    if plain_lines(block, limit) is None:
         return False
     if b'"' not in block:
         return True

@@ -265,9 +265,10 @@ class FileSource:
                     block, whole = read_lines(src, self.batch_size)
                     if not block:
                         return
-                    if whole and plain_lines(block, self.limit):
+                    lines = plain_lines(block, self.limit) if whole else None
+                    if lines is not None:
                         reader.offset += len(block)
-                        yield self._chunk(block.splitlines(keepends=True), path, reader, at)
+                        yield self._chunk(lines, path, reader, at)
                         continue
                     src.unread(block)
                 while len(items) < self.batch_size and (

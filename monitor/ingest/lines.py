@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import select
-from typing import BinaryIO
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO, overload
 
 import numpy as np
 
@@ -179,21 +180,75 @@ def _newlines(data: bytes) -> int:
     return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
 
 
-def plain_lines(block: bytes, limit: int) -> bool:
-    """Whether :class:`LineReader` would return each line of ``block`` as it is (a line
-    each, split at ``\\n``): none longer than ``limit``, none blank, no ``\\r`` but before
-    a ``\\n``."""
+def plain_lines(block: bytes, limit: int) -> Lines | None:
+    """The lines of ``block`` if :class:`LineReader` would return each of them as it is (a
+    line each, split at ``\\n``: none longer than ``limit``, none blank, no ``\\r`` but
+    before a ``\\n``), else None."""
     if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
-        return False
+        return None
     buf = np.frombuffer(block, np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    last = [len(block) - 1] if block[-1:] != b"\n" else []  # a last line without newline
-    if np.diff(np.concatenate(([-1], ends, last))).max(initial=0) > limit:
-        return False
-    starts = np.concatenate(([0], ends + 1))
-    starts = starts[starts < len(block)]
+    lines = Lines(block, np.flatnonzero(buf == 10))
+    if lines.longest > limit:
+        return None
+    starts = lines.starts()
     for i in starts[np.isin(buf[starts], _SPACE)]:  # lines that begin with a space: rare
         end = block.find(b"\n", i)
         if block[i:end + 1 if end >= 0 else len(block)].isspace():
-            return False  # a blank line: empty_line
-    return True
+            return None  # a blank line: empty_line
+    return lines
+
+
+class Lines(Sequence[bytes]):
+    """The lines of one block of bytes, each with its newline (but perhaps the last), that
+    :func:`plain_lines` passed: split only when someone asks for lines. A decoder that reads
+    whole blocks takes ``block`` as it is (no split, no join); ``ends``: the offsets of its
+    newlines.
+
+    >>> x = Lines(b'{"a": 1}\\n{"b": 2}')
+    >>> len(x), x[1], x == [b'{"a": 1}\\n', b'{"b": 2}'], x.longest
+    (2, b'{"b": 2}', True, 9)
+    """
+
+    __slots__ = ("_lines", "block", "ends")
+
+    def __init__(self, block: bytes, ends: np.ndarray | None = None):
+        self.block = block
+        self.ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10) if ends is None else ends
+        self._lines: list[bytes] | None = None
+
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = self.block.splitlines(keepends=True)
+        return self._lines
+
+    def __len__(self) -> int:
+        return len(self.ends) + (self.block[-1:] not in (b"\n", b""))
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: Any) -> Any:
+        return self.lines()[i]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.lines())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # as a list's
+
+    def __repr__(self) -> str:
+        return f"Lines({len(self)} lines, {len(self.block)} bytes)"
+
+    @property
+    def longest(self) -> int:
+        """The length of the longest line, newline included."""
+        last = [len(self.block) - 1] if self.block[-1:] != b"\n" else []
+        return int(np.diff(np.concatenate(([-1], self.ends, last))).max(initial=0))
+
+    def starts(self) -> np.ndarray:
+        """The offset of each line's first byte."""
+        starts = np.concatenate(([0], self.ends + 1))
+        return starts[starts < len(self.block)]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from monitor.ingest.decode import Decoder
 from monitor.ingest.decode_arrow import ArrowDecoder
+from monitor.ingest.lines import plain_lines
 from slices.spec import SchemaSpec
 from tests.unit.test_decode_reference import (
     ABSENT,
@@ -145,6 +146,35 @@ def test_a_block_unlike_the_one_before_agrees_with_the_reference(second):
     for batch in (first, block, first, first):
         assert_same(d.decode_lines(batch), _reference_decode(SchemaSpec(), batch, **kw))
     assert d.fast_blocks >= 3
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"-NaN", b"Inf", b"-Inf", b"Infinity", b"[1, Inf]",
+                                   b'{"a": -Infinity}', b"1e999"])
+@pytest.mark.parametrize("where", ["amount", "ctx"])
+def test_nan_and_infinity_tokens_are_refused_as_orjson_refuses_them(token, where):
+    good = orjson.dumps(base(ctx={"n": 1.5}))
+    bad = good.replace(b'"amount":12.5' if where == "amount" else b'"n":1.5',
+                       (b'"amount":' if where == "amount" else b'"n":') + token)
+    assert bad != good
+    d = ArrowDecoder(SchemaSpec())
+    for block in ([good, bad, good], [good, good], [bad]):
+        assert_same(d.decode_lines(block), _reference_decode(SchemaSpec(), block))
+
+
+@SETTINGS
+@given(batch=lines, kw=options)
+def test_a_files_block_decodes_as_its_lines_do(batch, kw):
+    """A file's block handed on whole (:class:`Lines`: no split, no join) decodes as the same
+    lines one by one, and as the reference decodes them."""
+    block = b"".join(x if isinstance(x, bytes) else x.encode() + b"\n" for x in batch)
+    whole = plain_lines(block, 1 << 20)
+    if whole is None:
+        return
+    split = block.splitlines(keepends=True)
+    assert whole == split and len(whole) == len(split)
+    got = ArrowDecoder(SchemaSpec(), **kw).decode_lines(whole)
+    assert_same(got, ArrowDecoder(SchemaSpec(), **kw).decode_lines(split))
+    assert_same(got, _reference_decode(SchemaSpec(), split, **kw))
 
 
 IRREGULAR = {  # one record, kept or rejected by the per-record rules, odd for Arrow
