@@ -24,10 +24,13 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from monitor.drift import save_profile
+from monitor.ingest.decode import Decoder
 from monitor.ingest.source import Chunk
 from monitor.outputs.results import read_results, result_record
+from monitor.runtime.baseline import profile_for
 from monitor.runtime.daemon import Daemon
-from slices.load import load_spec
+from slices.load import load_spec, load_spec_text
 from tests.integration import test_kafka_source as ks
 from tests.wait import DEADLINE, wait_until
 
@@ -72,10 +75,14 @@ class Proc:
     """One ``slicewatch run --role …`` process in its own directory; output read by a
     thread; killed after the test if still running (tests/conftest.py)."""
 
-    def __init__(self, workdir: Path, spec_text: str, *args: str):
+    def __init__(self, workdir: Path, spec_text: str, *args: str,
+                 files: dict[str, bytes] | None = None):
+        """``files``: more files for the directory (its own copies: nothing is shared)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         (workdir / "spec.yaml").write_text(spec_text)
+        for name, data in (files or {}).items():
+            (workdir / name).write_bytes(data)
         self.proc = subprocess.Popen([*ks.RUN, "-c", "spec.yaml", *args], cwd=workdir,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env={**_env(), "PYTHONPATH": str(ks.REPO)})
@@ -231,12 +238,16 @@ def run_scaled(setup, kafka_bootstrap, *, workers: int, churn: bool = False, ext
     feeder.start()
     total = len(preds) + len(labels)
     results = [ev_dir / "results.jsonl"]
-    if churn:
-        time.sleep(3.0)
-        procs["w9"] = Proc(tmp_path / "w9", text, "--role", "worker", "--instance-id", "w9",
-                           "-q")  # joins: every member checkpoints on the revoke
-        procs["w9"].wait_for("kafka: assigned")
-        time.sleep(2.0)
+    if churn:  # when the group's commits pass a quarter, then half of the messages
+        done = Committed(kafka_bootstrap, group, [preds_topic, labels_topic])
+        try:
+            wait_until(lambda: done() >= total / 4, what="a quarter committed")
+            procs["w9"] = Proc(tmp_path / "w9", text, "--role", "worker", "--instance-id",
+                               "w9", "-q")  # joins: every member checkpoints on the revoke
+            procs["w9"].wait_for("kafka: assigned")
+            wait_until(lambda: done() >= total / 2, what="half committed")
+        finally:
+            done.close()
         gone = procs.pop("w0")
         assert gone.stop() == 0  # leaves for good (SIGTERM: it checkpoints, then leaves)
     feeder.join(DEADLINE)
@@ -276,6 +287,8 @@ def test_a_worker_joins_and_one_leaves_mid_stream(setup, kafka_bootstrap):
 KILL_RECORDS = 600_000  # predictions of the kill -9 test (the issue's); ~70 % labelled later
 KILL_AT = (0.08, 0.2, 0.32, 0.44, 0.56, 0.68)  # of the messages committed: one kill each
 KILL_WHO = ("worker", "evaluator", "worker", "worker", "evaluator", "worker")
+KILL_BATCH = 5000  # consume_batch (the other tests: 2000)
+KILL_CHECKPOINT = 2.0  # s, checkpoint_interval (the other tests: 0.5): fewer, larger partials
 CONSUMED = 600.0  # s: every message of the kill test committed (a slow, loaded machine)
 
 KILL_ALERTS = """
@@ -295,6 +308,8 @@ route:
   group_interval: 1s
   repeat_interval: 1h
 """
+
+KILL_DRIFT = "    drift: {enabled: true, profile: profile.json}\n"
 
 REF_SOURCE = """version: 1
 server: {listen: "127.0.0.1:0"}
@@ -426,14 +441,22 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
     from monitor.runtime.demo import DemoReceiver
 
     tmp_path, text, preds_topic, labels_topic, group = setup
+    sample = [v for _k, _p, v in big_stream(20_000, seed=43)[0]]  # drift's reference
+    batch, _ = Decoder(load_spec_text(text).schema, default_model="m").decode_lines(sample)
+    save_profile(profile_for(load_spec_text(text).models[0], batch, source="test"),
+                 tmp_path / "profile.json")
+    files = {"profile.json": (tmp_path / "profile.json").read_bytes()}
     receiver = DemoReceiver().start()
+    text = text.replace("    label_delay: 10m\n", "    label_delay: 10m\n" + KILL_DRIFT)
+    text = text.replace("consume_batch: 2000", f"consume_batch: {KILL_BATCH}").replace(
+        "checkpoint_interval: 0.5", f"checkpoint_interval: {KILL_CHECKPOINT}")
     text += KILL_ALERTS.format(url=receiver.url)
     workers = {f"w{i}": Proc(tmp_path / f"w{i}", text, "--role", "worker", "--instance-id",
-                             f"w{i}", "-q") for i in range(3)}
+                             f"w{i}", "-q", files=files) for i in range(3)}
 
     def evaluator(name: str) -> Proc:
         return Proc(tmp_path / name, text, "--role", "evaluator", "--results",
-                    "results.jsonl", "-q")
+                    "results.jsonl", "-q", files=files)
 
     evaluators = {"ev-a": evaluator("ev-a")}
     t0 = time.monotonic()
@@ -441,6 +464,7 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
     made = time.monotonic() - t0
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
+    (ref_dir / "profile.json").write_bytes(files["profile.json"])
     (ref_dir / "preds.jsonl").write_bytes(b"\n".join(v for _k, _p, v in preds) + b"\n")
     (ref_dir / "labels.jsonl").write_bytes(b"\n".join(v for _k, _p, v in labels) + b"\n")
     (ref_dir / "ref.yaml").write_text(REF_SOURCE + text[text.index("models:"):
@@ -479,7 +503,7 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
             name = rng.choice(sorted(workers))
             workers[name].kill()
             workers[name] = Proc(tmp_path / name, text, "--role", "worker", "--instance-id",
-                                 name, "-q")
+                                 name, "-q", files=files)
             workers[name].wait_for("kafka: assigned")
         feeder.join(CONSUMED)
         assert feeder.is_alive() is False
@@ -512,6 +536,11 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
             got[key] = r
     got = {k: v for k, v in got.items() if k in want}
     ks.assert_same_results(got, want)
+    ks.assert_same_drift(got, want)  # histogram tests: the same; sample tests: same inputs
+    sampled = [abs(g["statistic"] - w["statistic"]) for k in want
+               for g, w in zip(got[k]["extra"]["drift"], want[k]["extra"]["drift"], strict=True)
+               if w["test"] not in ks.HISTOGRAM_TESTS and w["statistic"] is not None]
+    assert sampled and max(sampled) < 0.1 and sum(sampled) / len(sampled) < 0.03, sampled
     overall = [r for r in got.values() if r["slice"] == "overall"]
     assert sum(r["count"] for r in overall) == KILL_RECORDS
     assert all(r["metrics"]["labelled_rate"] == 1.0 for r in overall)
@@ -521,7 +550,8 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
         receiver.received
     print(f"kill test: {KILL_RECORDS} predictions + {len(labels)} labels made in {made:.1f} s,"
           f" produced and committed (6 kills) in {consumed:.1f} s; takeovers "
-          f"{', '.join(f'{t:.1f}' for t in takeovers)} s")
+          f"{', '.join(f'{t:.1f}' for t in takeovers)} s; {len(sampled)} sample drift tests,"
+          f" |D - D_one_process| mean {sum(sampled) / len(sampled):.4f} max {max(sampled):.4f}")
 
 
 ALERTS = """
