@@ -11,7 +11,9 @@ delayed labels; the others 30 000 (``N``).
 
 from __future__ import annotations
 
+import os
 import random
+import resource
 import signal
 import subprocess
 import threading
@@ -71,6 +73,10 @@ models:
 """
 
 
+CPU: list[tuple[str, float]] = []  # (directory, CPU seconds) of each process ended
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 class Proc:
     """One ``slicewatch run --role …`` process in its own directory; output read by a
     thread; killed after the test if still running (tests/conftest.py)."""
@@ -109,11 +115,21 @@ class Proc:
 
         wait_until(seen, what=f"{text!r} in the output", interval=0.05, detail=self.log)
 
+    def cpu(self) -> float:
+        """CPU seconds the process has used so far (0 once it is gone)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
     def kill(self) -> None:
+        CPU.append((self.workdir.name, self.cpu()))
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(DEADLINE)
 
     def stop(self) -> int:
+        CPU.append((self.workdir.name, self.cpu()))
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(DEADLINE)
         assert "Traceback" not in self.log(), self.log()
@@ -441,6 +457,7 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
     from monitor.runtime.demo import DemoReceiver
 
     tmp_path, text, preds_topic, labels_topic, group = setup
+    CPU.clear()
     sample = [v for _k, _p, v in big_stream(20_000, seed=43)[0]]  # drift's reference
     batch, _ = Decoder(load_spec_text(text).schema, default_model="m").decode_lines(sample)
     save_profile(profile_for(load_spec_text(text).models[0], batch, source="test"),
@@ -548,6 +565,15 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
                     for a in n.get("alerts", []) if a["status"] == "firing")
     assert firing == ["country=CA", "country=DE", "country=FR", "country=US", "overall"], \
         receiver.received
+    roles: dict[str, float] = {}
+    for name, seconds in CPU:
+        role = "worker" if name.startswith("w") else "evaluator"
+        roles[role] = roles.get(role, 0.0) + seconds
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # every process waited for
+    print(f"kill test CPU s: workers {roles['worker']:.1f}, evaluators {roles['evaluator']:.1f}"
+          f" ({len(CPU)} processes), test process {me.ru_utime + me.ru_stime:.1f}, the "
+          f"reference ~{kids.ru_utime + kids.ru_stime - sum(roles.values()):.1f}")
     print(f"kill test: {KILL_RECORDS} predictions + {len(labels)} labels made in {made:.1f} s,"
           f" produced and committed (6 kills) in {consumed:.1f} s; takeovers "
           f"{', '.join(f'{t:.1f}' for t in takeovers)} s; {len(sampled)} sample drift tests,"
