@@ -228,11 +228,12 @@ def single_threaded_blas() -> None:
 
 
 def lean_arrow_pool() -> None:
-    """Arrow allocates from jemalloc unless ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise (set
-    before pyarrow loads; a build without jemalloc warns and keeps its default). Its default,
+    """On Linux (whose pyarrow wheels have jemalloc), Arrow allocates from jemalloc unless
+    ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise (set before pyarrow loads; a build without
+    jemalloc warns once and keeps its default). Its default,
     mimalloc, keeps the pages of freed record batches resident: peak RSS of the drift job of
     bench/peers (#13) 408 → 365 MiB (profile build), 235 → 210 MiB (1M-row Parquet replay)."""
-    if "pyarrow" not in sys.modules:
+    if "pyarrow" not in sys.modules and sys.platform.startswith("linux"):  # wheels with it
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 
