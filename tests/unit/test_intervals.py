@@ -177,7 +177,7 @@ def test_bootstrap_coverage_std():
 def test_every_metric_has_an_interval_around_its_value(task):
     from tests.unit.test_metrics_common import COLS_BY_TASK
 
-    cols = COLS_BY_TASK[task](np.random.default_rng(5), 3000)
+    cols = COLS_BY_TASK[task](np.random.default_rng(5), 12000)  # ECE: ≥ MIN_ECE_RECORDS
     model = ModelSpec(name="m", task=task)  # type: ignore[arg-type]
     accs = accumulators_for(model)
     labelled = cols.take(cols.labelled())

@@ -9,10 +9,12 @@ the weighted sums of its weights; the interval is the percentile interval of the
 replicates. Column 0 of every sum has unit weights: the metric on the bootstrap's own grid,
 used to centre grids coarser than the metric's (``pr_auc``).
 
-Metrics: ``pr_auc`` (on a :data:`PR_BINS`-bin grid) and ``ece`` (label side, binary). ``f1``
-and ``score_std``/``prediction_std`` have analytic intervals since (Wilson of the Jaccard
-index; the delta method on the fourth moment); the accumulators still replicate them when
-asked (states written before, tests).
+Used for paired version comparisons (``compare: {paired: true}``): every binary label metric,
+``pr_auc`` on a :data:`PR_BINS`-bin grid. Single-slice intervals no longer bootstrap: ``f1``
+and ``score_std``/``prediction_std`` have analytic intervals (Wilson of the Jaccard index; the
+delta method on the fourth moment), ``pr_auc`` and ``ece`` intervals are computed at window
+close from their histograms (:mod:`monitor.core.metrics.intervals`); the accumulators still
+replicate them when asked (states written before, tests).
 
 >>> keys = np.array([1, 2, 3], np.uint64)
 >>> w = poisson_weights(keys, 4)
@@ -56,8 +58,10 @@ LABEL_METRICS = {"binary": ("f1", "pr_auc", "ece", "accuracy", "precision", "rec
                             "roc_auc", "brier", "log_loss")}
 PREDICTION_METRICS = {"binary": ("score_std",), "multiclass": ("score_std",),
                       "regression": ("prediction_std",)}
-# … and what the registry bootstraps: only the metrics with no analytic interval
-BOOTSTRAPPED_LABEL = {"binary": ("pr_auc", "ece")}
+# … and what the registry bootstraps: only the metrics with no analytic interval (none since
+# pr_auc and ece got theirs from their histograms at window close, monitor/core/metrics/
+# intervals.py: no per-record cost)
+BOOTSTRAPPED_LABEL: dict[str, tuple[str, ...]] = {}
 BOOTSTRAPPED_PREDICTION: dict[str, tuple[str, ...]] = {}
 # … and, for a model comparing versions with ``paired: true``, every label metric it can:
 # the replicate differences of two versions are then a paired bootstrap (monitor/core/compare)

@@ -9,6 +9,7 @@ import numpy as np
 
 from monitor.core.metrics._common import AccumulatorBase, check_int, positive, state_params
 from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.intervals import ece_interval
 
 MAX_CALIBRATION_BINS = 10_000
 
@@ -86,3 +87,8 @@ class Calibration(AccumulatorBase):
             return {"ece": float("nan")}
         gap = np.abs(self.label_sum - self.score_sum)  # n_b·|mean label − mean score|
         return {"ece": float(gap.sum() / total)}
+
+    def intervals(self, level: float) -> dict[str, tuple[float, float]]:
+        """Interval of ``ece`` (:func:`~monitor.core.metrics.intervals.ece_interval`)."""
+        lo, hi = ece_interval(self.count, self.label_sum, self.score_sum, level)
+        return {"ece": (float(lo), float(hi))}

@@ -11,7 +11,7 @@ from monitor.core.grouped import count_codes
 from monitor.core.metrics._common import GroupedAccumulator, check_int, positive, state_params
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.errors import MetricError
-from monitor.core.metrics.intervals import delong_binned
+from monitor.core.metrics.intervals import average_precision_logit, delong_binned
 
 DEFAULT_BINS = 1024
 MAX_BINS = 1 << 20
@@ -173,7 +173,8 @@ class ScoreHistogram(GroupedAccumulator):
         return {"roc_auc": self.roc_auc(), "pr_auc": self.pr_auc()}
 
     def intervals(self, level: float) -> dict[str, tuple[float, float]]:
-        """DeLong interval of ``roc_auc`` (:func:`delong_binned`); ``pr_auc`` has none here
-        (bootstrap)."""
+        """DeLong interval of ``roc_auc`` (:func:`delong_binned`), logit interval of ``pr_auc``
+        (:func:`average_precision_logit`)."""
         _, lo, hi = delong_binned(self.counts[0], self.counts[1], level)
-        return {"roc_auc": (float(lo), float(hi))}
+        _, plo, phi = average_precision_logit(self.counts[0], self.counts[1], level)
+        return {"roc_auc": (float(lo), float(hi)), "pr_auc": (float(plo), float(phi))}
