@@ -103,6 +103,28 @@ def test_build_profile_from_a_dataframe():
     assert p.for_slice("north")[1] == "slice" and p.for_slice("west")[1] == "overall"
 
 
+@pytest.mark.parametrize("every", [np.arange(3000), np.ones(3000, bool)])
+def test_a_slice_of_every_row_reads_the_columns_in_place_with_the_same_profile(every,
+                                                                               monkeypatch):
+    """An ``overall: true`` slice (every row, in order) folds the columns themselves, not a
+    copy made by ``take``: the profile is the same, bit for bit, as through the copy."""
+    from monitor.drift import profile as profile_module
+
+    df = _frame()
+    slices = {"overall": every, "big": df["amount"].to_numpy() > 1}
+    kwargs = dict(source="s", bins=15, sample_size=200, seed=3, slices=slices)
+    direct = build_profile(MODEL, df, **kwargs).to_dict()
+    assert profile_module._every_row(every, 3000)
+    assert not profile_module._every_row(np.arange(2999), 3000)
+    assert not profile_module._every_row(np.arange(3000)[::-1], 3000)
+    monkeypatch.setattr(profile_module, "_every_row", lambda rows, n: False)
+    copied = build_profile(MODEL, df, **kwargs).to_dict()
+    for d in (direct, copied):
+        d.pop("created")
+    assert json.dumps(direct) == json.dumps(copied)
+    assert direct["slices"]["overall"]["summaries"]["amount"]["n"] == 3000
+
+
 def test_profile_json_round_trip_and_file(tmp_path):
     df = _frame(seed=1)
     p = build_profile(MODEL, df, source="train.csv", slices={"big": df["amount"] > 1})
