@@ -6,13 +6,14 @@ interleaved ``--repeat`` times:
 
 - ``base``: ``confidence: false``;
 - ``+ci``: the default intervals (analytic ones — Wilson, DeLong, normal, F1 via the Jaccard
-  index, std via the fourth moment — and the Poisson bootstrap of pr_auc and ece);
-- ``+ci-old``: as before issue 15's cost work, f1 and score_std bootstrapped too (the
+  index, std via the fourth moment, PR AUC's logit/delta-method and ECE's parametric
+  bootstrap at window close — no per-record bootstrap since #15's fifth pass);
+- ``+ci-old``: as before issue 15's cost work, f1, pr_auc, ece and score_std bootstrapped (the
   registry's bootstrapped sets patched for that variant);
 - ``+paired``: ``+ci`` with ``compare: {baseline: v3, paired: true}`` (the paired version
   comparison bootstraps every binary label metric);
 - ``base-all`` / ``+ci-all``: the spec's metrics plus ``pr_auc`` and ``ece`` (the two
-  metrics still bootstrapped), without and with intervals.
+  metrics bootstrapped until #15's fifth pass), without and with intervals.
 
 Prints, per variant, the best wall-clock and the best process CPU seconds per record and
 their ratios to ``base`` (``base-all`` for the ``-all`` variants) measured in this run (CPU

@@ -13,9 +13,10 @@ interval at the model's confidence level. Pure functions over the window's accum
   two independent proportions (his method 10); with the symmetric Wald intervals (DeLong for
   ROC AUC, normal for means) it is exactly ``d ± z·√(se_b² + se_c²)``, the difference of two
   independent DeLong AUCs / means.
-- **Bootstrap** (metrics with Poisson-bootstrap replicates in both versions: ``pr_auc``,
-  ``ece``, and with ``paired: true`` also ``accuracy``, ``precision``, ``recall``, ``f1``,
-  ``roc_auc``, ``brier``, ``log_loss``): the percentile interval of the replicate
+- **Bootstrap** (metrics with Poisson-bootstrap replicates in both versions: with
+  ``paired: true``, ``pr_auc``, ``ece``, ``accuracy``, ``precision``, ``recall``, ``f1``,
+  ``roc_auc``, ``brier``, ``log_loss``; unpaired, every metric uses MOVER): the percentile
+  interval of the replicate
   differences ``rc[r] − rb[r]``. A record's Poisson weights depend on its prediction id only,
   so a prediction logged under both versions (shadow traffic) weighs the same in replicate
   ``r`` of each: the differences are a *paired* bootstrap without any join, and an unpaired
