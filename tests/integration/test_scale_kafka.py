@@ -304,7 +304,7 @@ KILL_RECORDS = 600_000  # predictions of the kill -9 test (the issue's); ~70 % l
 KILL_AT = (0.08, 0.2, 0.32, 0.44, 0.56, 0.68)  # of the messages committed: one kill each
 KILL_WHO = ("worker", "evaluator", "worker", "worker", "evaluator", "worker")
 KILL_BATCH = 5000  # consume_batch (the other tests: 2000)
-KILL_CHECKPOINT = 2.0  # s, checkpoint_interval (the other tests: 0.5): fewer, larger partials
+KILL_CHECKPOINT = 5.0  # s, checkpoint_interval (the other tests: 0.5): fewer, larger partials
 CONSUMED = 600.0  # s: every message of the kill test committed (a slow, loaded machine)
 
 KILL_ALERTS = """
