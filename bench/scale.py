@@ -100,6 +100,11 @@ def all_assigned(logs: list[Path], topic: str, partitions: int) -> bool:
     return sorted(owned) == list(range(partitions))
 
 
+def runq_seconds(pid: int) -> float:
+    """Seconds the main thread of ``pid`` spent runnable, waiting for a CPU (schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -109,9 +114,13 @@ def cpu_seconds(pid: int) -> float:
 def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitions: int,
                  n: int, workers: int, rep: int, checkpoint_interval: float = 5.0,
                  checkpoint_records: int = 200_000, trace: bool = False,
-                 broker_pid: int | None = None) -> float:
+                 broker_pid: int | None = None, uncontended: list | None = None) -> float:
     """Records per second of ``workers`` worker processes, one core each, checkpointing
-    (one transaction of partials + offsets) every ``checkpoint_interval`` seconds."""
+    (one transaction of partials + offsets) every ``checkpoint_interval`` seconds. Appends
+    to ``uncontended`` the rate over the measured time less the run-queue wait of the
+    workers' main threads (what other processes on their cores took from them; the
+    smallest of the workers' waits, so as not to flatter two workers)."""
+    uncontended = uncontended if uncontended is not None else []
     group = f"bench-scale-{workers}-{rep}-{topic}"
     text = spec_text.replace(f"group_id: bench-full-{topic}",
                              f"group_id: {group}\n    internal_prefix: {group}")
@@ -155,6 +164,7 @@ def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitio
                 marks["first"] = (now, got)
                 load0 = os.getloadavg()[0]
                 cpu0 = [cpu_seconds(p.pid) for p in procs]
+                runq0 = [runq_seconds(p.pid) for p in procs]
                 broker0 = cpu_seconds(broker_pid) if broker_pid else 0.0
             if got >= n:
                 marks["last"] = (now, got)
@@ -162,12 +172,16 @@ def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitio
             time.sleep(0.5)
         (t1, n1), (t2, n2) = marks["first"], marks["last"]
         cpu = [cpu_seconds(p.pid) for p in procs]
+        runq = [runq_seconds(p.pid) - r0 for p, r0 in zip(procs, runq0, strict=True)]
         broker = (f"; broker {cpu_seconds(broker_pid) - broker0:.1f}" if broker_pid else "")
-        print(f"  {workers} worker(s): {t2 - t1:.1f} s measured (from {t1 - spawned:.1f} s "
-              f"to {t2 - spawned:.1f} s after start), load average {load0:.1f} -> "
-              f"{os.getloadavg()[0]:.1f}; CPU seconds in the measurement: workers "
+        print(f"  {workers} worker(s): {n2 - n1:,} records in {t2 - t1:.1f} s (from "
+              f"{t1 - spawned:.1f} s to {t2 - spawned:.1f} s after start), load average "
+              f"{load0:.1f} -> {os.getloadavg()[0]:.1f}; CPU seconds in the measurement: workers "
               f"{', '.join(f'{c - c0:.1f}' for c, c0 in zip(cpu, cpu0, strict=True))}{broker}; "
-              f"over the whole run: {', '.join(f'{c:.1f}' for c in cpu)}", flush=True)
+              f"workers' main threads runnable but waiting for a CPU: "
+              f"{', '.join(f'{r:.1f}' for r in runq)} s; over the whole run: CPU "
+              f"{', '.join(f'{c:.1f}' for c in cpu)} s", flush=True)
+        uncontended.append((n2 - n1) / (t2 - t1 - min(runq)))
         return (n2 - n1) / (t2 - t1)
     finally:
         watcher.close()
@@ -319,21 +333,28 @@ def main() -> None:
         print(f"produced {len(lines):,} records to {topic} ({args.partitions} partitions)",
               flush=True)
         del lines
-        one, two = [], []
+        one, two, one_u, two_u = [], [], [], []
         print(f"workers checkpoint every {args.checkpoint_interval:g} s or "
               f"{args.checkpoint_records:,} records", flush=True)
         for rep in range(args.repeat):
             one.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
                                     args.records, 1, rep, args.checkpoint_interval,
-                                    args.checkpoint_records, args.trace, args.broker_pid))
-            print(f"run {rep + 1}: 1 worker   {one[-1]:,.0f} records/s", flush=True)
+                                    args.checkpoint_records, args.trace, args.broker_pid,
+                                    one_u))
+            print(f"run {rep + 1}: 1 worker   {one[-1]:,.0f} records/s "
+                  f"(less run-queue waits: {one_u[-1]:,.0f})", flush=True)
             two.append(workers_rate(text, tmp, args.bootstrap, topic, args.partitions,
                                     args.records, 2, rep, args.checkpoint_interval,
-                                    args.checkpoint_records, args.trace, args.broker_pid))
-            print(f"run {rep + 1}: 2 workers  {two[-1]:,.0f} records/s", flush=True)
+                                    args.checkpoint_records, args.trace, args.broker_pid,
+                                    two_u))
+            print(f"run {rep + 1}: 2 workers  {two[-1]:,.0f} records/s "
+                  f"(less run-queue waits: {two_u[-1]:,.0f})", flush=True)
         print(f"1 worker: {max(one):,.0f} records/s; 2 workers: {max(two):,.0f} records/s "
               f"(best of {args.repeat}); ratio {max(two) / max(one):.2f} (target >= 1.6); "
               "per run: " + ", ".join(f"{b / a:.2f}" for a, b in zip(one, two, strict=True)))
+        print("less the time a worker's main thread waited for a CPU (other processes on its "
+              f"core): ratio {max(two_u) / max(one_u):.2f}; per run: "
+              + ", ".join(f"{b / a:.2f}" for a, b in zip(one_u, two_u, strict=True)))
     finally:
         admin.delete_topics([topic] + [f"bench-scale-{w}-{r}-{topic}-{s}"
                                        for w in (1, 2) for r in range(args.repeat)
