@@ -4,7 +4,9 @@ and the partials' size on the wire.
 1. **Workers.** ``--records`` records of the Kafka bench (``bench/kafka_throughput.py``: 20
    features, 10 slice rules, per-slice drift against a stored profile) on a
    ``--partitions`` topic; ``slicewatch run --role worker`` processes, each pinned to one
-   core (``os.sched_setaffinity``), first one alone, then two (fresh consumer groups). The
+   core (``os.sched_setaffinity``) and in its own session (its own scheduling group under
+   ``sched_autogroup``, as separate services would be), first one alone, then two (fresh
+   consumer groups). The
    rate is taken from the group's committed offsets (transactions): from the moment every
    worker owns its partitions after its last rebalance (its stderr says ``assigned``, written
    once its folds are restored; the offsets committed by then are subtracted) until every
@@ -142,6 +144,11 @@ def workers_rate(spec_text: str, tmp: Path, bootstrap: str, topic: str, partitio
              "run", "-c", "spec.yaml", "--role", "worker",
              "--instance-id", f"w{i}", "-q"], cwd=wd, stdout=subprocess.DEVNULL,
             stderr=(wd / "stderr.log").open("wb"), env={**os.environ, "PYTHONPATH": str(REPO)},
+            # its own session: with sched_autogroup (Linux's default on desktops and this
+            # host) the processes of one session share one CPU weight, so two workers
+            # started from the bench's session got no more CPU together than one worker
+            # alone whenever other sessions kept the cores busy
+            start_new_session=True,
             preexec_fn=lambda core=core: os.sched_setaffinity(0, {core})))
     marks: dict[str, tuple[float, int]] = {}
     # one long-lived watcher (a consumer made per poll, as before, takes CPU from the
