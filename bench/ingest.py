@@ -112,7 +112,10 @@ def daemon_run(spec, path: Path) -> tuple[float, int, float]:
 
 
 def tree_at(rev: str) -> Path:
-    """The code base at git revision ``rev``, extracted into a temporary directory."""
+    """The code base at git revision ``rev``, extracted into a temporary directory (a
+    directory holding a code base is taken as it is)."""
+    if Path(rev).is_dir():
+        return Path(rev).resolve()
     root = Path(__file__).resolve().parents[1]
     out = Path(tempfile.mkdtemp(prefix="slicewatch-at-"))
     archive = subprocess.run(["git", "archive", rev], cwd=root, capture_output=True,
@@ -230,8 +233,8 @@ def main() -> None:
     ap.add_argument("--rss", metavar="N,N,...",
                     help="peak RSS of (c) on Parquet files of these sizes, and stop")
     ap.add_argument("--against", metavar="REV",
-                    help="the code base at git revision REV against the working tree's "
-                         "(each daemon run in a child process)")
+                    help="the code base at git revision REV (or in directory REV) against "
+                         "the working tree's (each daemon run in a child process)")
     ap.add_argument("--run-child", nargs=2, metavar=("SPEC", "FILE"), help=argparse.SUPPRESS)
     ap.add_argument("--rss-child", nargs=3, metavar=("SPEC", "PARQUET", "MODE"),
                     help=argparse.SUPPRESS)
