@@ -458,6 +458,8 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
 
     tmp_path, text, preds_topic, labels_topic, group = setup
     CPU.clear()
+    me0, kids0 = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                      resource.RUSAGE_CHILDREN))
     sample = [v for _k, _p, v in big_stream(20_000, seed=43)[0]]  # drift's reference
     batch, _ = Decoder(load_spec_text(text).schema, default_model="m").decode_lines(sample)
     save_profile(profile_for(load_spec_text(text).models[0], batch, source="test"),
@@ -571,9 +573,11 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
         roles[role] = roles.get(role, 0.0) + seconds
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # every process waited for
+    mine = me.ru_utime + me.ru_stime - me0.ru_utime - me0.ru_stime
+    waited = kids.ru_utime + kids.ru_stime - kids0.ru_utime - kids0.ru_stime
     print(f"kill test CPU s: workers {roles['worker']:.1f}, evaluators {roles['evaluator']:.1f}"
-          f" ({len(CPU)} processes), test process {me.ru_utime + me.ru_stime:.1f}, the "
-          f"reference ~{kids.ru_utime + kids.ru_stime - sum(roles.values()):.1f}")
+          f" ({len(CPU)} processes), test process {mine:.1f}, the reference "
+          f"~{waited - sum(roles.values()):.1f}")
     print(f"kill test: {KILL_RECORDS} predictions + {len(labels)} labels made in {made:.1f} s,"
           f" produced and committed (6 kills) in {consumed:.1f} s; takeovers "
           f"{', '.join(f'{t:.1f}' for t in takeovers)} s; {len(sampled)} sample drift tests,"
