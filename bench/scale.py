@@ -282,11 +282,11 @@ def main() -> None:
                     help="the workers' checkpoint_interval in seconds (part 1; docs/scaling.md "
                          "recommends 30-60 s for workers)")
     ap.add_argument("--checkpoint-records", type=int, default=200_000,
-                    help="the workers' checkpoint_records (part 1): with a long interval the "
-                         "rate is read from commits, so keep it well under records/workers")
+                    help="the workers' checkpoint_records (part 1)")
     ap.add_argument("--trace", action="store_true",
                     help="run the workers through bench/scale_worker_trace.py: per worker, "
-                         "seconds waiting in consume, folding, checkpointing, rebalancing")
+                         "wall, CPU and run-queue seconds in consume, fold, checkpoint, "
+                         "rebalance (env SCALE_TRACE_STATS=MS adds librdkafka statistics)")
     ap.add_argument("--broker-pid", type=int,
                     help="the broker's process id, to print its CPU seconds in each measurement")
     args = ap.parse_args()

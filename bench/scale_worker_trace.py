@@ -1,7 +1,10 @@
 """``slicewatch run --role worker`` with a time budget per worker (bench/scale.py --trace):
-seconds spent waiting in ``consume``, folding, checkpointing, and in the rebalance
-callbacks, plus a timestamped line per rebalance, written to stderr when the worker stops.
-Same arguments as ``python -m monitor.cli``."""
+wall, CPU and run-queue seconds (``/proc/thread-self/schedstat``) spent in ``consume``,
+folding, checkpointing and the rebalance callbacks, a timestamped line per checkpoint,
+rebalance and slow ``consume``, and at exit the totals, on stderr (``trace …`` lines).
+``SCALE_TRACE_STATS=<ms>``: librdkafka statistics at that interval (per owned partition
+its fetch queue and state; the broker's requests in flight and round trip). Same arguments
+as ``python -m monitor.cli``."""
 
 from __future__ import annotations
 
