@@ -71,7 +71,7 @@ models:
     task: binary
     window: 1m
     compare: {baseline: v3, candidate: v4}
-    metrics: [count, accuracy, roc_auc, log_loss]
+    metrics: [count, accuracy, roc_auc, log_loss, ece]
     features: {c: categorical}
     slices: [{overall: true}]
 source: {type: file, path: canary.jsonl}
@@ -84,12 +84,14 @@ def _canary(path: Path) -> None:
 
     rng = random.Random(0)
     with path.open("w") as fh:
-        for i in range(600):
+        # ECE's interval needs 5000 labelled records in a window: 6000 a version, all in
+        # the first minute.
+        for i in range(6000):
             y = int(rng.random() < 0.4)
             for version in ("v3", "v4"):
                 score = min(max(rng.gauss(0.35 + 0.3 * y, 0.2), 0.0), 1.0)
                 fh.write(json.dumps({"model": "canary", "model_version": version,
-                                     "prediction_id": f"{version}-{i}", "timestamp": i * 0.2,
+                                     "prediction_id": f"{version}-{i}", "timestamp": i * 0.009,
                                      "features": {"c": "ab"[i % 2]},
                                      "prediction": {"score": score}, "label": y}) + "\n")
 
