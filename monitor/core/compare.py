@@ -101,15 +101,21 @@ def compare_metrics(baseline: str, candidate: str,
                                 Mapping[str, np.ndarray]],
                     cand: tuple[Mapping[str, float], Mapping[str, tuple[float, float]],
                                 Mapping[str, np.ndarray]],
-                    level: float, paired: bool = False) -> tuple[VersionDiff, ...]:
+                    level: float, paired: bool = False,
+                    replicated: frozenset[str] = frozenset()) -> tuple[VersionDiff, ...]:
     """Every metric both versions have, with an interval: ``base``/``cand`` are each
     version's ``(values, intervals, replicates)``. Replicates in both: bootstrap difference;
-    else intervals in both: MOVER; else left out."""
+    else intervals in both: MOVER; else left out. ``paired`` with a metric of ``replicated``
+    (the spec bootstraps it) lacking replicates on a side (a window merged from partials of
+    another version, docs/scaling.md "Upgrades"): left out, not MOVER (which assumes
+    independent versions)."""
     (vb, ib, rb), (vc, ic, rc) = base, cand
     out = []
     for metric, est_c in vc.items():
         est_b = vb.get(metric)
         if metric == "count" or est_b is None or not _finite(est_b, est_c):
+            continue
+        if paired and metric in replicated and not (metric in rb and metric in rc):
             continue
         if metric in rb and metric in rc:
             d, lo, hi = replicate_diff(rb[metric], rc[metric], est_b, est_c, level)

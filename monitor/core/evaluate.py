@@ -8,7 +8,7 @@ from typing import Any
 
 from monitor.core.compare import compare_metrics, pairs_in_window, replicates
 from monitor.core.metrics import window_results
-from monitor.core.metrics.registry import window_intervals
+from monitor.core.metrics.registry import replicated_metrics, window_intervals
 from monitor.core.types import ClosedWindow, SliceResult
 from slices.spec import ModelSpec
 
@@ -46,6 +46,7 @@ def _with_comparisons(results: list[SliceResult], seen: dict, model: ModelSpec
     """Each candidate's results with its differences to the baseline versions of the model's
     ``compare`` pairs, slice by slice (both versions present in the slice)."""
     pairs = pairs_in_window(model.compare, {v for v, _, _ in seen})
+    replicated = replicated_metrics(model)
     out = []
     for r in results:
         diffs = []
@@ -54,6 +55,7 @@ def _with_comparisons(results: list[SliceResult], seen: dict, model: ModelSpec
             cand = seen.get((r.version, r.slice_name, r.slice))
             if candidate == r.version and base is not None and cand is not None:
                 diffs.extend(compare_metrics(baseline, candidate, base, cand,
-                                             float(model.confidence_level or 0.95), paired))
+                                             float(model.confidence_level or 0.95), paired,
+                                             replicated))
         out.append(dataclasses.replace(r, compared=tuple(diffs)) if diffs else r)
     return out

@@ -8,6 +8,7 @@ stage) are called in order at fixed points of every fold (:mod:`monitor.core.sta
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import Accumulator
-from monitor.core.metrics.registry import accumulators_for
+from monitor.core.metrics.registry import accumulators_for, optional_expected
 from monitor.core.prepare import Preparer
 from monitor.core.stage import GroupRows, Stage
 from monitor.core.types import ClosedWindow, RecordBatch
@@ -25,6 +26,7 @@ from monitor.core.windows import (
     GroupKey,
     PartitionView,
     Window,
+    conform_window,
     group_rows,
     string_codes,
     update_groups,
@@ -57,6 +59,10 @@ class ModelPipeline:
         self.assigner = SliceAssigner(model)
         self.windows = EventWindows(model.window, view)
         self.open: dict[float, Window] = {}
+        # the optional (bootstrap) accumulators the groups hold; state restored from another
+        # version is conformed to it (docs/scaling.md "Upgrades"), counted in ``upgrade``
+        self.optional = optional_expected(model)
+        self.upgrade: Counter = Counter()
 
     def accumulators(self, slice_name: str) -> list[Accumulator]:
         """A new group's accumulators: the model's metrics, then each stage's."""
@@ -168,6 +174,7 @@ class ModelPipeline:
         self.open = {}
         for w in state["open"]:
             window = Window.from_state(w)
+            self.upgrade.update(conform_window(window, self.optional))
             self.open[window.start] = window
             for group in window.groups.values():
                 for stage in self.stages:

@@ -19,6 +19,9 @@ once per batch, and each group's slice of the columns is fed to its accumulators
 
 >>> import numpy as np
 >>> from slices.spec import WindowSpec
+
+log = logging.getLogger(__name__)
+_LOGGED: set[str] = set()  # upgrade events already logged (once per process each)
 >>> w = EventWindows(WindowSpec("time", 60.0, 0.0))
 >>> starts, late = w.assign(np.array([0.0, 30.0, 61.0]))
 >>> starts.tolist(), late.tolist(), w.watermark
@@ -29,7 +32,9 @@ once per batch, and each group's slice of the columns is fed to its accumulators
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,9 +43,16 @@ import numpy as np
 
 from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import Accumulator, ModelColumns
-from monitor.core.metrics.registry import accumulator_from_state, state_of
+from monitor.core.metrics.registry import (
+    accumulator_from_state,
+    conform_accumulators,
+    state_of,
+)
 from slices.codes import factorize
 from slices.spec import WindowSpec
+
+log = logging.getLogger(__name__)
+_LOGGED: set[str] = set()  # upgrade events already logged (once per process each)
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
@@ -178,6 +190,36 @@ class Window:
         for key, *group in state["groups"]:
             window.groups[tuple(key)] = Group.from_state(group)
         return window
+
+
+def log_once(event: str, message: str) -> None:
+    """Log ``message`` at warning level the first time ``event`` happens in this process."""
+    if event not in _LOGGED:
+        _LOGGED.add(event)
+        log.warning("%s (logged once; counted in the upgrade counters)", message)
+
+
+def conform_window(window: Window, expected: dict[str, dict[str, Any]]) -> Counter:
+    """Drop from ``window``'s groups the optional (bootstrap) accumulators the spec does not
+    ask for (``expected``: :func:`~monitor.core.metrics.registry.optional_expected`), e.g.
+    state written before #15 stopped bootstrapping single-slice intervals. Returns the counts
+    (``bootstrap_dropped``, ``bootstrap_mismatched``: asked for with other parameters, the
+    group then lacks it and its paired comparisons are not reported); logs each once."""
+    out: Counter = Counter()
+    for group in window.groups.values():
+        kept, dropped, mismatched = conform_accumulators(group.accumulators, expected)
+        if dropped or mismatched:
+            group.accumulators = kept
+            out["bootstrap_dropped"] += dropped
+            out["bootstrap_mismatched"] += mismatched
+    if out["bootstrap_dropped"]:
+        log_once("bootstrap_dropped", "window state of another version holds a bootstrap "
+                 "accumulator the spec no longer asks for: dropped (no reported number reads it)")
+    if out["bootstrap_mismatched"]:
+        log_once("bootstrap_mismatched", "window state of another version holds a bootstrap "
+                 "accumulator with other parameters than the spec's: dropped; the paired "
+                 "comparisons of its groups are not reported for that window")
+    return +out
 
 
 def update_groups(cols: ModelColumns, parts: list[tuple[Group, np.ndarray]], *,

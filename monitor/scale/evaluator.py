@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from monitor.core.types import SliceResult
-from monitor.core.windows import Window
+from monitor.core.windows import Window, conform_window
 from monitor.runtime.daemon import Daemon, ResultListener
 from monitor.scale.partials import Partial, PartialError, merge_window
 from monitor.scale.worker import check_scalable
@@ -34,6 +34,9 @@ class Evaluator:
         self.idle: set[str] = set()
         self.stale: Counter = Counter()  # model → window deltas for windows already closed
         self.merged = 0  # window deltas merged
+        # partials of another version (docs/scaling.md "Upgrades"): bootstrap accumulators
+        # dropped / mismatched (conform_window) and groups merged without one (merge_window)
+        self.upgrade: Counter = Counter()
         if sources is not None:
             self.set_sources(sources)
 
@@ -51,6 +54,7 @@ class Evaluator:
                 raise PartialError(f"partial of {partial.source} for model {delta.model!r}, "
                                    "not in the spec")
             window = Window.from_state(delta.window)
+            self.upgrade.update(conform_window(window, pipeline.optional))
             if window.start < pipeline.windows.closed_before:
                 self.stale[delta.model] += 1  # cannot happen with per-partition watermarks
                 continue
@@ -61,7 +65,7 @@ class Evaluator:
             if into is None:
                 pipeline.open[window.start] = window
             else:
-                merge_window(into, window)
+                merge_window(into, window, self.upgrade)
             self.merged += 1
         progress = partial.progress
         for model, t in progress.times.items():

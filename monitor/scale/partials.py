@@ -15,12 +15,15 @@ True
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from monitor.core.windows import Window
+from monitor.core.metrics.errors import MetricError
+from monitor.core.metrics.registry import OPTIONAL_KINDS, common_optional
+from monitor.core.windows import Window, log_once
 from monitor.state.encoding import decode_state, encode_state
 from slices.errors import SlicewatchError
 
@@ -113,21 +116,45 @@ def decode_partial(blob: bytes, *, max_bytes: int = MAX_PARTIAL_BYTES) -> Partia
         raise PartialError(f"bad partial: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def merge_window(into: Window, delta: Window) -> None:
+def merge_window(into: Window, delta: Window, counts: Counter | None = None) -> None:
     """Fold ``delta`` into ``into`` (same model and key): groups merged accumulator by
-    accumulator with their exact ``merge``; new groups taken as they are."""
+    accumulator with their exact ``merge``; new groups taken as they are.
+
+    An optional (bootstrap) accumulator only one side holds (a partial of another version,
+    docs/scaling.md "Upgrades") is left out of the merged group — its replicates would cover
+    part of the records — and counted in ``counts["bootstrap_incomplete"]``: the group's paired
+    comparisons are then not reported for this window. Any other difference is an error (and
+    ``into`` is left untouched)."""
+    plan = []
     for key, group in delta.groups.items():
         mine = into.groups.get(key)
         if mine is None:
+            plan.append((key, group, None, None))
+            continue
+        try:
+            common, partial = common_optional([mine.accumulators, group.accumulators])
+        except MetricError as exc:
+            raise PartialError(f"group {key}: {exc} (different specs?)") from None
+        plan.append((key, group, mine, (common, partial)))
+    for key, group, mine, sets in plan:
+        if mine is None:
             into.groups[key] = group
             continue
-        if len(mine.accumulators) != len(group.accumulators):
-            raise PartialError(f"group {key}: {len(group.accumulators)} accumulators in the "
-                               f"partial, {len(mine.accumulators)} here (different specs?)")
-        for a, b in zip(mine.accumulators, group.accumulators, strict=True):
-            if a.kind != b.kind:
-                raise PartialError(f"group {key}: accumulator {b.kind} in the partial where "
-                                   f"{a.kind} is expected (different specs?)")
+        common, partial = sets
+        if partial:
+            keep = [a for a in mine.accumulators
+                    if a.kind not in OPTIONAL_KINDS or a.kind in common]
+            theirs = [a for a in group.accumulators
+                      if a.kind not in OPTIONAL_KINDS or a.kind in common]
+            mine.accumulators = keep
+            if counts is not None:
+                counts["bootstrap_incomplete"] += 1
+            log_once("bootstrap_incomplete", f"group {key}: a bootstrap accumulator only one "
+                     "partial holds (workers of different versions or specs): left out of the "
+                     "merged group; its paired comparisons are not reported for this window")
+        else:
+            theirs = group.accumulators
+        for a, b in zip(mine.accumulators, theirs, strict=True):
             a.merge(b)
         mine.count += group.count
     into.records += delta.records

@@ -156,18 +156,81 @@ def accumulator_from_state(state: dict[str, Any]) -> Any:
     return cls.from_state(state)
 
 
+# Accumulators that only feed intervals (bootstrap replicates): whether a group holds one
+# changed between versions (#15 dropped single-slice bootstraps), so state written by another
+# version may hold one the spec no longer asks for, or lack one it asks for. Merging tolerates
+# either (docs/scaling.md, "Upgrades"); any other kind mismatch is an error.
+OPTIONAL_KINDS = frozenset({"bootstrap_label", "bootstrap_prediction"})
+
+
+def optional_expected(model: ModelSpec) -> dict[str, dict[str, Any]]:
+    """Kind → parameters of the optional (bootstrap) accumulators ``model``'s groups hold."""
+    return {a.kind: a.params() for a in accumulators_for(model) if a.kind in OPTIONAL_KINDS}
+
+
+def replicated_metrics(model: ModelSpec) -> frozenset[str]:
+    """The metrics ``model``'s bootstrap accumulators replicate (paired comparisons need
+    them in both versions' groups)."""
+    if model.confidence_level is None:
+        return frozenset()
+    names = metrics_for(model)
+    paired = any(c.paired for c in model.compare)
+    return frozenset(m for by_task in (PAIRED_LABEL if paired else BOOTSTRAPPED_LABEL,
+                                       BOOTSTRAPPED_PREDICTION)
+                     for m in by_task.get(model.task, ()) if m in names)
+
+
+def conform_accumulators(accs: Sequence[Any], expected: dict[str, dict[str, Any]]
+                         ) -> tuple[list[Any], int, int]:
+    """``accs`` without the optional accumulators the spec does not ask for (``expected``:
+    :func:`optional_expected`): ``(kept, dropped, mismatched)`` — ``dropped`` not asked for
+    (state of an older version; nothing reported reads them), ``mismatched`` asked for with
+    other parameters (cannot merge: the group then lacks it, as if absent)."""
+    kept, dropped, mismatched = [], 0, 0
+    for a in accs:
+        if a.kind in OPTIONAL_KINDS:
+            want = expected.get(a.kind)
+            if want is None:
+                dropped += 1
+                continue
+            if a.params() != want:
+                mismatched += 1
+                continue
+        kept.append(a)
+    return kept, dropped, mismatched
+
+
+def common_optional(lists: Sequence[Sequence[Any]]) -> tuple[set[str], set[str]]:
+    """``(common, partial)``: the optional kinds every list holds, and those only some hold.
+    Raises :class:`MetricError` when the lists differ in any other kind or in order."""
+    def required(accs: Sequence[Any]) -> list[str]:
+        return [a.kind for a in accs if a.kind not in OPTIONAL_KINDS]
+    first = required(lists[0])
+    for i, accs in enumerate(lists[1:], start=1):
+        if required(accs) != first:
+            raise MetricError(f"list {i} holds kinds {[a.kind for a in accs]}, "
+                              f"list 0 holds {[a.kind for a in lists[0]]}")
+    sets = [{a.kind for a in accs if a.kind in OPTIONAL_KINDS} for accs in lists]
+    common = set.intersection(*sets)
+    return common, set.union(*sets) - common
+
+
 def merge_all(groups: Sequence[Sequence[Accumulator]]) -> list[Any]:
     """Merge lists of accumulators position by position into new ones (inputs untouched).
 
-    Every list must hold the same kinds in the same order (as :func:`accumulators_for` builds).
+    Every list must hold the same kinds in the same order (as :func:`accumulators_for` builds),
+    except the optional (bootstrap) kinds: one that not every list holds is left out of the
+    result (its replicates would cover only part of the records).
     """
     if not groups:
         return []
+    try:
+        common, _ = common_optional(groups)
+    except MetricError as exc:
+        raise MetricError(f"merge_all: {exc}") from None
+    groups = [[a for a in g if a.kind not in OPTIONAL_KINDS or a.kind in common]
+              for g in groups]
     first = groups[0]
-    for i, group in enumerate(groups[1:], start=1):
-        if [a.kind for a in group] != [a.kind for a in first]:
-            raise MetricError(f"merge_all: list {i} holds kinds {[a.kind for a in group]}, "
-                              f"list 0 holds {[a.kind for a in first]}")
     merged = [accumulator_from_state(state_of(acc)) for acc in first]
     for group in groups[1:]:
         for into, acc in zip(merged, group, strict=True):
