@@ -203,8 +203,9 @@ def conform_window(window: Window, expected: dict[str, dict[str, Any]]) -> Count
     """Drop from ``window``'s groups the optional (bootstrap) accumulators the spec does not
     ask for (``expected``: :func:`~monitor.core.metrics.registry.optional_expected`), e.g.
     state written before #15 stopped bootstrapping single-slice intervals. Returns the counts
-    (``bootstrap_dropped``, ``bootstrap_mismatched``: asked for with other parameters, the
-    group then lacks it and its paired comparisons are not reported); logs each once."""
+    (``bootstrap_dropped``; ``bootstrap_mismatched``: asked for with other parameters;
+    ``bootstrap_missing``: asked for and absent, those included — the group's paired
+    comparisons are then not reported); logs each once."""
     out: Counter = Counter()
     for group in window.groups.values():
         kept, dropped, mismatched = conform_accumulators(group.accumulators, expected)
@@ -212,6 +213,7 @@ def conform_window(window: Window, expected: dict[str, dict[str, Any]]) -> Count
             group.accumulators = kept
             out["bootstrap_dropped"] += dropped
             out["bootstrap_mismatched"] += mismatched
+        out["bootstrap_missing"] += len(expected.keys() - {a.kind for a in kept})
     if out["bootstrap_dropped"]:
         log_once("bootstrap_dropped", "window state of another version holds a bootstrap "
                  "accumulator the spec no longer asks for: dropped (no reported number reads it)")
@@ -219,6 +221,10 @@ def conform_window(window: Window, expected: dict[str, dict[str, Any]]) -> Count
         log_once("bootstrap_mismatched", "window state of another version holds a bootstrap "
                  "accumulator with other parameters than the spec's: dropped; the paired "
                  "comparisons of its groups are not reported for that window")
+    if out["bootstrap_missing"]:
+        log_once("bootstrap_missing", "window state of another version or spec lacks a "
+                 "bootstrap accumulator the spec asks for: its groups' paired comparisons are "
+                 "not reported for that window")
     return +out
 
 

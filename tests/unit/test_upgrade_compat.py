@@ -145,6 +145,7 @@ def test_old_and_new_partials_merge_in_either_order(monkeypatch, old_first):
     got, ev = evaluate(s, [old, new] if old_first else [new, old])
     assert_same(got, fresh(s, lines))
     assert ev.upgrade["bootstrap_dropped"] > 0 and not ev.upgrade["bootstrap_incomplete"]
+    assert not ev.upgrade["bootstrap_missing"]
     # the evaluator's own checkpoint of merged windows holds no old accumulator
     ev2 = Evaluator(s, sources=["preds:0", "preds:1"])
     ev2.add(old)
@@ -212,6 +213,8 @@ def test_paired_compare_with_a_partial_lacking_the_accumulator_is_not_reported()
     for order in ([full, lacking], [lacking, full]):
         got, ev = evaluate(paired, order)
         assert ev.upgrade["bootstrap_incomplete"] > 0
+        assert ev.upgrade["bootstrap_missing"] == len(lacking.windows[0].window["groups"]) + \
+            len(lacking.windows[1].window["groups"])
         g, w = by_key(got), by_key(want)
         assert set(g) == set(w)
         for key, r in g.items():  # the window's own numbers are those of one daemon
