@@ -84,7 +84,7 @@ def _canary(path: Path) -> None:
 
     rng = random.Random(0)
     with path.open("w") as fh:
-        # ECE's interval needs 5000 labelled records in a window: 6000 a version, all in
+        # ECE's interval needs 1000 labelled records in a window: 6000 a version, all in
         # the first minute.
         for i in range(6000):
             y = int(rng.random() < 0.4)

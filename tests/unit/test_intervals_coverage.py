@@ -95,7 +95,7 @@ def _ece_windows(n: int, shift: float, slope: float, windows: int, seed: int
     return count, label_sum, score_sum, truth
 
 
-ECE_DESIGNS = [(n, shift, slope) for n in (MIN_ECE_RECORDS,)
+ECE_DESIGNS = [(n, shift, slope) for n in (MIN_ECE_RECORDS, 5000)
                for shift, slope in ((0.0, 1.0), (0.05, 1.0), (0.1, 1.0), (0.25, 1.0),
                                     (0.5, 1.0), (0.0, 0.8), (0.0, 1.3), (-0.3, 1.2))]
 

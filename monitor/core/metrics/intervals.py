@@ -41,7 +41,7 @@ DEFAULT_LEVEL = 0.95
 # below these, the PR AUC / ECE intervals are not reported (NaN): their coverage was not
 # within nominal ± 2 pp there (docs/analysis.md, bench/RESULTS.md #15 fifth pass)
 MIN_PR_POSITIVES = 50
-MIN_ECE_RECORDS = 5000
+MIN_ECE_RECORDS = 1000
 ECE_DRAWS = 2000  # normal draws per calibration bin of the ECE's parametric bootstrap
 _ECE_SEED = 20261202
 # plug-in offsets (in σ_b) of the ECE bounds: lower from max(|g| − a·σ, 0), upper from |g| + b·σ
