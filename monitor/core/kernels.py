@@ -127,8 +127,23 @@ class EdgeGrid:
         self.below = np.concatenate(below).astype(np.int64)
         self.nxt = np.concatenate(nxt, axis=1)  # MAX_PER_CELL × cells
 
+    BLOCK = 1 << 14  # records coded at a time: the look-ups' temporaries stay small
+
     def codes(self, x: np.ndarray) -> np.ndarray:
-        """The codes of ``x`` (``F × n`` float64)."""
+        """The codes of ``x`` (``F × n`` float64), :attr:`BLOCK` records at a time (every
+        code depends on its own value only: the same codes as in one pass, while the
+        temporaries — five ``F × n`` arrays in one pass, ≈ 80 MiB for a 20-column, 200k-row
+        reference — stay a block's)."""
+        n = x.shape[1]
+        if n <= self.BLOCK:
+            return self._codes(x)
+        out = np.empty(x.shape, dtype=np.int64)
+        for start in range(0, n, self.BLOCK):
+            sl = slice(start, start + self.BLOCK)
+            out[:, sl] = self._codes(x[:, sl])
+        return out
+
+    def _codes(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", over="ignore"):  # ±inf, NaN: fixed below
             t = x * self.a
             t += self.b

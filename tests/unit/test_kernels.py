@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.core.kernels import bucket_codes, fold_codes, fold_numeric
+from monitor.core.kernels import EdgeGrid, bucket_codes, fold_codes, fold_numeric
 from monitor.drift.summary import NumericSummary
 
 
@@ -120,7 +120,9 @@ def _nasty_edges(rng, kind):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_bucket_codes_grid_equals_searchsorted_on_nasty_edges(seed):
+@pytest.mark.parametrize("block", [1 << 14, 333])  # one pass; blocks, the last one partial
+def test_bucket_codes_grid_equals_searchsorted_on_nasty_edges(seed, block, monkeypatch):
+    monkeypatch.setattr(EdgeGrid, "BLOCK", block)
     rng = np.random.default_rng(100 + seed)
     kinds = ["quantiles", "crowded", "tiny", "one", "none", "grid"]
     edges = [_nasty_edges(rng, k) for k in kinds]
