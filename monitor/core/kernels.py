@@ -240,9 +240,10 @@ def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.n
         sl = slice(start, min(n, start + CHUNK))
         c, v = codes[:, sl], x[:, sl]
         ok = c < ends
-        d = np.where(ok, v - shift, 0.0)
         terms = np.empty((v.shape[1], 2 * n_cols))  # record × (shifted value, its square)
-        terms[:, :n_cols] = d.T
+        d = terms[:, :n_cols].T  # written in place: no F × chunk temporaries
+        np.subtract(v, shift, out=d)
+        d[~ok] = 0.0
         np.square(terms[:, :n_cols], out=terms[:, n_cols:])
         for layer, owners in layers:
             local = layer_codes[layer, sl]
