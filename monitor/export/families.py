@@ -103,6 +103,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     # Kafka source
     Family("slicewatch_kafka_consumer_lag", "gauge", ("topic", "partition"), "kafka"),
     Family("slicewatch_kafka_messages_total", "counter", ("topic",), "kafka"),
+    # scale-out evaluator (--role evaluator): partials rejected, upgrade counters (#14)
+    Family("slicewatch_kafka_evaluator_events_total", "counter", ("reason",), "kafka"),
     Family("slicewatch_feature_join_total", "counter", ("outcome",), "features"),
     Family("slicewatch_dead_letter_lines_total", "counter", (), "dead_letter"),
     Family("slicewatch_dead_letter_dropped_total", "counter", (), "dead_letter"),

@@ -15,10 +15,18 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from monitor.core.types import SliceResult
 from monitor.core.windows import Window, conform_window
 from monitor.runtime.daemon import Daemon, ResultListener
-from monitor.scale.partials import Partial, PartialError, merge_window
+from monitor.scale.partials import (
+    Partial,
+    PartialError,
+    commit_merge,
+    merge_window,
+    prepare_merge,
+)
 from monitor.scale.worker import check_scalable
 from slices.spec import Spec
 
@@ -37,6 +45,7 @@ class Evaluator:
         # partials of another version (docs/scaling.md "Upgrades"): bootstrap accumulators
         # dropped / mismatched (conform_window) and groups merged without one (merge_window)
         self.upgrade: Counter = Counter()
+        self.rejected: Counter = Counter()  # reason → partials rejected (EvaluatorLoop)
         if sources is not None:
             self.set_sources(sources)
 
@@ -46,27 +55,67 @@ class Evaluator:
         self.daemon.partitions.idle = self.idle & self.daemon.partitions.live
 
     def add(self, partial: Partial) -> None:
-        """Merge one partial (its window deltas, then its progress)."""
+        """Merge one partial (its window deltas, then its progress and counters) — all or
+        nothing: a partial that raises :class:`PartialError` (any window that does not read
+        or merge, malformed counters) changes nothing."""
+        try:
+            plan = self._prepare(partial)
+        except PartialError:
+            raise
+        except Exception as exc:  # whatever else a hostile partial triggers: nothing changed
+            raise PartialError(f"partial of {partial.source}: {type(exc).__name__}: "
+                               f"{str(exc)[:200]}", "state") from None
+        self._commit(partial, plan)
+
+    def _prepare(self, partial: Partial) -> tuple:
+        """Everything that can fail, on the partial's own fresh objects (the open windows,
+        watermarks and counters untouched)."""
         d = self.daemon
+        upgrade: Counter = Counter()
+        stale: Counter = Counter()
+        staged: dict[tuple[str, float], tuple[Any, Window]] = {}
         for delta in partial.windows:
             pipeline = d.pipelines.get(delta.model)
             if pipeline is None:
                 raise PartialError(f"partial of {partial.source} for model {delta.model!r}, "
-                                   "not in the spec")
-            window = Window.from_state(delta.window)
-            self.upgrade.update(conform_window(window, pipeline.optional))
+                                   "not in the spec", "model")
+            try:
+                window = Window.from_state(delta.window)
+                upgrade.update(conform_window(window, pipeline.optional))
+                for group in window.groups.values():
+                    for stage in pipeline.stages:
+                        stage.restored(group.accumulators)
+            except Exception as exc:
+                raise PartialError(f"partial of {partial.source}: a window of model "
+                                   f"{delta.model!r} does not read: {type(exc).__name__}: "
+                                   f"{str(exc)[:200]}", "state") from None
             if window.start < pipeline.windows.closed_before:
-                self.stale[delta.model] += 1  # cannot happen with per-partition watermarks
+                stale[delta.model] += 1  # cannot happen with per-partition watermarks
                 continue
-            for group in window.groups.values():
-                for stage in pipeline.stages:
-                    stage.restored(group.accumulators)
-            into = pipeline.open.get(window.start)
+            key = (delta.model, window.start)
+            if key in staged:  # two deltas of one window: merged together first (fresh)
+                merge_window(staged[key][1], window, upgrade)
+            else:
+                staged[key] = (pipeline, window)
+        merges = []
+        for (_, start), (pipeline, window) in staged.items():
+            into = pipeline.open.get(start)
+            merges.append((pipeline, window, into,
+                           None if into is None else prepare_merge(into, window)))
+        return merges, upgrade, stale, _checked_counts(partial)
+
+    def _commit(self, partial: Partial, plan: tuple) -> None:
+        """Apply a prepared partial (assignments and additions only)."""
+        merges, upgrade, stale, counts = plan
+        d = self.daemon
+        for pipeline, window, into, merge in merges:
             if into is None:
                 pipeline.open[window.start] = window
             else:
-                merge_window(into, window, self.upgrade)
+                commit_merge(into, window, merge, upgrade)
             self.merged += 1
+        self.upgrade.update(upgrade)
+        self.stale.update(stale)
         progress = partial.progress
         for model, t in progress.times.items():
             pipeline = d.pipelines.get(model)
@@ -81,7 +130,7 @@ class Evaluator:
             self.idle.add(partial.source)
         else:
             self.idle.discard(partial.source)
-        self._count(partial.counts)
+        self._count(counts)
 
     def _count(self, counts: dict[str, Any]) -> None:
         t = self.daemon.tracker
@@ -115,3 +164,30 @@ class Evaluator:
         self.daemon.load_state(state["daemon"])
         self.idle = set(state["idle"])
         self.stale = Counter({k: n for k, n in state["stale"]})
+
+
+COUNTED = ("records", "late", "bad", "outcomes", "labels")
+
+
+def _checked_counts(partial: Partial) -> dict[str, dict[Any, int]]:
+    """The partial's counters, checked: per name a mapping of hashable keys to integers
+    (else :class:`PartialError`, reason ``counts``); progress times finite or not, floats."""
+    counts = partial.counts
+    out: dict[str, dict[Any, int]] = {}
+    try:
+        for name in COUNTED:
+            got = counts.get(name, {})
+            if not isinstance(got, dict):
+                raise TypeError(f"{name} is a {type(got).__name__}, not a mapping")
+            for key, n in got.items():
+                hash(key)
+                if isinstance(n, bool) or not isinstance(n, int | np.integer):
+                    raise TypeError(f"{name}[{key!r}] is {type(n).__name__}, not an int")
+            out[name] = {k: int(n) for k, n in got.items()}
+        for model, t in partial.progress.times.items():
+            if not isinstance(model, str) or not isinstance(t, float):
+                raise TypeError(f"progress time {model!r}: {t!r}")
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise PartialError(f"partial of {partial.source}: counters: {str(exc)[:200]}",
+                           "counts") from None
+    return out

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from monitor.ingest.kafka import (
@@ -52,7 +52,12 @@ from monitor.runtime.wiring import (
     serve_run,
 )
 from monitor.scale.evaluator import Evaluator
-from monitor.scale.partials import PartialError, decode_partial, encode_partial
+from monitor.scale.partials import (
+    REJECT_REASONS,
+    PartialError,
+    decode_partial,
+    encode_partial,
+)
 from monitor.scale.worker import PartitionFold, ScaleError, check_scalable
 from monitor.state.encoding import StateError, decode_state, encode_state
 from slices.spec import Spec
@@ -501,6 +506,18 @@ class Worker:
 
 
 # ---------------------------------------------------------------------------- the evaluator
+UPGRADE_REASONS = ("bootstrap_dropped", "bootstrap_mismatched", "bootstrap_incomplete",
+                   "bootstrap_missing")
+
+
+def evaluator_events(core: Evaluator) -> dict[str, int]:
+    """The evaluator's counters by ``reason`` label (a fixed set: ``rejected_<reason>`` per
+    :data:`~monitor.scale.partials.REJECT_REASONS`, then the upgrade counters)."""
+    out = {f"rejected_{r}": int(core.rejected[r]) for r in REJECT_REASONS}
+    out.update({r: int(core.upgrade[r]) for r in UPGRADE_REASONS})
+    return out
+
+
 class EvaluatorLoop:
     """The evaluator loop (see the module docstring)."""
 
@@ -564,11 +581,37 @@ class EvaluatorLoop:
             try:
                 self.core.add(decode_partial(m.value() or b""))
             except PartialError as exc:
-                self.bad += 1
-                log.warning("kafka: partial at %s:%d skipped: %s", m.topic(), m.offset(), exc)
+                self._reject(m, exc)
         if not msgs:
             return False
         return bool(self.core.advance())
+
+    def _reject(self, m, exc: PartialError) -> None:
+        """A partial that does not decode or merge: skipped (it changed nothing), counted by
+        reason, logged at warning the first time of each reason (later ones at debug)."""
+        self.bad += 1
+        self.core.rejected[exc.reason] += 1
+        key = m.key()
+        where = (f"{m.topic()}:{m.partition()}@{m.offset()} key "
+                 f"{key[:80].decode('utf-8', 'replace') if key else None!r}")
+        level = logging.WARNING if self.core.rejected[exc.reason] == 1 else logging.DEBUG
+        log.log(level, "kafka: partial at %s rejected (%s; further ones of this reason "
+                "logged at debug, counted in slicewatch_kafka_evaluator_events_total): %s",
+                where, exc.reason, exc)
+
+    def collect(self, _snapshot: Any = None) -> Iterator[Any]:
+        """``slicewatch_kafka_evaluator_events_total{reason}``: partials rejected
+        (``rejected_<reason>``) and the upgrade counters (``bootstrap_*``), every reason
+        exported from the start."""
+        from prometheus_client.core import CounterMetricFamily
+
+        fam = CounterMetricFamily("slicewatch_kafka_evaluator_events", "Evaluator: partials "
+                                  "rejected, by reason (rejected_*), and partials of another "
+                                  "version's bootstrap accumulators (bootstrap_*).",
+                                  labels=["reason"])
+        for reason, n in evaluator_events(self.core).items():
+            fam.add_metric([reason], n)
+        yield fam
 
     def checkpoint(self) -> None:
         from confluent_kafka import TopicPartition
@@ -677,7 +720,7 @@ def _run_evaluator(spec: Spec, opts, settings: KafkaSettings, stop, out: TextIO,
     loop = EvaluatorLoop(spec, settings, listeners, stop,
                          alerts=stage.engine if stage else None)
     loop.daemon.stop = stop
-    collectors = (stage.collect,) if stage else ()
+    collectors = (loop.collect, stage.collect) if stage else (loop.collect,)
     server = serve_run(loop.daemon, collectors, stage, out)
     try:
         loop.run()

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from monitor.core.metrics.errors import MetricError
 from monitor.core.metrics.registry import OPTIONAL_KINDS, common_optional
 from monitor.core.windows import Window, log_once
 from monitor.state.encoding import decode_state, encode_state
@@ -31,8 +30,20 @@ FORMAT = 1
 MAX_PARTIAL_BYTES = 256 << 20
 
 
+REJECT_REASONS = ("decode", "model", "state", "merge", "counts")
+
+
 class PartialError(SlicewatchError):
-    """A partial that is not one of this format (or does not fit the evaluator's spec)."""
+    """A partial that is not one of this format (or does not fit the evaluator's spec).
+
+    ``reason`` (one of :data:`REJECT_REASONS`, a bounded metric label): ``decode`` the bytes
+    are not a partial, ``model`` a model not in the spec, ``state`` a window state that does
+    not read, ``merge`` accumulators that do not merge (other settings or specs), ``counts``
+    malformed counters."""
+
+    def __init__(self, message: str, reason: str = "decode"):
+        super().__init__(message)
+        self.reason = reason if reason in REJECT_REASONS else "decode"
 
 
 @dataclass(frozen=True)
@@ -112,51 +123,69 @@ def decode_partial(blob: bytes, *, max_bytes: int = MAX_PARTIAL_BYTES) -> Partia
                        dict(d.get("counts") or {}))
     except PartialError:
         raise
-    except (SlicewatchError, KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # any garbage: rejected, never a crash (nothing was changed)
         raise PartialError(f"bad partial: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def merge_window(into: Window, delta: Window, counts: Counter | None = None) -> None:
     """Fold ``delta`` into ``into`` (same model and key): groups merged accumulator by
-    accumulator with their exact ``merge``; new groups taken as they are.
+    accumulator with their exact ``merge``; new groups taken as they are. All or nothing:
+    :func:`prepare_merge`, then :func:`commit_merge`.
 
     An optional (bootstrap) accumulator only one side holds (a partial of another version,
     docs/scaling.md "Upgrades") is left out of the merged group — its replicates would cover
     part of the records — and counted in ``counts["bootstrap_incomplete"]``: the group's paired
-    comparisons are then not reported for this window. Any other difference is an error (and
-    ``into`` is left untouched)."""
+    comparisons are then not reported for this window. Any other difference is a
+    :class:`PartialError` (reason ``merge``), and ``into`` is left untouched."""
+    commit_merge(into, delta, prepare_merge(into, delta), counts)
+
+
+def prepare_merge(into: Window, delta: Window) -> list[tuple[Any, Any, list | None, bool]]:
+    """The merge of ``delta`` into ``into``, computed without touching ``into``: each group
+    both hold is merged into ``delta``'s own (fresh) accumulators, which then replace
+    ``into``'s at :func:`commit_merge`. ``delta`` is consumed. Any error (settings that
+    differ — histogram edges, bins, reservoir sizes —, kinds, shapes) is a
+    :class:`PartialError` with reason ``merge``."""
     plan = []
     for key, group in delta.groups.items():
         mine = into.groups.get(key)
         if mine is None:
-            plan.append((key, group, None, None))
+            plan.append((key, group, None, False))
             continue
         try:
             common, partial = common_optional([mine.accumulators, group.accumulators])
-        except MetricError as exc:
-            raise PartialError(f"group {key}: {exc} (different specs?)") from None
-        plan.append((key, group, mine, (common, partial)))
-    for key, group, mine, sets in plan:
-        if mine is None:
+            if partial:
+                keep = [a for a in mine.accumulators
+                        if a.kind not in OPTIONAL_KINDS or a.kind in common]
+                theirs = [a for a in group.accumulators
+                          if a.kind not in OPTIONAL_KINDS or a.kind in common]
+            else:
+                keep, theirs = mine.accumulators, group.accumulators
+            for a, b in zip(keep, theirs, strict=True):
+                b.merge(a)  # into the fresh delta's accumulator: ``into`` unchanged on error
+        except Exception as exc:
+            raise PartialError(f"group {key}: {type(exc).__name__}: {str(exc)[:200]} "
+                               "(different specs?)", "merge") from None
+        plan.append((key, group, theirs, bool(partial)))
+    return plan
+
+
+def commit_merge(into: Window, delta: Window, plan: list[tuple[Any, Any, list | None, bool]],
+                 counts: Counter | None = None) -> None:
+    """Apply a :func:`prepare_merge` plan to ``into`` (assignments only: cannot fail)."""
+    for key, group, merged, partial in plan:
+        if merged is None:
             into.groups[key] = group
             continue
-        common, partial = sets
+        mine = into.groups[key]
+        mine.accumulators = merged
+        mine.count += group.count
         if partial:
-            keep = [a for a in mine.accumulators
-                    if a.kind not in OPTIONAL_KINDS or a.kind in common]
-            theirs = [a for a in group.accumulators
-                      if a.kind not in OPTIONAL_KINDS or a.kind in common]
-            mine.accumulators = keep
             if counts is not None:
                 counts["bootstrap_incomplete"] += 1
             log_once("bootstrap_incomplete", f"group {key}: a bootstrap accumulator only one "
                      "partial holds (workers of different versions or specs): left out of the "
                      "merged group; its paired comparisons are not reported for this window")
-        else:
-            theirs = group.accumulators
-        for a, b in zip(mine.accumulators, theirs, strict=True):
-            a.merge(b)
-        mine.count += group.count
     into.records += delta.records
     into.first_time = min(into.first_time, delta.first_time)
     into.last_time = max(into.last_time, delta.last_time)
