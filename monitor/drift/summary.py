@@ -618,13 +618,14 @@ def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.
                 res.skip(m)
             continue
         k = keys[r]
-        enter = (k[None, :] < tops[g][:, None]) & finite[:, r]
+        every = r.shape[0] == x.shape[1]  # every record, in order (rows sorted, unique)
+        xv = x if every else x[:, r]  # (fresh reservoirs: no F × n copy)
+        enter = (k[None, :] < tops[g][:, None]) & (finite if every else finite[:, r])
         if enter.all() and coordinated(reservoirs):
             for res, m in zip(reservoirs, counts, strict=True):
                 res.skip(m)
-            offer_coordinated(reservoirs, x[:, r], k)
+            offer_coordinated(reservoirs, xv, k)
             continue
-        xv = x[:, r]
         for j, (res, m) in enumerate(zip(reservoirs, counts, strict=True)):
             sel = enter[j]
             res.offer(xv[j, sel], k[sel], seen=m)
