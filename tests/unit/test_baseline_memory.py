@@ -90,3 +90,50 @@ def test_record_keys_of_records_without_id_and_class_equal_the_general_hash():
                     label=b.model, outcome=b.outcome, features={})
     keys = record_keys(b)
     assert keys.dtype == np.uint64 and len(set(keys.tolist())) == n
+
+
+def test_the_profile_is_the_same_with_bucket_codes_in_blocks(tmp_path, monkeypatch):
+    """The build codes its reference a block of records at a time (``EdgeGrid.BLOCK``), and
+    fresh reservoirs read the batch's matrix itself: the stored profile is the one of a single
+    pass, per slice too (non-finite values and an object-typed numeric column included)."""
+    from monitor.core.kernels import EdgeGrid, _edge_grid
+
+    rng = np.random.default_rng(1)
+    n = 5000
+    x = rng.normal(size=n)
+    x[rng.random(n) < 0.03] = np.nan
+    x[rng.random(n) < 0.01] = np.inf
+    mixed = [None if v < 0.02 else ("junk" if v < 0.04 else float(v * 10))
+             for v in rng.random(n)]
+    table = pa.table({"model": ["m"] * n, "timestamp": 1.78e9 + np.arange(n, dtype=float),
+                      "prediction.score": rng.random(n),
+                      "features.x": x, "features.y": rng.exponential(size=n),
+                      "features.z": pa.array([str(v) if isinstance(v, float) else v
+                                              for v in mixed]),
+                      "features.c": rng.choice(["a", "b", "c", "d"], n).tolist()})
+    data = tmp_path / "ref.parquet"
+    pq.write_table(table, data)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""version: 1
+source: {{type: file, path: {data}}}
+models:
+  - name: m
+    task: binary
+    window: 1d
+    metrics: [count]
+    features: {{x: numeric, y: numeric, z: numeric, c: categorical}}
+    slices: [{{overall: true}}, {{feature_keys: [c]}}, {{buckets: {{y: [0.5, 1, 2]}}}}]
+    drift: {{profile: {tmp_path / 'p.json'}, per_slice: true}}
+""", encoding="utf-8")
+
+    def profile(path, block: int) -> str:
+        monkeypatch.setattr(EdgeGrid, "BLOCK", block)
+        _edge_grid.cache_clear()
+        build_baselines(load_spec(str(spec)), [str(data)], str(path))
+        out = json.loads(path.read_text(encoding="utf-8"))
+        out.pop("created", None)
+        return json.dumps(out)
+
+    one = profile(tmp_path / "one.json", 1 << 30)
+    assert len(json.loads(one)["slices"]) > 5
+    assert profile(tmp_path / "blocks.json", 97) == one
