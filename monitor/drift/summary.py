@@ -232,7 +232,17 @@ class Reservoir:
     def merge(self, other: Reservoir) -> None:
         if other.k != self.k:
             raise DriftError(f"cannot merge reservoirs of size {self.k} and {other.k}")
-        if other.n:
+        if not other.n:
+            return
+        if other._top < self._top:  # the larger sample's top filters the other's values:
+            held, waiting, n = (self._values, self._keys), self._waiting, self.n  # the same
+            self._values, self._keys, self._top = other._values, other._keys, other._top
+            self._waiting, self._n_waiting = list(other._waiting), other._n_waiting
+            self.n, self._mark = other.n, None  # bottom-k, fewer values to select
+            self.offer(*held, seen=n)
+            for values, keys in waiting:
+                self.offer(values, keys, seen=0)
+        else:
             self.offer(other.values, other.keys, seen=other.n)
 
     def _wait(self, values: np.ndarray, keys: np.ndarray) -> None:

@@ -229,3 +229,25 @@ def test_feature_summaries_route_columns_and_merge(task):
     missing_feature.update(ModelColumns(cols.score, cols.predicted, cols.label, cols.outcome, {}),
                            classes=classes)
     assert missing_feature["x"].missing == 400 and missing_feature["c"].missing == 400
+
+
+@pytest.mark.parametrize("sizes", [(5000, 40), (40, 5000), (3000, 3000), (10, 20), (0, 50)])
+def test_reservoir_merge_is_the_bottom_k_of_the_union_in_either_order(sizes):
+    """``merge`` (either side the larger, samples selected or values still waiting) keeps
+    exactly the k smallest keys of both streams, with their values, and counts both."""
+    rng = np.random.default_rng(sum(sizes))
+    streams = [rng.normal(size=n) for n in sizes]
+    keys = [rng.random(n) for n in sizes]
+    for order in ((0, 1), (1, 0)):
+        rs = []
+        for i in order:
+            r = Reservoir(k=500, seed=i)
+            for cut in np.array_split(np.arange(sizes[i]), 7):  # some wait unselected
+                r.update(streams[i][cut], keys[i][cut])
+            rs.append(r)
+        rs[0].merge(rs[1])
+        allk, allv = np.concatenate(keys), np.concatenate(streams)
+        want = np.argsort(allk)[:500]
+        assert rs[0].n == sum(sizes)
+        assert sorted(rs[0].keys.tolist()) == sorted(allk[want].tolist())
+        assert sorted(rs[0].values.tolist()) == sorted(allv[want].tolist())
