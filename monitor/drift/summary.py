@@ -234,16 +234,18 @@ class Reservoir:
             raise DriftError(f"cannot merge reservoirs of size {self.k} and {other.k}")
         if not other.n:
             return
-        if other._top < self._top:  # the larger sample's top filters the other's values:
-            held, waiting, n = (self._values, self._keys), self._waiting, self.n  # the same
+        # bottom-k of the union whichever side selects: the one whose top is lower (the
+        # larger stream's) filters the other's values, held and waiting, none selected here
+        if other._top < self._top:
+            held, waiting, n = (self._values, self._keys), self._waiting, self.n
             self._values, self._keys, self._top = other._values, other._keys, other._top
             self._waiting, self._n_waiting = list(other._waiting), other._n_waiting
-            self.n, self._mark = other.n, None  # bottom-k, fewer values to select
-            self.offer(*held, seen=n)
-            for values, keys in waiting:
-                self.offer(values, keys, seen=0)
+            self.n, self._mark = other.n, None
         else:
-            self.offer(other.values, other.keys, seen=other.n)
+            held, waiting, n = (other._values, other._keys), other._waiting, other.n
+        self.offer(*held, seen=n)
+        for values, keys in waiting:
+            self.offer(values, keys, seen=0)
 
     def _wait(self, values: np.ndarray, keys: np.ndarray) -> None:
         self._mark = None
