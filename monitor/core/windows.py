@@ -19,9 +19,6 @@ once per batch, and each group's slice of the columns is fed to its accumulators
 
 >>> import numpy as np
 >>> from slices.spec import WindowSpec
-
-log = logging.getLogger(__name__)
-_LOGGED: set[str] = set()  # upgrade events already logged (once per process each)
 >>> w = EventWindows(WindowSpec("time", 60.0, 0.0))
 >>> starts, late = w.assign(np.array([0.0, 30.0, 61.0]))
 >>> starts.tolist(), late.tolist(), w.watermark
