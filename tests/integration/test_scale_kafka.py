@@ -307,13 +307,13 @@ KILL_BATCH = 5000  # consume_batch (the other tests: 2000)
 KILL_CHECKPOINT = 5.0  # s, checkpoint_interval (the other tests: 0.5): fewer, larger partials
 CONSUMED = 600.0  # s: every message of the kill test committed (a slow, loaded machine)
 
-KILL_ALERTS = """
+ALERTS = """
 alerts:
   - name: busy_window
     model: m
     metric: count
     threshold: {{upper: 10}}
-    slices: [overall, "country=*"]
+    slices: {slices}
     severity: warning
 receivers:
   - {{name: hook, type: webhook, url: "{url}"}}
@@ -469,7 +469,7 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
     text = text.replace("    label_delay: 10m\n", "    label_delay: 10m\n" + KILL_DRIFT)
     text = text.replace("consume_batch: 2000", f"consume_batch: {KILL_BATCH}").replace(
         "checkpoint_interval: 0.5", f"checkpoint_interval: {KILL_CHECKPOINT}")
-    text += KILL_ALERTS.format(url=receiver.url)
+    text += ALERTS.format(url=receiver.url, slices='[overall, "country=*"]')
     workers = {f"w{i}": Proc(tmp_path / f"w{i}", text, "--role", "worker", "--instance-id",
                              f"w{i}", "-q", files=files) for i in range(3)}
 
@@ -584,24 +584,6 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
           f" |D - D_one_process| mean {sum(sampled) / len(sampled):.4f} max {max(sampled):.4f}")
 
 
-ALERTS = """
-alerts:
-  - name: busy_window
-    model: m
-    metric: count
-    threshold: {{upper: 10}}
-    slices: [overall]
-    severity: warning
-receivers:
-  - {{name: hook, type: webhook, url: "{url}"}}
-route:
-  receiver: hook
-  group_by: [alertname, slice]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-"""
-
 
 def test_an_alert_is_notified_once_not_once_per_worker(setup, kafka_bootstrap):
     """Every overall window breaks the rule: the evaluator alone judges windows, so the
@@ -613,8 +595,8 @@ def test_an_alert_is_notified_once_not_once_per_worker(setup, kafka_bootstrap):
         def notified() -> None:
             wait_until(lambda: receiver.received, what="a notification at the receiver")
 
-        run_scaled(setup, kafka_bootstrap, workers=3, extra=ALERTS.format(url=receiver.url),
-                   after=notified)
+        alerts = ALERTS.format(url=receiver.url, slices="[overall]")
+        run_scaled(setup, kafka_bootstrap, workers=3, extra=alerts, after=notified)
         firing = [a for note in receiver.received for a in note.get("alerts", [])
                   if a["status"] == "firing"]
         assert len(firing) == 1, receiver.received
@@ -664,7 +646,7 @@ def test_a_takeover_does_not_notify_a_firing_alert_again(setup, kafka_bootstrap)
     tmp_path, text, preds_topic, _labels, _group = setup
     receiver = DemoReceiver().start()
     try:
-        text += ALERTS.format(url=receiver.url)
+        text += ALERTS.format(url=receiver.url, slices="[overall]")
         (tmp_path / "spec.yaml").write_text(text)
         settings = settings_for(load_spec(str(tmp_path / "spec.yaml")))
         state_topic = internal_topics(prefix_of(settings))["evaluator"]
