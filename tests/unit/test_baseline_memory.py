@@ -22,6 +22,25 @@ def _batch(features: dict[str, np.ndarray]) -> RecordBatch:
                        label=o, outcome=np.zeros(n, np.int8), features=dict(features))
 
 
+def _reference(tmp_path, table: pa.Table, features: str, slices: str, drift: str = ""):
+    """``(data, spec)``: ``table`` as a Parquet file and a spec of one model ``m`` over it."""
+    data = tmp_path / "ref.parquet"
+    pq.write_table(table, data)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""version: 1
+source: {{type: file, path: {data}}}
+models:
+  - name: m
+    task: binary
+    window: 1d
+    metrics: [count]
+    features: {{{features}}}
+    slices: [{slices}]
+    drift: {{profile: {tmp_path / 'p.json'}{drift}}}
+""", encoding="utf-8")
+    return data, spec
+
+
 def test_text_columns_share_one_object_per_value_and_keep_their_values():
     text = np.array(["a" + str(i % 3) for i in range(30)] + [None, float("nan")], dtype=object)
     mixed = np.array(["1", 1, True, 1.0, None], dtype=object)  # 1 == True == 1.0: kept as is
@@ -45,20 +64,8 @@ def test_the_profile_is_the_same_with_shared_strings(tmp_path, monkeypatch):
                       "features.x": rng.normal(size=n),
                       "features.c": rng.choice(["a", "b", "c", "d"], n).tolist(),
                       "features.d": rng.choice(["u", "v"], n).tolist()})
-    data = tmp_path / "ref.parquet"
-    pq.write_table(table, data)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(f"""version: 1
-source: {{type: file, path: {data}}}
-models:
-  - name: m
-    task: binary
-    window: 1d
-    metrics: [count]
-    features: {{x: numeric, c: categorical, d: categorical}}
-    slices: [{{overall: true}}]
-    drift: {{profile: {tmp_path / 'p.json'}}}
-""", encoding="utf-8")
+    data, spec = _reference(tmp_path, table, "x: numeric, c: categorical, d: categorical",
+                            "{overall: true}")
 
     def profile(path, share: bool) -> dict:
         if not share:
@@ -111,20 +118,9 @@ def test_the_profile_is_the_same_with_bucket_codes_in_blocks(tmp_path, monkeypat
                       "features.z": pa.array([str(v) if isinstance(v, float) else v
                                               for v in mixed]),
                       "features.c": rng.choice(["a", "b", "c", "d"], n).tolist()})
-    data = tmp_path / "ref.parquet"
-    pq.write_table(table, data)
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(f"""version: 1
-source: {{type: file, path: {data}}}
-models:
-  - name: m
-    task: binary
-    window: 1d
-    metrics: [count]
-    features: {{x: numeric, y: numeric, z: numeric, c: categorical}}
-    slices: [{{overall: true}}, {{feature_keys: [c]}}, {{buckets: {{y: [0.5, 1, 2]}}}}]
-    drift: {{profile: {tmp_path / 'p.json'}, per_slice: true}}
-""", encoding="utf-8")
+    data, spec = _reference(
+        tmp_path, table, "x: numeric, y: numeric, z: numeric, c: categorical",
+        "{overall: true}, {feature_keys: [c]}, {buckets: {y: [0.5, 1, 2]}}", ", per_slice: true")
 
     def profile(path, block: int) -> str:
         monkeypatch.setattr(EdgeGrid, "BLOCK", block)
