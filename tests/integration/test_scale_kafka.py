@@ -227,6 +227,20 @@ def setup(tmp_path, kafka_bootstrap, kafka_topic, kafka_admin):
 SESSION_TIMEOUT = 6.0  # config session.timeout.ms of the spec
 
 
+
+def merged_results(results, want: dict) -> dict:
+    """The evaluators' results files as one ``{key: result}`` (a window closed again after a
+    takeover must repeat the same values), checked equal to ``want`` on its keys."""
+    got: dict = {}
+    for path in results:
+        for key, r in read_results(str(path)).items():
+            if key in got:
+                ks.assert_same_results({key: r}, {key: got[key]})
+            got[key] = r
+    got = {k: v for k, v in got.items() if k in want}
+    ks.assert_same_results(got, want)
+    return got
+
 def run_scaled(setup, kafka_bootstrap, *, workers: int, churn: bool = False, extra: str = "",
                after=None) -> None:
     """``churn``: a worker joins, then one leaves (the kill -9 test: :func:`test_kill_9_\
@@ -279,14 +293,7 @@ def run_scaled(setup, kafka_bootstrap, *, workers: int, churn: bool = False, ext
     for p in procs.values():
         assert p.stop() == 0
     assert evaluators[-1].stop() == 0
-    got: dict = {}
-    for path in results:  # a window closed again after a takeover: the same values
-        for key, r in read_results(str(path)).items():
-            if key in got:
-                ks.assert_same_results({key: r}, {key: got[key]})
-            got[key] = r
-    got = {k: v for k, v in got.items() if k in want}
-    ks.assert_same_results(got, want)
+    got = merged_results(results, want)
     overall = [r for r in got.values() if r["slice"] == "overall"]
     assert len(overall) >= 5 and all(r["metrics"]["accuracy"] is not None for r in overall)
 
@@ -547,14 +554,7 @@ def test_kill_9_workers_and_the_evaluator_loses_and_doubles_nothing(setup, kafka
     for p in evaluators.values():
         assert p.stop() == 0
     receiver.stop()
-    got: dict = {}
-    for path in results:  # a window closed again after a takeover: the same values
-        for key, r in read_results(str(path)).items():
-            if key in got:
-                ks.assert_same_results({key: r}, {key: got[key]})
-            got[key] = r
-    got = {k: v for k, v in got.items() if k in want}
-    ks.assert_same_results(got, want)
+    got = merged_results(results, want)
     ks.assert_same_drift(got, want)  # histogram tests: the same; sample tests: same inputs
     sampled = [abs(g["statistic"] - w["statistic"]) for k in want
                for g, w in zip(got[k]["extra"]["drift"], want[k]["extra"]["drift"], strict=True)
