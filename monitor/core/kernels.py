@@ -124,7 +124,7 @@ class EdgeGrid:
         self.b = np.array(b)[:, None]
         self.lo = np.array(lo, np.float64)[:, None]
         self.hi = np.array(hi, np.float64)[:, None]
-        self.below = np.concatenate(below).astype(np.int64)
+        self.below = np.concatenate(below).astype(np.int32)  # int32 codes: half the memory
         self.nxt = np.concatenate(nxt, axis=1)  # MAX_PER_CELL × cells
 
     BLOCK = 1 << 14  # records coded at a time: the look-ups' temporaries stay small
@@ -137,7 +137,7 @@ class EdgeGrid:
         n = x.shape[1]
         if n <= self.BLOCK:
             return self._codes(x)
-        out = np.empty(x.shape, dtype=np.int64)
+        out = np.empty(x.shape, dtype=np.int32)
         for start in range(0, n, self.BLOCK):
             sl = slice(start, start + self.BLOCK)
             out[:, sl] = self._codes(x[:, sl])
@@ -227,7 +227,8 @@ def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.n
     Per chunk: the per-record terms (finite mask, shifted values and squares) once for every
     layer; the histograms layer by layer (``np.bincount``); the sums of every group at once,
     as the product of the sparse group × record membership matrix with the records' terms
-    (each group's values added in record order from 0, as ``np.bincount`` adds them)."""
+    (each group's values added in record order from 0, as ``np.bincount`` adds them), or,
+    with one layer, by ``np.bincount`` itself (:func:`_layer_sums`: no ``scipy.sparse``)."""
     n_cols, n = x.shape
     width = hist.shape[1]
     ends = np.asarray(ends)[:, None]
@@ -250,10 +251,30 @@ def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.n
             size = owners.shape[0]
             _scatter_add(hist, owners, np.bincount((local * width + c).ravel(),
                                                    minlength=size * width).reshape(size, width))
-        sums = _membership_matrix(layer_codes[:, sl], layer_groups, hist.shape[0]) @ terms
+        if len(layers) == 1:  # one layer (an overall-only spec, the profile build)
+            sums = _layer_sums(terms, layer_codes[layers[0][0], sl], layers[0][1],
+                               hist.shape[0])
+        else:
+            sums = _membership_matrix(layer_codes[:, sl], layer_groups, hist.shape[0]) @ terms
         s1 += sums[:, :n_cols]
         s2 += sums[:, n_cols:]
         _fold_extremes(v, ok, layer_codes[:, sl], layers, lo, hi)
+
+
+def _layer_sums(terms: np.ndarray, local: np.ndarray, owners: np.ndarray,
+                n_groups: int) -> np.ndarray:
+    """``n_groups × K`` sums of the rows of ``terms`` (``n × K``) per group of one layer, each
+    group's rows added in record order from 0 — what the membership product gives, bit for
+    bit (``np.bincount`` adds its weights in order), without importing ``scipy.sparse``
+    (≈ 20 MiB resident) where one layer is all there is."""
+    size = owners.shape[0]
+    local = np.asarray(local, dtype=np.intp)
+    out = np.zeros((n_groups, terms.shape[1]))
+    per = np.stack([np.bincount(local, weights=terms[:, k], minlength=size)
+                    for k in range(terms.shape[1])], axis=1)
+    has = owners >= 0
+    out[owners[has]] = per[has]
+    return out
 
 
 def _membership_matrix(layer_codes: np.ndarray, layer_groups: np.ndarray, n_groups: int):

@@ -334,7 +334,7 @@ def _categorical_groups(cols: ModelColumns, block: list[tuple[str, Getter]],
 
     def codes(c: ModelColumns) -> np.ndarray:
         return np.stack([(feature_codes(c, get.name, s) if isinstance(get, _Feature)
-                          else s.category_codes(get(c))) + offsets[j]
+                          else s.category_codes(get(c))) + int(offsets[j])  # stays int32
                          for j, ((_, get), s) in enumerate(zip(block, first, strict=True))])
 
     key = ("drift_category_codes", tuple(name for name, _ in block),

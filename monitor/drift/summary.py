@@ -771,7 +771,7 @@ class CategoricalSummary:
             codes, keys, bad = keyed_codes(arr)
         v = len(self.vocabulary)
         target = np.array([v + 2 if b else self._index.get(k, v)
-                           for k, b in zip(keys, bad, strict=True)] + [v + 1], dtype=np.int64)
+                           for k, b in zip(keys, bad, strict=True)] + [v + 1], dtype=np.int32)
         return target[codes]  # code -1 / len(keys) (missing) picks the last entry, v + 1
 
     def update_coded(self, codes: np.ndarray) -> None:

@@ -214,3 +214,20 @@ def test_fold_numeric_from_running_extremes_equals_per_group_numpy(seed, chunk, 
             assert hi[k, f] == max(hi0[k, f], x[f, ok].max(initial=-np.inf))
     if seed % 2 == 0:  # the overall layer went by candidates only, the buckets were reduced
         assert 0 < len(reduced) < codes.shape[0] * (n // chunk + 1)
+
+
+@pytest.mark.parametrize("p", [1.0, 0.4])
+def test_one_layer_sums_equal_the_membership_product_bit_for_bit(p):
+    """One layer is summed by ``np.bincount`` (no ``scipy.sparse`` in an overall-only build):
+    the same bits as the membership product, for a group holding every record or some."""
+    from monitor.core.grouped import layer_arrays
+    from monitor.core.kernels import _layer_sums, _membership_matrix
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    groups = [np.flatnonzero(rng.random(n) < p), np.flatnonzero(rng.random(n) < 0.0)]
+    codes, owners = layer_arrays(groups[:1], n)
+    terms = rng.lognormal(0, 3, (n, 6)) * rng.choice([-1.0, 1.0], (n, 6))
+    want = _membership_matrix(codes, owners, 2) @ terms
+    got = _layer_sums(terms, codes[0], owners[0], 2)
+    assert got.tobytes() == want.tobytes()
