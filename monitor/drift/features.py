@@ -29,6 +29,7 @@ import numpy as np
 from monitor.core.grouped import Layers, batch_layers
 from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
+from monitor.core.packed import rows_of_one
 from monitor.drift.errors import DriftError
 from monitor.drift.summary import (
     CategoricalSummary,
@@ -300,7 +301,9 @@ def _numeric_groups(cols: ModelColumns, block: list[tuple[str, Getter, bool]],
     c_key = ("drift_matrix_codes", names, tuple(s.code_key for s in first))
 
     def matrix(c: ModelColumns) -> np.ndarray:
-        return np.stack([as_float(get(c)) for _, get, _ in block])
+        rows = [as_float(get(c)) for _, get, _ in block]
+        held = rows_of_one(rows)  # the profile build's reference (monitor/core/packed.py)
+        return np.stack(rows) if held is None else held
 
     def codes(c: ModelColumns) -> np.ndarray:
         x = c.derived(x_key, matrix, axis=1)

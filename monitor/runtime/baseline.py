@@ -7,15 +7,18 @@ exactly what the daemon will compare them with.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from monitor.core.lazy import lazy_module
+from monitor.core.packed import pack
 from monitor.core.prepare import Preparer
-from monitor.core.records import RecordBatch, concat
 from monitor.core.reference import reference_metrics
+from monitor.core.types import RecordBatch
 from monitor.drift.profile import Profile, build_profile, save_profile
 from monitor.ingest.decode_models import decoder_for
 from monitor.ingest.file import FileSource
@@ -52,7 +55,22 @@ def read_reference(spec: Spec, paths: list[str], *,
         batches.append(_shared_strings(batch))
         rejected += len(rejects)
     _release_arrow_memory()
-    return concat(batches), rejected
+    batch = pack(batches, first=_drift_numeric(spec))
+    _release_arrow_memory()
+    _trim_heap()
+    return batch, rejected
+
+
+def _drift_numeric(spec: Spec) -> list[str]:
+    """The numeric features drift watches, in the order the summaries fold them (the first
+    model's first): :func:`pack` lays them out as rows of one matrix, in that order."""
+    out: list[str] = []
+    for m in spec.models:
+        for name in m.drift.features or tuple(f.name for f in m.features):
+            f = m.feature(name)
+            if f is not None and f.type == "numeric" and name not in out:
+                out.append(name)
+    return out
 
 
 def _release_arrow_memory() -> None:
@@ -62,6 +80,14 @@ def _release_arrow_memory() -> None:
     pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None:
         pyarrow.default_memory_pool().release_unused()
+
+
+def _trim_heap() -> None:
+    """Return the heap's free pages (the decoded batches' parts, freed by :func:`pack`) to
+    the system: glibc keeps them otherwise (``monitor.cli.keep_batch_memory``), and the
+    build's larger matrices are mapped apart. No-op off glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _shared_strings(batch: RecordBatch) -> RecordBatch:

@@ -133,3 +133,105 @@ def test_the_profile_is_the_same_with_bucket_codes_in_blocks(tmp_path, monkeypat
     one = profile(tmp_path / "one.json", 1 << 30)
     assert len(json.loads(one)["slices"]) > 5
     assert profile(tmp_path / "blocks.json", 97) == one
+
+
+def test_pack_equals_concat_and_lays_the_drift_columns_out_as_rows_of_one_matrix():
+    """:func:`pack` gives ``concat``'s columns (a feature absent from a batch, a column float
+    in one batch and text in another, tags), the float64 ones rows of one matrix with the
+    named features first, then the score."""
+    from monitor.core.packed import pack, rows_of_one
+    from monitor.core.records import concat
+
+    def batch(n, feats, tags=()):
+        b = _batch(feats)
+        f = np.arange(n, dtype=float) + n
+        return RecordBatch(time=f, model=b.model, version=b.version, id=b.id, score=f / 100,
+                           pred_class=b.pred_class, value=f, label=b.label,
+                           outcome=b.outcome, features=b.features, tag_names=tuple(tags),
+                           tag_rows=np.arange(len(tags), dtype=np.int64),
+                           tag_codes=np.arange(len(tags), dtype=np.int32))
+
+    def parts():
+        return [batch(3, {"x": np.array([1.0, 2, 3]), "m": np.array([1.0, 2, 3]),
+                          "c": np.array(["a", None, "b"], object)}, ("t1",)),
+                batch(2, {"x": np.array([4.0, 5]), "m": np.array(["u", 7], object)},
+                      ("t2", "t1")),
+                batch(0, {"x": np.zeros(0)})]
+
+    want, got = concat(parts()), pack(parts(), first=("x",))
+    for name in ("time", "model", "version", "id", "score", "pred_class", "value", "label",
+                 "outcome", "tag_rows", "tag_codes"):
+        a, b = getattr(want, name), getattr(got, name)
+        assert (a.dtype, a.tolist()) == (b.dtype, b.tolist()), name
+    assert want.tag_names == got.tag_names
+    assert list(want.features) == list(got.features)
+    for name, col in want.features.items():
+        assert (col.dtype, col.tolist()) == (got.features[name].dtype,
+                                             got.features[name].tolist()), name
+    x = rows_of_one([got.features["x"], got.score])
+    assert x is not None and np.shares_memory(x, got.score) and x.tolist() == [
+        got.features["x"].tolist(), got.score.tolist()]
+    assert rows_of_one([got.score, got.features["x"]]) is None  # not in the matrix's order
+    assert rows_of_one([got.features["x"].copy()]) is None
+
+
+def test_multivariate_column_statistics_equal_numpy_on_the_whole_matrix():
+    """The fit's mean, imputation and scale are taken column by column: the bits of numpy's
+    axis-0 reductions of the (column-contiguous) n × d matrix."""
+    rng = np.random.default_rng(5)
+    x = np.asfortranarray(rng.lognormal(0, 3, (20_000, 4)) * rng.choice([-1.0, 1.0], (20_000, 4)))
+    x[rng.random(x.shape) < 0.05] = np.nan
+    assert (np.array([np.nanmean(x[:, j]) for j in range(4)]).tobytes()
+            == np.nanmean(x, axis=0).tobytes())
+    y = np.nan_to_num(x)
+    assert np.array([y[:, j].mean() for j in range(4)]).tobytes() == y.mean(axis=0).tobytes()
+    assert np.array([y[:, j].std() for j in range(4)]).tobytes() == y.std(axis=0).tobytes()
+
+
+def test_the_profile_is_the_same_packed_and_with_residuals_in_blocks(tmp_path, monkeypatch):
+    """The packed reference (the drift matrix read in place) and the multivariate errors a
+    block at a time give the profile of a plain concatenation and one pass, per slice too."""
+    import monitor.drift.features as features
+    import monitor.drift.multivariate as mv
+    from monitor.core.records import concat
+
+    rng = np.random.default_rng(2)
+    n = 6000
+    x = rng.normal(size=n)
+    x[rng.random(n) < 0.02] = np.nan
+    table = pa.table({"model": ["m"] * n, "timestamp": 1.78e9 + np.arange(n, dtype=float),
+                      "prediction.score": rng.random(n),
+                      "features.x": x, "features.y": rng.exponential(size=n) + x,
+                      "features.c": rng.choice(["a", "b", "c", "d"], n).tolist()})
+    data, spec = _reference(tmp_path, table, "x: numeric, y: numeric, c: categorical",
+                            "{overall: true}, {feature_keys: [c]}", ", per_slice: true")
+
+    seen = []
+    monkeypatch.setattr(baseline, "FileSource", _small_batches(seen))
+
+    def profile(path) -> str:
+        build_baselines(load_spec(str(spec)), [str(data)], str(path))
+        out = json.loads(path.read_text(encoding="utf-8"))
+        out.pop("created", None)
+        return json.dumps(out)
+
+    new = profile(tmp_path / "new.json")
+    assert len(json.loads(new)["slices"]) == 5 and "multivariate" in json.loads(new)
+    assert seen  # read 1000 records at a time: six batches packed
+    monkeypatch.setattr(mv, "RESIDUAL_BLOCK", 97)
+    assert profile(tmp_path / "blocks.json") == new
+    monkeypatch.setattr(baseline, "pack", lambda batches, first=(): concat(batches))
+    monkeypatch.setattr(features, "rows_of_one", lambda rows: None)
+    monkeypatch.setattr(mv, "RESIDUAL_BLOCK", 1 << 30)
+    assert profile(tmp_path / "plain.json") == new
+
+
+def _small_batches(seen):
+    from monitor.ingest.file import FileSource
+
+    class Small(FileSource):
+        def __init__(self, paths, batch_size=0, **kw):
+            super().__init__(paths, batch_size=1000, **kw)
+            seen.append(self)
+
+    return Small
