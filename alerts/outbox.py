@@ -20,7 +20,9 @@ Guarantees, from the outbox's point of view:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import sqlite3
 import threading
@@ -114,6 +116,15 @@ class Entry:
     last_error: str | None
 
 
+def _create_private(path: str) -> None:
+    """Create the database file owner-only (0600) if it does not exist: it holds alert
+    payloads. SQLite gives its ``-wal`` and ``-shm`` files the same mode."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Outbox:
     """The SQLite file holding the outbox, the alert state and the engine state."""
 
@@ -129,6 +140,7 @@ class Outbox:
         self.max_pending = max_pending
         self._lock = threading.RLock()
         try:
+            _create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                        timeout=busy_timeout)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -136,6 +148,9 @@ class Outbox:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:  # not a database, locked for long, unreadable…
             raise AlertsError(f"cannot open the alert database {path}: {exc}") from None
+        except OSError as exc:
+            raise AlertsError(f"cannot create the alert database {path}: "
+                              f"{exc.strerror}") from None
 
     def close(self) -> None:
         with self._lock:

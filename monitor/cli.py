@@ -127,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="sample file: .jsonl/.json/.ndjson or .csv")
     init.add_argument("-o", "--output", help="write the spec there (default: stdout)")
     init.add_argument("--model", default=None, help="model name (default: from the sample)")
+    init.add_argument("--force", action="store_true",
+                      help="overwrite the -o file if it exists (default: refuse)")
 
     val = sub.add_parser("validate", help="check a spec; print every problem",
                          description="Check a spec and print every problem as "
@@ -274,6 +276,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # stdout closed early (`slicewatch run … | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
+    except OSError as exc:  # an output path that cannot be written, a file gone meanwhile…
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"slicewatch: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -289,7 +295,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         spec = checked_spec(args.config)
         linger = float("inf") if args.linger < 0 else args.linger
-        problem = _results_problem(args, resumable=bool(spec.checkpoint))
+        problem = (_results_problem(args, resumable=bool(spec.checkpoint))
+                   or _unwritable(args.report, "--report"))
         if problem:
             print(f"slicewatch: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
@@ -315,6 +322,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "init":
         from monitor.runtime.init_spec import propose_spec
 
+        if args.output and os.path.exists(args.output) and not args.force:
+            print(f"slicewatch: error: {args.output} exists: pass --force to overwrite it, "
+                  "or choose another -o", file=sys.stderr)
+            return EXIT_USAGE
         text = propose_spec(args.sample, model=args.model,
                             spec_dir=os.path.dirname(args.output or "") or ".")
         if args.output:
@@ -379,6 +390,20 @@ def _results_problem(args: argparse.Namespace, *, resumable: bool = False) -> st
     if path and not args.results_append and os.path.exists(path) and os.path.getsize(path):
         return (f"results file {path} already holds results: pass --results-append to add "
                 "this run to it, or remove it")
+    return None
+
+
+def _unwritable(path: str | None, option: str) -> str | None:
+    """Why the file ``path`` of ``option`` could not be written when the run ends (None: it
+    can), so a long replay does not end in an error."""
+    if not path:
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        why = ("is a directory" if os.path.isdir(path) else
+               "its directory does not exist" if not os.path.isdir(folder) else
+               "its directory is not writable")
+        return f"{option} {path}: {why}"
     return None
 
 

@@ -46,10 +46,14 @@ class TablePrinter:
     """Listener: prints each closed window's slices — critical first, then overall, then the
     worst slices on the task's primary metric — at most ``max_rows``."""
 
-    def __init__(self, tasks: dict[str, str], out: TextIO | None = None, max_rows: int = 12):
+    def __init__(self, tasks: dict[str, str], out: TextIO | None = None, max_rows: int = 12,
+                 rest: str = "on /metrics"):
+        """``rest``: where the slices past ``max_rows`` can be read (``on /metrics``, ``in
+        history.jsonl``…)."""
         self.tasks = tasks
         self.out = out or sys.stdout
         self.max_rows = max_rows
+        self.rest = rest
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
         task = self.tasks.get(window.model, "binary")
@@ -72,7 +76,7 @@ class TablePrinter:
             print(f" {mark}{elide(r.slice, width):<{width}} {r.version[:6]:<6} {r.count:>7} "
                   + " ".join(cells), file=self.out)
         if len(shown) > self.max_rows:
-            print(f"  … {len(shown) - self.max_rows} more slices on /metrics", file=self.out)
+            print(f"  … {len(shown) - self.max_rows} more slices {self.rest}", file=self.out)
         for line in drift_lines(shown) + discovered_lines(window.discovered):
             print(line, file=self.out)
         self.out.flush()

@@ -21,6 +21,7 @@ from monitor.runtime.wiring import (
     install_signal_handlers,
     outputs,
     push_final,
+    report_rejects,
     report_unreported,
     serve_run,
 )
@@ -67,6 +68,7 @@ def run_files(spec: Spec, opts: RunOptions, *, out: TextIO,
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
               f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s",
               file=out, flush=True)
+        report_rejects(daemon, dead_letter.path, out)
         finish_outputs(spec, opts, daemon, listeners, summary.seconds, out)
         if opts.pushgateway:
             push_final(daemon, spec, opts.pushgateway, collectors, out)

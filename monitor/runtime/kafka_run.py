@@ -33,6 +33,7 @@ from monitor.runtime.wiring import (
     finish_outputs,
     install_signal_handlers,
     outputs,
+    report_rejects,
     serve_run,
 )
 from monitor.state.checkpoint import Checkpoint, load_checkpointed
@@ -114,10 +115,14 @@ def run_kafka(spec: Spec, opts, *, out: TextIO | None = None,
                 source.abandon()  # the state may hold part of a batch: never saved
                 raise
         daemon.settle()
+        source.close()  # the last checkpoint, leaving the group: counted in the summary
         summary = daemon.summary(time.perf_counter() - t0)
         print(f"slicewatch: {summary.records} records, {summary.rejected} rejected, "
               f"{summary.late} late, {summary.windows} windows in {summary.seconds:.1f}s "
               f"({source.saves} checkpoints)", file=out, flush=True)
+        kept = [spec.source.dead_letter or "",
+                f"topic {settings.dead_letter_topic}" if settings.dead_letter_topic else ""]
+        report_rejects(daemon, " and ".join(k for k in kept if k) or None, out)
         finish_outputs(spec, opts, daemon, listeners, summary.seconds, out)
         return summary
     finally:

@@ -91,7 +91,11 @@ def outputs(spec: Spec, opts: RunOptions, out: TextIO,
     and the alert stage (started; the caller stops it)."""
     listeners, sinks = list(listeners), []
     if not opts.quiet:
-        listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out))
+        rest = ("on /metrics" if spec.server.listen else
+                f"in {opts.results}" if opts.results and not opts.report else
+                "not shown (--results FILE keeps them all)")
+        listeners.append(TablePrinter({m.name: m.task for m in spec.models}, out=out,
+                                      rest=rest))
         sinks.append(listeners[-1].alerts)
     if opts.results:
         listeners.append(ResultsWriter(opts.results, append=opts.results_append))
@@ -161,6 +165,49 @@ def report_unreported(daemon: Daemon, out: TextIO, *, kept: bool = False) -> Non
 
 
 
+def report_rejects(daemon: Daemon, dead_letter: str | None, out: TextIO) -> None:
+    """One line when records were rejected or late: how many for each reason (the commonest
+    first, with its meaning and the schema path it concerns) and where they went, so a replay
+    that rejected everything says why without opening the dead-letter file."""
+    t = daemon.tracker
+    bad, late = sum(t.bad.values()), sum(t.late.values())
+    if not bad and not late:
+        return
+    parts = [f"{n} {reason} ({_meaning(reason, daemon.spec)})"
+             for reason, n in t.bad.most_common(3)]
+    if len(t.bad) > 3:
+        parts.append(f"{sum(n for _, n in t.bad.most_common()[3:])} of other reasons")
+    if late:
+        parts.append(f"{late} late")
+    where = (f"each with its reason in {dead_letter}" if dead_letter else
+             "not kept: set source.dead_letter or pass --dead-letter FILE to see them")
+    print(f"slicewatch: rejected: {', '.join(parts)}; {where}", file=out, flush=True)
+    if bad and not sum(t.records.values()):
+        print("slicewatch: every record was rejected: compare the spec's schema paths with "
+              "one of your records (docs/record-format.md)", file=out, flush=True)
+
+
+_SCHEMA_ROLE = {"time": "time", "model": "model", "id": "id", "label": "label",
+                "score": "score", "value": "value", "features": "features"}
+_PREDICTION = {"binary": "score", "multiclass": "pred_class", "regression": "value"}
+
+
+def _meaning(reason: str, spec: Spec) -> str:
+    """``reason``'s meaning; for a missing or mistyped field, with its schema path."""
+    from monitor.ingest.reasons import describe
+
+    text = describe(reason) or reason
+    kind, _, role = reason.partition(":")
+    attrs = [_SCHEMA_ROLE[role]] if kind in ("missing_field", "wrong_type") and \
+        role in _SCHEMA_ROLE else []
+    if reason == "missing_prediction":
+        attrs = sorted({_PREDICTION[m.task] for m in spec.models if m.task in _PREDICTION})
+    for attr in attrs:
+        text += f"; schema.{attr.replace('pred_', '')} is {getattr(spec.schema, attr)!r}"
+    return text
+
+
+
 def push_final(daemon: Daemon, spec: Spec, url: str, collectors: tuple, out: TextIO) -> None:
     """A batch run's final metrics → Pushgateway (what Prometheus recommends for batch jobs)."""
     from monitor.export.push import push_to_gateway
@@ -169,7 +216,8 @@ def push_final(daemon: Daemon, spec: Spec, url: str, collectors: tuple, out: Tex
     registry.register(SlicewatchCollector(lambda: daemon.snapshot, collectors,
                                           SeriesBudget.of(spec.server)))
     key = push_to_gateway(url, spec, registry)
-    print(f"slicewatch: pushed final metrics to {url} ({key})", file=out, flush=True)
+    grouping = ", ".join(f"{k}={v}" for k, v in key.items())
+    print(f"slicewatch: pushed final metrics to {url} ({grouping})", file=out, flush=True)
 
 
 
