@@ -451,7 +451,9 @@ def send_test_notification(spec: Any, receiver_name: str | None = None,
         except AlertsError as exc:
             out.append(TestResult(receiver.name, "failed", str(exc)))
             continue
-        out.append(TestResult(receiver.name, "ok", " ".join(f"HTTP {s}" for s in statuses)))
+        steps = ("trigger ", "resolve ") if len(statuses) == 2 else ("",)
+        out.append(TestResult(receiver.name, "ok", ", ".join(
+            f"{step}HTTP {s}" for step, s in zip(steps, statuses, strict=True))))
     return out
 
 

@@ -45,6 +45,20 @@ def listen_address(value: str) -> str:
     return value
 
 
+def _at_least(low: float, kind: type = int):
+    """argparse type: a ``kind`` number ``>= low``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} >= {low}; "
+                                             f"got {text!r}") from None
+        if not value >= low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}; got {text}")
+        return value
+    return parse
+
+
 class _VersionAction(argparse.Action):
     """``--version``: print ``slicewatch <version>`` and exit (the version looked up then)."""
 
@@ -142,9 +156,11 @@ def _parser() -> argparse.ArgumentParser:
                           epilog=EPILOG)
     demo.add_argument("--listen", default="127.0.0.1:9108", type=listen_address,
                       help="address for /metrics (port 0 picks a free one)")
-    demo.add_argument("--windows", type=int, default=12, help="event-time windows to generate")
-    demo.add_argument("--per-window", type=int, default=3000, help="records per window")
-    demo.add_argument("--seconds", type=float, default=15.0,
+    demo.add_argument("--windows", type=_at_least(1), default=12,
+                      help="event-time windows to generate")
+    demo.add_argument("--per-window", type=_at_least(1), default=3000,
+                      help="records per window")
+    demo.add_argument("--seconds", type=_at_least(0, float), default=15.0,
                       help="wall-clock seconds over which the stream is played")
     demo.add_argument("--linger", type=float, default=-1,
                       help="seconds to keep serving /metrics afterwards (-1 = until Ctrl-C)")

@@ -203,9 +203,12 @@ def infer(records: list[dict[str, Any]]) -> dict[str, Any]:
         for t in v if isinstance(v, list) else [v]:
             if isinstance(t, str) and t:
                 tags[t] = tags.get(t, 0) + 1
+    mapped = set(roles.values()) | {f["path"] for f in features.values()}
+    unused = sorted(k for k in cols if k not in mapped and any(v != {} for v in cols[k])
+                    and not (feature_map and k.startswith(f"{feature_map}.")))
     return {"roles": roles, "task": task, "feature_map": feature_map, "features": features,
             "models": models, "times": cols[roles["time"]],
-            "tags": sorted(tags, key=lambda t: -tags[t])[:3]}
+            "tags": sorted(tags, key=lambda t: -tags[t])[:3], "unused": unused}
 
 
 def _q(text: str) -> str:
@@ -248,6 +251,21 @@ def _slices(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _unmapped(info: dict[str, Any]) -> list[str]:
+    """Comments under ``schema:``: a label not found, and the sample's fields that no role
+    or feature reads (a label under another name is the usual one)."""
+    lines = []
+    if "label" not in info["roles"]:
+        lines.append(f"  # no label found (tried {', '.join(ROLE_NAMES['label'])}): add "
+                     "`label: PATH` for the metrics that need ground truth")
+    if info.get("unused"):
+        names = info["unused"][:10]
+        more = f" and {len(info['unused']) - 10} more" if len(info["unused"]) > 10 else ""
+        lines.append(f"  # fields not read: {', '.join(names)}{more} (a label? set `label:`; "
+                     "a feature? add it to `feature_paths:`)")
+    return lines
+
+
 def render_spec(info: dict[str, Any], sample: str, *, model: str | None = None,
                 spec_dir: str = ".") -> str:
     """The proposed spec as commented YAML (``source.path`` relative to ``spec_dir``, where
@@ -266,6 +284,7 @@ def render_spec(info: dict[str, Any], sample: str, *, model: str | None = None,
     else:
         out.append("  feature_paths:  # flat records: each feature at its own path")
         out.extend(f"    {_q(n)}: {_q(f['path'])}" for n, f in info["features"].items())
+    out += _unmapped(info)
     path = os.path.relpath(os.path.abspath(sample), os.path.abspath(spec_dir))
     out += ["", "source:", "  type: file", f"  path: {_q(path)}",
             *([f"  format: {fmt}"] if fmt == "csv" else []),

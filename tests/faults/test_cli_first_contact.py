@@ -146,3 +146,11 @@ def test_the_pricing_examples_night_long_slice_is_long_night_rides():
     rule = next(r for r in spec.models[0].slices if r.name == "night_long")
     rides = _Rides(hour=[23, 23, 3, 12], distance_km=[3, 15, 15, 15])
     assert parse_predicate(rule.where).mask(rides).tolist() == [False, True, True, False]
+
+
+@pytest.mark.parametrize("argv", [["--windows", "0"], ["--per-window", "-5"],
+                                  ["--seconds", "nan"]])
+def test_demo_sizes_are_checked(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", *argv])
+    assert stop.value.code == 2 and f"argument {argv[0]}: " in capsys.readouterr().err

@@ -295,7 +295,8 @@ def test_send_test_notification(receiver, monkeypatch):
     spec = spec_for(receiver.port, FANOUT)
     sent = send_test_notification(spec)
     assert [(r.receiver, r.outcome, r.detail) for r in sent] == [
-        ("pd", "ok", "HTTP 202 HTTP 202"), ("slack", "ok", "HTTP 200"), ("hook", "ok", "HTTP 200")]
+        ("pd", "ok", "trigger HTTP 202, resolve HTTP 202"), ("slack", "ok", "HTTP 200"),
+        ("hook", "ok", "HTTP 200")]
     assert receiver.rejected == []
     trigger, resolve = receiver.bodies("pd")
     assert trigger["payload"]["summary"].startswith("[TEST]")

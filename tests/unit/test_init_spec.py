@@ -97,3 +97,17 @@ def test_a_sample_without_time_is_a_clear_error(tmp_path, capsys):
         propose_spec(str(bad))
     assert main(["init", "--from", str(bad)]) == 1
     assert "no event time" in capsys.readouterr().err
+
+
+def test_fields_no_role_reads_are_named(tmp_path):
+    """The label under a name init does not know (pricing's ``paid_price``) and a feature
+    outside the features mapping (fraud's ``ctx.country``) are named in a comment."""
+    sample = tmp_path / "pricing.csv"
+    sample.write_bytes((REPO / "examples" / "pricing.csv").read_bytes())
+    text = propose_spec(str(sample))
+    assert "  # no label found (tried label, target" in text
+    assert "  # fields not read: paid_price (a label? set `label:`" in text
+    text = propose_spec(str(REPO / "examples" / "fraud.jsonl"))
+    assert "no label found" not in text  # and an empty 'prediction' (a timeout) is no field
+    assert "  # fields not read: ctx.country (" in text
+    assert "fields not read" not in propose_spec(str(flat_sample(tmp_path / "flat.jsonl")))
