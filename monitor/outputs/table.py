@@ -63,7 +63,8 @@ class TablePrinter:
             if math.isfinite(window.start) else "?"
         print(f"\n── {window.model} · window {start}Z · {len(shown)} slices", file=self.out)
         width = min(max([34, *(len(r.slice) for r in shown[: self.max_rows])]), 60)
-        header = (f"  {'slice':<{width}} {'ver':<6} {'n':>7} "
+        ver = min(max([6, *(len(r.version) for r in shown[: self.max_rows])]), 20)
+        header = (f"  {'slice':<{width}} {'ver':<{ver}} {'n':>7} "
                   + " ".join(f"{h:>7}" for _, h, _ in cols))
         print(header, file=self.out)
         for r in shown[: self.max_rows]:
@@ -73,7 +74,8 @@ class TablePrinter:
                 cells.append(f"{'-':>7}" if v is None or (isinstance(v, float) and math.isnan(v))
                              else f"{fmt.format(v):>7}")
             mark = "!" if r.critical else " "
-            print(f" {mark}{elide(r.slice, width):<{width}} {r.version[:6]:<6} {r.count:>7} "
+            print(f" {mark}{elide(r.slice, width):<{width}} {elide(r.version, ver):<{ver}} "
+                  f"{r.count:>7} "
                   + " ".join(cells), file=self.out)
         if len(shown) > self.max_rows:
             print(f"  … {len(shown) - self.max_rows} more slices {self.rest}", file=self.out)

@@ -154,3 +154,18 @@ def test_demo_sizes_are_checked(argv, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["demo", *argv])
     assert stop.value.code == 2 and f"argument {argv[0]}: " in capsys.readouterr().err
+
+
+def test_the_table_shows_a_version_whole_or_visibly_cut(user):
+    """pricing's ``2026.11`` was printed ``2026.1`` (another version, to a reader)."""
+    path = user / "preds.jsonl"
+    for version, shown in [("2026.11", " 2026.11 "),
+                           ("2026.11-release-candidate-7", " 2026.11-re…ndidate-7 ")]:
+        path.write_bytes(b"".join(
+            orjson.dumps({"ts": float(i), "model_version": version, "features": {"c": "a"},
+                          "prediction": {"score": 0.9}, "label": 1}) + b"\n"
+            for i in range(30)))
+        out = io.StringIO()
+        run(load_spec_text(SPEC.replace("preds.jsonl", str(path))),
+            RunOptions(listen=""), out=out)
+        assert shown in out.getvalue(), out.getvalue()
