@@ -589,6 +589,10 @@ class _Loader:
 
     def slice(self, path: Path, v: Any,
               declared: dict[str, FeatureSpec] | None) -> SliceSpec | None:
+        if isinstance(v, str) and v in SLICE_KINDS:  # `slices: [overall]`
+            example = "overall: true" if v == "overall" else f"{v}: …"
+            self.error(path, f"a slice is a mapping: write '- {example}'; got the string {v!r}")
+            return None
         if self.c.mapping(path, v, (*SLICE_KINDS, *SLICE_COMMON)) is None:
             return None
         kinds = [k for k in SLICE_KINDS if k in v]
