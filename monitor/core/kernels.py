@@ -228,7 +228,7 @@ def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.n
     layer; the histograms layer by layer (``np.bincount``); the sums of every group at once,
     as the product of the sparse group × record membership matrix with the records' terms
     (each group's values added in record order from 0, as ``np.bincount`` adds them), or,
-    with one layer, by ``np.bincount`` itself (:func:`_layer_sums`: no ``scipy.sparse``)."""
+    with one layer, by ``np.bincount`` itself, a column at a time (:func:`_layer_sums`)."""
     n_cols, n = x.shape
     width = hist.shape[1]
     ends = np.asarray(ends)[:, None]
@@ -241,40 +241,43 @@ def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.n
         sl = slice(start, min(n, start + CHUNK))
         c, v = codes[:, sl], x[:, sl]
         ok = c < ends
-        terms = np.empty((v.shape[1], 2 * n_cols))  # record × (shifted value, its square)
-        d = terms[:, :n_cols].T  # written in place: no F × chunk temporaries
-        np.subtract(v, shift, out=d)
-        d[~ok] = 0.0
-        np.square(terms[:, :n_cols], out=terms[:, n_cols:])
         for layer, owners in layers:
             local = layer_codes[layer, sl]
             size = owners.shape[0]
             _scatter_add(hist, owners, np.bincount((local * width + c).ravel(),
                                                    minlength=size * width).reshape(size, width))
         if len(layers) == 1:  # one layer (an overall-only spec, the profile build)
-            sums = _layer_sums(terms, layer_codes[layers[0][0], sl], layers[0][1],
-                               hist.shape[0])
+            _layer_sums(v, ok, shift, layer_codes[layers[0][0], sl], layers[0][1], s1, s2)
         else:
+            terms = np.empty((v.shape[1], 2 * n_cols))  # record × (shifted value, its square)
+            d = terms[:, :n_cols].T  # written in place: no F × chunk temporaries
+            np.subtract(v, shift, out=d)
+            d[~ok] = 0.0
+            np.square(terms[:, :n_cols], out=terms[:, n_cols:])
             sums = _membership_matrix(layer_codes[:, sl], layer_groups, hist.shape[0]) @ terms
-        s1 += sums[:, :n_cols]
-        s2 += sums[:, n_cols:]
+            s1 += sums[:, :n_cols]
+            s2 += sums[:, n_cols:]
         _fold_extremes(v, ok, layer_codes[:, sl], layers, lo, hi)
 
 
-def _layer_sums(terms: np.ndarray, local: np.ndarray, owners: np.ndarray,
-                n_groups: int) -> np.ndarray:
-    """``n_groups × K`` sums of the rows of ``terms`` (``n × K``) per group of one layer, each
-    group's rows added in record order from 0 — what the membership product gives, bit for
-    bit (``np.bincount`` adds its weights in order), without importing ``scipy.sparse``
-    (≈ 20 MiB resident) where one layer is all there is."""
+def _layer_sums(v: np.ndarray, ok: np.ndarray, shift: np.ndarray, local: np.ndarray,
+                owners: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+    """``s1``/``s2`` ``+=`` the sums of the shifted values of ``v`` (``F × n``, where ``ok``)
+    and of their squares per group of one layer, each group's values added in record order
+    from 0 — what the membership product gives, bit for bit (``np.bincount`` adds its weights
+    in order) — a column at a time: no ``scipy.sparse`` import (≈ 20 MiB resident) and no
+    ``n × 2F`` terms matrix where one layer is all there is."""
     size = owners.shape[0]
-    local = np.asarray(local, dtype=np.intp)
-    out = np.zeros((n_groups, terms.shape[1]))
-    per = np.stack([np.bincount(local, weights=terms[:, k], minlength=size)
-                    for k in range(terms.shape[1])], axis=1)
     has = owners >= 0
-    out[owners[has]] = per[has]
-    return out
+    groups = owners[has]
+    local = np.asarray(local, dtype=np.intp)
+    d = np.empty(v.shape[1])
+    for f in range(v.shape[0]):
+        np.subtract(v[f], shift[f], out=d)
+        d[~ok[f]] = 0.0
+        s1[groups, f] += np.bincount(local, weights=d, minlength=size)[has]
+        np.square(d, out=d)
+        s2[groups, f] += np.bincount(local, weights=d, minlength=size)[has]
 
 
 def _membership_matrix(layer_codes: np.ndarray, layer_groups: np.ndarray, n_groups: int):
@@ -330,9 +333,9 @@ def _group_extremes(v: np.ndarray, ok: np.ndarray, local: np.ndarray,
     ``len(present) × F``. One group: a plain reduction; several: sorted by group (radix sort
     of small codes), then ``reduceat``."""
     first = int(local[0])
-    if (local == first).all():
-        low = np.where(ok, v, np.inf).min(axis=1)[None, :]
-        high = np.where(ok, v, -np.inf).max(axis=1)[None, :]
+    if (local == first).all():  # (``where``: no F × n copies)
+        low = np.min(v, axis=1, where=ok, initial=np.inf)[None, :]
+        high = np.max(v, axis=1, where=ok, initial=-np.inf)[None, :]
         return low, high, np.array([first])
     order = np.argsort(local.astype(np.int16 if size < 2**15 else np.int64), kind="stable")
     sorted_local = local[order]

@@ -3,7 +3,9 @@
 :func:`pack` is :func:`monitor.core.records.concat` of the decoded batches (the same values,
 dtypes and order), written column by column into the rows of one matrix per dtype while the
 parts are dropped as each column is done, so the read never holds a concatenated copy beside
-its parts. The float64 rows come first in ``first`` order (the drift summaries' numeric
+its parts. :class:`Packer` does the same as the batches arrive, into matrices allocated for
+a known number of rows (a Parquet reference: its metadata), so the decoded batches are never
+held at all. The float64 rows come first in ``first`` order (the drift summaries' numeric
 columns, then the score): :func:`monitor.drift.features._numeric_groups` then reads them as
 rows of that matrix (:func:`rows_of_one`) instead of stacking an ``F × n`` copy.
 
@@ -69,6 +71,85 @@ def pack(batches: list[RecordBatch], first: Sequence[str] = ()) -> RecordBatch:
                        tag_codes=tags.tag_codes)
 
 
+class Packer:
+    """:func:`pack` as the batches arrive: each is copied into matrices of ``capacity`` rows
+    (allocated at the first batch, laid out as :func:`pack` lays them out) and can be freed at
+    once. A batch that does not fit the first one's columns and dtypes, or the capacity (or
+    no capacity given), turns it back into collecting the batches for :func:`pack`."""
+
+    def __init__(self, capacity: int | None, first: Sequence[str] = ()):
+        self.capacity = capacity
+        self.first = tuple(first)
+        self.n = 0
+        self.parts: list[RecordBatch] | None = None if capacity else []
+        self.layout: dict[tuple[str, str], np.dtype] = {}
+        self.rows: dict[tuple[str, str], np.ndarray] = {}
+        self.tags: list[RecordBatch] = []
+
+    def add(self, batch: RecordBatch) -> None:
+        """Copy ``batch`` in (or keep it, collecting)."""
+        if not len(batch):
+            return
+        if self.parts is None and not self.layout:
+            self._allocate(batch)
+        if self.parts is None and (_layout(batch) != self.layout
+                                   or self.n + len(batch) > self.capacity):
+            self.parts = [self._held()]  # back to collecting: what is held so far first
+        if self.parts is not None:
+            self.parts.append(batch)
+            return
+        sl = slice(self.n, self.n + len(batch))
+        for key, row in self.rows.items():
+            row[sl] = _column(batch, key)
+        self.tags.append(_tags_only(batch))
+        self.n += len(batch)
+
+    def finish(self) -> RecordBatch:
+        """The reference: ``concat`` of every batch added."""
+        if self.parts is not None:
+            parts, self.parts = self.parts, []
+            return pack(parts, self.first)
+        return self._held()
+
+    def _allocate(self, batch: RecordBatch) -> None:
+        self.layout = _layout(batch)
+        names = sorted(batch.features)
+        order = [("feature", k) for k in self.first if k in batch.features]
+        order += [("role", "score")]
+        order += [key for key in [*(("role", r) for r in _ROLES),
+                                  *(("feature", k) for k in names)] if key not in order]
+        for dtype in (np.dtype(np.float64), np.dtype(object)):
+            keys = [key for key in order if self.layout[key] == dtype]
+            matrix = np.empty((len(keys), self.capacity), dtype=dtype)
+            self.rows.update((key, matrix[i]) for i, key in enumerate(keys))
+        for key in order:
+            if key not in self.rows:
+                self.rows[key] = np.empty(self.capacity, dtype=self.layout[key])
+
+    def _held(self) -> RecordBatch:
+        """What was copied in so far, as one batch (views of the matrices)."""
+        if not self.n:
+            return RecordBatch.empty()
+        cols = {key: row[:self.n] for key, row in self.rows.items()}
+        tags = concat(self.tags)
+        return RecordBatch(**{r: cols[("role", r)] for r in _ROLES},
+                           features={k: cols[("feature", k)]
+                                     for k in sorted(k for kind, k in cols if kind == "feature")},
+                           tag_names=tags.tag_names, tag_rows=tags.tag_rows,
+                           tag_codes=tags.tag_codes)
+
+
+def _layout(batch: RecordBatch) -> dict[tuple[str, str], np.dtype]:
+    out = {("role", r): getattr(batch, r).dtype for r in _ROLES}
+    out.update((("feature", k), v.dtype) for k, v in batch.features.items())
+    return out
+
+
+def _column(batch: RecordBatch, key: tuple[str, str]) -> np.ndarray:
+    kind, name = key
+    return getattr(batch, name) if kind == "role" else batch.features[name]
+
+
 def _tags_only(b: RecordBatch) -> RecordBatch:
     """``b``'s tags over an empty shell of its length (for :func:`concat`'s tag merge)."""
     z = np.zeros(len(b), np.int8)
@@ -78,22 +159,24 @@ def _tags_only(b: RecordBatch) -> RecordBatch:
 
 
 def rows_of_one(arrays: Sequence[np.ndarray]) -> np.ndarray | None:
-    """The ``len(arrays) × n`` view of one C-contiguous matrix whose consecutive rows are
-    ``arrays`` (as :func:`pack` lays them out), or None when they are not."""
+    """The ``len(arrays) × n`` view of one matrix whose consecutive rows (or their first
+    ``n`` values) are ``arrays``, as :func:`pack` and :class:`Packer` lay them out; None when
+    they are not (read-only: the columns themselves)."""
     if not arrays:
         return None
-    base = arrays[0].base
-    if not (isinstance(base, np.ndarray) and base.ndim == 2 and base.flags.c_contiguous
-            and base.dtype == arrays[0].dtype and base.shape[1] == arrays[0].shape[0]):
+    a0 = arrays[0]
+    base = a0.base
+    if not (isinstance(base, np.ndarray) and base.ndim == 2 and base.dtype == a0.dtype
+            and a0.ndim == 1 and a0.strides == (base.strides[1],) and len(arrays) > 0):
         return None
-    start = base.__array_interface__["data"][0]
-    row = base.strides[0]
-    first = arrays[0].__array_interface__["data"][0] - start
-    if first % row:
+    row, start = base.strides[0], base.__array_interface__["data"][0]
+    first = a0.__array_interface__["data"][0] - start
+    if row <= 0 or first % row or first // row + len(arrays) > base.shape[0] \
+            or a0.shape[0] > base.shape[1]:
         return None
-    r0 = first // row
     for i, a in enumerate(arrays):
-        if (a.base is not base or a.ndim != 1 or a.strides != (base.strides[1],)
-                or a.__array_interface__["data"][0] - start != (r0 + i) * row):
+        if (a.base is not base or a.shape != a0.shape or a.strides != a0.strides
+                or a.__array_interface__["data"][0] - start != first + i * row):
             return None
-    return base[r0:r0 + len(arrays)]
+    return np.lib.stride_tricks.as_strided(a0, shape=(len(arrays), a0.shape[0]),
+                                           strides=(row, a0.strides[0]), writeable=False)

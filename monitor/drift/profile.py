@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from monitor.core.lazy import lazy_module
+from monitor.core.memory import release_free_memory
 from monitor.core.metrics.base import ModelColumns
 from monitor.drift.cbpe import Calibration
 from monitor.drift.errors import ProfileError
@@ -324,6 +325,7 @@ def build_profile(model: ModelSpec, frame: Any, *, source: str, bins: int = DEFA
         raise ProfileError(f"model {model.name!r}: reference data {source!r} has no rows")
     overall = _reference_summaries(model, cols, bins=bins, sample_size=sample_size,
                                    max_categories=max_categories, seed=seed, classes=classes)
+    release_free_memory()  # the bins' sorted copies (monitor/core/memory.py)
     per_slice: dict[str, FeatureSummaries] = {}
     slice_rows = {}
     for i, (key, rows) in enumerate(_slice_rows(slices, len(cols))):
@@ -331,8 +333,10 @@ def build_profile(model: ModelSpec, frame: Any, *, source: str, bins: int = DEFA
         s.update(cols if _every_row(rows, len(cols)) else cols.take(rows), classes=classes)
         per_slice[key] = s
         slice_rows[key] = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else rows
+    release_free_memory()  # what the slices' folds freed
     overall.update(cols, classes=classes)
     cols._derived.clear()  # the summaries' per-batch matrices: not needed by the fits below
+    release_free_memory()
     return Profile(model=model.name, task=model.task, overall=overall, slices=per_slice,
                    multivariate=_multivariate(model, cols, overall, slice_rows),
                    calibration=_calibration(model, cols),

@@ -7,15 +7,13 @@ exactly what the daemon will compare them with.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from monitor.core.lazy import lazy_module
-from monitor.core.packed import pack
+from monitor.core.memory import release_free_memory
+from monitor.core.packed import Packer
 from monitor.core.prepare import Preparer
 from monitor.core.reference import reference_metrics
 from monitor.core.types import RecordBatch
@@ -44,21 +42,40 @@ def read_reference(spec: Spec, paths: list[str], *,
     """Every usable record of ``paths`` (decoded like the daemon does) and the reject count;
     a progress bar on stderr unless ``quiet`` (and only on a terminal)."""
     decoder = decoder_for(spec)
-    batches, rejected = [], 0
-    source = FileSource(paths, batch_size=50_000)
+    rejected = 0
+    source = FileSource(paths, batch_size=READ_BATCH)
+    packer = Packer(_parquet_rows(source.paths), first=_drift_numeric(spec))
     for chunk in tracked(source.chunks(), source.paths,
                          input_bar("reference data", source.paths, quiet=quiet)):
         if chunk.kind == "lines":
             batch, rejects = decoder.decode_lines(chunk.payload)
         else:
             batch, rejects = decoder.decode_frame(chunk.payload)
-        batches.append(_shared_strings(batch))
+        packer.add(_shared_strings(batch))  # copied in (Parquet): the batch is freed here
         rejected += len(rejects)
-    _release_arrow_memory()
-    batch = pack(batches, first=_drift_numeric(spec))
-    _release_arrow_memory()
-    _trim_heap()
+    release_free_memory()
+    batch = packer.finish()
+    release_free_memory()  # the decoded batches' memory, before the profile is built
     return batch, rejected
+
+
+READ_BATCH = 16_384
+"""Records decoded at a time: a Parquet reference is copied into its packed columns batch by
+batch, so the read holds one batch beside them (the build's peak RSS on the peers reference
+of bench/peers: 10k rows a batch ≈ 250 MiB, 50k ≈ 257 MiB, 100k ≈ 262 MiB before packing
+while reading)."""
+
+
+def _parquet_rows(paths: list[str]) -> int | None:
+    """The rows of ``paths`` when all are Parquet files (their metadata), else None."""
+    if not paths or not all(p.lower().endswith((".parquet", ".pq")) for p in paths):
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return sum(int(pq.ParquetFile(p).metadata.num_rows) for p in paths)
+    except (OSError, ValueError):
+        return None
 
 
 def _drift_numeric(spec: Spec) -> list[str]:
@@ -71,23 +88,6 @@ def _drift_numeric(spec: Spec) -> list[str]:
             if f is not None and f.type == "numeric" and name not in out:
                 out.append(name)
     return out
-
-
-def _release_arrow_memory() -> None:
-    """Hand the Arrow pool's freed blocks (the read's record batches) back to the system
-    before the profile is built: its allocator keeps them otherwise, and the build's numpy
-    matrices cannot reuse them (a 200k-row Parquet reference: ≈ 80 MiB)."""
-    pyarrow = sys.modules.get("pyarrow")
-    if pyarrow is not None:
-        pyarrow.default_memory_pool().release_unused()
-
-
-def _trim_heap() -> None:
-    """Return the heap's free pages (the decoded batches' parts, freed by :func:`pack`) to
-    the system: glibc keeps them otherwise (``monitor.cli.keep_batch_memory``), and the
-    build's larger matrices are mapped apart. No-op off glibc."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _shared_strings(batch: RecordBatch) -> RecordBatch:

@@ -193,7 +193,6 @@ def test_the_profile_is_the_same_packed_and_with_residuals_in_blocks(tmp_path, m
     block at a time give the profile of a plain concatenation and one pass, per slice too."""
     import monitor.drift.features as features
     import monitor.drift.multivariate as mv
-    from monitor.core.records import concat
 
     rng = np.random.default_rng(2)
     n = 6000
@@ -220,10 +219,25 @@ def test_the_profile_is_the_same_packed_and_with_residuals_in_blocks(tmp_path, m
     assert seen  # read 1000 records at a time: six batches packed
     monkeypatch.setattr(mv, "RESIDUAL_BLOCK", 97)
     assert profile(tmp_path / "blocks.json") == new
-    monkeypatch.setattr(baseline, "pack", lambda batches, first=(): concat(batches))
+    monkeypatch.setattr(baseline, "Packer", _Concatenated)
     monkeypatch.setattr(features, "rows_of_one", lambda rows: None)
     monkeypatch.setattr(mv, "RESIDUAL_BLOCK", 1 << 30)
     assert profile(tmp_path / "plain.json") == new
+
+
+class _Concatenated:
+    """The reference as a plain ``concat`` of the decoded batches (what Packer replaced)."""
+
+    def __init__(self, capacity, first=()):
+        self.parts = []
+
+    def add(self, batch):
+        self.parts.append(batch)
+
+    def finish(self):
+        from monitor.core.records import concat
+
+        return concat(self.parts)
 
 
 def _small_batches(seen):
@@ -235,3 +249,43 @@ def _small_batches(seen):
             seen.append(self)
 
     return Small
+
+
+def test_the_packer_equals_concat_copied_in_or_collecting():
+    """:class:`Packer` gives ``concat``'s batch whether it copies the batches in (a known
+    row count), turns back to collecting (a batch of other columns, more rows than said) or
+    collects from the start (no row count); the drift rows stay rows of one matrix."""
+    from monitor.core.packed import Packer, rows_of_one
+    from monitor.core.records import concat
+
+    def parts(odd: bool):
+        out = []
+        for i in range(4):
+            f = np.arange(5.0) + 10 * i
+            feats = {"x": f * 2, "c": np.array(list("abcab"), object)}
+            if odd and i == 2:
+                feats["c"] = f  # numbers where text was: concat makes the column object
+            b = _batch(feats)
+            out.append(RecordBatch(time=f, model=b.model, version=b.version, id=b.id,
+                                   score=f / 100, pred_class=b.pred_class, value=f,
+                                   label=b.label, outcome=b.outcome, features=b.features,
+                                   tag_names=("t",), tag_rows=np.array([i % 5]),
+                                   tag_codes=np.zeros(1, np.int32)))
+        return out
+
+    for odd, capacity in ((False, 20), (False, 30), (True, 20), (False, 12), (False, None)):
+        want = concat(parts(odd))
+        packer = Packer(capacity, first=("x",))
+        for b in parts(odd):
+            packer.add(b)
+        got = packer.finish()
+        for name in ("time", "model", "score", "value", "outcome", "tag_rows", "tag_codes"):
+            a, b = getattr(want, name), getattr(got, name)
+            assert (a.dtype, a.tolist()) == (b.dtype, b.tolist()), (name, odd, capacity)
+        assert want.tag_names == got.tag_names and list(want.features) == list(got.features)
+        for name, col in want.features.items():
+            assert (col.dtype, col.tolist()) == (got.features[name].dtype,
+                                                 got.features[name].tolist())
+        x = rows_of_one([got.features["x"], got.score])
+        assert x is not None and x.tolist() == [got.features["x"].tolist(), got.score.tolist()]
+        assert not x.flags.writeable

@@ -218,16 +218,26 @@ def test_fold_numeric_from_running_extremes_equals_per_group_numpy(seed, chunk, 
 
 @pytest.mark.parametrize("p", [1.0, 0.4])
 def test_one_layer_sums_equal_the_membership_product_bit_for_bit(p):
-    """One layer is summed by ``np.bincount`` (no ``scipy.sparse`` in an overall-only build):
-    the same bits as the membership product, for a group holding every record or some."""
+    """One layer is summed by ``np.bincount`` a column at a time (no ``scipy.sparse`` and no
+    terms matrix in an overall-only build): the bits of the membership product, for a group
+    holding every record or some, over several chunks."""
     from monitor.core.grouped import layer_arrays
-    from monitor.core.kernels import _layer_sums, _membership_matrix
+    from monitor.core.kernels import CHUNK, _membership_matrix
 
     rng = np.random.default_rng(3)
-    n = 2000
-    groups = [np.flatnonzero(rng.random(n) < p), np.flatnonzero(rng.random(n) < 0.0)]
-    codes, owners = layer_arrays(groups[:1], n)
-    terms = rng.lognormal(0, 3, (n, 6)) * rng.choice([-1.0, 1.0], (n, 6))
-    want = _membership_matrix(codes, owners, 2) @ terms
-    got = _layer_sums(terms, codes[0], owners[0], 2)
-    assert got.tobytes() == want.tobytes()
+    n = CHUNK + 2000
+    codes, owners = layer_arrays([np.flatnonzero(rng.random(n) < p)], n)
+    x = rng.lognormal(0, 3, (3, n)) * rng.choice([-1.0, 1.0], (3, n))
+    c = rng.integers(0, 6, (3, n))  # code 5: not finite
+    ends, shift = np.array([5, 5, 5]), np.array([0.5, -2.0, 0.0])
+    out = [np.zeros((2, 6), np.int64), np.zeros((2, 3)), np.zeros((2, 3)),
+           np.full((2, 3), np.inf), np.full((2, 3), -np.inf)]
+    fold_numeric(x, c, ends, shift, codes, owners, *out)
+    s1, s2 = np.zeros((2, 3)), np.zeros((2, 3))
+    for start in range(0, n, CHUNK):
+        sl = slice(start, start + CHUNK)
+        d = np.where(c[:, sl] < 5, x[:, sl] - shift[:, None], 0.0).T
+        sums = _membership_matrix(codes[:, sl], owners, 2) @ np.hstack([d, d * d])
+        s1 += sums[:, :3]
+        s2 += sums[:, 3:]
+    assert (out[1].tobytes(), out[2].tobytes()) == (s1.tobytes(), s2.tobytes())
