@@ -150,6 +150,9 @@ def build_baselines(spec: Spec, data: list[str], out: str,
         raise SlicewatchError("the spec has several models: put {model} in the output path "
                               "or pass --model")
     batch, rejected = read_reference(spec, data, quiet=quiet)
+    if rejected and not len(batch):
+        raise SlicewatchError(f"all {rejected} reference record(s) were rejected; `slicewatch "
+                              "run -c SPEC -i DATA --listen ''` says why (per reason)")
     reports = []
     for model in models:
         profile = profile_for(model, batch, source=",".join(data))

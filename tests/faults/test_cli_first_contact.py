@@ -169,3 +169,11 @@ def test_the_table_shows_a_version_whole_or_visibly_cut(user):
         run(load_spec_text(SPEC.replace("preds.jsonl", str(path))),
             RunOptions(listen=""), out=out)
         assert shown in out.getvalue(), out.getvalue()
+
+
+def test_a_reference_with_every_record_rejected_says_so(user, capsys):
+    lines = (user / "preds.jsonl").read_bytes().replace(b'"ts"', b'"timestamp"')
+    (user / "ref.jsonl").write_bytes(lines)
+    assert main(["baseline", "build", "-c", "spec.yaml", "--data", "ref.jsonl",
+                 "-o", "profile.json", "-q"]) == 1
+    assert "all 30 reference record(s) were rejected" in capsys.readouterr().err
