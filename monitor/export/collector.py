@@ -170,6 +170,11 @@ class SlicewatchCollector(Collector):
                             "results file, alerting) failed on; the other listeners still got "
                             "them.", ["listener"],
                             {(k,): v for k, v in s.listener_errors.items()})
+        yield from _counter("slicewatch_decode_ahead_waits", "Waits of decode ahead: reader "
+                            "(chunks decoded up to the bound, the reader waited for the "
+                            "daemon), daemon (no chunk ready, the daemon waited for reading "
+                            "and decoding).", ["side"],
+                            {(k,): v for k, v in s.decode_waits.items()})
         yield from _counter("slicewatch_feature_join", "Predictions and feature-log records by "
                             "join outcome: joined, missing (went on without features after "
                             "feature_delay), orphaned (features never matched).", ["outcome"],

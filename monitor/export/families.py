@@ -112,6 +112,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("slicewatch_versions_folded_total", "counter", ("model",), "event"),
     Family("slicewatch_http_connections_dropped_total", "counter", ("reason",), "event"),
     Family("slicewatch_listener_errors_total", "counter", ("listener",), "event"),
+    Family("slicewatch_decode_ahead_waits_total", "counter", ("side",), "event"),
 )}
 for _task_metrics in METRICS_BY_TASK.values():
     for _metric in _task_metrics:

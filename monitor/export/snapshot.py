@@ -42,6 +42,8 @@ class Snapshot:
     # model → records whose version was folded; listener name → windows it failed on
     versions_folded: MappingProxyType = field(default_factory=_empty)
     listener_errors: MappingProxyType = field(default_factory=_empty)
+    # side (reader, daemon) → times it waited for the other (monitor.ingest.ahead)
+    decode_waits: MappingProxyType = field(default_factory=_empty)
     started: float = 0.0
     heartbeat: float = 0.0
 
@@ -68,6 +70,7 @@ class Tracker:
         self.close_delay: dict[str, float] = {}  # model → seconds
         self.versions_folded: dict[str, int] = {}  # model → records
         self.listener_errors: dict[str, int] = {}  # listener name → windows
+        self.decode_waits: dict[str, int] = {}  # side → waits (monitor.ingest.ahead)
         self.labels: dict[tuple[str, str], int] = {}  # (model, join outcome) → count
         self.concept: dict[tuple[str, str, str, str], int] = {}  # (model, version, slice, det.)
         self.features_join: dict[str, int] = {}  # feature-log join outcome → count
@@ -148,6 +151,7 @@ class Tracker:
             close_delay=p(dict(self.close_delay)),
             versions_folded=p(dict(self.versions_folded)),
             listener_errors=p(dict(self.listener_errors)),
+            decode_waits=p(dict(self.decode_waits)),
             started=self.started, heartbeat=self.heartbeat)
 
 

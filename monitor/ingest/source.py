@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from slices.errors import SlicewatchError
@@ -22,7 +22,8 @@ class Chunk:
     file or topic; ``position`` is an opaque resume position (file offset, Kafka offsets)
     that a checkpoint may store; ``partition`` names the source partition all its records
     come from (``"topic:N"``; ``""``: a source with one partition), whose event time the
-    watermark follows (:mod:`monitor.core.windows`).
+    watermark follows (:mod:`monitor.core.windows`); ``decoded``: the payload already
+    decoded by a background thread (:class:`monitor.ingest.ahead.Decoded`), or None.
     """
 
     kind: Literal["lines", "frame"]
@@ -31,3 +32,4 @@ class Chunk:
     origin: str = ""
     position: Any = None
     partition: str = ""
+    decoded: Any = field(default=None, compare=False, repr=False)

@@ -11,7 +11,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -31,6 +32,7 @@ from monitor.discovery.stage import DiscoveryStage
 from monitor.drift.stage import CloseJob, DriftStage, close_extras
 from monitor.drift.summary import compact_state
 from monitor.export.snapshot import EMPTY, Snapshot, Tracker
+from monitor.ingest.ahead import DEPTH, DecodeAhead, Decoded
 from monitor.ingest.deadletter import DeadLetter
 from monitor.ingest.decode import Reject, parse_json_lines
 from monitor.ingest.decode_models import decoder_for
@@ -64,13 +66,16 @@ class Daemon:
 
     def __init__(self, spec: Spec, *, dead_letter: DeadLetter | None = None,
                  listeners: Iterable[ResultListener] = (), close_in_worker: bool = False,
-                 feature_join: FeatureJoin | None = None):
+                 feature_join: FeatureJoin | None = None, decode_ahead: int = DEPTH):
         """``close_in_worker``: run window-close drift tests in a worker process
         (:mod:`monitor.runtime.close_worker`) while ingestion goes on; results still come in window
         order, and :meth:`state` waits for them. ``feature_join``: the join of features
         logged apart (a source with a features stream; :func:`monitor.ingest.feature_join.
-        feature_join_for`)."""
+        feature_join_for`). ``decode_ahead``: chunks read and decoded ahead on a background
+        thread by :meth:`ahead` (:mod:`monitor.ingest.ahead`; 0: none)."""
         self.spec = spec
+        self.decode_ahead = decode_ahead
+        self._decoding = threading.Lock()  # the decoder is used by one thread at a time
         self._lines: list | None = None  # the JSON lines being processed (late records' source)
         self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
         self.listeners = list(listeners)
@@ -120,14 +125,41 @@ class Daemon:
     # ---- the loop ---------------------------------------------------------------------
     def run(self, chunks: Iterable[Chunk], *, flush_at_end: bool = True) -> RunSummary:
         t0 = time.perf_counter()
-        for chunk in chunks:
-            self.process(chunk)
-            if self.stop.is_set():
-                break
+        with closing(self.ahead(chunks)) as ahead:
+            for chunk in ahead:
+                self.process(chunk)
+                if self.stop.is_set():
+                    break
         if flush_at_end:
             self.flush()
         self.dead_letter.flush()
         return self.summary(time.perf_counter() - t0)
+
+    def ahead(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        """``chunks`` read and their predictions decoded ``decode_ahead`` chunks ahead on a
+        background thread (:class:`monitor.ingest.ahead.DecodeAhead`), in order; as they are
+        when ``decode_ahead`` is 0. Close it (``contextlib.closing``) when leaving early."""
+        if not self.decode_ahead:
+            return (chunk for chunk in chunks)
+        return iter(DecodeAhead(chunks, self.decode, depth=self.decode_ahead,
+                                waits=self.tracker.decode_waits))
+
+    def decode(self, chunk: Chunk) -> Decoded | None:
+        """``chunk``'s predictions decoded (any thread; nothing counted, nothing written), or
+        None for a chunk only :meth:`process` can decode (labels, features, the feature join).
+        An error decoding is kept in the result: :meth:`process` raises it."""
+        if chunk.stream != "predictions" or (chunk.kind == "lines"
+                                             and self.feature_join is not None):
+            return None
+        try:
+            with self._decoding:
+                if chunk.kind == "lines":
+                    batch, rejects = self.decoder.decode_lines(chunk.payload)
+                else:
+                    batch, rejects = self.decoder.decode_frame(chunk.payload)
+        except Exception as exc:
+            return Decoded(chunk.payload, error=exc)
+        return Decoded(chunk.payload, batch, rejects)
 
     def summary(self, seconds: float) -> RunSummary:
         t = self.tracker
@@ -141,12 +173,15 @@ class Daemon:
             return self.process_labels(chunk)
         if chunk.stream == "features":
             return self.process_features(chunk)
-        if chunk.kind == "lines" and self.feature_join is not None:
+        decoded = chunk.decoded
+        if decoded is None or decoded.of is not chunk.payload:  # not decoded ahead
+            decoded = self.decode(chunk)
+        if decoded is None:
             batch, rejects = self._admit(chunk.payload)
-        elif chunk.kind == "lines":
-            batch, rejects = self.decoder.decode_lines(chunk.payload)
+        elif decoded.error is not None:
+            raise decoded.error
         else:
-            batch, rejects = self.decoder.decode_frame(chunk.payload)
+            batch, rejects = decoded.batch, decoded.rejects
         self._reject(rejects, chunk.origin)
         self._lines = chunk.payload if chunk.kind == "lines" else None
         try:
@@ -256,10 +291,11 @@ class Daemon:
     def process_labels(self, chunk: Chunk) -> list[SliceResult]:
         """Label records (``stream='labels'``), joined to their predictions by id: into the
         prediction's window if it is still open (see :mod:`monitor.core.label_join`)."""
-        if chunk.kind == "frame":  # a CSV or Parquet label file
-            labels, rejects = self.decoder.decode_label_frame(chunk.payload)
-        else:
-            labels, rejects = self.decoder.decode_label_lines(chunk.payload)
+        with self._decoding:
+            if chunk.kind == "frame":  # a CSV or Parquet label file
+                labels, rejects = self.decoder.decode_label_frame(chunk.payload)
+            else:
+                labels, rejects = self.decoder.decode_label_lines(chunk.payload)
         self._reject(rejects, chunk.origin)
         matched = self.join.add_labels(labels["id"], labels["label"], labels["time"])
         for model, (batch, starts) in matched.items():
@@ -275,7 +311,8 @@ class Daemon:
         """Feature records logged apart from predictions (see :mod:`monitor.ingest.feature_join`):
         held predictions whose features came go on into the windows."""
         self._reject(self.feature_join.add_features(chunk.payload), chunk.origin)
-        batch, rejects = self.decoder.decode_records(self.feature_join.admit([]))
+        with self._decoding:
+            batch, rejects = self.decoder.decode_records(self.feature_join.admit([]))
         self._reject(rejects, chunk.origin)
         results = self.process_batch(batch, None)
         self.publish()
@@ -284,13 +321,15 @@ class Daemon:
     def _admit(self, lines: list[bytes]):
         """Predictions through the feature join: parsed, merged or held, then decoded."""
         records, rejects = parse_json_lines(lines)
-        batch, more = self.decoder.decode_records(self.feature_join.admit(records))
+        with self._decoding:
+            batch, more = self.decoder.decode_records(self.feature_join.admit(records))
         return batch, rejects + more
 
     def flush(self) -> list[SliceResult]:
         results: list[SliceResult] = []
         if self.feature_join is not None:  # end of input: held predictions go on as they are
-            batch, rejects = self.decoder.decode_records(self.feature_join.flush())
+            with self._decoding:
+                batch, rejects = self.decoder.decode_records(self.feature_join.flush())
             self._reject(rejects, "feature-join")
             results.extend(self.process_batch(batch, None))
         for pipeline in self.pipelines.values():

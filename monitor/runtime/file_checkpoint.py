@@ -6,7 +6,9 @@ window's results appear twice), every ``every`` seconds, and at the end (gracefu
 of a replay). A chunk without a position (the rejects that precede their CSV rows) is never
 followed by a save, so the saved offset and the saved counts always describe the same records.
 On restart the state is loaded and each file that is still the same file is read on from its
-offset (:class:`monitor.ingest.file.FileSource` ``resume=``).
+offset (:class:`monitor.ingest.file.FileSource` ``resume=``). Chunks read and decoded ahead
+(:meth:`Daemon.ahead`) move nothing until the daemon folds them: a stop drops them, and the
+saved offset is that of the last chunk folded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from typing import Any
 
 from monitor.ingest.file import FileProgress
@@ -78,14 +81,15 @@ class FileCheckpoint:
 
     def run(self, chunks: Iterable[Chunk]) -> None:
         """The daemon loop with saves; returns at the end of input or on ``daemon.stop``."""
-        for chunk in chunks:
-            self.daemon.process(chunk)
-            if isinstance(chunk.position, FileProgress):
-                self.progress[chunk.position.key] = chunk.position
-                if self.held.held or time.monotonic() - self._last >= self.every:
-                    self.save()
-            if self.daemon.stop.is_set():
-                break
+        with closing(self.daemon.ahead(chunks)) as ahead:  # read and decoded ahead
+            for chunk in ahead:
+                self.daemon.process(chunk)
+                if isinstance(chunk.position, FileProgress):
+                    self.progress[chunk.position.key] = chunk.position
+                    if self.held.held or time.monotonic() - self._last >= self.every:
+                        self.save()
+                if self.daemon.stop.is_set():
+                    break
         self.daemon.dead_letter.flush()
 
     def save(self) -> None:

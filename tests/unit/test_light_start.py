@@ -23,12 +23,12 @@ PROBE = f"""
 import json, sys
 from monitor.runtime.daemon import Daemon
 at_first_chunk = []
-process = Daemon.process
+decode = Daemon.decode  # the first chunk's decoding (ahead, on the reader's thread, or not)
 def first(self, chunk):
     if not at_first_chunk:
         at_first_chunk.append(sorted(m for m in {LATER!r} if m in sys.modules))
-    return process(self, chunk)
-Daemon.process = first
+    return decode(self, chunk)
+Daemon.decode = first
 from monitor.cli import main
 code = main(sys.argv[1:])
 print("LOADED", json.dumps([code, sorted(m for m in {HEAVY!r} if m in sys.modules),
