@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import replace
 from typing import TextIO
 
@@ -160,12 +161,17 @@ def consume(daemon: Daemon, source: KafkaSource) -> None:
             # those caught up at its end stop holding it after
             closed |= bool(daemon.track_partitions(live,
                                                    idle - {c.partition for c in batch.chunks}))
-            for chunk in batch.chunks:
-                if source.suspect(chunk):
-                    fold_isolating(daemon, chunk)
-                    closed = True
-                else:
-                    closed |= bool(daemon.process(chunk))
+            # the batch's next partition run decoded while this one folds (nothing of it
+            # counted or kept before it folds; the thread ends with the batch, before the
+            # next poll runs any rebalance callback)
+            with closing(daemon.ahead(batch.chunks) if len(batch.chunks) > 1
+                         else (c for c in batch.chunks)) as chunks:
+                for chunk in chunks:
+                    if source.suspect(chunk):
+                        fold_isolating(daemon, chunk)
+                        closed = True
+                    else:
+                        closed |= bool(daemon.process(chunk))
             closed |= bool(daemon.track_partitions(live, idle))
         except NotTheMessages:
             daemon.rollback()
