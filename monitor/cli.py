@@ -13,6 +13,7 @@ import ctypes
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -461,6 +462,7 @@ def _alerts(args: argparse.Namespace, load_spec) -> int:
     from alerts import list_firing, send_test_notification
     from alerts.engine import inhibited_of
     from alerts.errors import UnknownReceiverError
+    from alerts.template import format_value
     from monitor.outputs.alerting import DEFAULT_DB
     from slices.alerting import DEFAULT_INHIBIT
 
@@ -494,8 +496,10 @@ def _alerts(args: argparse.Namespace, load_spec) -> int:
     for a in firing:
         labels = ",".join(f"{k}={v}" for k, v in sorted(a.labels.items()))
         mark = "  (inhibited)" if a.fingerprint in muted else ""
+        since = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(a.starts_at))
         print(f"{a.labels.get('severity', '?'):<8} {a.labels.get('alertname', '?'):<24} "
-              f"value={a.value} {a.threshold}  {{{labels}}}{mark}")
+              f"value={format_value(a.value)} {a.threshold}  since {since}  "
+              f"{{{labels}}}{mark}")
     return EXIT_OK
 
 

@@ -177,3 +177,23 @@ def test_a_reference_with_every_record_rejected_says_so(user, capsys):
     assert main(["baseline", "build", "-c", "spec.yaml", "--data", "ref.jsonl",
                  "-o", "profile.json", "-q"]) == 1
     assert "all 30 reference record(s) were rejected" in capsys.readouterr().err
+
+
+def test_alerts_list_says_since_when_with_a_readable_value(tmp_path, capsys):
+    from alerts.engine import AlertEngine
+    from alerts.model import Observation
+    from tests.unit.test_alerts_engine import spec_of
+
+    spec = spec_of("""
+alerts:
+  - {name: auc_low, metric: roc_auc, threshold: {lower: 0.7}}
+receivers: [{name: ok, type: webhook, url: "http://127.0.0.1:9/"}]
+route: {receiver: ok}
+""")
+    engine = AlertEngine(spec, str(tmp_path / "alerts.db"))
+    engine.observe([Observation(model="fraud", version="v1", slice="a", window_start=0.0,
+                                window_end=60.0, metrics={"roc_auc": 0.5123456789}, count=10)])
+    engine.close()
+    assert main(["alerts", "list", "--db", str(tmp_path / "alerts.db")]) == 0
+    line = capsys.readouterr().out
+    assert "auc_low" in line and " value=0.5123 < 0.7  since 20" in line, line
