@@ -277,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     single_threaded_blas()
     lean_arrow_pool()
     keep_batch_memory()
+    if not (sys.argv[1:] if argv is None else argv):  # `slicewatch` alone: the commands
+        _parser().print_help(sys.stderr)
+        return EXIT_USAGE
     args = parse_args(argv)
     try:
         return _dispatch(args)

@@ -197,3 +197,9 @@ route: {receiver: ok}
     assert main(["alerts", "list", "--db", str(tmp_path / "alerts.db")]) == 0
     line = capsys.readouterr().out
     assert "auc_low" in line and " value=0.5123 < 0.7  since 20" in line, line
+
+
+def test_slicewatch_alone_lists_the_commands(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "usage: slicewatch" in err and "validate  check a spec" in err
