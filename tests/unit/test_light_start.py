@@ -52,11 +52,6 @@ def probe_run(spec: Path, data: Path) -> tuple[list[str], list[str]]:
     return names, at_first_chunk[0]
 
 
-def loaded_by_run(spec: Path, data: Path) -> list[str]:
-    """The heavy modules a `slicewatch run` of ``spec`` over ``data`` imported."""
-    return probe_run(spec, data)[0]
-
-
 def fraud_spec(tmp_path: Path, concept: bool) -> Path:
     text = (REPO / "configs" / "fraud.yaml").read_text(encoding="utf-8")
     text = text.replace("../examples/", f"{REPO}/examples/")
@@ -69,9 +64,24 @@ def fraud_spec(tmp_path: Path, concept: bool) -> Path:
     return spec
 
 
+@pytest.fixture(scope="module")
+def fraud_probe(tmp_path_factory):
+    """``probe_run`` of the fraud example with (True) or without (False) its concept
+    detector, each run once for the module (the same child answers several tests)."""
+    done: dict[bool, tuple[list[str], list[str]]] = {}
+
+    def probe(concept: bool) -> tuple[list[str], list[str]]:
+        if concept not in done:
+            spec = fraud_spec(tmp_path_factory.mktemp(f"fraud-{concept}"), concept)
+            done[concept] = probe_run(spec, REPO / "examples" / "fraud.jsonl")
+        return done[concept]
+
+    return probe
+
+
 @pytest.mark.parametrize("concept", [False, True])
-def test_river_loads_only_with_a_concept_detector_and_numba_never(tmp_path, concept):
-    loaded = loaded_by_run(fraud_spec(tmp_path, concept), REPO / "examples" / "fraud.jsonl")
+def test_river_loads_only_with_a_concept_detector_and_numba_never(fraud_probe, concept):
+    loaded, _ = fraud_probe(concept)
     assert "numba" not in loaded and "llvmlite" not in loaded
     assert ("river" in loaded) == concept
 
@@ -111,11 +121,11 @@ def test_start_up_of_a_plain_jsonl_spec_imports_no_pandas_scipy_or_river(tmp_pat
     assert loaded == []
 
 
-def test_start_up_with_drift_defers_pandas_and_scipy_too(tmp_path):
+def test_start_up_with_drift_defers_pandas_and_scipy_too(fraud_probe):
     """Drift per slice against a profile: the profile is loaded at start, its tests' scipy
     comes at a window's close. (A concept detector is built at start, so that a bad one
     fails there: River, and the pandas and scipy it imports, come with it.)"""
-    _, at_first_chunk = probe_run(fraud_spec(tmp_path, False), REPO / "examples" / "fraud.jsonl")
+    _, at_first_chunk = fraud_probe(False)
     assert at_first_chunk == []
 
 
