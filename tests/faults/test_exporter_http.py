@@ -58,10 +58,15 @@ def http(url: str, method: str = "GET") -> tuple[int, dict, bytes]:
         return exc.code, dict(exc.headers), exc.read()
 
 
-@pytest.fixture
-def daemon(tmp_path, free_port):
-    """A lingering daemon that has replayed the fraud example; yields (process, base URL)."""
-    port = free_port()
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """A lingering daemon that has replayed the fraud example; yields (process, base URL).
+    One for the module: its tests only read it (the half-open test waits until the server
+    has closed every connection it held)."""
+    tmp_path = tmp_path_factory.mktemp("exporter-http")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "run", "-c", str(REPO / "configs/fraud.yaml"),
          "-q", "--listen", f"127.0.0.1:{port}", "--linger", "-1",
