@@ -87,19 +87,20 @@ def write_spec(tmp_path: Path, bootstrap: str, topic: str, *, group: str = "g",
 
 
 def records(n: int, seed: int = 0) -> list[bytes]:
+    """``n`` predictions over :data:`SPAN` seconds of event time (columns drawn with numpy,
+    turned into Python values once: no numpy scalar per record)."""
     rng = np.random.default_rng(seed)
-    t = T0 + np.sort(rng.uniform(0, SPAN, n))
+    t = (T0 + np.sort(rng.uniform(0, SPAN, n))).tolist()
     score = rng.random(n)
-    label = (rng.random(n) < 0.2 + 0.6 * score).astype(int)
-    country = rng.choice(["US", "CA", "DE", "FR"], n)
-    device = rng.choice(["ios", "android", "web"], n)
-    amount = rng.gamma(2.0, 40.0, n).round(2)
+    label = (rng.random(n) < 0.2 + 0.6 * score).astype(int).tolist()
+    country = rng.choice(["US", "CA", "DE", "FR"], n).tolist()
+    device = rng.choice(["ios", "android", "web"], n).tolist()
+    amount = rng.gamma(2.0, 40.0, n).round(2).tolist()
     return [orjson.dumps({"model": "m", "model_version": "v1", "prediction_id": f"p{i}",
-                          "timestamp": float(t[i]), "prediction": {"score": float(score[i])},
-                          "label": int(label[i]),
-                          "features": {"country": str(country[i]), "device": str(device[i]),
-                                       "amount": float(amount[i])}})
-            for i in range(n)]
+                          "timestamp": ti, "prediction": {"score": si}, "label": yi,
+                          "features": {"country": ci, "device": di, "amount": ai}})
+            for i, (ti, si, yi, ci, di, ai) in enumerate(zip(
+                t, score.tolist(), label, country, device, amount, strict=True))]
 
 
 def sentinel(p: int) -> bytes:
