@@ -42,3 +42,13 @@ def boom(monkeypatch):
             raise RuntimeError("injected fault")
 
     monkeypatch.setattr(pipeline.ModelPipeline, "_accumulate", accumulate)
+
+
+@pytest.fixture(scope="session")
+def replayed_history(tmp_path_factory):
+    """One replay of the demo's fraud stream with ``--results`` (8 windows of 1500 records,
+    drift injected half-way), shared read-only by the report, results-format and browser
+    tests: ``{"results", "profile", "spec", "data"}`` paths (tests/report_fixture.py)."""
+    from tests.report_fixture import replay_history
+
+    return replay_history(tmp_path_factory.mktemp("history"), windows=8, per_window=1500)

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from monitor.outputs.report import write_report
-from tests.report_fixture import replay_history
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -75,10 +74,10 @@ class Browser:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (scripts/services "
                                              "install)")
-def test_the_report_renders_in_chromium(tmp_path):
+def test_the_report_renders_in_chromium(tmp_path, replayed_history):
     from PIL import Image
 
-    paths = replay_history(tmp_path, windows=8, per_window=1500)
+    paths = replayed_history  # 8 windows of 1500 records (tests/conftest.py)
     report = tmp_path / "report.html"
     write_report(str(paths["results"]), str(report), profiles=[str(paths["profile"])])
     (tmp_path / "profile").mkdir()

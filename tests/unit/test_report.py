@@ -11,12 +11,11 @@ import pytest
 from monitor.cli import main
 from monitor.outputs.report import ReportError, write_report
 from monitor.outputs.report.charts import MAX_POINTS, time_buckets
-from tests.report_fixture import replay_history
 
 
-@pytest.fixture(scope="module")
-def history(tmp_path_factory):
-    return replay_history(tmp_path_factory.mktemp("report"))
+@pytest.fixture
+def history(replayed_history):
+    return replayed_history  # tests/conftest.py: one replay for the session
 
 
 def charts_of(html: str) -> set[str]:

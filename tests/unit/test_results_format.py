@@ -12,15 +12,14 @@ import pytest
 
 from monitor.cli import main
 from monitor.outputs.results import ResultsExistError, ResultsWriter
-from tests.report_fixture import replay_history
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
                      "results.schema.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def history(tmp_path_factory):
-    return replay_history(tmp_path_factory.mktemp("results"), windows=6, per_window=1200)
+@pytest.fixture
+def history(replayed_history):
+    return replayed_history  # tests/conftest.py: 8 windows of 1500 records, one replay
 
 
 def test_every_line_a_run_writes_matches_the_schema(history):
@@ -45,7 +44,7 @@ def test_the_run_line_counts_the_run(history):
     runs = [orjson.loads(x) for x in history["results"].read_bytes().splitlines()
             if b'"type":"run"' in x]
     assert len(runs) == 1
-    assert runs[0]["records"] == {"fraud": 6 * 1200} and runs[0]["windows"] == {"fraud": 6}
+    assert runs[0]["records"] == {"fraud": 8 * 1500} and runs[0]["windows"] == {"fraud": 8}
 
 
 def test_an_existing_history_is_refused_unless_appending(history, tmp_path, capsys):
