@@ -16,6 +16,9 @@ The ECE designs sit near the edge of ± 2 points: with other seeds
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -74,30 +77,120 @@ def test_pr_auc_interval_not_reported_below_the_minimum():
     assert few.all() and np.isfinite(ap).all() and np.isnan(lo).all() and np.isnan(hi).all()
 
 
-def _ece_windows(n: int, shift: float, slope: float, windows: int, seed: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _identity(s: np.ndarray) -> np.ndarray:
+    return s
+
+
+def _shifted(shift: float, slope: float) -> Callable[[np.ndarray], np.ndarray]:
+    """``P(y = 1 | s) = expit(slope·logit(s) + shift)`` (``0, 1``: calibrated, exactly)."""
+    if shift == 0 and slope == 1:
+        return _identity
+    return lambda s: expit(slope * logit(s) + shift)
+
+
+def _bump(s: np.ndarray) -> np.ndarray:
+    return s + 0.05 * ((s > 0.3) & (s <= 0.4))  # miscalibrated in one bin only
+
+
+def _alternating(s: np.ndarray) -> np.ndarray:
+    return s + 0.03 * np.sin(10 * np.pi * s)  # the gap changes sign from bin to bin
+
+
+def _three_bins(s: np.ndarray) -> np.ndarray:
+    return np.where(s < 0.3, s + 0.03, np.where(s < 0.7, s, s - 0.04))
+
+
+@dataclass(frozen=True)
+class EceDesign:
+    """Scores from a mixture ``(weight, kind, params)`` (``logitnormal (μ, σ)``: expit of a
+    normal; ``uniform (a, b)``; ``beta (a, b)``), labels from ``label(s) = P(y = 1 | s)``."""
+
+    name: str
+    scores: tuple[tuple[float, str, tuple[float, float]], ...]
+    label: Callable[[np.ndarray], np.ndarray]
+    bins: int = ECE_BINS
+
+
+def _ppf(kind: str, params: tuple[float, float], u: np.ndarray) -> np.ndarray:
+    a, b = params
+    if kind == "logitnormal":
+        return expit(a + b * stats.norm.ppf(u))
+    if kind == "uniform":
+        return a + (b - a) * u
+    return stats.beta.ppf(u, a, b)
+
+
+def _draw(kind: str, params: tuple[float, float], rng: np.random.Generator, size: int
+          ) -> np.ndarray:
+    a, b = params
+    if kind == "logitnormal":
+        return expit(a + b * rng.standard_normal(size))
+    if kind == "uniform":
+        return rng.uniform(a, b, size)
+    return rng.beta(a, b, size)
+
+
+def _ece_truth(design: EceDesign) -> float:
+    """The population's binned ECE, on a fine quantile grid of each score component."""
+    m, gap = 400_000, np.zeros(design.bins)
+    for weight, kind, params in design.scores:
+        grid = _ppf(kind, params, (np.arange(m) + 0.5) / m)
+        gap += weight * np.bincount(calibration_bin(grid, design.bins),
+                                    design.label(grid) - grid, design.bins) / m
+    return float(np.abs(gap).sum())
+
+
+def _ece_design_windows(design: EceDesign, n: int, windows: int, seed: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Per-window calibration sums ``(count, label_sum, score_sum)`` and the true ECE."""
-    m = 400_000  # the truth on a fine quantile grid of the score distribution
-    grid = expit(-1.0 + 1.5 * stats.norm.ppf((np.arange(m) + 0.5) / m))
-    gap = expit(slope * logit(grid) + shift) - grid
-    truth = float(np.abs(np.bincount(calibration_bin(grid, ECE_BINS), gap, ECE_BINS)).sum() / m)
     rng = np.random.default_rng(seed)
-    out = []
+    weights = np.array([w for w, *_ in design.scores])
+    bins, out = design.bins, []
     for start in range(0, windows, 250):  # chunks: bounded memory at 20 000 records a window
         w = min(250, windows - start)
-        s = expit(-1.0 + 1.5 * rng.standard_normal((w, n)))
-        y = rng.random((w, n)) < expit(slope * logit(s) + shift)
-        code = (calibration_bin(s, ECE_BINS) + ECE_BINS * np.arange(w)[:, None]).ravel()
-        sums = [np.bincount(code, weights, w * ECE_BINS).reshape(w, ECE_BINS)
-                for weights in (None, y.ravel(), s.ravel())]
-        out.append(sums)
+        which = (rng.choice(len(weights), size=w * n, p=weights / weights.sum())
+                 if len(weights) > 1 else np.zeros(w * n, np.int64))
+        s = np.empty(w * n)
+        for k, (_, kind, params) in enumerate(design.scores):
+            s[which == k] = _draw(kind, params, rng, int((which == k).sum()))
+        y = rng.random(w * n) < design.label(s)
+        code = calibration_bin(s, bins) + bins * np.repeat(np.arange(w), n)
+        out.append([np.bincount(code, weights, w * bins).reshape(w, bins)
+                    for weights in (None, y, s)])
     count, label_sum, score_sum = (np.concatenate(x) for x in zip(*out, strict=True))
-    return count, label_sum, score_sum, truth
+    return count, label_sum, score_sum, _ece_truth(design)
 
 
-ECE_DESIGNS = [(n, shift, slope) for n in (MIN_ECE_RECORDS, 5000)
-               for shift, slope in ((0.0, 1.0), (0.05, 1.0), (0.1, 1.0), (0.25, 1.0),
-                                    (0.5, 1.0), (0.0, 0.8), (0.0, 1.3), (-0.3, 1.2))]
+def _ece_windows(n: int, shift: float, slope: float, windows: int, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The first eight designs: scores ``expit(N(−1, 1.5²))``, a logit shift and slope."""
+    design = EceDesign(f"shift {shift} slope {slope}", BASE_SCORES, _shifted(shift, slope))
+    return _ece_design_windows(design, n, windows, seed)
+
+
+BASE_SCORES = ((1.0, "logitnormal", (-1.0, 1.5)),)
+SHIFTS_SLOPES = ((0.0, 1.0), (0.05, 1.0), (0.1, 1.0), (0.25, 1.0), (0.5, 1.0), (0.0, 0.8),
+                 (0.0, 1.3), (-0.3, 1.2))
+# designs added with the constrained-bootstrap interval and never tuned on (issue 15)
+NEW_ECE_DESIGNS = (
+    EceDesign("uniform scores, logit shift 0.3", ((1.0, "uniform", (0.0, 1.0)),),
+              _shifted(0.3, 1.0)),
+    EceDesign("Beta(0.5, 0.5) scores, slope 0.8", ((1.0, "beta", (0.5, 0.5)),),
+              _shifted(0.0, 0.8)),
+    EceDesign("scores in three bins, gaps +0.03/0/-0.04",
+              ((0.5, "uniform", (0.12, 0.18)), (0.3, "uniform", (0.52, 0.58)),
+               (0.2, "uniform", (0.82, 0.88))), _three_bins),
+    EceDesign("prevalence 2 %, calibrated", ((1.0, "logitnormal", (-4.2, 0.7)),), _identity),
+    EceDesign("prevalence 2 %, logit shift 0.3", ((1.0, "logitnormal", (-4.2, 0.7)),),
+              _shifted(0.3, 1.0)),
+    EceDesign("a +0.05 bump in one bin", BASE_SCORES, _bump),
+    EceDesign("gaps alternating in sign (±0.03)", ((1.0, "uniform", (0.0, 1.0)),),
+              _alternating),
+    EceDesign("15 bins, logit shift 0.25", BASE_SCORES, _shifted(0.25, 1.0), 15),
+    EceDesign("20 bins, slope 0.8", BASE_SCORES, _shifted(0.0, 0.8), 20),
+    EceDesign("20 bins, calibrated", BASE_SCORES, _identity, 20),
+)
+ECE_DESIGNS = [(n, shift, slope) for n in (MIN_ECE_RECORDS,) for shift, slope in SHIFTS_SLOPES]
 
 
 @pytest.mark.parametrize(("n", "shift", "slope"), ECE_DESIGNS)
@@ -108,6 +201,17 @@ def test_ece_interval_coverage(n, shift, slope):
     assert np.isfinite(lo).all() and np.isfinite(hi).all()
     cover = np.mean((lo <= truth) & (truth <= hi))
     assert cover == pytest.approx(LEVEL, abs=TOLERANCE), (n, shift, slope, truth, cover)
+
+
+@pytest.mark.parametrize(("design", "n"), [
+    (d, (MIN_ECE_RECORDS, 2000, 5000)[i % 3]) for i, d in enumerate(NEW_ECE_DESIGNS)],
+    ids=lambda x: getattr(x, "name", str(x)))
+def test_ece_interval_coverage_on_designs_not_tuned_on(design, n):
+    count, y, s, truth = _ece_design_windows(design, n, ECE_WINDOWS, 31 * n + len(design.name))
+    lo, hi = ece_interval(count, y, s, LEVEL)
+    assert np.isfinite(lo).all() and np.isfinite(hi).all()
+    cover = np.mean((lo <= truth) & (truth <= hi))
+    assert cover == pytest.approx(LEVEL, abs=TOLERANCE), (design.name, n, truth, cover)
 
 
 def test_ece_interval_reaches_zero_and_is_not_reported_below_the_minimum():
