@@ -11,6 +11,11 @@ are the same object are equal, and equal objects that are distinct are merged by
 per-object ``pd.factorize``. A column with too many distinct objects (record ids) goes to
 pandas directly.
 
+A column the decoder made from Arrow's dictionary codes is *known* (:func:`known`): its codes
+and distinct values were registered with it, so :func:`factorize` and :func:`isna` of that
+very array read them without looking at a cell. Any other array (a slice of it, a copy, a
+column of the per-record decoder) takes the identity path above.
+
 The addresses are read from the array's own buffer while the array is held, so no object
 can be freed or moved meanwhile; nothing is written.
 
@@ -25,6 +30,7 @@ can be freed or moved meanwhile; nothing is written.
 from __future__ import annotations
 
 import ctypes
+import weakref
 
 import numpy as np
 
@@ -36,6 +42,28 @@ MIN_CELLS = 256
 """Columns shorter than this go to pandas directly (nothing to gain)."""
 MAX_SHARE = 0.25
 """Distinct objects above this share of the cells: pandas on the column."""
+
+
+_KNOWN: dict[int, tuple[weakref.ref, np.ndarray, np.ndarray, bool]] = {}
+
+
+def known(values: np.ndarray, codes: np.ndarray, uniques: np.ndarray) -> np.ndarray:
+    """Register that the 1-D object array ``values`` is ``uniques[codes]`` (code -1: ``None``),
+    ``uniques`` distinct strings in order of first appearance: what ``pd.factorize`` would
+    answer. ``values`` is made read-only (a write would make the codes wrong) and returned;
+    the entry goes when the array does."""
+    values.flags.writeable = False
+    key = id(values)
+    ref = weakref.ref(values, lambda _r, key=key: _KNOWN.pop(key, None))
+    _KNOWN[key] = (ref, np.asarray(codes, np.intp), uniques, bool((codes < 0).any()))
+    return values
+
+
+def _known(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    entry = _KNOWN.get(id(values))
+    if entry is None or entry[0]() is not values:
+        return None
+    return entry[1], entry[2], entry[3]
 
 
 def _objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -58,6 +86,9 @@ def _objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | 
 
 def factorize(values: np.ndarray, use_na_sentinel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``pd.factorize(values, use_na_sentinel=...)``: codes (``intp``) and uniques."""
+    coded = _known(values)
+    if coded is not None and (use_na_sentinel or not coded[2]):
+        return coded[0].copy(), coded[1].copy()
     found = _objects(values)
     if found is None:
         return pd.factorize(values, use_na_sentinel=use_na_sentinel)
@@ -68,6 +99,9 @@ def factorize(values: np.ndarray, use_na_sentinel: bool = True) -> tuple[np.ndar
 
 def isna(values: np.ndarray) -> np.ndarray:
     """``pd.isna(values)`` of a 1-D array."""
+    coded = _known(values)
+    if coded is not None:
+        return coded[0] < 0
     found = _objects(values)
     if found is None:
         return np.asarray(pd.isna(values))

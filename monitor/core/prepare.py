@@ -43,9 +43,13 @@ def record_keys(batch: RecordBatch) -> np.ndarray:
     """
     if not len(batch):
         return np.zeros(0, np.uint64)
-    ids = batch.id
-    no_id = pd.isna(ids) | (ids == "")
-    key = pd.util.hash_array(np.where(no_id, "", ids).astype(object))
+    codes, uniques = factorize(batch.id)  # each distinct id hashed once; -1: missing
+    distinct = np.empty(len(uniques) + 1, dtype=object)
+    distinct[:-1] = uniques
+    distinct[-1] = ""
+    blank = distinct == ""
+    no_id = blank[codes]
+    key = pd.util.hash_array(distinct)[codes]
     if no_id.any():
         rows = np.flatnonzero(no_id)
         parts = [pd.util.hash_array(np.asarray(col)[rows]) for col in

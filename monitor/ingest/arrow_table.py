@@ -5,7 +5,8 @@ name), or as a column named by a prefix of it walked down its struct fields
 (``features`` → ``amount``), exactly where the per-record path (the table turned into row
 dicts, dotted names un-flattened) would find it. Values are the ones those row dicts hold:
 a null or NaN cell of a top-level column is an absent key, an integer column with nulls
-holds floats (pandas' conversion). Anything the row dicts could hold differently — a column
+holds floats (pandas' conversion); a dictionary of text (Parquet's) stays one, other
+dictionaries are decoded. Anything the row dicts could hold differently — a column
 name that is also a prefix of another (which one wins depends on the column order), two
 columns of the same name, a list inside a struct (pandas makes it an array) — raises
 :class:`Irregular`: the caller decodes that batch record by record.
@@ -101,8 +102,10 @@ class TableColumns:
 def _one(col: pa.ChunkedArray | pa.Array) -> pa.Array:
     if isinstance(col, pa.ChunkedArray):
         col = col.chunk(0) if col.num_chunks == 1 else pa.concat_arrays(col.chunks)
-    if pa.types.is_dictionary(col.type):
-        col = col.dictionary_decode()
+    if pa.types.is_dictionary(col.type) and not (
+            (pa.types.is_string(col.type.value_type) or pa.types.is_large_string(
+                col.type.value_type)) and not col.dictionary.null_count):
+        col = col.dictionary_decode()  # text stays coded (Parquet's dictionaries)
     return col
 
 

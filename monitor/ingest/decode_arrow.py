@@ -54,6 +54,7 @@ from monitor.ingest.decode import (
     _types,
 )
 from monitor.ingest.tagcells import split_tag_cells
+from slices.codes import factorize, isna, known
 
 _NUMERIC = (pa.types.is_integer, pa.types.is_floating)
 
@@ -92,6 +93,8 @@ class ArrowDecoder(Decoder):
                      else self._table(text, frame.typed))
         except (Irregular, pa.ArrowException):  # Arrow's refusal: the rows will say why
             self.slow_blocks += 1
+            if text is None:
+                frame = frame.cast(_plain_schema(frame.schema))  # text, not categoricals
             return Decoder.decode_frame.__wrapped__(self, frame)
         self.fast_blocks += 1
         return batch, []
@@ -138,42 +141,39 @@ class ArrowDecoder(Decoder):
         s = self.schema
         exact = cols is not None  # a table's values keep their type: 1.0 was a float
         model = self._models(get(s.model), n, exact)
-        times = self._times(get(s.time), n, exact)
-        outcome = _outcome_codes(get(s.outcome), n)
-        score = _floats(get(s.score), n, exact)
-        value = _floats(get(s.value), n, exact)
+        times = self._times(_decoded(get(s.time)), n, exact)
+        outcome = _outcome_codes(_decoded(get(s.outcome)), n)
+        score = _floats(_decoded(get(s.score)), n, exact)
+        value = _floats(_decoded(get(s.value)), n, exact)
         if self.probability_models is not None and self._out_of_range(score, model).any():
             raise Irregular("score_out_of_range")
-        classes = _raw_objects(get(s.pred_class), n, exact)
-        if not _types(classes) <= {str, type(None)}:
-            classes = [c if c is None or type(c) is str else str(c) for c in classes]
-        pred_class = _object_array(classes)
+        pred_class = _role_objects(get(s.pred_class), n, exact, as_text=True)
         no_prediction = (outcome == 0) & np.isnan(score) & np.isnan(value)
-        if no_prediction.any() and any(c is None for c in pred_class[no_prediction]):
+        if no_prediction.any() and isna(pred_class)[no_prediction].any():
             raise Irregular("missing_prediction")
         if cols is None:
             tag_names, tag_rows, tag_codes = _tag_columns(get(s.tags), n)
         else:
             tag_names, tag_rows, tag_codes = _table_tags(cols, s.tags, n)
         return RecordBatch(
-            time=times, model=_object_array(model),
-            version=_strings(_raw_objects(get(s.version), n, exact, null="")),
-            id=_strings(_raw(get(s.id), n, exact)), score=score, pred_class=pred_class,
-            value=value, label=_object_array(_raw_objects(get(s.label), n, exact)),
+            time=times, model=model,
+            version=_role_objects(get(s.version), n, exact, null=""),
+            id=_role_objects(get(s.id), n, exact, null=""), score=score, pred_class=pred_class,
+            value=value, label=_role_objects(get(s.label), n, exact),
             outcome=outcome.astype(np.int8), features=features(),
             tag_names=tag_names, tag_rows=tag_rows, tag_codes=tag_codes)
 
-    def _models(self, arr: pa.Array | None, n: int, exact: bool) -> list[str] | np.ndarray:
+    def _models(self, arr: pa.Array | None, n: int, exact: bool) -> np.ndarray:
         if arr is None or (exact and arr.null_count == n):
             if self.default_model is None:
                 raise Irregular("missing_field:model")
-            return [self.default_model] * n
-        if exact and arr.null_count and self.default_model is not None and _is_text(arr.type):
+            return _constant(n, self.default_model)
+        if exact and arr.null_count and self.default_model is not None and _textual(arr.type):
             arr = pc.fill_null(arr, self.default_model)  # a table's null cell is absent
-        if not _is_text(arr.type) or arr.null_count:
+        if not _textual(arr.type) or arr.null_count:
             raise Irregular("model not text, or null")  # null and absent differ for the model
         model = _text_objects(arr)
-        if self.known_models is not None and not set(model) <= self.known_models:
+        if self.known_models is not None and not set(factorize(model)[1]) <= self.known_models:
             raise Irregular("unknown_model")
         return model
 
@@ -235,6 +235,20 @@ class ArrowDecoder(Decoder):
         return out
 
 
+def _plain_type(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(kind):
+        return _plain_type(kind.value_type)
+    if pa.types.is_struct(kind):
+        return pa.struct([f.with_type(_plain_type(f.type)) for f in kind])
+    return kind
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every dictionary (top-level or in a struct) its value type."""
+    return pa.schema([f.with_type(_plain_type(f.type)) for f in schema],
+                     metadata=schema.metadata)
+
+
 def _timestamp_seconds(arr: pa.Array) -> np.ndarray:
     """Arrow timestamps → epoch seconds as ``decode._native_seconds`` computes them (naive
     ones are UTC)."""
@@ -245,6 +259,18 @@ def _timestamp_seconds(arr: pa.Array) -> np.ndarray:
 
 def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _textual(kind: pa.DataType) -> bool:
+    """Text, or a dictionary of text (a Parquet column read with its dictionary)."""
+    return _is_text(kind) or (pa.types.is_dictionary(kind) and _is_text(kind.value_type))
+
+
+def _decoded(arr: pa.Array | None) -> pa.Array | None:
+    """``arr`` with a dictionary decoded (roles read from the values, not codes)."""
+    if arr is not None and pa.types.is_dictionary(arr.type):
+        return arr.dictionary_decode()
+    return arr
 
 
 def _as_float(arr: pa.Array) -> np.ndarray:
@@ -282,26 +308,64 @@ def _raw(arr: pa.Array | None, n: int, exact: bool = False) -> list:
 
 
 def _text_objects(arr: pa.Array, null: str | None = None) -> np.ndarray:
-    """A text column as an object array with one Python ``str`` per distinct value (equal
-    cells are the same object, so later hashing is per value, not per cell); ``null`` where
-    null."""
-    encoded = arr.dictionary_encode()
-    k = len(encoded.dictionary)
+    """A text column (or a dictionary of text: Parquet's) as an object array with one Python
+    ``str`` per distinct value (equal cells are the same object), ``null`` where null; its
+    codes and distinct values registered with it (:func:`slices.codes.known`): the core then
+    codes it per distinct value, not per cell."""
+    if pa.types.is_dictionary(arr.type):
+        dictionary, indices, ordered = arr.dictionary, arr.indices, False
+        if dictionary.null_count or len(pc.unique(dictionary)) != len(dictionary):
+            return _text_objects(arr.dictionary_decode(), null)
+    else:
+        encoded = arr.dictionary_encode()  # every value used, in order of first appearance
+        dictionary, indices, ordered = encoded.dictionary, encoded.indices, True
+    k = len(dictionary)
     values = np.empty(k + 1, dtype=object)
-    values[:k] = encoded.dictionary.to_pylist()
+    values[:k] = dictionary.to_pylist()
     values[k] = null
-    indices = encoded.indices
-    if indices.null_count:
+    nulls = indices.null_count
+    if nulls:
         indices = pc.fill_null(indices, pa.scalar(k, indices.type))
-    return values.take(indices.to_numpy(zero_copy_only=False))
+    ids = indices.to_numpy(zero_copy_only=False)
+    cells = values.take(ids)
+    # the codes pandas.factorize gives the cells: distinct values by first appearance, -1 None
+    if ordered and not (nulls and null is not None):
+        order = np.arange(k)
+    else:
+        if nulls and null is not None and null in values[:k].tolist():
+            ids = np.where(ids == k, values[:k].tolist().index(null), ids)  # one value
+        order = pc.unique(pa.array(ids)).to_numpy(zero_copy_only=False)
+        if null is None:
+            order = order[order != k]
+    rank = np.full(k + 1, -1, dtype=np.intp)
+    rank[order] = np.arange(order.shape[0])
+    return known(cells, rank[ids], values[order])
 
 
-def _raw_objects(arr: pa.Array | None, n: int, exact: bool = False,
-                 null: str | None = None) -> list | np.ndarray:
-    """:func:`_raw`, text as :func:`_text_objects` (``null`` where null)."""
-    if arr is not None and _is_text(arr.type):
+def _constant(n: int, value: str | None) -> np.ndarray:
+    """``n`` cells of one value (a role absent from the block), its codes registered."""
+    uniques = np.empty(0 if value is None or not n else 1, dtype=object)
+    uniques[:] = value
+    return known(np.full(n, value, dtype=object),
+                 np.full(n, -1 if value is None else 0, dtype=np.intp), uniques)
+
+
+def _role_objects(arr: pa.Array | None, n: int, exact: bool, null: str | None = None,
+                  as_text: bool = False) -> np.ndarray:
+    """A role kept as logged (:func:`_raw`) as an object array: text (and absent roles) with
+    their codes (:func:`_text_objects`, :func:`_constant`); ``null``: a null cell's value
+    (``""``: every value made text, as ``decode._strings`` does); ``as_text``: values that
+    are not text made text (the predicted class), None kept."""
+    if arr is None:
+        return _constant(n, null)
+    if _textual(arr.type):
         return _text_objects(arr, null)
-    return _raw(arr, n, exact)
+    values = _raw(arr, n, exact)
+    if null is not None:
+        return _strings(values)
+    if as_text and not _types(values) <= {str, type(None)}:
+        values = [c if c is None or type(c) is str else str(c) for c in values]
+    return _object_array(values)
 
 
 def _outcome_codes(arr: pa.Array | None, n: int) -> np.ndarray:
@@ -330,8 +394,10 @@ def _feature(arr: pa.Array, kind: str | None, exact: bool = False) -> np.ndarray
         if not (numeric_type or pa.types.is_null(t)):
             raise Irregular("text in a numeric feature")
         return _as_float(arr) if numeric_type else np.full(len(arr), np.nan)
-    if _is_text(t):
+    if _textual(t):
         return _text_objects(arr)
+    if pa.types.is_null(t):
+        return _constant(len(arr), None)
     values = _raw(arr, len(arr), exact)  # a float with an integral value: "1" or a rounded big int
     return _categorical_column(values, _types(values))
 
@@ -368,7 +434,7 @@ def _table_tags(cols: TableColumns, path: str, n: int
                 ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """Tags of a table: a list-of-text column, or text cells (JSON list text is a list;
     other text one tag; see :mod:`monitor.ingest.tagcells`)."""
-    arr = cols.get(path)
+    arr = _decoded(cols.get(path))
     if arr is None:
         return _tag_columns(None, n)
     t = arr.type

@@ -427,6 +427,11 @@ class FileSource:
             # pre-buffered, the file piles up; buffered (64 KiB), a column chunk is read page
             # by page rather than whole (1M-row replay: peak RSS −8 MiB, same CPU)
             pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 16)
+            text = _text_columns(pf.schema_arrow) if self.arrow and (
+                self.stream == "predictions") else []
+            if text:  # text as its dictionary codes: the decoder codes per value, not cell
+                pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 16,
+                                    metadata=pf.metadata, read_dictionary=text)
             row = 0
             # one thread: Arrow's decoding threads cost more CPU than they save on a busy
             # host, and each keeps its own allocator arenas (tens of MiB of resident memory)
@@ -490,3 +495,12 @@ def _discard(fh: BinaryIO, n: int) -> None:
 def _open_gz(path: str) -> BinaryIO:
     import gzip
     return gzip.open(path, "rb")  # type: ignore[return-value]
+
+
+def _text_columns(schema: Any) -> list[str]:
+    """The top-level text columns of ``schema`` (Arrow cannot read a struct's text as
+    dictionaries when a batch spans two of them)."""
+    import pyarrow as pa
+
+    return [f.name for f in schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
