@@ -55,7 +55,7 @@ def known(values: np.ndarray, codes: np.ndarray, uniques: np.ndarray) -> np.ndar
     values.flags.writeable = False
     key = id(values)
     ref = weakref.ref(values, lambda _r, key=key: _KNOWN.pop(key, None))
-    _KNOWN[key] = (ref, np.asarray(codes, np.intp), uniques, bool((codes < 0).any()))
+    _KNOWN[key] = (ref, np.asarray(codes, np.int32), uniques, bool((codes < 0).any()))
     return values
 
 
@@ -88,7 +88,7 @@ def factorize(values: np.ndarray, use_na_sentinel: bool = True) -> tuple[np.ndar
     """``pd.factorize(values, use_na_sentinel=...)``: codes (``intp``) and uniques."""
     coded = _known(values)
     if coded is not None and (use_na_sentinel or not coded[2]):
-        return coded[0].copy(), coded[1].copy()
+        return coded[0].astype(np.intp), coded[1].copy()
     found = _objects(values)
     if found is None:
         return pd.factorize(values, use_na_sentinel=use_na_sentinel)

@@ -337,7 +337,7 @@ def _text_objects(arr: pa.Array, null: str | None = None) -> np.ndarray:
         order = pc.unique(pa.array(ids)).to_numpy(zero_copy_only=False)
         if null is None:
             order = order[order != k]
-    rank = np.full(k + 1, -1, dtype=np.intp)
+    rank = np.full(k + 1, -1, dtype=np.int32)
     rank[order] = np.arange(order.shape[0])
     return known(cells, rank[ids], values[order])
 
@@ -347,7 +347,7 @@ def _constant(n: int, value: str | None) -> np.ndarray:
     uniques = np.empty(0 if value is None or not n else 1, dtype=object)
     uniques[:] = value
     return known(np.full(n, value, dtype=object),
-                 np.full(n, -1 if value is None else 0, dtype=np.intp), uniques)
+                 np.full(n, -1 if value is None else 0, dtype=np.int32), uniques)
 
 
 def _role_objects(arr: pa.Array | None, n: int, exact: bool, null: str | None = None,
