@@ -47,11 +47,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from slices.codes import factorize
+from slices.codes import factorize, isna
 from slices.errors import PredicateSyntaxError
-from slices.lazy import lazy_module
-
-pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 Literal = str | float | bool | None
 ORDERING = ("<", "<=", ">", ">=")
@@ -572,7 +569,7 @@ def _is_numeric(col: np.ndarray) -> bool:
 def _missing(col: np.ndarray) -> np.ndarray:
     if _is_numeric(col):
         return np.isnan(np.asarray(col, np.float64))
-    return np.asarray(pd.isna(col), dtype=bool)
+    return np.asarray(isna(col), dtype=bool)  # per distinct value (slices.codes)
 
 
 def _as_number(value: Literal) -> float | None:
