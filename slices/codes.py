@@ -66,6 +66,13 @@ def _known(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool] | None:
     return entry[1], entry[2], entry[3]
 
 
+def coded(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(codes, uniques)`` registered with ``values`` by :func:`known` (int32 codes, -1:
+    ``None``; do not write to them), or None."""
+    found = _known(values)
+    return None if found is None else (found[0], found[1])
+
+
 def _objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(values, codes, firsts)``: per cell the code of its object (first-appearance order)
     and the position of each object's first cell; None when the column is not worth it."""

@@ -19,7 +19,7 @@ import numpy as np
 from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.types import RecordBatch
-from slices.codes import factorize
+from slices.codes import coded, factorize
 from slices.spec import OTHER, ModelSpec
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
@@ -106,6 +106,14 @@ class Preparer:
 
     def codes(self, values: np.ndarray) -> np.ndarray:
         """Class values → int64 codes (-1 for missing)."""
+        text = coded(values)
+        if text is not None:  # the decoder's text: per distinct value, in the same order
+            codes, uniques = text
+            names = uniques.tolist()
+            mapped = np.full(len(names) + 1, -1, dtype=np.int64)
+            for i in sorted(range(len(names)), key=names.__getitem__):
+                mapped[i] = self._code(names[i])
+            return mapped[codes]
         out = np.full(values.shape[0], -1, dtype=np.int64)
         present = np.fromiter((v is not None for v in values), bool, count=values.shape[0])
         if not present.any():

@@ -13,14 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitor.core.prepare import record_keys
+from monitor.core.prepare import Preparer, record_keys
 from monitor.core.types import RecordBatch
 from monitor.drift.summary import CategoricalSummary
 from monitor.ingest.decode import Decoder
-from monitor.ingest.decode_arrow import ArrowDecoder
+from monitor.ingest.decode_arrow import ArrowDecoder, _text_objects
 from monitor.ingest.file import FileSource
 from slices import codes as sc
-from slices.spec import SchemaSpec
+from slices.spec import ModelSpec, SchemaSpec
 from tests.unit.test_decode_reference import assert_same
 
 NASTY = ["", "é", "☃ snow", "x" * 5000, "null", "None", "1", "1.0", "0", " ", "NaN", "true",
@@ -200,3 +200,17 @@ def test_record_keys_are_the_same_for_the_same_records(seed):
     batch = RecordBatch(time=f, model=mixed, version=mixed, id=mixed, score=f,
                         pred_class=mixed, value=f, label=mixed, outcome=np.zeros(n, np.int8))
     np.testing.assert_array_equal(record_keys(batch), _old_record_keys(batch))
+
+
+def test_multiclass_codes_per_distinct_value_as_per_cell():
+    rng = np.random.default_rng(3)
+    pool = [*NASTY, None, "b", "a"]
+    for classes in ((), ("a", "é", "")):
+        per_value = Preparer(ModelSpec("m", "multiclass", classes=classes))
+        per_cell = Preparer(ModelSpec("m", "multiclass", classes=classes))
+        for block in range(3):
+            values = [pool[i] for i in rng.integers(0, len(pool) - 4 * (block == 0), 500)]
+            col = _text_objects(pa.array(values, pa.string()))
+            assert sc.coded(col) is not None
+            np.testing.assert_array_equal(per_value.codes(col), per_cell.codes(_plain(col)))
+            assert per_value.classes == per_cell.classes
