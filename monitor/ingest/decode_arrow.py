@@ -158,7 +158,7 @@ class ArrowDecoder(Decoder):
         return RecordBatch(
             time=times, model=model,
             version=_role_objects(get(s.version), n, exact, null=""),
-            id=_role_objects(get(s.id), n, exact, null=""), score=score, pred_class=pred_class,
+            id=_ids(get(s.id), n, exact), score=score, pred_class=pred_class,
             value=value, label=_role_objects(get(s.label), n, exact),
             outcome=outcome.astype(np.int8), features=features(),
             tag_names=tag_names, tag_rows=tag_rows, tag_codes=tag_codes)
@@ -312,33 +312,38 @@ def _text_objects(arr: pa.Array, null: str | None = None) -> np.ndarray:
     ``str`` per distinct value (equal cells are the same object), ``null`` where null; its
     codes and distinct values registered with it (:func:`slices.codes.known`): the core then
     codes it per distinct value, not per cell."""
-    if pa.types.is_dictionary(arr.type):
-        dictionary, indices, ordered = arr.dictionary, arr.indices, False
+    if pa.types.is_dictionary(arr.type):  # a row group's dictionary: the entries used only
+        indices, size = arr.indices, len(arr.dictionary)
+        used = pc.unique(indices.drop_null()).to_numpy(zero_copy_only=False)
+        dictionary = arr.dictionary.take(pa.array(used))  # by first appearance
         if dictionary.null_count or len(pc.unique(dictionary)) != len(dictionary):
             return _text_objects(arr.dictionary_decode(), null)
+        k = len(used)
+        remap = np.full(size + 1, k, dtype=np.int32)  # the last slot: null
+        remap[used] = np.arange(k, dtype=np.int32)
+        if indices.null_count:
+            indices = pc.fill_null(indices, pa.scalar(size, indices.type))
+        ids = remap[indices.to_numpy(zero_copy_only=False)]
     else:
         encoded = arr.dictionary_encode()  # every value used, in order of first appearance
-        dictionary, indices, ordered = encoded.dictionary, encoded.indices, True
-    k = len(dictionary)
+        dictionary, indices, k = encoded.dictionary, encoded.indices, len(encoded.dictionary)
+        if indices.null_count:
+            indices = pc.fill_null(indices, pa.scalar(k, indices.type))
+        ids = indices.to_numpy(zero_copy_only=False)
     values = np.empty(k + 1, dtype=object)
     values[:k] = dictionary.to_pylist()
     values[k] = null
-    nulls = indices.null_count
-    if nulls:
-        indices = pc.fill_null(indices, pa.scalar(k, indices.type))
-    ids = indices.to_numpy(zero_copy_only=False)
     cells = values.take(ids)
     # the codes pandas.factorize gives the cells: distinct values by first appearance, -1 None
-    if ordered and not (nulls and null is not None):
-        order = np.arange(k)
-    else:
-        if nulls and null is not None and null in values[:k].tolist():
-            ids = np.where(ids == k, values[:k].tolist().index(null), ids)  # one value
-        order = pc.unique(pa.array(ids)).to_numpy(zero_copy_only=False)
-        if null is None:
-            order = order[order != k]
+    if not arr.null_count:
+        return known(cells, ids, values[:k])
+    if null is None:
+        return known(cells, np.where(ids == k, np.int32(-1), ids), values[:k])
+    if null in values[:k].tolist():  # null cells hold a value seen elsewhere: one value
+        ids = np.where(ids == k, values[:k].tolist().index(null), ids)
+    order = pc.unique(pa.array(ids)).to_numpy(zero_copy_only=False)
     rank = np.full(k + 1, -1, dtype=np.int32)
-    rank[order] = np.arange(order.shape[0])
+    rank[order] = np.arange(order.shape[0], dtype=np.int32)
     return known(cells, rank[ids], values[order])
 
 
@@ -348,6 +353,14 @@ def _constant(n: int, value: str | None) -> np.ndarray:
     uniques[:] = value
     return known(np.full(n, value, dtype=object),
                  np.full(n, -1 if value is None else 0, dtype=np.int32), uniques)
+
+
+def _ids(arr: pa.Array | None, n: int, exact: bool) -> np.ndarray:
+    """Prediction ids as text ("" where null): one ``str`` a cell, as logged (distinct ids:
+    coding them would cost a hash a cell for nothing); absent: one constant, coded."""
+    if arr is None:
+        return _constant(n, "")
+    return _strings(_raw(_decoded(arr), n, exact))
 
 
 def _role_objects(arr: pa.Array | None, n: int, exact: bool, null: str | None = None,

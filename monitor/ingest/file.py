@@ -427,7 +427,7 @@ class FileSource:
             # pre-buffered, the file piles up; buffered (64 KiB), a column chunk is read page
             # by page rather than whole (1M-row replay: peak RSS −8 MiB, same CPU)
             pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 16)
-            text = _text_columns(pf.schema_arrow) if self.arrow and (
+            text = _text_columns(pf) if self.arrow and (
                 self.stream == "predictions") else []
             if text:  # text as its dictionary codes: the decoder codes per value, not cell
                 pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 16,
@@ -497,10 +497,23 @@ def _open_gz(path: str) -> BinaryIO:
     return gzip.open(path, "rb")  # type: ignore[return-value]
 
 
-def _text_columns(schema: Any) -> list[str]:
-    """The top-level text columns of ``schema`` (Arrow cannot read a struct's text as
-    dictionaries when a batch spans two of them)."""
+def _text_columns(pf: Any) -> list[str]:
+    """The top-level text columns of Parquet file ``pf`` worth reading as dictionaries: those
+    whose first row group stores a small dictionary (categories, not ids: a column that
+    outgrew its dictionary would be hashed cell by cell to make one)."""
     import pyarrow as pa
 
-    return [f.name for f in schema
-            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    if not pf.metadata.num_row_groups:
+        return []
+    group = pf.metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    out = []
+    for field in pf.schema_arrow:
+        chunk = chunks.get(field.name)
+        if chunk is None or not chunk.has_dictionary_page or not (
+                pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            continue
+        dictionary_bytes = chunk.data_page_offset - (chunk.dictionary_page_offset or 0)
+        if dictionary_bytes > 0 and dictionary_bytes * 8 <= chunk.total_compressed_size:
+            out.append(field.name)
+    return out

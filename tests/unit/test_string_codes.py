@@ -18,7 +18,7 @@ from monitor.core.types import RecordBatch
 from monitor.drift.summary import CategoricalSummary
 from monitor.ingest.decode import Decoder
 from monitor.ingest.decode_arrow import ArrowDecoder, _text_objects
-from monitor.ingest.file import FileSource
+from monitor.ingest.file import FileSource, _text_columns
 from slices import codes as sc
 from slices.spec import ModelSpec, SchemaSpec
 from tests.unit.test_decode_reference import assert_same
@@ -56,8 +56,7 @@ def assert_codes_true(batch: RecordBatch, expect_known: tuple[str, ...] = ()) ->
         assert not col.flags.writeable, name
 
 
-def _records(rng: np.random.Generator, n: int, extra: list[str] = ()) -> list[dict]:
-    pool = [*NASTY, *extra]
+def _records(rng: np.random.Generator, n: int, pool: list[str] = NASTY) -> list[dict]:
     out = []
     for i in range(n):
         r: dict = {"timestamp": 1_700_000_000 + i, "prediction": {"score": 0.5}}
@@ -89,7 +88,7 @@ def test_nasty_strings_json_lines(seed):
     got = fast.decode_lines(lines)
     assert fast.fast_blocks == 1
     assert_same(got, Decoder(SchemaSpec(), **kw).decode_lines(lines))
-    assert_codes_true(got[0], ("model", "version", "id", "label", "c", "d"))
+    assert_codes_true(got[0], ("model", "version", "label", "c", "d"))
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -102,30 +101,34 @@ def test_nasty_strings_tables_and_parquet_dictionaries(seed):
         got = fast.decode_frame(frame)
         assert fast.fast_blocks == 1
         assert_same(got, Decoder(SchemaSpec(), **kw).decode_frame(table.to_pandas()))
-        assert_codes_true(got[0], ("model", "version", "id", "label"))
+        assert_codes_true(got[0], ("model", "version", "label"))
 
 
 def test_parquet_text_read_as_dictionaries(tmp_path):
-    """FileSource reads Parquet's top-level text as dictionaries: a batch's dictionary is
-    its row group's (unused entries, first appearance elsewhere)."""
+    """FileSource reads Parquet's top-level text of small dictionaries as dictionaries (not
+    ids): a batch's dictionary is its row group's (unused entries, first appearance
+    elsewhere)."""
     rng = np.random.default_rng(7)
-    rows = _records(rng, 900)
+    rows = _records(rng, 6000, [v for v in NASTY if len(v) < 100])
+    for i, r in enumerate(rows):
+        r["prediction_id"] = f"id-{i}"
     path = tmp_path / "p.parquet"
     table = pa.Table.from_pylist(rows)
-    pq.write_table(table, path, row_group_size=400)
+    pq.write_table(table, path, row_group_size=2500)
+    assert _text_columns(pq.ParquetFile(path)) == ["model_version", "label"]
     kw = {"default_model": "fraud", "feature_types": {"n": "numeric"}}
     fast = ArrowDecoder(SchemaSpec(), **kw)
-    at = 0
-    for chunk in FileSource([str(path)], batch_size=150).chunks():
+    at = chunks = 0
+    for chunk in FileSource([str(path)], batch_size=1000).chunks():
         frame = chunk.payload
         assert pa.types.is_dictionary(frame.schema.field("label").type)
         got = fast.decode_frame(frame)
         n = frame.num_rows
         want = Decoder(SchemaSpec(), **kw).decode_frame(table.slice(at, n).to_pandas())
         assert_same(got, want)
-        assert_codes_true(got[0], ("model", "version", "id", "label", "c", "d"))
-        at += n
-    assert at == 900 and fast.fast_blocks == 8  # 150, 150, 100 | 50, 150, 150, 50 | 100
+        assert_codes_true(got[0], ("model", "version", "label", "c", "d"))
+        at, chunks = at + n, chunks + 1
+    assert at == 6000 and fast.fast_blocks == chunks
 
 
 def _dictionaries(table: pa.Table) -> pa.Table:
