@@ -115,9 +115,12 @@ def test_kill_9_between_saves_then_restart_equals_an_uninterrupted_run(tmp_path,
     data = tmp_path / "full.jsonl"
     data.write_bytes(records(0, 600))  # ten one-minute windows
     reference = tmp_path / "reference.jsonl"
-    subprocess.run([sys.executable, "-m", "monitor.cli", "run", "-c", write_spec(tmp_path),
-                    "-i", str(data), "--listen", "", "-q", "--results", str(reference)],
-                   check=True, capture_output=True, timeout=300)
+    # the uninterrupted run, meanwhile (another process: it overlaps the live run's waits)
+    with open(tmp_path / "reference.log", "wb") as log:
+        uninterrupted = subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "run", "-c", write_spec(tmp_path), "-i",
+             str(data), "--listen", "", "-q", "--results", str(reference)],
+            stdout=subprocess.DEVNULL, stderr=log)
 
     spec = write_spec(tmp_path, str(tmp_path / "cp.db"))
     live, out = tmp_path / "live.jsonl", tmp_path / "results.jsonl"
@@ -151,6 +154,7 @@ def test_kill_9_between_saves_then_restart_equals_an_uninterrupted_run(tmp_path,
                             str(live), "--listen", "", "-q", "--results", str(out)],
                            check=True, capture_output=True, text=True, timeout=300)
     assert "1200 records, 0 rejected, 0 late, 10 windows" in final.stdout
+    assert uninterrupted.wait(300) == 0, (tmp_path / "reference.log").read_text()
     assert max(results(out).values()) == 1  # no window written twice
     got, want = keyed(out), keyed(reference)
     assert got.keys() == want.keys()
