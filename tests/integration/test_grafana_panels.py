@@ -222,8 +222,8 @@ class Daemon:
         return wait_until(ready, timeout, what="daemon finished its replay", interval=0.05,
                           detail=lambda: "".join(self.lines))
 
-    def stop(self) -> None:
-        self.proc.terminate()
+    def reap(self) -> None:
+        """Wait for the process to end after ``terminate()`` (killed after the deadline)."""
         try:
             self.proc.wait(DEADLINE)
         except subprocess.TimeoutExpired:
@@ -273,8 +273,10 @@ def daemons(tmp_path_factory, prometheus_url, prometheus_targets_dir, alertmanag
     finally:
         for path in target_files:
             path.unlink(missing_ok=True)
+        for d in running.values():  # all told to stop first: they shut down together
+            d.proc.terminate()
         for d in running.values():
-            d.stop()
+            d.reap()
 
 
 def _wait_for_samples(prom: str, instance: str, timeout: float = DEADLINE) -> None:
