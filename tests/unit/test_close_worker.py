@@ -43,21 +43,36 @@ def _run(spec, *, worker: bool, kill_worker: bool = False):
     return got, daemon
 
 
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    """The spec with a stored profile (of 4000 records) the tests share; read only."""
+    return make_spec(tmp_path_factory.mktemp("close-worker"), records(4000, 0, seed=1))
+
+
+@pytest.fixture(scope="module")
+def inline(spec):
+    """The inline closer's ``(window, results)`` over :func:`_stream`; read only."""
+    got, daemon = _run(spec, worker=False)
+    assert isinstance(daemon.closer, InlineCloser)
+    return got
+
+
 @pytest.mark.parametrize("reference", ["profile", "rolling"])
-def test_worker_gives_the_inline_results_in_window_order(tmp_path, reference):
-    spec = make_spec(tmp_path, records(4000, 0, seed=1), rolling=2 if reference == "rolling"
-                     else 0)
-    inline, d1 = _run(spec, worker=False)
+def test_worker_gives_the_inline_results_in_window_order(request, reference):
+    if reference == "rolling":
+        spec = make_spec(None, rolling=2)
+        inline, _ = _run(spec, worker=False)
+    else:
+        spec, inline = request.getfixturevalue("spec"), request.getfixturevalue("inline")
     pooled, d2 = _run(spec, worker=True)
-    assert isinstance(d1.closer, InlineCloser) and isinstance(d2.closer, ProcessCloser)
+    assert isinstance(d2.closer, ProcessCloser)
     assert [k for k, _ in pooled] == [k for k, _ in inline] == [0.0, 60.0, 120.0, 180.0]
     assert pooled == inline
     flagged = [[d.to_dict() for d in r.drift] for _, rs in pooled for r in rs]
     assert any(d and any(x["status"] == "drift" for x in d) for d in flagged)  # not vacuous
 
 
-def test_state_waits_for_closes_in_the_worker(tmp_path):
-    spec = make_spec(tmp_path, records(4000, 0, seed=1))
+def test_state_waits_for_closes_in_the_worker(spec):
     got = []
     daemon = Daemon(spec, dead_letter=DeadLetter(None), close_in_worker=True,
                     listeners=[lambda w, rs: got.append(w.key)])
@@ -71,9 +86,7 @@ def test_state_waits_for_closes_in_the_worker(tmp_path):
     daemon.close()
 
 
-def test_a_dead_worker_falls_back_to_inline(tmp_path):
-    spec = make_spec(tmp_path, records(4000, 0, seed=1))
-    inline, _ = _run(spec, worker=False)
+def test_a_dead_worker_falls_back_to_inline(spec, inline):
     survived, _ = _run(spec, worker=True, kill_worker=True)
     assert survived == inline
 
@@ -88,8 +101,7 @@ class _NeverDone:
         pass
 
 
-def test_load_state_drops_closes_of_the_replaced_state(tmp_path):
-    spec = make_spec(tmp_path, records(4000, 0, seed=1))
+def test_load_state_drops_closes_of_the_replaced_state(spec):
     got = []
     daemon = Daemon(spec, dead_letter=DeadLetter(None), listeners=[lambda w, rs: got.append(w)])
     daemon.closer = _NeverDone()
@@ -101,8 +113,7 @@ def test_load_state_drops_closes_of_the_replaced_state(tmp_path):
     assert not daemon._closing and not got
 
 
-def test_results_come_and_are_published_without_new_records(tmp_path):
-    spec = make_spec(tmp_path, records(4000, 0, seed=1))
+def test_results_come_and_are_published_without_new_records(spec):
     got = []
     daemon = Daemon(spec, dead_letter=DeadLetter(None), close_in_worker=True,
                     listeners=[lambda w, rs: got.append(w.key)])
