@@ -77,8 +77,15 @@ def run(spec_, recs, **kw):
     return daemon, windows
 
 
-def test_the_planted_conjunction_is_discovered_and_handed_on():
-    _, windows = run(spec(", buckets: {amount: [20, 100, 500]}"), stream())
+@pytest.fixture(scope="module")
+def planted_windows():
+    """The closed windows of one run over ``stream(4)`` with the amount buckets; read only
+    (the discovery test and the restart test's uninterrupted run)."""
+    return run(spec(", buckets: {amount: [20, 100, 500]}"), stream(4))[1]
+
+
+def test_the_planted_conjunction_is_discovered_and_handed_on(planted_windows):
+    windows = planted_windows
     assert len(windows) == 4
     for w in windows:
         top = [d for d in w.discovered if d.scope == "window"]
@@ -139,9 +146,9 @@ def test_results_history_metrics_and_table_show_them(tmp_path):
     assert {s.labels["slice"] for s in records} == {s.labels["slice"] for s in samples}
 
 
-def test_a_restart_from_state_discovers_exactly_what_one_run_does():
+def test_a_restart_from_state_discovers_exactly_what_one_run_does(planted_windows):
     recs = stream(4)
-    _, whole = run(spec(", buckets: {amount: [20, 100, 500]}"), recs)
+    whole = planted_windows  # the uninterrupted run over the same records
     cut = len(recs) // 2 + 123  # mid-window
     got = []
     first = Daemon(spec(", buckets: {amount: [20, 100, 500]}"), dead_letter=DeadLetter(None),
