@@ -132,13 +132,18 @@ def _scrape(spec: Path, tmp: Path, done: str) -> str:
 def exported(tmp_path_factory, ) -> dict:
     """family → set of label-name sets, from real daemons' /metrics (the fraud example, and
     a canary stream for the version comparison)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     tmp = tmp_path_factory.mktemp("docs")
-    texts = [_scrape(REPO / "configs/fraud.yaml", tmp,
-                     'slicewatch_windows_closed_total{model="fraud"} 4.0')]
     canary = tmp_path_factory.mktemp("canary")
     (canary / "spec.yaml").write_text(COMPARE_SPEC)
     _canary(canary / "canary.jsonl")
-    texts.append(_scrape(canary / "spec.yaml", canary, "slicewatch_version_diff_upper{"))
+    with ThreadPoolExecutor(2) as pool:  # the two daemons run side by side
+        jobs = [pool.submit(_scrape, REPO / "configs/fraud.yaml", tmp,
+                            'slicewatch_windows_closed_total{model="fraud"} 4.0'),
+                pool.submit(_scrape, canary / "spec.yaml", canary,
+                            "slicewatch_version_diff_upper{")]
+        texts = [job.result() for job in jobs]
     out: dict[str, set[frozenset]] = {}
     for text in texts:
         for fam in text_string_to_metric_families(text):
