@@ -88,14 +88,19 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=3000)
     ap.add_argument("--sizes", default="1000,2000,5000")
     ap.add_argument("--no-old", action="store_true", help="skip the old method")
+    ap.add_argument("--new-designs", action="store_true", help="only NEW_ECE_DESIGNS")
+    ap.add_argument("--no-cost", action="store_true", help="skip the window-close timing")
     args = ap.parse_args()
     iv.MIN_ECE_RECORDS = 1
-    _cost()
+    if not args.no_cost:
+        _cost()
     print(f"coverage over {args.windows} windows per design: new (old) "
           "[new lower misses / upper misses]")
     for n in (int(x) for x in args.sizes.split(",")):
         covs, olds = [], []
         for i, design in enumerate(DESIGNS):
+            if args.new_designs and design not in NEW_ECE_DESIGNS:
+                continue
             count, y, s, truth = _ece_design_windows(design, n, args.windows, 7919 * n + i + 3)
             lo, hi = _chunked(iv.ece_interval, count, y, s)
             covs.append(float(np.mean((lo <= truth) & (truth <= hi))))
