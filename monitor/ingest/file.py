@@ -152,7 +152,9 @@ class FileSource:
         for pattern in self.patterns:
             out.extend([pattern] if pattern == "-" else sorted(glob.glob(pattern)))
         if not out and not any(glob.has_magic(p) for p in self.patterns):
-            raise SourceError(f"no file matches {self.patterns!r}")
+            missing = next(p for p in self.patterns if p != "-")
+            raise SourceError(f"no file matches {missing!r} (--follow waits for files a glob "
+                              "matches, not for a missing file path)")
         return out
 
     def _refuse_gz(self, paths: list[str]) -> None:
