@@ -17,7 +17,13 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from monitor.runtime.exit_codes import EXIT_FAILURE, EXIT_FORCED, EXIT_OK, EXIT_USAGE
+from monitor.runtime.exit_codes import (
+    EXIT_FAILURE,
+    EXIT_FORCED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+)
 from slices.errors import SlicewatchError, SpecError
 
 EPILOG = "exit codes: 0 ok · 1 runtime failure · 2 invalid spec or usage · 130 forced stop"
@@ -287,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) found", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"slicewatch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SlicewatchError as exc:
         print(f"slicewatch: error: {exc}", file=sys.stderr)

@@ -4,5 +4,11 @@
 usage; 130 interrupted twice (forced stop).
 """
 
+from slices.errors import SlicewatchError
+
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_FORCED = 130  # a second SIGINT/SIGTERM: stop now
+
+
+class UsageError(SlicewatchError):
+    """Options that cannot go together (or with the spec): the command line exits 2, not 1."""

@@ -38,6 +38,7 @@ from monitor.ingest.kafka import (
 )
 from monitor.ingest.source import Chunk, SourceError
 from monitor.runtime.daemon import ResultListener, RunSummary
+from monitor.runtime.exit_codes import UsageError
 from monitor.runtime.kafka_run import (
     _log_to,
     feature_join_of,
@@ -684,7 +685,7 @@ def run_role(spec: Spec, opts, role: str, *, out: TextIO | None = None,
     out = out or sys.stdout
     _log_to(out)
     if spec.source.type != "kafka":
-        raise ScaleError(f"--role {role} needs source.type kafka (got {spec.source.type}); "
+        raise UsageError(f"--role {role} needs source.type kafka (got {spec.source.type}); "
                          "--role all runs files and stdin")
     check_scalable(spec)
     settings = settings_for(spec)
