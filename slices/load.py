@@ -129,6 +129,10 @@ class Report:
     def error(self, path: Path, message: str, *, at_key: bool = False) -> None:
         self._checker.error(path, message, at_key=at_key)
 
+    def warn(self, path: Path, message: str) -> None:
+        """A warning at ``path``: printed, the spec stays valid."""
+        self._checker.warn(path, message)
+
     def model(self, name: str) -> Path:
         """The YAML path of the model called ``name``."""
         return self._models[name]
@@ -289,6 +293,7 @@ class _Loader:
             spec = resolve_paths(spec, base)
         if probe is not None:
             probe(spec, Report(self.c, self.model_paths))
+            spec = replace(spec, warnings=tuple(sorted(self.c.warnings)))
         self.c.raise_if_any()
         return spec
 

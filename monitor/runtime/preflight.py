@@ -13,6 +13,7 @@ run, not to the spec.
 
 from __future__ import annotations
 
+import glob
 import re
 import socket
 from collections.abc import Iterator, Mapping
@@ -43,7 +44,19 @@ def check(spec: Spec, report: Report) -> None:
     if spec.source.type == "kafka":
         _kafka(spec.source.kafka, report)
     _label_files(spec, report)
+    _source_files(spec, report)
     _listen(spec.server.listen, report)
+
+
+def _source_files(spec: Spec, report: Report) -> None:
+    """A file source whose ``path`` matches no file is a warning, not a problem: the files may
+    appear before ``run`` (which fails if they have not)."""
+    if spec.source.type != "file":
+        return
+    for pattern in spec.source.paths:
+        if pattern != "-" and not glob.glob(pattern):
+            report.warn(("source", "path"), f"no file matches {pattern!r} yet: a replay fails "
+                        "unless one does when it starts")
 
 
 def _label_files(spec: Spec, report: Report) -> None:
