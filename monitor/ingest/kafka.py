@@ -287,8 +287,9 @@ class KafkaDeadLetter(DeadLetter):
 
         self.topic = settings.dead_letter_topic
         self._settings = settings
-        self.producer = Producer(producer_config(settings), error_cb=self._error) \
-            if self.topic else None
+        self.throttle = Throttle(log, settings.scrub)
+        self.producer = Producer({**producer_config(settings), **client_logging(
+            settings, "dead-letter producer: ", self.throttle)}) if self.topic else None
         self.produced = 0
 
     def write(self, reason: str, record: Any, *, detail: str = "", origin: str = "") -> None:
@@ -324,9 +325,6 @@ class KafkaDeadLetter(DeadLetter):
     def close(self) -> None:
         self.flush()
         super().close()
-
-    def _error(self, err) -> None:
-        log.warning("kafka: dead-letter producer: %s", self._settings.scrub(str(err)))
 
 
 # ----------------------------------------------------------------------------------- source
@@ -373,7 +371,6 @@ class KafkaSource:
         self._streams = settings.stream_of()
         self._since_save = 0
         self._last_save = time.monotonic()
-        self._error_at: dict[str, float] = {}
         self._writer: ThreadPoolExecutor | None = None  # background checkpoint writes
         self._writing: tuple[Future, dict[str, int]] | None = None
         self.consumer = None
@@ -384,8 +381,8 @@ class KafkaSource:
         brokers answer and every topic exists, then subscribe. False if stopped first."""
         from confluent_kafka import Consumer, KafkaException
 
-        conf = {**consumer_config(self.settings), "error_cb": self._on_error,
-                "logger": _RateLimitedLogger(log)}
+        self._logging = client_logging(self.settings, "")
+        conf = {**consumer_config(self.settings), **self._logging}
         try:
             self.consumer = Consumer(conf)
         except KafkaException as exc:
@@ -506,7 +503,7 @@ class KafkaSource:
             elif err.code() == KafkaError._PARTITION_EOF:
                 eof[key_of(m.topic(), m.partition())] = m.offset()
             else:
-                self._on_error(err)
+                self._logging["error_cb"](err)
         return keep
 
     # ---- a batch whose processing failed ---------------------------------------------------
@@ -718,13 +715,6 @@ class KafkaSource:
         """Plain data for :func:`lag_metrics` (safe to read from another thread)."""
         return {"lag": dict(self.lag), "messages": dict(self.messages)}
 
-    def _on_error(self, err) -> None:
-        text = self.settings.scrub(err.str() if hasattr(err, "str") else str(err))
-        now = time.monotonic()
-        if now - self._error_at.get(text, 0.0) >= 10.0:  # one line per error per 10 s
-            self._error_at[text] = now
-            log.warning("kafka: %s", text)
-
 
 def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -737,20 +727,61 @@ def _describe(keys: list[str], saved: dict[str, int]) -> str:
                      for k in sorted(keys))
 
 
-class _RateLimitedLogger(logging.LoggerAdapter):
-    """librdkafka's own log lines, at most one identical line per 10 s."""
+_TIMING = re.compile(r" \(after \d+ms in state \w+\)")  # varies between identical failures
 
-    def __init__(self, logger: logging.Logger):
-        super().__init__(logger, {})
-        self._seen: dict[str, float] = {}
+
+class Throttle:
+    """Repeated identical log lines (librdkafka's, error callbacks'): the first is logged, the
+    same line again within ``interval`` seconds is counted, not logged, and the next one logged
+    says how many were suppressed. ``suppressed`` is the total. Texts are scrubbed first."""
+
+    def __init__(self, logger: logging.Logger, scrub: Callable[[str], str] = str,
+                 interval: float = 10.0):
+        self.logger, self.scrub, self.interval = logger, scrub, interval
+        self.suppressed = 0
+        self._seen: dict[str, tuple[float, int]] = {}  # key → (last logged at, suppressed)
+        self._lock = threading.Lock()
+
+    def emit(self, level: int, text: str) -> None:
+        text = self.scrub(text)
+        key = _TIMING.sub("", text)
+        now = time.monotonic()
+        with self._lock:
+            at, skipped = self._seen.get(key, (-float("inf"), 0))
+            if now - at < self.interval:
+                self._seen[key] = (at, skipped + 1)
+                self.suppressed += 1
+                return
+            self._seen[key] = (now, 0)
+        more = f" ({skipped} identical line(s) suppressed)" if skipped else ""
+        self.logger.log(level, "%s%s", text, more)
+
+
+class _RateLimitedLogger(logging.LoggerAdapter):
+    """librdkafka's own log lines (``logger=`` of a client), through a :class:`Throttle`
+    instead of raw ``%3|…`` lines on stderr."""
+
+    def __init__(self, throttle: Throttle):
+        super().__init__(throttle.logger, {})
+        self.throttle = throttle
 
     def log(self, level, msg, *args, **kwargs):
         text = msg % args if args else str(msg)
-        now = time.monotonic()
-        if now - self._seen.get(text, 0.0) < 10.0:
-            return
-        self._seen[text] = now
-        self.logger.log(level, "kafka: librdkafka: %s", text)
+        self.throttle.emit(level, f"kafka: librdkafka: {text}")
+
+
+def client_logging(settings: KafkaSettings, what: str,
+                   throttle: Throttle | None = None) -> dict[str, Any]:
+    """The ``error_cb`` and ``logger`` settings of a confluent-kafka client: both go to
+    ``slicewatch.kafka`` through one :class:`Throttle`, scrubbed of secrets, ``what`` naming
+    the client in error lines (e.g. ``dead-letter producer: ``)."""
+    throttle = throttle or Throttle(log, settings.scrub)
+
+    def on_error(err) -> None:
+        throttle.emit(logging.WARNING,
+                      f"kafka: {what}{err.str() if hasattr(err, 'str') else err}")
+
+    return {"error_cb": on_error, "logger": _RateLimitedLogger(throttle)}
 
 
 def lag_metrics(snapshot: Mapping[str, Any]) -> Iterator[Metric]:
