@@ -163,6 +163,34 @@ def test_profile_errors_name_the_problem(tmp_path):
         build_profile(MODEL, _frame(0), source="empty.csv")
 
 
+def _same(a, b):
+    """Equal values of equal types, floats bit for bit, dict keys in the same order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a.hex() == b.hex() if isinstance(a, float) else a == b
+
+
+def test_profile_text_is_parsed_as_json_loads_parses_it():
+    from monitor.drift.profile import _loads
+
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**64, 20_000, dtype=np.uint64).view(np.float64)
+    floats = [float(x) for x in bits[np.isfinite(bits)]]
+    floats += [5e-324, -0.0, 0.1, 1.7976931348623157e308]
+    text = build_profile(MODEL, _frame(seed=2), source="x").to_json()
+    for t in (text, json.dumps({"b": floats, "a": [1, "é", None, True]})):
+        assert _same(_loads(t), json.loads(t))
+    # what orjson refuses goes to json.loads: the same objects, or the same error
+    for t in ('[-9223372036854775808, 18446744073709551615]', '["\\ud800"]', "[NaN, Infinity]"):
+        assert _same(_loads(t), json.loads(t))
+    with pytest.raises(json.JSONDecodeError, match="Expecting property name"):
+        _loads("{")
+
+
 def test_multiclass_and_regression_targets():
     rng = np.random.default_rng(4)
     n = 500
