@@ -23,8 +23,9 @@ DEFAULT_MAX_BYTES = 100 << 20
 
 
 class DeadLetter:
-    """Appends ``{"reason", "detail", "origin", "time", "record"}`` lines to ``path``; an
-    empty ``detail`` is filled with the reason's meaning (:mod:`monitor.ingest.reasons`).
+    """Appends ``{"reason", "detail", "origin", ["line" | "row",] "time", "record"}`` lines to
+    ``path``; an empty ``detail`` is filled with the reason's meaning
+    (:mod:`monitor.ingest.reasons`).
 
     With ``path=None`` records are only counted by the caller (nothing is written).
     """
@@ -43,18 +44,24 @@ class DeadLetter:
             self._fh = open(path, "ab")  # noqa: SIM115 - kept open for the daemon's life
             self._size = self._fh.tell()
 
-    def write(self, reason: str, record: Any, *, detail: str = "", origin: str = "") -> None:
+    def write(self, reason: str, record: Any, *, detail: str = "", origin: str = "",
+              line: int | None = None, row: int | None = None) -> None:
+        """One dead letter; ``line`` (1-based, JSONL/CSV) or ``row`` (0-based, Parquet): where
+        the record is in ``origin``, written when known."""
         if self._fh is None:
             return
-        line = orjson.dumps({"reason": reason, "detail": detail or describe(reason),
-                             "origin": origin,
-                             "time": time.time(), "record": record},
-                            default=_fallback, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+        letter = {"reason": reason, "detail": detail or describe(reason), "origin": origin}
+        if line is not None:
+            letter["line"] = line
+        if row is not None:
+            letter["row"] = row
+        out = orjson.dumps({**letter, "time": time.time(), "record": record},
+                           default=_fallback, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
         with self._lock:
-            if self._size and self._size + len(line) > self.max_bytes:
+            if self._size and self._size + len(out) > self.max_bytes:
                 self._rotate()
-            self._fh.write(line)
-            self._size += len(line)
+            self._fh.write(out)
+            self._size += len(out)
             self.written += 1
 
     def _rotate(self) -> None:

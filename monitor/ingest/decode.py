@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from itertools import chain, repeat
 from operator import is_, itemgetter
 from typing import Any
@@ -60,11 +60,24 @@ _DATETIMES = (dt.date, np.datetime64)  # pd.Timestamp and datetime.datetime are 
 
 @dataclass(frozen=True)
 class Reject:
-    """A record that could not be used, with the reason (a short stable code) and the input."""
+    """A record that could not be used, with the reason (a short stable code) and the input;
+    ``index``: its place in the block decoded (a line of a chunk, a row of a frame), when
+    known — the daemon turns it into the dead letter's line or row; ``line``: its 1-based line
+    in the file, when the source knew it (a CSV row read row by row)."""
 
     reason: str
     raw: Any
     detail: str = ""
+    index: int | None = field(default=None, compare=False)
+    line: int | None = field(default=None, compare=False)
+
+
+def _at(rejects: list[Reject], where: Sequence[int] | None) -> list[Reject]:
+    """``rejects`` whose ``index`` (into a list of records) is made an index into the lines
+    or rows those records came from (``where[i]``: the place of record ``i``); ``None``: the
+    places are not known, so no reject keeps one."""
+    return [r if r.index is None else
+            replace(r, index=None if where is None else where[r.index]) for r in rejects]
 
 
 def _gc_paused(method: Callable) -> Callable:
@@ -170,7 +183,8 @@ class _Reasons:
             self.code[mask] = len(self.names) - 1
 
     def rejects(self, records: Sequence[Any]) -> list[Reject]:
-        return [Reject(self.names[self.code[i]], records[i]) for i in np.flatnonzero(self.code)]
+        return [Reject(self.names[self.code[i]], records[i], index=int(i))
+                for i in np.flatnonzero(self.code)]
 
 
 class _Paths:
@@ -241,9 +255,10 @@ class Decoder:
     @_gc_paused
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
         """Decode JSON lines (blank lines are skipped)."""
-        records, rejects = parse_json_lines(lines)
+        where: list[int] = []
+        records, rejects = parse_json_lines(lines, where)
         batch, more = self._decode(records, plain=True)
-        return batch, rejects + more
+        return batch, rejects + _at(more, where or range(len(records)))
 
     @_gc_paused
     def decode_frame(self, frame: pd.DataFrame) -> tuple[RecordBatch, list[Reject]]:
@@ -257,7 +272,9 @@ class Decoder:
         records, refused = frame_records(frame)
         records, bad_tags = split_tag_cells(records, self.schema.tags)
         batch, rejects = self._decode(records, plain=False)
-        return batch, refused + [Reject("bad_tags", r, why) for r, why in bad_tags] + rejects
+        rows = None if refused else range(len(records))  # rows refused: places unknown
+        return batch, refused + [Reject("bad_tags", r, why) for r, why in bad_tags] + _at(
+            rejects, rows)
 
     @_gc_paused
     def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
@@ -268,9 +285,10 @@ class Decoder:
     def decode_label_lines(self, lines: Sequence[bytes | str]
                            ) -> tuple[dict[str, np.ndarray], list[Reject]]:
         """Decode label records → ``{"id": object[], "label": object[], "time": float64[]}``."""
-        records, rejects = parse_json_lines(lines)
+        where: list[int] = []
+        records, rejects = parse_json_lines(lines, where)
         labels, more = self.decode_label_records(records, plain=True)
-        return labels, rejects + more
+        return labels, rejects + _at(more, where or range(len(records)))
 
     @_gc_paused
     def decode_label_frame(self, frame: pd.DataFrame
@@ -278,7 +296,7 @@ class Decoder:
         """Label records of a table (CSV, Parquet label files), as :meth:`decode_label_lines`."""
         records, refused = frame_records(frame)
         labels, rejects = self.decode_label_records(records, plain=False)
-        return labels, refused + rejects
+        return labels, refused + _at(rejects, None if refused else range(len(records)))
 
     def decode_label_records(self, records: list[Any], *, plain: bool = False
                              ) -> tuple[dict[str, np.ndarray], list[Reject]]:
@@ -302,14 +320,16 @@ class Decoder:
         records = list(records)
         if _types(records) <= {dict}:
             return self._columns(records, [], plain=plain)
-        good, rejects = [], []
-        for r in records:
+        good, places, rejects = [], [], []
+        for i, r in enumerate(records):
             if isinstance(r, dict):
                 good.append(r)
+                places.append(i)
             else:
                 rejects.append(Reject("not_an_object", r,
-                                      f"expected a JSON object, got {type(r).__name__}"))
-        return self._columns(good, rejects, plain=plain)
+                                      f"expected a JSON object, got {type(r).__name__}", i))
+        batch, more = self._columns(good, [], plain=plain)
+        return batch, rejects + _at(more, places)
 
     def _columns(self, records: list[dict], rejects: list[Reject], *,
                  plain: bool) -> tuple[RecordBatch, list[Reject]]:
@@ -424,27 +444,33 @@ def _same_keys_columns(maps: list[dict]) -> dict[Any, list[Any]] | None:
         return None
 
 
-def parse_json_lines(lines: Sequence[bytes | str | Reject]) -> tuple[list[Any], list[Reject]]:
+def parse_json_lines(lines: Sequence[bytes | str | Reject], where: list[int] | None = None
+                     ) -> tuple[list[Any], list[Reject]]:
     """JSON lines → (parsed values, rejects for the lines that are not JSON; a blank one,
     e.g. an empty Kafka message, is ``empty_line``). A :class:`Reject` among the lines (a
-    source's verdict: ``too_large``, ``empty_line``…) is passed on as it is."""
+    source's verdict: ``too_large``, ``empty_line``…) is passed on as it is. Each reject's
+    ``index`` is its line's; ``where`` (if given) receives the line index of each value when
+    a line was rejected (else it stays empty: value ``i`` is line ``i``)."""
     try:  # a blank or bad line fails here too: the slow loop below sorts them out
         return list(map(orjson.loads, lines)), []
     except (orjson.JSONDecodeError, TypeError):
         pass
     records, rejects = [], []
-    for line in lines:
+    for i, line in enumerate(lines):
         if isinstance(line, Reject):
-            rejects.append(line)
+            rejects.append(replace(line, index=i))
             continue
         if not line or not line.strip():
-            rejects.append(Reject("empty_line", ""))
+            rejects.append(Reject("empty_line", "", index=i))
             continue
         try:
             records.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
             raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-            rejects.append(Reject("invalid_json", raw.rstrip("\n"), str(exc)))
+            rejects.append(Reject("invalid_json", raw.rstrip("\n"), str(exc), i))
+            continue
+        if where is not None:
+            where.append(i)
     return records, rejects
 
 

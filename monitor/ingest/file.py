@@ -22,8 +22,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, BinaryIO
 
 from monitor.ingest.csvrows import CsvRows
@@ -143,6 +143,7 @@ class FileSource:
         self.flush_seconds = flush_seconds
         self.arrow = arrow
         self.resume = {k: FileProgress.from_state(v) for k, v in (resume or {}).items()}
+        self._tail_lines: dict[str, int] = {}  # a followed file → number of its next line
         self.paths = expand(self.patterns) if not follow else self._expand_lenient()
         if follow:
             self._refuse_gz(self.paths)
@@ -235,9 +236,10 @@ class FileSource:
 
     def _jsonl_file(self, path: str) -> Iterator[Chunk]:
         fh, reader, at = self._lines_of(path)
+        line = _first_line(lambda: self._open(path), at)
         if not path.endswith(".gz"):  # a gzip stream that breaks: read line by line
             with fh:
-                yield from self._jsonl_blocks(fh, reader, path, at)
+                yield from self._jsonl_blocks(fh, reader, path, at, line)
             return
         with fh:
             items: list[Any] = []
@@ -245,15 +247,16 @@ class FileSource:
                 while (item := reader.next(final=True)) is not None:
                     items.append(item)
                     if len(items) >= self.batch_size:
-                        yield self._chunk(items, path, reader, at)
+                        yield self._chunk(items, path, reader, at, line)
+                        line += len(items)
                         items = []
             except (OSError, EOFError) as exc:  # e.g. a corrupt or cut gzip stream
                 items.append(Reject("read_error", "", f"{path}: {exc}"))
             if items:
-                yield self._chunk(items, path, reader, at)
+                yield self._chunk(items, path, reader, at, line)
 
     def _jsonl_blocks(self, fh: BinaryIO, reader: LineReader, path: str,
-                      at: FileProgress) -> Iterator[Chunk]:
+                      at: FileProgress, line: int) -> Iterator[Chunk]:
         """``batch_size`` lines at a time, split in one call when :class:`LineReader` would
         return each as it is (:func:`monitor.ingest.lines.plain_lines`), else line by line:
         the same items either way."""
@@ -270,7 +273,8 @@ class FileSource:
                     lines = plain_lines(block, self.limit) if whole else None
                     if lines is not None:
                         reader.offset += len(block)
-                        yield self._chunk(lines, path, reader, at)
+                        yield self._chunk(lines, path, reader, at, line)
+                        line += len(lines)
                         continue
                     src.unread(block)
                 while len(items) < self.batch_size and (
@@ -278,16 +282,20 @@ class FileSource:
                     items.append(item)
             except OSError as exc:
                 items.append(Reject("read_error", "", f"{path}: {exc}"))
-                yield self._chunk(items, path, reader, at)
+                yield self._chunk(items, path, reader, at, line)
                 return
             if not items:
                 return
-            yield self._chunk(items, path, reader, at)
+            yield self._chunk(items, path, reader, at, line)
+            line += len(items)
 
-    def _chunk(self, items: list, path: str, reader: LineReader, at: FileProgress) -> Chunk:
+    def _chunk(self, items: list, path: str, reader: LineReader, at: FileProgress,
+               line: int | None = None) -> Chunk:
+        """``items`` (one a line, the first at ``line`` if known) and the position after."""
         progress = FileProgress(at.key, reader.offset, reader.skipping, at.dev, at.ino,
                                 at.head, at.head_len)
-        return Chunk("lines", items, self.stream, path, progress)
+        return Chunk("lines", items, self.stream, path, progress,
+                     place=None if line is None else ("line", line))
 
     def _stdin(self) -> Iterator[Chunk]:
         """Stdin, handed on at least every ``flush_seconds`` (a live pipe is not held back
@@ -295,6 +303,7 @@ class FileSource:
         pipe = PipeReader(sys.stdin.fileno())
         reader = LineReader(pipe, self.limit)  # type: ignore[arg-type]
         items: list[Any] = []
+        line = 1
         due = time.monotonic() + self.flush_seconds
         while not self.stop.is_set():
             item = reader.next(final=pipe.eof)
@@ -305,12 +314,13 @@ class FileSource:
             else:
                 pipe.fill(max(0.0, min(self.poll_interval, due - time.monotonic())))
             if items and (len(items) >= self.batch_size or time.monotonic() >= due):
-                yield Chunk("lines", items, self.stream, "-", None)
+                yield Chunk("lines", items, self.stream, "-", None, place=("line", line))
+                line += len(items)
                 items = []
             if not items:
                 due = time.monotonic() + self.flush_seconds
         if items:
-            yield Chunk("lines", items, self.stream, "-", None)
+            yield Chunk("lines", items, self.stream, "-", None, place=("line", line))
 
     def _csv_stdin(self) -> Iterator[Chunk]:
         """CSV on stdin (``-i -`` with ``source.format: csv``): the first line is the header;
@@ -353,6 +363,7 @@ class FileSource:
             if not isinstance(header, bytes):
                 raise SourceError(f"cannot read {path}: no CSV header line")
             rows = CsvRows(header, self.limit)
+            line = _first_line(lambda: self._open(path), at) + (reader.offset == 0)
             if reader.offset == 0:
                 reader.offset = len(header)
             else:
@@ -369,11 +380,13 @@ class FileSource:
                     offset += len(block)
                     progress = FileProgress(at.key, offset, False, at.dev, at.ino, at.head,
                                             at.head_len)
-                    yield Chunk("frame", table, self.stream, path, progress)
+                    yield Chunk("frame", table, self.stream, path, progress,
+                                place=("line", line))
+                    line += _line_count(block)
                     continue
                 src.unread(block)
                 reader = LineReader(src, self.limit, offset=offset)  # type: ignore[arg-type]
-                yield from self._csv_rows(rows, reader, path, at)
+                line = yield from self._csv_rows(rows, reader, path, at, line)
                 offset = reader.offset
 
     def _csv_block(self, header: bytes, block: bytes, names: list[str]) -> Any:
@@ -388,9 +401,11 @@ class FileSource:
         except Irregular:
             return None
 
-    def _csv_rows(self, rows: CsvRows, reader: LineReader, path: str,
-                  at: FileProgress) -> Iterator[Chunk]:
-        """Row by row: one batch (more while a quoted field is still open), or to the end."""
+    def _csv_rows(self, rows: CsvRows, reader: LineReader, path: str, at: FileProgress,
+                  line: int) -> Generator[Chunk, None, int]:
+        """Row by row: one batch (more while a quoted field is still open), or to the end.
+        A bad row's reject says its ``line`` (that of the next item read, at first); returns
+        the number of the next line."""
         rejects: list[Any] = []
         while True:
             item = reader.next(final=True)
@@ -399,12 +414,13 @@ class FileSource:
             bad = item if isinstance(item, Reject) else (
                 rows.add(item) if item is not None else None)
             if bad is not None:
-                rejects.append(bad)
+                rejects.append(replace(bad, line=line) if item is not None else bad)
+            line += item is not None
             if item is None or len(rows.rows) + len(rejects) >= self.batch_size:
                 yield from self._csv_chunks(rows, rejects, path, reader, at)
                 rejects = []
                 if item is None or not rows.pending:
-                    return
+                    return line
 
     def _csv_chunks(self, rows: CsvRows, rejects: list, path: str, reader: LineReader,
                     at: FileProgress) -> Iterator[Chunk]:
@@ -444,7 +460,8 @@ class FileSource:
                     progress = FileProgress(at.key, row, False, at.dev, at.ino, at.head,
                                             at.head_len)
                     frame = rb.slice(skip) if self.arrow else rb.slice(skip).to_pandas()
-                    yield Chunk("frame", frame, self.stream, path, progress)
+                    yield Chunk("frame", frame, self.stream, path, progress,
+                                place=("row", row - len(rb) + skip))
         except (OSError, ValueError) as exc:  # pyarrow's errors are OSError / ValueError
             raise SourceError(f"cannot read {path}: {exc}") from None
 
@@ -455,7 +472,8 @@ class FileSource:
         if at is None or not _still(at, path):
             try:
                 at = self._start(path) if at is None else identify(at.key, path)
-            except SourceError:
+                self._tail_lines[path] = _first_line(lambda: open(path, "rb"), at)  # noqa: SIM115
+            except (SourceError, OSError):
                 return  # gone meanwhile
         try:
             fh = open(path, "rb")  # noqa: SIM115
@@ -474,7 +492,26 @@ class FileSource:
                 tails[path] = at
                 if not items:
                     return
-                yield Chunk("lines", items, self.stream, path, at)
+                line = self._tail_lines[path]
+                self._tail_lines[path] = line + len(items)
+                yield Chunk("lines", items, self.stream, path, at, place=("line", line))
+
+
+def _first_line(fh_of: Callable[[], BinaryIO], at: FileProgress) -> int:
+    """The 1-based number of the first line read from ``at``: the newlines before its offset
+    are counted (read once, on a resume only); inside a too-long line, the next one."""
+    if not at.offset:
+        return 1
+    n, left = 0, at.offset
+    with fh_of() as fh:
+        while left and (piece := fh.read(min(left, 1 << 20))):
+            n += piece.count(b"\n")
+            left -= len(piece)
+    return n + 1 + at.skipping
+
+
+def _line_count(block: bytes) -> int:
+    return block.count(b"\n") + (not block.endswith(b"\n"))
 
 
 def _still(at: FileProgress, path: str) -> bool:

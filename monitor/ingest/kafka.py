@@ -292,8 +292,9 @@ class KafkaDeadLetter(DeadLetter):
             settings, "dead-letter producer: ", self.throttle)}) if self.topic else None
         self.produced = 0
 
-    def write(self, reason: str, record: Any, *, detail: str = "", origin: str = "") -> None:
-        super().write(reason, record, detail=detail, origin=origin)
+    def write(self, reason: str, record: Any, *, detail: str = "", origin: str = "",
+              **place: int) -> None:
+        super().write(reason, record, detail=detail, origin=origin, **place)
         if self.producer is None:
             return
         if isinstance(record, bytes):

@@ -23,7 +23,10 @@ class Chunk:
     that a checkpoint may store; ``partition`` names the source partition all its records
     come from (``"topic:N"``; ``""``: a source with one partition), whose event time the
     watermark follows (:mod:`monitor.core.windows`); ``decoded``: the payload already
-    decoded by a background thread (:class:`monitor.ingest.ahead.Decoded`), or None.
+    decoded by a background thread (:class:`monitor.ingest.ahead.Decoded`), or None;
+    ``place``: where ``payload``'s first item is in ``origin``, ``("line", n)`` (1-based line
+    number, each item one line: JSONL, CSV) or ``("row", i)`` (0-based row, Parquet), None
+    when not known — the dead letters of its rejects say their line or row.
     """
 
     kind: Literal["lines", "frame"]
@@ -33,3 +36,4 @@ class Chunk:
     position: Any = None
     partition: str = ""
     decoded: Any = field(default=None, compare=False, repr=False)
+    place: tuple[str, int] | None = None

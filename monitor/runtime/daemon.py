@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -182,7 +182,7 @@ class Daemon:
             raise decoded.error
         else:
             batch, rejects = decoded.batch, decoded.rejects
-        self._reject(rejects, chunk.origin)
+        self._reject(rejects, chunk.origin, chunk.place)
         self._lines = chunk.payload if chunk.kind == "lines" else None
         try:
             results = self.process_batch(batch, chunk.partition)
@@ -296,7 +296,7 @@ class Daemon:
                 labels, rejects = self.decoder.decode_label_frame(chunk.payload)
             else:
                 labels, rejects = self.decoder.decode_label_lines(chunk.payload)
-        self._reject(rejects, chunk.origin)
+        self._reject(rejects, chunk.origin, chunk.place)
         matched = self.join.add_labels(labels["id"], labels["label"], labels["time"])
         for model, (batch, starts) in matched.items():
             applied = self.pipelines[model].process_labels(batch, starts)
@@ -323,7 +323,7 @@ class Daemon:
         records, rejects = parse_json_lines(lines)
         with self._decoding:
             batch, more = self.decoder.decode_records(self.feature_join.admit(records))
-        return batch, rejects + more
+        return batch, rejects + [replace(r, index=None) for r in more]  # not lines: held ones
 
     def flush(self) -> list[SliceResult]:
         results: list[SliceResult] = []
@@ -490,9 +490,11 @@ class Daemon:
         else:
             effect()
 
-    def _letter(self, reason: str, record, *, origin: str = "", detail: str = "") -> None:
+    def _letter(self, reason: str, record, *, origin: str = "", detail: str = "",
+                **place: int) -> None:
+        """Dead-letter ``record``; ``place``: its ``line=`` or ``row=`` in ``origin``."""
         self._emit(partial(self.dead_letter.write, reason, record, origin=origin,
-                           detail=detail))
+                           detail=detail, **place))
 
     def _hand_on(self, window: ClosedWindow, results: list[SliceResult]) -> None:
         for listener in self.listeners:  # one listener failing never costs the others
@@ -548,10 +550,16 @@ class Daemon:
                     break
         return found
 
-    def _reject(self, rejects: list[Reject], origin: str) -> None:
+    def _reject(self, rejects: list[Reject], origin: str,
+                place: tuple[str, int] | None = None) -> None:
+        """Count and dead-letter ``rejects`` of ``origin``; ``place`` (a chunk's): where the
+        chunk's first item is, so a reject with an ``index`` is dead-lettered with its line
+        or row."""
         for r in rejects:
             self.tracker.bad[r.reason] += 1
-            self._letter(r.reason, r.raw, detail=r.detail, origin=origin)
+            at = ({"line": r.line} if r.line is not None else {}
+                  if place is None or r.index is None else {place[0]: place[1] + r.index})
+            self._letter(r.reason, r.raw, detail=r.detail, origin=origin, **at)
 
 
 def _late_detail(batch: RecordBatch, i: int, pipeline) -> str:
