@@ -375,8 +375,15 @@ def reservoir_candidates(keys: np.ndarray, bar: np.ndarray, layer_codes: np.ndar
     groups, rows = memberships(layer_codes, layer_groups)
     below = keys[rows] < bar[groups]
     groups, rows = groups[below], rows[below]
-    order = np.lexsort((rows, groups))
-    return groups[order], rows[order]
+    small = groups.shape[0] == 0 or int(groups.max()) < 2**15
+    order = np.argsort(groups.astype(np.int16) if small else groups, kind="stable")
+    g, r = groups[order], rows[order]
+    # each group in one layer (layer_arrays): its rows are already ascending, and the
+    # stable sort by group alone is lexsort's order; checked, else lexsort
+    if not ((g[1:] != g[:-1]) | (r[1:] > r[:-1])).all():
+        order = np.lexsort((rows, groups))
+        g, r = groups[order], rows[order]
+    return g, r
 
 
 def warm_up() -> None:

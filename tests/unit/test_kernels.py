@@ -85,6 +85,36 @@ def test_fold_sums_and_reservoir_candidates_equal_per_group_numpy(seed):
     assert (got_g.tolist(), got_r.tolist()) == (want_g, want_r)
 
 
+def _candidates_by_lexsort(keys, bar, codes, groups):
+    g_all, r_all = [], []
+    for layer in range(codes.shape[0]):
+        for local, g in enumerate(groups[layer]):
+            if g >= 0:
+                r = np.flatnonzero(codes[layer] == local)
+                r = r[keys[r] < bar[g]]
+                g_all += [g] * len(r)
+                r_all += r.tolist()
+    order = np.lexsort((r_all, g_all))
+    return np.array(g_all)[order].tolist(), np.array(r_all)[order].tolist()
+
+
+@pytest.mark.parametrize("offset", [0, 2**15 - 2, 2**20])
+def test_reservoir_candidates_sorted_as_lexsort_even_with_a_group_in_two_layers(offset):
+    from monitor.core.kernels import reservoir_candidates
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 3, (3, 300))
+    groups = np.array([[0, 1, -1], [2, 0, -1], [1, 3, 2]])  # 0, 1, 2 in two layers
+    groups = np.where(groups >= 0, groups + offset, -1)
+    bar = np.zeros(offset + 4)
+    bar[offset:] = rng.random(4)
+    keys = rng.random(300)
+    for layers in (groups, groups[:1], groups[1:2]):  # in two layers; one layer each
+        got_g, got_r = reservoir_candidates(keys, bar, codes[:len(layers)], layers)
+        assert (got_g.tolist(), got_r.tolist()) == _candidates_by_lexsort(
+            keys, bar, codes[:len(layers)], layers)
+
+
 def test_folds_over_several_chunks_equal_one_chunk(monkeypatch):
     import monitor.core.kernels as k
 
