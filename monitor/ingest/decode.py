@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import is_, itemgetter
 from typing import Any
@@ -75,9 +75,14 @@ class Reject:
 def _at(rejects: list[Reject], where: Sequence[int] | None) -> list[Reject]:
     """``rejects`` whose ``index`` (into a list of records) is made an index into the lines
     or rows those records came from (``where[i]``: the place of record ``i``); ``None``: the
-    places are not known, so no reject keeps one."""
-    return [r if r.index is None else
-            replace(r, index=None if where is None else where[r.index]) for r in rejects]
+    places are not known, so no reject keeps one. The rejects are the decoder's own, just
+    made: their index is set in place (frozen for everyone else)."""
+    if isinstance(where, range) and where.start == 0 and where.step == 1:
+        return rejects  # record i is line (row) i
+    for r in rejects:
+        if r.index is not None:
+            object.__setattr__(r, "index", None if where is None else where[r.index])
+    return rejects
 
 
 def _gc_paused(method: Callable) -> Callable:
@@ -183,8 +188,9 @@ class _Reasons:
             self.code[mask] = len(self.names) - 1
 
     def rejects(self, records: Sequence[Any]) -> list[Reject]:
-        return [Reject(self.names[self.code[i]], records[i], index=int(i))
-                for i in np.flatnonzero(self.code)]
+        names, code = self.names, self.code.tolist()
+        return [Reject(names[code[i]], records[i], "", i)
+                for i in np.flatnonzero(self.code).tolist()]
 
 
 class _Paths:
@@ -255,10 +261,9 @@ class Decoder:
     @_gc_paused
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
         """Decode JSON lines (blank lines are skipped)."""
-        where: list[int] = []
-        records, rejects = parse_json_lines(lines, where)
+        records, rejects = parse_json_lines(lines)
         batch, more = self._decode(records, plain=True)
-        return batch, rejects + _at(more, where or range(len(records)))
+        return batch, rejects + _at(more, _kept(len(lines), rejects))
 
     @_gc_paused
     def decode_frame(self, frame: pd.DataFrame) -> tuple[RecordBatch, list[Reject]]:
@@ -285,10 +290,9 @@ class Decoder:
     def decode_label_lines(self, lines: Sequence[bytes | str]
                            ) -> tuple[dict[str, np.ndarray], list[Reject]]:
         """Decode label records → ``{"id": object[], "label": object[], "time": float64[]}``."""
-        where: list[int] = []
-        records, rejects = parse_json_lines(lines, where)
+        records, rejects = parse_json_lines(lines)
         labels, more = self.decode_label_records(records, plain=True)
-        return labels, rejects + _at(more, where or range(len(records)))
+        return labels, rejects + _at(more, _kept(len(lines), rejects))
 
     @_gc_paused
     def decode_label_frame(self, frame: pd.DataFrame
@@ -444,13 +448,11 @@ def _same_keys_columns(maps: list[dict]) -> dict[Any, list[Any]] | None:
         return None
 
 
-def parse_json_lines(lines: Sequence[bytes | str | Reject], where: list[int] | None = None
-                     ) -> tuple[list[Any], list[Reject]]:
+def parse_json_lines(lines: Sequence[bytes | str | Reject]) -> tuple[list[Any], list[Reject]]:
     """JSON lines → (parsed values, rejects for the lines that are not JSON; a blank one,
     e.g. an empty Kafka message, is ``empty_line``). A :class:`Reject` among the lines (a
-    source's verdict: ``too_large``, ``empty_line``…) is passed on as it is. Each reject's
-    ``index`` is its line's; ``where`` (if given) receives the line index of each value when
-    a line was rejected (else it stays empty: value ``i`` is line ``i``)."""
+    source's verdict: ``too_large``, ``empty_line``…) is passed on, each reject with its line's
+    ``index`` (:func:`_kept` gives the lines of the values)."""
     try:  # a blank or bad line fails here too: the slow loop below sorts them out
         return list(map(orjson.loads, lines)), []
     except (orjson.JSONDecodeError, TypeError):
@@ -458,7 +460,7 @@ def parse_json_lines(lines: Sequence[bytes | str | Reject], where: list[int] | N
     records, rejects = [], []
     for i, line in enumerate(lines):
         if isinstance(line, Reject):
-            rejects.append(replace(line, index=i))
+            rejects.append(Reject(line.reason, line.raw, line.detail, i, line.line))
             continue
         if not line or not line.strip():
             rejects.append(Reject("empty_line", "", index=i))
@@ -468,10 +470,16 @@ def parse_json_lines(lines: Sequence[bytes | str | Reject], where: list[int] | N
         except orjson.JSONDecodeError as exc:
             raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
             rejects.append(Reject("invalid_json", raw.rstrip("\n"), str(exc), i))
-            continue
-        if where is not None:
-            where.append(i)
     return records, rejects
+
+
+def _kept(n: int, rejects: list[Reject]) -> Sequence[int]:
+    """The lines (of ``n``) that :func:`parse_json_lines` made values: those it did not
+    reject, in order."""
+    if not rejects:
+        return range(n)
+    bad = {r.index for r in rejects}
+    return [i for i in range(n) if i not in bad]
 
 
 # ---- column helpers: a fast path for plain JSON values, per-value rules otherwise ------
