@@ -734,11 +734,20 @@ _TIMING = re.compile(r" \(after \d+ms in state \w+\)")  # varies between identic
 class Throttle:
     """Repeated identical log lines (librdkafka's, error callbacks'): the first is logged, the
     same line again within ``interval`` seconds is counted, not logged, and the next one logged
-    says how many were suppressed. ``suppressed`` is the total. Texts are scrubbed first."""
+    says how many were suppressed. ``suppressed`` is the total. Texts are scrubbed first. At
+    most ``kept`` distinct lines are remembered: beyond, the oldest is forgotten (its next
+    occurrence is logged again, with no count).
+
+    >>> t = Throttle(logging.getLogger("doctest.throttle"), kept=2)
+    >>> for text in ("a", "a", "b", "c", "a"):
+    ...     t.emit(logging.INFO, text)
+    >>> t.suppressed, sorted(t._seen)
+    (1, ['a', 'c'])
+    """
 
     def __init__(self, logger: logging.Logger, scrub: Callable[[str], str] = str,
-                 interval: float = 10.0):
-        self.logger, self.scrub, self.interval = logger, scrub, interval
+                 interval: float = 10.0, kept: int = 256):
+        self.logger, self.scrub, self.interval, self.kept = logger, scrub, interval, kept
         self.suppressed = 0
         self._seen: dict[str, tuple[float, int]] = {}  # key → (last logged at, suppressed)
         self._lock = threading.Lock()
@@ -753,7 +762,10 @@ class Throttle:
                 self._seen[key] = (at, skipped + 1)
                 self.suppressed += 1
                 return
-            self._seen[key] = (now, 0)
+            self._seen.pop(key, None)
+            self._seen[key] = (now, 0)  # the newest last: the first key is the oldest
+            if len(self._seen) > self.kept:
+                del self._seen[next(iter(self._seen))]
         more = f" ({skipped} identical line(s) suppressed)" if skipped else ""
         self.logger.log(level, "%s%s", text, more)
 
