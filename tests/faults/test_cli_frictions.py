@@ -7,18 +7,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.cli import main
-
-SPEC = """
-version: 1
-schema: {time: ts}
-source: {type: file, path: preds.jsonl}
-models:
-  - name: m
-    task: binary
-    window: 1m
-    features: {c: categorical}
-    slices: [{overall: true}]
-"""
+from tests.faults.test_cli_first_contact import SPEC  # source.path: preds.jsonl
 
 
 @pytest.fixture()
