@@ -322,7 +322,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from monitor.runtime.app import RunOptions, run
 
-        spec = checked_spec(args.config)
+        spec = checked_spec(args.config, inputs=bool(args.input))
         linger = float("inf") if args.linger < 0 else args.linger
         problem = (_results_problem(args, resumable=bool(spec.checkpoint))
                    or _unwritable(args.report, "--report"))
@@ -458,15 +458,17 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def checked_spec(path: str):
+def checked_spec(path: str, *, inputs: bool = False):
     """The spec as ``validate`` checks it and ``run`` uses it (runtime checks included, see
-    :mod:`monitor.runtime.preflight`); its warnings are printed once, to stderr."""
+    :mod:`monitor.runtime.preflight`); its warnings are printed once, to stderr. ``inputs``:
+    ``run -i`` replaces ``source.path``, so a warning about that path is not printed."""
     from monitor.runtime.preflight import check
     from slices.load import load_spec
 
     spec = load_spec(path, probe=check)
     for warning in spec.warnings:
-        print(str(warning), file=sys.stderr)
+        if not (inputs and warning.path == "source.path"):
+            print(str(warning), file=sys.stderr)
     return spec
 
 

@@ -23,6 +23,7 @@ from monitor.core.windows import Window
 from monitor.ingest.deadletter import DeadLetter
 from monitor.ingest.feature_join import FeatureJoin
 from monitor.runtime.daemon import Daemon
+from monitor.runtime.exit_codes import UsageError
 from monitor.scale.partials import Partial, Progress, WindowDelta
 from monitor.scale.thin import Thinner
 from slices.errors import SlicewatchError
@@ -33,8 +34,13 @@ class ScaleError(SlicewatchError):
     """A spec or topic layout the scaled roles cannot run exactly."""
 
 
+class NotScalable(ScaleError, UsageError):
+    """A spec the scaled roles cannot run exactly: a usage error (exit 2, like the other spec
+    errors), raised before anything starts."""
+
+
 def check_scalable(spec: Spec) -> None:
-    """Raise :class:`ScaleError` naming every part of ``spec`` whose state is not an exact
+    """Raise :class:`NotScalable` naming every part of ``spec`` whose state is not an exact
     merge of per-partition states (docs/scaling.md, "What scales")."""
     problems = []
     for m in spec.models:
@@ -53,7 +59,7 @@ def check_scalable(spec: Spec) -> None:
         if m.discovery.enabled:
             problems.append(f"model {m.name}: discovery (its conjunction coder is per process)")
     if problems:
-        raise ScaleError("--role worker/evaluator cannot run this spec exactly:\n  "
+        raise NotScalable("--role worker/evaluator cannot run this spec exactly:\n  "
                          + "\n  ".join(problems))
 
 
