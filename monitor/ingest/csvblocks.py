@@ -93,7 +93,8 @@ class CsvBatch:
         if not lines[-1]:
             lines.pop()
         rows.rows = [line + b"\n" for line in lines]
-        return rows.take()
+        frame, refused, _ = rows.take()  # refused: with their index (a row, a line each)
+        return frame, refused
 
     def to_pandas(self) -> Any:
         return self.parse_rows()[0]

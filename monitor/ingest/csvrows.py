@@ -6,17 +6,19 @@ A row that is not UTF-8 (``bad_encoding``) or has another number of fields than 
 a line with an odd number of ``"`` continues on the next one.
 
 >>> rows = CsvRows(b"a,b\\n")
->>> rows.add(b"1,2\\n"), rows.add(b"1,2,3\\n").reason, rows.add(b'3,"x\\n'), rows.add(b'y"\\n')
-(None, 'bad_csv_row', None, None)
->>> frame, rejects = rows.take()
->>> frame.to_dict(orient="records"), rejects
-([{'a': 1, 'b': '2'}, {'a': 3, 'b': 'x\\ny'}], [])
+>>> rows.add(b"1,2\\n", 2), rows.add(b"1,2,3\\n", 3).line, rows.add(b'3,"x\\n', 4)
+(None, 3, None)
+>>> rows.add(b'y"\\n', 5)
+>>> frame, rejects, lines = rows.take()
+>>> frame.to_dict(orient="records"), rejects, lines
+([{'a': 1, 'b': '2'}, {'a': 3, 'b': 'x\\ny'}], [], [2, 4])
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 
 from monitor.core.lazy import lazy_module
 from monitor.ingest.decode import Reject
@@ -39,12 +41,21 @@ class CsvRows:
         self.header = header if header.endswith(b"\n") else header + b"\n"
         self.limit = limit
         self.rows: list[bytes] = []
+        self.lines: list[int | None] = []  # the first line of each row (None: not known)
+        self._open_at: int | None = None  # the first line of the row still open
         self._open: list[bytes] = []  # lines of a row whose quoted field is still open
         self._open_len = 0  # their total length
         self._open_quotes = 0  # and their quote count (parity: a field still open)
 
-    def add(self, line: bytes) -> Reject | None:
-        """Take one line; a reject if the row it completes is bad."""
+    def add(self, line: bytes, at: int | None = None) -> Reject | None:
+        """Take one line (``at``: its 1-based line number in the file, when known); a reject
+        if the row it completes is bad."""
+        if not self._open:
+            self._open_at = at
+        bad = self._add(line)
+        return bad if bad is None or self._open_at is None else replace(bad, line=self._open_at)
+
+    def _add(self, line: bytes) -> Reject | None:
         self._open.append(line)  # a running length and quote count: linear in the row
         self._open_len += len(line)
         self._open_quotes += line.count(b'"')
@@ -68,6 +79,7 @@ class CsvRows:
             return Reject("bad_csv_row", text.rstrip("\r\n"),
                           f"expected {len(self.names)} fields (the header's), got {n}")
         self.rows.append(row if row.endswith(b"\n") else row + b"\n")
+        self.lines.append(self._open_at)
         return None
 
     @property
@@ -82,25 +94,31 @@ class CsvRows:
         row = b"".join(self._open)
         self._open, self._open_len, self._open_quotes = [], 0, 0
         return Reject("bad_csv_row", row[:4096].decode("utf-8", "replace"),
-                      "unterminated quoted field at the end of the file")
+                      "unterminated quoted field at the end of the file", line=self._open_at)
 
-    def take(self) -> tuple[pd.DataFrame | None, list[Reject]]:
-        """The collected rows as one frame (None when there are none); rows pandas still
-        refuses are parsed alone, and those that fail become rejects."""
+    def take(self) -> tuple[pd.DataFrame | None, list[Reject], list[int | None]]:
+        """The collected rows as one frame (None when there are none), the rows pandas still
+        refuses (parsed alone; each a reject with its ``index`` among the rows taken and its
+        ``line`` when known), and the first line of each of the frame's rows."""
         rows, self.rows = self.rows, []
+        lines, self.lines = self.lines, []
+        if len(lines) != len(rows):  # rows set by hand (a CSV batch's): one line each
+            lines = [None] * len(rows)
         if not rows:
-            return None, []
+            return None, [], []
         try:
-            return self._parse(rows), []
+            return self._parse(rows), [], lines
         except _PARSE_ERRORS:
             pass
-        frames, rejects = [], []
-        for row in rows:
+        frames, rejects, kept = [], [], []
+        for i, row in enumerate(rows):
             try:
                 frames.append(self._parse([row]))
+                kept.append(lines[i])
             except _PARSE_ERRORS as exc:
-                rejects.append(Reject("bad_csv_row", row.decode("utf-8", "replace"), str(exc)))
-        return (pd.concat(frames, ignore_index=True) if frames else None), rejects
+                rejects.append(Reject("bad_csv_row", row.decode("utf-8", "replace"), str(exc),
+                                      index=i, line=lines[i]))
+        return (pd.concat(frames, ignore_index=True) if frames else None), rejects, kept
 
     def _parse(self, rows: list[bytes]) -> pd.DataFrame:
         return pd.read_csv(io.BytesIO(self.header + b"".join(rows)), skip_blank_lines=False)

@@ -23,7 +23,7 @@ DEFAULT_MAX_BYTES = 100 << 20
 
 
 class DeadLetter:
-    """Appends ``{"reason", "detail", "origin", ["line" | "row",] "time", "record"}`` lines to
+    """Appends ``{"reason", "detail", "origin", [place,] "time", "record"}`` lines to
     ``path``; an empty ``detail`` is filled with the reason's meaning
     (:mod:`monitor.ingest.reasons`).
 
@@ -45,16 +45,14 @@ class DeadLetter:
             self._size = self._fh.tell()
 
     def write(self, reason: str, record: Any, *, detail: str = "", origin: str = "",
-              line: int | None = None, row: int | None = None) -> None:
-        """One dead letter; ``line`` (1-based, JSONL/CSV) or ``row`` (0-based, Parquet): where
-        the record is in ``origin``, written when known."""
+              **place: int) -> None:
+        """One dead letter; ``place``: where the record is in ``origin``, when known —
+        ``line=`` (1-based, JSONL/CSV), ``row=`` (0-based, Parquet) or ``partition=`` and
+        ``offset=`` (a Kafka message of the topic ``origin``)."""
         if self._fh is None:
             return
-        letter = {"reason": reason, "detail": detail or describe(reason), "origin": origin}
-        if line is not None:
-            letter["line"] = line
-        if row is not None:
-            letter["row"] = row
+        letter = {"reason": reason, "detail": detail or describe(reason), "origin": origin,
+                  **place}
         out = orjson.dumps({**letter, "time": time.time(), "record": record},
                            default=_fallback, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
         with self._lock:

@@ -274,12 +274,15 @@ class Decoder:
         a CSV batch (:class:`monitor.ingest.csvblocks.CsvBatch`: rows pandas refuses are
         rejects).
         """
-        records, refused = frame_records(frame)
+        records, refused = frame_records(frame)  # refused: with their row's index
+        rows = _kept(len(records) + len(refused), refused)  # the row of each record
         records, bad_tags = split_tag_cells(records, self.schema.tags)
+        tagged = [Reject("bad_tags", r, why, rows[i]) for i, r, why in bad_tags]
+        if bad_tags:
+            gone = {i for i, _r, _w in bad_tags}
+            rows = [row for i, row in enumerate(rows) if i not in gone]
         batch, rejects = self._decode(records, plain=False)
-        rows = None if refused else range(len(records))  # rows refused: places unknown
-        return batch, refused + [Reject("bad_tags", r, why) for r, why in bad_tags] + _at(
-            rejects, rows)
+        return batch, refused + tagged + _at(rejects, rows)
 
     @_gc_paused
     def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
@@ -473,13 +476,17 @@ def parse_json_lines(lines: Sequence[bytes | str | Reject]) -> tuple[list[Any], 
     return records, rejects
 
 
-def _kept(n: int, rejects: list[Reject]) -> Sequence[int]:
+def _kept(n: int, rejects: list[Reject], of: Sequence[int] | None = None) -> Sequence[int]:
     """The lines (of ``n``) that :func:`parse_json_lines` made values: those it did not
-    reject, in order."""
+    reject, in order (``of[i]`` for line ``i`` when given).
+
+    >>> _kept(4, [Reject("x", None, index=1)]), _kept(3, [Reject("x", None, index=0)], [5, 7, 9])
+    ([0, 2, 3], [7, 9])
+    """
     if not rejects:
-        return range(n)
+        return range(n) if of is None else of
     bad = {r.index for r in rejects}
-    return [i for i in range(n) if i not in bad]
+    return [i if of is None else of[i] for i in range(n) if i not in bad]
 
 
 # ---- column helpers: a fast path for plain JSON values, per-value rules otherwise ------

@@ -11,8 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from monitor.core.records import RecordBatch, concat
-from monitor.ingest.decode import Decoder, Reject, frame_records, parse_json_lines
+from monitor.ingest.decode import (
+    Decoder,
+    Reject,
+    _at,
+    _kept,
+    frame_records,
+    parse_json_lines,
+)
 from monitor.ingest.decode_arrow import ArrowDecoder
 from slices.spec import Spec
 
@@ -60,28 +69,35 @@ class PerModelDecoder:
         return value if value is not None else self.single
 
     def decode_records(self, records: Sequence[Any]) -> tuple[RecordBatch, list[Reject]]:
-        groups: dict[str | None, list[Any]] = {}
-        for r in records:
+        """Each model's records with its decoder; the batch's rows in the order of
+        ``records`` (the records not rejected) and each reject's ``index`` into ``records``,
+        as the one-schema decoder gives them."""
+        groups: dict[str | None, list[int]] = {}
+        for i, r in enumerate(records):
             model = self._model_of(r) if isinstance(r, dict) else None
-            groups.setdefault(model if model in self.by_model else None, []).append(r)
-        batches, rejects = [], []
-        for model, part in groups.items():
+            groups.setdefault(model if model in self.by_model else None, []).append(i)
+        batches, rejects, order = [], [], []
+        for model, idx in groups.items():
             decoder = self.by_model[model] if model is not None else self.base
-            batch, more = decoder.decode_records(part)
+            batch, more = decoder.decode_records([records[i] for i in idx])
             batches.append(batch)
-            rejects.extend(more)
-        return concat(batches), rejects
+            order.extend(_kept(len(idx), more, idx))
+            rejects.extend(_at(more, idx))
+        batch = concat(batches)
+        if len(batches) > 1 and len(order) == len(batch):
+            batch = batch.take(np.argsort(np.asarray(order), kind="stable"))
+        return batch, sorted(rejects, key=lambda r: -1 if r.index is None else r.index)
 
     def decode_lines(self, lines: Sequence[bytes | str]) -> tuple[RecordBatch, list[Reject]]:
         records, rejects = parse_json_lines(lines)
         batch, more = self.decode_records(records)
-        return batch, rejects + more
+        return batch, rejects + _at(more, _kept(len(lines), rejects))
 
     def decode_frame(self, frame: Any) -> tuple[RecordBatch, list[Reject]]:
         """A pandas frame or an Arrow batch (Parquet, CSV), record by record."""
         records, refused = frame_records(frame)
         batch, rejects = self.decode_records(records)
-        return batch, refused + rejects
+        return batch, refused + _at(rejects, _kept(len(records) + len(refused), refused))
 
     def decode_label_lines(self, lines: Sequence[bytes | str]):
         return self.base.decode_label_lines(lines)

@@ -329,13 +329,14 @@ class FileSource:
         rows: CsvRows | None = None
         for chunk in lines:
             rejects: list[Any] = []
-            for item in chunk.payload:
+            for i, item in enumerate(chunk.payload):
                 if rows is None:
                     if not isinstance(item, bytes):
                         raise SourceError("cannot read -: no CSV header line on stdin")
                     rows = CsvRows(item, self.limit)
                     continue
-                bad = item if isinstance(item, Reject) else rows.add(item)
+                at = chunk.locate(i).get("line")
+                bad = replace(item, line=at) if isinstance(item, Reject) else rows.add(item, at)
                 if bad is not None:
                     rejects.append(bad)
             if rows is not None:
@@ -344,11 +345,11 @@ class FileSource:
             yield from self._stdin_csv_chunks(rows, [r for r in [rows.finish()] if r])
 
     def _stdin_csv_chunks(self, rows: CsvRows, rejects: list[Any]) -> Iterator[Chunk]:
-        frame, more = rows.take()
+        frame, more, lines = rows.take()
         if rejects or more:
             yield Chunk("lines", rejects + more, self.stream, "-", None)
         if frame is not None:
-            yield Chunk("frame", frame, self.stream, "-", None)
+            yield Chunk("frame", frame, self.stream, "-", None, place=_lines_place(lines))
 
     def _csv_file(self, path: str) -> Iterator[Chunk]:
         """A CSV file, a batch of ``batch_size`` lines at a time: read by Arrow when the
@@ -412,9 +413,10 @@ class FileSource:
             if item is None:
                 rejects.extend(r for r in [rows.finish()] if r is not None)
             bad = item if isinstance(item, Reject) else (
-                rows.add(item) if item is not None else None)
+                rows.add(item, line) if item is not None else None)
             if bad is not None:
-                rejects.append(replace(bad, line=line) if item is not None else bad)
+                rejects.append(replace(bad, line=line) if bad.line is None and item is not None
+                               else bad)
             line += item is not None
             if item is None or len(rows.rows) + len(rejects) >= self.batch_size:
                 yield from self._csv_chunks(rows, rejects, path, reader, at)
@@ -426,7 +428,7 @@ class FileSource:
                     at: FileProgress) -> Iterator[Chunk]:
         """The rejects (no position: no checkpoint between them and their rows), then the
         rows, with the position after both."""
-        frame, more = rows.take()
+        frame, more, lines = rows.take()
         rejects = rejects + more
         if frame is None:
             if rejects:
@@ -435,7 +437,7 @@ class FileSource:
         if rejects:
             yield Chunk("lines", rejects, self.stream, path, None)
         progress = self._chunk([], path, reader, at).position
-        yield Chunk("frame", frame, self.stream, path, progress)
+        yield Chunk("frame", frame, self.stream, path, progress, place=_lines_place(lines))
 
     def _parquet_file(self, path: str) -> Iterator[Chunk]:
         import pyarrow.parquet as pq
@@ -495,6 +497,12 @@ class FileSource:
                 line = self._tail_lines[path]
                 self._tail_lines[path] = line + len(items)
                 yield Chunk("lines", items, self.stream, path, at, place=("line", line))
+
+
+def _lines_place(lines: list[int | None]) -> tuple[str, list[int]] | None:
+    """The place of a frame of CSV rows read row by row: each row's first line (None when
+    one is not known)."""
+    return ("line", lines) if lines and None not in lines else None  # type: ignore[return-value]
 
 
 def _first_line(fh_of: Callable[[], BinaryIO], at: FileProgress) -> int:

@@ -306,6 +306,7 @@ class KafkaDeadLetter(DeadLetter):
         headers = [("slicewatch.reason", reason.encode()),
                    ("slicewatch.detail", detail[:1000].encode()),
                    ("slicewatch.origin", origin.encode())]
+        headers += [(f"slicewatch.{k}", str(v).encode()) for k, v in place.items()]
         while True:
             try:
                 self.producer.produce(self.topic, value=value, headers=headers)
@@ -463,7 +464,7 @@ class KafkaSource:
                 run[0].append(value)
                 run[1].append(offset)
         nxt = dict(zip(zip(topics, parts, strict=True), offsets, strict=True))
-        chunks = [Chunk("lines", lines, streams[t], t, after, key_of(t, p))
+        chunks = [Chunk("lines", lines, streams[t], t, after, key_of(t, p), place=("offset", after))
                   for (t, p), (lines, after) in runs.items()]
         count = len(values)
         for c in chunks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,9 +25,12 @@ class Chunk:
     come from (``"topic:N"``; ``""``: a source with one partition), whose event time the
     watermark follows (:mod:`monitor.core.windows`); ``decoded``: the payload already
     decoded by a background thread (:class:`monitor.ingest.ahead.Decoded`), or None;
-    ``place``: where ``payload``'s first item is in ``origin``, ``("line", n)`` (1-based line
-    number, each item one line: JSONL, CSV) or ``("row", i)`` (0-based row, Parquet), None
-    when not known — the dead letters of its rejects say their line or row.
+    ``place``: where ``payload``'s items are in ``origin``, so that their dead letters say it
+    (:meth:`locate`): ``("line", n)``, the first item's 1-based line, each item one line
+    (JSONL, CSV); ``("line", [n0, n1, …])``, each item's first line (CSV rows read row by row,
+    where a quoted field may span lines); ``("row", i)``, the first item's 0-based row
+    (Parquet); ``("offset", [o0 + 1, …])``, the offset after each message (Kafka, the
+    partition's number in ``partition``); None when not known.
     """
 
     kind: Literal["lines", "frame"]
@@ -36,4 +40,24 @@ class Chunk:
     position: Any = None
     partition: str = ""
     decoded: Any = field(default=None, compare=False, repr=False)
-    place: tuple[str, int] | None = None
+    place: tuple[str, int | Sequence[int]] | None = None
+
+    def locate(self, index: int | None) -> dict[str, int]:
+        """Where the payload's item ``index`` is in ``origin``: ``{"line": n}``,
+        ``{"row": i}`` or ``{"partition": p, "offset": o}``; ``{}`` when not known.
+
+        >>> Chunk("lines", [], place=("line", 10)).locate(2)
+        {'line': 12}
+        >>> Chunk("lines", [], origin="t", partition="t:3", place=("offset", [8, 10])).locate(1)
+        {'partition': 3, 'offset': 9}
+        """
+        if index is None or self.place is None:
+            return {}
+        kind, at = self.place
+        if isinstance(at, int):
+            return {kind: at + index}
+        if not 0 <= index < len(at):
+            return {}
+        if kind == "offset":
+            return {"partition": int(self.partition.rpartition(":")[2]), "offset": at[index] - 1}
+        return {kind: at[index]}

@@ -4,8 +4,8 @@ JSON list of strings is a reject (``bad_tags``), never a tag made of its charact
 
 >>> records = [{"tags": '["a", "b"]'}, {"tags": "solo"}, {"tags": "[oops"}]
 >>> good, rejects = split_tag_cells(records, "tags")
->>> [r["tags"] for r in good], [detail[:26] for _record, detail in rejects]
-([['a', 'b'], 'solo'], ['tags cell is not a JSON li'])
+>>> [r["tags"] for r in good], [(i, detail[:26]) for i, _record, detail in rejects]
+([['a', 'b'], 'solo'], [(2, 'tags cell is not a JSON li')])
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ def _holder(record: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, s
 
 
 def split_tag_cells(records: list[dict[str, Any]], path: str
-                    ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
-    """``records`` with JSON-list tag cells parsed, and the malformed ones with why (the
-    decoder rejects them as ``bad_tags``)."""
+                    ) -> tuple[list[dict[str, Any]], list[tuple[int, dict[str, Any], str]]]:
+    """``records`` with JSON-list tag cells parsed, and the malformed ones with their index
+    in ``records`` and why (the decoder rejects them as ``bad_tags``)."""
     good: list[dict[str, Any]] = []
-    rejects: list[tuple[dict[str, Any], str]] = []
-    for r in records:
+    rejects: list[tuple[int, dict[str, Any], str]] = []
+    for i, r in enumerate(records):
         holder, key = _holder(r, path) if isinstance(r, dict) else (None, "")
         cell = holder.get(key) if holder is not None else None
         if isinstance(cell, str) and cell.lstrip().startswith("["):
@@ -40,7 +40,7 @@ def split_tag_cells(records: list[dict[str, Any]], path: str
             else:
                 why = "items must be strings"
             if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
-                rejects.append((r, f"{path} cell is not a JSON list of strings: "
+                rejects.append((i, r, f"{path} cell is not a JSON list of strings: "
                                    f"{cell[:200]!r} ({why})"))
                 continue
             holder[key] = tags

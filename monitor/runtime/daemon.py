@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -34,9 +34,10 @@ from monitor.drift.summary import compact_state
 from monitor.export.snapshot import EMPTY, Snapshot, Tracker
 from monitor.ingest.ahead import DEPTH, DecodeAhead, Decoded
 from monitor.ingest.deadletter import DeadLetter
-from monitor.ingest.decode import Reject, parse_json_lines
+from monitor.ingest.decode import Reject, _kept, parse_json_lines
 from monitor.ingest.decode_models import decoder_for
 from monitor.ingest.feature_join import FeatureJoin
+from monitor.ingest.places import RowPlaces
 from monitor.ingest.source import Chunk
 from monitor.runtime.close_worker import InlineCloser, Pending, ProcessCloser
 from slices.codes import factorize
@@ -77,6 +78,7 @@ class Daemon:
         self.decode_ahead = decode_ahead
         self._decoding = threading.Lock()  # the decoder is used by one thread at a time
         self._lines: list | None = None  # the JSON lines being processed (late records' source)
+        self._places: RowPlaces | None = None  # where the batch being processed came from
         self.dead_letter = dead_letter or DeadLetter(spec.source.dead_letter)
         self.listeners = list(listeners)
         # outputs (results to listeners, dead letters) of open transactions, innermost last:
@@ -177,17 +179,19 @@ class Daemon:
         if decoded is None or decoded.of is not chunk.payload:  # not decoded ahead
             decoded = self.decode(chunk)
         if decoded is None:
-            batch, rejects = self._admit(chunk.payload)
+            batch, rejects, places = self._admit(chunk)
         elif decoded.error is not None:
             raise decoded.error
         else:
             batch, rejects = decoded.batch, decoded.rejects
-        self._reject(rejects, chunk.origin, chunk.place)
+            places = RowPlaces.of_chunk(chunk, rejects, len(batch))
+        self._reject(rejects, chunk)
         self._lines = chunk.payload if chunk.kind == "lines" else None
+        self._places = places
         try:
             results = self.process_batch(batch, chunk.partition)
         finally:
-            self._lines = None
+            self._lines = self._places = None
         self.publish()
         return results
 
@@ -198,6 +202,9 @@ class Daemon:
         results: list[SliceResult] = []
         if not len(batch):
             return results
+        places = self._places  # set by process(): where the batch's rows came from
+        if places is None or places.n_rows != len(batch):
+            places = RowPlaces.unknown("the batch was not decoded from one source block")
         first_records = partition is not None and partition not in self.partitions.busy
         if partition is not None:
             self.partitions.busy.add(partition)
@@ -219,8 +226,8 @@ class Daemon:
                 originals = self._originals(part, late)
                 for j in np.flatnonzero(late):
                     record = originals.get(str(part.id[j])) or _row(part, int(j))
-                    self._letter("late", record, origin=str(name),
-                                 detail=_late_detail(part, int(j), pipeline))
+                    self._late_letter(record, places.at(int(rows[j])), places.why,
+                                      str(name), _late_detail(part, int(j), pipeline))
             self.tracker.watermark[str(name)] = self.pipelines[str(name)].windows.watermark
             for window in closed:
                 self._begin_close(window)
@@ -296,7 +303,7 @@ class Daemon:
                 labels, rejects = self.decoder.decode_label_frame(chunk.payload)
             else:
                 labels, rejects = self.decoder.decode_label_lines(chunk.payload)
-        self._reject(rejects, chunk.origin, chunk.place)
+        self._reject(rejects, chunk)
         matched = self.join.add_labels(labels["id"], labels["label"], labels["time"])
         for model, (batch, starts) in matched.items():
             applied = self.pipelines[model].process_labels(batch, starts)
@@ -310,28 +317,40 @@ class Daemon:
     def process_features(self, chunk: Chunk) -> list[SliceResult]:
         """Feature records logged apart from predictions (see :mod:`monitor.ingest.feature_join`):
         held predictions whose features came go on into the windows."""
-        self._reject(self.feature_join.add_features(chunk.payload), chunk.origin)
+        self._reject(self.feature_join.add_features(chunk.payload), chunk)
+        return self._released(*self.feature_join.admit_placed([], []))
+
+    def _released(self, records: list, where: list) -> list[SliceResult]:
+        """Held predictions the feature join released (``where``: their places), decoded and
+        folded."""
         with self._decoding:
-            batch, rejects = self.decoder.decode_records(self.feature_join.admit([]))
-        self._reject(rejects, chunk.origin)
-        results = self.process_batch(batch, None)
+            batch, rejects = self.decoder.decode_records(records)
+        self._reject_placed(rejects, where)
+        self._places = _placed(where, rejects, len(batch))
+        try:
+            results = self.process_batch(batch, None)
+        finally:
+            self._places = None
         self.publish()
         return results
 
-    def _admit(self, lines: list[bytes]):
-        """Predictions through the feature join: parsed, merged or held, then decoded."""
-        records, rejects = parse_json_lines(lines)
+    def _admit(self, chunk: Chunk) -> tuple[RecordBatch, list[Reject], RowPlaces]:
+        """Predictions through the feature join: parsed, merged or held, then decoded; each
+        record's place goes with it (a held one's too)."""
+        records, rejects = parse_json_lines(chunk.payload)
+        lines = _kept(len(chunk.payload), rejects)
+        self._reject(rejects, chunk)
+        placed = [(chunk.origin, chunk.locate(i)) for i in lines]
         with self._decoding:
-            batch, more = self.decoder.decode_records(self.feature_join.admit(records))
-        return batch, rejects + [replace(r, index=None) for r in more]  # not lines: held ones
+            ready, where = self.feature_join.admit_placed(records, placed)
+            batch, more = self.decoder.decode_records(ready)
+        self._reject_placed(more, where)
+        return batch, [], _placed(where, more, len(batch))
 
     def flush(self) -> list[SliceResult]:
         results: list[SliceResult] = []
         if self.feature_join is not None:  # end of input: held predictions go on as they are
-            with self._decoding:
-                batch, rejects = self.decoder.decode_records(self.feature_join.flush())
-            self._reject(rejects, "feature-join")
-            results.extend(self.process_batch(batch, None))
+            results.extend(self._released(*self.feature_join.flush_placed()))
         for pipeline in self.pipelines.values():
             for window in pipeline.flush():
                 self._begin_close(window)
@@ -504,12 +523,13 @@ class Daemon:
                 self._listener_failed(listener, window, exc)
 
     def processing_failed(self, raw: bytes, exc: Exception, *, origin: str = "",
-                          where: str = "") -> None:
+                          where: str = "", **place: int) -> None:
         """A record whose processing raised (the state before it was put back by the
-        caller): counted as ``processing_error`` and dead-lettered with the error."""
+        caller): counted as ``processing_error`` and dead-lettered with the error (and
+        ``place``: where it is in ``origin``, e.g. its Kafka ``partition`` and ``offset``)."""
         self.tracker.bad["processing_error"] += 1
         self._letter("processing_error", raw, origin=origin,
-                     detail=f"{where}: {type(exc).__name__}: {str(exc)[:300]}")
+                     detail=f"{where}: {type(exc).__name__}: {str(exc)[:300]}", **place)
         self.publish()
 
     def _count(self, model: str, batch: RecordBatch) -> None:
@@ -550,16 +570,40 @@ class Daemon:
                     break
         return found
 
-    def _reject(self, rejects: list[Reject], origin: str,
-                place: tuple[str, int] | None = None) -> None:
-        """Count and dead-letter ``rejects`` of ``origin``; ``place`` (a chunk's): where the
-        chunk's first item is, so a reject with an ``index`` is dead-lettered with its line
-        or row."""
+    def _reject(self, rejects: list[Reject], chunk: Chunk) -> None:
+        """Count and dead-letter ``rejects`` of ``chunk``, each with its line, row or Kafka
+        partition and offset when known (its ``line``, or its ``index`` in the chunk:
+        :meth:`Chunk.locate`)."""
         for r in rejects:
             self.tracker.bad[r.reason] += 1
-            at = ({"line": r.line} if r.line is not None else {}
-                  if place is None or r.index is None else {place[0]: place[1] + r.index})
+            at = {"line": r.line} if r.line is not None else chunk.locate(r.index)
+            self._letter(r.reason, r.raw, detail=r.detail, origin=chunk.origin, **at)
+
+    def _reject_placed(self, rejects: list[Reject], where: list) -> None:
+        """Count and dead-letter ``rejects`` of records whose places are ``where`` (a held
+        record's: ``(origin, {...})`` or None)."""
+        for r in rejects:
+            self.tracker.bad[r.reason] += 1
+            origin, at = (where[r.index] if r.index is not None and r.index < len(where)
+                          and where[r.index] is not None else ("", {}))
             self._letter(r.reason, r.raw, detail=r.detail, origin=origin, **at)
+
+    def _late_letter(self, record: Any, found: tuple[str, dict] | None, why: str, model: str,
+                     detail: str) -> None:
+        """Dead-letter a late record of ``model`` with where it came from (``found``:
+        :meth:`RowPlaces.at`), or ``why`` that is not known."""
+        if found is None:
+            self._letter("late", record, origin=model,
+                         detail=f"{detail}; model {model}; its place in the source is not "
+                         f"known: {why}")
+            return
+        origin, at = found
+        self._letter("late", record, origin=origin, detail=f"{detail}; model {model}", **at)
+
+
+def _placed(where: list, rejects: list[Reject], n_rows: int) -> RowPlaces:
+    """The places of rows decoded from records whose places are ``where``."""
+    return RowPlaces(lambda i: where[i] or ("", {}), len(where), rejects, n_rows)
 
 
 def _late_detail(batch: RecordBatch, i: int, pipeline) -> str:

@@ -204,16 +204,18 @@ def fold_isolating(daemon: Daemon, chunk: Chunk) -> None:
         snapshot = encode_state(daemon.checkpoint_state())
         daemon.begin()  # the piece's outputs go out only if the whole piece folds
         try:
-            daemon.process(replace(chunk, payload=lines, position=after))
+            daemon.process(replace(chunk, payload=lines, position=after,
+                                   place=("offset", after)))
             daemon.commit()
             return 0
         except Exception as exc:
             daemon.rollback()
             daemon.load_state(decode_state(snapshot))
             if len(lines) == 1:
+                piece = replace(chunk, payload=lines, position=after, place=("offset", after))
                 daemon.processing_failed(lines[0], exc, origin=chunk.origin,
                                          where=f"{chunk.partition}@{after[0] - 1}"
-                                         if after else chunk.partition)
+                                         if after else chunk.partition, **piece.locate(0))
                 return 1
             mid = len(lines) // 2
             return fold(lines[:mid], after[:mid]) + fold(lines[mid:], after[mid:])

@@ -49,7 +49,7 @@ class Letters:
     def __init__(self):
         self.rows = []
 
-    def write(self, reason, record, *, detail="", origin=""):
+    def write(self, reason, record, *, detail="", origin="", **place):
         self.rows.append((reason, record, detail, origin))
 
     def flush(self):

@@ -58,7 +58,7 @@ class Recorded(DeadLetter):
         super().__init__(None)
         self.got: list[tuple[str, object]] = []
 
-    def write(self, reason, record, *, detail="", origin=""):
+    def write(self, reason, record, *, detail="", origin="", **place):
         self.got.append((reason, record))
 
 
