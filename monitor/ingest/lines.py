@@ -120,35 +120,43 @@ class PipeReader:
 
 class Pushback:
     """A binary stream that bytes read can be given back to (``unread``), for the row-by-row
-    path to read them again; ``readline``/``read`` as :class:`io.BufferedReader`'s."""
+    path to read them again; ``readline``/``read`` as :class:`io.BufferedReader`'s. The bytes
+    given back are read from a position, never sliced off the front: reading them costs what
+    is returned, not what is left (an oversized line skipped in pieces stays linear)."""
 
     def __init__(self, fh: BinaryIO):
         self.fh = fh
         self._buf = b""
+        self._pos = 0  # the next byte of _buf to read
 
     def unread(self, data: bytes) -> None:
-        self._buf = data + self._buf
+        self._buf = data + self._buf[self._pos:] if self._pos < len(self._buf) else data
+        self._pos = 0
 
-    def read(self, n: int = -1) -> bytes:
-        if not self._buf:
-            return self.fh.read(n)
-        if n < 0:
-            out, self._buf = self._buf + self.fh.read(), b""
-            return out
-        out, self._buf = self._buf[:n], self._buf[n:]
+    def _take(self, end: int) -> bytes:
+        out = self._buf[self._pos:end]
+        self._pos = end
+        if self._pos >= len(self._buf):
+            self._buf, self._pos = b"", 0
         return out
 
+    def read(self, n: int = -1) -> bytes:
+        if self._pos >= len(self._buf):
+            return self.fh.read(n)
+        if n < 0:
+            return self._take(len(self._buf)) + self.fh.read()
+        return self._take(min(len(self._buf), self._pos + n))
+
     def readline(self, size: int = -1) -> bytes:
-        if not self._buf:
+        if self._pos >= len(self._buf):
             return self.fh.readline(size)
-        cut = self._buf.find(b"\n", 0, size if size >= 0 else None)
+        stop = len(self._buf) if size < 0 else min(len(self._buf), self._pos + size)
+        cut = self._buf.find(b"\n", self._pos, stop)
         if cut >= 0:
-            out, self._buf = self._buf[:cut + 1], self._buf[cut + 1:]
-            return out
-        if 0 <= size <= len(self._buf):
-            out, self._buf = self._buf[:size], self._buf[size:]
-            return out
-        out, self._buf = self._buf, b""
+            return self._take(cut + 1)
+        if 0 <= size <= len(self._buf) - self._pos:
+            return self._take(self._pos + size)
+        out = self._take(len(self._buf))
         return out + self.fh.readline(size - len(out) if size >= 0 else -1)
 
 
