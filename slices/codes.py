@@ -96,12 +96,38 @@ def factorize(values: np.ndarray, use_na_sentinel: bool = True) -> tuple[np.ndar
     coded = _known(values)
     if coded is not None and (use_na_sentinel or not coded[2]):
         return coded[0].astype(np.intp), coded[1].copy()
+    if values.ndim == 1 and values.dtype.kind in "biuf":
+        return _numbers(values, use_na_sentinel)
     found = _objects(values)
     if found is None:
         return pd.factorize(values, use_na_sentinel=use_na_sentinel)
     values, codes, firsts = found
     value_codes, uniques = pd.factorize(values[firsts], use_na_sentinel=use_na_sentinel)
     return value_codes[codes], uniques
+
+
+def _numbers(values: np.ndarray, use_na_sentinel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of a bool, integer or float array, by sorting (no pandas): distinct
+    values by first appearance (0.0 and -0.0 one value, its first cell's; NaN one value, or
+    code -1 with ``use_na_sentinel``); uniques of the same dtype."""
+    codes = np.full(values.shape[0], -1, dtype=np.intp)
+    keep = ~np.isnan(values) if use_na_sentinel and values.dtype.kind == "f" else None
+    x = values if keep is None else values[keep]
+    if not x.shape[0]:
+        return codes, values[:0].copy()
+    if x.min() == x.max():  # one value (a batch in one window): no sort
+        codes[...] = 0 if keep is None else np.where(keep, 0, -1)
+        return codes, x[:1].copy()
+    key = x + 0.0 if x.dtype.kind == "f" else x  # -0.0 + 0.0 is 0.0: one value, as pandas
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(order.shape[0], dtype=np.intp)
+    rank[order] = np.arange(order.shape[0], dtype=np.intp)
+    if keep is None:
+        codes = rank[inverse.reshape(-1)]
+    else:
+        codes[keep] = rank[inverse.reshape(-1)]
+    return codes, x[first[order]]
 
 
 def isna(values: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ import numpy as np
 
 from monitor.core.records import concat
 from monitor.core.types import RecordBatch
+from slices.codes import coded, known
 
 _ROLES = ("time", "model", "version", "id", "score", "pred_class", "value", "label", "outcome")
 
@@ -85,6 +86,7 @@ class Packer:
         self.layout: dict[tuple[str, str], np.dtype] = {}
         self.rows: dict[tuple[str, str], np.ndarray] = {}
         self.tags: list[RecordBatch] = []
+        self.text: dict[tuple[str, str], _Codes] = {}  # object columns coded in every batch
 
     def add(self, batch: RecordBatch) -> None:
         """Copy ``batch`` in (or keep it, collecting)."""
@@ -100,7 +102,12 @@ class Packer:
             return
         sl = slice(self.n, self.n + len(batch))
         for key, row in self.rows.items():
-            row[sl] = _column(batch, key)
+            col = _column(batch, key)
+            text = self.text.get(key)
+            if text is not None and not text.add(col, row[sl], self.n):
+                del self.text[key]
+            if text is None or key not in self.text:
+                row[sl] = col
         self.tags.append(_tags_only(batch))
         self.n += len(batch)
 
@@ -125,18 +132,61 @@ class Packer:
         for key in order:
             if key not in self.rows:
                 self.rows[key] = np.empty(self.capacity, dtype=self.layout[key])
+        self.text = {key: _Codes(self.capacity) for key in order
+                     if self.layout[key] == np.dtype(object)
+                     and coded(_column(batch, key)) is not None}
 
     def _held(self) -> RecordBatch:
         """What was copied in so far, as one batch (views of the matrices)."""
         if not self.n:
             return RecordBatch.empty()
         cols = {key: row[:self.n] for key, row in self.rows.items()}
+        for key, text in self.text.items():  # their codes, as the decoder registered them
+            known(cols[key], text.codes[:self.n], text.uniques())
         tags = concat(self.tags)
         return RecordBatch(**{r: cols[("role", r)] for r in _ROLES},
                            features={k: cols[("feature", k)]
                                      for k in sorted(k for kind, k in cols if kind == "feature")},
                            tag_names=tags.tag_names, tag_rows=tags.tag_rows,
                            tag_codes=tags.tag_codes)
+
+
+class _Codes:
+    """A text column's codes over the batches copied in (``pd.factorize`` of the whole
+    column: distinct values by first appearance, -1 for None), from each batch's registered
+    codes (:func:`slices.codes.coded`); equal cells of every batch are written as one object."""
+
+    def __init__(self, capacity: int):
+        self.codes = np.empty(capacity, np.int32)
+        self.seen: dict[str, int] = {}
+        self.objects: list[str] = []
+
+    def add(self, col: np.ndarray, out: np.ndarray, at: int) -> bool:
+        """Write ``col`` into ``out`` (its rows from ``at``); False, with nothing written,
+        when ``col`` has no registered codes."""
+        found = coded(col)
+        if found is None:
+            return False
+        codes, uniques = found
+        mapping = np.empty(len(uniques) + 1, np.int32)
+        for i, u in enumerate(uniques.tolist()):
+            g = self.seen.get(u)
+            if g is None:
+                g = self.seen[u] = len(self.objects)
+                self.objects.append(u)
+            mapping[i] = g
+        mapping[-1] = -1  # code -1: None
+        glob = mapping[codes]
+        self.codes[at:at + len(col)] = glob
+        values = np.empty(len(self.objects) + 1, object)
+        values[:-1] = self.objects
+        out[...] = values[glob]  # values[-1]: None
+        return True
+
+    def uniques(self) -> np.ndarray:
+        out = np.empty(len(self.objects), object)
+        out[:] = self.objects
+        return out
 
 
 def _layout(batch: RecordBatch) -> dict[tuple[str, str], np.dtype]:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import Accumulator
 from monitor.core.metrics.registry import accumulators_for, optional_expected
 from monitor.core.prepare import Preparer
@@ -32,9 +31,8 @@ from monitor.core.windows import (
     update_groups,
 )
 from slices.assign import SliceAssigner
+from slices.codes import factorize
 from slices.spec import ModelSpec
-
-pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ class ModelPipeline:
         if not labels_only:
             for stage in self.stages:
                 stage.before(cols)
-        w_codes, w_uniques = pd.factorize(starts)
+        w_codes, w_uniques = factorize(starts)  # numbers: no pandas
         v_codes, v_uniques = string_codes(batch.version)
         n_w, n_v = len(w_uniques), max(len(v_uniques), 1)
         windows = [self.open.setdefault(float(s), Window(float(s))) for s in w_uniques]

@@ -115,7 +115,7 @@ def _top(arr: pa.Array) -> pa.Array:
     if pa.types.is_floating(arr.type) and arr.null_count < len(arr):
         nan = pc.is_nan(arr)
         if pc.any(nan).as_py():
-            arr = pc.if_else(nan, pa.scalar(None, arr.type), arr)
+            arr = pc.if_else(nan, pa.nulls(len(arr), arr.type), arr)  # pa.scalar: pandas
     return _ints_with_nulls(arr, arr.null_count)
 
 

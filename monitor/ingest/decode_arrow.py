@@ -37,6 +37,7 @@ from monitor.ingest.arrow_block import (
     read_block,
     text_schema,
 )
+from monitor.ingest.arrow_numpy import filled, floats, from_numpy, numbers, valid
 from monitor.ingest.arrow_table import TableColumns
 from monitor.ingest.decode import (
     MAX_TIME,
@@ -253,7 +254,7 @@ def _timestamp_seconds(arr: pa.Array) -> np.ndarray:
     """Arrow timestamps → epoch seconds as ``decode._native_seconds`` computes them (naive
     ones are UTC)."""
     per = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[arr.type.unit]
-    ints = arr.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    ints = numbers(arr.cast(pa.int64()))  # no nulls: the caller checked
     return ints / per
 
 
@@ -275,7 +276,7 @@ def _decoded(arr: pa.Array | None) -> pa.Array | None:
 
 def _as_float(arr: pa.Array) -> np.ndarray:
     """Numbers → float64, NaN where null."""
-    return arr.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+    return floats(arr)
 
 
 def _floats(arr: pa.Array | None, n: int, exact: bool = False) -> np.ndarray:
@@ -314,22 +315,19 @@ def _text_objects(arr: pa.Array, null: str | None = None) -> np.ndarray:
     codes it per distinct value, not per cell."""
     if pa.types.is_dictionary(arr.type):  # a row group's dictionary: the entries used only
         indices, size = arr.indices, len(arr.dictionary)
-        used = pc.unique(indices.drop_null()).to_numpy(zero_copy_only=False)
-        dictionary = arr.dictionary.take(pa.array(used))  # by first appearance
+        first_seen = pc.unique(indices.drop_null())
+        used = numbers(first_seen)
+        dictionary = arr.dictionary.take(first_seen)  # by first appearance
         if dictionary.null_count or len(pc.unique(dictionary)) != len(dictionary):
             return _text_objects(arr.dictionary_decode(), null)
         k = len(used)
         remap = np.full(size + 1, k, dtype=np.int32)  # the last slot: null
         remap[used] = np.arange(k, dtype=np.int32)
-        if indices.null_count:
-            indices = pc.fill_null(indices, pa.scalar(size, indices.type))
-        ids = remap[indices.to_numpy(zero_copy_only=False)]
+        ids = remap[filled(indices, size)]
     else:
         encoded = arr.dictionary_encode()  # every value used, in order of first appearance
         dictionary, indices, k = encoded.dictionary, encoded.indices, len(encoded.dictionary)
-        if indices.null_count:
-            indices = pc.fill_null(indices, pa.scalar(k, indices.type))
-        ids = indices.to_numpy(zero_copy_only=False)
+        ids = filled(indices, k).astype(np.int32, copy=False)
     values = np.empty(k + 1, dtype=object)
     values[:k] = dictionary.to_pylist()
     values[k] = null
@@ -341,7 +339,7 @@ def _text_objects(arr: pa.Array, null: str | None = None) -> np.ndarray:
         return known(cells, np.where(ids == k, np.int32(-1), ids), values[:k])
     if null in values[:k].tolist():  # null cells hold a value seen elsewhere: one value
         ids = np.where(ids == k, values[:k].tolist().index(null), ids)
-    order = pc.unique(pa.array(ids)).to_numpy(zero_copy_only=False)
+    order = numbers(pc.unique(from_numpy(ids)))
     rank = np.full(k + 1, -1, dtype=np.int32)
     rank[order] = np.arange(order.shape[0], dtype=np.int32)
     return known(cells, rank[ids], values[order])
@@ -389,10 +387,7 @@ def _outcome_codes(arr: pa.Array | None, n: int) -> np.ndarray:
     encoded = arr.dictionary_encode()  # the rule once per distinct value (null last)
     k = len(encoded.dictionary)
     per_value = _outcomes([*encoded.dictionary.to_pylist(), None])
-    indices = encoded.indices
-    if indices.null_count:
-        indices = pc.fill_null(indices, pa.scalar(k, indices.type))
-    codes = per_value.take(indices.to_numpy(zero_copy_only=False))
+    codes = per_value.take(filled(encoded.indices, k))
     if (codes < 0).any():
         raise Irregular("bad_outcome")
     return codes
@@ -422,18 +417,18 @@ def _tag_columns(arr: pa.Array | None, n: int) -> tuple[tuple[str, ...], np.ndar
     if pa.types.is_list(t) and _is_text(t.value_type):
         flat = arr.flatten()
         if not flat.null_count:
-            lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+            lengths = filled(pc.list_value_length(arr), 0)
             encoded = flat.dictionary_encode()
             return (tuple(encoded.dictionary.to_pylist()),
                     np.repeat(np.arange(n, dtype=np.int64), lengths),
-                    encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32))
+                    numbers(encoded.indices).astype(np.int32))
     if _is_text(t):  # one tag a record, or none where null
         encoded = arr.dictionary_encode()
         indices = encoded.indices
         rows = (np.arange(n, dtype=np.int64) if not indices.null_count
-                else np.flatnonzero(indices.is_valid().to_numpy(zero_copy_only=False)))
+                else np.flatnonzero(valid(indices)))
         return (tuple(encoded.dictionary.to_pylist()), rows,
-                indices.drop_null().to_numpy(zero_copy_only=False).astype(np.int32))
+                numbers(indices.drop_null()).astype(np.int32))
     scalar = (_is_text(t) or pa.types.is_null(t) or pa.types.is_integer(t)
               or pa.types.is_boolean(t))
     if not (scalar or (pa.types.is_list(t) and (

@@ -22,6 +22,7 @@ from monitor.ingest.decode_models import decoder_for
 from monitor.ingest.file import FileSource
 from monitor.runtime.progress import input_bar, tracked
 from slices.assign import SliceAssigner
+from slices.codes import coded
 from slices.errors import SlicewatchError
 from slices.spec import ModelSpec, Spec
 
@@ -96,8 +97,8 @@ def _shared_strings(batch: RecordBatch) -> RecordBatch:
     categorical features are ≈ 70 MiB of duplicate strings. Values are unchanged (a column
     with any non-text value is left as it is)."""
     for name, col in batch.features.items():
-        if col.dtype != object or not len(col):
-            continue
+        if col.dtype != object or not len(col) or coded(col) is not None:
+            continue  # coded by the decoder: one object per value already
         try:
             codes, uniques = pd.factorize(col, use_na_sentinel=True)
         except TypeError:  # unhashable values (lists, dicts)

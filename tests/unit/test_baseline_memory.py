@@ -289,3 +289,43 @@ def test_the_packer_equals_concat_copied_in_or_collecting():
         x = rows_of_one([got.features["x"], got.score])
         assert x is not None and x.tolist() == [got.features["x"].tolist(), got.score.tolist()]
         assert not x.flags.writeable
+
+
+def test_the_packer_keeps_the_decoders_text_codes_over_the_whole_column():
+    """Text columns coded by the decoder (``slices.codes.known``) come out of the packer
+    coded too: pandas' ``factorize`` of the whole column (first appearance over every batch),
+    one object per value; a batch without codes leaves that column uncoded, values intact."""
+    import pandas as pd
+
+    from monitor.core.packed import Packer
+    from monitor.core.records import concat
+    from slices.codes import coded, known
+
+    def text(cells, register=True):
+        col = np.array(cells, dtype=object)
+        if register:
+            codes, uniques = pd.factorize(col)
+            known(col, codes, np.asarray(uniques, dtype=object))
+        return col
+
+    def parts(plain_at=None):
+        cells = [["b", None, "a", "b"], ["c", "a", None, "c"], [None, None, "d", "b"]]
+        return [_batch({"c": text(["".join(v) if v else v for v in c], i != plain_at),
+                        "x": np.arange(4.0)}) for i, c in enumerate(cells)]
+
+    for plain_at in (None, 1):
+        want = concat(parts(plain_at)).features["c"]
+        packer = Packer(12, first=("x",))
+        for b in parts(plain_at):
+            packer.add(b)
+        got = packer.finish().features["c"]
+        assert got.tolist() == want.tolist()
+        found = coded(got)
+        if plain_at is not None:
+            assert found is None
+            continue
+        codes, uniques = found
+        want_codes, want_uniques = pd.factorize(want)
+        assert codes.tolist() == want_codes.tolist()
+        assert uniques.tolist() == want_uniques.tolist()
+        assert len({id(v) for v in got if v is not None}) == len(uniques)

@@ -60,3 +60,23 @@ def test_unhashable_cells_raise_like_pandas():
         pd.factorize(col)
     with pytest.raises(TypeError):
         sc.factorize(col)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int32, np.uint8, bool])
+@pytest.mark.parametrize("sentinel", [True, False])
+def test_numbers_are_factorized_without_pandas_as_pandas_does(dtype, sentinel):
+    """Bool, integer and float columns (window starts, binary labels) are coded by sorting:
+    pandas' codes and uniques, bit for bit (0.0 and -0.0 one value, its first cell's; NaN one
+    value or -1)."""
+    rng = np.random.default_rng(3)
+    pool = np.array([0.0, -0.0, np.nan, 1.0, 2.5, -3.0, 7.0])
+    for n in (0, 1, 6, 500):
+        for col in (pool[rng.integers(0, pool.shape[0], n)], np.full(n, -0.0),
+                    np.full(n, np.nan), rng.integers(0, 4, n).astype(float)):
+            x = col.astype(dtype) if np.dtype(dtype).kind == "f" else np.nan_to_num(
+                col).astype(dtype)
+            got_codes, got_uniques = sc.factorize(x, use_na_sentinel=sentinel)
+            codes, uniques = pd.factorize(x, use_na_sentinel=sentinel)
+            assert got_codes.dtype == codes.dtype and got_codes.tolist() == codes.tolist()
+            assert got_uniques.dtype == uniques.dtype
+            assert got_uniques.tobytes() == uniques.tobytes()
