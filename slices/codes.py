@@ -55,7 +55,10 @@ def known(values: np.ndarray, codes: np.ndarray, uniques: np.ndarray) -> np.ndar
     values.flags.writeable = False
     key = id(values)
     ref = weakref.ref(values, lambda _r, key=key: _KNOWN.pop(key, None))
-    _KNOWN[key] = (ref, np.asarray(codes, np.int32), uniques, bool((codes < 0).any()))
+    codes = np.asarray(codes)
+    if codes.dtype not in (np.int8, np.int16, np.int32):  # small codes stay small
+        codes = codes.astype(np.int32)
+    _KNOWN[key] = (ref, codes, uniques, bool((codes < 0).any()))
     return values
 
 
@@ -67,8 +70,8 @@ def _known(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool] | None:
 
 
 def coded(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(codes, uniques)`` registered with ``values`` by :func:`known` (int32 codes, -1:
-    ``None``; do not write to them), or None."""
+    """``(codes, uniques)`` registered with ``values`` by :func:`known` (int8, int16 or int32
+    codes, -1: ``None``; do not write to them), or None."""
     found = _known(values)
     return None if found is None else (found[0], found[1])
 

@@ -76,7 +76,14 @@ class Packer:
     """:func:`pack` as the batches arrive: each is copied into matrices of ``capacity`` rows
     (allocated at the first batch, laid out as :func:`pack` lays them out) and can be freed at
     once. A batch that does not fit the first one's columns and dtypes, or the capacity (or
-    no capacity given), turns it back into collecting the batches for :func:`pack`."""
+    no capacity given), turns it back into collecting the batches for :func:`pack`.
+
+    Text columns the decoder coded (:func:`slices.codes.coded`) are held as their codes only
+    while reading, and made at the end: ``pd.factorize``'s codes over the whole column (the
+    smallest signed integer type), one object per distinct value, registered with the column
+    (:func:`slices.codes.known`); a column of one value (a role absent from the data, one
+    model) is a read-only view of that value, not a cell each. A batch whose column is not
+    coded turns the packer back into collecting."""
 
     def __init__(self, capacity: int | None, first: Sequence[str] = ()):
         self.capacity = capacity
@@ -86,7 +93,7 @@ class Packer:
         self.layout: dict[tuple[str, str], np.dtype] = {}
         self.rows: dict[tuple[str, str], np.ndarray] = {}
         self.tags: list[RecordBatch] = []
-        self.text: dict[tuple[str, str], _Codes] = {}  # object columns coded in every batch
+        self.text: dict[tuple[str, str], _Codes] = {}  # coded text columns: codes only
 
     def add(self, batch: RecordBatch) -> None:
         """Copy ``batch`` in (or keep it, collecting)."""
@@ -95,19 +102,17 @@ class Packer:
         if self.parts is None and not self.layout:
             self._allocate(batch)
         if self.parts is None and (_layout(batch) != self.layout
-                                   or self.n + len(batch) > self.capacity):
+                                   or self.n + len(batch) > self.capacity
+                                   or any(coded(_column(batch, k)) is None for k in self.text)):
             self.parts = [self._held()]  # back to collecting: what is held so far first
         if self.parts is not None:
             self.parts.append(batch)
             return
         sl = slice(self.n, self.n + len(batch))
         for key, row in self.rows.items():
-            col = _column(batch, key)
-            text = self.text.get(key)
-            if text is not None and not text.add(col, row[sl], self.n):
-                del self.text[key]
-            if text is None or key not in self.text:
-                row[sl] = col
+            row[sl] = _column(batch, key)
+        for key, text in self.text.items():
+            text.add(_column(batch, key), self.n)
         self.tags.append(_tags_only(batch))
         self.n += len(batch)
 
@@ -116,7 +121,9 @@ class Packer:
         if self.parts is not None:
             parts, self.parts = self.parts, []
             return pack(parts, self.first)
-        return self._held()
+        out = self._held()
+        self.text = {}  # their int32 codes: the columns hold their own now
+        return out
 
     def _allocate(self, batch: RecordBatch) -> None:
         self.layout = _layout(batch)
@@ -125,24 +132,24 @@ class Packer:
         order += [("role", "score")]
         order += [key for key in [*(("role", r) for r in _ROLES),
                                   *(("feature", k) for k in names)] if key not in order]
-        for dtype in (np.dtype(np.float64), np.dtype(object)):
-            keys = [key for key in order if self.layout[key] == dtype]
-            matrix = np.empty((len(keys), self.capacity), dtype=dtype)
-            self.rows.update((key, matrix[i]) for i, key in enumerate(keys))
-        for key in order:
-            if key not in self.rows:
-                self.rows[key] = np.empty(self.capacity, dtype=self.layout[key])
         self.text = {key: _Codes(self.capacity) for key in order
                      if self.layout[key] == np.dtype(object)
                      and coded(_column(batch, key)) is not None}
+        for dtype in (np.dtype(np.float64), np.dtype(object)):
+            keys = [key for key in order if self.layout[key] == dtype and key not in self.text]
+            matrix = np.empty((len(keys), self.capacity), dtype=dtype)
+            self.rows.update((key, matrix[i]) for i, key in enumerate(keys))
+        for key in order:
+            if key not in self.rows and key not in self.text:
+                self.rows[key] = np.empty(self.capacity, dtype=self.layout[key])
 
     def _held(self) -> RecordBatch:
         """What was copied in so far, as one batch (views of the matrices)."""
         if not self.n:
             return RecordBatch.empty()
         cols = {key: row[:self.n] for key, row in self.rows.items()}
-        for key, text in self.text.items():  # their codes, as the decoder registered them
-            known(cols[key], text.codes[:self.n], text.uniques())
+        for key, text in self.text.items():
+            cols[key] = text.column(self.n)
         tags = concat(self.tags)
         return RecordBatch(**{r: cols[("role", r)] for r in _ROLES},
                            features={k: cols[("feature", k)]
@@ -152,22 +159,17 @@ class Packer:
 
 
 class _Codes:
-    """A text column's codes over the batches copied in (``pd.factorize`` of the whole
-    column: distinct values by first appearance, -1 for None), from each batch's registered
-    codes (:func:`slices.codes.coded`); equal cells of every batch are written as one object."""
+    """A text column as codes over the batches added (``pd.factorize`` of the whole column:
+    distinct values by first appearance, -1 for None), from each batch's registered codes."""
 
     def __init__(self, capacity: int):
         self.codes = np.empty(capacity, np.int32)
         self.seen: dict[str, int] = {}
         self.objects: list[str] = []
 
-    def add(self, col: np.ndarray, out: np.ndarray, at: int) -> bool:
-        """Write ``col`` into ``out`` (its rows from ``at``); False, with nothing written,
-        when ``col`` has no registered codes."""
-        found = coded(col)
-        if found is None:
-            return False
-        codes, uniques = found
+    def add(self, col: np.ndarray, at: int) -> None:
+        """The codes of ``col`` (registered: :func:`slices.codes.coded`) from row ``at``."""
+        codes, uniques = coded(col)
         mapping = np.empty(len(uniques) + 1, np.int32)
         for i, u in enumerate(uniques.tolist()):
             g = self.seen.get(u)
@@ -176,17 +178,21 @@ class _Codes:
                 self.objects.append(u)
             mapping[i] = g
         mapping[-1] = -1  # code -1: None
-        glob = mapping[codes]
-        self.codes[at:at + len(col)] = glob
-        values = np.empty(len(self.objects) + 1, object)
-        values[:-1] = self.objects
-        out[...] = values[glob]  # values[-1]: None
-        return True
+        self.codes[at:at + len(col)] = mapping[codes]
 
-    def uniques(self) -> np.ndarray:
-        out = np.empty(len(self.objects), object)
-        out[:] = self.objects
-        return out
+    def column(self, n: int) -> np.ndarray:
+        """The first ``n`` cells, registered with their codes (one value: a view of it)."""
+        uniques = np.empty(len(self.objects), object)
+        uniques[:] = self.objects
+        codes = self.codes[:n]
+        lo, hi = (int(codes.min()), int(codes.max())) if n else (0, 0)
+        small = next(t for t in (np.int8, np.int16, np.int32) if np.iinfo(t).max >= hi)
+        values = np.empty(len(uniques) + 1, object)
+        values[:-1] = uniques  # values[-1]: None
+        if lo == hi:  # one value (or None) in every cell
+            return known(np.broadcast_to(values[lo:lo + 1] if lo >= 0 else values[-1:], (n,)),
+                         np.broadcast_to(np.array(lo, small), (n,)), uniques)
+        return known(values[codes], codes.astype(small), uniques)
 
 
 def _layout(batch: RecordBatch) -> dict[tuple[str, str], np.dtype]:
