@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
+from monitor.core.memory import release_free_memory
 from monitor.ingest.deadletter import DeadLetter
 from monitor.ingest.file import FileSource, expand
 from monitor.ingest.source import Chunk, SourceError
@@ -57,6 +58,7 @@ def run_files(spec: Spec, opts: RunOptions, *, out: TextIO,
             daemon.run(source, flush_at_end=False)
             held.release()
         if not daemon.stop.is_set():
+            release_free_memory()  # the batches' kept memory, before the last windows close
             daemon.flush()  # a replay that ended: its last windows are complete
         else:  # stopped: incomplete windows are not reported (nor alerted on)
             daemon.settle()
