@@ -311,6 +311,7 @@ def test_the_packer_keeps_the_decoders_text_codes_over_the_whole_column():
     def parts(plain_at=None):
         cells = [["b", None, "a", "b"], ["c", "a", None, "c"], [None, None, "d", "b"]]
         return [_batch({"c": text(["".join(v) if v else v for v in c], i != plain_at),
+                        "one": text(["u"] * 4), "none": text([None] * 4),
                         "x": np.arange(4.0)}) for i, c in enumerate(cells)]
 
     for plain_at in (None, 1):
@@ -318,8 +319,14 @@ def test_the_packer_keeps_the_decoders_text_codes_over_the_whole_column():
         packer = Packer(12, first=("x",))
         for b in parts(plain_at):
             packer.add(b)
-        got = packer.finish().features["c"]
+        held = packer.finish()
+        got = held.features["c"]
         assert got.tolist() == want.tolist()
+        if plain_at is None:  # one value in every cell: a view of it, coded
+            for name, value, code in (("one", "u", 0), ("none", None, -1)):
+                col = held.features[name]
+                assert col.tolist() == [value] * 12 and col.strides == (0,)
+                assert not col.flags.writeable and coded(col)[0].tolist() == [code] * 12
         found = coded(got)
         if plain_at is not None:
             assert found is None
