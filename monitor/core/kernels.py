@@ -219,10 +219,12 @@ def _scatter_add(out: np.ndarray, owners: np.ndarray, local: np.ndarray) -> None
 
 def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.ndarray,
                  layer_codes: np.ndarray, layer_groups: np.ndarray, hist: np.ndarray,
-                 s1: np.ndarray, s2: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+                 s1: np.ndarray, s2: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
+                 finite: np.ndarray | None = None) -> None:
     """``x``, ``codes``: ``F × n``; ``hist``: ``G × W``; ``s1``, ``s2``, ``lo``, ``hi``:
     ``G × F``, updated in place (``lo``/``hi`` may start at the groups' running extremes:
     then only the values beyond them are looked at, see :func:`_fold_extremes`).
+    ``finite``: ``codes < ends`` when the caller has it already.
 
     Per chunk: the per-record terms (finite mask, shifted values and squares) once for every
     layer; the histograms layer by layer (``np.bincount``); the sums of every group at once,
@@ -240,10 +242,14 @@ def fold_numeric(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, shift: np.n
     for start in range(0, n, CHUNK):
         sl = slice(start, min(n, start + CHUNK))
         c, v = codes[:, sl], x[:, sl]
-        ok = c < ends
+        ok = c < ends if finite is None else finite[:, sl]
         for layer, owners in layers:
             local = layer_codes[layer, sl]
             size = owners.shape[0]
+            one = int(local[0])
+            if owners[one] >= 0 and (local == one).all():  # one group holds the chunk
+                hist[owners[one]] += np.bincount(c.ravel(), minlength=width)
+                continue
             _scatter_add(hist, owners, np.bincount((local * width + c).ravel(),
                                                    minlength=size * width).reshape(size, width))
         if len(layers) == 1:  # one layer (an overall-only spec, the profile build)
@@ -264,9 +270,43 @@ def _layer_sums(v: np.ndarray, ok: np.ndarray, shift: np.ndarray, local: np.ndar
                 owners: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
     """``s1``/``s2`` ``+=`` the sums of the shifted values of ``v`` (``F × n``, where ``ok``)
     and of their squares per group of one layer, each group's values added in record order
-    from 0 — what the membership product gives, bit for bit (``np.bincount`` adds its weights
-    in order) — a column at a time: no ``scipy.sparse`` import (≈ 20 MiB resident) and no
-    ``n × 2F`` terms matrix where one layer is all there is."""
+    from 0 — what the membership product gives, bit for bit — without ``scipy.sparse`` (≈ 20
+    MiB resident).
+
+    The shifted values are laid out record × column (one transposing copy) and each group's
+    records summed by ``np.add.reduce`` along the records: numpy adds along an axis that is
+    not the fastest in memory one row after the other, every column at once (pairwise
+    summation is for the contiguous axis only), i.e. in record order, as ``np.bincount``
+    adds its weights; ``+ 0.0`` turns the one possible difference, a sum of zeros that is
+    ``-0.0``, into bincount's ``+0.0`` (test_kernels checks the bits). One column: a
+    ``bincount`` per column (:func:`_column_sums`)."""
+    n_cols = v.shape[0]
+    if n_cols < 2:  # n × 1 is contiguous along the records: numpy would sum it pairwise
+        _column_sums(v, ok, shift, local, owners, s1, s2)
+        return
+    d = np.ascontiguousarray(v.T)  # n × F
+    np.subtract(d, shift.T, out=d)
+    if not ok.all():
+        np.copyto(d, 0.0, where=~ok.T)
+    one = int(local[0])
+    if (local == one).all():  # one group holds the chunk (or none does)
+        parts = [(int(owners[one]), d)] if owners[one] >= 0 else []
+    else:  # each group's records together, in record order (stable radix sort)
+        size = owners.shape[0]
+        order = np.argsort(local.astype(np.int16 if size < 2**15 else np.int64), kind="stable")
+        cuts = np.searchsorted(local[order], np.arange(size + 1)).tolist()
+        d = d[order]
+        parts = [(int(g), d[cuts[k]:cuts[k + 1]]) for k, g in enumerate(owners.tolist())
+                 if g >= 0 and cuts[k + 1] > cuts[k]]
+    for g, part in parts:
+        s1[g] += np.add.reduce(part, axis=0) + 0.0
+        np.square(part, out=part)
+        s2[g] += np.add.reduce(part, axis=0) + 0.0
+
+
+def _column_sums(v: np.ndarray, ok: np.ndarray, shift: np.ndarray, local: np.ndarray,
+                 owners: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+    """:func:`_layer_sums` by ``np.bincount``, a column at a time (it adds in order)."""
     size = owners.shape[0]
     has = owners >= 0
     groups = owners[has]
@@ -352,6 +392,10 @@ def fold_codes(codes: np.ndarray, layer_codes: np.ndarray, layer_groups: np.ndar
     ``g`` (``codes``: ``K × n``)."""
     width = hist.shape[1]
     for sl, local, owners, size in _layer_steps(layer_codes, layer_groups, codes.shape[1]):
+        one = int(local[0])
+        if owners[one] >= 0 and (local == one).all():  # one group holds the chunk
+            hist[owners[one]] += np.bincount(codes[:, sl].ravel(), minlength=width)
+            continue
         counts = np.bincount((local * width + codes[:, sl]).ravel(), minlength=size * width)
         _scatter_add(hist, owners, counts.reshape(size, width))
 

@@ -577,7 +577,8 @@ def fold_numeric_groups(x: np.ndarray, codes: np.ndarray, keys: np.ndarray, laye
     # the running extremes: the batch's only matter where beyond them (kernels._fold_extremes)
     lo = np.array([[s.min for s in group] for group in summaries], dtype=np.float64)
     hi = np.array([[s.max for s in group] for group in summaries], dtype=np.float64)
-    fold_numeric(x, codes, ends, shift, layer_codes, layer_groups, hist, s1, s2, lo, hi)
+    fold_numeric(x, codes, ends, shift, layer_codes, layer_groups, hist, s1, s2, lo, hi,
+                 finite=finite)
     finite_n = np.stack([hist[:, offsets[j]:ends[j]].sum(axis=1) for j in range(n_cols)],
                         axis=1)
     off_l = offsets.tolist()

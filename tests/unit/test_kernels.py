@@ -271,3 +271,62 @@ def test_one_layer_sums_equal_the_membership_product_bit_for_bit(p):
         s1 += sums[:, :3]
         s2 += sums[:, 3:]
     assert (out[1].tobytes(), out[2].tobytes()) == (s1.tobytes(), s2.tobytes())
+
+
+@pytest.mark.parametrize("bins", [2, 7, 1000, 1024, 1 << 20])
+def test_score_bins_by_grid_equal_searchsorted(bins):
+    """ScoreHistogram's bins through the edge grid: ``searchsorted`` on every edge, beside
+    it, outside ``[0, 1]``, at ``±inf`` and NaN (the last bin), and on random scores."""
+    from monitor.core.metrics.ranking import bin_edges, score_bins
+
+    rng = np.random.default_rng(bins)
+    e = bin_edges(bins)
+    pool = np.r_[e, np.nextafter(e, 2.0), np.nextafter(e, -1.0), -0.0, -5e-324, 5.0, -5.0,
+                 np.inf, -np.inf, np.nan, 1e308, -1e308]
+    for s in (np.r_[pool, rng.random(3000), rng.choice(pool, 3000)], rng.random(50),
+              np.zeros(0)):
+        want = np.clip(np.searchsorted(e, s, side="right") - 1, 0, bins - 1)
+        got = score_bins(s, bins)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n_cols", [1, 2, 17])
+def test_one_layer_sums_by_records_equal_bincount_bit_for_bit(n_cols):
+    """The one-layer sums (record × column reductions): a group holding every record, two
+    windows one after the other, groups interleaved, records in no group; values that
+    cancel, sums of ``-0.0`` only, huge and tiny magnitudes — bincount's bits, group by
+    group and column by column."""
+    from monitor.core.grouped import layer_arrays
+
+    rng = np.random.default_rng(n_cols)
+    n = 3000
+    x = rng.lognormal(0, 4, (n_cols, n)) * rng.choice([-1.0, 1.0], (n_cols, n))
+    x[:, :40] = -0.0
+    x[:, 40:60] = 1e150
+    x[:, 60:80] = -1e150
+    c = rng.integers(0, 6, (n_cols, n))  # code 5: not finite
+    c[:, :40] = 0
+    ends, shift = np.full(n_cols, 5), np.where(rng.random(n_cols) < 0.5, 0.0, 0.25)
+    half = np.arange(n) < 1700
+    cases = [[np.arange(n)], [np.flatnonzero(half), np.flatnonzero(~half)],
+             [np.arange(40), np.flatnonzero(half)[40:]],
+             [np.flatnonzero(rng.random(n) < p) for p in (0.2, 0.3)]]
+    for groups in cases:
+        disjoint = [np.setdiff1d(g, np.concatenate(groups[:i])) if i else g
+                    for i, g in enumerate(groups)]
+        codes, owners = layer_arrays(disjoint, n)
+        assert codes.shape[0] == 1
+        out = [np.zeros((len(disjoint), 6), np.int64), np.zeros((len(disjoint), n_cols)),
+               np.zeros((len(disjoint), n_cols)), np.full((len(disjoint), n_cols), np.inf),
+               np.full((len(disjoint), n_cols), -np.inf)]
+        fold_numeric(x, c, ends, shift, codes, owners, *out)
+        for g, rows in enumerate(disjoint):
+            assert out[0][g].tolist() == np.bincount(c[:, rows].ravel(), minlength=6).tolist()
+            for f in range(n_cols):
+                d = np.where(c[f, rows] < 5, x[f, rows] - shift[f], 0.0)
+                zero = np.zeros(rows.shape[0], np.int64)
+                want1 = np.bincount(zero, weights=d, minlength=1)[0]
+                want2 = np.bincount(zero, weights=d * d, minlength=1)[0]
+                assert out[1][g, f].tobytes() == want1.tobytes()
+                assert out[2][g, f].tobytes() == want2.tobytes()

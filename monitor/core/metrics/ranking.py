@@ -29,10 +29,26 @@ def score_bins(score: np.ndarray, bins: int) -> np.ndarray:
     """Bin index of each score; scores below 0 / at or above 1 go to the first / last bin.
 
     A score equal to a left edge ``k/B`` (as computed by ``k / B`` in float64) lands in bin
-    ``k`` exactly, which is what makes the histogram AUCs exact on quantised scores.
+    ``k`` exactly, which is what makes the histogram AUCs exact on quantised scores. That is
+    ``searchsorted(bin_edges(bins), score, side="right") - 1``, clipped, found by table
+    look-ups (:class:`monitor.core.kernels.EdgeGrid`: exactly ``searchsorted``'s answer for
+    finite scores; ``-inf`` sorts first, ``+inf`` and NaN last, as ``searchsorted`` puts them).
     """
-    idx = np.searchsorted(bin_edges(bins), score, side="right") - 1
-    return np.clip(idx, 0, bins - 1)
+    score = np.asarray(score, np.float64)
+    n_edges = bins + 1
+    idx = _edge_grid(bins).codes(score.reshape(1, -1))[0].astype(np.int64)
+    if idx.shape[0] and idx.max() > n_edges:  # EdgeGrid's codes of -inf, +inf, NaN
+        idx[idx == n_edges + 1] = 0
+        idx[idx > n_edges] = n_edges
+    idx -= 1
+    return np.clip(idx, 0, bins - 1, out=idx)
+
+
+@lru_cache(maxsize=16)
+def _edge_grid(bins: int):
+    from monitor.core.kernels import EdgeGrid
+
+    return EdgeGrid(bin_edges(bins)[None, :], np.array([bins + 1]), np.array([0]))
 
 
 class ScoreHistogram(GroupedAccumulator):
