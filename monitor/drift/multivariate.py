@@ -28,7 +28,7 @@ window whose mean error leaves the band has drifted. Everything is stored as pla
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,7 +204,7 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     raw = _with(raw, impute=impute)
     # one encoding, completed in place (the same values as encoding again with the final
     # imputations, then standardising): NaN where a numeric value is missing or not finite
-    x = raw.encode({k: features[k] for k in names}, codes=codes)  # n × d, columns contiguous
+    x = raw.encode(Columns(features, names), codes=codes)  # n × d, columns contiguous
     codes.clear()  # encoded: not held through the Gram and the residuals (200k × 8: 6 MiB)
     # column by column (each contiguous: numpy's own axis-0 sums, bit for bit), so that
     # the temporaries are a column's, not n × d copies (a 200k × 20 reference: 30 MiB each)
@@ -238,6 +238,28 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
         if b is not None:
             bands[key] = b
     return _with(fit, band=error_band(errs, chunks), slice_bands=bands)
+
+
+class Columns(Mapping):
+    """``source``'s columns ``names`` (absent: ``n`` missing values; ``n`` None: KeyError),
+    each read from ``source`` when asked: the fit reads one at a time, so columns made at
+    each read (:class:`monitor.core.packed.CodedFeatures`) are not all held at once."""
+
+    def __init__(self, source: Mapping[str, np.ndarray], names: Sequence[str],
+                 n: int | None = None):
+        self.source, self.names, self.n = source, tuple(names), n
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.names or (self.n is None and name not in self.source):
+            raise KeyError(name)
+        col = self.source.get(name)
+        return np.full(self.n or 0, None, object) if col is None else col
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 RESIDUAL_BLOCK = 1 << 14

@@ -30,7 +30,7 @@ from monitor.core.metrics.base import ModelColumns
 from monitor.drift.cbpe import Calibration
 from monitor.drift.errors import ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_names
-from monitor.drift.multivariate import Reconstruction, fit_reconstruction
+from monitor.drift.multivariate import Columns, Reconstruction, fit_reconstruction
 from monitor.drift.summary import CategoricalSummary, NumericSummary, Summary, keyed_codes
 from slices.spec import ModelSpec
 
@@ -295,8 +295,7 @@ def _multivariate(model: ModelSpec, cols: ModelColumns, overall: FeatureSummarie
              for name, _ in monitored_features(model) if name in overall.summaries}
     if len(kinds) < 2 or len(cols) < 2:
         return None
-    n = len(cols)
-    feats = {name: cols.features.get(name, np.full(n, None, object)) for name in kinds}
+    feats = Columns(cols.features, list(kinds), len(cols))  # read one at a time by the fit
     return fit_reconstruction(feats, kinds, slices=slice_rows)
 
 

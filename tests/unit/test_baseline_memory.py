@@ -332,6 +332,11 @@ def test_the_packer_keeps_the_decoders_text_codes_over_the_whole_column():
             assert found is None
             continue
         codes, uniques = found
+        assert codes.dtype == np.int8  # a byte a cell; the cells made at each read:
+        again = held.features["c"]
+        assert again is not got and again.tolist() == got.tolist() and not again.flags.writeable
+        assert {k: v.tolist() for k, v in dict(held.features).items()} == {
+            k: v.tolist() for k, v in held.features.items()} and "c" in held.features
         want_codes, want_uniques = pd.factorize(want)
         assert codes.tolist() == want_codes.tolist()
         assert uniques.tolist() == want_uniques.tolist()
