@@ -95,8 +95,8 @@ class LabelJoin:
     def remember(self, model: str, batch: RecordBatch, starts: np.ndarray,
                  keep: np.ndarray) -> None:
         """Keep the unlabelled predictions among ``keep`` (on-time rows) until their label."""
-        want = keep & isna(batch.label) & (batch.id != "")
-        rows = np.flatnonzero(want)
+        rows = np.flatnonzero(keep & isna(batch.label))
+        rows = rows[batch.id[rows] != ""]  # ids compared for the unlabelled rows only
         if not rows.size:
             return
         if len(self.index) + rows.size > self.max_pending:

@@ -701,6 +701,19 @@ def feature_codes(cols: Any, name: str, summary: CategoricalSummary) -> np.ndarr
                         lambda c: summary.category_codes(np.asarray(c.features[name])))
 
 
+def _float_uniques(arr: np.ndarray) -> np.ndarray:
+    """The distinct non-NaN values of float ``arr``, sorted (``np.unique`` without NaN); 0/1
+    labels (and NaN) without a sort. ``0.0`` stands for ``-0.0`` too, as in ``np.unique``
+    (either keys ``"0"``)."""
+    zero, one = arr == 0.0, arr == 1.0
+    binary = zero | one
+    binary |= np.isnan(arr)
+    if binary.all():
+        return np.array([v for v, hit in ((0.0, zero), (1.0, one)) if hit.any()])
+    uniques = np.unique(arr)
+    return uniques[~np.isnan(uniques)]
+
+
 class CategoricalSummary:
     """Counts over a fixed vocabulary (the reference's top values) + ``__other__`` + missing.
 
@@ -764,8 +777,7 @@ class CategoricalSummary:
         folded with :meth:`update_coded`."""
         arr = np.asarray(values)
         if arr.dtype.kind == "f":  # numbers (labels): sorted uniques instead of hashing
-            uniques = np.unique(arr)
-            uniques = uniques[~np.isnan(uniques)]
+            uniques = _float_uniques(arr)
             keys, bad = category_keys(uniques.astype(object))
             codes = np.searchsorted(uniques, arr)  # NaN sorts last: the "missing" entry
         else:

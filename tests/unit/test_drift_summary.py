@@ -119,6 +119,19 @@ def test_categorical_keys_and_mismatches():
     assert s.missing == 2 and s.mismatches == 2
 
 
+@pytest.mark.parametrize("values", [[0.0, 1.0, np.nan], [-0.0, 0.0, 1.0], [-0.0], [1.0],
+                                    [np.nan], [], [0.0, 2.0, np.nan], [0.5, 1.0, np.inf]])
+def test_float_category_codes_equal_the_object_values(values):
+    """Float columns (labels) are coded without hashing — 0/1 labels without a sort: the
+    same codes as the same values as Python objects (``0.0``/``-0.0`` key ``"0"``)."""
+    rng = np.random.default_rng(len(values))
+    x = rng.choice(np.array(values, dtype=np.float64), 300) if values else np.zeros(0)
+    for vocab in (["0", "1"], ["1", "2"], ["a"]):
+        s = CategoricalSummary(vocab)
+        want = s.category_codes(np.array([None if v != v else v for v in x], dtype=object))
+        assert s.category_codes(x).tolist() == want.tolist()
+
+
 def test_state_round_trip_is_json_and_continues_identically():
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=3000), rng.normal(size=3000)
