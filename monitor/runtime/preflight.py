@@ -29,6 +29,10 @@ from slices.errors import SlicewatchError
 from slices.load import Report
 from slices.spec import ModelSpec, Spec
 
+# what reading a profile whose values have the wrong types or ranges raises
+_MALFORMED = (TypeError, ValueError, AttributeError, IndexError, KeyError, OverflowError,
+              ArithmeticError)
+
 # Set last on the probe configuration: librdkafka refuses it, so a configuration whose other
 # settings are all accepted stops there and no client is ever created (no connection).
 _SENTINEL = "slicewatch.preflight.sentinel"
@@ -77,6 +81,11 @@ def _profile(model: ModelSpec, report: Report) -> None:
         profile = load_profile(model.drift.profile)
     except SlicewatchError as exc:
         report.error(path, str(exc))
+        return
+    except _MALFORMED as exc:  # JSON of the right shape, values of the wrong type or range
+        report.error(path, f"profile {model.drift.profile!r} is malformed "
+                           f"({type(exc).__name__}: {str(exc)[:200]}); rebuild it with "
+                           "'slicewatch baseline build'")
         return
     if profile.task != model.task:
         report.error(path, f"profile {model.drift.profile!r} was built for a {profile.task} "

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 import tracemalloc
 
+import pytest
+
+from monitor.cli import main
 from monitor.ingest.lines import LineReader, Pushback
 
 
 def test_an_oversized_line_given_back_is_skipped_without_copying_what_is_left():
     """A block read ahead and given back (``Pushback.unread``) used to be re-sliced on every
-    64 KiB piece of an oversized line skipped: quadratic (a 100 MB line took 36 s to skip, now
-    6 s at load 5). Its reading now allocates only what it returns: the peak stays far under
-    a second copy of the block."""
+    64 KiB piece of an oversized line skipped: quadratic in the block (up to 64 MiB). Its
+    reading now allocates only what it returns: the peak stays far under a second copy of
+    the block."""
     block = b'{"a": "' + b"x" * (24 << 20) + b'"}\n{"b": 1}\n'
     src = Pushback(io.BytesIO(b'{"c": 2}\n'))
     src.unread(block)
@@ -26,3 +30,33 @@ def test_an_oversized_line_given_back_is_skipped_without_copying_what_is_left():
     assert [getattr(i, "reason", i) for i in items] == ["too_large", b'{"b": 1}\n', b'{"c": 2}\n']
     assert reader.offset == len(block) + 9
     assert peak < 4 << 20, peak  # the old slicing held a second copy: > 24 MiB
+
+
+PROFILE_SPEC = """
+source: {type: file, path: x.jsonl}
+models:
+  - name: m
+    task: binary
+    window: 1m
+    features: {c: categorical}
+    drift: {profile: p.json}
+"""
+
+
+@pytest.mark.parametrize("value", ["x", -1, 1e308, None, {"a": 1}])
+def test_a_profile_with_values_of_the_wrong_type_is_a_located_spec_error(
+        tmp_path, monkeypatch, capsys, value):
+    """A profile of the right shape whose counts are of the wrong type or range was a
+    traceback (TypeError, IndexError, OverflowError…) from ``validate`` and ``run``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(PROFILE_SPEC)
+    counts = {"kind": "categorical", "vocabulary": ["a"], "counts": value, "missing": 0,
+              "mismatches": 0}
+    (tmp_path / "p.json").write_text(json.dumps({
+        "format_version": 1, "model": "m", "task": "binary",
+        "overall": {"task": "binary", "summaries": {"c": counts}}}))
+    assert main(["validate", "-c", "spec.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "spec.yaml:8:22: models[0].drift.profile: profile '" in err, err
+    assert "p.json' is malformed (" in err and "baseline build" in err, err
+    assert "Traceback" not in err
