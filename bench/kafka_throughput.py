@@ -1,14 +1,24 @@
-"""Kafka throughput: consume + orjson.loads vs the full daemon, on the same topic, in one run.
+"""Kafka throughput: bare consume + ``orjson.loads`` vs the full daemon, on one topic, in one run.
 
 Produces ``--records`` realistic records (20 features, ~650 bytes each) to a fresh topic, then
-measures (a) a consumer that only consumes and parses each message with ``orjson.loads``
-(the practical limit of one Python process; not our decoder, whose cost it would hide) and
-(b) the full Kafka loop of ``monitor.runtime.kafka_run`` (10 slice rules including a
-cross, binary metrics, drift of every feature and the score in every slice against a stored
-reference profile, checkpoints every 5 s), made as ``slicewatch run`` makes it: checkpoint
-writes in a background thread, window-close drift tests in the close worker process (closes
-still in the worker when the last record is consumed are waited for inside the timing).
-Prints both rates and their ratio.
+measures, alternating, on the same messages:
+
+- (a) a consumer that only consumes and parses each message with ``orjson.loads`` (the
+  practical limit of one Python process; not our decoder, whose cost it would hide);
+- (b) the full Kafka loop of ``monitor.runtime.kafka_run`` with one slice (``overall``:
+  issue 13's case, like ``bench/ingest.py``'s (b)) and (b10) with 10 slice rules including a
+  cross; binary metrics, drift of every feature and the score in every slice against a stored
+  reference profile, checkpoints every 5 s; made as ``slicewatch run`` makes it (process set
+  up like ``slicewatch``'s: single-threaded BLAS, glibc keeping batch memory; checkpoint
+  writes in a background thread, window-close drift tests in the close worker process,
+  closes still in the worker when the last record is consumed waited for inside the timing).
+
+Each side is timed from its first consumed message to its last, by wall clock and by the
+process's CPU seconds (``time.process_time``: every thread, librdkafka's fetch and broker
+threads and the decode-ahead thread included, in both (a) and (b)); (b)'s close worker
+process is reported apart ("worker CPU": its CPU time when it exits, start-up included).
+Prints a table of best-of-``--repeat`` rates and their ratios to (a), by wall and by CPU,
+and the ratio of each (b) run to the (a) run just before it.
 
 Event time advances ``--rate`` records per second (default 2 000/s, a busy production model:
 5-minute windows of 600k records); drift tests run at every window close, so a lower rate
@@ -16,32 +26,55 @@ means more closes per record (``--rate 200`` for 60k-record windows).
 
     scripts/services start && source .services/env
     .venv/bin/python bench/kafka_throughput.py --records 2000000
+    .venv/bin/python bench/kafka_throughput.py --records 300000 --slices 1 --profile 30
+    .venv/bin/python bench/kafka_throughput.py --records 300000 --against HEAD~1
+
+``--against REV``: the code base at git revision ``REV`` (``bench/ingest.py``'s
+``tree_at``) against the working tree's: each (b) run in a child process importing one tree,
+interleaved with (a) (run in this process).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import numpy as np
-import orjson
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+# SLICEWATCH_BENCH_ROOT: the code base to import (a child of --against runs another tree's)
+ROOT = Path(os.environ.get("SLICEWATCH_BENCH_ROOT") or Path(__file__).resolve().parents[1])
+sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # set up as `slicewatch` sets itself up: before numpy loads
+    from monitor.cli import keep_batch_memory, lean_arrow_pool, single_threaded_blas
 
-from monitor.ingest.kafka import KafkaSource, consumer_config, parse_kafka_settings
-from monitor.runtime.baseline import build_baselines
-from monitor.runtime.daemon import Daemon
-from monitor.runtime.kafka_run import consume, feature_join_of
-from monitor.state.checkpoint import Checkpoint
-from slices.load import load_spec
+    single_threaded_blas()
+    lean_arrow_pool()
+    keep_batch_memory()
+
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+from monitor.ingest.kafka import (  # noqa: E402
+    KafkaSource,
+    consumer_config,
+    parse_kafka_settings,
+)
+from monitor.runtime.baseline import build_baselines  # noqa: E402
+from monitor.runtime.daemon import Daemon  # noqa: E402
+from monitor.runtime.kafka_run import consume, feature_join_of  # noqa: E402
+from monitor.state.checkpoint import Checkpoint  # noqa: E402
+from slices.load import load_spec  # noqa: E402
 
 NUMERIC = [f"x{i}" for i in range(16)]
 UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile"
@@ -141,30 +174,37 @@ def produce(bootstrap: str, topic: str, lines: list[bytes], partitions: int) -> 
     p.flush(120)
 
 
-def decode_only(bootstrap: str, topic: str, spec, n: int, rep: int = 0) -> float:
-    """(a): consume + ``orjson.loads`` of each message, nothing else; records per second."""
+def one_slice(text: str) -> str:
+    """The spec with its slice rules replaced by ``overall`` alone."""
+    return re.sub(r"    slices:\n(      .*\n)+", "    slices:\n      - overall: true\n", text)
+
+
+def decode_only(bootstrap: str, topic: str, spec, n: int, rep: int = 0) -> dict:
+    """(a): consume + ``orjson.loads`` of each message, nothing else."""
     settings = parse_kafka_settings({**spec.source.kafka,
                                      "group_id": f"bench-decode-{rep}-{topic}"})
     c = Consumer(consumer_config(settings))
     c.subscribe([topic])
-    got, t0 = 0, None
+    got, t0, cpu0 = 0, None, 0.0
     while got < n:
         msgs = c.consume(10000, 1.0)
         if not msgs:
             continue
-        t0 = t0 or time.perf_counter()
+        if t0 is None:
+            t0, cpu0 = time.perf_counter(), time.process_time()
         for m in msgs:
             if m.error():  # end-of-partition events (consumer_config asks for them)
                 continue
             orjson.loads(m.value())
             got += 1
-    rate = got / (time.perf_counter() - t0)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     c.close()
-    return rate
+    return {"records": got, "seconds": seconds, "cpu": cpu, "worker_cpu": 0.0, "saves": 0}
 
 
-def full_daemon(spec, n: int, rep: int = 0) -> tuple[float, int]:
-    """(b): the Kafka loop of monitor.runtime.kafka_run (with checkpoints); records per second."""
+def full_daemon(spec, n: int, rep: str = "0", profile: int = 0) -> dict:
+    """(b): the Kafka loop of monitor.runtime.kafka_run (with checkpoints); ``profile``: print
+    cProfile's top functions of the loop (this thread's only)."""
     settings = parse_kafka_settings({**spec.source.kafka,
                                      "group_id": f"{spec.source.kafka['group_id']}-{rep}"})
     cp = Checkpoint(f"{spec.checkpoint}.{rep}", owner="bench")
@@ -173,24 +213,46 @@ def full_daemon(spec, n: int, rep: int = 0) -> tuple[float, int]:
     source = KafkaSource(settings, cp, state=daemon.checkpoint_state, restore=lambda s: None,
                          stop=daemon.stop)
     assert source.start()
-    done = {"t0": None}
+    done: dict = {"t0": None}
     poll = source.poll
 
     def counted_poll():  # the clock starts at the first message; stop after n
         batch = poll()
         if done["t0"] is None and batch.count:
-            done["t0"] = time.perf_counter()
+            done["t0"], done["cpu0"] = time.perf_counter(), time.process_time()
         if sum(source.messages.values()) >= n:
             daemon.stop.set()
         return batch
 
     source.poll = counted_poll
-    consume(daemon, source)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.runcall(consume, daemon, source)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(profile)
+    else:
+        consume(daemon, source)
     daemon.settle()  # closes still in the worker count
-    elapsed = time.perf_counter() - done["t0"]
+    elapsed, cpu = time.perf_counter() - done["t0"], time.process_time() - done["cpu0"]
     source.close()
-    daemon.close()
-    return sum(source.messages.values()) / elapsed, source.saves
+    daemon.close()  # the close worker exits: its CPU time is the children's now
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    return {"records": sum(source.messages.values()), "seconds": elapsed, "cpu": cpu,
+            "worker_cpu": worker, "saves": source.saves}
+
+
+def child_daemon(root: Path, spec_path: Path, n: int, rep: str) -> dict:
+    """A (b) run in a child process importing the code base at ``root``."""
+    out = subprocess.run([sys.executable, __file__, "--run-child", str(spec_path), str(n), rep],
+                         capture_output=True, text=True,
+                         env={**os.environ, "SLICEWATCH_BENCH_ROOT": str(root)})
+    if out.returncode:
+        sys.exit(f"child run at {root} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -199,12 +261,28 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3,
-                    help="runs of (a) and (b), alternating; the best of each is compared")
+                    help="rounds of (a) and each (b), alternating; the best of each compared")
     ap.add_argument("--rate", type=float, default=RATE,
                     help="event-time records per second (window size = 300 × rate)")
+    ap.add_argument("--slices", default="1,10",
+                    help="the (b) runs: 1 (overall only) and/or 10 (the 10 slice rules)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="cProfile one (b) run (the first --slices), print the top N, stop")
+    ap.add_argument("--against", metavar="REV",
+                    help="the code base at git revision REV (or in directory REV) against "
+                         "the working tree's (each (b) run in a child process)")
+    ap.add_argument("--run-child", nargs=3, metavar=("SPEC", "N", "REP"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.run_child:
+        spec_path, n, rep = args.run_child
+        print(json.dumps(full_daemon(load_spec(spec_path), int(n), rep)))
+        return
     if not args.bootstrap:
         sys.exit("no broker: pass --bootstrap or source .services/env")
+    slices = [int(x) for x in args.slices.split(",")]
+    if set(slices) - {1, 10}:
+        sys.exit("--slices: 1 and/or 10")
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
     admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(30)
@@ -215,9 +293,12 @@ def main() -> None:
     profile = reference_profile(text, tmp)
     print(f"reference profile from 200,000 records in {time.perf_counter() - t:.0f}s",
           flush=True)
-    spec_path = tmp / "spec.yaml"
-    spec_path.write_text(text.replace("{drift}", f"profile: {profile}"))
-    spec = load_spec(str(spec_path))
+    spec_paths = {}
+    for k in slices:
+        spec_paths[k] = tmp / f"spec-{k}.yaml"
+        spec_paths[k].write_text((text if k == 10 else one_slice(text))
+                                 .replace("{drift}", f"profile: {profile}"))
+    specs = {k: load_spec(str(p)) for k, p in spec_paths.items()}
     try:
         t = time.perf_counter()
         lines = make_records(args.records, rate=args.rate)
@@ -230,23 +311,66 @@ def main() -> None:
         print(f"produced to {topic} ({args.partitions} partitions) in "
               f"{time.perf_counter() - t:.0f}s", flush=True)
         del lines
-        runs_a, runs_b = [], []
-        for rep in range(args.repeat):  # alternate, so a slow spell of the machine hits both
-            runs_a.append(decode_only(args.bootstrap, topic, spec, args.records, rep))
-            print(f"run {rep + 1}: (a) consume + orjson   {runs_a[-1]:,.0f} records/s", flush=True)
-            b, saves = full_daemon(spec, args.records, rep)
-            runs_b.append(b)
-            print(f"run {rep + 1}: (b) full daemon      {b:,.0f} records/s ({saves} checkpoints)",
-                  flush=True)
-        a, b = max(runs_a), max(runs_b)
-        paired = [y / x for x, y in zip(runs_a, runs_b, strict=True)]
-        print(f"(a) consume + orjson:  {a:,.0f} records/s (best of {args.repeat})")
-        print(f"(b) full daemon:       {b:,.0f} records/s (best of {args.repeat})")
-        print(f"ratio b/a: {b / a:.2f} (best over best; target >= 0.7); per run: "
-              + ", ".join(f"{r:.2f}" for r in paired)
-              + f"; median per run: {statistics.median(paired):.2f}")
+        if args.profile:
+            full_daemon(specs[slices[0]], args.records, "profile", args.profile)
+            return
+        compare(args, specs, spec_paths, topic)
     finally:
         admin.delete_topics([topic])
+
+
+def compare(args, specs: dict, spec_paths: dict, topic: str) -> None:
+    """The runs, interleaved, and their table."""
+    names = {1: "(b) full daemon, 1 slice", 10: "(b10) full daemon, 10 slice rules"}
+    runs = {}
+    if args.against:
+        from ingest import tree_at  # bench/ is on the path: the script's directory
+
+        old, here = tree_at(args.against), Path(__file__).resolve().parents[1]
+    for k in specs:
+        if args.against:
+            for label, tag, root in ((f"@{args.against}", "old", old), ("now", "now", here)):
+                runs[f"{names[k]} {label}"] = (
+                    lambda rep, root=root, k=k, tag=tag:
+                    child_daemon(root, spec_paths[k], args.records, f"{k}-{tag}-{rep}"))
+        else:
+            runs[names[k]] = lambda rep, k=k: full_daemon(specs[k], args.records, f"{k}-{rep}")
+    bare = "(a) consume + orjson.loads"
+    got: dict[str, list[dict]] = {bare: [], **{name: [] for name in runs}}
+    for rep in range(args.repeat):  # alternate, so a slow spell of the machine hits every run
+        got[bare].append(decode_only(args.bootstrap, topic, next(iter(specs.values())),
+                                     args.records, rep))
+        print(f"round {rep + 1}: {bare:44} {line(got[bare][-1])}", flush=True)
+        for name, run in runs.items():
+            got[name].append(run(rep))
+            print(f"round {rep + 1}: {name:44} {line(got[name][-1])}", flush=True)
+            if got[name][-1]["records"] != args.records:
+                sys.exit(f"{name}: {got[name][-1]['records']} records of {args.records}")
+    n = args.records
+    base = n / min(r["seconds"] for r in got[bare])
+    base_cpu = n / min(r["cpu"] for r in got[bare])
+    print(f"\nbest of {args.repeat}; CPU: the process's (all threads); worker: the close "
+          "worker process's")
+    print(f"{'run':44}  {'records/s':>10}  {'/ (a)':>6}  {'CPU rec/s':>10}  {'/ (a)':>6}  "
+          f"{'worker CPU s':>12}")
+    for name, rs in got.items():
+        rate, cpu_rate = n / min(r["seconds"] for r in rs), n / min(r["cpu"] for r in rs)
+        print(f"{name:44}  {rate:>10,.0f}  {rate / base:>6.2f}  {cpu_rate:>10,.0f}  "
+              f"{cpu_rate / base_cpu:>6.2f}  {min(r['worker_cpu'] for r in rs):>12.2f}")
+    for name, rs in got.items():
+        if name == bare:
+            continue
+        wall = [a["seconds"] / b["seconds"] for a, b in zip(got[bare], rs, strict=True)]
+        cpu = [a["cpu"] / b["cpu"] for a, b in zip(got[bare], rs, strict=True)]
+        print(f"{name}: ratio to the (a) run before it, wall "
+              + ", ".join(f"{r:.2f}" for r in wall) + f" (median {statistics.median(wall):.2f})"
+              + "; CPU " + ", ".join(f"{r:.2f}" for r in cpu)
+              + f" (median {statistics.median(cpu):.2f})")
+
+
+def line(r: dict) -> str:
+    return (f"{r['records'] / r['seconds']:>9,.0f} rec/s  {r['records'] / r['cpu']:>9,.0f} "
+            f"rec/CPU-s  worker {r['worker_cpu']:.2f} CPU-s  {r['saves']} checkpoints")
 
 
 if __name__ == "__main__":
