@@ -15,16 +15,19 @@ are made after each checkpoint for lag monitoring only. See docs/kafka.md.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -340,6 +343,38 @@ class Batch:
     count: int
 
 
+MANY_RUNS = 64  # partition runs in one batch beyond which rows are grouped at once
+
+
+def _partition_rows(msgs: Sequence[Any], topics: bool) -> list[list[Sequence[int]]]:
+    """The rows of ``msgs`` by partition (and topic, when ``topics``: more than one is
+    consumed), partitions in the order they first appear, each's rows in order: as the
+    ``range`` of each run of consecutive messages of it, or (many short runs) one list.
+
+    >>> from confluent_kafka import Message
+    >>> _partition_rows([Message(topic="a", partition=p) for p in (0, 0, 1, 0)], False)
+    [[range(0, 2), range(3, 4)], [range(2, 3)]]
+    """
+    from confluent_kafka import Message
+
+    if not msgs:
+        return []
+    keys = np.fromiter(map(Message.partition, msgs), np.int64, len(msgs))
+    if topics:
+        code: dict[str, int] = {}
+        names = list(map(Message.topic, msgs))
+        keys += np.fromiter(map(lambda t: code.setdefault(t, len(code)), names), np.int64,
+                            len(msgs)) << 32
+    starts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    if len(starts) < MANY_RUNS:
+        spans: dict[int, list[Sequence[int]]] = {}
+        for a, b in itertools.pairwise([0, *starts.tolist(), len(msgs)]):
+            spans.setdefault(int(keys[a]), []).append(range(a, b))
+        return list(spans.values())
+    uniq, first = np.unique(keys, return_index=True)  # interleaved partitions
+    return [[np.flatnonzero(keys == k).tolist()] for k in uniq[np.argsort(first)]]
+
+
 class KafkaSource:
     """A consumer-group member that starts partitions at checkpointed offsets.
 
@@ -427,52 +462,62 @@ class KafkaSource:
 
     # ---- the loop ------------------------------------------------------------------------
     def poll(self) -> Batch:
-        """Consume up to ``consume_batch`` messages (rebalance callbacks run in here)."""
-        from confluent_kafka import KafkaError, KafkaException
+        """Consume up to ``consume_batch`` messages (rebalance callbacks run in here).
+
+        The garbage collector is paused meanwhile: the messages (tracked objects, 20 000 a
+        batch) are gone when it resumes, their payloads kept as bytes; otherwise they set off
+        collections, full ones among them (the daemon's long-lived objects scanned again)."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._consume()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _consume(self) -> Batch:
+        from confluent_kafka import KafkaError, KafkaException, Message
 
         s = self.settings
         msgs = self.consumer.consume(s.consume_batch, s.consume_timeout)
         eof: dict[str, int] = {}
-        if any([m.error() for m in msgs]):
+        if any(map(Message.error, msgs)):
             msgs = self._drop_errors(msgs, KafkaError, eof)
-        # one pass per attribute (C calls in a comprehension) rather than one Python loop body
-        # per message: messages come in partition runs, and the last offset of a partition
-        # wins in the dict
-        values = [m.value() for m in msgs]
+        # per message only C loops (map of Message's methods); Python work per partition run
+        values = list(map(Message.value, msgs))
         if None in values:  # tombstones decode as JSON null (then dead-lettered)
             values = [b"null" if v is None else v for v in values]
         limit = s.max_record_bytes
-        if any([len(v) > limit for v in values]):
+        if values and max(map(len, values)) > limit:
             values = [v if len(v) <= limit else too_large(v, limit) for v in values]
+        # position: the offset after each message, to find a message that makes processing
+        # fail (see kafka_run.consume)
+        after = (np.fromiter(map(Message.offset, msgs), np.int64, len(msgs)) + 1).tolist()
         streams = self._streams
-        parts = [m.partition() for m in msgs]
-        offsets = [m.offset() + 1 for m in msgs]
-        topics = ([next(iter(streams))] * len(msgs) if len(streams) == 1  # no need to ask
-                  else [m.topic() for m in msgs])
         # one chunk per (topic, partition), in arrival order: the watermark follows each
-        # partition's event time (monitor.core.windows)
-        # (position: the offset after each message, to find a message that makes processing
-        # fail; see kafka_run.consume)
-        runs: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
-        if len(set(parts)) == 1 and len(streams) == 1:
-            if values:
-                runs[(topics[0], parts[0])] = (values, offsets)
-        else:
-            for key, value, offset in zip(zip(topics, parts, strict=True), values, offsets,
-                                          strict=True):
-                run = runs.setdefault(key, ([], []))
-                run[0].append(value)
-                run[1].append(offset)
-        nxt = dict(zip(zip(topics, parts, strict=True), offsets, strict=True))
-        chunks = [Chunk("lines", lines, streams[t], t, after, key_of(t, p), place=("offset", after))
-                  for (t, p), (lines, after) in runs.items()]
-        count = len(values)
-        for c in chunks:
-            self.messages[c.origin] += len(c.payload)
-        positions = {key_of(t, p): o for (t, p), o in nxt.items()}
+        # partition's event time (monitor.core.windows); a partition whose messages come in
+        # several runs gets one chunk of them all, in order
+        chunks, positions = [], {}
+        for rows in _partition_rows(msgs, len(streams) > 1):
+            m = msgs[rows[0][0]]
+            t, key = m.topic(), key_of(m.topic(), m.partition())
+            if len(rows) == 1 and len(rows[0]) == len(msgs):
+                lines, mine = values, after
+            else:
+                lines, mine = [], []
+                for r in rows:
+                    if isinstance(r, range):
+                        lines += values[r.start:r.stop]
+                        mine += after[r.start:r.stop]
+                    else:
+                        lines += map(values.__getitem__, r)
+                        mine += map(after.__getitem__, r)
+            chunks.append(Chunk("lines", lines, streams[t], t, mine, key, place=("offset", mine)))
+            positions[key] = mine[-1]
+            self.messages[t] += len(lines)
         self._track_idle(positions, eof)
         self._refresh_lag(KafkaException, positions)
-        return Batch(chunks, positions, count)
+        return Batch(chunks, positions, len(values))
 
     def _track_idle(self, positions: dict[str, int], eof: dict[str, int]) -> None:
         """A partition is idle (caught up) from an end-of-partition event at or past its
