@@ -32,6 +32,7 @@ from typing import Any, TextIO
 from monitor.ingest.kafka import (
     KafkaDeadLetter,
     KafkaSettings,
+    client_logging,
     consumer_config,
     key_of,
     producer_config,
@@ -98,12 +99,21 @@ def _admin_config(settings: KafkaSettings) -> dict[str, Any]:
     return conf
 
 
+def _admin(settings: KafkaSettings):
+    """An admin client whose librdkafka logs and errors go through ``slicewatch.kafka``
+    (:func:`~monitor.ingest.kafka.client_logging`; served by its ``poll``)."""
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({**_admin_config(settings),
+                        **client_logging(settings, "admin client: ")})
+
+
 def ensure_topics(settings: KafkaSettings) -> dict[str, str]:
     """Create the internal topics if missing (one partition each; the partials with
     delete retention — they are deltas, compaction would drop some — the two state
     topics compacted); returns them by role."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
 
     topics = internal_topics(prefix_of(settings))
     big = {"max.message.bytes": str(INTERNAL_MAX_BYTES)}
@@ -112,14 +122,17 @@ def ensure_topics(settings: KafkaSettings) -> dict[str, str]:
                   "retention.ms": str(PARTIALS_RETENTION_MS)}),
               NewTopic(topics["worker_state"], 1, -1, config={**big, "cleanup.policy": "compact"}),
               NewTopic(topics["evaluator"], 1, -1, config={**big, "cleanup.policy": "compact"})]
-    admin = AdminClient(_admin_config(settings))
-    for topic, future in admin.create_topics(wanted, request_timeout=30).items():
-        try:
-            future.result(60)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise SourceError(f"kafka: cannot create the internal topic {topic}: "
-                                  f"{settings.scrub(str(exc))}") from None
+    admin = _admin(settings)
+    try:
+        for topic, future in admin.create_topics(wanted, request_timeout=30).items():
+            try:
+                future.result(60)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise SourceError(f"kafka: cannot create the internal topic {topic}: "
+                                      f"{settings.scrub(str(exc))}") from None
+    finally:
+        admin.poll(0)  # its log lines
     return topics
 
 
@@ -127,12 +140,11 @@ def source_partitions(settings: KafkaSettings, *, timeout: float = 30.0) -> int:
     """The prediction topic's partition count, after checking that the label and feature
     topics have the same (co-partitioned by prediction id: docs/scaling.md); waits for the
     topics to exist. :class:`ScaleError` on a mismatch."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(_admin_config(settings))
+    admin = _admin(settings)
     deadline = time.monotonic() + timeout
     while True:
         md = admin.list_topics(timeout=10)
+        admin.poll(0)  # its log lines
         counts = {stream: len(md.topics[t].partitions) for stream, t in settings.topics.items()
                   if t in md.topics and md.topics[t].error is None}
         if len(counts) == len(settings.topics):
@@ -159,7 +171,7 @@ def read_latest(settings: KafkaSettings, topic: str) -> dict[bytes, bytes]:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     conf = {**consumer_config(settings), "group.id": f"slicewatch-restore-{uuid.uuid4()}",
-            "isolation.level": "read_committed"}
+            "isolation.level": "read_committed", **client_logging(settings, "state reader: ")}
     conf.pop("group.instance.id", None)
     consumer = Consumer(conf)
     try:
@@ -193,7 +205,8 @@ def _producer(settings: KafkaSettings, transactional_id: str):
     return Producer({**producer_config(settings), "transactional.id": transactional_id,
                      "transaction.timeout.ms": TXN_TIMEOUT_MS, "linger.ms": 5,
                      "compression.type": "zstd", "message.max.bytes": INTERNAL_MAX_BYTES,
-                     "enable.idempotence": True})
+                     "enable.idempotence": True,
+                     **client_logging(settings, "transactional producer: ")})
 
 
 # ------------------------------------------------------------------------------- the worker
@@ -239,7 +252,8 @@ class Worker:
 
         self.producer.init_transactions(60)  # aborts what a killed predecessor left open
         conf = {**consumer_config(self.settings), "isolation.level": "read_committed",
-                "partition.assignment.strategy": "range"}
+                "partition.assignment.strategy": "range",
+                **client_logging(self.settings, "worker consumer: ")}
         self.consumer = Consumer(conf)
         self.consumer.subscribe(list(self.settings.topics.values()), on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
@@ -551,7 +565,8 @@ class EvaluatorLoop:
         from confluent_kafka import Consumer
 
         conf = {**consumer_config(self.settings), "group.id": f"{self.settings.group_id}"
-                "-evaluator", "isolation.level": "read_committed"}
+                "-evaluator", "isolation.level": "read_committed",
+                **client_logging(self.settings, "evaluator consumer: ")}
         conf.pop("group.instance.id", None)  # the standby must take over at once
         self.consumer = Consumer(conf)
         self.consumer.subscribe([self.topics["partials"]], on_assign=self._on_assign,
@@ -629,6 +644,7 @@ class EvaluatorLoop:
                                                       self.offset)],
                                       self.consumer.consumer_group_metadata(), 60)
         p.commit_transaction(60)
+        p.poll(0)  # its log lines
         self.dirty = False
         self.checkpoints += 1
 
