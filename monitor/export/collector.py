@@ -23,6 +23,7 @@ from slices.spec import ServerSpec
 log = logging.getLogger("slicewatch.exporter")
 
 SLICE_LABELS = ["model", "version", "slice"]
+MAX_LABEL_CHARS = 1024  # a series with a longer label value is left out (and counted)
 
 # Help text of each per-slice metric family ``slicewatch_slice_<name>``.
 SLICE_METRIC_HELP: dict[str, str] = {
@@ -84,7 +85,10 @@ class SeriesBudget:
         return cls(server.max_series, server.max_series_per_family)
 
     def apply(self, families: list[Metric]) -> list[Metric]:
-        """``families`` cut to the budget (in place), then the dropped-series family."""
+        """``families`` cut to the budget (in place), then the dropped-series family. A series
+        with a label value over :data:`MAX_LABEL_CHARS` is left out first (a record's 1 MiB
+        feature value or version would otherwise be a 1 MiB label in every family)."""
+        long_out = {f.name: _cut_long_labels(f) for f in families}
         sizes = [len(f.samples) for f in families]
         allowed, remaining = [0] * len(families), self.total
         for i in sorted(range(len(families)), key=sizes.__getitem__):
@@ -92,10 +96,11 @@ class SeriesBudget:
             remaining -= allowed[i]
         with self._lock:
             for fam, size, n in zip(families, sizes, allowed, strict=True):
-                if n == size:
+                long = long_out[fam.name]
+                if n == size and not long:
                     self._left_out.pop(fam.name, None)
                     continue
-                left = {hash(tuple(sorted(x.labels.items()))) for x in fam.samples[n:]}
+                left = {hash(tuple(sorted(x.labels.items()))) for x in fam.samples[n:] + long}
                 new = len(left - self._left_out.get(fam.name, set()))
                 self._left_out[fam.name] = left
                 self.dropped[fam.name] += new
@@ -103,10 +108,10 @@ class SeriesBudget:
             if self.dropped and not self._warned:
                 self._warned = True
                 log.warning("slicewatch: more series than the budget (server."
-                            "max_series_per_family=%d, server.max_series=%d) in %s: the rest "
-                            "are left out of /metrics and counted in "
-                            "slicewatch_series_dropped_total", self.per_family, self.total,
-                            ", ".join(sorted(self.dropped)))
+                            "max_series_per_family=%d, server.max_series=%d) or label values "
+                            "over %d characters in %s: those series are left out of /metrics "
+                            "and counted in slicewatch_series_dropped_total", self.per_family,
+                            self.total, MAX_LABEL_CHARS, ", ".join(sorted(self.dropped)))
             counted = dict(self.dropped)
         dropped = CounterMetricFamily("slicewatch_series_dropped", "Series left out of "
                                       "/metrics because their family or the page went over "
@@ -116,6 +121,17 @@ class SeriesBudget:
         for family, n in sorted(counted.items()):
             dropped.add_metric([family], float(n))
         return [*families, dropped]
+
+
+def _cut_long_labels(family: Metric) -> list:
+    """Remove (in place) and return the samples of ``family`` with a label value over
+    :data:`MAX_LABEL_CHARS`."""
+    long = [x for x in family.samples
+            if any(len(v) > MAX_LABEL_CHARS for v in x.labels.values())]
+    if long:
+        family.samples = [x for x in family.samples
+                          if not any(len(v) > MAX_LABEL_CHARS for v in x.labels.values())]
+    return long
 
 
 class SlicewatchCollector(Collector):

@@ -122,3 +122,26 @@ def test_series_of_versions_that_stop_expire():
     assert versions_on(families) == {"v0", "v1", "v2"}
     assert {s.labels["version"] for s in families["slicewatch_predictions"].samples} == \
         {"v0", "v1", "v2"}
+
+
+def test_a_huge_feature_value_or_version_is_not_a_huge_label():
+    """A record within max_record_bytes may carry a 100 kB feature value or version: its
+    series are left out of /metrics (each label value at most MAX_LABEL_CHARS) and counted
+    in slicewatch_series_dropped_total; the other series stay."""
+    from monitor.export.collector import MAX_LABEL_CHARS
+
+    lines = [orjson.dumps({"model": "m", "model_version": version, "prediction_id": f"{i}",
+                           "timestamp": i, "features": {"country": country},
+                           "prediction": {"score": 0.5}, "label": i % 2})
+             for i, (version, country) in enumerate([("v1", "US"), ("v1", "x" * 100_000),
+                                                     ("y" * 50_000, "US")])]
+    daemon = run(SPEC % {"server": "", "versions": ""}, [Chunk("lines", lines)])
+    daemon.flush()
+    text, fams = scrape(daemon)
+    assert len(text) < 100_000, len(text)
+    labels = [v for f in fams.values() for s in f.samples for v in s.labels.values()]
+    assert max(map(len, labels)) <= MAX_LABEL_CHARS
+    assert any(s.labels.get("slice") == "country=US" and s.labels.get("version") == "v1"
+               for s in fams["slicewatch_slice_records"].samples)
+    dropped = {s.labels["family"]: s.value for s in fams["slicewatch_series_dropped"].samples}
+    assert dropped.get("slicewatch_slice_records", 0) >= 3, dropped  # 2 of y…, 1 of x…
