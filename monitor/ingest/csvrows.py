@@ -56,11 +56,23 @@ class CsvRows:
         return bad if bad is None or self._open_at is None else replace(bad, line=self._open_at)
 
     def _add(self, line: bytes) -> Reject | None:
-        self._open.append(line)  # a running length and quote count: linear in the row
+        over = self._open_len > self.limit  # only the head of the row is kept (see below)
+        if not over:
+            self._open.append(line)  # a running length and quote count: linear in the row
         self._open_len += len(line)
         self._open_quotes += line.count(b'"')
-        if self._open_quotes % 2 and self._open_len <= self.limit:
+        if self._open_quotes % 2:
+            if self._open_len > self.limit and not over:
+                # a quoted field over the limit: its head kept for the dead letter, its other
+                # lines dropped until the field closes, so the row is one too_large reject
+                # (not a bad_csv_row for every line of the rest of the field)
+                self._open = [b"".join(self._open)[:4096]]
             return None  # a quoted field goes on on the next line
+        if over:
+            head = self._open[0]
+            self._open, self._open_len, self._open_quotes = [], 0, 0
+            return Reject("too_large", head.decode("utf-8", "replace"),
+                          f"CSV row longer than max_record_bytes ({self.limit})")
         row = b"".join(self._open)
         self._open, self._open_len, self._open_quotes = [], 0, 0
         if len(row) > self.limit:

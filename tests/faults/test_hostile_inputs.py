@@ -60,3 +60,24 @@ def test_a_profile_with_values_of_the_wrong_type_is_a_located_spec_error(
     assert "spec.yaml:8:22: models[0].drift.profile: profile '" in err, err
     assert "p.json' is malformed (" in err and "baseline build" in err, err
     assert "Traceback" not in err
+
+
+def test_a_quoted_field_over_the_limit_is_one_too_large_row():
+    """A CSV row whose quoted field spans lines past max_record_bytes was cut at the limit and
+    every later line of the field became a ragged row (3 million bad_csv_row dead letters for
+    a 6 MB field); now the field's lines are dropped until it closes: one too_large reject at
+    the row's first line, and the next row reads as it is."""
+    from monitor.ingest.csvrows import CsvRows
+
+    rows = CsvRows(b"a,b\n", limit=64)
+    lines = [b'1,"x\n'] + [b"y\n"] * 200 + [b'"\n', b"2,z\n"]
+    got = [rows.add(line, n) for n, line in enumerate(lines, start=2)]
+    bad = [r for r in got if r is not None]
+    assert [(r.reason, r.line) for r in bad] == [("too_large", 2)], bad
+    assert bad[0].raw.startswith('1,"x\ny\n') and len(bad[0].raw) <= 64 + 3
+    frame, refused, at = rows.take()
+    assert refused == []
+    assert frame.to_dict(orient="records") == [{"a": 2, "b": "z"}] and at == [204]
+    rows.add(b'3,"open\n', 205)
+    rows.add(b"y" * 100 + b"\n", 206)
+    assert rows.pending and rows.finish().line == 205  # unterminated at the end: its line
