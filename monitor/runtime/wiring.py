@@ -203,7 +203,12 @@ def _meaning(reason: str, spec: Spec) -> str:
     if reason == "missing_prediction":
         attrs = sorted({_PREDICTION[m.task] for m in spec.models if m.task in _PREDICTION})
     for attr in attrs:
-        text += f"; schema.{attr.replace('pred_', '')} is {getattr(spec.schema, attr)!r}"
+        paths: dict[str, list[str]] = {}  # path → the models reading it (a model's schema:)
+        for m in spec.models:
+            paths.setdefault(getattr(spec.schema_for(m), attr), []).append(m.name)
+        said = (repr(next(iter(paths))) if len(paths) == 1 else ", ".join(
+            f"{path!r} (model {', '.join(names)})" for path, names in paths.items()))
+        text += f"; schema.{attr.replace('pred_', '')} is {said}"
     return text
 
 

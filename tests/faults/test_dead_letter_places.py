@@ -12,6 +12,7 @@ from monitor.ingest.feature_join import FeatureJoin
 from monitor.ingest.source import Chunk
 from monitor.runtime.daemon import Daemon
 from monitor.runtime.kafka_run import fold_isolating
+from monitor.runtime.wiring import _meaning
 from slices.load import load_spec_text
 from tests.faults.test_ingest_frictions import dead_letters, run_collect, spec_for
 
@@ -68,6 +69,9 @@ def test_models_with_their_own_schema_keep_lines_and_order(tmp_path):
     run_collect(spec)
     letters = {d["reason"]: d["line"] for d in dead_letters(tmp_path)}
     assert letters == {"wrong_type:score": 4, "bad_time": 5}, letters
+    # the end-of-run summary names each model's own path (it said 'prediction.score' only)
+    assert _meaning("wrong_type:score", load_spec_text(spec)).endswith(
+        "schema.score is 's' (model m), 'prediction.score' (model n)")
 
 
 def _kafka_daemon(tmp_path, feature_join: FeatureJoin | None = None) -> Daemon:
