@@ -274,6 +274,8 @@ def main() -> None:
     ap.add_argument("--run-child", nargs=3, metavar=("SPEC", "N", "REP"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
+    import pandas  # noqa: F401  (a running daemon has imported it: not in any timing)
+
     if args.run_child:
         spec_path, n, rep = args.run_child
         print(json.dumps(full_daemon(load_spec(spec_path), int(n), rep)))
