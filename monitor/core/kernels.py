@@ -175,7 +175,8 @@ def _cells(edges: np.ndarray, start: int, per_cell: int, max_cells: int
     e = edges.shape[0]
     if e == 0:
         return 1, 0.0, float(start), np.zeros(0, np.int64)
-    width = float(edges[-1] - edges[0])
+    with np.errstate(over="ignore"):  # edges near ±1.8e308: inf, then no grid (scale 0)
+        width = float(edges[-1] - edges[0])
     cells = max(8 * e, 16)
     while True:
         cells = min(cells, max_cells)

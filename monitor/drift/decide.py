@@ -140,7 +140,10 @@ def _insufficient(model: str, slice_key: str, feature: str, ref: Summary | None,
     n_cur = cur.present
     sample_ok = not (choice.test in ("ks", "wasserstein") or choice.gate in ("ks", "wasserstein")) \
         or (ref is not None and ref.sample.shape[0] > 0 and cur.sample.shape[0] > 0)
-    if ref is None or min(n_ref, n_cur) < choice.min_samples or not sample_ok:
+    # Wasserstein's scale: a reference whose variance is beyond float64 (values near 1e300)
+    std_ok = "wasserstein" not in (choice.test, choice.gate) or ref is None \
+        or not isinstance(ref, NumericSummary) or math.isfinite(ref.std) or not ref.n
+    if ref is None or min(n_ref, n_cur) < choice.min_samples or not sample_ok or not std_ok:
         return Decision(model, slice_key, feature, choice.test, choice.gate, math.nan, None,
                         None, math.nan, choice.threshold, "insufficient", n_ref, n_cur,
                         reference)

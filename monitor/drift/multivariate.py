@@ -38,7 +38,7 @@ from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
 from monitor.core.metrics.registry import register
 from monitor.drift.errors import ProfileError
-from monitor.drift.summary import CategoricalSummary, feature_codes
+from monitor.drift.summary import CategoricalSummary, feature_codes, moment_units
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
@@ -137,7 +137,10 @@ class Reconstruction:
     def errors(self, features: Mapping[str, np.ndarray], *,
                codes: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Per-record reconstruction error ``‖z − z Cᵀ C‖₂`` (``codes``: see :meth:`encode`)."""
-        return _residual_norms(self.components, self.encode(features, codes=codes).T)
+        with np.errstate(over="ignore"):  # bounded below
+            z = self.encode(features, codes=codes)
+        np.clip(z, -Z_BOUND, Z_BOUND, out=z)
+        return _residual_norms(self.components, z.T)
 
     def band_for(self, slice_key: str | None) -> tuple[ErrorBand | None, str]:
         if slice_key is not None and slice_key in self.slice_bands:
@@ -208,16 +211,26 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     codes.clear()  # encoded: not held through the Gram and the residuals (200k × 8: 6 MiB)
     # column by column (each contiguous: numpy's own axis-0 sums, bit for bit), so that
     # the temporaries are a column's, not n × d copies (a 200k × 20 reference: 30 MiB each)
-    means = np.array([np.nanmean(x[:, j]) for j in range(d)])
+    # numeric columns with values near ±1e308 are summed in units of a power of two (exact
+    # scaling: their sums and squares do not overflow); every other column as it is
+    units = [_unit(x[:, j]) for j in range(d)]
+    means = np.array([np.nanmean(x[:, j]) if u == 1.0 else np.nanmean(x[:, j] / u) * u
+                      for j, u in enumerate(units)])
     impute = np.where(np.isnan(impute), np.nan_to_num(means), impute)
     for j in range(d):
         col = x[:, j]
         col[np.isnan(col)] = impute[j]
-    center = np.array([x[:, j].mean() for j in range(d)])
-    scale = np.array([x[:, j].std() for j in range(d)])
+    center = np.array([x[:, j].mean() if u == 1.0 else (x[:, j] / u).mean() * u
+                       for j, u in enumerate(units)])
+    scale = np.array([x[:, j].std() if u == 1.0 else (x[:, j] / u).std() * u
+                      for j, u in enumerate(units)])
     scale = np.where(scale > 0, scale, 1.0)
-    x -= center
-    x /= scale
+    if all(u == 1.0 for u in units):
+        x -= center
+        x /= scale
+    else:
+        for j, u in enumerate(units):
+            x[:, j] = (x[:, j] / u - center[j] / u) / (scale[j] / u)
     z = x
     # the principal axes from the d × d Gram matrix (eigenvalues = squared singular values
     # of z): equal to the SVD of z up to signs and rounding, at a fraction of its cost for
@@ -264,6 +277,19 @@ class Columns(Mapping):
 
 RESIDUAL_BLOCK = 1 << 14
 """Records per step of :func:`_residual_norms`: its ``d × n`` temporaries stay a block's."""
+
+
+def _unit(col: np.ndarray) -> float:
+    """The power of two (>= 1) that brings ``col``'s largest finite magnitude under
+    ``2**400`` (:func:`monitor.drift.summary.moment_units`)."""
+    ok = np.isfinite(col)
+    return float(moment_units(col[None, :], ok[None, :])[0])
+
+
+Z_BOUND = 1e150
+"""The standardised values :meth:`Reconstruction.errors` reads are clipped to ``±Z_BOUND``: a
+window value ``1e150`` reference deviations away is as far as any (its error stays finite,
+the square of its norm too, instead of overflowing to inf or NaN)."""
 
 
 def _residual_norms(components: np.ndarray, zt: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ max, so under/overflow is "outside the reference range".
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,13 @@ from monitor.drift.cbpe import Calibration
 from monitor.drift.errors import ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_names
 from monitor.drift.multivariate import Columns, Reconstruction, fit_reconstruction
-from monitor.drift.summary import CategoricalSummary, NumericSummary, Summary, keyed_codes
+from monitor.drift.summary import (
+    CategoricalSummary,
+    NumericSummary,
+    Summary,
+    keyed_codes,
+    moment_units,
+)
 from slices.spec import ModelSpec
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
@@ -51,14 +58,24 @@ def numeric_edges(values: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
     x = x[np.isfinite(x)]
     if x.shape[0] == 0:
         return np.zeros(0)
-    edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
+    unit = float(moment_units(x[None, :], np.ones((1, x.shape[0]), bool))[0])
+    # values near ±1.8e308: quantiles interpolated in units of a power of two (exact), where
+    # the distance between two values does not overflow
+    q = np.linspace(0.0, 1.0, bins + 1)
+    edges = np.unique(np.quantile(x, q) if unit == 1.0 else np.quantile(x / unit, q) * unit)
     if edges.shape[0] == bins + 1:  # no tied quantiles: more than `bins` distinct values
         return edges
     uniq = np.unique(x)
     if uniq.shape[0] == 1:
-        return np.array([uniq[0], uniq[0] + max(1.0, abs(uniq[0])) * 1e-9])
+        u = float(uniq[0])
+        upper = u + max(1.0, abs(u)) * 1e-9
+        return np.array([u, upper] if math.isfinite(upper) else [u - abs(u) * 1e-9, u])
     if uniq.shape[0] <= bins:
-        return np.concatenate([[uniq[0]], (uniq[:-1] + uniq[1:]) / 2, [uniq[-1]]])
+        with np.errstate(over="ignore"):
+            mid = (uniq[:-1] + uniq[1:]) / 2
+        wide = ~np.isfinite(mid)
+        mid[wide] = uniq[:-1][wide] / 2 + uniq[1:][wide] / 2
+        return np.concatenate([[uniq[0]], mid, [uniq[-1]]])
     return edges
 
 

@@ -22,6 +22,7 @@ Numeric bins (``edges`` e_0 < … < e_B, from a reference profile)::
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -411,7 +412,8 @@ class NumericSummary:
 
     @property
     def std(self) -> float:
-        """Population standard deviation of the finite values (NaN when none)."""
+        """Population standard deviation of the finite values (NaN when none; inf when
+        ``m2`` is beyond float64: values near 1e300)."""
         return float(np.sqrt(self.m2 / self.n)) if self.n else float("nan")
 
     @property
@@ -480,9 +482,10 @@ class NumericSummary:
     def _combine(self, n_b: int, mean_b: float, m2_b: float, min_b: float, max_b: float) -> None:
         n_a = self.n
         n = n_a + n_b
-        delta = mean_b - self.mean
-        self.mean += delta * n_b / n
-        self.m2 += m2_b + delta * delta * n_a * n_b / n
+        delta = mean_b - self.mean  # Python floats: an overflow is inf (chan_merge's rules)
+        mean = self.mean + delta * n_b / n
+        self.mean = mean if math.isfinite(mean) else self.mean * (n_a / n) + mean_b * (n_b / n)
+        self.m2 += m2_b + (delta * delta * n_a * n_b / n if n_a else 0.0)
         self.n = n
         self.min = min(self.min, min_b)
         self.max = max(self.max, max_b)
@@ -501,7 +504,8 @@ class NumericSummary:
     def to_state(self) -> dict[str, Any]:
         return {"kind": self.kind, "edges": self.edges.tolist(), "counts": self.counts.tolist(),
                 "missing": self.missing, "nonfinite": self.nonfinite,
-                "mismatches": self.mismatches, "n": self.n, "mean": self.mean, "m2": self.m2,
+                "mismatches": self.mismatches, "n": self.n, "mean": self.mean,
+                "m2": self.m2 if math.isfinite(self.m2) else None,  # beyond float64: null
                 "min": self.min if self.n else None, "max": self.max if self.n else None,
                 "reservoir": self.reservoir.to_state()}
 
@@ -514,7 +518,8 @@ class NumericSummary:
                              f"{s.edges.shape[0]} edges (expected edges + 1)")
         s.missing, s.nonfinite = int(state["missing"]), int(state["nonfinite"])
         s.mismatches, s.n = int(state["mismatches"]), int(state["n"])
-        s.mean, s.m2 = float(state["mean"]), float(state["m2"])
+        s.mean = float(state["mean"])
+        s.m2 = math.inf if state["m2"] is None else float(state["m2"])
         s.min = np.inf if state["min"] is None else float(state["min"])
         s.max = -np.inf if state["max"] is None else float(state["max"])
         s.reservoir = Reservoir.from_state(state["reservoir"])
@@ -558,27 +563,24 @@ def fold_numeric_groups(x: np.ndarray, codes: np.ndarray, keys: np.ndarray, laye
     One compiled pass (:func:`~monitor.core.kernels.fold_numeric`) for every group's
     histograms, shifted sums, minima and maxima; Chan-merged moments; then the records whose
     key is below some reservoir's k-th key in their group are offered (once the reservoirs
-    are full, a vanishing share). ``NumericSummary.update`` is this with one group."""
-    from monitor.core.kernels import fold_numeric
+    are full, a vanishing share). ``NumericSummary.update`` is this with one group.
 
+    Finite values whose sums or squares overflow (``|x|`` near 1e300) have their sums taken
+    again in units of a power of two per column (:func:`moment_units`; exact scaling): the
+    mean stays finite, ``m2`` is ``+inf`` only when it is beyond float64, never NaN."""
     first = summaries[0]
     offsets = numeric_offsets(first)
     ends = offsets[:-1] + np.array([s.edges.shape[0] + 1 for s in first])  # past finite codes
     finite = codes < ends[:, None]
-    if finite.all():
-        shift = x.mean(axis=1)
-    else:
-        shift = np.array([float(row[ok].mean()) if ok.any() else 0.0
-                          for row, ok in zip(x, finite, strict=True)])
-    n_groups, n_cols, width = len(summaries), x.shape[0], int(offsets[-1])
-    layer_codes, layer_groups = layers
-    hist = np.zeros((n_groups, width), dtype=np.int64)
-    s1, s2 = np.zeros((n_groups, n_cols)), np.zeros((n_groups, n_cols))
-    # the running extremes: the batch's only matter where beyond them (kernels._fold_extremes)
-    lo = np.array([[s.min for s in group] for group in summaries], dtype=np.float64)
-    hi = np.array([[s.max for s in group] for group in summaries], dtype=np.float64)
-    fold_numeric(x, codes, ends, shift, layer_codes, layer_groups, hist, s1, s2, lo, hi,
-                 finite=finite)
+    n_cols, width = x.shape[0], int(offsets[-1])
+    hist = np.zeros((len(summaries), width), dtype=np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is checked below
+        shift, s1, s2, lo, hi = _sums(x, codes, ends, finite, layers, summaries, hist)
+    unit = None
+    if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
+        unit = moment_units(x, finite)
+        shift, s1, s2, lo, hi = _sums(x / unit[:, None], codes, ends, finite, layers,
+                                      summaries, np.zeros_like(hist), unit)
     finite_n = np.stack([hist[:, offsets[j]:ends[j]].sum(axis=1) for j in range(n_cols)],
                         axis=1)
     off_l = offsets.tolist()
@@ -587,9 +589,59 @@ def fold_numeric_groups(x: np.ndarray, codes: np.ndarray, keys: np.ndarray, laye
         for j, s in enumerate(group):
             s.count_coded(hist[g, off_l[j]:off_l[j + 1]])
     per = np.maximum(finite_n, 1)
-    _merge_moments(cells, finite_n.ravel(), (shift[None, :] + s1 / per).ravel(),
-                   (s2 - s1 * s1 / per).ravel(), lo.ravel(), hi.ravel())
-    _offer(x, finite, keys, layer_codes, layer_groups, summaries, finite_n.tolist())
+    mean_b, m2_b = shift[None, :] + s1 / per, s2 - s1 * s1 / per
+    if unit is not None:  # back to the values' units (m2 may overflow to +inf)
+        with np.errstate(over="ignore"):
+            mean_b, m2_b = mean_b * unit, np.maximum(m2_b, 0.0) * unit * unit
+            lo, hi = lo * unit, hi * unit
+    _merge_moments(cells, finite_n.ravel(), mean_b.ravel(), m2_b.ravel(), lo.ravel(),
+                   hi.ravel())
+    _offer(x, finite, keys, layers[0], layers[1], summaries, finite_n.tolist())
+
+
+MOMENT_EXPONENT = 400
+""":func:`moment_units` brings a column's largest finite magnitude under ``2**400``: the
+squares of its deviations stay under ``2**802``, their sums finite for any batch."""
+
+
+def moment_units(x: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Per row of ``x``, the power of two (>= 1) that brings its largest finite magnitude
+    under ``2**MOMENT_EXPONENT`` (exact: dividing by it changes no bit of a value above
+    ``2**-622``).
+
+    >>> units = moment_units(np.array([[1e300, -2.0], [3.0, 4.0]]), np.ones((2, 2), bool))
+    >>> np.log2(units).tolist(), float(1e300 / units[0]) < 2.0 ** 400
+    ([597.0, 0.0], True)
+    """
+    big = np.where(finite, np.abs(x), 0.0).max(axis=1, initial=0.0)
+    exponent = np.frexp(big)[1]
+    return np.ldexp(1.0, np.maximum(exponent - MOMENT_EXPONENT, 0))
+
+
+def _sums(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, finite: np.ndarray,
+          layers: Layers, summaries: list[list[NumericSummary]], hist: np.ndarray,
+          unit: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(shift, s1, s2, lo, hi)`` of :func:`~monitor.core.kernels.fold_numeric` (the
+    histograms into ``hist``): the columns' means, the groups' shifted sums and squares,
+    their extremes from the running ones (divided by ``unit`` when ``x`` is in its units)."""
+    from monitor.core.kernels import fold_numeric
+
+    if finite.all():
+        shift = x.mean(axis=1)
+    else:
+        shift = np.array([float(row[ok].mean()) if ok.any() else 0.0
+                          for row, ok in zip(x, finite, strict=True)])
+    n_groups, n_cols = len(summaries), x.shape[0]
+    s1, s2 = np.zeros((n_groups, n_cols)), np.zeros((n_groups, n_cols))
+    # the running extremes: the batch's only matter where beyond them (kernels._fold_extremes)
+    lo = np.array([[s.min for s in group] for group in summaries], dtype=np.float64)
+    hi = np.array([[s.max for s in group] for group in summaries], dtype=np.float64)
+    if unit is not None:
+        lo, hi = lo / unit, hi / unit
+    fold_numeric(x, codes, ends, shift, layers[0], layers[1], hist, s1, s2, lo, hi,
+                 finite=finite)
+    return shift, s1, s2, lo, hi
 
 
 def _merge_moments(cells: list[NumericSummary], n_b: np.ndarray, mean_b: np.ndarray,
@@ -599,17 +651,38 @@ def _merge_moments(cells: list[NumericSummary], n_b: np.ndarray, mean_b: np.ndar
     n_a = np.array([s.n for s in cells], dtype=np.float64)
     mean_a = np.array([s.mean for s in cells])
     m2_a = np.array([s.m2 for s in cells])
-    n = n_a + n_b
-    safe = np.maximum(n, 1.0)
-    delta = mean_b - mean_a
-    mean = mean_a + delta * n_b / safe
-    m2 = m2_a + np.maximum(m2_b, 0.0) + delta * delta * n_a * n_b / safe
+    mean, m2 = chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b)
     lo = np.minimum([s.min for s in cells], lo_b).tolist()
     hi = np.maximum([s.max for s in cells], hi_b).tolist()
+    n = n_a + n_b
     for i, (s, nb, nn, mu, v) in enumerate(zip(cells, n_b.tolist(), n.tolist(), mean.tolist(),
                                                m2.tolist(), strict=True)):
         if nb:
             s.set_moments(int(nn), mu, v, lo[i], hi[i])
+
+
+def chan_merge(n_a: np.ndarray, mean_a: np.ndarray, m2_a: np.ndarray, n_b: np.ndarray,
+               mean_b: np.ndarray, m2_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, M2)`` of two parts' ``(n, mean, M2)`` (Chan et al.): ``mean = mean_a + δ n_b
+    / n``, ``M2 = M2_a + M2_b + δ² n_a n_b / n``, ``δ = mean_b − mean_a``. Where ``δ``
+    overflows (means near ±1e308 of opposite signs) the mean is the weighted one,
+    ``mean_a n_a / n + mean_b n_b / n``; ``M2`` beyond float64 is ``+inf``, never NaN.
+
+    >>> chan_merge(np.array([2.0]), np.array([1.5e308]), np.array([0.0]),
+    ...            np.array([2.0]), np.array([-1.5e308]), np.array([0.0]))
+    (array([0.]), array([inf]))
+    """
+    n = n_a + n_b
+    safe = np.maximum(n, 1.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = mean_b - mean_a
+        mean = mean_a + delta * n_b / safe
+        cross = delta * delta * n_a * n_b / safe
+        m2 = m2_a + np.maximum(m2_b, 0.0) + np.where(n_a > 0, cross, 0.0)
+        wide = ~np.isfinite(mean)
+        if wide.any():
+            mean = np.where(wide, mean_a * (n_a / safe) + mean_b * (n_b / safe), mean)
+    return mean, m2
 
 
 def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.ndarray,
