@@ -32,6 +32,7 @@ from monitor.drift.cbpe import Calibration
 from monitor.drift.errors import ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_names
 from monitor.drift.multivariate import Columns, Reconstruction, fit_reconstruction
+from monitor.drift.profile_check import check_profile
 from monitor.drift.summary import (
     CategoricalSummary,
     NumericSummary,
@@ -145,6 +146,11 @@ class Profile:
         if version != FORMAT_VERSION:
             raise ProfileError(f"profile format_version {version!r} is not supported "
                                f"(this slicewatch reads format_version {FORMAT_VERSION})")
+        try:  # every field where it is read: a located error, not a crash later
+            check_profile(data)
+        except ProfileError as e:
+            raise ProfileError(f"{e} (rebuild the profile with 'slicewatch baseline build')"
+                               ) from None
         try:
             return cls(model=data["model"], task=data["task"],
                        overall=FeatureSummaries.from_state(data["overall"]),

@@ -57,8 +57,9 @@ def test_a_profile_with_values_of_the_wrong_type_is_a_located_spec_error(
         "overall": {"task": "binary", "summaries": {"c": counts}}}))
     assert main(["validate", "-c", "spec.yaml"]) == 2
     err = capsys.readouterr().err
-    assert "spec.yaml:8:22: models[0].drift.profile: profile '" in err, err
-    assert "p.json' is malformed (" in err and "baseline build" in err, err
+    assert "spec.yaml:8:22: models[0].drift.profile: " in err, err
+    assert "p.json: overall.summaries.c.counts: expected " in err, err  # file, JSON path
+    assert "baseline build" in err, err
     assert "Traceback" not in err
 
 
