@@ -8,7 +8,9 @@ time. :meth:`Checkpoint.claim` takes positions over (a Kafka assignment);
 another owner has claimed one of the positions meanwhile, nothing is written and
 :class:`Fenced` names the positions lost. Positions are opaque integers. The state is
 versioned plain data (:mod:`monitor.state.encoding`, no pickle: loading cannot run code),
-bounded in size on load; the database is created with mode 0600 (docs/checkpoint-state.md).
+bounded in size on load and stored with its CRC32, which :meth:`Checkpoint.load` verifies (a
+state damaged on disk is refused, not resumed from); the database is created with mode 0600
+(docs/checkpoint-state.md).
 
 >>> import tempfile, os
 >>> cp = Checkpoint(os.path.join(tempfile.mkdtemp(), "cp.db"))
@@ -26,6 +28,7 @@ import os
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,7 +41,8 @@ CREATE TABLE IF NOT EXISTS positions (
     key TEXT PRIMARY KEY, next INTEGER NOT NULL, owner TEXT NOT NULL,
     seq INTEGER NOT NULL, saved_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS states (
-    owner TEXT PRIMARY KEY, state BLOB NOT NULL, seq INTEGER NOT NULL, saved_at REAL NOT NULL);
+    owner TEXT PRIMARY KEY, state BLOB NOT NULL, seq INTEGER NOT NULL, saved_at REAL NOT NULL,
+    crc INTEGER);
 CREATE TABLE IF NOT EXISTS leases (
     owner TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, since REAL NOT NULL);
 """
@@ -119,6 +123,7 @@ class Checkpoint:
             # pair, so the instance resumes from an earlier checkpoint and reads more again
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            _add_crc_column(self._db)
             row = self._db.execute("SELECT seq FROM states WHERE owner=?", (owner,)).fetchone()
         except (OSError, sqlite3.Error) as exc:
             raise CheckpointError(f"cannot open checkpoint database {path}: {exc}") from None
@@ -135,6 +140,7 @@ class Checkpoint:
         """:meth:`save` with the state already encoded (:func:`encode_state`): the part that
         may run in another thread (SQLite releases the GIL while it writes)."""
         now = time.time()
+        crc = zlib.crc32(blob)  # verified by load: a state damaged on disk is refused
         with self._lock, self._tx() as db:
             seq = self.seq + 1
             lost = []
@@ -149,10 +155,10 @@ class Checkpoint:
                            (key, int(nxt), self.owner, seq, now))
             if lost:
                 raise Fenced(self.owner, lost)
-            db.execute("INSERT INTO states(owner, state, seq, saved_at) VALUES (?,?,?,?) "
-                       "ON CONFLICT(owner) DO UPDATE SET state=excluded.state, "
-                       "seq=excluded.seq, saved_at=excluded.saved_at",
-                       (self.owner, blob, seq, now))
+            db.execute("INSERT INTO states(owner, state, seq, saved_at, crc) "
+                       "VALUES (?,?,?,?,?) ON CONFLICT(owner) DO UPDATE SET "
+                       "state=excluded.state, seq=excluded.seq, saved_at=excluded.saved_at, "
+                       "crc=excluded.crc", (self.owner, blob, seq, now, crc))
         self.seq = seq
         return seq
 
@@ -188,12 +194,18 @@ class Checkpoint:
                     raise CheckpointError(
                         f"checkpoint {self.path}: the state of {self.owner!r} is {size[0]} "
                         f"bytes, over the bound of {self.max_state_bytes} bytes")
-                row = self._db.execute("SELECT state, seq FROM states WHERE owner=?",
+                row = self._db.execute("SELECT state, seq, crc FROM states WHERE owner=?",
                                        (self.owner,)).fetchone()
                 pos = self._db.execute("SELECT key, next FROM positions WHERE owner=?",
                                        (self.owner,)).fetchall()
             except sqlite3.Error as exc:
                 raise CheckpointError(f"cannot read checkpoint {self.path}: {exc}") from None
+        if row[2] is not None and zlib.crc32(row[0]) != row[2]:
+            raise CheckpointError(
+                f"checkpoint {self.path}: the state of {self.owner!r} is damaged (CRC32 "
+                f"{zlib.crc32(row[0]):08x}, saved as {row[2] & 0xFFFFFFFF:08x}): the file "
+                "changed on disk since it was saved; delete it (with its -wal and -shm "
+                "files) to start afresh")
         try:
             state = decode_state(row[0], max_bytes=self.max_state_bytes)
         except CheckpointError as exc:
@@ -263,6 +275,18 @@ class _Transaction:
         self.db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise CheckpointError(f"cannot write checkpoint {self.path}: {exc}") from None
+
+
+def _add_crc_column(db: sqlite3.Connection) -> None:
+    """Give a database written before states had a checksum its ``crc`` column: its rows
+    keep NULL there and load unverified until their next save writes one."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(states)")}
+    if "crc" not in columns:
+        try:
+            db.execute("ALTER TABLE states ADD COLUMN crc INTEGER")
+        except sqlite3.OperationalError as exc:  # another instance added it meanwhile
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def _alive(pid: int) -> bool:

@@ -88,11 +88,14 @@ def test_a_crafted_plain_looking_checkpoint_runs_nothing(tmp_path):
 
 
 def test_a_pickle_blob_in_the_database_is_refused_without_unpickling(tmp_path):
+    """Blobs of older builds come without a checksum (``crc`` NULL), as set here and below:
+    their format is what refuses them."""
     marker = tmp_path / "pwned"
     path = tmp_path / "cp.db"
     Checkpoint(str(path)).save({"t:0": 1}, {"n": 1})
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE states SET state=?", (pickle.dumps({"x": _RunsACommand(marker)}),))
+        db.execute("UPDATE states SET state=?, crc=NULL",
+                   (pickle.dumps({"x": _RunsACommand(marker)}),))
     with pytest.raises(CheckpointError, match=r"pickle format of an older slicewatch.*delete"):
         Checkpoint(str(path)).load()
     assert not marker.exists()
@@ -128,7 +131,7 @@ def test_the_daemon_refuses_such_a_checkpoint_in_one_line(tmp_path, free_port, b
     blob = (pickle.dumps(_RunsACommand(marker)) if blob_kind == "pickle"
             else encode_state({"big": b"\0" * (1 << 20)}))
     with sqlite3.connect(tmp_path / "cp.db") as db:
-        db.execute("UPDATE states SET state=?", (blob,))
+        db.execute("UPDATE states SET state=?, crc=NULL", (blob,))
     env = {**os.environ, "PYTHONPATH": str(REPO),
            "SLICEWATCH_MAX_STATE_BYTES": str(1 << 19)}
     proc = subprocess.run([sys.executable, "-m", "monitor.cli", "run", "-c", str(spec), "-q"],
@@ -177,7 +180,7 @@ def test_a_zlib_bomb_is_refused_without_decompressing(tmp_path):
     path = tmp_path / "cp.db"
     Checkpoint(str(path)).save({}, {"n": 1})
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE states SET state=?", (bomb,))
+        db.execute("UPDATE states SET state=?, crc=NULL", (bomb,))
     with pytest.raises(CheckpointError, match="zlib-JSON format"):
         Checkpoint(str(path)).load()
 
