@@ -28,7 +28,7 @@ window whose mean error leaves the band has drifted. Everything is stored as pla
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +107,7 @@ class Reconstruction:
                codes: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """The standardised n × d matrix of the records' ``features`` (absent column: all
         imputed). ``codes``: categorical features' :meth:`CategoricalSummary.category_codes`
-        over their vocabulary, when the caller has them already (the fit encodes thrice)."""
+        over their vocabulary, when the caller has them already (the drift summaries')."""
         n = len(next(iter(features.values()))) if features else 0
         out = np.empty((len(self.features), n), np.float64)  # column j = row j, contiguous
         for j, (name, table) in enumerate(self.features.items()):
@@ -187,55 +187,46 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     if len(names) < 2:
         raise ProfileError("multivariate drift needs at least 2 features")
     tables: dict[str, tuple[tuple[str, ...], np.ndarray] | None] = {}
-    codes: dict[str, np.ndarray] = {}  # each categorical column coded once for the 3 encodes
+    codes: dict[str, np.ndarray] = {}  # categorical codes, in the smallest integer type
     for name in names:
         vocab = categorical[name]
         if vocab is None:
             tables[name] = None
             continue
         s = CategoricalSummary(vocab)
-        codes[name] = s.category_codes(np.asarray(features[name]))
-        s.update_coded(codes[name])
+        coded = s.category_codes(np.asarray(features[name]))
+        s.update_coded(coded)
+        codes[name] = coded.astype(np.min_scalar_type(len(vocab) + 2))
         shares = s.counts / max(int(s.counts.sum()), 1)
         tables[name] = (tuple(vocab), shares.astype(np.float64))
     d = len(names)
-    raw = Reconstruction(tables, np.full(d, np.nan), np.zeros(d), np.ones(d),
-                         np.zeros((0, d)), np.zeros(0), None, {})
     # imputation values: numeric mean of the finite values; categorical: the top share
     impute = np.array([np.nan if t is None else float(t[1][:-1].max(initial=0.0))
                        for t in tables.values()])
-    raw = _with(raw, impute=impute)
-    # one encoding, completed in place (the same values as encoding again with the final
-    # imputations, then standardising): NaN where a numeric value is missing or not finite
-    x = raw.encode(Columns(features, names), codes=codes)  # n × d, columns contiguous
-    codes.clear()  # encoded: not held through the Gram and the residuals (200k × 8: 6 MiB)
-    # column by column (each contiguous: numpy's own axis-0 sums, bit for bit), so that
-    # the temporaries are a column's, not n × d copies (a 200k × 20 reference: 30 MiB each)
+    enc = _Encoding(features, tables, codes)
+    # column by column (each encoded alone, contiguous: numpy's own 1-D reductions, the bits
+    # of the whole n × d matrix's columns), so no n × d matrix is held (200k × 20: 30 MiB);
     # numeric columns with values near ±1e308 are summed in units of a power of two (exact
     # scaling: their sums and squares do not overflow); every other column as it is
-    units = [_unit(x[:, j]) for j in range(d)]
-    means = np.array([np.nanmean(x[:, j]) if u == 1.0 else np.nanmean(x[:, j] / u) * u
-                      for j, u in enumerate(units)])
-    impute = np.where(np.isnan(impute), np.nan_to_num(means), impute)
+    center, scale, units = np.zeros(d), np.ones(d), np.ones(d)
     for j in range(d):
-        col = x[:, j]
-        col[np.isnan(col)] = impute[j]
-    center = np.array([x[:, j].mean() if u == 1.0 else (x[:, j] / u).mean() * u
-                       for j, u in enumerate(units)])
-    scale = np.array([x[:, j].std() if u == 1.0 else (x[:, j] / u).std() * u
-                      for j, u in enumerate(units)])
+        col = enc.column(j, slice(None), impute[j])  # NaN where a number is missing
+        u = units[j] = _unit(col)
+        if np.isnan(impute[j]):
+            impute[j] = np.nan_to_num(np.nanmean(col) if u == 1.0 else np.nanmean(col / u) * u)
+            col[np.isnan(col)] = impute[j]
+        center[j] = col.mean() if u == 1.0 else (col / u).mean() * u
+        scale[j] = col.std() if u == 1.0 else (col / u).std() * u
     scale = np.where(scale > 0, scale, 1.0)
-    if all(u == 1.0 for u in units):
-        x -= center
-        x /= scale
-    else:
-        for j, u in enumerate(units):
-            x[:, j] = (x[:, j] / u - center[j] / u) / (scale[j] / u)
-    z = x
-    # the principal axes from the d × d Gram matrix (eigenvalues = squared singular values
-    # of z): equal to the SVD of z up to signs and rounding, at a fraction of its cost for
-    # n ≫ d (tests/unit/test_drift_multivariate.py checks it against numpy's SVD and sklearn)
-    eigenvalues, vectors = np.linalg.eigh(z.T @ z)
+    enc.standardise(impute, center, scale, units)
+    # the principal axes from the d × d Gram matrix, summed FIT_BLOCK records at a time
+    # (eigenvalues = squared singular values of z): equal to the SVD of z up to signs and
+    # rounding, at a fraction of its cost for n ≫ d (tests/unit/test_drift_multivariate.py
+    # checks it against numpy's SVD and sklearn)
+    gram = np.zeros((d, d))
+    for zt in enc.blocks():
+        gram += zt @ zt.T
+    eigenvalues, vectors = np.linalg.eigh(gram)
     order = np.argsort(eigenvalues, kind="stable")[::-1]
     sv2 = np.clip(eigenvalues[order], 0.0, None)
     vt = vectors[:, order].T
@@ -244,13 +235,79 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     k = int(np.searchsorted(np.cumsum(ratio), variance - 1e-12) + 1)
     k = min(k, d)
     fit = Reconstruction(tables, impute, center, scale, vt[:k], ratio[:k], None, {})
-    errs = _residual_norms(fit.components, z.T)  # = fit.errors(features): z is its encoding
+    # = fit.errors(features), block by block (each record's norm: the same bits in any block)
+    errs = np.empty(enc.n)
+    for start, zt in zip(range(0, enc.n, FIT_BLOCK), enc.blocks(), strict=True):
+        errs[start:start + zt.shape[1]] = _block_norms(fit.components, zt)
     bands = {}
     for key, rows in (slices or {}).items():
         b = error_band(errs[np.asarray(rows)], chunks)
         if b is not None:
             bands[key] = b
     return _with(fit, band=error_band(errs, chunks), slice_bands=bands)
+
+
+FIT_BLOCK = 1 << 13
+"""Records encoded at a time by :func:`fit_reconstruction` (its ``d × n`` block: 1.3 MiB
+at 20 features)."""
+
+
+class _Encoding:
+    """The reference's standardised matrix ``z``, made :data:`FIT_BLOCK` records at a time
+    (:meth:`blocks`, ``d × block``) from its columns and the categorical codes: the values of
+    :meth:`Reconstruction.encode`, element by element, without the ``n × d`` matrix."""
+
+    def __init__(self, features: Mapping[str, np.ndarray],
+                 tables: Mapping[str, tuple[tuple[str, ...], np.ndarray] | None],
+                 codes: Mapping[str, np.ndarray]):
+        self.names = list(tables)
+        self.numeric = {name: features[name] for name, t in tables.items() if t is None}
+        self.tables, self.codes = tables, codes
+        self.n = len(next(iter(codes.values()))) if codes else len(
+            next(iter(self.numeric.values())))
+
+    def column(self, j: int, rows: slice, impute: float,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """Column ``j``'s encoded ``rows`` (into ``out``, else a fresh array): numbers as
+        floats, missing or not finite ones ``impute``; categories their reference share
+        (missing: ``impute``)."""
+        name = self.names[j]
+        table = self.tables[name]
+        if table is None:
+            x = np.asarray(self.numeric[name][rows])
+            if x.dtype.kind not in "fiub":
+                x = pd.to_numeric(pd.Series(x, copy=False), errors="coerce")
+                x = x.to_numpy(np.float64, na_value=np.nan)
+            if out is None:
+                out = np.empty(x.shape[0])
+            out[:] = x
+            out[~np.isfinite(out)] = impute
+            return out
+        shares = table[1]
+        # codes: vocabulary, __other__, missing (imputed), type mismatch (__other__)
+        lookup = np.concatenate([shares, [impute, shares[-1]]])
+        return np.take(lookup, self.codes[name][rows], out=out)
+
+    def standardise(self, impute: np.ndarray, center: np.ndarray, scale: np.ndarray,
+                    units: np.ndarray) -> None:
+        """Set the final imputations, centres, scales and the columns' units (see
+        :func:`_unit`) :meth:`blocks` applies."""
+        self.impute, self.center, self.scale, self.units = impute, center, scale, units
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """``z.T`` (``d × b``, standardised), :data:`FIT_BLOCK` records at a time."""
+        for start in range(0, self.n, FIT_BLOCK):
+            rows = slice(start, min(self.n, start + FIT_BLOCK))
+            zt = np.empty((len(self.names), rows.stop - rows.start))
+            for j in range(len(self.names)):
+                self.column(j, rows, self.impute[j], out=zt[j])
+            if (self.units == 1.0).all():
+                zt -= self.center[:, None]
+                zt /= self.scale[:, None]
+            else:  # in units: no overflow (the same values for a unit of 1)
+                for j, u in enumerate(self.units):
+                    zt[j] = (zt[j] / u - self.center[j] / u) / (self.scale[j] / u)
+            yield zt
 
 
 class Columns(Mapping):

@@ -209,3 +209,48 @@ def test_the_daemon_reports_and_exports_the_error_per_slice(tmp_path):
     assert detected == {"overall": 1.0, "c=a": 1.0, "c=b": 1.0, "c=c": 1.0}
     assert {s.labels["slice"] for s in fams["slicewatch_multivariate_drift_error"].samples} \
         == set(detected)
+
+
+def test_the_fit_is_streamed_without_an_n_by_d_matrix():
+    """The reference is encoded FIT_BLOCK records at a time (the Gram summed over blocks):
+    the fit's allocations stay far below one n × d float matrix (100k × 18: 14.4 MB), its
+    encoder and components match a one-pass fit of the same data, and its errors are
+    :meth:`Reconstruction.errors`'s."""
+    import tracemalloc
+
+    import monitor.drift.multivariate as mv
+
+    rng = np.random.default_rng(11)
+    n, d = 100_000, 18
+    f = {f"x{i:02d}": rng.normal(size=n) * (1 + i) for i in range(d - 2)}
+    f["x00"][rng.random(n) < 0.01] = np.nan
+    f["c"] = rng.choice(CATS, n, p=[0.5, 0.3, 0.2])
+    f["d"] = rng.choice(np.array(["u", "v", None], dtype=object), n)
+    kinds = {**{f"x{i:02d}": None for i in range(d - 2)}, "c": ("a", "b", "c"),
+             "d": ("u", "v")}
+    fit_reconstruction({k: v[:1000] for k, v in f.items()}, kinds)  # imports, not counted
+    tracemalloc.start()
+    try:
+        fit = fit_reconstruction(f, kinds)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < n * d * 8 / 2, peak
+    z = fit.encode(f)
+    assert fit.center == pytest.approx(
+        np.array([mv.Reconstruction.encode(_unscaled(fit), f)[:, j].mean()
+                  for j in range(d)]), abs=0)
+    eigenvalues, vectors = np.linalg.eigh(z.T @ z)  # one pass over the whole matrix
+    k = fit.components.shape[0]
+    top = vectors[:, np.argsort(eigenvalues)[::-1][:k]].T
+    assert np.abs(fit.components @ top.T) == pytest.approx(np.eye(k), abs=1e-9)
+    one = mv._residual_norms(fit.components, z.T)
+    assert fit.band.mean == pytest.approx(float(one.mean()), rel=1e-12)
+    assert error_band(fit.errors(f)) == fit.band
+
+
+def _unscaled(fit: Reconstruction) -> Reconstruction:
+    """``fit``'s encoder before standardisation (centre 0, scale 1)."""
+    d = len(fit.features)
+    return Reconstruction(fit.features, fit.impute, np.zeros(d), np.ones(d), fit.components,
+                          fit.explained, None, {})
