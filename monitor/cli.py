@@ -252,14 +252,20 @@ def single_threaded_blas() -> None:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
-def lean_arrow_pool() -> None:
-    """On Linux (whose pyarrow wheels have jemalloc), Arrow allocates from jemalloc unless
+def lean_arrow_pool(pool: str = "jemalloc") -> None:
+    """On Linux (whose pyarrow wheels have jemalloc), Arrow allocates from ``pool`` unless
     ``ARROW_DEFAULT_MEMORY_POOL`` says otherwise (set before pyarrow loads; a build without
     jemalloc warns once and keeps its default). Its default,
     mimalloc, keeps the pages of freed record batches resident: peak RSS of the drift job of
-    bench/peers (#13) 408 → 365 MiB (profile build), 235 → 210 MiB (1M-row Parquet replay)."""
+    bench/peers (#13) 408 → 365 MiB (profile build), 235 → 210 MiB (1M-row Parquet replay).
+
+    The profile build (a one-shot read, then no Arrow at all) takes ``"system"``: jemalloc
+    kept ≈ 30 MiB of the read's freed pages through every later phase (its decay purges on
+    allocator activity, and there is none after the read; ``release_unused`` left them),
+    while glibc's are handed back between phases (:mod:`monitor.core.memory`): build peak
+    216 → 187 MiB on the peers reference, the same CPU (#13)."""
     if "pyarrow" not in sys.modules and sys.platform.startswith("linux"):  # wheels with it
-        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", pool)
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -281,12 +287,12 @@ def keep_batch_memory() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     single_threaded_blas()
-    lean_arrow_pool()
     keep_batch_memory()
     if not (sys.argv[1:] if argv is None else argv):  # `slicewatch` alone: the commands
         _parser().print_help(sys.stderr)
         return EXIT_USAGE
     args = parse_args(argv)
+    lean_arrow_pool("system" if args.command == "baseline" else "jemalloc")
     try:
         return _dispatch(args)
     except SpecError as exc:

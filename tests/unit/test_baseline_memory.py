@@ -341,3 +341,33 @@ def test_the_packer_keeps_the_decoders_text_codes_over_the_whole_column():
         assert codes.tolist() == want_codes.tolist()
         assert uniques.tolist() == want_uniques.tolist()
         assert len({id(v) for v in got if v is not None}) == len(uniques)
+
+
+def test_the_build_allocates_arrow_from_glibc_and_a_replay_from_jemalloc(tmp_path):
+    """``baseline build`` reads once through Arrow, then never again: Arrow allocates from
+    glibc there (handed back between phases; jemalloc kept the read's pages to the end), and
+    from jemalloc in a replay. A pool the user set is kept. Each in a fresh interpreter (the
+    pool is chosen before pyarrow loads)."""
+    import os
+    import subprocess
+    import sys
+
+    n = 200
+    table = pa.table({"model": ["m"] * n, "timestamp": 1.78e9 + np.arange(n, dtype=float),
+                      "prediction.score": np.linspace(0, 1, n), "features.x": np.arange(float(n))})
+    data, spec = _reference(tmp_path, table, "x: numeric", "{overall: true}")
+    code = ("import sys; from monitor import cli; rc = cli.main(sys.argv[1:]); "
+            "import pyarrow; print(rc, pyarrow.default_memory_pool().backend_name)")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+
+    def pool(*args: str, **extra: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code, *args], env={**env, **extra},
+                             capture_output=True, text=True, timeout=120, check=True)
+        return out.stdout.split()[-2:]
+
+    build = ("baseline", "build", "-c", str(spec), "--data", str(data), "-o",
+             str(tmp_path / "p.json"), "-q")
+    run = ("run", "-c", str(spec), "-i", str(data), "--listen", "", "-q")
+    assert pool(*build) == ["0", "system"]
+    assert pool(*run) == ["0", "jemalloc"]
+    assert pool(*build, ARROW_DEFAULT_MEMORY_POOL="jemalloc") == ["0", "jemalloc"]
