@@ -126,6 +126,9 @@ class EdgeGrid:
         self.hi = np.array(hi, np.float64)[:, None]
         self.below = np.concatenate(below).astype(np.int32)  # int32 codes: half the memory
         self.nxt = np.concatenate(nxt, axis=1)  # MAX_PER_CELL × cells
+        # codes up to E + 4 past the last offset (E + 4: drift's "not a number" code)
+        top = max((o + e for o, e in zip(self.offsets, self.n_edges, strict=True)), default=0)
+        self.dtype = np.dtype(np.int16 if top + 4 < np.iinfo(np.int16).max else np.int32)
 
     BLOCK = 1 << 14  # records coded at a time: the look-ups' temporaries stay small
 
@@ -133,11 +136,12 @@ class EdgeGrid:
         """The codes of ``x`` (``F × n`` float64), :attr:`BLOCK` records at a time (every
         code depends on its own value only: the same codes as in one pass, while the
         temporaries — five ``F × n`` arrays in one pass, ≈ 80 MiB for a 20-column, 200k-row
-        reference — stay a block's)."""
+        reference — stay a block's). Blocked, the codes are int16 where they fit (:attr:
+        `dtype`: a 200k-row, 13-column reference's codes 10.4 → 5.2 MiB)."""
         n = x.shape[1]
         if n <= self.BLOCK:
             return self._codes(x)
-        out = np.empty(x.shape, dtype=np.int32)
+        out = np.empty(x.shape, dtype=self.dtype)
         for start in range(0, n, self.BLOCK):
             sl = slice(start, start + self.BLOCK)
             out[:, sl] = self._codes(x[:, sl])

@@ -36,6 +36,7 @@ from monitor.drift.summary import (
     NumericSummary,
     Summary,
     as_float,
+    code_dtype,
     feature_codes,
     fold_numeric_groups,
     numeric_offsets,
@@ -336,9 +337,12 @@ def _categorical_groups(cols: ModelColumns, block: list[tuple[str, Getter]],
     offsets = _offsets([len(s.vocabulary) + 3 for s in first])
 
     def codes(c: ModelColumns) -> np.ndarray:
-        return np.stack([(feature_codes(c, get.name, s) if isinstance(get, _Feature)
-                          else s.category_codes(get(c))) + int(offsets[j])  # stays int32
-                         for j, ((_, get), s) in enumerate(zip(block, first, strict=True))])
+        out = np.empty((len(block), len(c)), code_dtype(int(offsets[-1])))
+        for j, ((_, get), s) in enumerate(zip(block, first, strict=True)):
+            out[j] = (feature_codes(c, get.name, s) if isinstance(get, _Feature)
+                      else s.category_codes(get(c)))  # int8 codes, widened here
+            out[j] += int(offsets[j])
+        return out
 
     key = ("drift_category_codes", tuple(name for name, _ in block),
            tuple(get for _, get in block), tuple(s.code_key for s in first))

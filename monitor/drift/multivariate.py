@@ -187,16 +187,15 @@ def fit_reconstruction(features: Mapping[str, np.ndarray],
     if len(names) < 2:
         raise ProfileError("multivariate drift needs at least 2 features")
     tables: dict[str, tuple[tuple[str, ...], np.ndarray] | None] = {}
-    codes: dict[str, np.ndarray] = {}  # categorical codes, in the smallest integer type
+    codes: dict[str, np.ndarray] = {}  # categorical codes (int8 for up to 125 values)
     for name in names:
         vocab = categorical[name]
         if vocab is None:
             tables[name] = None
             continue
         s = CategoricalSummary(vocab)
-        coded = s.category_codes(np.asarray(features[name]))
-        s.update_coded(coded)
-        codes[name] = coded.astype(np.min_scalar_type(len(vocab) + 2))
+        codes[name] = s.category_codes(np.asarray(features[name]))
+        s.update_coded(codes[name])
         shares = s.counts / max(int(s.counts.sum()), 1)
         tables[name] = (tuple(vocab), shares.astype(np.float64))
     d = len(names)

@@ -787,6 +787,20 @@ def _float_uniques(arr: np.ndarray) -> np.ndarray:
     return uniques[~np.isnan(uniques)]
 
 
+def code_dtype(top: int) -> np.dtype:
+    """The smallest signed integer type holding codes ``0..top`` (int8, int16, else int32):
+    a category code a byte a record, not four (a reference's codes are held per feature
+    and stacked). Arithmetic on them (offsets) goes into an array of a wide enough type.
+
+    >>> code_dtype(5), code_dtype(200), code_dtype(40_000)
+    (dtype('int8'), dtype('int16'), dtype('int32'))
+    """
+    for t in (np.int8, np.int16):
+        if top <= np.iinfo(t).max:
+            return np.dtype(t)
+    return np.dtype(np.int32)
+
+
 class CategoricalSummary:
     """Counts over a fixed vocabulary (the reference's top values) + ``__other__`` + missing.
 
@@ -857,7 +871,8 @@ class CategoricalSummary:
             codes, keys, bad = keyed_codes(arr)
         v = len(self.vocabulary)
         target = np.array([v + 2 if b else self._index.get(k, v)
-                           for k, b in zip(keys, bad, strict=True)] + [v + 1], dtype=np.int32)
+                           for k, b in zip(keys, bad, strict=True)] + [v + 1],
+                          dtype=code_dtype(v + 2))
         return target[codes]  # code -1 / len(keys) (missing) picks the last entry, v + 1
 
     def update_coded(self, codes: np.ndarray) -> None:

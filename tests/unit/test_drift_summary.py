@@ -264,3 +264,27 @@ def test_reservoir_merge_is_the_bottom_k_of_the_union_in_either_order(sizes):
         assert rs[0].n == sum(sizes)
         assert sorted(rs[0].keys.tolist()) == sorted(allk[want].tolist())
         assert sorted(rs[0].values.tolist()) == sorted(allv[want].tolist())
+
+
+@pytest.mark.parametrize("k", [3, 125, 126, 300])
+def test_category_codes_are_the_smallest_type_and_fold_side_by_side(k):
+    """Category codes take a byte a record up to 125 values (codes 0..k+2), two beyond; the
+    drift fold stacks several features' codes side by side past one another's offsets
+    (beyond int8) and counts as each summary alone does."""
+    vocab = [f"v{i}" for i in range(k)]
+    s = CategoricalSummary(vocab)
+    values = np.array([*vocab, "zzz", None, 1.5], dtype=object)
+    codes = s.category_codes(values)
+    assert codes.dtype == (np.int8 if k <= 125 else np.int16)
+    assert codes.astype(np.int64).tolist() == [*range(k), k, k + 1, k + 2]
+    rng = np.random.default_rng(k)
+    n = 3000
+    cols = {name: rng.choice(np.array([*vocab, "zzz", None], dtype=object), n)
+            for name in ("a", "b", "c")}
+    fs = FeatureSummaries("regression", {name: CategoricalSummary(vocab) for name in cols})
+    nan = np.full(n, np.nan)
+    fs.update(ModelColumns(nan, nan, nan, np.zeros(n, np.int8), cols), label=False)
+    for name, col in cols.items():
+        alone = CategoricalSummary(vocab)
+        alone.update(col)
+        assert fs[name].to_state() == alone.to_state(), name

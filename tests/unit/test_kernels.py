@@ -330,3 +330,20 @@ def test_one_layer_sums_by_records_equal_bincount_bit_for_bit(n_cols):
                 want2 = np.bincount(zero, weights=d * d, minlength=1)[0]
                 assert out[1][g, f].tobytes() == want1.tobytes()
                 assert out[2][g, f].tobytes() == want2.tobytes()
+
+
+@pytest.mark.parametrize("offset", [1000, 40_000])
+def test_blocked_bucket_codes_are_int16_where_they_fit(offset, monkeypatch):
+    """Coded in blocks (a reference), the codes are int16 when every code fits, else int32;
+    the same codes as one pass (int32) either way."""
+    rng = np.random.default_rng(7)
+    edges = np.sort(rng.normal(size=(3, 20)), axis=1)
+    x = rng.normal(size=(3, 5000))
+    x[0, :10], x[1, :10], x[2, :10] = np.nan, np.inf, -np.inf
+    offsets = np.arange(3) * offset
+    one = bucket_codes(x, edges, np.full(3, 20), offsets)
+    monkeypatch.setattr(EdgeGrid, "BLOCK", 333)
+    blocked = bucket_codes(x, edges, np.full(3, 20), offsets)
+    assert one.dtype == np.int32
+    assert blocked.dtype == (np.int16 if offset == 1000 else np.int32)
+    np.testing.assert_array_equal(blocked, one)
