@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitor.core.labels import MAX_LABEL_CHARS  # a longer label: series left out, counted
 from monitor.export.discovered import discovered_families
 from monitor.export.snapshot import Snapshot
 from slices.spec import ServerSpec
@@ -23,7 +24,6 @@ from slices.spec import ServerSpec
 log = logging.getLogger("slicewatch.exporter")
 
 SLICE_LABELS = ["model", "version", "slice"]
-MAX_LABEL_CHARS = 1024  # a series with a longer label value is left out (and counted)
 
 # Help text of each per-slice metric family ``slicewatch_slice_<name>``.
 SLICE_METRIC_HELP: dict[str, str] = {

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from alerts import AlertEngine, DriftObservation, Observation
 from alerts.model import DiscoveredObservation, VersionDiffObservation
 from alerts.workers import Dispatcher, EventSink
+from monitor.core.labels import cut_label, is_long
 from monitor.core.types import ClosedWindow, SliceResult
 from slices.spec import Spec
 
@@ -31,12 +32,15 @@ def _longest_group_timer(route) -> float:
 
 
 def to_observation(r: SliceResult) -> Observation:
-    """A slice result as the plain data ``alerts/`` judges."""
+    """A slice result as the plain data ``alerts/`` judges (its slice and version cut to
+    :data:`~monitor.core.labels.MAX_LABEL_CHARS`: they become alert labels, stored in the
+    alert database and sent in notifications)."""
     drift = tuple(DriftObservation(feature=d.feature, test=d.test, score=d.distance,
                                    pvalue=d.pvalue_adjusted, detected=d.detected)
                   for d in r.drift if d.status != "insufficient")
     return Observation(
-        model=r.model, version=r.version, slice=r.slice, window_start=r.window_start,
+        model=r.model, version=cut_label(r.version), slice=cut_label(r.slice),
+        window_start=r.window_start,
         window_end=r.window_end, count=r.count, critical=r.critical,
         metrics={k: v for k, v in r.metrics.items()
                  if not (isinstance(v, float) and math.isnan(v))},
@@ -85,9 +89,12 @@ class AlertStage:
         self.timer_horizon = _longest_group_timer(spec.alerting.route)
         self.interval = interval
         self.dispatcher = Dispatcher(self.engine, interval=interval, sinks=sinks)
+        self.labels_cut = 0  # slice and version labels cut to their bound
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
         observations = [to_observation(r) for r in results if r.reported]
+        self.labels_cut += sum(is_long(r.slice) + is_long(r.version)
+                               for r in results if r.reported)
         if window.discovered or window.discovered_absent:
             observations = [with_discovered(window, o) if o.slice == "overall" else o
                             for o in observations]
@@ -141,3 +148,6 @@ class AlertStage:
         yield CounterMetricFamily("slicewatch_alert_observations_dropped", "Observations "
                                   "dropped because too many waited for the alert database.",
                                   value=d.dropped)
+        yield CounterMetricFamily("slicewatch_alert_labels_cut", "Slice and version labels "
+                                  "over 1024 characters cut (start, length, digest) before "
+                                  "they were judged, stored and sent.", value=self.labels_cut)

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from alerts.model import AlertEvent
+from monitor.core.labels import cut_label, is_long
 from monitor.core.types import ClosedWindow, SliceResult
 from monitor.outputs.discovered import discovered_record
 from slices.errors import SlicewatchError
@@ -142,6 +143,7 @@ class ResultsWriter:
         self._fh = open_results(path, append=append)
         self._lock = threading.Lock()
         self.started = time.time()
+        self.labels_cut = 0  # label values cut to MAX_LABEL_CHARS (_bounded)
 
     def __call__(self, window: ClosedWindow, results: list[SliceResult]) -> None:
         lines = [*map(result_record, results), *histogram_records(window, results),
@@ -161,14 +163,35 @@ class ResultsWriter:
         reason)."""
         self._write([{"type": "run", "started": self.started, "ended": time.time(),
                       "seconds": seconds, "records": dict(records), "rejected": dict(rejected),
-                      "late": dict(late), "windows": dict(windows)}])
+                      "late": dict(late), "windows": dict(windows),
+                      "labels_cut": self.labels_cut}])
 
     def _write(self, lines: list[dict]) -> None:
-        data = b"".join(orjson.dumps(x, default=str) + b"\n" for x in lines)
+        bounded = [self._bounded(x) for x in lines]
+        data = b"".join(orjson.dumps(x, default=str) + b"\n" for x, _ in bounded)
         with self._lock:
+            self.labels_cut += sum(n for _, n in bounded)
             if not self._fh.closed:
                 self._fh.write(data)
                 self._fh.flush()
+
+    @staticmethod
+    def _bounded(line: dict) -> tuple[dict, int]:
+        """``line`` with its label values (``slice``, ``version``, an alert's ``labels``) cut
+        to :data:`~monitor.core.labels.MAX_LABEL_CHARS`, and how many were (``labels_cut``
+        of the run line): a 1 MiB feature value is a slice label in every line of its window
+        otherwise."""
+        labels = line.get("labels")
+        long = [k for k in ("slice", "version") if is_long(line.get(k))]
+        long_labels = [k for k, v in labels.items() if is_long(v)] \
+            if isinstance(labels, dict) else []
+        if not long and not long_labels:
+            return line, 0
+        out = {**line, **{k: cut_label(line[k]) for k in long}}
+        if long_labels:
+            out["labels"] = {k: cut_label(v) if k in long_labels else v
+                             for k, v in labels.items()}
+        return out, len(long) + len(long_labels)
 
     def close(self) -> None:
         with self._lock:
