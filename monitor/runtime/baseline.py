@@ -103,8 +103,8 @@ def _shared_strings(batch: RecordBatch) -> RecordBatch:
             codes, uniques = pd.factorize(col, use_na_sentinel=True)
         except TypeError:  # unhashable values (lists, dicts)
             continue
-        if not all(type(u) is str for u in uniques):
-            continue
+        if not len(uniques) or not all(type(u) is str for u in uniques):
+            continue  # no text (every value missing: nothing to share), or not all text
         shared = np.asarray(uniques, dtype=object)[codes]
         missing = codes < 0
         shared[missing] = col[missing]  # None / NaN as they were

@@ -82,3 +82,20 @@ def test_a_quoted_field_over_the_limit_is_one_too_large_row():
     rows.add(b'3,"open\n', 205)
     rows.add(b"y" * 100 + b"\n", 206)
     assert rows.pending and rows.finish().line == 205  # unterminated at the end: its line
+
+
+def test_a_reference_without_a_categorical_feature_builds_a_profile(tmp_path, monkeypatch,
+                                                                    capsys):
+    """A declared text feature absent from every reference record (a CSV without its
+    column, read row by row: a ragged row) was an IndexError traceback from ``baseline
+    build`` (no value to share)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(
+        "schema: {time: ts, score: score, label: label}\n"
+        "models:\n  - {name: m, task: binary, window: 1m, features: {c: categorical}}\n")
+    (tmp_path / "ref.csv").write_text("ts,score,label\n" + "".join(
+        f"{1_700_000_000 + i},0.5,{i % 2}\n" for i in range(300)) + "1,2\n")  # row by row
+    assert main(["baseline", "build", "-c", "spec.yaml", "--data", "ref.csv", "-o", "p.json",
+                 "-q"]) == 0, capsys.readouterr().err
+    c = json.loads((tmp_path / "p.json").read_text())["overall"]["summaries"]["c"]
+    assert c["missing"] == 300 and c["vocabulary"] == []
