@@ -202,3 +202,41 @@ def test_a_file_checkpoint_whose_state_does_not_fit_is_one_line_exit_1(tmp_path)
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
     assert "does not fit" in out.stderr and out.stderr.strip().count("\n") == 0, out.stderr
+
+
+def test_a_10_mb_open_quoted_csv_field_is_one_reject_each_line_read_once(tmp_path,
+                                                                          monkeypatch):
+    """A quoted field opened at line 102 and never closed, then 10 MB of lines: one
+    ``bad_csv_row`` reject at line 102, every byte after it handed once to the row checker
+    and every block once to the block reader: what keeps the read linear, checked without a
+    clock (measured: bench/RESULTS.md, "CSV: an unclosed quoted field")."""
+    from monitor.ingest import csvblocks, csvrows
+
+    path = tmp_path / "open.csv"
+    head = b"timestamp,prediction.score\n" + b"".join(
+        f"{NOW + i},0.5\n".encode() for i in range(100)) + f'{NOW},"open\n'.encode()
+    tail = f"{NOW + 200},0.5\n".encode() * (10_000_000 // 15)
+    path.write_bytes(head + tail)
+    size = path.stat().st_size
+    handed = {"rows": 0, "blocks": 0}
+    add, read_lines = csvrows.CsvRows.add, csvblocks.read_lines
+
+    def counted_add(self, line, at=None):
+        handed["rows"] += len(line)
+        return add(self, line, at)
+
+    def counted_read_lines(src, n):
+        block, whole = read_lines(src, n)
+        handed["blocks"] += len(block)
+        return block, whole
+
+    monkeypatch.setattr(csvrows.CsvRows, "add", counted_add)
+    monkeypatch.setattr(csvblocks, "read_lines", counted_read_lines)
+    dl = tmp_path / "dead.jsonl"
+    summary = run(load_spec_text(SPEC), RunOptions(inputs=(str(path),), listen="", quiet=True,
+                                                   dead_letter=str(dl)), out=io.StringIO())
+    dead = [orjson.loads(x) for x in dl.read_bytes().splitlines()]
+    assert [(d["reason"], d.get("line")) for d in dead] == [("bad_csv_row", 102)], dead
+    assert summary.records == 100 and summary.rejected == 1, summary
+    assert len(tail) < handed["rows"] <= size, (handed, size)
+    assert handed["blocks"] <= size, (handed, size)
