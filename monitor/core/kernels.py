@@ -424,6 +424,8 @@ def reservoir_candidates(keys: np.ndarray, bar: np.ndarray, layer_codes: np.ndar
     groups, rows = memberships(layer_codes, layer_groups)
     below = keys[rows] < bar[groups]
     groups, rows = groups[below], rows[below]
+    if groups.shape[0] and (groups == groups[0]).all() and (rows[1:] > rows[:-1]).all():
+        return groups, rows  # one group, rows ascending: the sort's answer (no n-long copies)
     small = groups.shape[0] == 0 or int(groups.max()) < 2**15
     order = np.argsort(groups.astype(np.int16) if small else groups, kind="stable")
     g, r = groups[order], rows[order]

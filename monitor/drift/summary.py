@@ -706,7 +706,8 @@ def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.
         k = keys[r]
         every = r.shape[0] == x.shape[1]  # every record, in order (rows sorted, unique)
         xv = x if every else x[:, r]  # (fresh reservoirs: no F × n copy)
-        enter = (k[None, :] < tops[g][:, None]) & (finite if every else finite[:, r])
+        enter = k[None, :] < tops[g][:, None]
+        enter &= finite if every else finite[:, r]  # in place: one F × n mask, not two
         if enter.all() and coordinated(reservoirs):
             for res, m in zip(reservoirs, counts, strict=True):
                 res.skip(m)

@@ -60,11 +60,11 @@ def read_reference(spec: Spec, paths: list[str], *,
     return batch, rejected
 
 
-READ_BATCH = 16_384
+READ_BATCH = 8_192
 """Records decoded at a time: a Parquet reference is copied into its packed columns batch by
-batch, so the read holds one batch beside them (the build's peak RSS on the peers reference
-of bench/peers: 10k rows a batch ≈ 250 MiB, 50k ≈ 257 MiB, 100k ≈ 262 MiB before packing
-while reading)."""
+batch, so the read holds one batch beside them (the read's peak RSS on the peers reference
+of bench/peers: 4 096 rows a batch 161 MiB, 8 192 166 MiB, 16 384 173 MiB, the same CPU
+but at 4 096; earlier, before packing while reading: 10k ≈ 250, 50k ≈ 257, 100k ≈ 262)."""
 
 
 def _parquet_rows(paths: list[str]) -> int | None:

@@ -347,3 +347,19 @@ def test_blocked_bucket_codes_are_int16_where_they_fit(offset, monkeypatch):
     assert one.dtype == np.int32
     assert blocked.dtype == (np.int16 if offset == 1000 else np.int32)
     np.testing.assert_array_equal(blocked, one)
+
+
+def test_reservoir_candidates_of_one_group_as_lexsort():
+    """One group (every candidate of it, rows ascending) is returned unsorted: still
+    lexsort's order; the same group in two layers (each row twice) still goes the sort."""
+    from monitor.core.kernels import reservoir_candidates
+
+    rng = np.random.default_rng(8)
+    keys = rng.random(300)
+    codes = np.zeros((2, 300), dtype=np.int64)
+    bar = np.array([0.4])
+    for layers in (np.array([[0]]), np.array([[0], [0]])):
+        got_g, got_r = reservoir_candidates(keys, bar, codes[:len(layers)], layers)
+        want = _candidates_by_lexsort(keys, bar, codes[:len(layers)], layers)
+        assert (got_g.tolist(), got_r.tolist()) == want
+        assert len(want[1]) == len(layers) * int((keys < 0.4).sum())
