@@ -100,6 +100,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("slicewatch_alert_dispatch_errors_total", "counter", ("loop", "reason"), "alerting"),
     Family("slicewatch_alert_observations_pending", "gauge", (), "alerting"),
     Family("slicewatch_alert_observations_dropped_total", "counter", (), "alerting"),
+    Family("slicewatch_alert_labels_cut_total", "counter", (), "alerting"),
     # Kafka source
     Family("slicewatch_kafka_consumer_lag", "gauge", ("topic", "partition"), "kafka"),
     Family("slicewatch_kafka_messages_total", "counter", ("topic",), "kafka"),

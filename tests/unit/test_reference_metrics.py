@@ -91,10 +91,10 @@ def test_metrics_survive_the_json_round_trip_and_bad_ones_are_refused(tmp_path):
     assert again.metrics == profile.metrics
     data = profile.to_dict()
     data["metrics"] = {"overall": {"accuracy": "0.9; rm -rf"}}
-    with pytest.raises(ProfileError, match="not a number"):
+    with pytest.raises(ProfileError, match=r"metrics\.overall\.accuracy: expected a number"):
         Profile.from_dict(data)
     data["metrics"] = ["overall"]
-    with pytest.raises(ProfileError, match="must map"):
+    with pytest.raises(ProfileError, match="metrics: expected an object, got a list"):
         Profile.from_dict(data)
 
 
