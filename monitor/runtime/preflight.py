@@ -90,6 +90,16 @@ def _profile(model: ModelSpec, report: Report) -> None:
     if profile.task != model.task:
         report.error(path, f"profile {model.drift.profile!r} was built for a {profile.task} "
                            f"model; {model.name!r} is {model.task}")
+    for feature in model.features:
+        if feature.name not in profile.overall:
+            continue
+        built = profile.overall[feature.name].kind
+        if built != feature.type:
+            report.error((*report.model(model.name), "features", feature.name),
+                         f"declared {feature.type}, but the profile "
+                         f"{model.drift.profile!r} summarises {feature.name!r} as {built}: "
+                         "its drift tests would compare unlike summaries; fix the "
+                         "declaration or rebuild the profile with 'slicewatch baseline build'")
 
 
 def _detector(model: ModelSpec, report: Report) -> None:
