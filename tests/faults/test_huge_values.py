@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import orjson
@@ -162,3 +163,83 @@ def test_baseline_build_and_replay_on_values_whose_squares_overflow(tmp_path, mo
     assert len(windows) == 4, status
     assert [status[(w, "x")] for w in windows] == ["ok", "ok", "drift", "drift"], status
     assert all(status[(w, "flat")] == "ok" for w in windows), status
+
+
+REGRESSION_SPEC = """
+version: 1
+schema: {time: ts, value: pred, label: y, features: features}
+source: {type: file, path: reg.jsonl}
+checkpoint: reg.db
+models:
+  - name: m
+    task: regression
+    window: 500 records
+    metrics: [count, prediction_mean, mae, rmse, mape, mean_error, label_mean]
+    features: {x: numeric}
+    slices: [{overall: true}]
+"""
+
+
+def _regression_records(n: int) -> tuple[bytes, np.ndarray]:
+    rng = np.random.default_rng(3)
+    pred = rng.normal(10.0, 1.0, n)
+    pred[::3] = 1e200  # a model gone wild: finite, but its powers overflow float64
+    y = rng.normal(10.0, 1.0, n)
+    y[2::5] = -1e300
+    lines = [orjson.dumps({"ts": 1_700_000_000 + i, "pred": float(p), "y": float(v),
+                           "features": {"x": float(v)}})
+             for i, (p, v) in enumerate(zip(pred, y, strict=True))]
+    return b"\n".join(lines) + b"\n", pred
+
+
+def test_regression_run_on_predictions_whose_powers_overflow(tmp_path, monkeypatch, capsys):
+    """The daemon died at the first batch: ``m ** 3`` of Python floats raises OverflowError
+    in the prediction moments (a finite 1e200 prediction); then overflow RuntimeWarnings.
+    Now: every window reported, the mean exact, the unrepresentable sums +inf (``null`` in
+    the results), and a restart from the checkpoint holding them."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(REGRESSION_SPEC)
+    data, pred = _regression_records(2000)
+    half = len(data) // 2 + data[len(data) // 2:].index(b"\n") + 1
+    (tmp_path / "reg.jsonl").write_bytes(data[:half])
+    for _ in range(2):  # the first half, then (resumed from the checkpoint) the whole file
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["run", "-c", "spec.yaml", "--listen", "", "--results", "r.jsonl",
+                         "--results-append", "-q"]) == 0
+        assert not [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "Warning" not in err, err
+        (tmp_path / "reg.jsonl").write_bytes(data)
+    results = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    windows = {r["window_start"]: r["metrics"] for r in results
+               if r.get("type", "result") == "result" and r["slice"] == "overall"}
+    assert len(windows) == 4, windows
+    for k, (_, metrics) in enumerate(sorted(windows.items())):
+        assert metrics["count"] == 500
+        expected = float(np.mean(pred[k * 500:(k + 1) * 500]))
+        assert metrics["prediction_mean"] == pytest.approx(expected, rel=1e-9)
+        assert metrics["rmse"] is None  # +inf: beyond float64
+
+
+def test_regression_run_on_predictions_at_the_float_limit(tmp_path, monkeypatch, capsys):
+    """Predictions near -1.7e308 overflow even the sums (numpy's mean is -inf): the run
+    goes on without a traceback or a warning, and the mean it cannot represent is null."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(REGRESSION_SPEC)
+    data, _ = _regression_records(1000)
+    assert data.count(b'"pred":1e+200') == 334
+    data = data.replace(b'"pred":1e+200', b'"pred":-1.7e308')
+    (tmp_path / "reg.jsonl").write_bytes(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["run", "-c", "spec.yaml", "--listen", "", "--results", "r.jsonl",
+                     "-q"]) == 0
+    assert not [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Warning" not in err, err
+    results = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    overall = [r["metrics"] for r in results
+               if r.get("type", "result") == "result" and r["slice"] == "overall"]
+    assert [m["count"] for m in overall] == [500, 500]
+    assert all(m["label_mean"] is not None and math.isfinite(m["label_mean"]) for m in overall)

@@ -98,7 +98,7 @@ def normal_mean(total, total_sq, n, level: float = DEFAULT_LEVEL
     total = np.asarray(total, np.float64)
     total_sq = np.asarray(total_sq, np.float64)
     n = np.asarray(n, np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mean = total / n
         var = np.maximum(total_sq - n * mean * mean, 0.0) / (n - 1)
         half = z * np.sqrt(var / n)

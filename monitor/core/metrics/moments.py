@@ -49,9 +49,9 @@ def pebay_merge_high(n_a: int, m2_a: float, m3_a: float, m4_a: float,
         return m3_b, m4_b
     n = n_a + n_b
     d = delta
-    m3 = (m3_a + m3_b + d ** 3 * n_a * n_b * (n_a - n_b) / n ** 2
+    m3 = (m3_a + m3_b + d * d * d * n_a * n_b * (n_a - n_b) / n ** 2
           + 3 * d * (n_a * m2_b - n_b * m2_a) / n)
-    m4 = (m4_a + m4_b + d ** 4 * n_a * n_b * (n_a * n_a - n_a * n_b + n_b * n_b) / n ** 3
+    m4 = (m4_a + m4_b + d * d * d * d * n_a * n_b * (n_a * n_a - n_a * n_b + n_b * n_b) / n ** 3
           + 6 * d * d * (n_a * n_a * m2_b + n_b * n_b * m2_a) / n ** 2
           + 4 * d * (n_a * m3_b - n_b * m3_a) / n)
     return m3, m4
@@ -123,11 +123,15 @@ class ScoreMoments(GroupedAccumulator):
         for task, group in by_task.items():
             x = np.asarray(cols.predicted if task == "regression" else cols.score, np.float64)
             finite = np.isfinite(x)
-            shift = float(x[finite].mean()) if finite.any() else 0.0
-            d = np.where(finite, x - shift, 0.0)
             rows_list = [rows for _, rows in group]
-            d2 = d * d
-            sums = sum_values(cols, rows_list, np.stack([d, d2, d2 * d, d2 * d2])).tolist()
+            with np.errstate(over="ignore", invalid="ignore"):  # past ~1e77: ±inf powers
+                shift = float(x[finite].mean()) if finite.any() else 0.0
+                if not math.isfinite(shift):  # the sum overflowed: any finite centre will do
+                    shift = float(np.median(x[finite]))
+                d = np.where(finite, x - shift, 0.0)
+                d2 = d * d
+                powers = np.stack([d, d2, d2 * d, d2 * d2])
+            sums = sum_values(cols, rows_list, powers).tolist()
             codes = [finite.astype(np.int64)]
             if task == "binary":
                 p = np.asarray(cols.predicted, np.float64)
@@ -139,8 +143,8 @@ class ScoreMoments(GroupedAccumulator):
                 if n_b:
                     m = s1 / n_b
                     m2_b = max(s2 - m * s1, 0.0)
-                    m3_b = s3 - 3 * m * s2 + 2 * n_b * m ** 3
-                    m4_b = max(s4 - 4 * m * s3 + 6 * m * m * s2 - 3 * n_b * m ** 4, 0.0)
+                    m3_b = s3 - 3 * m * s2 + 2 * n_b * (m * m * m)
+                    m4_b = max(s4 - 4 * m * s3 + 6 * m * m * s2 - 3 * n_b * (m * m * m * m), 0.0)
                     acc._add(n_b, shift + m, m2_b, m3_b, m4_b)
                 if task == "binary":
                     acc.n_predicted += h[3] + h[4]

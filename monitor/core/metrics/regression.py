@@ -48,19 +48,20 @@ class RegressionErrors(AccumulatorBase):
         labelled = np.isfinite(y)
         self.n_label += int(np.count_nonzero(labelled))
         self.sums["label"] += float(y[labelled].sum())
-        self.sums["sq_label"] += float(np.square(y[labelled]).sum())
         keep = labelled & np.isfinite(p)
-        e = p[keep] - y[keep]
-        self.n += int(e.size)
-        self.sums["abs_error"] += float(np.abs(e).sum())
-        self.sums["sq_error"] += float(np.square(e).sum())
-        self.sums["error"] += float(e.sum())
-        self.sums["quad_error"] += float(np.square(np.square(e)).sum())
-        nz = y[keep] != 0
-        self.n_nonzero += int(np.count_nonzero(nz))
-        ape = np.abs(e[nz]) / np.abs(y[keep][nz])
-        self.sums["abs_pct_error"] += float(ape.sum())
-        self.sums["sq_abs_pct_error"] += float(np.square(ape).sum())
+        with np.errstate(over="ignore"):  # finite values past ~1e154: their squares are +inf
+            self.sums["sq_label"] += float(np.square(y[labelled]).sum())
+            e = p[keep] - y[keep]
+            self.n += int(e.size)
+            self.sums["abs_error"] += float(np.abs(e).sum())
+            self.sums["sq_error"] += float(np.square(e).sum())
+            self.sums["error"] += float(e.sum())
+            self.sums["quad_error"] += float(np.square(np.square(e)).sum())
+            nz = y[keep] != 0
+            self.n_nonzero += int(np.count_nonzero(nz))
+            ape = np.abs(e[nz]) / np.abs(y[keep][nz])
+            self.sums["abs_pct_error"] += float(ape.sum())
+            self.sums["sq_abs_pct_error"] += float(np.square(ape).sum())
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
