@@ -224,10 +224,12 @@ def test_regression_run_on_predictions_whose_powers_overflow(tmp_path, monkeypat
 
 def test_regression_run_on_predictions_at_the_float_limit(tmp_path, monkeypatch, capsys):
     """Predictions near -1.7e308 overflow even the sums (numpy's mean is -inf): the run
-    goes on without a traceback or a warning, and the mean it cannot represent is null."""
+    goes on without a traceback or a warning, and the mean is still the true one (summed in
+    units of a power of two)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "spec.yaml").write_text(REGRESSION_SPEC)
-    data, _ = _regression_records(1000)
+    data, pred = _regression_records(1000)
+    pred[pred == 1e200] = -1.7e308
     assert data.count(b'"pred":1e+200') == 334
     data = data.replace(b'"pred":1e+200', b'"pred":-1.7e308')
     (tmp_path / "reg.jsonl").write_bytes(data)
@@ -242,4 +244,7 @@ def test_regression_run_on_predictions_at_the_float_limit(tmp_path, monkeypatch,
     overall = [r["metrics"] for r in results
                if r.get("type", "result") == "result" and r["slice"] == "overall"]
     assert [m["count"] for m in overall] == [500, 500]
+    for k, m in enumerate(overall):
+        expected = float(np.mean(pred[k * 500:(k + 1) * 500] / UNIT)) * UNIT
+        assert m["prediction_mean"] == pytest.approx(expected, rel=1e-9)
     assert all(m["label_mean"] is not None and math.isfinite(m["label_mean"]) for m in overall)

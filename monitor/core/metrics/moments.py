@@ -124,14 +124,17 @@ class ScoreMoments(GroupedAccumulator):
             x = np.asarray(cols.predicted if task == "regression" else cols.score, np.float64)
             finite = np.isfinite(x)
             rows_list = [rows for _, rows in group]
-            with np.errstate(over="ignore", invalid="ignore"):  # past ~1e77: ±inf powers
-                shift = float(x[finite].mean()) if finite.any() else 0.0
-                if not math.isfinite(shift):  # the sum overflowed: any finite centre will do
-                    shift = float(np.median(x[finite]))
-                d = np.where(finite, x - shift, 0.0)
-                d2 = d * d
-                powers = np.stack([d, d2, d2 * d, d2 * d2])
-            sums = sum_values(cols, rows_list, powers).tolist()
+            # values past 2**240 are summed in units of a power of two (exact), so that the
+            # mean stays finite; their M2..M4 beyond float64 become +inf when scaled back
+            kept = x[finite]
+            top = max(float(kept.max()), -float(kept.min())) if kept.size else 0.0
+            unit = max(math.frexp(top)[1] - 240, 0)  # 4th powers of n ≤ 2**40 such: finite
+            if unit:
+                x, kept = np.ldexp(x, -unit), np.ldexp(kept, -unit)
+            shift = float(kept.mean()) if kept.size else 0.0
+            d = np.where(finite, x - shift, 0.0)
+            d2 = d * d
+            sums = sum_values(cols, rows_list, np.stack([d, d2, d2 * d, d2 * d2])).tolist()
             codes = [finite.astype(np.int64)]
             if task == "binary":
                 p = np.asarray(cols.predicted, np.float64)
@@ -145,7 +148,14 @@ class ScoreMoments(GroupedAccumulator):
                     m2_b = max(s2 - m * s1, 0.0)
                     m3_b = s3 - 3 * m * s2 + 2 * n_b * (m * m * m)
                     m4_b = max(s4 - 4 * m * s3 + 6 * m * m * s2 - 3 * n_b * (m * m * m * m), 0.0)
-                    acc._add(n_b, shift + m, m2_b, m3_b, m4_b)
+                    if unit:
+                        with np.errstate(over="ignore"):
+                            m2_b, m3_b, m4_b = (float(np.ldexp(v, k * unit)) for v, k in
+                                                ((m2_b, 2), (m3_b, 3), (m4_b, 4)))
+                            mean_b = float(np.ldexp(shift + m, unit))
+                        acc._add(n_b, mean_b, m2_b, m3_b, m4_b)
+                    else:
+                        acc._add(n_b, shift + m, m2_b, m3_b, m4_b)
                 if task == "binary":
                     acc.n_predicted += h[3] + h[4]
                     acc.n_positive += h[4]
