@@ -36,9 +36,10 @@ import numpy as np
 
 from monitor.core.lazy import lazy_module
 from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.moments import moment_units
 from monitor.core.metrics.registry import register
 from monitor.drift.errors import ProfileError
-from monitor.drift.summary import CategoricalSummary, feature_codes, moment_units
+from monitor.drift.summary import CategoricalSummary, feature_codes
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)
 
@@ -337,7 +338,7 @@ RESIDUAL_BLOCK = 1 << 14
 
 def _unit(col: np.ndarray) -> float:
     """The power of two (>= 1) that brings ``col``'s largest finite magnitude under
-    ``2**400`` (:func:`monitor.drift.summary.moment_units`)."""
+    ``2**400`` (:func:`monitor.core.metrics.moments.moment_units`)."""
     ok = np.isfinite(col)
     return float(moment_units(col[None, :], ok[None, :])[0])
 

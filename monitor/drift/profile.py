@@ -28,18 +28,13 @@ import orjson
 from monitor.core.lazy import lazy_module
 from monitor.core.memory import release_free_memory
 from monitor.core.metrics.base import ModelColumns
+from monitor.core.metrics.moments import moment_units
 from monitor.drift.cbpe import Calibration
 from monitor.drift.errors import ProfileError
 from monitor.drift.features import LABEL, PREDICTION, FeatureSummaries, class_names
 from monitor.drift.multivariate import Columns, Reconstruction, fit_reconstruction
 from monitor.drift.profile_check import check_profile
-from monitor.drift.summary import (
-    CategoricalSummary,
-    NumericSummary,
-    Summary,
-    keyed_codes,
-    moment_units,
-)
+from monitor.drift.summary import CategoricalSummary, NumericSummary, Summary, keyed_codes
 from slices.spec import ModelSpec
 
 pd = lazy_module("pandas")  # at the first batch, not at start (test_light_start.py)

@@ -31,6 +31,7 @@ import numpy as np
 
 from monitor.core.grouped import Layers, layer_arrays
 from monitor.core.lazy import lazy_module
+from monitor.core.metrics.moments import moment_units
 from monitor.drift.errors import DriftError
 from slices.codes import factorize
 from slices.spec import MISSING, OTHER
@@ -597,25 +598,6 @@ def fold_numeric_groups(x: np.ndarray, codes: np.ndarray, keys: np.ndarray, laye
     _merge_moments(cells, finite_n.ravel(), mean_b.ravel(), m2_b.ravel(), lo.ravel(),
                    hi.ravel())
     _offer(x, finite, keys, layers[0], layers[1], summaries, finite_n.tolist())
-
-
-MOMENT_EXPONENT = 400
-""":func:`moment_units` brings a column's largest finite magnitude under ``2**400``: the
-squares of its deviations stay under ``2**802``, their sums finite for any batch."""
-
-
-def moment_units(x: np.ndarray, finite: np.ndarray) -> np.ndarray:
-    """Per row of ``x``, the power of two (>= 1) that brings its largest finite magnitude
-    under ``2**MOMENT_EXPONENT`` (exact: dividing by it changes no bit of a value above
-    ``2**-622``).
-
-    >>> units = moment_units(np.array([[1e300, -2.0], [3.0, 4.0]]), np.ones((2, 2), bool))
-    >>> np.log2(units).tolist(), float(1e300 / units[0]) < 2.0 ** 400
-    ([597.0, 0.0], True)
-    """
-    big = np.where(finite, np.abs(x), 0.0).max(axis=1, initial=0.0)
-    exponent = np.frexp(big)[1]
-    return np.ldexp(1.0, np.maximum(exponent - MOMENT_EXPONENT, 0))
 
 
 def _sums(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, finite: np.ndarray,

@@ -57,6 +57,25 @@ def pebay_merge_high(n_a: int, m2_a: float, m3_a: float, m4_a: float,
     return m3, m4
 
 
+MOMENT_EXPONENT = 400
+""":func:`moment_units`' default: a largest finite magnitude under ``2**400`` keeps the
+squares of the deviations under ``2**802``, their sums finite for any batch."""
+
+
+def moment_units(x: np.ndarray, finite: np.ndarray,
+                 exponent: int = MOMENT_EXPONENT) -> np.ndarray:
+    """Per row of ``x``, the power of two (>= 1) that brings its largest finite magnitude
+    under ``2**exponent`` (exact: dividing by it changes no bit of a value above
+    ``2**-622``).
+
+    >>> units = moment_units(np.array([[1e300, -2.0], [3.0, 4.0]]), np.ones((2, 2), bool))
+    >>> np.log2(units).tolist(), float(1e300 / units[0]) < 2.0 ** 400
+    ([597.0, 0.0], True)
+    """
+    big = np.where(finite, np.abs(x), 0.0).max(axis=1, initial=0.0)
+    return np.ldexp(1.0, np.maximum(np.frexp(big)[1] - exponent, 0))
+
+
 def std_interval(n, m2, m4, level: float) -> tuple[float, float]:
     """Interval of the population standard deviation ``σ = √(M2/n)`` from ``n``, ``M2`` and
     ``M4`` (central sums): ``Var(σ̂²) ≈ (μ₄ − σ⁴)/n`` (asymptotic, distribution-free), by the
@@ -125,13 +144,11 @@ class ScoreMoments(GroupedAccumulator):
             finite = np.isfinite(x)
             rows_list = [rows for _, rows in group]
             # values past 2**240 are summed in units of a power of two (exact), so that the
-            # mean stays finite; their M2..M4 beyond float64 become +inf when scaled back
-            kept = x[finite]
-            top = max(float(kept.max()), -float(kept.min())) if kept.size else 0.0
-            unit = max(math.frexp(top)[1] - 240, 0)  # 4th powers of n ≤ 2**40 such: finite
-            if unit:
-                x, kept = np.ldexp(x, -unit), np.ldexp(kept, -unit)
-            shift = float(kept.mean()) if kept.size else 0.0
+            # mean stays finite (4th powers of n ≤ 2**40 deviations under 2**241: finite)
+            unit = float(moment_units(x[None, :], finite[None, :], 240)[0])
+            if unit != 1.0:
+                x = x / unit
+            shift = float(x[finite].mean()) if finite.any() else 0.0
             d = np.where(finite, x - shift, 0.0)
             d2 = d * d
             sums = sum_values(cols, rows_list, np.stack([d, d2, d2 * d, d2 * d2])).tolist()
@@ -148,14 +165,11 @@ class ScoreMoments(GroupedAccumulator):
                     m2_b = max(s2 - m * s1, 0.0)
                     m3_b = s3 - 3 * m * s2 + 2 * n_b * (m * m * m)
                     m4_b = max(s4 - 4 * m * s3 + 6 * m * m * s2 - 3 * n_b * (m * m * m * m), 0.0)
-                    if unit:
-                        with np.errstate(over="ignore"):
-                            m2_b, m3_b, m4_b = (float(np.ldexp(v, k * unit)) for v, k in
-                                                ((m2_b, 2), (m3_b, 3), (m4_b, 4)))
-                            mean_b = float(np.ldexp(shift + m, unit))
-                        acc._add(n_b, mean_b, m2_b, m3_b, m4_b)
-                    else:
-                        acc._add(n_b, shift + m, m2_b, m3_b, m4_b)
+                    if unit != 1.0:  # back to the values' units: M2..M4 may be +inf
+                        with np.errstate(over="ignore", invalid="ignore"):
+                            scaled = np.array([m2_b, m3_b, m4_b]) * unit ** np.arange(2.0, 5.0)
+                        m2_b, m3_b, m4_b = scaled.tolist()
+                    acc._add(n_b, (shift + m) * unit, m2_b, m3_b, m4_b)
                 if task == "binary":
                     acc.n_predicted += h[3] + h[4]
                     acc.n_positive += h[4]
