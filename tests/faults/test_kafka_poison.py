@@ -36,6 +36,7 @@ from tests.integration.test_kafka_source import (
     wait_saved,
     write_spec,
 )
+from tests.wait import wait_until
 
 pytestmark = pytest.mark.integration
 FAULT_DAEMON = [sys.executable, str(Path(__file__).with_name("fault_daemon.py")), "run"]
@@ -104,8 +105,18 @@ def test_poison_of_every_kind_with_kill_9(tmp_path, kafka_bootstrap, kafka_topic
     wait_consumed(tmp_path / "cp.db", len(mixed), timeout=180)  # no partition blocked
     produce(kafka_bootstrap, topic, [sentinel(p) for p in range(PARTITIONS)])
     wait_results([results], set(want), timeout=120, logs=(d,))
-    fams = {f.name: f for f in text_string_to_metric_families(
-        requests.get(f"{d.url}/metrics", timeout=10).text)}
+
+    def scrape() -> dict:
+        return {f.name: f for f in text_string_to_metric_families(
+            requests.get(f"{d.url}/metrics", timeout=10).text)}
+
+    # the first sentinel closes the windows (the other partitions are idle), so the last
+    # sentinels may still be on their way when the results are written: wait for the count
+    # to reach the total (a lost record never does), then check it is exact
+    wait_until(lambda: sum(s.value for s in scrape()["slicewatch_records"].samples
+                           if s.name.endswith("_total")) >= n + PARTITIONS,
+               120, what="every record counted", detail=d.log)
+    fams = scrape()
     bad = {s.labels["reason"]: s.value for s in fams["slicewatch_bad_records"].samples
            if s.name.endswith("_total")}
     counted = {s.labels["model"]: s.value for s in fams["slicewatch_records"].samples
