@@ -6,10 +6,22 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test unit lint services-start services-stop clean
 
-$(STAMP): pyproject.toml
+# rustup puts cargo in ~/.cargo/bin, which a non-login shell may not have on its PATH
+CARGO_PATH := $(HOME)/.cargo/bin:$(PATH)
+
+$(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	@# the native JSON reader (Rust): without cargo, Arrow's reader reads every block
+	@if [ "$${SLICEWATCH_NATIVE:-1}" = 0 ]; then \
+		echo "install: SLICEWATCH_NATIVE=0: the native JSON reader is not built"; \
+	elif PATH="$(CARGO_PATH)" command -v cargo >/dev/null; then \
+		PATH="$(CARGO_PATH)" $(BIN)/pip install -q ./native; \
+	else \
+		echo "install: WARNING: no cargo (Rust, https://rustup.rs): the native JSON reader" \
+		     "is not built; JSON lines are read by Arrow's reader (slower)" >&2; \
+	fi
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -194,6 +194,17 @@ def rss_child(spec_path: str, path: str, mode: str) -> None:
     print(json.dumps({"records": n, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}))
 
 
+def without_native(run):
+    """``run`` with the native JSON reader switched off (Arrow's reader reads every block)."""
+    def wrapped():
+        os.environ["SLICEWATCH_NATIVE"] = "0"
+        try:
+            return run()
+        finally:
+            del os.environ["SLICEWATCH_NATIVE"]
+    return wrapped
+
+
 def peak_rss_mib() -> float:
     """This process's peak RSS: ``VmHWM`` (``ru_maxrss`` would keep the parent's peak
     across fork and exec)."""
@@ -235,6 +246,9 @@ def main() -> None:
     ap.add_argument("--against", metavar="REV",
                     help="the code base at git revision REV (or in directory REV) against "
                          "the working tree's (each daemon run in a child process)")
+    ap.add_argument("--arrow-rows", action="store_true",
+                    help="also (b) and (b10) with the native JSON reader off "
+                         "(SLICEWATCH_NATIVE=0: every block through Arrow's reader)")
     ap.add_argument("--run-child", nargs=2, metavar=("SPEC", "FILE"), help=argparse.SUPPRESS)
     ap.add_argument("--rss-child", nargs=3, metavar=("SPEC", "PARQUET", "MODE"),
                     help=argparse.SUPPRESS)
@@ -273,6 +287,9 @@ def main() -> None:
             "(b10) daemon, JSONL, 10 slice rules": lambda: daemon_run(ten, files["jsonl"]),
             "(c) daemon, Parquet, 1 slice": lambda: daemon_run(one, files["parquet"]),
             "(d) daemon, CSV, 1 slice": lambda: daemon_run(one, files["csv"])}
+    if args.arrow_rows:  # the same runs with the native JSON reader off: Arrow's reads
+        for name in ("(b) daemon, JSONL, 1 slice", "(b10) daemon, JSONL, 10 slice rules"):
+            runs[f"{name}, Arrow's reader"] = without_native(runs[name])
     if args.against:
         old, here = tree_at(args.against), Path(__file__).resolve().parents[1]
         data = {"(b)": ("jsonl", 1), "(b10)": ("jsonl", 10), "(c)": ("parquet", 1),

@@ -1,7 +1,9 @@
 """A block of JSON lines read into Arrow columns at once, or :class:`Irregular`.
 
 Apache Arrow's JSON reader parses a whole block in C++ and builds the columns itself; no
-Python object per record. It is laxer than ``orjson`` in a few places and unsafe in one,
+Python object per record. slicewatch's native reader (:mod:`monitor.ingest.native_block`)
+builds the same table about twice as fast and is tried first; a block it declines goes to
+Arrow's. It is laxer than ``orjson`` in a few places and unsafe in one,
 so a block is only handed to it when none of these can be in it: invalid UTF-8, a line that
 does not start with ``{`` (a blank line; Arrow crashes on a first value ``null``), a line
 that could nest deeper than
@@ -43,6 +45,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from monitor.ingest.lines import Lines
+from monitor.ingest.native_block import native_table
 
 SAFE_LINE_BYTES = 2000  # a line this short nests at most 1000 deep
 MAX_OPENS = 1000  # '[' + '{' in a longer line: more, and the block is irregular
@@ -81,6 +84,11 @@ def read_block(lines: Sequence[Any], schema: pa.Schema | None = None) -> pa.Tabl
             len(x) > SAFE_LINE_BYTES and x.count(b"[") + x.count(b"{") > MAX_OPENS
             for x in lines):
         raise Irregular("deep nesting")
+    table = native_table(block, schema)  # the same table, faster, or None: Arrow reads it
+    if table is not None:
+        if table.num_rows != len(lines):
+            raise Irregular("not one object per line")
+        return table
     try:
         table = pj.read_json(
             io.BytesIO(block),  # one Arrow block: one chunk, one inference
