@@ -369,13 +369,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 /// The columns of the lines of `block`. Lines of whitespace only are skipped, as Arrow's
 /// reader skips them (the caller checks the row count against its own count of lines).
 fn parse(block: &[u8], root: &mut Node) -> Result<usize, String> {
-    let blank = |l: &&[u8]| l.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\r'));
-    let lines: Vec<&[u8]> = block.split(|&b| b == b'\n').filter(|l| !blank(l)).collect();
+    // valid UTF-8 checked once for the block: serde_json then skips it string by string
+    let block = std::str::from_utf8(block).map_err(|_| "invalid UTF-8")?;
+    let blank = |l: &&str| l.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r'));
+    let lines: Vec<&str> = block.split('\n').filter(|l| !blank(l)).collect();
     if lines.is_empty() {
         return Err("no lines".into());
     }
     for (row, line) in lines.iter().enumerate() {
-        let mut de = serde_json::Deserializer::from_slice(line);
+        let mut de = serde_json::Deserializer::from_str(line);
         ValueSeed { node: root, row, in_list: false }.deserialize(&mut de).map_err(|e| e.to_string())?;
         de.end().map_err(|e| e.to_string())?;
         if root.len != row + 1 || !root.valid[row] {
