@@ -31,7 +31,7 @@ import numpy as np
 
 from monitor.core.grouped import Layers, layer_arrays
 from monitor.core.lazy import lazy_module
-from monitor.core.metrics.moments import moment_units
+from monitor.core.metrics.moments import merge_moments, moment_units
 from monitor.drift.errors import DriftError
 from slices.codes import factorize
 from slices.spec import MISSING, OTHER
@@ -481,13 +481,8 @@ class NumericSummary:
         return True
 
     def _combine(self, n_b: int, mean_b: float, m2_b: float, min_b: float, max_b: float) -> None:
-        n_a = self.n
-        n = n_a + n_b
-        delta = mean_b - self.mean  # Python floats: an overflow is inf (chan_merge's rules)
-        mean = self.mean + delta * n_b / n
-        self.mean = mean if math.isfinite(mean) else self.mean * (n_a / n) + mean_b * (n_b / n)
-        self.m2 += m2_b + (delta * delta * n_a * n_b / n if n_a else 0.0)
-        self.n = n
+        self.n, self.mean, self.m2 = merge_moments((self.n, self.mean, self.m2),
+                                                   (n_b, mean_b, m2_b))
         self.min = min(self.min, min_b)
         self.max = max(self.max, max_b)
 
@@ -628,12 +623,12 @@ def _sums(x: np.ndarray, codes: np.ndarray, ends: np.ndarray, finite: np.ndarray
 
 def _merge_moments(cells: list[NumericSummary], n_b: np.ndarray, mean_b: np.ndarray,
                    m2_b: np.ndarray, lo_b: np.ndarray, hi_b: np.ndarray) -> None:
-    """Chan-merge a batch's ``(n, mean, M2, min, max)`` into every summary of ``cells`` at
-    once (``NumericSummary._combine``, vectorised; cells with ``n_b = 0`` are untouched)."""
+    """Merge a batch's ``(n, mean, M2, min, max)`` into every summary of ``cells`` at once
+    (:func:`merge_moments` on arrays; cells with ``n_b = 0`` are untouched)."""
     n_a = np.array([s.n for s in cells], dtype=np.float64)
     mean_a = np.array([s.mean for s in cells])
     m2_a = np.array([s.m2 for s in cells])
-    mean, m2 = chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b)
+    _, mean, m2 = merge_moments((n_a, mean_a, m2_a), (n_b, mean_b, m2_b))
     lo = np.minimum([s.min for s in cells], lo_b).tolist()
     hi = np.maximum([s.max for s in cells], hi_b).tolist()
     n = n_a + n_b
@@ -641,30 +636,6 @@ def _merge_moments(cells: list[NumericSummary], n_b: np.ndarray, mean_b: np.ndar
                                                m2.tolist(), strict=True)):
         if nb:
             s.set_moments(int(nn), mu, v, lo[i], hi[i])
-
-
-def chan_merge(n_a: np.ndarray, mean_a: np.ndarray, m2_a: np.ndarray, n_b: np.ndarray,
-               mean_b: np.ndarray, m2_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, M2)`` of two parts' ``(n, mean, M2)`` (Chan et al.): ``mean = mean_a + δ n_b
-    / n``, ``M2 = M2_a + M2_b + δ² n_a n_b / n``, ``δ = mean_b − mean_a``. Where ``δ``
-    overflows (means near ±1e308 of opposite signs) the mean is the weighted one,
-    ``mean_a n_a / n + mean_b n_b / n``; ``M2`` beyond float64 is ``+inf``, never NaN.
-
-    >>> chan_merge(np.array([2.0]), np.array([1.5e308]), np.array([0.0]),
-    ...            np.array([2.0]), np.array([-1.5e308]), np.array([0.0]))
-    (array([0.]), array([inf]))
-    """
-    n = n_a + n_b
-    safe = np.maximum(n, 1.0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        delta = mean_b - mean_a
-        mean = mean_a + delta * n_b / safe
-        cross = delta * delta * n_a * n_b / safe
-        m2 = m2_a + np.maximum(m2_b, 0.0) + np.where(n_a > 0, cross, 0.0)
-        wide = ~np.isfinite(mean)
-        if wide.any():
-            mean = np.where(wide, mean_a * (n_a / safe) + mean_b * (n_b / safe), mean)
-    return mean, m2
 
 
 def _offer(x: np.ndarray, finite: np.ndarray, keys: np.ndarray, layer_codes: np.ndarray,

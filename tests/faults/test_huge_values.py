@@ -14,9 +14,10 @@ import orjson
 import pytest
 
 from monitor.cli import main
+from monitor.core.metrics.moments import merge_moments
 from monitor.drift.decide import Choice, pending
 from monitor.drift.profile import load_profile, numeric_edges
-from monitor.drift.summary import NumericSummary, chan_merge
+from monitor.drift.summary import NumericSummary
 
 UNIT = 2.0 ** 600  # numpy's reference: the same values divided by a power of two (exact)
 
@@ -81,8 +82,8 @@ def test_squares_that_do_not_overflow_keep_the_moments_exact_to_numpy():
 
 
 def test_the_mean_of_opposite_means_near_the_limit_does_not_overflow():
-    mean, m2 = chan_merge(np.array([2.0]), np.array([1.5e308]), np.array([0.0]),
-                          np.array([2.0]), np.array([-1.5e308]), np.array([0.0]))
+    _, mean, m2 = merge_moments((np.array([2.0]), np.array([1.5e308]), np.array([0.0])),
+                                (np.array([2.0]), np.array([-1.5e308]), np.array([0.0])))
     assert mean.tolist() == [0.0] and m2.tolist() == [math.inf]
     a, b = NumericSummary([0.0, 1.0]), NumericSummary([0.0, 1.0])
     a.update(np.full(3, 1.5e308))

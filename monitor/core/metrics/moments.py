@@ -1,4 +1,5 @@
-"""Mean and standard deviation of the model's output (prediction side), mergeable."""
+"""Mean and standard deviation of the model's output (prediction side), mergeable; the one
+pairwise merge of moments (:func:`merge_moments`) the drift summaries use too."""
 
 from __future__ import annotations
 
@@ -21,40 +22,81 @@ from monitor.core.metrics.intervals import wilson, z_value
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
 
 
-def chan_merge(n_a: int, mean_a: float, m2_a: float,
-               n_b: int, mean_b: float, m2_b: float) -> tuple[int, float, float]:
-    """Combine two ``(count, mean, M2)`` triples (Chan, Golub & LeVeque 1979).
+Moments = tuple[Any, ...]
+"""``(n, mean, M2)`` or ``(n, mean, M2, M3, M4)`` with ``M_k = Σ (x − mean)^k``: Python
+numbers, or numpy arrays (one sample per element)."""
 
-    ``δ = mean_b − mean_a``, ``n = n_a + n_b``, ``mean = mean_a + δ·n_b/n``,
-    ``M2 = M2_a + M2_b + δ²·n_a·n_b/n``, where ``M2 = Σ (x − mean)²``.
+
+def _pick(cond: Any, x: Any, y: Any) -> Any:
+    """``x if cond else y`` (``np.where`` of Python numbers)."""
+    return x if cond else y
+
+
+def _all_finite(x: Any) -> bool:
+    return bool(np.isfinite(x).all())
+
+
+def merge_moments(a: Moments, b: Moments) -> Moments:
+    """The moments of two samples together, from theirs: one pairwise update for every
+    caller (prediction moments, the drift summaries' folds and merges), on Python numbers
+    or elementwise on numpy arrays.
+
+    Notes
+    -----
+    Chan, Golub & LeVeque (1979) for the mean and M2, Pébay (2008) for M3 and M4, with
+    ``δ = mean_b − mean_a`` and ``n = n_a + n_b``::
+
+        mean = mean_a + δ·n_b/n
+        M2   = M2_a + M2_b + δ²·n_a·n_b/n
+        M3   = M3_a + M3_b + δ³·n_a·n_b·(n_a − n_b)/n² + 3δ·(n_a·M2_b − n_b·M2_a)/n
+        M4   = M4_a + M4_b + δ⁴·n_a·n_b·(n_a² − n_a·n_b + n_b²)/n³
+               + 6δ²·(n_a²·M2_b + n_b²·M2_a)/n² + 4δ·(n_a·M3_b − n_b·M3_a)/n
+
+    Beyond float64 (finite values near ±1e300): where the mean overflows (``δ`` does) it is
+    the weighted one, ``mean_a·(n_a/n) + mean_b·(n_b/n)``, finite; ``M2`` is ``+inf``, never
+    NaN (a negative ``M2_b``, rounding, counts as 0); ``M3``/``M4`` may be ±inf or NaN
+    (unknown: :func:`std_interval` is then NaN). An empty side adds nothing: the other
+    comes back as it is, except the mean when ``n_a = 0`` (as above: ``mean_a + δ``
+    to rounding). Counts as Python ints, or float64 arrays (the same bits below 5·10⁷).
+
+    >>> merge_moments((2, 1.0, 2.0), (1, 4.0, 0.0))  # [0, 2] and [4]
+    (3, 2.0, 8.0)
+    >>> merge_moments((np.array([2.0]), np.array([1.5e308]), np.array([0.0])),
+    ...               (np.array([2.0]), np.array([-1.5e308]), np.array([0.0])))[1:]
+    (array([0.]), array([inf]))
     """
-    if n_b == 0:
-        return n_a, mean_a, m2_a
-    if n_a == 0:
-        return n_b, mean_b, m2_b
-    n = n_a + n_b
-    delta = mean_b - mean_a
-    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta * delta * n_a * n_b / n
+    if any(isinstance(v, np.ndarray) for v in (*a, *b)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _merge(a, b, np.where, _all_finite, np.maximum)
+    return _merge(a, b, _pick, math.isfinite, max)
 
 
-def pebay_merge_high(n_a: int, m2_a: float, m3_a: float, m4_a: float,
-                     n_b: int, m2_b: float, m3_b: float, m4_b: float,
-                     delta: float) -> tuple[float, float]:
-    """``(M3, M4)`` of two combined samples (Pébay 2008, "Formulas for robust, one-pass
-    parallel computation of covariances and arbitrary-order statistical moments"), with
-    ``δ = mean_b − mean_a`` and ``M_k = Σ (x − mean)^k``."""
-    if n_b == 0:
-        return m3_a, m4_a
-    if n_a == 0:
-        return m3_b, m4_b
+def _merge(a: Moments, b: Moments, where: Any, finite: Any, maximum: Any) -> Moments:
+    """:func:`merge_moments` with the elementwise ``where``, ``finite`` (all) and
+    ``maximum`` of the arguments' kind."""
+    n_a, mean_a, m2_a, *high_a = a
+    n_b, mean_b, m2_b, *high_b = b
     n = n_a + n_b
-    d = delta
-    m3 = (m3_a + m3_b + d * d * d * n_a * n_b * (n_a - n_b) / n ** 2
-          + 3 * d * (n_a * m2_b - n_b * m2_a) / n)
-    m4 = (m4_a + m4_b + d * d * d * d * n_a * n_b * (n_a * n_a - n_a * n_b + n_b * n_b) / n ** 3
-          + 6 * d * d * (n_a * n_a * m2_b + n_b * n_b * m2_a) / n ** 2
-          + 4 * d * (n_a * m3_b - n_b * m3_a) / n)
-    return m3, m4
+    safe = where(n > 0, n, 1)
+    d = mean_b - mean_a
+    mean = mean_a + d * n_b / safe
+    if not finite(mean):
+        mean = where(np.isfinite(mean), mean, mean_a * (n_a / safe) + mean_b * (n_b / safe))
+    both = (n_a > 0) & (n_b > 0)
+    m2 = m2_a + maximum(m2_b, 0.0) + where(both, d * d * n_a * n_b / safe, 0.0)
+    out = [n, where(n_b > 0, mean, mean_a), where(n_b > 0, m2, m2_a)]
+    if high_a:
+        (m3_a, m4_a), (m3_b, m4_b) = high_a, high_b
+        m3 = (m3_a + m3_b + d * d * d * n_a * n_b * (n_a - n_b) / (safe * safe)
+              + 3 * d * (n_a * m2_b - n_b * m2_a) / safe)
+        m4 = (m4_a + m4_b
+              + d * d * d * d * n_a * n_b * (n_a * n_a - n_a * n_b + n_b * n_b)
+              / (safe * safe * safe)
+              + 6 * d * d * (n_a * n_a * m2_b + n_b * n_b * m2_a) / (safe * safe)
+              + 4 * d * (n_a * m3_b - n_b * m3_a) / safe)
+        out += [where(both, m3, where(n_b > 0, m3_b, m3_a)),
+                where(both, m4, where(n_b > 0, m4_b, m4_a))]
+    return tuple(out)
 
 
 MOMENT_EXPONENT = 400
@@ -103,7 +145,7 @@ class ScoreMoments(GroupedAccumulator):
     - regression: ``prediction_mean``, ``prediction_std``.
 
     ``std`` is the population standard deviation ``sqrt(M2 / n)`` (numpy's ``ddof=0``); means
-    and std are NaN when no value was seen. Batches fold in with :func:`chan_merge`, so merged
+    and std are NaN when no value was seen. Batches fold in with :func:`merge_moments`, so merged
     and one-pass results agree to float rounding.
 
     Examples
@@ -135,7 +177,7 @@ class ScoreMoments(GroupedAccumulator):
     def update_many(cols: ModelColumns, items: list[tuple[ScoreMoments, np.ndarray]]) -> None:
         """``acc.update(cols.take(rows))`` for every ``(acc, rows)`` of a batch, in one pass
         per task: sums of the values minus their batch mean (and squared), merged with
-        :func:`chan_merge` — equal to the per-group update to float rounding."""
+        :func:`merge_moments` — equal to the per-group update to float rounding."""
         by_task: dict[str, list[tuple[ScoreMoments, np.ndarray]]] = {}
         for acc, rows in items:
             by_task.setdefault(acc.task, []).append((acc, rows))
@@ -165,20 +207,23 @@ class ScoreMoments(GroupedAccumulator):
                     m2_b = max(s2 - m * s1, 0.0)
                     m3_b = s3 - 3 * m * s2 + 2 * n_b * (m * m * m)
                     m4_b = max(s4 - 4 * m * s3 + 6 * m * m * s2 - 3 * n_b * (m * m * m * m), 0.0)
-                    if unit != 1.0:  # back to the values' units: M2..M4 may be +inf
-                        with np.errstate(over="ignore", invalid="ignore"):
-                            scaled = np.array([m2_b, m3_b, m4_b]) * unit ** np.arange(2.0, 5.0)
-                        m2_b, m3_b, m4_b = scaled.tolist()
+                    if unit != 1.0:  # back to the values' units, one exact factor at a
+                        # time: M2..M4 may be ±inf; a 0 (a constant run) stays 0, not NaN
+                        m2_b = m2_b * unit * unit
+                        m3_b = m3_b * unit * unit * unit
+                        m4_b = m4_b * unit * unit * unit * unit
                     acc._add(n_b, (shift + m) * unit, m2_b, m3_b, m4_b)
                 if task == "binary":
                     acc.n_predicted += h[3] + h[4]
                     acc.n_positive += h[4]
 
     def _add(self, n_b: int, mean_b: float, m2_b: float, m3_b: float, m4_b: float) -> None:
-        """Fold in a sample's ``(n, mean, M2, M3, M4)``."""
-        self.m3, self.m4 = pebay_merge_high(self.n, self.m2, self.m3, self.m4,
-                                            n_b, m2_b, m3_b, m4_b, mean_b - self.mean)
-        self.n, self.mean, self.m2 = chan_merge(self.n, self.mean, self.m2, n_b, mean_b, m2_b)
+        """Fold in a sample's ``(n, mean, M2, M3, M4)`` (:func:`merge_moments`; an empty
+        accumulator takes them as they are)."""
+        b = (n_b, mean_b, m2_b, m3_b, m4_b)
+        merged = merge_moments((self.n, self.mean, self.m2, self.m3, self.m4), b) \
+            if self.n or not n_b else b
+        self.n, self.mean, self.m2, self.m3, self.m4 = merged
 
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
