@@ -57,7 +57,8 @@ def merge_moments(a: Moments, b: Moments) -> Moments:
     NaN (a negative ``M2_b``, rounding, counts as 0); ``M3``/``M4`` may be ±inf or NaN
     (unknown: :func:`std_interval` is then NaN). An empty side adds nothing: the other
     comes back as it is, except the mean when ``n_a = 0`` (as above: ``mean_a + δ``
-    to rounding). Counts as Python ints, or float64 arrays (the same bits below 5·10⁷).
+    to rounding). Arrays when the means are; counts as Python ints, or float64 arrays (the
+    same bits below 5·10⁷).
 
     >>> merge_moments((2, 1.0, 2.0), (1, 4.0, 0.0))  # [0, 2] and [4]
     (3, 2.0, 8.0)
@@ -65,7 +66,7 @@ def merge_moments(a: Moments, b: Moments) -> Moments:
     ...               (np.array([2.0]), np.array([-1.5e308]), np.array([0.0])))[1:]
     (array([0.]), array([inf]))
     """
-    if any(isinstance(v, np.ndarray) for v in (*a, *b)):
+    if isinstance(a[1], np.ndarray) or isinstance(b[1], np.ndarray):
         with np.errstate(over="ignore", invalid="ignore"):
             return _merge(a, b, np.where, _all_finite, np.maximum)
     return _merge(a, b, _pick, math.isfinite, max)
@@ -131,6 +132,22 @@ def std_interval(n, m2, m4, level: float) -> tuple[float, float]:
     return sd - half, sd + half
 
 
+def _batch_moments(n: np.ndarray, sums: np.ndarray, shift: float, unit: float) -> Moments:
+    """``(n, mean, M2, M3, M4)`` per group from the sums ``sums[k−1] = Σ dᵏ`` of its ``n``
+    values' deviations ``d = x/unit − shift`` (``k = 1..4``; ``unit`` a power of two). Back in
+    the values' units one exact factor at a time: M2..M4 may be ±inf; a 0 (a constant run)
+    stays 0, never NaN."""
+    s1, s2, s3, s4 = sums
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        m = s1 / np.maximum(n, 1.0)
+        m2 = np.maximum(s2 - m * s1, 0.0)
+        m3 = s3 - 3 * m * s2 + 2 * n * (m * m * m)
+        m4 = np.maximum(s4 - 4 * m * s3 + 6 * m * m * s2 - 3 * n * (m * m * m * m), 0.0)
+        if unit != 1.0:
+            m2, m3, m4 = m2 * unit * unit, m3 * unit * unit * unit, m4 * unit * unit * unit * unit
+        return n, (shift + m) * unit, m2, m3, m4
+
+
 class ScoreMoments(GroupedAccumulator):
     """Count, mean and M2 of the model output, plus the predicted-positive share (binary).
 
@@ -193,41 +210,32 @@ class ScoreMoments(GroupedAccumulator):
             shift = float(x[finite].mean()) if finite.any() else 0.0
             d = np.where(finite, x - shift, 0.0)
             d2 = d * d
-            sums = sum_values(cols, rows_list, np.stack([d, d2, d2 * d, d2 * d2])).tolist()
+            sums = sum_values(cols, rows_list, np.stack([d, d2, d2 * d, d2 * d2]))
             codes = [finite.astype(np.int64)]
             if task == "binary":
                 p = np.asarray(cols.predicted, np.float64)
                 with np.errstate(invalid="ignore"):
                     codes.append(np.where(np.isnan(p), 2, 3 + positive(p)))
-            hist = count_codes(cols, rows_list, np.stack(codes), 5).tolist()
-            for (acc, _), (s1, s2, s3, s4), h in zip(group, sums, hist, strict=True):
-                n_b = h[1]
-                if n_b:
-                    m = s1 / n_b
-                    m2_b = max(s2 - m * s1, 0.0)
-                    m3_b = s3 - 3 * m * s2 + 2 * n_b * (m * m * m)
-                    m4_b = max(s4 - 4 * m * s3 + 6 * m * m * s2 - 3 * n_b * (m * m * m * m), 0.0)
-                    if unit != 1.0:  # back to the values' units, one exact factor at a
-                        # time: M2..M4 may be ±inf; a 0 (a constant run) stays 0, not NaN
-                        m2_b = m2_b * unit * unit
-                        m3_b = m3_b * unit * unit * unit
-                        m4_b = m4_b * unit * unit * unit * unit
-                    acc._add(n_b, (shift + m) * unit, m2_b, m3_b, m4_b)
+            hist = count_codes(cols, rows_list, np.stack(codes), 5)
+            batch = _batch_moments(hist[:, 1].astype(np.float64), sums.T, shift, unit)
+            state = tuple(np.array(v, dtype=np.float64) for v in zip(
+                *((acc.n, acc.mean, acc.m2, acc.m3, acc.m4) for acc, _ in group), strict=True))
+            merged = merge_moments(state, batch)
+            # an empty accumulator takes the batch's moments as they are
+            out = np.where(state[0] == 0, np.array(batch), np.array(merged)).T.tolist()
+            for (acc, _), (n, mean, m2, m3, m4), h in zip(group, out, hist.tolist(), strict=True):
+                if h[1]:
+                    acc.n, acc.mean, acc.m2, acc.m3, acc.m4 = int(n), mean, m2, m3, m4
                 if task == "binary":
                     acc.n_predicted += h[3] + h[4]
                     acc.n_positive += h[4]
 
-    def _add(self, n_b: int, mean_b: float, m2_b: float, m3_b: float, m4_b: float) -> None:
-        """Fold in a sample's ``(n, mean, M2, M3, M4)`` (:func:`merge_moments`; an empty
-        accumulator takes them as they are)."""
-        b = (n_b, mean_b, m2_b, m3_b, m4_b)
-        merged = merge_moments((self.n, self.mean, self.m2, self.m3, self.m4), b) \
-            if self.n or not n_b else b
-        self.n, self.mean, self.m2, self.m3, self.m4 = merged
-
     def merge(self, other: Any) -> None:
         self.check_mergeable(other)
-        self._add(other.n, other.mean, other.m2, other.m3, other.m4)
+        b = (other.n, other.mean, other.m2, other.m3, other.m4)
+        if self.n or not other.n:  # an empty accumulator takes the other's as they are
+            b = merge_moments((self.n, self.mean, self.m2, self.m3, self.m4), b)
+        self.n, self.mean, self.m2, self.m3, self.m4 = b
         self.n_predicted += other.n_predicted
         self.n_positive += other.n_positive
 
