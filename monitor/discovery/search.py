@@ -94,11 +94,13 @@ def one_sided_pvalues(acc: ConjunctionCounts, cells: np.ndarray) -> np.ndarray:
         return stats.hypergeom.sf(k - 1, round(total), round(errors),
                                   n.astype(np.int64))
     rest_n = total - n
-    mean_s, mean_r = e / n, (errors - e) / rest_n
-    var_s = np.maximum(acc.e2[cells] / n - mean_s ** 2, 0.0) * n / np.maximum(n - 1, 1)
-    var_r = np.maximum((acc.total_error2 - acc.e2[cells]) / rest_n - mean_r ** 2, 0.0) \
-        * rest_n / np.maximum(rest_n - 1, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # errors are capped (monitor.discovery.errors): these sums are finite; a state from
+    # before the cap may hold +inf, whose NaN p-values count as 1 (never reported)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        mean_s, mean_r = e / n, (errors - e) / rest_n
+        var_s = np.maximum(acc.e2[cells] / n - mean_s ** 2, 0.0) * n / np.maximum(n - 1, 1)
+        var_r = np.maximum((acc.total_error2 - acc.e2[cells]) / rest_n - mean_r ** 2, 0.0) \
+            * rest_n / np.maximum(rest_n - 1, 1)
         p = stats.ttest_ind_from_stats(mean_s, np.sqrt(var_s), n, mean_r, np.sqrt(var_r),
                                        rest_n, equal_var=False, alternative="greater").pvalue
     return np.nan_to_num(p, nan=1.0)

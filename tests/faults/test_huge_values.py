@@ -249,3 +249,54 @@ def test_regression_run_on_predictions_at_the_float_limit(tmp_path, monkeypatch,
         expected = float(np.mean(pred[k * 500:(k + 1) * 500] / UNIT)) * UNIT
         assert m["prediction_mean"] == pytest.approx(expected, rel=1e-9)
     assert all(m["label_mean"] is not None and math.isfinite(m["label_mean"]) for m in overall)
+
+
+DISCOVERY_SPEC = """
+version: 1
+schema: {time: ts, value: pred, label: y, features: features}
+source: {type: file, path: disc.jsonl}
+models:
+  - name: m
+    task: regression
+    window: 600 records
+    metrics: [count, mae]
+    features: {c: categorical, d: categorical}
+    slices: [{overall: true}]
+    discovery: {features: [c, d], error: ERROR, min_support: 50, horizon: 2}
+"""
+
+
+@pytest.mark.parametrize("error", ["absolute_error", "squared_error"])
+def test_discovery_on_a_regression_stream_with_predictions_at_1e200(tmp_path, monkeypatch,
+                                                                    capsys, error):
+    """The error sums of discovery overflowed (RuntimeWarnings; NaN p-values then hid the
+    failing slice). Errors now count at most ``ERROR_CAP``: the slice whose model answers
+    1e200 is found first in every window, with finite figures, and no other slice is."""
+    from monitor.discovery.errors import ERROR_CAP
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(DISCOVERY_SPEC.replace("ERROR", error))
+    rng = np.random.default_rng(4)
+    n = 1800
+    c = rng.choice(["a", "b", "hot"], n, p=[0.45, 0.45, 0.1])
+    d = rng.choice(["x", "y"], n)
+    y = rng.normal(10.0, 1.0, n)
+    pred = np.where(c == "hot", 1e200, y + rng.normal(0.0, 1.0, n))
+    (tmp_path / "disc.jsonl").write_bytes(b"\n".join(
+        orjson.dumps({"ts": 1_700_000_000 + i, "pred": float(pred[i]), "y": float(y[i]),
+                      "features": {"c": str(c[i]), "d": str(d[i])}}) for i in range(n)) + b"\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["run", "-c", "spec.yaml", "--listen", "", "--results", "r.jsonl",
+                     "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Warning" not in err, err
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    found = [r for r in lines if r.get("type") == "discovered"]
+    firsts = [r for r in found if r["scope"] == "window" and r["rank"] == 1]
+    assert len(firsts) == 3 and all(r["slice"] == "c=hot" for r in firsts), found
+    for r in found:
+        assert r["slice"].startswith("c=hot"), r  # only the wild slice (and its crosses)
+        assert all(isinstance(r[k], float) and math.isfinite(r[k])
+                   for k in ("error", "rest_error", "score", "p_value", "p_adjusted")), r
+    assert all(r["error"] == ERROR_CAP for r in firsts)

@@ -4,6 +4,9 @@ equal to scipy's, and the same top-k as the ``sliceline`` package on a fixed fra
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -234,3 +237,50 @@ def test_top_k_and_scores_equal_sliceline_on_a_fixed_frame():
     ours = discover(counts(cols, errors), Settings(top_k=6, min_support=40, fdr=1.0,
                                                    alpha=0.95))
     assert [(c.slice, round(c.score, 9), c.records) for c in ours] == expected
+
+
+# ---- regression errors beyond float64 ----------------------------------------------------
+
+def _regression_errors(rng, cols, error, wild):
+    """Errors of predictions near the label, except the ``wild`` records' (1e200: their
+    squares, and for ``squared_error`` the errors themselves, overflow float64)."""
+    from monitor.core.metrics.base import ModelColumns
+    from monitor.discovery.errors import record_errors
+    n = wild.shape[0]
+    y = rng.normal(10.0, 1.0, n)
+    pred = np.where(wild, 1e200, y + rng.normal(0.0, 1.0, n))
+    errors, rows = record_errors(error, ModelColumns(pred, pred, y, np.zeros(n, np.int8)))
+    assert rows.shape[0] == n
+    return errors
+
+
+@pytest.mark.parametrize("error", ["absolute_error", "squared_error"])
+def test_a_slice_of_predictions_at_1e200_is_found_without_a_warning(error):
+    """Its errors count as ``ERROR_CAP``: sums and squares stay finite, so the slice is found
+    first, with finite figures (the squares overflowed: RuntimeWarnings, then NaN p-values
+    that hid it)."""
+    from monitor.discovery.errors import ERROR_CAP
+    rng = np.random.default_rng(21)
+    cols, _ = frame(rng, 3000)
+    wild = (cols["country"] == "BR") & (cols["plan"] == "edu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        errors = _regression_errors(rng, cols, error, wild)
+        assert errors.max() == ERROR_CAP and np.isfinite(errors).all()
+        found = discover(counts(cols, errors, error=error), Settings(top_k=3))
+    assert found[0].slice == "country=BR,plan=edu" and found[0].error == ERROR_CAP
+    for c in found:
+        assert all(math.isfinite(v) for v in (c.error, c.rest_error, c.score, c.p_value))
+        assert c.p_adjusted <= 0.05 and c.score > 0
+
+
+@pytest.mark.parametrize("error", ["absolute_error", "squared_error"])
+def test_every_prediction_at_1e200_finds_no_slice(error):
+    """A model gone wild on every record is a broad degradation: no slice is worse than the
+    rest (and no NaN makes one look so)."""
+    rng = np.random.default_rng(22)
+    cols, _ = frame(rng, 3000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        errors = _regression_errors(rng, cols, error, np.ones(3000, bool))
+        assert discover(counts(cols, errors, error=error), Settings()) == []
