@@ -57,8 +57,8 @@ def merge_moments(a: Moments, b: Moments) -> Moments:
     NaN (a negative ``M2_b``, rounding, counts as 0); ``M3``/``M4`` may be ±inf or NaN
     (unknown: :func:`std_interval` is then NaN). An empty side adds nothing: the other
     comes back as it is, except the mean when ``n_a = 0`` (as above: ``mean_a + δ``
-    to rounding). Arrays when the means are; counts as Python ints, or float64 arrays (the
-    same bits below 5·10⁷).
+    to rounding). Arrays when the means are; counts then float64 (the same bits as Python
+    ints while they stay below 5·10⁷).
 
     >>> merge_moments((2, 1.0, 2.0), (1, 4.0, 0.0))  # [0, 2] and [4]
     (3, 2.0, 8.0)
