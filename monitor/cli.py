@@ -67,7 +67,8 @@ def _at_least(low: float, kind: type = int):
 
 
 class _VersionAction(argparse.Action):
-    """``--version``: print ``slicewatch <version>`` and exit (the version looked up then)."""
+    """``--version``: print ``slicewatch <version>`` and which JSON reader runs, and exit (the
+    version looked up then)."""
 
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
                  **kwargs: Any) -> None:
@@ -76,8 +77,20 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        parser._print_message(f"slicewatch {version()}\n", sys.stdout)
+        parser._print_message(f"slicewatch {version()}\n{_native_line()}\n", sys.stdout)
         parser.exit()
+
+
+def _native_line() -> str:
+    """Whether JSON lines are read by the native reader (``native/``) or by Arrow's."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("slicewatch_native") is None:
+        return "JSON reader: Arrow's (the native reader is not built: cargo, then make install)"
+    if os.environ.get("SLICEWATCH_NATIVE", "1") == "0":
+        return "JSON reader: Arrow's (SLICEWATCH_NATIVE=0)"
+    return "JSON reader: native"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ A real daemon (``python -m monitor.cli run``) on the bundled fraud example, reac
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import socket
 import subprocess
@@ -27,9 +28,10 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "monitor.cli", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd or REPO, env=_env())
+                          text=True, timeout=120, cwd=cwd or REPO, env=_env() | (env or {}))
 
 
 def wait_until(cond, what: str, deadline: float = DEADLINE):
@@ -182,7 +184,15 @@ def test_unknown_option_prints_the_subcommands_usage(argv, usage):
 def test_version_comes_from_the_package_metadata():
     r = cli("--version")
     assert r.returncode == 0, r
-    assert r.stdout.strip() == f"slicewatch {importlib.metadata.version('slicewatch')}"
+    first, reader = r.stdout.strip().splitlines()
+    assert first == f"slicewatch {importlib.metadata.version('slicewatch')}"
+    built = importlib.util.find_spec("slicewatch_native") is not None
+    assert reader == ("JSON reader: native" if built else
+                      "JSON reader: Arrow's (the native reader is not built: cargo, then "
+                      "make install)"), reader
+    r = cli("--version", env={"SLICEWATCH_NATIVE": "0"})
+    assert r.stdout.strip().splitlines()[1] == (
+        "JSON reader: Arrow's (SLICEWATCH_NATIVE=0)" if built else reader)
 
 
 def test_grafana_without_output_refuses_and_writes_nothing(tmp_path):
