@@ -48,4 +48,4 @@ services-stop:
 	bash scripts/services stop
 
 clean:
-	rm -rf $(VENV) .services .pytest_cache .ruff_cache
+	rm -rf $(VENV) .services .pytest_cache .ruff_cache native/target
