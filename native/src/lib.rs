@@ -476,8 +476,11 @@ fn emit(py: Python<'_>, node: &Node) -> PyResult<PyObject> {
 fn read_block(py: Python<'_>, block: &[u8], schema: Option<Bound<'_, PyList>>) -> PyResult<Option<PyObject>> {
     let empty = PyList::empty(py);
     let mut root = given_node("struct", schema.as_ref().unwrap_or(&empty))?;
-    let parsed = py.allow_threads(|| parse(block, &mut root));
-    let Ok(rows) = parsed else { return Ok(None) };
+    // a panic (a bug of ours) declines the block rather than unwinding into Python
+    let parsed = py.allow_threads(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(block, &mut root)))
+    });
+    let Ok(Ok(rows)) = parsed else { return Ok(None) };
     let columns = emit(py, &root)?;
     Ok(Some((rows, columns).into_pyobject(py)?.into_any().unbind()))
 }

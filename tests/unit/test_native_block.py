@@ -146,6 +146,25 @@ def test_a_regular_block_is_read_natively_as_arrow_reads_it(block):
 
 @needs_native
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(regular_blocks(), st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=3)),
+                                  min_size=1, max_size=4))
+def test_damaged_bytes_are_declined_or_read_as_arrow_reads_them(block, damage):
+    """Bytes cut, replaced or inserted anywhere in a regular block (invalid UTF-8, a cut
+    escape, a stray quote…): declined, or Arrow's table; never an exception."""
+    data = bytearray(block)
+    for at, junk in damage:
+        at %= len(data) + 1
+        data[at:at + len(junk) % 2] = junk  # replace a byte, or insert
+    data = bytes(data)
+    native = native_table(data)
+    if native is not None:
+        arrow = arrow_table(data)
+        assert arrow is not None, f"native read a block Arrow refuses: {data!r}"
+        same(native, arrow)
+
+
+@needs_native
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(objects(2), min_size=1, max_size=4), st.lists(LINES, min_size=1, max_size=4))
 def test_with_the_types_learned_from_the_block_before(first, second):
     """As the decoder does: the next block read with the types of the one before."""
