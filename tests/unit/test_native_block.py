@@ -26,6 +26,9 @@ from monitor.ingest.native_block import native_table
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 OFF = os.environ.get("SLICEWATCH_NATIVE") == "0"
+# SLICEWATCH_FUZZ_EXAMPLES=20000 for a long run (each generated test's examples × that / 300)
+SCALE = int(os.environ.get("SLICEWATCH_FUZZ_EXAMPLES", "300")) / 300
+FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 needs_native = pytest.mark.skipif(OFF, reason="SLICEWATCH_NATIVE=0: the native reader is off")
 
 
@@ -91,7 +94,7 @@ LINES = st.one_of(objects(2), objects(2), objects(2),
 
 
 @needs_native
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(400 * SCALE), **FUZZ)
 @given(st.lists(LINES, min_size=1, max_size=6), st.booleans())
 def test_a_generated_block_is_arrow_s_table_or_declined(lines, final_newline):
     block = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
@@ -131,7 +134,7 @@ def regular_blocks(draw) -> bytes:
 
 
 @needs_native
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(300 * SCALE), **FUZZ)
 @given(regular_blocks())
 def test_a_regular_block_is_read_natively_as_arrow_reads_it(block):
     native = native_table(block)
@@ -145,7 +148,7 @@ def test_a_regular_block_is_read_natively_as_arrow_reads_it(block):
 
 
 @needs_native
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(300 * SCALE), **FUZZ)
 @given(regular_blocks(), st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=3)),
                                   min_size=1, max_size=4))
 def test_damaged_bytes_are_declined_or_read_as_arrow_reads_them(block, damage):
@@ -164,7 +167,7 @@ def test_damaged_bytes_are_declined_or_read_as_arrow_reads_them(block, damage):
 
 
 @needs_native
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(300 * SCALE), **FUZZ)
 @given(st.lists(objects(2), min_size=1, max_size=4), st.lists(LINES, min_size=1, max_size=4))
 def test_with_the_types_learned_from_the_block_before(first, second):
     """As the decoder does: the next block read with the types of the one before."""
