@@ -77,20 +77,10 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
                  values: Any, option_string: str | None = None) -> None:
-        parser._print_message(f"slicewatch {version()}\n{_native_line()}\n", sys.stdout)
+        from monitor.ingest.native_block import status
+
+        parser._print_message(f"slicewatch {version()}\n{status()}\n", sys.stdout)
         parser.exit()
-
-
-def _native_line() -> str:
-    """Whether JSON lines are read by the native reader (``native/``) or by Arrow's."""
-    import importlib.util
-    import os
-
-    if importlib.util.find_spec("slicewatch_native") is None:
-        return "JSON reader: Arrow's (the native reader is not built: cargo, then make install)"
-    if os.environ.get("SLICEWATCH_NATIVE", "1") == "0":
-        return "JSON reader: Arrow's (SLICEWATCH_NATIVE=0)"
-    return "JSON reader: native"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,8 +3,8 @@
 Apache Arrow's JSON reader parses a whole block in C++ and builds the columns itself; no
 Python object per record. slicewatch's native reader (:mod:`monitor.ingest.native_block`)
 builds the same table about twice as fast and is tried first; a block it declines goes to
-Arrow's. It is laxer than ``orjson`` in a few places and unsafe in one,
-so a block is only handed to it when none of these can be in it: invalid UTF-8, a line that
+Arrow's. Arrow's reader is laxer than ``orjson`` in a few places and unsafe in one,
+so a block is only handed to either when none of these can be in it: invalid UTF-8, a line that
 does not start with ``{`` (a blank line; Arrow crashes on a first value ``null``), a line
 that could nest deeper than
 :data:`MAX_OPENS` (Arrow's parser overflows the stack on very deep nesting; ``orjson``

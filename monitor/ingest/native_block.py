@@ -39,6 +39,15 @@ def available() -> bool:
     return _native is not None and os.environ.get("SLICEWATCH_NATIVE", "1") != "0"
 
 
+def status() -> str:
+    """Which reader reads JSON lines, and why (``slicewatch --version`` prints it)."""
+    if _native is None:
+        return "JSON reader: Arrow's (the native reader is not built: cargo, then make install)"
+    if not available():
+        return "JSON reader: Arrow's (SLICEWATCH_NATIVE=0)"
+    return "JSON reader: native"
+
+
 def native_table(block: bytes, schema: pa.Schema | None = None) -> pa.Table | None:
     """The table of the JSON lines of ``block`` (one row per line, the final newline
     optional), with ``schema``'s types for its fields; None when the native reader declines
@@ -48,10 +57,9 @@ def native_table(block: bytes, schema: pa.Schema | None = None) -> pa.Table | No
     given = None if schema is None else _given(schema)
     if given is False:
         return None
-    out = _native.read_block(block, given)
-    if out is None:
+    root = _native.read_block(block, given)  # a struct column: its fields are the table's
+    if root is None:
         return None
-    _, root = out
     columns = root[-1]
     return pa.Table.from_arrays([_array(col) for _, col in columns],
                                 names=[name for name, _ in columns])
@@ -59,7 +67,7 @@ def native_table(block: bytes, schema: pa.Schema | None = None) -> pa.Table | No
 
 def _given(fields: pa.Schema | pa.StructType) -> list | bool:
     """``[(name, kind, children)...]`` for the native reader, False for a type it does not
-    build (a timestamp, a list, another integer width…)."""
+    build (a timestamp, another integer width, a dictionary…)."""
     out = []
     for field in fields:
         if pa.types.is_struct(field.type) or pa.types.is_list(field.type):

@@ -468,7 +468,8 @@ fn emit(py: Python<'_>, node: &Node) -> PyResult<PyObject> {
     Ok(out.into_pyobject(py)?.into_any().unbind())
 }
 
-/// Columns of the JSON lines of `block`: `(rows, [(name, column)...])`, or `None` when the
+/// The JSON lines of `block` as one struct column (see `emit`; its fields are the top-level
+/// columns, its length the number of lines), or `None` when the
 /// block is not one this reader builds exactly as Arrow's reader would (then read it with
 /// Arrow). `schema`: `[(name, kind, children)...]`, the types of some top-level fields.
 #[pyfunction]
@@ -480,9 +481,8 @@ fn read_block(py: Python<'_>, block: &[u8], schema: Option<Bound<'_, PyList>>) -
     let parsed = py.allow_threads(|| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(block, &mut root)))
     });
-    let Ok(Ok(rows)) = parsed else { return Ok(None) };
-    let columns = emit(py, &root)?;
-    Ok(Some((rows, columns).into_pyobject(py)?.into_any().unbind()))
+    let Ok(Ok(_)) = parsed else { return Ok(None) };
+    Ok(Some(emit(py, &root)?))
 }
 
 /// Why `read_block` would return None for `block` (for tests and diagnostics), or None.

@@ -186,7 +186,7 @@ def test_with_the_types_learned_from_the_block_before(first, second):
 @pytest.mark.parametrize("line", [
     b'{"a": [[1]]}', b'{"a": [{"b": 1}]}', b'{"a": 1, "a": 2}', b'{"t": "2024-01-01"}',
     b'{"a": -0}', b'{"a": 9223372036854775808}', b'{"a": 1e400}', b'{"a": NaN}', b"null",
-    b'{"a": 1} {"b": 2}', b'{"a": {}}', b'{"a": "\\ud800"}',
+    b'{"a": 1} {"b": 2}', b'{"a": {}}', b'{"a": "\\ud800"}', b'{"a": [null, true]}',
 ])
 def test_what_it_declines(line):
     assert native_table(line + b'\n{"a": 1}') is None
